@@ -1,0 +1,196 @@
+//! Time sources for the kernel.
+//!
+//! The kernel keeps one monotonic timeline, measured in nanoseconds from the moment its
+//! clock was made ([`Time`]). POE's user-visible times (`alarm` epochs, the values
+//! `alarm_remove` and `alarm_adjust` return) are wall-clock; they are converted at the API
+//! boundary with [`Clock::wall_at`].
+//!
+//! [`SystemClock`] reads the OS clocks. [`ManualClock`] is a virtual clock for tests: it
+//! moves only when told to, or (with auto-advance, the default) jumps straight to the next
+//! timer when the kernel has nothing else to do, so a 15-second keep-alive test runs in
+//! microseconds and its timing is exact.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// A point on the kernel's monotonic timeline: nanoseconds since the clock's origin.
+/// Negative values are valid (a negative `delay` made at start-up lands before the origin).
+pub type Time = i64;
+
+/// Converts a signed number of seconds to [`Time`] nanoseconds, saturating.
+pub fn secs_to_time(secs: f64) -> Time {
+    let ns = secs * 1e9;
+    if ns >= i64::MAX as f64 {
+        i64::MAX
+    } else if ns <= i64::MIN as f64 {
+        i64::MIN
+    } else {
+        ns.round() as i64
+    }
+}
+
+/// Converts a [`Duration`] to [`Time`] nanoseconds, saturating.
+pub fn duration_to_time(d: Duration) -> Time {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// A source of time for a kernel.
+pub trait Clock {
+    /// The current point on the monotonic timeline.
+    fn now(&self) -> Time;
+
+    /// The wall-clock time that corresponds to point `t` of the timeline.
+    fn wall_at(&self, t: Time) -> SystemTime;
+
+    /// The timeline point of wall-clock time `wall`.
+    fn time_of(&self, wall: SystemTime) -> Time;
+
+    /// Called when the kernel would block until `deadline` with nothing ready.
+    ///
+    /// A real clock returns `false` and the kernel sleeps in its poll. A virtual clock may
+    /// jump to `deadline` and return `true`; the kernel then polls without blocking.
+    fn skip_to(&self, deadline: Time) -> bool {
+        let _ = deadline;
+        false
+    }
+}
+
+/// The operating system's clocks: [`Instant`] for the timeline, [`SystemTime`] for walls.
+#[derive(Debug, Clone)]
+pub struct SystemClock {
+    origin: Instant,
+    wall_origin: SystemTime,
+}
+
+impl SystemClock {
+    /// A clock whose origin is now.
+    pub fn new() -> Self {
+        SystemClock {
+            origin: Instant::now(),
+            wall_origin: SystemTime::now(),
+        }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn wall_plus(origin: SystemTime, t: Time) -> SystemTime {
+    if t >= 0 {
+        origin + Duration::from_nanos(t as u64)
+    } else {
+        origin
+            .checked_sub(Duration::from_nanos(t.unsigned_abs()))
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+}
+
+fn time_since(origin: SystemTime, wall: SystemTime) -> Time {
+    match wall.duration_since(origin) {
+        Ok(d) => duration_to_time(d),
+        Err(e) => -duration_to_time(e.duration()),
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Time {
+        duration_to_time(self.origin.elapsed())
+    }
+    fn wall_at(&self, t: Time) -> SystemTime {
+        wall_plus(self.wall_origin, t)
+    }
+    fn time_of(&self, wall: SystemTime) -> Time {
+        time_since(self.wall_origin, wall)
+    }
+}
+
+/// A virtual clock for tests. Cloning it gives another handle on the same time.
+///
+/// ```
+/// use reactor::clock::{Clock, ManualClock};
+/// use std::time::Duration;
+/// let c = ManualClock::new();
+/// c.advance(Duration::from_secs(15));
+/// assert_eq!(c.now(), 15_000_000_000);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    inner: Rc<ManualInner>,
+}
+
+#[derive(Debug)]
+struct ManualInner {
+    now: Cell<Time>,
+    wall_origin: SystemTime,
+    auto_advance: Cell<bool>,
+}
+
+impl ManualClock {
+    /// A clock at time 0 whose wall time is 2001-09-09T01:46:40Z (epoch 1,000,000,000), with
+    /// auto-advance on.
+    pub fn new() -> Self {
+        Self::with_wall(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000))
+    }
+
+    /// A clock at time 0 whose wall time is `wall`, with auto-advance on.
+    pub fn with_wall(wall: SystemTime) -> Self {
+        ManualClock {
+            inner: Rc::new(ManualInner {
+                now: Cell::new(0),
+                wall_origin: wall,
+                auto_advance: Cell::new(true),
+            }),
+        }
+    }
+
+    /// Whether the kernel may jump the clock to its next timer when it would otherwise sleep.
+    /// With it off, time moves only through [`advance`](Self::advance) and
+    /// [`set`](Self::set).
+    pub fn set_auto_advance(&self, on: bool) {
+        self.inner.auto_advance.set(on);
+    }
+
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        self.inner
+            .now
+            .set(self.inner.now.get().saturating_add(duration_to_time(d)));
+    }
+
+    /// Sets the clock to `t`; a clock never goes back, so an earlier `t` is ignored.
+    pub fn set(&self, t: Time) {
+        if t > self.inner.now.get() {
+            self.inner.now.set(t);
+        }
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Time {
+        self.inner.now.get()
+    }
+    fn wall_at(&self, t: Time) -> SystemTime {
+        wall_plus(self.inner.wall_origin, t)
+    }
+    fn time_of(&self, wall: SystemTime) -> Time {
+        time_since(self.inner.wall_origin, wall)
+    }
+    fn skip_to(&self, deadline: Time) -> bool {
+        if self.inner.auto_advance.get() {
+            self.set(deadline);
+            true
+        } else {
+            false
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Typed failures of kernel calls, keeping POE's errno meanings.
+
+use crate::value::{ArgError, HandlerError};
+use std::fmt;
+use std::io;
+
+/// Why a kernel call failed. [`Error::errno`] gives the `$!` value POE sets in that case,
+/// so ported error checks keep their meaning.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The session designator resolves to no live session (`ESRCH`).
+    NoSuchSession,
+    /// No such alias (`ESRCH`).
+    NoSuchAlias,
+    /// No such pending alarm or queue item (`ESRCH`).
+    NoSuchAlarm,
+    /// The alias belongs to another session (`EEXIST`).
+    AliasInUse,
+    /// The alarm or alias belongs to another session (`EPERM`).
+    NotOwner,
+    /// The session is not a child of the caller (`EPERM`).
+    NotChild,
+    /// The session's parent is already the kernel (`EPERM`).
+    AlreadyDetached,
+    /// The call needs an active session and none is running (`ESRCH`).
+    NoActiveSession,
+    /// An argument is invalid, e.g. an empty event name (`EINVAL`).
+    InvalidArgument(&'static str),
+    /// A session was created without a `_start` handler (`EINVAL`).
+    NoStartState,
+    /// A file descriptor is already watched in that mode by another session (`EEXIST`).
+    HandleInUse,
+    /// A `call`ed handler failed; the DIE signal has been queued for its session.
+    Died(HandlerError),
+    /// An unhandled exception ended `run()`: POE's `run()` dying with `$@`.
+    Exception(HandlerError),
+    /// An argument had the wrong type or was missing.
+    Arg(ArgError),
+    /// An operating-system error.
+    Io(io::Error),
+}
+
+impl Error {
+    /// The POE `$!` value for this failure (Linux numbering).
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::NoSuchSession
+            | Error::NoSuchAlias
+            | Error::NoSuchAlarm
+            | Error::NoActiveSession => 3,
+            Error::AliasInUse | Error::HandleInUse => 17,
+            Error::NotOwner | Error::NotChild | Error::AlreadyDetached => 1,
+            Error::InvalidArgument(_) | Error::NoStartState | Error::Arg(_) => 22,
+            Error::Died(_) | Error::Exception(_) => 0,
+            Error::Io(e) => e.raw_os_error().unwrap_or(0),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoSuchSession => f.write_str("no such session"),
+            Error::NoSuchAlias => f.write_str("no such alias"),
+            Error::NoSuchAlarm => f.write_str("no such alarm"),
+            Error::AliasInUse => f.write_str("alias is in use by another session"),
+            Error::NotOwner => f.write_str("belongs to another session"),
+            Error::NotChild => f.write_str("session is not a child of the active session"),
+            Error::AlreadyDetached => f.write_str("session is already a child of the kernel"),
+            Error::NoActiveSession => f.write_str("no session is active"),
+            Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
+            Error::NoStartState => f.write_str("session has no '_start' state"),
+            Error::HandleInUse => {
+                f.write_str("two sessions were caught watching the same file descriptor")
+            }
+            Error::Died(e) => write!(f, "handler died: {e}"),
+            Error::Exception(e) => f.write_str(e.message()),
+            Error::Arg(e) => e.fmt(f),
+            Error::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Arg(e) => Some(e),
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<ArgError> for Error {
+    fn from(e: ArgError) -> Self {
+        Error::Arg(e)
+    }
+}
+
+/// Shorthand for `Result<T, Error>`.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,343 @@
+//! I/O watchers: `select_read`, `select_write` and their pause/resume, on any file
+//! descriptor, with POE's level-triggered meaning on top of mio's edge-triggered poller.
+//!
+//! A watcher's handler runs in every timeslice while its descriptor stays ready, as under
+//! POE's select loop. mio reports a readiness edge once; after each dispatch the kernel
+//! re-arms the registration (one `epoll_ctl(MOD)`), which makes the poller report the
+//! descriptor again at the next poll if the handler left data unread or the socket is
+//! still writable, and not otherwise.
+
+use crate::error::{Error, Result};
+use crate::kernel::{args_of, EventId, Kernel, Kind};
+use crate::session::SessionId;
+use crate::signals::SIGNAL_TOKEN;
+use crate::value::{Args, IntoArgs};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token};
+use slab::Slab;
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, RawFd};
+use std::panic::Location;
+use std::time::Duration;
+
+/// Which readiness a watcher waits for (POE's mode numbers: 0 read, 1 write).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// Readable (`select_read`).
+    Read = 0,
+    /// Writable (`select_write`).
+    Write = 1,
+}
+
+#[derive(Clone)]
+struct Watcher {
+    event: EventId,
+    args: Args,
+    paused: bool,
+}
+
+struct FdRec {
+    fd: RawFd,
+    session: SessionId,
+    gen: u32,
+    read: Option<Watcher>,
+    write: Option<Watcher>,
+    registered: Option<Interest>,
+}
+
+impl FdRec {
+    fn interest(&self) -> Option<Interest> {
+        let r = self.read.as_ref().is_some_and(|w| !w.paused);
+        let w = self.write.as_ref().is_some_and(|w| !w.paused);
+        match (r, w) {
+            (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+            (true, false) => Some(Interest::READABLE),
+            (false, true) => Some(Interest::WRITABLE),
+            (false, false) => None,
+        }
+    }
+}
+
+pub(crate) struct Io {
+    poll: Poll,
+    events: Events,
+    fds: Slab<FdRec>,
+    by_fd: HashMap<RawFd, usize>,
+    next_gen: u32,
+}
+
+impl Io {
+    pub(crate) fn new() -> Result<Io> {
+        Ok(Io {
+            poll: Poll::new()?,
+            events: Events::with_capacity(1024),
+            fds: Slab::new(),
+            by_fd: HashMap::new(),
+            next_gen: 0,
+        })
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        self.poll.registry()
+    }
+
+    pub(crate) fn watched_fds(&self) -> usize {
+        self.fds.len()
+    }
+
+    fn token(key: usize, gen: u32) -> Token {
+        Token((key & 0xffff_ffff) | ((gen as usize) << 32))
+    }
+
+    fn sync(&mut self, key: usize) -> std::io::Result<()> {
+        let rec = &mut self.fds[key];
+        let want = rec.interest();
+        let token = Self::token(key, rec.gen);
+        let reg = self.poll.registry();
+        match (rec.registered, want) {
+            (None, Some(i)) => reg.register(&mut SourceFd(&rec.fd), token, i)?,
+            (Some(_), Some(i)) => reg.reregister(&mut SourceFd(&rec.fd), token, i)?,
+            (Some(_), None) => reg.deregister(&mut SourceFd(&rec.fd))?,
+            (None, None) => {}
+        }
+        rec.registered = want;
+        Ok(())
+    }
+}
+
+impl Kernel {
+    /// Watches `fd` for reading in the active session: while it is readable, `event` is
+    /// dispatched in every timeslice with `ARG0` = the fd, `ARG1` = [`Mode::Read`], then
+    /// `args` (POE's `select_read`). Watching an fd the session already watches only
+    /// resumes it. The fd keeps the session alive until the watcher is removed.
+    pub fn select_read(
+        &mut self,
+        fd: &impl AsRawFd,
+        event: &str,
+        args: impl IntoArgs,
+    ) -> Result<()> {
+        self.select_add(fd.as_raw_fd(), Mode::Read, event, args.into_args())
+    }
+
+    /// Watches `fd` for writing (POE's `select_write`).
+    pub fn select_write(
+        &mut self,
+        fd: &impl AsRawFd,
+        event: &str,
+        args: impl IntoArgs,
+    ) -> Result<()> {
+        self.select_add(fd.as_raw_fd(), Mode::Write, event, args.into_args())
+    }
+
+    /// Stops watching `fd` for reading (POE's `select_read(FH)`).
+    pub fn select_read_clear(&mut self, fd: &impl AsRawFd) -> Result<()> {
+        self.select_remove(fd.as_raw_fd(), Mode::Read)
+    }
+
+    /// Stops watching `fd` for writing (POE's `select_write(FH)`).
+    pub fn select_write_clear(&mut self, fd: &impl AsRawFd) -> Result<()> {
+        self.select_remove(fd.as_raw_fd(), Mode::Write)
+    }
+
+    /// Pauses the read watcher without releasing it (POE's `select_pause_read`); returns
+    /// whether the fd is watched for reading.
+    pub fn select_pause_read(&mut self, fd: &impl AsRawFd) -> Result<bool> {
+        self.select_pause(fd.as_raw_fd(), Mode::Read, true)
+    }
+
+    /// Resumes a paused read watcher (POE's `select_resume_read`).
+    pub fn select_resume_read(&mut self, fd: &impl AsRawFd) -> Result<bool> {
+        self.select_pause(fd.as_raw_fd(), Mode::Read, false)
+    }
+
+    /// Pauses the write watcher (POE's `select_pause_write`).
+    pub fn select_pause_write(&mut self, fd: &impl AsRawFd) -> Result<bool> {
+        self.select_pause(fd.as_raw_fd(), Mode::Write, true)
+    }
+
+    /// Resumes a paused write watcher (POE's `select_resume_write`).
+    pub fn select_resume_write(&mut self, fd: &impl AsRawFd) -> Result<bool> {
+        self.select_pause(fd.as_raw_fd(), Mode::Write, false)
+    }
+
+    fn select_add(&mut self, fd: RawFd, mode: Mode, event: &str, args: Args) -> Result<()> {
+        let me = self.active.session;
+        if me.is_kernel() {
+            return Err(Error::NoActiveSession);
+        }
+        if event.is_empty() {
+            return Err(Error::InvalidArgument("empty event name"));
+        }
+        let ev = self.intern(event);
+        let key = match self.io.by_fd.get(&fd) {
+            Some(&k) => {
+                if self.io.fds[k].session != me {
+                    return Err(Error::HandleInUse);
+                }
+                k
+            }
+            None => {
+                self.io.next_gen = self.io.next_gen.wrapping_add(1);
+                let k = self.io.fds.insert(FdRec {
+                    fd,
+                    session: me,
+                    gen: self.io.next_gen,
+                    read: None,
+                    write: None,
+                    registered: None,
+                });
+                self.io.by_fd.insert(fd, k);
+                self.ref_inc(me);
+                k
+            }
+        };
+        let rec = &mut self.io.fds[key];
+        let slot = match mode {
+            Mode::Read => &mut rec.read,
+            Mode::Write => &mut rec.write,
+        };
+        match slot {
+            // Already watched: only resume, keep the event and args (as POE does).
+            Some(w) => w.paused = false,
+            None => {
+                *slot = Some(Watcher {
+                    event: ev,
+                    args,
+                    paused: false,
+                })
+            }
+        }
+        self.io.sync(key).map_err(Error::Io)
+    }
+
+    fn select_remove(&mut self, fd: RawFd, mode: Mode) -> Result<()> {
+        let me = self.active.session;
+        let Some(&key) = self.io.by_fd.get(&fd) else {
+            return Ok(());
+        };
+        if self.io.fds[key].session != me {
+            return Err(Error::NotOwner);
+        }
+        let rec = &mut self.io.fds[key];
+        match mode {
+            Mode::Read => rec.read = None,
+            Mode::Write => rec.write = None,
+        }
+        // The fd may already be closed; deregistering it then fails harmlessly.
+        let _ = self.io.sync(key);
+        let rec = &self.io.fds[key];
+        if rec.read.is_none() && rec.write.is_none() {
+            self.io.fds.remove(key);
+            self.io.by_fd.remove(&fd);
+            self.ref_dec(me);
+        }
+        Ok(())
+    }
+
+    fn select_pause(&mut self, fd: RawFd, mode: Mode, paused: bool) -> Result<bool> {
+        let Some(&key) = self.io.by_fd.get(&fd) else {
+            return Ok(false);
+        };
+        let rec = &mut self.io.fds[key];
+        let w = match mode {
+            Mode::Read => rec.read.as_mut(),
+            Mode::Write => rec.write.as_mut(),
+        };
+        let Some(w) = w else { return Ok(false) };
+        w.paused = paused;
+        self.io.sync(key).map_err(Error::Io)?;
+        Ok(true)
+    }
+
+    pub(crate) fn io_clear_session(&mut self, id: SessionId) {
+        let keys: Vec<usize> = self
+            .io
+            .fds
+            .iter()
+            .filter(|(_, r)| r.session == id)
+            .map(|(k, _)| k)
+            .collect();
+        for k in keys {
+            let rec = &mut self.io.fds[k];
+            rec.read = None;
+            rec.write = None;
+            let _ = self.io.sync(k);
+            let fd = self.io.fds.remove(k).fd;
+            self.io.by_fd.remove(&fd);
+        }
+    }
+
+    /// Polls for readiness and dispatches watchers: every readable one, then every
+    /// writable one, then re-arms what was dispatched.
+    pub(crate) fn poll_io(&mut self, timeout: Option<Duration>) -> Result<()> {
+        if let Err(e) = self.io.poll.poll(&mut self.io.events, timeout) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::Io(e));
+            }
+        }
+        if self.io.events.is_empty() {
+            return Ok(());
+        }
+        let mut ready: Vec<(Token, bool, bool)> = Vec::with_capacity(self.io.events.iter().count());
+        let mut signal = false;
+        for e in self.io.events.iter() {
+            if e.token() == SIGNAL_TOKEN {
+                signal = true;
+                continue;
+            }
+            let r = e.is_readable() || e.is_read_closed() || e.is_error();
+            let w = e.is_writable() || e.is_write_closed() || e.is_error();
+            ready.push((e.token(), r, w));
+        }
+        if signal {
+            self.os_signals_ready();
+        }
+        for mode in [Mode::Read, Mode::Write] {
+            for &(token, r, w) in &ready {
+                let want = match mode {
+                    Mode::Read => r,
+                    Mode::Write => w,
+                };
+                if want {
+                    self.dispatch_watcher(token, mode);
+                }
+            }
+        }
+        for &(token, ..) in &ready {
+            let key = token.0 & 0xffff_ffff;
+            let gen = (token.0 >> 32) as u32;
+            if self
+                .io
+                .fds
+                .get(key)
+                .is_some_and(|r| r.gen == gen && r.registered.is_some())
+            {
+                let _ = self.io.sync(key);
+            }
+        }
+        Ok(())
+    }
+
+    fn dispatch_watcher(&mut self, token: Token, mode: Mode) {
+        let key = token.0 & 0xffff_ffff;
+        let gen = (token.0 >> 32) as u32;
+        let Some(rec) = self.io.fds.get(key) else {
+            return;
+        };
+        if rec.gen != gen {
+            return;
+        }
+        let w = match mode {
+            Mode::Read => rec.read.as_ref(),
+            Mode::Write => rec.write.as_ref(),
+        };
+        let Some(w) = w.filter(|w| !w.paused) else {
+            return;
+        };
+        let (sid, fd, ev) = (rec.session, rec.fd, w.event);
+        let mut a = args_of((fd, mode));
+        a.extend(&w.args);
+        let Some(skey) = self.key_of(sid) else { return };
+        let _ = self.dispatch(skey, sid, sid, ev, a, ev, Location::caller(), Kind::Normal);
+    }
+}

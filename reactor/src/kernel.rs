@@ -1,0 +1,1093 @@
+//! The kernel: sessions, the event queue, dispatch, garbage collection and the run loop.
+
+use crate::clock::{Clock, SystemClock, Time};
+use crate::error::{Error, Result};
+use crate::io::Io;
+use crate::queue::{ItemId, Queue};
+use crate::session::Designator;
+use crate::session::{Handler, Invocation, Session, SessionId, SessionOptions, KERNEL};
+use crate::signals::SignalState;
+use crate::value::{Args, HandlerError, IntoArgs, Value};
+use slab::Slab;
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::rc::Rc;
+
+/// An interned event name.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct EventId(pub(crate) u32);
+
+pub(crate) const EV_START: EventId = EventId(0);
+pub(crate) const EV_STOP: EventId = EventId(1);
+pub(crate) const EV_CHILD: EventId = EventId(2);
+pub(crate) const EV_PARENT: EventId = EventId(3);
+pub(crate) const EV_DEFAULT: EventId = EventId(4);
+pub(crate) const EV_NONE: EventId = EventId(5);
+pub(crate) const EV_IDLE: EventId = EventId(6);
+pub(crate) const EV_ZOMBIE: EventId = EventId(7);
+pub(crate) const EV_DIE: EventId = EventId(8);
+const RESERVED: [&str; 9] = [
+    "_start", "_stop", "_child", "_parent", "_default", "", "IDLE", "ZOMBIE", "DIE",
+];
+
+#[derive(Default)]
+pub(crate) struct Names {
+    map: HashMap<Rc<str>, EventId>,
+    names: Vec<Rc<str>>,
+}
+
+impl Names {
+    fn new() -> Self {
+        let mut n = Names::default();
+        for r in RESERVED {
+            n.intern(r);
+        }
+        n
+    }
+    fn intern(&mut self, s: &str) -> EventId {
+        if let Some(&id) = self.map.get(s) {
+            return id;
+        }
+        let id = EventId(self.names.len() as u32);
+        let rc: Rc<str> = Rc::from(s);
+        self.names.push(Rc::clone(&rc));
+        self.map.insert(rc, id);
+        id
+    }
+    pub(crate) fn get(&self, s: &str) -> Option<EventId> {
+        self.map.get(s).copied()
+    }
+    fn name(&self, id: EventId) -> &str {
+        &self.names[id.0 as usize]
+    }
+}
+
+/// What a queued item is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ItemKind {
+    Post,
+    Timer,
+    Signal,
+    Gc,
+}
+
+pub(crate) struct Item {
+    pub(crate) kind: ItemKind,
+    pub(crate) dest: SessionId,
+    pub(crate) sender: SessionId,
+    pub(crate) event: EventId,
+    pub(crate) args: Args,
+    pub(crate) caller_state: EventId,
+    pub(crate) caller: &'static Location<'static>,
+}
+
+/// How a dispatch came about; decides what a handler failure becomes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    Normal,
+    Call,
+    Start,
+    Stop,
+    Lifecycle,
+    Signal,
+    SigDie,
+}
+
+pub(crate) struct SessionRec {
+    pub(crate) id: SessionId,
+    pub(crate) parent: SessionId,
+    pub(crate) children: Vec<SessionId>,
+    heap: Box<dyn Any>,
+    handlers: HashMap<EventId, Handler>,
+    refcount: i64,
+    events_to: u32,
+    posts_from: u32,
+    pub(crate) aliases: Vec<String>,
+    pub(crate) timers: u32,
+    extrefs: HashMap<String, u64>,
+    depth: u32,
+    freed: bool,
+    pub(crate) options: SessionOptions,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct Frame {
+    pub(crate) session: SessionId,
+    pub(crate) key: Option<usize>,
+    pub(crate) event: EventId,
+}
+
+const KERNEL_FRAME: Frame = Frame {
+    session: KERNEL,
+    key: None,
+    event: EV_NONE,
+};
+
+/// What the `DIE` signal carries as `ARG1` when a handler fails (POE's exception hash).
+#[derive(Debug, Clone)]
+pub struct DieInfo {
+    /// The failure message (`$@`).
+    pub error_str: String,
+    /// The session whose handler failed.
+    pub dest_session: SessionId,
+    /// The event that was being handled.
+    pub event: String,
+    /// The session that sent that event.
+    pub source_session: SessionId,
+    /// The event active when that event was sent.
+    pub from_state: String,
+    /// Source file of the post/call that sent the event.
+    pub file: &'static str,
+    /// Source line of the post/call that sent the event.
+    pub line: u32,
+}
+
+/// Released handles (postbacks, callbacks) report here; the kernel drains it after each
+/// dispatch.
+#[derive(Default)]
+pub(crate) struct ReleaseQueue {
+    pub(crate) extref_drops: Vec<(SessionId, String)>,
+    pub(crate) posts: Vec<(SessionId, String, Args)>,
+}
+
+/// Builds a [`Kernel`] with a chosen clock and exception policy.
+pub struct KernelBuilder {
+    clock: Option<Rc<dyn Clock>>,
+    catch_exceptions: bool,
+}
+
+impl KernelBuilder {
+    /// Uses `clock` instead of the system clock (a [`ManualClock`](crate::clock::ManualClock)
+    /// in tests).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Rc::new(clock));
+        self
+    }
+
+    /// Whether handler failures become `DIE` signals (POE's `CATCH_EXCEPTIONS`, default on).
+    /// With it off, the first failure stops every session and `run()` returns it.
+    pub fn catch_exceptions(mut self, on: bool) -> Self {
+        self.catch_exceptions = on;
+        self
+    }
+
+    /// Makes the kernel.
+    pub fn build(self) -> Result<Kernel> {
+        let clock = self.clock.unwrap_or_else(|| Rc::new(SystemClock::new()));
+        Ok(Kernel {
+            sessions: Slab::new(),
+            by_id: HashMap::new(),
+            next_sid: 1,
+            kernel_children: Vec::new(),
+            names: Names::new(),
+            queue: Queue::new(),
+            last_fifo: Time::MIN,
+            batch_now: None,
+            clock,
+            aliases: HashMap::new(),
+            marked: Vec::new(),
+            marked_set: HashSet::new(),
+            stopping: HashSet::new(),
+            active: KERNEL_FRAME,
+            exception: None,
+            catch_exceptions: self.catch_exceptions,
+            extref_sessions: 0,
+            stopping_all: false,
+            releases: Rc::new(RefCell::new(ReleaseQueue::default())),
+            io: Io::new()?,
+            signals: SignalState::default(),
+        })
+    }
+}
+
+/// The event kernel: POE's `$poe_kernel`. One per thread; it owns every session, the
+/// queue of pending events and timers, the I/O watchers and the signal state.
+pub struct Kernel {
+    pub(crate) sessions: Slab<SessionRec>,
+    pub(crate) by_id: HashMap<u64, usize>,
+    next_sid: u64,
+    pub(crate) kernel_children: Vec<SessionId>,
+    pub(crate) names: Names,
+    pub(crate) queue: Queue<Item>,
+    last_fifo: Time,
+    pub(crate) batch_now: Option<Time>,
+    pub(crate) clock: Rc<dyn Clock>,
+    pub(crate) aliases: HashMap<String, SessionId>,
+    marked: Vec<SessionId>,
+    marked_set: HashSet<u64>,
+    stopping: HashSet<u64>,
+    pub(crate) active: Frame,
+    pub(crate) exception: Option<HandlerError>,
+    catch_exceptions: bool,
+    pub(crate) extref_sessions: usize,
+    stopping_all: bool,
+    pub(crate) releases: Rc<RefCell<ReleaseQueue>>,
+    pub(crate) io: Io,
+    pub(crate) signals: SignalState,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel")
+            .field("sessions", &self.by_id.len())
+            .field("queued", &self.queue.len())
+            .finish()
+    }
+}
+
+fn panic_message(p: Box<dyn Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "handler panicked".to_owned()
+    }
+}
+
+impl Kernel {
+    /// A kernel on the system clock, catching handler failures.
+    pub fn new() -> Result<Kernel> {
+        Self::builder().build()
+    }
+
+    /// A builder for a kernel with another clock or exception policy.
+    pub fn builder() -> KernelBuilder {
+        KernelBuilder {
+            clock: None,
+            catch_exceptions: true,
+        }
+    }
+
+    // ----------------------------------------------------------------- names and time
+
+    /// Interns an event name.
+    pub(crate) fn intern(&mut self, name: &str) -> EventId {
+        self.names.intern(name)
+    }
+
+    pub(crate) fn event_name(&self, id: EventId) -> &str {
+        self.names.name(id)
+    }
+
+    /// The kernel's "now" for new items: the clock, but always after the snapshot of the
+    /// batch being dispatched, as real time is in POE.
+    pub(crate) fn now(&self) -> Time {
+        let c = self.clock.now();
+        match self.batch_now {
+            Some(b) if c <= b => b + 1,
+            _ => c,
+        }
+    }
+
+    /// The current wall-clock time by the kernel's clock (POE's `time()`).
+    pub fn time(&self) -> std::time::SystemTime {
+        self.clock.wall_at(self.now())
+    }
+
+    /// The current point on the kernel's monotonic timeline.
+    pub fn monotime(&self) -> Time {
+        self.now()
+    }
+
+    // ----------------------------------------------------------------- session table
+
+    pub(crate) fn key_of(&self, id: SessionId) -> Option<usize> {
+        self.by_id.get(&id.0).copied()
+    }
+
+    pub(crate) fn session_exists(&self, id: SessionId) -> bool {
+        id.is_kernel() || self.by_id.contains_key(&id.0)
+    }
+
+    pub(crate) fn heap_of<H: 'static>(&mut self, key: usize) -> &mut H {
+        self.sessions[key]
+            .heap
+            .downcast_mut::<H>()
+            .expect("a context's heap type is the session's heap type")
+    }
+
+    /// Resolves a designator (ID, numeric string or alias) to a live session
+    /// (POE's `alias_resolve`).
+    pub fn resolve(&self, dest: impl Designator) -> Result<SessionId> {
+        dest.resolve(self).ok_or(Error::NoSuchSession)
+    }
+
+    /// The session whose handler is running, or [`KERNEL`] outside handlers
+    /// (POE's `get_active_session`).
+    pub fn get_active_session(&self) -> SessionId {
+        self.active.session
+    }
+
+    /// The event being handled, or `""` outside handlers (POE's `get_active_event`).
+    pub fn get_active_event(&self) -> &str {
+        self.event_name(self.active.event)
+    }
+
+    /// Number of live sessions.
+    pub fn session_count(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Number of pending events and timers (POE's `get_event_count`).
+    pub fn get_event_count(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// When the next pending item is due, as wall-clock time (POE's `get_next_event_time`).
+    pub fn get_next_event_time(&self) -> Option<std::time::SystemTime> {
+        self.queue.next_time().map(|t| self.clock.wall_at(t))
+    }
+
+    /// The parent of a session ([`KERNEL`] for top-level sessions).
+    pub fn parent_of(&self, id: SessionId) -> Result<SessionId> {
+        let key = self.key_of(id).ok_or(Error::NoSuchSession)?;
+        Ok(self.sessions[key].parent)
+    }
+
+    /// The children of a session, in creation order.
+    pub fn children_of(&self, id: SessionId) -> Result<Vec<SessionId>> {
+        if id.is_kernel() {
+            return Ok(self.kernel_children.clone());
+        }
+        let key = self.key_of(id).ok_or(Error::NoSuchSession)?;
+        Ok(self.sessions[key].children.clone())
+    }
+
+    /// The session with this number (POE's `ID_id_to_session`).
+    #[doc(alias = "ID_id_to_session")]
+    pub fn id_to_session(&self, id: u64) -> Result<SessionId> {
+        SessionId(id).resolve(self).ok_or(Error::NoSuchSession)
+    }
+
+    /// The number of a session (POE's `ID_session_to_id`).
+    #[doc(alias = "ID_session_to_id")]
+    pub fn session_to_id(&self, dest: impl Designator) -> Result<u64> {
+        Ok(self.resolve(dest)?.0)
+    }
+
+    fn children_mut(&mut self, id: SessionId) -> &mut Vec<SessionId> {
+        if id.is_kernel() {
+            &mut self.kernel_children
+        } else {
+            let key = self.by_id[&id.0];
+            &mut self.sessions[key].children
+        }
+    }
+
+    // ----------------------------------------------------------------- reference counts
+
+    pub(crate) fn ref_inc(&mut self, id: SessionId) {
+        if id.is_kernel() {
+            return;
+        }
+        if let Some(key) = self.key_of(id) {
+            let r = &mut self.sessions[key];
+            r.refcount += 1;
+            if r.refcount > 0 {
+                self.marked_set.remove(&id.0);
+            }
+        }
+    }
+
+    pub(crate) fn ref_dec(&mut self, id: SessionId) {
+        if id.is_kernel() {
+            return;
+        }
+        if let Some(key) = self.key_of(id) {
+            let r = &mut self.sessions[key];
+            r.refcount -= 1;
+            debug_assert!(
+                r.refcount >= 0,
+                "refcount of session {} went below zero",
+                id
+            );
+            if r.refcount < 1 {
+                self.marked.push(id);
+                self.marked_set.insert(id.0);
+            }
+        }
+    }
+
+    pub(crate) fn ev_ref_inc(&mut self, dest: SessionId, sender: SessionId) {
+        if let Some(key) = self.key_of(dest) {
+            let r = &mut self.sessions[key];
+            r.events_to += 1;
+            if r.events_to == 1 {
+                self.ref_inc(dest);
+            }
+        }
+        if dest != sender {
+            if let Some(key) = self.key_of(sender) {
+                let r = &mut self.sessions[key];
+                r.posts_from += 1;
+                if r.posts_from == 1 {
+                    self.ref_inc(sender);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn ev_ref_dec(&mut self, dest: SessionId, sender: SessionId) {
+        if let Some(key) = self.key_of(dest) {
+            let r = &mut self.sessions[key];
+            r.events_to -= 1;
+            if r.events_to == 0 {
+                self.ref_dec(dest);
+            }
+        }
+        if dest != sender {
+            if let Some(key) = self.key_of(sender) {
+                let r = &mut self.sessions[key];
+                r.posts_from -= 1;
+                if r.posts_from == 0 {
+                    self.ref_dec(sender);
+                }
+            }
+        }
+    }
+
+    /// Adds an external reference to a session under `tag`; returns the tag's new count
+    /// (POE's `refcount_increment`). While any tag is nonzero the session stays alive and
+    /// the kernel never goes idle.
+    pub fn refcount_increment(&mut self, id: SessionId, tag: &str) -> Result<u64> {
+        let key = self.key_of(id).ok_or(Error::NoSuchSession)?;
+        let r = &mut self.sessions[key];
+        let was_empty = r.extrefs.is_empty();
+        let c = r.extrefs.entry(tag.to_owned()).or_insert(0);
+        *c += 1;
+        let n = *c;
+        if n == 1 {
+            if was_empty {
+                self.extref_sessions += 1;
+            }
+            self.ref_inc(id);
+        }
+        Ok(n)
+    }
+
+    /// Removes an external reference (POE's `refcount_decrement`); returns the tag's new
+    /// count. A count already at zero stays there: the count never underflows.
+    pub fn refcount_decrement(&mut self, id: SessionId, tag: &str) -> Result<u64> {
+        let key = self.key_of(id).ok_or(Error::NoSuchSession)?;
+        let r = &mut self.sessions[key];
+        let Some(c) = r.extrefs.get_mut(tag) else {
+            return Ok(0);
+        };
+        *c -= 1;
+        let n = *c;
+        if n == 0 {
+            r.extrefs.remove(tag);
+            if r.extrefs.is_empty() {
+                self.extref_sessions -= 1;
+            }
+            self.ref_dec(id);
+        }
+        Ok(n)
+    }
+
+    pub(crate) fn drain_releases(&mut self) {
+        loop {
+            let drops = std::mem::take(&mut self.releases.borrow_mut().extref_drops);
+            if drops.is_empty() {
+                return;
+            }
+            for (sid, tag) in drops {
+                let _ = self.refcount_decrement(sid, &tag);
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------- sessions
+
+    /// Creates a session as a child of the active session (POE's
+    /// `POE::Session->create`). Its `_start` runs before this returns, then its parent's
+    /// `_child` with `create`. Fails with [`Error::NoStartState`] if there is no `_start`.
+    pub fn create<H: 'static>(&mut self, session: Session<H>) -> Result<SessionId> {
+        let Session {
+            heap,
+            handlers,
+            args,
+            options,
+        } = session;
+        if !handlers.iter().any(|(n, _)| n == "_start") {
+            log::warn!("discarding session - no '_start' state");
+            return Err(Error::NoStartState);
+        }
+        let mut map = HashMap::with_capacity(handlers.len());
+        for (name, h) in handlers {
+            let ev = self.intern(&name);
+            map.insert(ev, h);
+        }
+        let id = SessionId(self.next_sid);
+        self.next_sid += 1;
+        let parent = self.active.session;
+        let key = self.sessions.insert(SessionRec {
+            id,
+            parent,
+            children: Vec::new(),
+            heap: Box::new(heap),
+            handlers: map,
+            refcount: 0,
+            events_to: 0,
+            posts_from: 0,
+            aliases: Vec::new(),
+            timers: 0,
+            extrefs: HashMap::new(),
+            depth: 0,
+            freed: false,
+            options,
+        });
+        self.by_id.insert(id.0, key);
+        self.children_mut(parent).push(id);
+        self.ref_inc(parent);
+        log::debug!("session {id} created by {parent}");
+
+        let caller = Location::caller();
+        let ret = self
+            .dispatch(
+                key,
+                id,
+                parent,
+                EV_START,
+                args,
+                self.active.event,
+                caller,
+                Kind::Start,
+            )
+            .unwrap_or_default();
+        if self.session_exists(id) {
+            let p = self.sessions[key].parent;
+            if let Some(pk) = self.key_of(p) {
+                let a = args_of(("create".to_owned(), id, ret));
+                let _ = self.dispatch(pk, p, KERNEL, EV_CHILD, a, EV_NONE, caller, Kind::Lifecycle);
+            }
+            let t = self.now_fifo();
+            self.enqueue(ItemKind::Gc, id, id, EV_NONE, Args::new(), t, caller);
+        }
+        Ok(id)
+    }
+
+    pub(crate) fn set_handler(
+        &mut self,
+        key: usize,
+        event: &str,
+        h: Option<Handler>,
+    ) -> Result<()> {
+        if event.is_empty() {
+            return Err(Error::InvalidArgument("empty event name"));
+        }
+        let ev = self.intern(event);
+        let r = &mut self.sessions[key];
+        match h {
+            Some(h) => {
+                if r.options.debug && r.handlers.contains_key(&ev) {
+                    log::warn!("session {} redefined state '{}'", r.id, event);
+                }
+                r.handlers.insert(ev, h);
+            }
+            None => {
+                r.handlers.remove(&ev);
+            }
+        }
+        Ok(())
+    }
+
+    /// Gets or sets a session option of the active session (POE's `$session->option`);
+    /// returns the previous options.
+    pub fn set_options(&mut self, options: SessionOptions) -> Result<SessionOptions> {
+        let key = self.active.key.ok_or(Error::NoActiveSession)?;
+        Ok(std::mem::replace(&mut self.sessions[key].options, options))
+    }
+
+    /// The options of the active session.
+    pub fn options(&self) -> Result<SessionOptions> {
+        let key = self.active.key.ok_or(Error::NoActiveSession)?;
+        Ok(self.sessions[key].options)
+    }
+
+    // ----------------------------------------------------------------- the queue
+
+    pub(crate) fn now_fifo(&mut self) -> Time {
+        let mut p = self.now();
+        if p <= self.last_fifo {
+            p = self.last_fifo + 1;
+        }
+        self.last_fifo = p;
+        p
+    }
+
+    pub(crate) fn enqueue(
+        &mut self,
+        kind: ItemKind,
+        dest: SessionId,
+        sender: SessionId,
+        event: EventId,
+        args: Args,
+        time: Time,
+        caller: &'static Location<'static>,
+    ) -> ItemId {
+        self.flush_postbacks();
+        self.ev_ref_inc(dest, sender);
+        if kind == ItemKind::Timer {
+            if let Some(k) = self.key_of(dest) {
+                self.sessions[k].timers += 1;
+            }
+        }
+        let caller_state = self.active.event;
+        self.queue.enqueue(
+            time,
+            Item {
+                kind,
+                dest,
+                sender,
+                event,
+                args,
+                caller_state,
+                caller,
+            },
+        )
+    }
+
+    /// Whether the active session may send: a session that has been stopped (its `_stop`
+    /// already ran) sends nothing, as in POE where its queued events are discarded.
+    pub(crate) fn sender_alive(&self) -> bool {
+        match self.active.key {
+            None => true,
+            Some(k) => !self.sessions[k].freed,
+        }
+    }
+
+    /// Posts `event` to a session (POE's `post`): it is queued and dispatched in order.
+    /// The pending event keeps both the destination and the sender alive.
+    #[track_caller]
+    pub fn post(&mut self, dest: impl Designator, event: &str, args: impl IntoArgs) -> Result<()> {
+        let caller = Location::caller();
+        let dest = dest.resolve(self).ok_or(Error::NoSuchSession)?;
+        if event.is_empty() {
+            return Err(Error::InvalidArgument("empty event name"));
+        }
+        if !self.sender_alive() {
+            return Ok(());
+        }
+        let ev = self.intern(event);
+        let t = self.now_fifo();
+        let sender = self.active.session;
+        self.enqueue(
+            ItemKind::Post,
+            dest,
+            sender,
+            ev,
+            args.into_args(),
+            t,
+            caller,
+        );
+        Ok(())
+    }
+
+    /// Posts `event` to the active session (POE's `yield`).
+    #[doc(alias = "yield")]
+    #[track_caller]
+    pub fn yield_(&mut self, event: &str, args: impl IntoArgs) -> Result<()> {
+        let caller = Location::caller();
+        let me = self.active.session;
+        if me.is_kernel() {
+            return Err(Error::NoActiveSession);
+        }
+        if event.is_empty() {
+            return Err(Error::InvalidArgument("empty event name"));
+        }
+        if !self.sender_alive() {
+            return Ok(());
+        }
+        let ev = self.intern(event);
+        let t = self.now_fifo();
+        self.enqueue(ItemKind::Post, me, me, ev, args.into_args(), t, caller);
+        Ok(())
+    }
+
+    /// Dispatches `event` to a session now and returns its handler's value (POE's `call`).
+    ///
+    /// A call to the active session runs the handler directly, as POE does: a failure comes
+    /// back to the caller as [`Error::Died`] and no `DIE` signal is raised. A call to another
+    /// session that fails raises `DIE` for that session and returns [`Error::Died`].
+    #[track_caller]
+    pub fn call(
+        &mut self,
+        dest: impl Designator,
+        event: &str,
+        args: impl IntoArgs,
+    ) -> Result<Value> {
+        let caller = Location::caller();
+        let dest = dest.resolve(self).ok_or(Error::NoSuchSession)?;
+        if event.is_empty() {
+            return Err(Error::InvalidArgument("empty event name"));
+        }
+        let ev = self.intern(event);
+        self.call_id(dest, ev, args.into_args(), caller)
+    }
+
+    pub(crate) fn call_id(
+        &mut self,
+        dest: SessionId,
+        ev: EventId,
+        args: Args,
+        caller: &'static Location<'static>,
+    ) -> Result<Value> {
+        if dest.is_kernel() {
+            return Ok(Value::none());
+        }
+        let key = self.key_of(dest).ok_or(Error::NoSuchSession)?;
+        if self.active.session == dest {
+            // POE invokes the handler directly: no new frame, no exception trap.
+            let Some((h, state, args)) = self.find_handler(key, ev, args) else {
+                return Ok(Value::none());
+            };
+            let inv = Invocation {
+                key,
+                session: dest,
+                state,
+                sender: dest,
+                caller_state: self.active.event,
+                caller,
+                args,
+            };
+            let r = h(self, inv);
+            self.drain_releases();
+            return r.map_err(Error::Died);
+        }
+        let sender = self.active.session;
+        let caller_state = self.active.event;
+        self.dispatch(
+            key,
+            dest,
+            sender,
+            ev,
+            args,
+            caller_state,
+            caller,
+            Kind::Call,
+        )
+        .map_err(Error::Died)
+    }
+
+    fn find_handler(
+        &mut self,
+        key: usize,
+        ev: EventId,
+        args: Args,
+    ) -> Option<(Handler, EventId, Args)> {
+        let r = &self.sessions[key];
+        if let Some(h) = r.handlers.get(&ev) {
+            return Some((Rc::clone(h), ev, args));
+        }
+        if let Some(h) = r.handlers.get(&EV_DEFAULT) {
+            let name = self.names.name(ev).to_owned();
+            return Some((Rc::clone(h), EV_DEFAULT, args_of((name, args))));
+        }
+        if r.options.default && self.names.name(ev) != "_signal" {
+            log::warn!(
+                "a '{}' event was sent to session {} but session {} has neither a handler for it nor one for _default",
+                self.names.name(ev),
+                r.id,
+                r.id
+            );
+        }
+        None
+    }
+
+    /// Runs one handler in a new frame. A failure is turned into a DIE signal or the kernel
+    /// exception as POE does, and also returned.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn dispatch(
+        &mut self,
+        key: usize,
+        session: SessionId,
+        sender: SessionId,
+        ev: EventId,
+        args: Args,
+        caller_state: EventId,
+        caller: &'static Location<'static>,
+        kind: Kind,
+    ) -> std::result::Result<Value, HandlerError> {
+        if self.sessions[key].freed {
+            return Ok(Value::none());
+        }
+        let Some((h, state, args)) = self.find_handler(key, ev, args) else {
+            return Ok(Value::none());
+        };
+        if self.sessions[key].options.trace {
+            log::info!(
+                "{} -> {} (from {}:{})",
+                session,
+                self.names.name(state),
+                caller.file(),
+                caller.line()
+            );
+        }
+        log::trace!(
+            "dispatching '{}' to session {} from {}",
+            self.names.name(state),
+            session,
+            sender
+        );
+        let saved = self.active;
+        self.active = Frame {
+            session,
+            key: Some(key),
+            event: ev,
+        };
+        self.sessions[key].depth += 1;
+        let inv = Invocation {
+            key,
+            session,
+            state,
+            sender,
+            caller_state,
+            caller,
+            args,
+        };
+        let result = if self.catch_exceptions {
+            match catch_unwind(AssertUnwindSafe(|| h(self, inv))) {
+                Ok(r) => r,
+                Err(p) => Err(HandlerError::new(panic_message(p))),
+            }
+        } else {
+            match catch_unwind(AssertUnwindSafe(|| h(self, inv))) {
+                Ok(r) => r,
+                Err(p) => Err(HandlerError::new(panic_message(p))),
+            }
+        };
+        self.flush_postbacks();
+        self.active = saved;
+        let r = &mut self.sessions[key];
+        r.depth -= 1;
+        if r.freed && r.depth == 0 {
+            self.sessions.remove(key);
+        }
+        self.drain_releases();
+        if let Err(e) = &result {
+            self.handler_failed(e, session, sender, ev, caller_state, caller, kind);
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn handler_failed(
+        &mut self,
+        e: &HandlerError,
+        session: SessionId,
+        sender: SessionId,
+        ev: EventId,
+        caller_state: EventId,
+        caller: &'static Location<'static>,
+        kind: Kind,
+    ) {
+        log::debug!(
+            "session {} failed in '{}': {}",
+            session,
+            self.names.name(ev),
+            e
+        );
+        let fatal = !self.catch_exceptions || matches!(kind, Kind::Stop | Kind::SigDie);
+        if fatal || !self.session_exists(session) {
+            if fatal {
+                self.exception = Some(e.clone());
+            }
+            return;
+        }
+        let info = DieInfo {
+            error_str: e.message().to_owned(),
+            dest_session: session,
+            event: self.names.name(ev).to_owned(),
+            source_session: sender,
+            from_state: self.names.name(caller_state).to_owned(),
+            file: caller.file(),
+            line: caller.line(),
+        };
+        let t = self.now_fifo();
+        self.enqueue(
+            ItemKind::Signal,
+            session,
+            KERNEL,
+            EV_DIE,
+            args_of((info,)),
+            t,
+            caller,
+        );
+    }
+}
+
+/// Shorthand used inside the crate to build argument lists.
+pub(crate) fn args_of(a: impl IntoArgs) -> Args {
+    a.into_args()
+}
+
+// The rest of the kernel (lifecycle, GC, run loop, postbacks) is below.
+impl Kernel {
+    // ----------------------------------------------------------------- stopping
+
+    /// Stops a session now: its children move to its parent (`_child gain`, `_parent`),
+    /// it gets `_stop`, its parent gets `_child lose`, and everything it held is released.
+    pub(crate) fn stop_session(&mut self, id: SessionId) {
+        if id.is_kernel() || !self.stopping.insert(id.0) {
+            return;
+        }
+        let Some(key) = self.key_of(id) else {
+            self.stopping.remove(&id.0);
+            return;
+        };
+        let caller = Location::caller();
+        let parent = self.sessions[key].parent;
+        let children = self.sessions[key].children.clone();
+        for child in children {
+            if let Some(pk) = self.key_of(parent) {
+                let a = args_of(("gain".to_owned(), child));
+                let _ = self.dispatch(
+                    pk,
+                    parent,
+                    KERNEL,
+                    EV_CHILD,
+                    a,
+                    EV_NONE,
+                    caller,
+                    Kind::Lifecycle,
+                );
+            }
+            if let Some(ck) = self.key_of(child) {
+                let old = self.sessions[ck].parent;
+                let _ = self.dispatch(
+                    ck,
+                    child,
+                    KERNEL,
+                    EV_PARENT,
+                    args_of((old, parent)),
+                    EV_NONE,
+                    caller,
+                    Kind::Lifecycle,
+                );
+            }
+        }
+        let sender = self.active.session;
+        let ret = self
+            .dispatch(
+                key,
+                id,
+                sender,
+                EV_STOP,
+                Args::new(),
+                EV_NONE,
+                caller,
+                Kind::Stop,
+            )
+            .unwrap_or_default();
+        let parent = self.sessions[key].parent;
+        if let Some(pk) = self.key_of(parent) {
+            let a = args_of(("lose".to_owned(), id, ret));
+            let _ = self.dispatch(
+                pk,
+                parent,
+                KERNEL,
+                EV_CHILD,
+                a,
+                EV_NONE,
+                caller,
+                Kind::Lifecycle,
+            );
+        }
+        self.free_session(id, key);
+        self.stopping.remove(&id.0);
+    }
+
+    fn free_session(&mut self, id: SessionId, key: usize) {
+        log::debug!("session {id} freed");
+        let parent = self.sessions[key].parent;
+        if self.session_exists(parent) {
+            self.children_mut(parent).retain(|&c| c != id);
+            self.ref_dec(parent);
+        }
+        let children = std::mem::take(&mut self.sessions[key].children);
+        for child in children {
+            if let Some(ck) = self.key_of(child) {
+                self.sessions[ck].parent = parent;
+                if self.session_exists(parent) {
+                    self.children_mut(parent).push(child);
+                    self.ref_inc(parent);
+                }
+            }
+        }
+        self.signals_clear_session(id);
+        for alias in std::mem::take(&mut self.sessions[key].aliases) {
+            self.aliases.remove(&alias);
+        }
+        if !self.sessions[key].extrefs.is_empty() {
+            self.sessions[key].extrefs.clear();
+            self.extref_sessions -= 1;
+        }
+        self.io_clear_session(id);
+        let r = &self.sessions[key];
+        if r.events_to > 0 || r.posts_from > 0 {
+            let gone = self
+                .queue
+                .remove_matching(|it| it.dest == id || it.sender == id);
+            for (_, _, it) in gone {
+                // Releases the other party's count too.
+                self.ev_ref_dec(it.dest, it.sender);
+            }
+        }
+        self.by_id.remove(&id.0);
+        self.marked_set.remove(&id.0);
+        let r = &mut self.sessions[key];
+        r.freed = true;
+        if r.depth == 0 {
+            self.sessions.remove(key);
+        }
+    }
+
+    /// Stops every session, leaf first, each with `_stop` and its parent's `_child lose`
+    /// (POE's `stop`); `run()` then returns.
+    pub fn stop(&mut self) {
+        let order = self.bfs(KERNEL);
+        let saved = self.active;
+        self.active = KERNEL_FRAME;
+        self.stopping_all = true;
+        for id in order.into_iter().rev() {
+            if !id.is_kernel() && self.session_exists(id) {
+                self.stop_session(id);
+            }
+        }
+        self.stopping_all = false;
+        self.active = saved;
+        self.gc_sweep();
+    }
+
+    /// The session tree below `root` in breadth-first order, `root` first.
+    pub(crate) fn bfs(&self, root: SessionId) -> Vec<SessionId> {
+        let mut out = vec![root];
+        let mut i = 0;
+        while i < out.len() {
+            let id = out[i];
+            if id.is_kernel() {
+                out.extend(self.kernel_children.iter().copied());
+            } else if let Some(k) = self.key_of(id) {
+                out.extend(self.sessions[k].children.iter().copied());
+            }
+            i += 1;
+        }
+        out
+    }
+
+    pub(crate) fn gc_sweep(&mut self) {
+        while !self.marked.is_empty() {
+            let mut temp = std::mem::take(&mut self.marked_set);
+            let todo = std::mem::take(&mut self.marked);
+            for id in todo.into_iter().rev() {
+                if temp.remove(&id.0) {
+                    self.stop_session(id);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! # reactor: POE's execution model on mio
+//!
+//! A single-threaded event kernel that mirrors Perl's [POE](https://metacpan.org/pod/POE):
+//! sessions with a heap and named event handlers, `post`/`yield`/`call`, the whole
+//! delay/alarm family, aliases, signals, I/O watchers and reference-counted session
+//! lifetime, with POE's observable ordering.
+//!
+//! ```
+//! use reactor::{Kernel, Session, HandlerError};
+//!
+//! let mut kernel = Kernel::new()?;
+//! kernel.create(
+//!     Session::new(0u32)
+//!         .on("_start", |ctx| ctx.yield_("tick", ()))
+//!         .on("tick", |ctx| -> Result<(), HandlerError> {
+//!             *ctx.heap() += 1;
+//!             if *ctx.heap() < 3 {
+//!                 ctx.delay("tick", 0.001, ())?;
+//!             }
+//!             Ok(())
+//!         }),
+//! )?;
+//! kernel.run()?;
+//! # Ok::<(), reactor::Error>(())
+//! ```
+//!
+//! ## Design
+//!
+//! **Who owns the heap.** Sessions live in a [`slab`] inside the [`Kernel`]; each keeps its
+//! heap there, as `Box<dyn Any>`. Handlers are shared closures (`Rc<dyn Fn>`) that receive a
+//! [`Ctx`], which holds `&mut Kernel` and dereferences to it. The heap is reached through
+//! the context ([`Ctx::heap`]), so the borrow checker forbids holding a heap reference
+//! across a kernel call. That is exactly what makes POE's re-entrancy safe without
+//! `RefCell`: a handler may `call` itself, A may call B which calls A, a handler may create
+//! or stop sessions, and nothing can observe a heap in the middle of a mutation. A session
+//! stopped while one of its handlers is still on the stack keeps its record (and heap) until
+//! that handler returns, so [`Ctx::heap`] never fails.
+//!
+//! **Names and arguments.** Event names are interned once into small integers; dispatch
+//! compares integers, while `_default` and messages still see the names. Arguments are
+//! `Rc<dyn Any>` values with typed accessors ([`Args::get`]) that fail with an
+//! [`ArgError`] naming the position and type; one signal's arguments reach every watcher
+//! without copies. Handler return values are [`Value`]s.
+//!
+//! **Failures.** A handler that returns `Err` or panics is POE's `die`: with exception
+//! catching on (the default) it becomes a `DIE` signal to the failed session, its
+//! descendants and ancestors; unhandled, it stops every session and [`Kernel::run`] returns
+//! [`Error::Exception`]. The process never aborts because of a handler. Kernel calls fail
+//! with typed [`Error`]s that keep POE's errno meaning ([`Error::errno`]).
+//!
+//! **One queue.** Posts, timers and signals share one time-ordered [`queue::Queue`] (an
+//! indexed binary heap: set, cancel and re-time are O(log n)); equal times are FIFO.
+//! Posts take "now", strictly after the snapshot of the batch being dispatched, so an
+//! event posted during a batch runs in the next timeslice, as under POE.
+//!
+//! **Time.** The queue runs on a monotonic timeline read from a [`Clock`]. `alarm` epochs
+//! and the times `alarm_remove`/`alarm_adjust` return are wall-clock and converted at the
+//! API boundary. [`clock::ManualClock`] makes timer tests exact and instant.
+//!
+//! **Level-triggered I/O on mio.** See [`io`]: watchers are re-armed after dispatch so a
+//! descriptor left readable fires again next timeslice, as POE's select loop does.
+//!
+//! **Drop-driven release.** [`Postback`]s and [`Callback`]s hold an external reference on
+//! their session; dropping the last clone pushes a release onto a queue the kernel shares
+//! with them and drains right after the running handler returns.
+//!
+//! ## Deviations from POE
+//!
+//! - Calls that take an optional event to mean "remove" in POE have a separate name here:
+//!   `alarm(NAME)`/`delay(NAME)` is [`Kernel::alarm_clear`], `sig(NAME)` is
+//!   [`Kernel::sig_clear`], `select_read(FH)` is [`Kernel::select_read_clear`].
+//! - `alarm_remove_all` reports the real due time of `delay` timers (POE reports 0).
+//! - `alarm_remove` only removes timers (POE removes any queued item by id).
+
+pub mod api;
+pub mod clock;
+pub mod error;
+pub mod io;
+pub mod kernel;
+pub mod queue;
+mod run;
+pub mod session;
+pub mod signals;
+pub mod value;
+
+pub use api::{epoch_secs, AlarmId, Callback, Epoch, Postback, RemovedAlarm, Seconds};
+pub use clock::{Clock, ManualClock, SystemClock, Time};
+pub use error::{Error, Result};
+pub use io::Mode;
+pub use kernel::{DieInfo, Kernel, KernelBuilder};
+pub use session::{Ctx, Designator, Session, SessionId, SessionOptions, KERNEL};
+pub use value::{Arg, ArgError, Args, HandlerError, IntoArgs, Outcome, Value};

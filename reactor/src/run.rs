@@ -1,0 +1,136 @@
+//! The run loop: POE's timeslice.
+
+use crate::clock::Time;
+use crate::error::{Error, Result};
+use crate::kernel::{ItemKind, Kernel, Kind, EV_IDLE};
+use crate::session::KERNEL;
+use crate::value::Args;
+use std::panic::Location;
+use std::time::Duration;
+
+/// POE never sleeps longer than an hour at a time.
+const MAX_WAIT: Time = 3_600_000_000_000;
+
+impl Kernel {
+    /// Runs until no session is left (POE's `run`). Returns the unhandled exception, if
+    /// one ended the run; the kernel can be run again afterwards.
+    pub fn run(&mut self) -> Result<()> {
+        while self.session_count() > 0 {
+            self.timeslice()?;
+        }
+        self.finalize()
+    }
+
+    /// Runs one timeslice (POE's `run_one_timeslice`): returns `Ok(false)`, after
+    /// finalizing, once no session is left.
+    pub fn run_one_timeslice(&mut self) -> Result<bool> {
+        if self.session_count() == 0 {
+            self.finalize()?;
+            return Ok(false);
+        }
+        self.timeslice()?;
+        if self.session_count() == 0 {
+            self.finalize()?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Runs timeslices while `cond` holds and sessions remain (POE's `run_while`).
+    pub fn run_while(&mut self, mut cond: impl FnMut(&Kernel) -> bool) -> Result<()> {
+        while cond(self) && self.run_one_timeslice()? {}
+        Ok(())
+    }
+
+    fn finalize(&mut self) -> Result<()> {
+        // Whatever is left (a ZOMBIE queued as the last session went) has no one to go to.
+        let left = self.queue.remove_matching(|_| true);
+        for (_, _, it) in left {
+            self.timer_gone(&it);
+        }
+        match self.exception.take() {
+            Some(e) => Err(Error::Exception(e)),
+            None => Ok(()),
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.queue.is_empty()
+            && self.io.watched_fds() == 0
+            && self.extref_sessions == 0
+            && self.signals.child_watches() == 0
+            && self.session_count() > 0
+    }
+
+    fn timeslice(&mut self) -> Result<()> {
+        self.flush_postbacks();
+        // 1. Nothing can make new events: tell everyone.
+        if self.is_idle() {
+            let t = self.now_fifo();
+            self.enqueue(
+                ItemKind::Signal,
+                KERNEL,
+                KERNEL,
+                EV_IDLE,
+                Args::new(),
+                t,
+                Location::caller(),
+            );
+        }
+        // 2. How long may we wait?
+        let now = self.clock.now();
+        let mut wait = match self.queue.next_time() {
+            Some(t) => (t.saturating_sub(now)).clamp(0, MAX_WAIT),
+            None => MAX_WAIT,
+        };
+        if wait > 0 {
+            if let Some(t) = self.queue.next_time() {
+                if self.clock.skip_to(t) {
+                    wait = 0;
+                }
+            }
+        }
+        // 3 and 4. Poll, dispatch I/O, sweep.
+        self.poll_io(Some(Duration::from_nanos(wait as u64)))?;
+        self.gc_sweep();
+        // 5. Every item due by one snapshot of now, then sweep.
+        self.dispatch_due();
+        self.gc_sweep();
+        if self.exception.is_some() && self.session_count() > 0 {
+            self.stop();
+        }
+        Ok(())
+    }
+
+    fn dispatch_due(&mut self) {
+        let now = self.clock.now();
+        self.batch_now = Some(now);
+        while let Some((_, _, it)) = self.queue.dequeue_due(now) {
+            self.timer_gone(&it);
+            match it.kind {
+                ItemKind::Gc => {}
+                ItemKind::Signal => self.dispatch_signal(it.dest, it.event, it.args),
+                ItemKind::Post | ItemKind::Timer => {
+                    if let Some(key) = self.key_of(it.dest) {
+                        let _ = self.dispatch(
+                            key,
+                            it.dest,
+                            it.sender,
+                            it.event,
+                            it.args,
+                            it.caller_state,
+                            it.caller,
+                            Kind::Normal,
+                        );
+                    }
+                }
+            }
+            if self.exception.is_some() {
+                self.batch_now = None;
+                self.stop();
+                return;
+            }
+        }
+        self.batch_now = None;
+    }
+}

@@ -1,0 +1,355 @@
+//! Sessions: the builder, handler contexts, session ids and designators.
+
+use crate::error::Result;
+use crate::kernel::{EventId, Kernel};
+use crate::value::{ArgError, Args, HandlerError, IntoArgs, Outcome, Value};
+use std::any::Any;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+use std::rc::Rc;
+
+/// A session's numeric ID. IDs count up from 1 and are never reused within a process's
+/// kernel; [`KERNEL`] (0) names the kernel itself.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SessionId(pub(crate) u64);
+
+/// The kernel's own designator: a valid destination for `post`, `call` and `signal`
+/// (a signal to the kernel reaches every session).
+pub const KERNEL: SessionId = SessionId(0);
+
+impl SessionId {
+    /// The number (POE's `$session->ID`).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// Whether this is the kernel.
+    pub fn is_kernel(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The ID with this number. Whether such a session lives is up to the kernel.
+    pub fn from_raw(n: u64) -> Self {
+        SessionId(n)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == 0 {
+            f.write_str("SessionId(kernel)")
+        } else {
+            write!(f, "SessionId({})", self.0)
+        }
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Anything that names a session: a [`SessionId`], or a string that is a numeric ID or an
+/// alias (POE's session designators, resolved in that order when the call is made).
+pub trait Designator {
+    /// Resolves against the kernel's tables.
+    fn resolve(&self, k: &Kernel) -> Option<SessionId>;
+}
+
+impl Designator for SessionId {
+    fn resolve(&self, k: &Kernel) -> Option<SessionId> {
+        k.session_exists(*self).then_some(*self)
+    }
+}
+
+impl Designator for &SessionId {
+    fn resolve(&self, k: &Kernel) -> Option<SessionId> {
+        (*self).resolve(k)
+    }
+}
+
+impl Designator for str {
+    fn resolve(&self, k: &Kernel) -> Option<SessionId> {
+        if let Ok(n) = self.parse::<u64>() {
+            let id = SessionId(n);
+            if k.session_exists(id) {
+                return Some(id);
+            }
+        }
+        k.alias_lookup(self)
+    }
+}
+
+impl Designator for &str {
+    fn resolve(&self, k: &Kernel) -> Option<SessionId> {
+        (**self).resolve(k)
+    }
+}
+
+impl Designator for String {
+    fn resolve(&self, k: &Kernel) -> Option<SessionId> {
+        self.as_str().resolve(k)
+    }
+}
+
+impl Designator for &String {
+    fn resolve(&self, k: &Kernel) -> Option<SessionId> {
+        self.as_str().resolve(k)
+    }
+}
+
+/// What the kernel knows about the event being handled.
+pub(crate) struct Invocation {
+    pub(crate) key: usize,
+    pub(crate) session: SessionId,
+    pub(crate) state: EventId,
+    pub(crate) sender: SessionId,
+    pub(crate) caller_state: EventId,
+    pub(crate) caller: &'static Location<'static>,
+    pub(crate) args: Args,
+}
+
+/// A type-erased handler as the kernel stores it.
+pub(crate) type Handler =
+    Rc<dyn Fn(&mut Kernel, Invocation) -> std::result::Result<Value, HandlerError>>;
+
+/// The context a handler runs in: POE's `@_` (KERNEL, HEAP, SESSION, SENDER, STATE,
+/// CALLER_STATE, ARG0..).
+///
+/// It dereferences to the [`Kernel`], so every kernel call reads as in POE:
+/// `ctx.post(..)`, `ctx.yield_(..)`, `ctx.delay(..)`. The heap is reached with
+/// [`heap`](Ctx::heap); the borrow checker will not let a heap reference live across a
+/// kernel call, which is what makes re-entrant `call`s (A calls B calls A) safe.
+pub struct Ctx<'k, H> {
+    pub(crate) kernel: &'k mut Kernel,
+    pub(crate) inv: Invocation,
+    pub(crate) _heap: PhantomData<fn() -> H>,
+}
+
+impl<H: 'static> Ctx<'_, H> {
+    /// The session's heap (POE's `HEAP`).
+    pub fn heap(&mut self) -> &mut H {
+        self.kernel.heap_of::<H>(self.inv.key)
+    }
+
+    /// The kernel (POE's `KERNEL`); the context also dereferences to it.
+    pub fn kernel(&mut self) -> &mut Kernel {
+        self.kernel
+    }
+
+    /// The session handling the event (POE's `SESSION`).
+    pub fn session(&self) -> SessionId {
+        self.inv.session
+    }
+
+    /// The session that sent the event (POE's `SENDER`); the kernel for signals and
+    /// lifecycle events, the session itself for yields and timers.
+    pub fn sender(&self) -> SessionId {
+        self.inv.sender
+    }
+
+    /// The name of the event being handled (POE's `STATE`).
+    #[doc(alias = "STATE")]
+    pub fn event(&self) -> &str {
+        self.kernel.event_name(self.inv.state)
+    }
+
+    /// The event that was running when this one was posted or called (POE's
+    /// `CALLER_STATE`).
+    #[doc(alias = "CALLER_STATE")]
+    pub fn caller_state(&self) -> &str {
+        self.kernel.event_name(self.inv.caller_state)
+    }
+
+    /// Source file of the `post`/`call`/`yield` that sent the event (POE's `CALLER_FILE`).
+    pub fn caller_file(&self) -> &'static str {
+        self.inv.caller.file()
+    }
+
+    /// Source line of the `post`/`call`/`yield` that sent the event (POE's `CALLER_LINE`).
+    pub fn caller_line(&self) -> u32 {
+        self.inv.caller.line()
+    }
+
+    /// All arguments (POE's `@_[ARG0..$#_]`).
+    pub fn args(&self) -> &Args {
+        &self.inv.args
+    }
+
+    /// Argument `i` as a `T` (POE's `$_[ARG0 + i]`).
+    pub fn arg<T: Any>(&self, i: usize) -> std::result::Result<&T, ArgError> {
+        self.inv.args.get::<T>(i)
+    }
+
+    /// Adds or replaces a handler of this session at run time (POE's `$kernel->state`).
+    pub fn state<R: Outcome + 'static>(
+        &mut self,
+        event: &str,
+        handler: impl Fn(&mut Ctx<'_, H>) -> R + 'static,
+    ) -> Result<()> {
+        let h = erase::<H, R>(handler);
+        self.kernel.set_handler(self.inv.key, event, Some(h))
+    }
+
+    /// Removes a handler of this session (POE's `$kernel->state(EVENT)`).
+    pub fn remove_state(&mut self, event: &str) -> Result<()> {
+        self.kernel.set_handler(self.inv.key, event, None)
+    }
+
+    /// A postback: a closure that posts `event` to this session with `ARG0` = `args` and
+    /// `ARG1` = the closure's own arguments. It keeps the session alive until dropped.
+    pub fn postback(&mut self, event: &str, args: impl IntoArgs) -> crate::api::Postback {
+        let sid = self.inv.session;
+        self.kernel.postback(sid, event, args.into_args())
+    }
+
+    /// A callback: like [`postback`](Ctx::postback) but the event is `call`ed and the
+    /// handler's value returned.
+    pub fn callback(&mut self, event: &str, args: impl IntoArgs) -> crate::api::Callback {
+        let sid = self.inv.session;
+        self.kernel.callback(sid, event, args.into_args())
+    }
+}
+
+impl<H> Deref for Ctx<'_, H> {
+    type Target = Kernel;
+    fn deref(&self) -> &Kernel {
+        self.kernel
+    }
+}
+
+impl<H> DerefMut for Ctx<'_, H> {
+    fn deref_mut(&mut self) -> &mut Kernel {
+        self.kernel
+    }
+}
+
+pub(crate) fn erase<H: 'static, R: Outcome + 'static>(
+    f: impl Fn(&mut Ctx<'_, H>) -> R + 'static,
+) -> Handler {
+    Rc::new(move |kernel: &mut Kernel, inv: Invocation| {
+        let mut ctx = Ctx {
+            kernel,
+            inv,
+            _heap: PhantomData,
+        };
+        f(&mut ctx).into_outcome()
+    })
+}
+
+/// Per-session options (POE's `option`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// Log every dispatch to this session at `info` level (POE's `trace`).
+    pub trace: bool,
+    /// Warn when an event has neither a handler nor a `_default` (POE's `default`).
+    pub default: bool,
+    /// Warn when a handler is redefined (POE's `debug`).
+    pub debug: bool,
+}
+
+/// A session ready to be created: heap, handlers and `_start` arguments
+/// (POE's `POE::Session->create(...)`).
+///
+/// ```
+/// use reactor::{Kernel, Session};
+/// let mut k = Kernel::new().unwrap();
+/// k.create(
+///     Session::new(0u32)
+///         .on("_start", |ctx| ctx.yield_("count", ()))
+///         .on("count", |ctx| {
+///             *ctx.heap() += 1;
+///             if *ctx.heap() < 3 {
+///                 ctx.yield_("count", ())?;
+///             }
+///             Ok::<(), reactor::HandlerError>(())
+///         }),
+/// )
+/// .unwrap();
+/// k.run().unwrap();
+/// ```
+pub struct Session<H> {
+    pub(crate) heap: H,
+    pub(crate) handlers: Vec<(String, Handler)>,
+    pub(crate) args: Args,
+    pub(crate) options: SessionOptions,
+}
+
+impl<H: Default + 'static> Default for Session<H> {
+    fn default() -> Self {
+        Self::new(H::default())
+    }
+}
+
+impl<H: 'static> Session<H> {
+    /// A session with this heap and no handlers yet.
+    pub fn new(heap: H) -> Self {
+        Session {
+            heap,
+            handlers: Vec::new(),
+            args: Args::new(),
+            options: SessionOptions::default(),
+        }
+    }
+
+    /// Adds a handler for `event` (POE's `inline_states`). A later handler for the same
+    /// event replaces an earlier one.
+    #[doc(alias = "inline_states")]
+    pub fn on<R: Outcome + 'static>(
+        mut self,
+        event: &str,
+        handler: impl Fn(&mut Ctx<'_, H>) -> R + 'static,
+    ) -> Self {
+        self.handlers
+            .push((event.to_owned(), erase::<H, R>(handler)));
+        self
+    }
+
+    /// Maps events to methods of a shared object (POE's `object_states`). Each method gets
+    /// the object (POE's `OBJECT`) and the context.
+    pub fn object_states<O: 'static, R: Outcome + 'static>(
+        mut self,
+        object: Rc<O>,
+        states: &[(&str, fn(&O, &mut Ctx<'_, H>) -> R)],
+    ) -> Self {
+        for &(event, method) in states {
+            let obj = Rc::clone(&object);
+            self.handlers.push((
+                event.to_owned(),
+                erase::<H, R>(move |ctx| method(&obj, ctx)),
+            ));
+        }
+        self
+    }
+
+    /// Maps events to plain functions of a type (POE's `package_states`); `package` is the
+    /// class name the functions receive as `OBJECT`.
+    pub fn package_states<R: Outcome + 'static>(
+        mut self,
+        package: &'static str,
+        states: &[(&str, fn(&'static str, &mut Ctx<'_, H>) -> R)],
+    ) -> Self {
+        for &(event, func) in states {
+            self.handlers.push((
+                event.to_owned(),
+                erase::<H, R>(move |ctx| func(package, ctx)),
+            ));
+        }
+        self
+    }
+
+    /// Arguments for `_start` (POE's `args`).
+    pub fn args(mut self, args: impl IntoArgs) -> Self {
+        self.args = args.into_args();
+        self
+    }
+
+    /// Session options (POE's `options`).
+    pub fn options(mut self, options: SessionOptions) -> Self {
+        self.options = options;
+        self
+    }
+}

@@ -1,0 +1,398 @@
+//! Signals: soft signals between sessions, OS signals through the loop, DIE, CHLD.
+//!
+//! A signal goes to a session and its descendants (to every session when sent to the
+//! kernel); `DIE` also goes to the ancestors. Watchers are dispatched deepest first. A
+//! terminal signal (`QUIT INT KILL TERM HUP IDLE DIE`) that no watcher handled with
+//! [`Kernel::sig_handled`] stops every session it touched; a nonmaskable one (`ZOMBIE`,
+//! `UIDESTROY`) stops them regardless.
+//!
+//! OS signals are caught by `signal-hook` only while some session watches them, written to
+//! a pipe that the poller watches, and queued as ordinary signals to the kernel, so they
+//! are dispatched in order with every other event. A caught signal nobody watches any
+//! more gets its default action, as it would under POE.
+
+use crate::error::{Error, Result};
+use crate::kernel::{
+    args_of, EventId, ItemKind, Kernel, Kind, EV_DIE, EV_IDLE, EV_NONE, EV_ZOMBIE,
+};
+use crate::session::{SessionId, KERNEL};
+use crate::value::{Args, IntoArgs};
+use mio::{Interest, Token};
+use signal_hook_mio::v1_0::Signals;
+use std::collections::{BTreeMap, HashMap};
+use std::panic::Location;
+
+pub(crate) const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
+
+#[derive(Default)]
+pub(crate) struct SignalState {
+    watchers: HashMap<EventId, BTreeMap<SessionId, (EventId, Args)>>,
+    handled: u32,
+    os: Option<Signals>,
+    os_registered: Vec<i32>,
+    child_watch: HashMap<i32, (SessionId, EventId, Args)>,
+}
+
+impl SignalState {
+    pub(crate) fn child_watches(&self) -> usize {
+        self.child_watch.len()
+    }
+}
+
+fn os_signal_number(name: &str) -> Option<i32> {
+    use signal_hook::consts::*;
+    Some(match name {
+        "INT" => SIGINT,
+        "TERM" => SIGTERM,
+        "HUP" => SIGHUP,
+        "QUIT" => SIGQUIT,
+        "USR1" => SIGUSR1,
+        "USR2" => SIGUSR2,
+        "CHLD" | "CLD" => SIGCHLD,
+        "PIPE" => SIGPIPE,
+        "ALRM" => SIGALRM,
+        "WINCH" => SIGWINCH,
+        "CONT" => SIGCONT,
+        "TSTP" => SIGTSTP,
+        _ => return None,
+    })
+}
+
+fn os_signal_name(n: i32) -> &'static str {
+    use signal_hook::consts::*;
+    match n {
+        SIGINT => "INT",
+        SIGTERM => "TERM",
+        SIGHUP => "HUP",
+        SIGQUIT => "QUIT",
+        SIGUSR1 => "USR1",
+        SIGUSR2 => "USR2",
+        SIGCHLD => "CHLD",
+        SIGPIPE => "PIPE",
+        SIGALRM => "ALRM",
+        SIGWINCH => "WINCH",
+        SIGCONT => "CONT",
+        SIGTSTP => "TSTP",
+        _ => "UNKNOWN",
+    }
+}
+
+fn canonical(name: &str) -> &str {
+    if name == "CLD" {
+        "CHLD"
+    } else {
+        name
+    }
+}
+
+fn is_terminal(name: &str) -> bool {
+    matches!(
+        name,
+        "QUIT" | "INT" | "KILL" | "TERM" | "HUP" | "IDLE" | "DIE"
+    )
+}
+
+fn is_nonmaskable(name: &str) -> bool {
+    matches!(name, "ZOMBIE" | "UIDESTROY")
+}
+
+impl Kernel {
+    /// Watches signal `name` in the active session: when it arrives, `event` is dispatched
+    /// with `ARG0` = the signal name, then the signal's own arguments, then `args` (POE's
+    /// `sig`). Re-registering replaces. Watching does not keep the session alive.
+    pub fn sig(&mut self, name: &str, event: &str, args: impl IntoArgs) -> Result<()> {
+        let me = self.active.session;
+        if me.is_kernel() {
+            return Err(Error::NoActiveSession);
+        }
+        if name.is_empty() || event.is_empty() {
+            return Err(Error::InvalidArgument("empty signal or event name"));
+        }
+        let name = canonical(name);
+        if let Some(n) = os_signal_number(name) {
+            self.os_signal_watch(n)?;
+        }
+        let sig = self.intern(name);
+        let ev = self.intern(event);
+        self.signals
+            .watchers
+            .entry(sig)
+            .or_default()
+            .insert(me, (ev, args.into_args()));
+        Ok(())
+    }
+
+    /// Stops watching signal `name` in the active session (POE's `sig(NAME)`).
+    pub fn sig_clear(&mut self, name: &str) -> Result<()> {
+        let me = self.active.session;
+        if me.is_kernel() {
+            return Err(Error::NoActiveSession);
+        }
+        if let Some(sig) = self.names.get(canonical(name)) {
+            if let Some(w) = self.signals.watchers.get_mut(&sig) {
+                w.remove(&me);
+                if w.is_empty() {
+                    self.signals.watchers.remove(&sig);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the signal being dispatched as handled, so a terminal signal stops no one
+    /// (POE's `sig_handled`). A handler's return value never handles a signal.
+    pub fn sig_handled(&mut self) {
+        self.signals.handled += 1;
+    }
+
+    /// Sends signal `name` to a session and its descendants, or to every session when
+    /// `dest` is [`KERNEL`] (POE's `signal`). It is queued like a post.
+    #[track_caller]
+    pub fn signal(
+        &mut self,
+        dest: impl crate::session::Designator,
+        name: &str,
+        args: impl IntoArgs,
+    ) -> Result<()> {
+        let caller = Location::caller();
+        let dest = dest.resolve(self).ok_or(Error::NoSuchSession)?;
+        if name.is_empty() {
+            return Err(Error::InvalidArgument("empty signal name"));
+        }
+        let sig = self.intern(canonical(name));
+        let t = self.now_fifo();
+        let sender = self.active.session;
+        self.enqueue(
+            ItemKind::Signal,
+            dest,
+            sender,
+            sig,
+            args.into_args(),
+            t,
+            caller,
+        );
+        Ok(())
+    }
+
+    /// Watches child process `pid`: when it exits, `event` gets `ARG0` = "CHLD", `ARG1` =
+    /// pid, `ARG2` = wait status, then `args` (POE's `sig_child`). The watch keeps the
+    /// session alive until it fires.
+    pub fn sig_child(&mut self, pid: u32, event: &str, args: impl IntoArgs) -> Result<()> {
+        let me = self.active.session;
+        if me.is_kernel() {
+            return Err(Error::NoActiveSession);
+        }
+        let pid = i32::try_from(pid).map_err(|_| Error::InvalidArgument("pid out of range"))?;
+        self.os_signal_watch(signal_hook::consts::SIGCHLD)?;
+        let ev = self.intern(event);
+        if let Some((old, ..)) = self
+            .signals
+            .child_watch
+            .insert(pid, (me, ev, args.into_args()))
+        {
+            self.ref_dec(old);
+        }
+        self.ref_inc(me);
+        // A child may already have exited before we watched.
+        self.reap_children();
+        Ok(())
+    }
+
+    /// Stops watching child process `pid` (POE's `sig_child(PID)`).
+    pub fn sig_child_clear(&mut self, pid: u32) -> Result<()> {
+        let Ok(pid) = i32::try_from(pid) else {
+            return Ok(());
+        };
+        if let Some((s, ..)) = self.signals.child_watch.remove(&pid) {
+            self.ref_dec(s);
+        }
+        Ok(())
+    }
+
+    fn os_signal_watch(&mut self, n: i32) -> Result<()> {
+        if self.signals.os_registered.contains(&n) {
+            return Ok(());
+        }
+        if self.signals.os.is_none() {
+            let mut s = Signals::new(std::iter::empty::<i32>())?;
+            self.io
+                .registry()
+                .register(&mut s, SIGNAL_TOKEN, Interest::READABLE)?;
+            self.signals.os = Some(s);
+        }
+        if let Some(s) = &self.signals.os {
+            s.add_signal(n)?;
+        }
+        self.signals.os_registered.push(n);
+        Ok(())
+    }
+
+    pub(crate) fn os_signals_ready(&mut self) {
+        let pending: Vec<i32> = match &mut self.signals.os {
+            Some(s) => s.pending().collect(),
+            None => return,
+        };
+        for n in pending {
+            let name = os_signal_name(n);
+            log::debug!("OS signal {name}");
+            if n == signal_hook::consts::SIGCHLD {
+                self.reap_children();
+            }
+            let watched = self
+                .names
+                .get(name)
+                .and_then(|s| self.signals.watchers.get(&s))
+                .is_some_and(|w| !w.is_empty());
+            if watched {
+                if n != signal_hook::consts::SIGCHLD {
+                    let _ = self.signal(KERNEL, name, ());
+                }
+            } else if is_terminal(name) || matches!(name, "USR1" | "USR2" | "ALRM") {
+                // Nobody watches it any more: what the process would have done without us.
+                let _ = signal_hook::low_level::emulate_default_handler(n);
+            }
+        }
+    }
+
+    fn reap_children(&mut self) {
+        let chld_watched = self
+            .names
+            .get("CHLD")
+            .and_then(|s| self.signals.watchers.get(&s))
+            .is_some_and(|w| !w.is_empty());
+        if !chld_watched && self.signals.child_watch.is_empty() {
+            return;
+        }
+        loop {
+            let r = if chld_watched {
+                rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG)
+            } else {
+                // Reap only the children someone waits for; leave the rest to their owners.
+                let mut found = Ok(None);
+                for &pid in self.signals.child_watch.keys() {
+                    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+                        continue;
+                    };
+                    match rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG) {
+                        Ok(Some(hit)) => {
+                            found = Ok(Some(hit));
+                            break;
+                        }
+                        Ok(None) => {}
+                        Err(e) => found = Err(e),
+                    }
+                }
+                found
+            };
+            let Ok(Some((pid, status))) = r else { break };
+            let pid = pid.as_raw_nonzero().get();
+            let status = status.as_raw() as i32;
+            if let Some((s, ev, args)) = self.signals.child_watch.remove(&pid) {
+                let mut a = args_of(("CHLD".to_owned(), pid as u32, status));
+                a.extend(&args);
+                let t = self.now_fifo();
+                self.enqueue(ItemKind::Post, s, KERNEL, ev, a, t, Location::caller());
+                self.ref_dec(s);
+            }
+            if chld_watched {
+                let _ = self.signal(KERNEL, "CHLD", (pid as u32, status));
+            }
+        }
+    }
+
+    pub(crate) fn signals_clear_session(&mut self, id: SessionId) {
+        self.signals.watchers.retain(|_, w| {
+            w.remove(&id);
+            !w.is_empty()
+        });
+        let pids: Vec<i32> = self
+            .signals
+            .child_watch
+            .iter()
+            .filter(|(_, (s, ..))| *s == id)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in pids {
+            self.signals.child_watch.remove(&p);
+        }
+    }
+
+    /// Dispatches one signal item: POE's `_dispatch_signal_event`.
+    pub(crate) fn dispatch_signal(&mut self, dest: SessionId, sig: EventId, args: Args) {
+        let name = self.event_name(sig).to_owned();
+        let mut targets = self.bfs(dest);
+        if sig == EV_DIE {
+            let mut p = self.key_of(dest).map(|k| self.sessions[k].parent);
+            while let Some(pid) = p {
+                if pid.is_kernel() {
+                    break;
+                }
+                targets.insert(0, pid);
+                p = self.key_of(pid).map(|k| self.sessions[k].parent);
+            }
+        }
+        let saved_handled = std::mem::replace(&mut self.signals.handled, 0);
+        let kind = if sig == EV_DIE {
+            Kind::SigDie
+        } else {
+            Kind::Signal
+        };
+        let caller = Location::caller();
+        let mut touched = Vec::with_capacity(targets.len());
+        for &t in targets.iter().rev() {
+            touched.push(t);
+            if t.is_kernel() {
+                if sig == EV_IDLE && self.queue.is_empty() && self.io.watched_fds() == 0 {
+                    let now = self.now_fifo();
+                    self.enqueue(
+                        ItemKind::Signal,
+                        KERNEL,
+                        KERNEL,
+                        EV_ZOMBIE,
+                        Args::new(),
+                        now,
+                        caller,
+                    );
+                }
+                continue;
+            }
+            let Some((ev, wargs)) = self
+                .signals
+                .watchers
+                .get(&sig)
+                .and_then(|w| w.get(&t))
+                .cloned()
+            else {
+                continue;
+            };
+            let Some(key) = self.key_of(t) else { continue };
+            let mut a = args_of((name.clone(),));
+            a.extend(&args);
+            a.extend(&wargs);
+            let _ = self.dispatch(key, t, KERNEL, ev, a, EV_NONE, caller, kind);
+        }
+        let handled = self.signals.handled > 0;
+        self.signals.handled = saved_handled;
+        if is_nonmaskable(&name) || (is_terminal(&name) && !handled) {
+            for t in touched {
+                if !t.is_kernel() && self.session_exists(t) {
+                    self.stop_session(t);
+                }
+            }
+        }
+        if sig == EV_DIE && !handled {
+            let msg = args
+                .opt::<crate::kernel::DieInfo>(0)
+                .map(|d| d.error_str.clone())
+                .unwrap_or_default();
+            let full = match self.exception.take() {
+                Some(prev) => format!(
+                    "{msg}Additional error thrown in handler for previous error:\n{}",
+                    prev.message()
+                ),
+                None => msg,
+            };
+            self.exception = Some(crate::value::HandlerError::new(full));
+        }
+    }
+}

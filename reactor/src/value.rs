@@ -1,0 +1,292 @@
+//! Event arguments, handler return values and handler errors.
+//!
+//! POE passes any Perl value as `ARG0..`; here an argument is any `'static` Rust value,
+//! reference-counted so that one signal's arguments reach every watcher without copies.
+//! Typed accessors fail with an [`ArgError`] that names the position and both types.
+
+use std::any::{type_name, Any};
+use std::fmt;
+use std::rc::Rc;
+
+/// One event argument.
+pub type Arg = Rc<dyn Any>;
+
+/// The arguments of an event (POE's `@_[ARG0..$#_]`).
+#[derive(Clone, Default)]
+pub struct Args(Vec<Arg>);
+
+impl fmt::Debug for Args {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Args(len={})", self.0.len())
+    }
+}
+
+/// A typed argument access that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgError {
+    /// Position of the argument (0 for `ARG0`).
+    pub index: usize,
+    /// The type that was asked for.
+    pub expected: &'static str,
+    /// `true` if the argument exists but has another type; `false` if it is missing.
+    pub wrong_type: bool,
+}
+
+impl fmt::Display for ArgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.wrong_type {
+            write!(f, "ARG{} is not a {}", self.index, self.expected)
+        } else {
+            write!(
+                f,
+                "ARG{} is missing (expected a {})",
+                self.index, self.expected
+            )
+        }
+    }
+}
+
+impl std::error::Error for ArgError {}
+
+impl Args {
+    /// No arguments.
+    pub fn new() -> Self {
+        Args(Vec::new())
+    }
+
+    /// Appends a value.
+    pub fn push<T: Any>(&mut self, v: T) {
+        self.0.push(Rc::new(v));
+    }
+
+    /// Appends an already shared argument.
+    pub fn push_arg(&mut self, a: Arg) {
+        self.0.push(a);
+    }
+
+    /// Appends every argument of `other`.
+    pub fn extend(&mut self, other: &Args) {
+        self.0.extend(other.0.iter().cloned());
+    }
+
+    /// Number of arguments.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Argument `i` as a `T`.
+    pub fn get<T: Any>(&self, i: usize) -> Result<&T, ArgError> {
+        let a = self.0.get(i).ok_or(ArgError {
+            index: i,
+            expected: type_name::<T>(),
+            wrong_type: false,
+        })?;
+        a.downcast_ref::<T>().ok_or(ArgError {
+            index: i,
+            expected: type_name::<T>(),
+            wrong_type: true,
+        })
+    }
+
+    /// Argument `i` as a `T`, or `None` if missing or of another type.
+    pub fn opt<T: Any>(&self, i: usize) -> Option<&T> {
+        self.0.get(i)?.downcast_ref::<T>()
+    }
+
+    /// The shared argument `i` itself.
+    pub fn arg(&self, i: usize) -> Option<&Arg> {
+        self.0.get(i)
+    }
+
+    /// Whether argument `i` exists and is a `T`.
+    pub fn is<T: Any>(&self, i: usize) -> bool {
+        self.opt::<T>(i).is_some()
+    }
+
+    /// Iterates over the shared arguments.
+    pub fn iter(&self) -> std::slice::Iter<'_, Arg> {
+        self.0.iter()
+    }
+
+    /// The arguments from position `from` on.
+    pub fn tail(&self, from: usize) -> Args {
+        Args(self.0.get(from..).map(<[Arg]>::to_vec).unwrap_or_default())
+    }
+}
+
+impl From<Vec<Arg>> for Args {
+    fn from(v: Vec<Arg>) -> Self {
+        Args(v)
+    }
+}
+
+/// Values that can become event arguments: `()`, tuples of up to eight values, [`Args`].
+pub trait IntoArgs {
+    /// Converts into [`Args`].
+    fn into_args(self) -> Args;
+}
+
+impl IntoArgs for Args {
+    fn into_args(self) -> Args {
+        self
+    }
+}
+
+impl IntoArgs for () {
+    fn into_args(self) -> Args {
+        Args::new()
+    }
+}
+
+macro_rules! tuple_args {
+    ($($name:ident),+) => {
+        impl<$($name: Any),+> IntoArgs for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn into_args(self) -> Args {
+                let ($($name,)+) = self;
+                Args(vec![$(Rc::new($name) as Arg),+])
+            }
+        }
+    };
+}
+tuple_args!(A);
+tuple_args!(A, B);
+tuple_args!(A, B, C);
+tuple_args!(A, B, C, D);
+tuple_args!(A, B, C, D, E);
+tuple_args!(A, B, C, D, E, F);
+tuple_args!(A, B, C, D, E, F, G);
+tuple_args!(A, B, C, D, E, F, G, H);
+
+/// Builds [`Args`] from a list of expressions: `args![1, "two", 3.0]`.
+#[macro_export]
+macro_rules! args {
+    () => { $crate::Args::new() };
+    ($($e:expr),+ $(,)?) => {{
+        let mut a = $crate::Args::new();
+        $( a.push($e); )+
+        a
+    }};
+}
+
+/// A handler's return value: what `call` returns and `_child` receives from `_start` and
+/// `_stop`. Empty is POE's `undef`.
+#[derive(Default)]
+pub struct Value(Option<Box<dyn Any>>);
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_some() {
+            f.write_str("Value(..)")
+        } else {
+            f.write_str("Value(undef)")
+        }
+    }
+}
+
+impl Value {
+    /// The empty value (`undef`).
+    pub fn none() -> Self {
+        Value(None)
+    }
+
+    /// Wraps `v`.
+    pub fn new<T: Any>(v: T) -> Self {
+        Value(Some(Box::new(v)))
+    }
+
+    /// Whether this is the empty value.
+    pub fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The value as a `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.as_ref()?.downcast_ref::<T>()
+    }
+
+    /// Takes the value out as a `T`; gives the value back if it is not a `T`.
+    pub fn take<T: Any>(self) -> Result<T, Value> {
+        match self.0 {
+            Some(b) => b.downcast::<T>().map(|b| *b).map_err(|b| Value(Some(b))),
+            None => Err(Value(None)),
+        }
+    }
+
+    /// The boxed value, if any.
+    pub fn into_inner(self) -> Option<Box<dyn Any>> {
+        self.0
+    }
+}
+
+/// Why a handler failed: POE's `die`. Made from any [`std::error::Error`], a `String` or a
+/// `&str`, so `?` works inside handlers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HandlerError {
+    message: String,
+}
+
+impl HandlerError {
+    /// A failure with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        HandlerError {
+            message: message.into(),
+        }
+    }
+
+    /// The message (POE's `$@`).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.message, f)
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for HandlerError {
+    fn from(e: E) -> Self {
+        HandlerError::new(e.into().to_string())
+    }
+}
+
+/// What a handler may return: `()`, a [`Value`], or a `Result` of either whose error
+/// converts into a [`HandlerError`].
+pub trait Outcome {
+    /// Converts into the kernel's form.
+    fn into_outcome(self) -> Result<Value, HandlerError>;
+}
+
+impl Outcome for () {
+    fn into_outcome(self) -> Result<Value, HandlerError> {
+        Ok(Value::none())
+    }
+}
+
+impl Outcome for Value {
+    fn into_outcome(self) -> Result<Value, HandlerError> {
+        Ok(self)
+    }
+}
+
+impl<T: Outcome, E: Into<HandlerError>> Outcome for Result<T, E> {
+    fn into_outcome(self) -> Result<Value, HandlerError> {
+        match self {
+            Ok(v) => v.into_outcome(),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
