@@ -200,7 +200,7 @@ impl Kernel {
         let me = self.active_session()?;
         let ev = self.timer_name(name)?;
         self.clear_named(me, ev);
-        let t = self.now().saturating_add(secs.nanos());
+        let t = self.timer_base().saturating_add(secs.nanos());
         self.add_timer(ev, t, args.into_args(), caller).map(drop)
     }
 
@@ -221,7 +221,7 @@ impl Kernel {
         let caller = Location::caller();
         self.active_session()?;
         let ev = self.timer_name(name)?;
-        let t = self.now().saturating_add(secs.nanos());
+        let t = self.timer_base().saturating_add(secs.nanos());
         self.add_timer(ev, t, args.into_args(), caller)
     }
 
@@ -280,7 +280,7 @@ impl Kernel {
     /// `delay_adjust`).
     pub fn delay_adjust(&mut self, id: AlarmId, secs: impl Seconds) -> Result<SystemTime> {
         let me = self.active_session()?;
-        let t = self.now().saturating_add(secs.nanos());
+        let t = self.timer_base().saturating_add(secs.nanos());
         let t = self
             .queue
             .retime_if(id, |it| it.kind == ItemKind::Timer && it.dest == me, |_| t)

@@ -282,14 +282,20 @@ impl Kernel {
         }
     }
 
+    /// The base of relative timers: "now", but never before the last post, so a zero
+    /// delay made after a post runs after it even when the clock has not moved.
+    pub(crate) fn timer_base(&self) -> Time {
+        self.now().max(self.last_fifo)
+    }
+
     /// The current wall-clock time by the kernel's clock (POE's `time()`).
     pub fn time(&self) -> std::time::SystemTime {
-        self.clock.wall_at(self.now())
+        self.clock.wall_at(self.clock.now())
     }
 
     /// The current point on the kernel's monotonic timeline.
     pub fn monotime(&self) -> Time {
-        self.now()
+        self.clock.now()
     }
 
     // ----------------------------------------------------------------- session table
