@@ -18,14 +18,24 @@ fn example_binary(name: &str) -> PathBuf {
 }
 
 fn fixture() -> Vec<u8> {
-    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sessions.perl.out")).expect("fixture")
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sessions.perl.out"
+    ))
+    .expect("fixture")
 }
 
 #[test]
 fn rust_port_output_is_byte_identical_to_perl() {
     let bin = example_binary("sessions");
-    let out = Command::new(&bin).output().unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
-    assert!(out.status.success(), "sessions example failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(&bin)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+    assert!(
+        out.status.success(),
+        "sessions example failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let want = fixture();
     assert_eq!(out.stdout.len(), want.len(), "output length differs");
     assert!(out.stdout == want, "output differs from the Perl program's");
@@ -39,7 +49,13 @@ fn fixture_is_what_perl_poe_prints() {
         std::path::Path::new(script).exists(),
         "{script} is missing: install libpoe-perl (.ci/run does)"
     );
-    let out = Command::new("perl").arg(script).output().expect("perl runs");
+    let out = Command::new("perl")
+        .arg(script)
+        .output()
+        .expect("perl runs");
     assert!(out.status.success());
-    assert!(out.stdout == fixture(), "Perl POE's output no longer matches the fixture");
+    assert!(
+        out.stdout == fixture(),
+        "Perl POE's output no longer matches the fixture"
+    );
 }

@@ -38,7 +38,10 @@ fn batch_order_matches_poe() {
     )
     .unwrap();
     k.run().unwrap();
-    assert_eq!(*log.borrow(), vec!["h1", "past_from_h1", "h2", "y_from_h1", "zero_from_h1"]);
+    assert_eq!(
+        *log.borrow(),
+        vec!["h1", "past_from_h1", "h2", "y_from_h1", "zero_from_h1"]
+    );
 }
 
 #[test]
@@ -70,7 +73,9 @@ fn virtual_time_runs_a_long_timer_instantly_and_exactly() {
     k.create(
         Session::new(())
             .on("_start", |ctx: &mut Ctx<'_, ()>| ctx.delay("tick", 15, ()))
-            .on("tick", move |ctx: &mut Ctx<'_, ()>| f.borrow_mut().push(ctx.monotime())),
+            .on("tick", move |ctx: &mut Ctx<'_, ()>| {
+                f.borrow_mut().push(ctx.monotime())
+            }),
     )
     .unwrap();
     let started = std::time::Instant::now();
