@@ -70,10 +70,11 @@ impl Epoch for SystemTime {
 
 impl Epoch for f64 {
     fn system_time(self) -> SystemTime {
+        let d = Duration::try_from_secs_f64(self.abs()).unwrap_or(Duration::MAX);
         if self >= 0.0 {
-            UNIX_EPOCH + Duration::from_secs_f64(self)
+            UNIX_EPOCH.checked_add(d).unwrap_or(UNIX_EPOCH)
         } else {
-            UNIX_EPOCH
+            UNIX_EPOCH.checked_sub(d).unwrap_or(UNIX_EPOCH)
         }
     }
 }

@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::kernel::{args_of, EventId, Kernel, Kind};
 use crate::session::SessionId;
-use crate::signals::SIGNAL_TOKEN;
+use crate::signals::SIGNAL_TOKEN_BASE;
 use crate::value::{Args, IntoArgs};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -64,6 +64,7 @@ pub(crate) struct Io {
     fds: Slab<FdRec>,
     by_fd: HashMap<RawFd, usize>,
     next_gen: u32,
+    pub(crate) signal_registered: bool,
 }
 
 impl Io {
@@ -74,11 +75,16 @@ impl Io {
             fds: Slab::new(),
             by_fd: HashMap::new(),
             next_gen: 0,
+            signal_registered: false,
         })
     }
 
     pub(crate) fn registry(&self) -> &Registry {
         self.poll.registry()
+    }
+
+    pub(crate) fn has_registrations(&self) -> bool {
+        !self.fds.is_empty() || self.signal_registered
     }
 
     pub(crate) fn watched_fds(&self) -> usize {
@@ -279,18 +285,18 @@ impl Kernel {
             return Ok(());
         }
         let mut ready: Vec<(Token, bool, bool)> = Vec::with_capacity(self.io.events.iter().count());
-        let mut signal = false;
+        let mut signals: Vec<Token> = Vec::new();
         for e in self.io.events.iter() {
-            if e.token() == SIGNAL_TOKEN {
-                signal = true;
+            if e.token().0 > SIGNAL_TOKEN_BASE - 64 {
+                signals.push(e.token());
                 continue;
             }
             let r = e.is_readable() || e.is_read_closed() || e.is_error();
             let w = e.is_writable() || e.is_write_closed() || e.is_error();
             ready.push((e.token(), r, w));
         }
-        if signal {
-            self.os_signals_ready();
+        for token in signals {
+            self.os_signal_ready(token);
         }
         for mode in [Mode::Read, Mode::Write] {
             for &(token, r, w) in &ready {

@@ -11,7 +11,7 @@ use crate::value::{Args, HandlerError, IntoArgs, Value};
 use slab::Slab;
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::rc::Rc;
 
@@ -178,7 +178,7 @@ impl KernelBuilder {
         let clock = self.clock.unwrap_or_else(|| Rc::new(SystemClock::new()));
         Ok(Kernel {
             sessions: Slab::new(),
-            by_id: HashMap::new(),
+            by_id: HashMap::default(),
             next_sid: 1,
             kernel_children: Vec::new(),
             names: Names::new(),
@@ -186,10 +186,10 @@ impl KernelBuilder {
             last_fifo: Time::MIN,
             batch_now: None,
             clock,
-            aliases: HashMap::new(),
+            aliases: HashMap::default(),
             marked: Vec::new(),
-            marked_set: HashSet::new(),
-            stopping: HashSet::new(),
+            marked_set: HashSet::default(),
+            stopping: HashSet::default(),
             active: KERNEL_FRAME,
             exception: None,
             catch_exceptions: self.catch_exceptions,
@@ -522,7 +522,7 @@ impl Kernel {
             log::warn!("discarding session - no '_start' state");
             return Err(Error::NoStartState);
         }
-        let mut map = HashMap::with_capacity(handlers.len());
+        let mut map = HashMap::with_capacity_and_hasher(handlers.len(), Default::default());
         for (name, h) in handlers {
             let ev = self.intern(&name);
             map.insert(ev, h);
@@ -541,7 +541,7 @@ impl Kernel {
             posts_from: 0,
             aliases: Vec::new(),
             timers: 0,
-            extrefs: HashMap::new(),
+            extrefs: HashMap::default(),
             depth: 0,
             freed: false,
             options,

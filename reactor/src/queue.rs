@@ -56,9 +56,12 @@ impl Node {
 
 struct Entry<T> {
     seq: u64,
-    pos: u32,
     payload: T,
 }
+
+/// Children per heap node. Four halves the depth of a binary heap and keeps the children
+/// of a node within two cache lines.
+const ARITY: usize = 4;
 
 /// Why an item could not be removed or adjusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +76,9 @@ pub enum QueueError {
 pub struct Queue<T> {
     heap: Vec<Node>,
     slab: Slab<Entry<T>>,
+    /// Heap position of each slab slot, apart from the payloads so that sifting touches
+    /// only this compact array.
+    pos: Vec<u32>,
     next_seq: u64,
     next_order: u64,
 }
@@ -95,6 +101,7 @@ impl<T> Queue<T> {
         Queue {
             heap: Vec::new(),
             slab: Slab::new(),
+            pos: Vec::new(),
             next_seq: 1,
             next_order: 0,
         }
@@ -115,7 +122,10 @@ impl<T> Queue<T> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let pos = self.heap.len() as u32;
-        let slot = self.slab.insert(Entry { seq, pos, payload }) as u32;
+        let slot = self.slab.insert(Entry { seq, payload }) as u32;
+        if self.pos.len() <= slot as usize {
+            self.pos.resize(slot as usize + 1, 0);
+        }
         let order = self.next_order;
         self.next_order += 1;
         self.heap.push(Node { time, order, slot });
@@ -180,7 +190,7 @@ impl<T> Queue<T> {
     pub fn get(&self, id: ItemId) -> Option<(Time, &T)> {
         let slot = self.slot_of(id)?;
         let e = &self.slab[slot];
-        Some((self.heap[e.pos as usize].time, &e.payload))
+        Some((self.heap[self.pos[slot] as usize].time, &e.payload))
     }
 
     /// Mutable access to the payload of item `id`.
@@ -199,7 +209,7 @@ impl<T> Queue<T> {
         if !allow(&self.slab[slot].payload) {
             return Err(QueueError::Refused);
         }
-        let pos = self.slab[slot].pos as usize;
+        let pos = self.pos[slot] as usize;
         let node = self.remove_at(pos);
         let e = self.slab.remove(slot);
         Ok((node.time, e.payload))
@@ -231,12 +241,12 @@ impl<T> Queue<T> {
         }
         hits.sort_unstable_by_key(|&(t, o, _)| (t, o));
         hits.into_iter()
-            .filter_map(|(_, _, id)| {
+            .map(|(_, _, id)| {
                 let slot = id.slot as usize;
-                let pos = self.slab[slot].pos as usize;
+                let pos = self.pos[slot] as usize;
                 let node = self.remove_at(pos);
                 let e = self.slab.remove(slot);
-                Some((node.time, id, e.payload))
+                (node.time, id, e.payload)
             })
             .collect()
     }
@@ -253,7 +263,7 @@ impl<T> Queue<T> {
         if !allow(&self.slab[slot].payload) {
             return Err(QueueError::Refused);
         }
-        let pos = self.slab[slot].pos as usize;
+        let pos = self.pos[slot] as usize;
         let t = new_time(self.heap[pos].time);
         let order = self.next_order;
         self.next_order += 1;
@@ -261,7 +271,7 @@ impl<T> Queue<T> {
         self.heap[pos].order = order;
         // The key only grew in `order`; it may move either way in `time`.
         self.sift_up(pos);
-        let pos = self.slab[slot].pos as usize;
+        let pos = self.pos[slot] as usize;
         self.sift_down(pos);
         Ok(t)
     }
@@ -288,7 +298,7 @@ impl<T> Queue<T> {
         if pos < self.heap.len() {
             let moved = self.heap[pos].slot as usize;
             self.sift_up(pos);
-            let p = self.slab[moved].pos as usize;
+            let p = self.pos[moved] as usize;
             self.sift_down(p);
         }
         node
@@ -297,13 +307,13 @@ impl<T> Queue<T> {
     #[inline]
     fn set_pos(&mut self, pos: usize) {
         let slot = self.heap[pos].slot as usize;
-        self.slab[slot].pos = pos as u32;
+        self.pos[slot] = pos as u32;
     }
 
     fn sift_up(&mut self, mut pos: usize) {
         let node = self.heap[pos];
         while pos > 0 {
-            let parent = (pos - 1) / 2;
+            let parent = (pos - 1) / ARITY;
             if node.before(&self.heap[parent]) {
                 self.heap[pos] = self.heap[parent];
                 self.set_pos(pos);
@@ -320,16 +330,17 @@ impl<T> Queue<T> {
         let len = self.heap.len();
         let node = self.heap[pos];
         loop {
-            let left = 2 * pos + 1;
-            if left >= len {
+            let first = ARITY * pos + 1;
+            if first >= len {
                 break;
             }
-            let right = left + 1;
-            let child = if right < len && self.heap[right].before(&self.heap[left]) {
-                right
-            } else {
-                left
-            };
+            let end = (first + ARITY).min(len);
+            let mut child = first;
+            for c in first + 1..end {
+                if self.heap[c].before(&self.heap[child]) {
+                    child = c;
+                }
+            }
             if self.heap[child].before(&node) {
                 self.heap[pos] = self.heap[child];
                 self.set_pos(pos);

@@ -90,9 +90,12 @@ impl Kernel {
                 }
             }
         }
-        // 3 and 4. Poll, dispatch I/O, sweep.
-        self.poll_io(Some(Duration::from_nanos(wait as u64)))?;
-        self.gc_sweep();
+        // 3 and 4. Poll, dispatch I/O, sweep. With nothing registered and no reason to
+        // wait there is nothing to ask the poller.
+        if wait > 0 || self.io.has_registrations() {
+            self.poll_io(Some(Duration::from_nanos(wait as u64)))?;
+            self.gc_sweep();
+        }
         // 5. Every item due by one snapshot of now, then sweep.
         self.dispatch_due();
         self.gc_sweep();

@@ -8,8 +8,9 @@
 //!
 //! OS signals are caught by `signal-hook` only while some session watches them, written to
 //! a pipe that the poller watches, and queued as ordinary signals to the kernel, so they
-//! are dispatched in order with every other event. A caught signal nobody watches any
-//! more gets its default action, as it would under POE.
+//! are dispatched in order with every other event; two arrivals are two events. While no
+//! session in the process watches a signal whose default action ends the process, that
+//! default action is taken, as it would be under POE.
 
 use crate::error::{Error, Result};
 use crate::kernel::{
@@ -17,20 +18,77 @@ use crate::kernel::{
 };
 use crate::session::{SessionId, KERNEL};
 use crate::value::{Args, IntoArgs};
+use mio::net::UnixStream;
 use mio::{Interest, Token};
-use signal_hook_mio::v1_0::Signals;
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
 use std::panic::Location;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-pub(crate) const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
+/// Tokens from here down belong to OS signal pipes, one per signal number.
+pub(crate) const SIGNAL_TOKEN_BASE: usize = usize::MAX - 1;
+
+/// One OS signal this kernel catches: signal-hook writes a byte per arrival to `reader`.
+struct OsSignal {
+    num: i32,
+    reader: UnixStream,
+    id: signal_hook::SigId,
+    /// Whether this kernel holds a process-wide vote against the signal's default action.
+    holds_default: bool,
+}
 
 #[derive(Default)]
 pub(crate) struct SignalState {
     watchers: HashMap<EventId, BTreeMap<SessionId, (EventId, Args)>>,
     handled: u32,
-    os: Option<Signals>,
-    os_registered: Vec<i32>,
+    os: Vec<OsSignal>,
     child_watch: HashMap<i32, (SessionId, EventId, Args)>,
+}
+
+impl Drop for SignalState {
+    fn drop(&mut self) {
+        for s in self.os.drain(..) {
+            signal_hook::low_level::unregister(s.id);
+            if s.holds_default {
+                release_default(s.num);
+            }
+        }
+    }
+}
+
+/// Signals whose default action ends the process. While no kernel in the process watches
+/// one of them, signal-hook performs that default action, as a process without POE would.
+fn default_terminates(n: i32) -> bool {
+    use signal_hook::consts::*;
+    matches!(n, SIGINT | SIGTERM | SIGHUP | SIGQUIT | SIGUSR1 | SIGUSR2 | SIGALRM)
+}
+
+/// Per signal number: the flag signal-hook reads ("take the default action") and how many
+/// kernels in the process watch the signal.
+static DEFAULTS: Mutex<Vec<(i32, Arc<AtomicBool>, usize)>> = Mutex::new(Vec::new());
+
+fn hold_default(n: i32) -> std::io::Result<()> {
+    let mut d = DEFAULTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = d.iter_mut().find(|e| e.0 == n) {
+        e.2 += 1;
+        e.1.store(false, Ordering::SeqCst);
+        return Ok(());
+    }
+    let flag = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register_conditional_default(n, Arc::clone(&flag))?;
+    d.push((n, flag, 1));
+    Ok(())
+}
+
+fn release_default(n: i32) {
+    let mut d = DEFAULTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = d.iter_mut().find(|e| e.0 == n) {
+        e.2 = e.2.saturating_sub(1);
+        if e.2 == 0 {
+            e.1.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 impl SignalState {
@@ -135,6 +193,7 @@ impl Kernel {
                     self.signals.watchers.remove(&sig);
                 }
             }
+            self.os_signal_unwatched(sig);
         }
         Ok(())
     }
@@ -210,46 +269,74 @@ impl Kernel {
     }
 
     fn os_signal_watch(&mut self, n: i32) -> Result<()> {
-        if self.signals.os_registered.contains(&n) {
+        if let Some(s) = self.signals.os.iter_mut().find(|s| s.num == n) {
+            if !s.holds_default && default_terminates(n) {
+                hold_default(n)?;
+                s.holds_default = true;
+            }
             return Ok(());
         }
-        if self.signals.os.is_none() {
-            let mut s = Signals::new(std::iter::empty::<i32>())?;
-            self.io
-                .registry()
-                .register(&mut s, SIGNAL_TOKEN, Interest::READABLE)?;
-            self.signals.os = Some(s);
+        let (reader, writer) = std::os::unix::net::UnixStream::pair()?;
+        reader.set_nonblocking(true)?;
+        let mut reader = UnixStream::from_std(reader);
+        let token = Token(SIGNAL_TOKEN_BASE - self.signals.os.len());
+        self.io.registry().register(&mut reader, token, Interest::READABLE)?;
+        self.io.signal_registered = true;
+        let id = signal_hook::low_level::pipe::register(n, writer)?;
+        let holds_default = default_terminates(n);
+        if holds_default {
+            hold_default(n)?;
         }
-        if let Some(s) = &self.signals.os {
-            s.add_signal(n)?;
-        }
-        self.signals.os_registered.push(n);
+        self.signals.os.push(OsSignal { num: n, reader, id, holds_default });
         Ok(())
     }
 
-    pub(crate) fn os_signals_ready(&mut self) {
-        let pending: Vec<i32> = match &mut self.signals.os {
-            Some(s) => s.pending().collect(),
-            None => return,
-        };
-        for n in pending {
-            let name = os_signal_name(n);
-            log::debug!("OS signal {name}");
-            if n == signal_hook::consts::SIGCHLD {
+    /// After a watcher of signal `sig` went away: if nobody in this kernel watches it any
+    /// more, give up this kernel's vote against the default action.
+    fn os_signal_unwatched(&mut self, sig: EventId) {
+        if self.signals.watchers.get(&sig).is_some_and(|w| !w.is_empty()) {
+            return;
+        }
+        let Some(n) = os_signal_number(self.event_name(sig)) else { return };
+        if let Some(s) = self.signals.os.iter_mut().find(|s| s.num == n) {
+            if s.holds_default {
+                s.holds_default = false;
+                release_default(n);
+            }
+        }
+    }
+
+    /// A signal pipe is readable: one signal per byte.
+    pub(crate) fn os_signal_ready(&mut self, token: Token) {
+        let idx = SIGNAL_TOKEN_BASE - token.0;
+        let Some(s) = self.signals.os.get_mut(idx) else { return };
+        let n = s.num;
+        let mut count = 0usize;
+        let mut buf = [0u8; 64];
+        loop {
+            match s.reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => count += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        if n == signal_hook::consts::SIGCHLD {
+            if count > 0 {
                 self.reap_children();
             }
+            return;
+        }
+        let name = os_signal_name(n);
+        for _ in 0..count {
+            log::debug!("OS signal {name}");
             let watched = self
                 .names
                 .get(name)
                 .and_then(|s| self.signals.watchers.get(&s))
                 .is_some_and(|w| !w.is_empty());
             if watched {
-                if n != signal_hook::consts::SIGCHLD {
-                    let _ = self.signal(KERNEL, name, ());
-                }
-            } else if is_terminal(name) || matches!(name, "USR1" | "USR2" | "ALRM") {
-                // Nobody watches it any more: what the process would have done without us.
-                let _ = signal_hook::low_level::emulate_default_handler(n);
+                let _ = self.signal(KERNEL, name, ());
             }
         }
     }
@@ -301,10 +388,16 @@ impl Kernel {
     }
 
     pub(crate) fn signals_clear_session(&mut self, id: SessionId) {
-        self.signals.watchers.retain(|_, w| {
-            w.remove(&id);
+        let mut emptied = Vec::new();
+        self.signals.watchers.retain(|&sig, w| {
+            if w.remove(&id).is_some() && w.is_empty() {
+                emptied.push(sig);
+            }
             !w.is_empty()
         });
+        for sig in emptied {
+            self.os_signal_unwatched(sig);
+        }
         let pids: Vec<i32> = self
             .signals
             .child_watch
