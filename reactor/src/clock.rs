@@ -12,7 +12,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// A point on the kernel's monotonic timeline: nanoseconds since the clock's origin.
 /// Negative values are valid (a negative `delay` made at start-up lands before the origin).
@@ -56,20 +56,25 @@ pub trait Clock {
     }
 }
 
-/// The operating system's clocks: [`Instant`] for the timeline, [`SystemTime`] for walls.
+/// The operating system's clocks: `CLOCK_MONOTONIC` for the timeline, [`SystemTime`] for
+/// walls.
 #[derive(Debug, Clone)]
 pub struct SystemClock {
-    origin: Instant,
+    origin: Time,
     wall_origin: SystemTime,
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, read directly (the clock `Instant` reads, without the
+/// conversions).
+fn monotonic_ns() -> Time {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    ts.tv_sec.saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec)
 }
 
 impl SystemClock {
     /// A clock whose origin is now.
     pub fn new() -> Self {
-        SystemClock {
-            origin: Instant::now(),
-            wall_origin: SystemTime::now(),
-        }
+        SystemClock { origin: monotonic_ns(), wall_origin: SystemTime::now() }
     }
 }
 
@@ -98,7 +103,7 @@ fn time_since(origin: SystemTime, wall: SystemTime) -> Time {
 
 impl Clock for SystemClock {
     fn now(&self) -> Time {
-        duration_to_time(self.origin.elapsed())
+        monotonic_ns() - self.origin
     }
     fn wall_at(&self, t: Time) -> SystemTime {
         wall_plus(self.wall_origin, t)

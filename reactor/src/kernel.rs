@@ -109,6 +109,8 @@ pub(crate) struct SessionRec {
     extrefs: HashMap<String, u64>,
     depth: u32,
     freed: bool,
+    /// Marked for collection at the next sweep (POE's `%kr_marked_for_gc`).
+    marked: bool,
     pub(crate) options: SessionOptions,
 }
 
@@ -188,7 +190,6 @@ impl KernelBuilder {
             clock,
             aliases: HashMap::default(),
             marked: Vec::new(),
-            marked_set: HashSet::default(),
             stopping: HashSet::default(),
             active: KERNEL_FRAME,
             exception: None,
@@ -216,7 +217,6 @@ pub struct Kernel {
     pub(crate) clock: Rc<dyn Clock>,
     pub(crate) aliases: HashMap<String, SessionId>,
     marked: Vec<SessionId>,
-    marked_set: HashSet<u64>,
     stopping: HashSet<u64>,
     pub(crate) active: Frame,
     pub(crate) exception: Option<HandlerError>,
@@ -393,7 +393,7 @@ impl Kernel {
             let r = &mut self.sessions[key];
             r.refcount += 1;
             if r.refcount > 0 {
-                self.marked_set.remove(&id.0);
+                r.marked = false;
             }
         }
     }
@@ -411,8 +411,8 @@ impl Kernel {
                 id
             );
             if r.refcount < 1 {
+                r.marked = true;
                 self.marked.push(id);
-                self.marked_set.insert(id.0);
             }
         }
     }
@@ -544,6 +544,7 @@ impl Kernel {
             extrefs: HashMap::default(),
             depth: 0,
             freed: false,
+            marked: false,
             options,
         });
         self.by_id.insert(id.0, key);
@@ -1044,8 +1045,8 @@ impl Kernel {
             }
         }
         self.by_id.remove(&id.0);
-        self.marked_set.remove(&id.0);
         let r = &mut self.sessions[key];
+        r.marked = false;
         r.freed = true;
         if r.depth == 0 {
             self.sessions.remove(key);
@@ -1085,15 +1086,23 @@ impl Kernel {
         out
     }
 
+    /// Stops every session marked for collection, the most recently marked first (POE's
+    /// `_data_ses_gc_sweep`), until no marks remain.
     pub(crate) fn gc_sweep(&mut self) {
         while !self.marked.is_empty() {
-            let mut temp = std::mem::take(&mut self.marked_set);
-            let todo = std::mem::take(&mut self.marked);
-            for id in todo.into_iter().rev() {
-                if temp.remove(&id.0) {
+            let mut todo = std::mem::take(&mut self.marked);
+            for &id in todo.iter().rev() {
+                let Some(key) = self.key_of(id) else { continue };
+                if std::mem::take(&mut self.sessions[key].marked) {
                     self.stop_session(id);
                 }
             }
+            todo.clear();
+            if self.marked.is_empty() {
+                // Keep the allocation for the next sweep.
+                self.marked = todo;
+            }
         }
     }
+
 }

@@ -78,7 +78,7 @@ impl Kernel {
             );
         }
         // 2. How long may we wait?
-        let now = self.clock.now();
+        let mut now = self.clock.now();
         let mut wait = match self.queue.next_time() {
             Some(t) => (t.saturating_sub(now)).clamp(0, MAX_WAIT),
             None => MAX_WAIT,
@@ -87,6 +87,7 @@ impl Kernel {
             if let Some(t) = self.queue.next_time() {
                 if self.clock.skip_to(t) {
                     wait = 0;
+                    now = self.clock.now();
                 }
             }
         }
@@ -95,9 +96,10 @@ impl Kernel {
         if wait > 0 || self.io.has_registrations() {
             self.poll_io(Some(Duration::from_nanos(wait as u64)))?;
             self.gc_sweep();
+            now = self.clock.now();
         }
         // 5. Every item due by one snapshot of now, then sweep.
-        self.dispatch_due();
+        self.dispatch_due(now);
         self.gc_sweep();
         if self.exception.is_some() && self.session_count() > 0 {
             self.stop();
@@ -105,8 +107,7 @@ impl Kernel {
         Ok(())
     }
 
-    fn dispatch_due(&mut self) {
-        let now = self.clock.now();
+    fn dispatch_due(&mut self, now: Time) {
         self.batch_now = Some(now);
         while let Some((_, _, it)) = self.queue.dequeue_due(now) {
             self.timer_gone(&it);
