@@ -87,11 +87,52 @@ pub fn epoch_secs(t: SystemTime) -> f64 {
     }
 }
 
+/// An event name shared with the kernel's table of names: cloning it copies no text.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventName(pub(crate) Rc<str>);
+
+impl std::ops::Deref for EventName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for EventName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for EventName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for EventName {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for EventName {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl From<EventName> for String {
+    fn from(n: EventName) -> String {
+        n.0.to_string()
+    }
+}
+
 /// An alarm taken out of the queue: its name, due time and arguments.
 #[derive(Debug, Clone)]
 pub struct RemovedAlarm {
     /// The event name the alarm would have fired.
-    pub name: String,
+    pub name: EventName,
     /// When it was due (wall clock).
     pub time: SystemTime,
     /// Its arguments.
@@ -129,10 +170,21 @@ impl Kernel {
     }
 
     pub(crate) fn timer_gone(&mut self, it: &Item) {
-        if it.kind == ItemKind::Timer {
-            if let Some(k) = self.key_of(it.dest) {
-                self.sessions[k].timers -= 1;
+        // Timers are addressed from a session to itself: one record to update.
+        if it.kind == ItemKind::Timer && it.dest == it.sender {
+            let key = match self.active.key {
+                Some(k) if self.active.session == it.dest => Some(k),
+                _ => self.key_of(it.dest),
+            };
+            if let Some(k) = key {
+                let r = &mut self.sessions[k];
+                r.timers -= 1;
+                r.events_to -= 1;
+                if r.events_to == 0 {
+                    self.ref_dec(it.dest);
+                }
             }
+            return;
         }
         self.ev_ref_dec(it.dest, it.sender);
     }
@@ -237,7 +289,7 @@ impl Kernel {
             .map_err(|e| self.timer_refusal(id, e))?;
         self.timer_gone(&it);
         Ok(RemovedAlarm {
-            name: self.event_name(it.event).to_owned(),
+            name: self.names.shared(it.event),
             time: self.clock.wall_at(t),
             args: it.args,
         })
@@ -253,7 +305,7 @@ impl Kernel {
         for (t, _, it) in gone {
             self.timer_gone(&it);
             out.push(RemovedAlarm {
-                name: self.event_name(it.event).to_owned(),
+                name: self.names.shared(it.event),
                 time: self.clock.wall_at(t),
                 args: it.args,
             });

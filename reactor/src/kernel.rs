@@ -62,6 +62,9 @@ impl Names {
     fn name(&self, id: EventId) -> &str {
         &self.names[id.0 as usize]
     }
+    pub(crate) fn shared(&self, id: EventId) -> crate::api::EventName {
+        crate::api::EventName(Rc::clone(&self.names[id.0 as usize]))
+    }
 }
 
 /// What a queued item is.
@@ -102,7 +105,7 @@ pub(crate) struct SessionRec {
     heap: Box<dyn Any>,
     handlers: HashMap<EventId, Handler>,
     refcount: i64,
-    events_to: u32,
+    pub(crate) events_to: u32,
     posts_from: u32,
     pub(crate) aliases: Vec<String>,
     pub(crate) timers: u32,

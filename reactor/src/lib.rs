@@ -83,7 +83,7 @@ pub mod session;
 pub mod signals;
 pub mod value;
 
-pub use api::{epoch_secs, AlarmId, Callback, Epoch, Postback, RemovedAlarm, Seconds};
+pub use api::{epoch_secs, AlarmId, Callback, Epoch, EventName, Postback, RemovedAlarm, Seconds};
 pub use clock::{Clock, ManualClock, SystemClock, Time};
 pub use error::{Error, Result};
 pub use io::Mode;

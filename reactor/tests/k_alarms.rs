@@ -260,7 +260,7 @@ fn alarms_are_enqueued_in_time_order() {
         let names: Vec<String> = ctx
             .alarm_remove_all()?
             .into_iter()
-            .map(|a| a.name)
+            .map(|a| String::from(a.name))
             .filter(|n| {
                 n.strip_prefix("path_eleven_").is_some_and(|rest| {
                     !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit() || c == '_')
