@@ -169,24 +169,12 @@ impl Kernel {
         }
     }
 
+    /// Releases what a queued item held once it leaves the queue.
     pub(crate) fn timer_gone(&mut self, it: &Item) {
-        // Timers are addressed from a session to itself: one record to update.
-        if it.kind == ItemKind::Timer && it.dest == it.sender {
-            let key = match self.active.key {
-                Some(k) if self.active.session == it.dest => Some(k),
-                _ => self.key_of(it.dest),
-            };
-            if let Some(k) = key {
-                let r = &mut self.sessions[k];
-                r.timers -= 1;
-                r.events_to -= 1;
-                if r.events_to == 0 {
-                    self.ref_dec(it.dest);
-                }
-            }
-            return;
+        if it.kind == ItemKind::Timer && it.dest_key != crate::kernel::NO_KEY {
+            self.sessions[it.dest_key as usize].timers -= 1;
         }
-        self.ev_ref_dec(it.dest, it.sender);
+        self.ev_ref_dec(it.dest_key, it.sender_key);
     }
 
     fn add_timer(
@@ -615,24 +603,16 @@ impl Kernel {
         }
         let posts = std::mem::take(&mut self.releases.borrow_mut().posts);
         for (sid, event, args) in posts {
-            if self.session_exists(sid) && !sid.is_kernel() {
+            if self.session_exists(sid) && !sid.is_kernel() && self.sender_alive() {
                 let ev = self.intern(&event);
                 let t = self.now_fifo();
                 let sender = self.active.session;
-                self.ev_ref_inc(sid, sender);
+                let (dest_key, sender_key) = (self.key_or_none(sid), self.key_or_none(sender));
+                self.ev_ref_inc(dest_key, sender_key);
                 let caller_state = self.active.event;
-                self.queue.enqueue(
-                    t,
-                    Item {
-                        kind: ItemKind::Post,
-                        dest: sid,
-                        sender,
-                        event: ev,
-                        args,
-                        caller_state,
-                        caller: Location::caller(),
-                    },
-                );
+                let caller = Location::caller();
+                let item = Item { kind: ItemKind::Post, dest: sid, sender, dest_key, sender_key, event: ev, args, caller_state, caller };
+                self.queue.enqueue(t, item);
             }
         }
     }

@@ -80,6 +80,10 @@ pub(crate) struct Item {
     pub(crate) kind: ItemKind,
     pub(crate) dest: SessionId,
     pub(crate) sender: SessionId,
+    /// Slab keys of `dest` and `sender` ([`NO_KEY`] for the kernel). Items to or from a
+    /// session are removed when it is freed, so these stay valid while the item waits.
+    pub(crate) dest_key: u32,
+    pub(crate) sender_key: u32,
     pub(crate) event: EventId,
     pub(crate) args: Args,
     pub(crate) caller_state: EventId,
@@ -123,6 +127,8 @@ pub(crate) struct Frame {
     pub(crate) key: Option<usize>,
     pub(crate) event: EventId,
 }
+
+pub(crate) const NO_KEY: u32 = u32::MAX;
 
 const KERNEL_FRAME: Frame = Frame {
     session: KERNEL,
@@ -389,71 +395,77 @@ impl Kernel {
     // ----------------------------------------------------------------- reference counts
 
     pub(crate) fn ref_inc(&mut self, id: SessionId) {
-        if id.is_kernel() {
-            return;
-        }
         if let Some(key) = self.key_of(id) {
-            let r = &mut self.sessions[key];
-            r.refcount += 1;
-            if r.refcount > 0 {
-                r.marked = false;
-            }
+            self.ref_inc_key(key);
         }
     }
 
     pub(crate) fn ref_dec(&mut self, id: SessionId) {
-        if id.is_kernel() {
-            return;
-        }
         if let Some(key) = self.key_of(id) {
-            let r = &mut self.sessions[key];
-            r.refcount -= 1;
-            debug_assert!(
-                r.refcount >= 0,
-                "refcount of session {} went below zero",
-                id
-            );
-            if r.refcount < 1 {
-                r.marked = true;
-                self.marked.push(id);
-            }
+            self.ref_dec_key(key);
         }
     }
 
-    pub(crate) fn ev_ref_inc(&mut self, dest: SessionId, sender: SessionId) {
-        if let Some(key) = self.key_of(dest) {
-            let r = &mut self.sessions[key];
+    #[inline]
+    fn ref_inc_key(&mut self, key: usize) {
+        let r = &mut self.sessions[key];
+        r.refcount += 1;
+        if r.refcount > 0 {
+            r.marked = false;
+        }
+    }
+
+    #[inline]
+    fn ref_dec_key(&mut self, key: usize) {
+        let r = &mut self.sessions[key];
+        r.refcount -= 1;
+        debug_assert!(r.refcount >= 0, "refcount of session {} went below zero", r.id);
+        if r.refcount < 1 && !r.freed {
+            r.marked = true;
+            let id = r.id;
+            self.marked.push(id);
+        }
+    }
+
+    pub(crate) fn key_or_none(&self, id: SessionId) -> u32 {
+        if id == self.active.session {
+            if let Some(k) = self.active.key {
+                return k as u32;
+            }
+        }
+        self.key_of(id).map_or(NO_KEY, |k| k as u32)
+    }
+
+    pub(crate) fn ev_ref_inc(&mut self, dest_key: u32, sender_key: u32) {
+        if dest_key != NO_KEY {
+            let r = &mut self.sessions[dest_key as usize];
             r.events_to += 1;
             if r.events_to == 1 {
-                self.ref_inc(dest);
+                self.ref_inc_key(dest_key as usize);
             }
         }
-        if dest != sender {
-            if let Some(key) = self.key_of(sender) {
-                let r = &mut self.sessions[key];
-                r.posts_from += 1;
-                if r.posts_from == 1 {
-                    self.ref_inc(sender);
-                }
+        if sender_key != dest_key && sender_key != NO_KEY {
+            let r = &mut self.sessions[sender_key as usize];
+            r.posts_from += 1;
+            if r.posts_from == 1 {
+                self.ref_inc_key(sender_key as usize);
             }
         }
     }
 
-    pub(crate) fn ev_ref_dec(&mut self, dest: SessionId, sender: SessionId) {
-        if let Some(key) = self.key_of(dest) {
-            let r = &mut self.sessions[key];
+    pub(crate) fn ev_ref_dec(&mut self, dest_key: u32, sender_key: u32) {
+        if dest_key != NO_KEY {
+            let r = &mut self.sessions[dest_key as usize];
             r.events_to -= 1;
             if r.events_to == 0 {
-                self.ref_dec(dest);
+                self.ref_dec_key(dest_key as usize);
             }
         }
-        if dest != sender {
-            if let Some(key) = self.key_of(sender) {
-                let r = &mut self.sessions[key];
-                r.posts_from -= 1;
-                if r.posts_from == 0 {
-                    self.ref_dec(sender);
-                }
+        if sender_key != dest_key && sender_key != NO_KEY {
+            let r = &mut self.sessions[sender_key as usize];
+            r.posts_from -= 1;
+            if r.posts_from == 0 {
+                self.ref_dec_key(sender_key as usize);
             }
         }
     }
@@ -620,8 +632,14 @@ impl Kernel {
 
     // ----------------------------------------------------------------- the queue
 
+    /// The priority of a new post: "now", FIFO after every earlier post. During a batch
+    /// "now" is the batch's snapshot (the kernel reads the clock once per timeslice, as
+    /// libev and libuv do); the post then runs in the next timeslice.
     pub(crate) fn now_fifo(&mut self) -> Time {
-        let mut p = self.now();
+        let mut p = match self.batch_now {
+            Some(b) => b + 1,
+            None => self.clock.now(),
+        };
         if p <= self.last_fifo {
             p = self.last_fifo + 1;
         }
@@ -640,25 +658,15 @@ impl Kernel {
         caller: &'static Location<'static>,
     ) -> ItemId {
         self.flush_postbacks();
-        self.ev_ref_inc(dest, sender);
-        if kind == ItemKind::Timer {
-            if let Some(k) = self.key_of(dest) {
-                self.sessions[k].timers += 1;
-            }
+        let dest_key = self.key_or_none(dest);
+        let sender_key = self.key_or_none(sender);
+        self.ev_ref_inc(dest_key, sender_key);
+        if kind == ItemKind::Timer && dest_key != NO_KEY {
+            self.sessions[dest_key as usize].timers += 1;
         }
         let caller_state = self.active.event;
-        self.queue.enqueue(
-            time,
-            Item {
-                kind,
-                dest,
-                sender,
-                event,
-                args,
-                caller_state,
-                caller,
-            },
-        )
+        let item = Item { kind, dest, sender, dest_key, sender_key, event, args, caller_state, caller };
+        self.queue.enqueue(time, item)
     }
 
     /// Whether the active session may send: a session that has been stopped (its `_stop`
@@ -1044,7 +1052,7 @@ impl Kernel {
                 .remove_matching(|it| it.dest == id || it.sender == id);
             for (_, _, it) in gone {
                 // Releases the other party's count too.
-                self.ev_ref_dec(it.dest, it.sender);
+                self.ev_ref_dec(it.dest_key, it.sender_key);
             }
         }
         self.by_id.remove(&id.0);
