@@ -3,12 +3,11 @@
 use crate::clock::{duration_to_time, secs_to_time, Time};
 use crate::error::{Error, Result};
 use crate::kernel::{
-    args_of, Item, ItemKind, Kernel, Kind, ReleaseQueue, EV_CHILD, EV_NONE, EV_PARENT,
+    args_of, Item, ItemKind, Kernel, Kind, Releases, EV_CHILD, EV_NONE, EV_PARENT,
 };
 use crate::queue::{ItemId, QueueError};
 use crate::session::{Designator, SessionId, KERNEL};
 use crate::value::{Args, IntoArgs, Value};
-use std::cell::RefCell;
 use std::panic::Location;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -481,15 +480,14 @@ impl Kernel {
 
 struct AnonRef {
     session: SessionId,
-    releases: Weak<RefCell<ReleaseQueue>>,
+    releases: Weak<Releases>,
 }
 
 impl Drop for AnonRef {
     fn drop(&mut self) {
         if let Some(q) = self.releases.upgrade() {
-            q.borrow_mut()
-                .extref_drops
-                .push((self.session, "anon_event".to_owned()));
+            q.queue.borrow_mut().extref_drops.push((self.session, "anon_event".to_owned()));
+            q.pending.set(true);
         }
     }
 }
@@ -516,11 +514,9 @@ impl Postback {
     /// Posts the event with these arguments as `ARG1`.
     pub fn post(&self, args: impl IntoArgs) {
         if let Some(q) = self.anon.releases.upgrade() {
-            q.borrow_mut().posts.push((
-                self.anon.session,
-                self.event.to_string(),
-                args_of((self.args.clone(), args.into_args())),
-            ));
+            let args = args_of((self.args.clone(), args.into_args()));
+            q.queue.borrow_mut().posts.push((self.anon.session, self.event.to_string(), args));
+            q.pending.set(true);
         }
     }
 
@@ -598,10 +594,13 @@ impl Kernel {
 
     /// Turns postback invocations into queued posts, in the order they were made.
     pub(crate) fn flush_postbacks(&mut self) {
-        if self.releases.borrow().posts.is_empty() {
+        if !self.releases.pending.get() {
             return;
         }
-        let posts = std::mem::take(&mut self.releases.borrow_mut().posts);
+        let posts = std::mem::take(&mut self.releases.queue.borrow_mut().posts);
+        if posts.is_empty() {
+            return;
+        }
         for (sid, event, args) in posts {
             if self.session_exists(sid) && !sid.is_kernel() && self.sender_alive() {
                 let ev = self.intern(&event);

@@ -36,6 +36,8 @@ const RESERVED: [&str; 9] = [
 pub(crate) struct Names {
     map: HashMap<Rc<str>, EventId>,
     names: Vec<Rc<str>>,
+    /// The last name interned: programs post the same few names in their hot loops.
+    last: Option<EventId>,
 }
 
 impl Names {
@@ -47,7 +49,13 @@ impl Names {
         n
     }
     fn intern(&mut self, s: &str) -> EventId {
+        if let Some(last) = self.last {
+            if *self.names[last.0 as usize] == *s {
+                return last;
+            }
+        }
         if let Some(&id) = self.map.get(s) {
+            self.last = Some(id);
             return id;
         }
         let id = EventId(self.names.len() as u32);
@@ -156,7 +164,14 @@ pub struct DieInfo {
 }
 
 /// Released handles (postbacks, callbacks) report here; the kernel drains it after each
-/// dispatch.
+/// dispatch. `pending` lets the kernel skip the queue with one load when nothing happened.
+#[derive(Default)]
+pub(crate) struct Releases {
+    pub(crate) pending: std::cell::Cell<bool>,
+    pub(crate) queue: RefCell<ReleaseQueue>,
+}
+
+/// What [`Releases`] holds.
 #[derive(Default)]
 pub(crate) struct ReleaseQueue {
     pub(crate) extref_drops: Vec<(SessionId, String)>,
@@ -205,7 +220,7 @@ impl KernelBuilder {
             catch_exceptions: self.catch_exceptions,
             extref_sessions: 0,
             stopping_all: false,
-            releases: Rc::new(RefCell::new(ReleaseQueue::default())),
+            releases: Rc::new(Releases::default()),
             io: Io::new()?,
             signals: SignalState::default(),
         })
@@ -232,7 +247,7 @@ pub struct Kernel {
     catch_exceptions: bool,
     pub(crate) extref_sessions: usize,
     stopping_all: bool,
-    pub(crate) releases: Rc<RefCell<ReleaseQueue>>,
+    pub(crate) releases: Rc<Releases>,
     pub(crate) io: Io,
     pub(crate) signals: SignalState,
 }
@@ -510,8 +525,11 @@ impl Kernel {
     }
 
     pub(crate) fn drain_releases(&mut self) {
-        loop {
-            let drops = std::mem::take(&mut self.releases.borrow_mut().extref_drops);
+        while self.releases.pending.get() {
+            let drops = std::mem::take(&mut self.releases.queue.borrow_mut().extref_drops);
+            if self.releases.queue.borrow().posts.is_empty() {
+                self.releases.pending.set(false);
+            }
             if drops.is_empty() {
                 return;
             }
