@@ -4,18 +4,9 @@
 //! reruns the Perl program (installed by `libpoe-perl`) to show the fixture is still what
 //! POE 1.370 prints.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn example_binary(name: &str) -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
-    let mut p = std::env::current_exe().expect("test binary path");
-    p.pop();
-    p.pop();
-    p.push("examples");
-    p.push(name);
-    p
-}
+use std::process::Command;
 
 fn fixture() -> Vec<u8> {
     std::fs::read(concat!(
@@ -27,7 +18,7 @@ fn fixture() -> Vec<u8> {
 
 #[test]
 fn rust_port_output_is_byte_identical_to_perl() {
-    let bin = example_binary("sessions");
+    let bin = common::example("sessions");
     let out = Command::new(&bin)
         .output()
         .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));

@@ -665,6 +665,7 @@ impl Kernel {
         p
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn enqueue(
         &mut self,
         kind: ItemKind,

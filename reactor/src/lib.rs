@@ -88,5 +88,5 @@ pub use clock::{Clock, ManualClock, SystemClock, Time};
 pub use error::{Error, Result};
 pub use io::Mode;
 pub use kernel::{DieInfo, Kernel, KernelBuilder};
-pub use session::{Ctx, Designator, Session, SessionId, SessionOptions, KERNEL};
+pub use session::{Ctx, Designator, ObjectMethod, PackageMethod, Session, SessionId, SessionOptions, KERNEL};
 pub use value::{Arg, ArgError, Args, HandlerError, IntoArgs, Outcome, Value};

@@ -240,6 +240,14 @@ pub(crate) fn erase<H: 'static, R: Outcome + 'static>(
     })
 }
 
+/// A method handler for [`Session::object_states`]: gets the object (POE's `OBJECT`) and the
+/// context.
+pub type ObjectMethod<O, H, R> = fn(&O, &mut Ctx<'_, H>) -> R;
+
+/// A function handler for [`Session::package_states`]: gets the package name (POE's
+/// `OBJECT` for package states) and the context.
+pub type PackageMethod<H, R> = fn(&'static str, &mut Ctx<'_, H>) -> R;
+
 /// Per-session options (POE's `option`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionOptions {
@@ -313,7 +321,7 @@ impl<H: 'static> Session<H> {
     pub fn object_states<O: 'static, R: Outcome + 'static>(
         mut self,
         object: Rc<O>,
-        states: &[(&str, fn(&O, &mut Ctx<'_, H>) -> R)],
+        states: &[(&str, ObjectMethod<O, H, R>)],
     ) -> Self {
         for &(event, method) in states {
             let obj = Rc::clone(&object);
@@ -330,7 +338,7 @@ impl<H: 'static> Session<H> {
     pub fn package_states<R: Outcome + 'static>(
         mut self,
         package: &'static str,
-        states: &[(&str, fn(&'static str, &mut Ctx<'_, H>) -> R)],
+        states: &[(&str, PackageMethod<H, R>)],
     ) -> Self {
         for &(event, func) in states {
             self.handlers.push((

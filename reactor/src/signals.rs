@@ -373,7 +373,7 @@ impl Kernel {
             };
             let Ok(Some((pid, status))) = r else { break };
             let pid = pid.as_raw_nonzero().get();
-            let status = status.as_raw() as i32;
+            let status = status.as_raw();
             if let Some((s, ev, args)) = self.signals.child_watch.remove(&pid) {
                 let mut a = args_of(("CHLD".to_owned(), pid as u32, status));
                 a.extend(&args);

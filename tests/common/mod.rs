@@ -1,0 +1,26 @@
+//! Helpers shared by the integration tests.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The path of example `name`, built (or found up to date) first: `cargo test --test X`
+/// does not build examples.
+pub fn example(name: &str) -> PathBuf {
+    let mut p = std::env::current_exe().expect("test binary path");
+    p.pop();
+    p.pop();
+    let release = p.ends_with("release");
+    p.push("examples");
+    p.push(name);
+    {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "--example", name]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building example {name} failed");
+    }
+    p
+}
