@@ -5,3 +5,8 @@
 //! program depending on `keepalive` reaches the whole event model.
 
 pub use reactor;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
