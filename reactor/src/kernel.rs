@@ -110,12 +110,35 @@ pub(crate) enum Kind {
     SigDie,
 }
 
+/// A session's handlers, sorted by event id: sessions have a handful, and a binary search
+/// over a few integers beats hashing.
+#[derive(Default)]
+struct Handlers(Vec<(EventId, Handler)>);
+
+impl Handlers {
+    #[inline]
+    fn get(&self, ev: EventId) -> Option<&Handler> {
+        self.0.binary_search_by_key(&ev, |e| e.0).ok().map(|i| &self.0[i].1)
+    }
+    fn insert(&mut self, ev: EventId, h: Handler) {
+        match self.0.binary_search_by_key(&ev, |e| e.0) {
+            Ok(i) => self.0[i].1 = h,
+            Err(i) => self.0.insert(i, (ev, h)),
+        }
+    }
+    fn remove(&mut self, ev: &EventId) {
+        if let Ok(i) = self.0.binary_search_by_key(ev, |e| e.0) {
+            self.0.remove(i);
+        }
+    }
+}
+
 pub(crate) struct SessionRec {
     pub(crate) id: SessionId,
     pub(crate) parent: SessionId,
     pub(crate) children: Vec<SessionId>,
     heap: Box<dyn Any>,
-    handlers: HashMap<EventId, Handler>,
+    handlers: Handlers,
     refcount: i64,
     pub(crate) events_to: u32,
     posts_from: u32,
@@ -240,7 +263,7 @@ pub struct Kernel {
     pub(crate) batch_now: Option<Time>,
     pub(crate) clock: Rc<dyn Clock>,
     pub(crate) aliases: HashMap<String, SessionId>,
-    marked: Vec<SessionId>,
+    marked: Vec<(SessionId, usize)>,
     stopping: HashSet<u64>,
     pub(crate) active: Frame,
     pub(crate) exception: Option<HandlerError>,
@@ -438,7 +461,7 @@ impl Kernel {
         if r.refcount < 1 && !r.freed {
             r.marked = true;
             let id = r.id;
-            self.marked.push(id);
+            self.marked.push((id, key));
         }
     }
 
@@ -555,7 +578,7 @@ impl Kernel {
             log::warn!("discarding session - no '_start' state");
             return Err(Error::NoStartState);
         }
-        let mut map = HashMap::with_capacity_and_hasher(handlers.len(), Default::default());
+        let mut map = Handlers::default();
         for (name, h) in handlers {
             let ev = self.intern(&name);
             map.insert(ev, h);
@@ -623,7 +646,7 @@ impl Kernel {
         let r = &mut self.sessions[key];
         match h {
             Some(h) => {
-                if r.options.debug && r.handlers.contains_key(&ev) {
+                if r.options.debug && r.handlers.get(ev).is_some() {
                     log::warn!("session {} redefined state '{}'", r.id, event);
                 }
                 r.handlers.insert(ev, h);
@@ -817,10 +840,10 @@ impl Kernel {
         args: Args,
     ) -> Option<(Handler, EventId, Args)> {
         let r = &self.sessions[key];
-        if let Some(h) = r.handlers.get(&ev) {
+        if let Some(h) = r.handlers.get(ev) {
             return Some((Rc::clone(h), ev, args));
         }
-        if let Some(h) = r.handlers.get(&EV_DEFAULT) {
+        if let Some(h) = r.handlers.get(EV_DEFAULT) {
             let name = self.names.name(ev).to_owned();
             return Some((Rc::clone(h), EV_DEFAULT, args_of((name, args))));
         }
@@ -1121,9 +1144,13 @@ impl Kernel {
     pub(crate) fn gc_sweep(&mut self) {
         while !self.marked.is_empty() {
             let mut todo = std::mem::take(&mut self.marked);
-            for &id in todo.iter().rev() {
-                let Some(key) = self.key_of(id) else { continue };
-                if std::mem::take(&mut self.sessions[key].marked) {
+            for &(id, key) in todo.iter().rev() {
+                // The key may have been freed and reused since the mark: check the id.
+                let Some(r) = self.sessions.get_mut(key) else { continue };
+                if r.id != id {
+                    continue;
+                }
+                if std::mem::take(&mut r.marked) {
                     self.stop_session(id);
                 }
             }
