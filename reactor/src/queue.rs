@@ -6,11 +6,13 @@
 //!
 //! The structure is a 4-ary min-heap of small `(time, order, slot)` nodes over a [`slab`]
 //! of payloads. Removal and re-timing are lazy, as in Go's runtime timers: removing an item
-//! takes its payload out of the slab at once, and its heap node, now stale, is dropped when
-//! it reaches the top, or when stale nodes outnumber live ones and the heap is rebuilt. A
-//! re-timed item gets a new node and its old one goes stale. So sifting never writes
-//! anywhere but the heap array, cancel touches one slab entry, and every operation is
-//! O(log n) amortized. The head of the heap is always live.
+//! frees its slab entry at once, and its heap node, now stale, is dropped when it reaches
+//! the top, or when stale nodes outnumber live ones two to one and the heap is rebuilt. A
+//! re-timed item gets a new node and its old one goes stale. A node is live while
+//! `orders[slot]` (a compact array beside the slab) still holds the node's order; orders are
+//! never reused, so a slot taken by a newer item cannot revive an old node. So sifting never
+//! writes anywhere but the heap array, a cancel touches one slab entry and one word, and
+//! every operation is O(log n) amortized. The head of the heap is always live.
 //!
 //! [`ItemId`]s carry a sequence number (from 1, shared by every kind of item, as in POE)
 //! and the slab slot; an id whose item is gone never matches again.
@@ -61,14 +63,12 @@ impl Node {
 
 struct Entry<T> {
     seq: u64,
-    /// The order of the live node; a node with another order is stale.
-    order: u64,
     time: Time,
-    /// Heap nodes that name this slot, live or stale; the slot is freed at zero.
-    nodes: u32,
-    /// `None` once the item has been removed.
-    payload: Option<T>,
+    payload: T,
 }
+
+/// `orders[slot]` for a vacant slot.
+const VACANT: u64 = u64::MAX;
 
 /// Children per heap node: half the depth of a binary heap, and a node's children share
 /// two cache lines.
@@ -87,6 +87,8 @@ pub enum QueueError {
 pub struct Queue<T> {
     heap: Vec<Node>,
     slab: Slab<Entry<T>>,
+    /// The order of each slot's live node, [`VACANT`] when the slot is free.
+    orders: Vec<u64>,
     live: usize,
     next_seq: u64,
     next_order: u64,
@@ -107,7 +109,7 @@ impl<T> fmt::Debug for Queue<T> {
 impl<T> Queue<T> {
     /// An empty queue whose first id will be 1.
     pub fn new() -> Self {
-        Queue { heap: Vec::new(), slab: Slab::new(), live: 0, next_seq: 1, next_order: 0 }
+        Queue { heap: Vec::new(), slab: Slab::new(), orders: Vec::new(), live: 0, next_seq: 1, next_order: 0 }
     }
 
     /// Number of waiting items.
@@ -126,7 +128,11 @@ impl<T> Queue<T> {
         self.next_seq += 1;
         let order = self.next_order;
         self.next_order += 1;
-        let slot = self.slab.insert(Entry { seq, order, time, nodes: 1, payload: Some(payload) }) as u32;
+        let slot = self.slab.insert(Entry { seq, time, payload }) as u32;
+        if self.orders.len() <= slot as usize {
+            self.orders.resize(slot as usize + 1, VACANT);
+        }
+        self.orders[slot as usize] = order;
         self.live += 1;
         self.push_node(Node { time, order, slot });
         ItemId { seq, slot }
@@ -142,20 +148,16 @@ impl<T> Queue<T> {
     pub fn peek(&self) -> Option<(Time, ItemId, &T)> {
         let n = self.heap.first()?;
         let e = &self.slab[n.slot as usize];
-        Some((n.time, ItemId { seq: e.seq, slot: n.slot }, e.payload.as_ref()?))
+        Some((n.time, ItemId { seq: e.seq, slot: n.slot }, &e.payload))
     }
 
     /// Removes and returns the next item.
     pub fn dequeue(&mut self) -> Option<(Time, ItemId, T)> {
         let n = *self.heap.first()?;
         self.pop_node();
-        let e = &mut self.slab[n.slot as usize];
-        let id = ItemId { seq: e.seq, slot: n.slot };
-        let payload = e.payload.take().expect("the head of the heap is live");
-        self.live -= 1;
-        self.release_node(n.slot as usize);
+        let e = self.free(n.slot as usize);
         self.purge_head();
-        Some((n.time, id, payload))
+        Some((n.time, ItemId { seq: e.seq, slot: n.slot }, e.payload))
     }
 
     /// Removes and returns the next item if it is due at or before `now`.
@@ -169,34 +171,39 @@ impl<T> Queue<T> {
 
     fn slot_of(&self, id: ItemId) -> Option<usize> {
         match self.slab.get(id.slot as usize) {
-            Some(e) if e.seq == id.seq && e.payload.is_some() => Some(id.slot as usize),
+            Some(e) if e.seq == id.seq => Some(id.slot as usize),
             _ => None,
         }
+    }
+
+    /// Frees a slot; its heap nodes go stale.
+    fn free(&mut self, slot: usize) -> Entry<T> {
+        self.orders[slot] = VACANT;
+        self.live -= 1;
+        self.slab.remove(slot)
     }
 
     /// The item `id`, with its time.
     pub fn get(&self, id: ItemId) -> Option<(Time, &T)> {
         let e = &self.slab[self.slot_of(id)?];
-        Some((e.time, e.payload.as_ref()?))
+        Some((e.time, &e.payload))
     }
 
     /// Mutable access to the payload of item `id`.
     pub fn get_mut(&mut self, id: ItemId) -> Option<&mut T> {
         let slot = self.slot_of(id)?;
-        self.slab[slot].payload.as_mut()
+        Some(&mut self.slab[slot].payload)
     }
 
     /// Removes item `id` if `allow` accepts its payload.
     pub fn remove_if(&mut self, id: ItemId, allow: impl FnOnce(&T) -> bool) -> Result<(Time, T), QueueError> {
         let slot = self.slot_of(id).ok_or(QueueError::NotFound)?;
-        let e = &mut self.slab[slot];
-        if !allow(e.payload.as_ref().ok_or(QueueError::NotFound)?) {
+        if !allow(&self.slab[slot].payload) {
             return Err(QueueError::Refused);
         }
-        let out = (e.time, e.payload.take().ok_or(QueueError::NotFound)?);
-        self.live -= 1;
+        let e = self.free(slot);
         self.after_removal(slot);
-        Ok(out)
+        Ok((e.time, e.payload))
     }
 
     /// Removes item `id`.
@@ -208,10 +215,8 @@ impl<T> Queue<T> {
     pub fn remove_matching(&mut self, mut matches: impl FnMut(&T) -> bool) -> Vec<(Time, ItemId, T)> {
         let mut hits: Vec<(Time, u64, usize)> = Vec::new();
         for (slot, e) in self.slab.iter() {
-            if let Some(p) = &e.payload {
-                if matches(p) {
-                    hits.push((e.time, e.order, slot));
-                }
+            if matches(&e.payload) {
+                hits.push((e.time, self.orders[slot], slot));
             }
         }
         if hits.is_empty() {
@@ -220,12 +225,11 @@ impl<T> Queue<T> {
         hits.sort_unstable_by_key(|&(t, o, _)| (t, o));
         let out: Vec<_> = hits
             .into_iter()
-            .filter_map(|(t, _, slot)| {
-                let e = &mut self.slab[slot];
-                Some((t, ItemId { seq: e.seq, slot: slot as u32 }, e.payload.take()?))
+            .map(|(t, _, slot)| {
+                let e = self.free(slot);
+                (t, ItemId { seq: e.seq, slot: slot as u32 }, e.payload)
             })
             .collect();
-        self.live -= out.len();
         self.rebuild_if_stale();
         self.purge_head();
         out
@@ -242,14 +246,13 @@ impl<T> Queue<T> {
         let slot = self.slot_of(id).ok_or(QueueError::NotFound)?;
         let order = self.next_order;
         let e = &mut self.slab[slot];
-        if !allow(e.payload.as_ref().ok_or(QueueError::NotFound)?) {
+        if !allow(&e.payload) {
             return Err(QueueError::Refused);
         }
         self.next_order += 1;
         let t = new_time(e.time);
         e.time = t;
-        e.order = order;
-        e.nodes += 1;
+        self.orders[slot] = order;
         self.push_node(Node { time: t, order, slot: slot as u32 });
         self.rebuild_if_stale();
         self.purge_head();
@@ -258,21 +261,12 @@ impl<T> Queue<T> {
 
     /// Iterates over every waiting item in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (Time, ItemId, &T)> + '_ {
-        self.slab.iter().filter_map(|(slot, e)| Some((e.time, ItemId { seq: e.seq, slot: slot as u32 }, e.payload.as_ref()?)))
+        self.slab.iter().map(|(slot, e)| (e.time, ItemId { seq: e.seq, slot: slot as u32 }, &e.payload))
     }
 
     #[inline]
     fn is_live(&self, n: &Node) -> bool {
-        let e = &self.slab[n.slot as usize];
-        e.order == n.order && e.payload.is_some()
-    }
-
-    fn release_node(&mut self, slot: usize) {
-        let e = &mut self.slab[slot];
-        e.nodes -= 1;
-        if e.nodes == 0 && e.payload.is_none() {
-            self.slab.remove(slot);
-        }
+        self.orders[n.slot as usize] == n.order
     }
 
     /// Drops stale nodes from the top so that the head is live.
@@ -282,7 +276,6 @@ impl<T> Queue<T> {
                 return;
             }
             self.pop_node();
-            self.release_node(n.slot as usize);
         }
     }
 
@@ -304,19 +297,8 @@ impl<T> Queue<T> {
     }
 
     fn rebuild(&mut self) {
-        let mut heap = std::mem::take(&mut self.heap);
-        let mut dead = Vec::new();
-        heap.retain(|n| {
-            let live = self.is_live(n);
-            if !live {
-                dead.push(n.slot as usize);
-            }
-            live
-        });
-        for slot in dead {
-            self.release_node(slot);
-        }
-        self.heap = heap;
+        let orders = &self.orders;
+        self.heap.retain(|n| orders[n.slot as usize] == n.order);
         if self.heap.len() > 1 {
             for i in (0..=(self.heap.len() - 2) / ARITY).rev() {
                 self.sift_down(i);
