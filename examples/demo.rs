@@ -32,12 +32,18 @@ fn arg(name: &str, default: u64) -> Result<u64, String> {
 }
 
 fn member(alias: String, next: String) -> Session<Member> {
-    Session::new(Member { alias, next, seen: 0 })
-        .on("_start", |ctx: &mut Ctx<'_, Member>| {
-            let alias = ctx.heap().alias.clone();
-            ctx.alias_set(&alias)
-        })
-        .on("token", |ctx: &mut Ctx<'_, Member>| -> Result<(), HandlerError> {
+    Session::new(Member {
+        alias,
+        next,
+        seen: 0,
+    })
+    .on("_start", |ctx: &mut Ctx<'_, Member>| {
+        let alias = ctx.heap().alias.clone();
+        ctx.alias_set(&alias)
+    })
+    .on(
+        "token",
+        |ctx: &mut Ctx<'_, Member>| -> Result<(), HandlerError> {
             let left = *ctx.arg::<u64>(0)?;
             ctx.heap().seen += 1;
             let next = ctx.heap().next.clone();
@@ -49,12 +55,15 @@ fn member(alias: String, next: String) -> Session<Member> {
                 ctx.signal(KERNEL, "done", ())?;
             }
             Ok(())
-        })
-        .on("seen", |ctx: &mut Ctx<'_, Member>| Value::new(ctx.heap().seen))
-        .on("shutdown", |ctx: &mut Ctx<'_, Member>| {
-            let alias = ctx.heap().alias.clone();
-            ctx.alias_remove(&alias)
-        })
+        },
+    )
+    .on("seen", |ctx: &mut Ctx<'_, Member>| {
+        Value::new(ctx.heap().seen)
+    })
+    .on("shutdown", |ctx: &mut Ctx<'_, Member>| {
+        let alias = ctx.heap().alias.clone();
+        ctx.alias_remove(&alias)
+    })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -65,14 +74,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     kernel.create(
         Session::new(())
-            .on("_start", move |ctx: &mut Ctx<'_, ()>| -> Result<(), Error> {
-                ctx.alias_set("master")?;
-                ctx.sig("done", "done", ())?;
-                for i in 0..sessions {
-                    ctx.create(member(format!("member{i}"), format!("member{}", (i + 1) % sessions)))?;
-                }
-                ctx.post("member0", "token", (hops - 1,))
-            })
+            .on(
+                "_start",
+                move |ctx: &mut Ctx<'_, ()>| -> Result<(), Error> {
+                    ctx.alias_set("master")?;
+                    ctx.sig("done", "done", ())?;
+                    for i in 0..sessions {
+                        ctx.create(member(
+                            format!("member{i}"),
+                            format!("member{}", (i + 1) % sessions),
+                        ))?;
+                    }
+                    ctx.post("member0", "token", (hops - 1,))
+                },
+            )
             .on("done", move |ctx: &mut Ctx<'_, ()>| -> Result<(), Error> {
                 for i in 0..sessions {
                     ctx.post(format!("member{i}").as_str(), "shutdown", ())?;

@@ -11,11 +11,21 @@ fn demo() -> Command {
 
 #[test]
 fn demo_prints_the_summary_line() {
-    let out = demo().args(["--sessions", "7", "--hops", "50"]).output().expect("demo runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = demo()
+        .args(["--sessions", "7", "--hops", "50"])
+        .output()
+        .expect("demo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let line = text.lines().last().expect("a summary line");
-    assert!(line.starts_with("sessions=7 hops=50 events=100 elapsed_ms="), "{line}");
+    assert!(
+        line.starts_with("sessions=7 hops=50 events=100 elapsed_ms="),
+        "{line}"
+    );
     assert!(line.contains(" events_per_sec="), "{line}");
 }
 

@@ -486,7 +486,10 @@ struct AnonRef {
 impl Drop for AnonRef {
     fn drop(&mut self) {
         if let Some(q) = self.releases.upgrade() {
-            q.queue.borrow_mut().extref_drops.push((self.session, "anon_event".to_owned()));
+            q.queue
+                .borrow_mut()
+                .extref_drops
+                .push((self.session, "anon_event".to_owned()));
             q.pending.set(true);
         }
     }
@@ -515,7 +518,10 @@ impl Postback {
     pub fn post(&self, args: impl IntoArgs) {
         if let Some(q) = self.anon.releases.upgrade() {
             let args = args_of((self.args.clone(), args.into_args()));
-            q.queue.borrow_mut().posts.push((self.anon.session, self.event.to_string(), args));
+            q.queue
+                .borrow_mut()
+                .posts
+                .push((self.anon.session, self.event.to_string(), args));
             q.pending.set(true);
         }
     }
@@ -610,7 +616,17 @@ impl Kernel {
                 self.ev_ref_inc(dest_key, sender_key);
                 let caller_state = self.active.event;
                 let caller = Location::caller();
-                let item = Item { kind: ItemKind::Post, dest: sid, sender, dest_key, sender_key, event: ev, args, caller_state, caller };
+                let item = Item {
+                    kind: ItemKind::Post,
+                    dest: sid,
+                    sender,
+                    dest_key,
+                    sender_key,
+                    event: ev,
+                    args,
+                    caller_state,
+                    caller,
+                };
                 self.queue.enqueue(t, item);
             }
         }

@@ -68,13 +68,18 @@ pub struct SystemClock {
 /// conversions).
 fn monotonic_ns() -> Time {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    ts.tv_sec.saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec)
+    ts.tv_sec
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec)
 }
 
 impl SystemClock {
     /// A clock whose origin is now.
     pub fn new() -> Self {
-        SystemClock { origin: monotonic_ns(), wall_origin: SystemTime::now() }
+        SystemClock {
+            origin: monotonic_ns(),
+            wall_origin: SystemTime::now(),
+        }
     }
 }
 

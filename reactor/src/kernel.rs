@@ -8,10 +8,10 @@ use crate::session::Designator;
 use crate::session::{Handler, Invocation, Session, SessionId, SessionOptions, KERNEL};
 use crate::signals::SignalState;
 use crate::value::{Args, HandlerError, IntoArgs, Value};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use slab::Slab;
 use std::any::Any;
 use std::cell::RefCell;
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::rc::Rc;
 
@@ -118,7 +118,10 @@ struct Handlers(Vec<(EventId, Handler)>);
 impl Handlers {
     #[inline]
     fn get(&self, ev: EventId) -> Option<&Handler> {
-        self.0.binary_search_by_key(&ev, |e| e.0).ok().map(|i| &self.0[i].1)
+        self.0
+            .binary_search_by_key(&ev, |e| e.0)
+            .ok()
+            .map(|i| &self.0[i].1)
     }
     fn insert(&mut self, ev: EventId, h: Handler) {
         match self.0.binary_search_by_key(&ev, |e| e.0) {
@@ -457,7 +460,11 @@ impl Kernel {
     fn ref_dec_key(&mut self, key: usize) {
         let r = &mut self.sessions[key];
         r.refcount -= 1;
-        debug_assert!(r.refcount >= 0, "refcount of session {} went below zero", r.id);
+        debug_assert!(
+            r.refcount >= 0,
+            "refcount of session {} went below zero",
+            r.id
+        );
         if r.refcount < 1 && !r.freed {
             r.marked = true;
             let id = r.id;
@@ -707,7 +714,17 @@ impl Kernel {
             self.sessions[dest_key as usize].timers += 1;
         }
         let caller_state = self.active.event;
-        let item = Item { kind, dest, sender, dest_key, sender_key, event, args, caller_state, caller };
+        let item = Item {
+            kind,
+            dest,
+            sender,
+            dest_key,
+            sender_key,
+            event,
+            args,
+            caller_state,
+            caller,
+        };
         self.queue.enqueue(time, item)
     }
 
@@ -1146,7 +1163,9 @@ impl Kernel {
             let mut todo = std::mem::take(&mut self.marked);
             for &(id, key) in todo.iter().rev() {
                 // The key may have been freed and reused since the mark: check the id.
-                let Some(r) = self.sessions.get_mut(key) else { continue };
+                let Some(r) = self.sessions.get_mut(key) else {
+                    continue;
+                };
                 if r.id != id {
                     continue;
                 }
@@ -1161,5 +1180,4 @@ impl Kernel {
             }
         }
     }
-
 }

@@ -75,6 +75,7 @@
 pub mod api;
 pub mod clock;
 pub mod error;
+pub mod filter;
 pub mod io;
 pub mod kernel;
 pub mod queue;
@@ -88,5 +89,7 @@ pub use clock::{Clock, ManualClock, SystemClock, Time};
 pub use error::{Error, Result};
 pub use io::Mode;
 pub use kernel::{DieInfo, Kernel, KernelBuilder};
-pub use session::{Ctx, Designator, ObjectMethod, PackageMethod, Session, SessionId, SessionOptions, KERNEL};
+pub use session::{
+    Ctx, Designator, ObjectMethod, PackageMethod, Session, SessionId, SessionOptions, KERNEL,
+};
 pub use value::{Arg, ArgError, Args, HandlerError, IntoArgs, Outcome, Value};

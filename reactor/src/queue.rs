@@ -109,7 +109,14 @@ impl<T> fmt::Debug for Queue<T> {
 impl<T> Queue<T> {
     /// An empty queue whose first id will be 1.
     pub fn new() -> Self {
-        Queue { heap: Vec::new(), slab: Slab::new(), orders: Vec::new(), live: 0, next_seq: 1, next_order: 0 }
+        Queue {
+            heap: Vec::new(),
+            slab: Slab::new(),
+            orders: Vec::new(),
+            live: 0,
+            next_seq: 1,
+            next_order: 0,
+        }
     }
 
     /// Number of waiting items.
@@ -148,7 +155,14 @@ impl<T> Queue<T> {
     pub fn peek(&self) -> Option<(Time, ItemId, &T)> {
         let n = self.heap.first()?;
         let e = &self.slab[n.slot as usize];
-        Some((n.time, ItemId { seq: e.seq, slot: n.slot }, &e.payload))
+        Some((
+            n.time,
+            ItemId {
+                seq: e.seq,
+                slot: n.slot,
+            },
+            &e.payload,
+        ))
     }
 
     /// Removes and returns the next item.
@@ -157,7 +171,14 @@ impl<T> Queue<T> {
         self.pop_node();
         let e = self.free(n.slot as usize);
         self.purge_head();
-        Some((n.time, ItemId { seq: e.seq, slot: n.slot }, e.payload))
+        Some((
+            n.time,
+            ItemId {
+                seq: e.seq,
+                slot: n.slot,
+            },
+            e.payload,
+        ))
     }
 
     /// Removes and returns the next item if it is due at or before `now`.
@@ -196,7 +217,11 @@ impl<T> Queue<T> {
     }
 
     /// Removes item `id` if `allow` accepts its payload.
-    pub fn remove_if(&mut self, id: ItemId, allow: impl FnOnce(&T) -> bool) -> Result<(Time, T), QueueError> {
+    pub fn remove_if(
+        &mut self,
+        id: ItemId,
+        allow: impl FnOnce(&T) -> bool,
+    ) -> Result<(Time, T), QueueError> {
         let slot = self.slot_of(id).ok_or(QueueError::NotFound)?;
         if !allow(&self.slab[slot].payload) {
             return Err(QueueError::Refused);
@@ -212,7 +237,10 @@ impl<T> Queue<T> {
     }
 
     /// Removes every item whose payload matches, returned in queue order. O(n).
-    pub fn remove_matching(&mut self, mut matches: impl FnMut(&T) -> bool) -> Vec<(Time, ItemId, T)> {
+    pub fn remove_matching(
+        &mut self,
+        mut matches: impl FnMut(&T) -> bool,
+    ) -> Vec<(Time, ItemId, T)> {
         let mut hits: Vec<(Time, u64, usize)> = Vec::new();
         for (slot, e) in self.slab.iter() {
             if matches(&e.payload) {
@@ -227,7 +255,14 @@ impl<T> Queue<T> {
             .into_iter()
             .map(|(t, _, slot)| {
                 let e = self.free(slot);
-                (t, ItemId { seq: e.seq, slot: slot as u32 }, e.payload)
+                (
+                    t,
+                    ItemId {
+                        seq: e.seq,
+                        slot: slot as u32,
+                    },
+                    e.payload,
+                )
             })
             .collect();
         self.rebuild_if_stale();
@@ -253,7 +288,11 @@ impl<T> Queue<T> {
         let t = new_time(e.time);
         e.time = t;
         self.orders[slot] = order;
-        self.push_node(Node { time: t, order, slot: slot as u32 });
+        self.push_node(Node {
+            time: t,
+            order,
+            slot: slot as u32,
+        });
         self.rebuild_if_stale();
         self.purge_head();
         Ok(t)
@@ -261,7 +300,16 @@ impl<T> Queue<T> {
 
     /// Iterates over every waiting item in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (Time, ItemId, &T)> + '_ {
-        self.slab.iter().map(|(slot, e)| (e.time, ItemId { seq: e.seq, slot: slot as u32 }, &e.payload))
+        self.slab.iter().map(|(slot, e)| {
+            (
+                e.time,
+                ItemId {
+                    seq: e.seq,
+                    slot: slot as u32,
+                },
+                &e.payload,
+            )
+        })
     }
 
     #[inline]

@@ -61,7 +61,10 @@ impl Drop for SignalState {
 /// one of them, signal-hook performs that default action, as a process without POE would.
 fn default_terminates(n: i32) -> bool {
     use signal_hook::consts::*;
-    matches!(n, SIGINT | SIGTERM | SIGHUP | SIGQUIT | SIGUSR1 | SIGUSR2 | SIGALRM)
+    matches!(
+        n,
+        SIGINT | SIGTERM | SIGHUP | SIGQUIT | SIGUSR1 | SIGUSR2 | SIGALRM
+    )
 }
 
 /// Per signal number: the flag signal-hook reads ("take the default action") and how many
@@ -280,24 +283,38 @@ impl Kernel {
         reader.set_nonblocking(true)?;
         let mut reader = UnixStream::from_std(reader);
         let token = Token(SIGNAL_TOKEN_BASE - self.signals.os.len());
-        self.io.registry().register(&mut reader, token, Interest::READABLE)?;
+        self.io
+            .registry()
+            .register(&mut reader, token, Interest::READABLE)?;
         self.io.signal_registered = true;
         let id = signal_hook::low_level::pipe::register(n, writer)?;
         let holds_default = default_terminates(n);
         if holds_default {
             hold_default(n)?;
         }
-        self.signals.os.push(OsSignal { num: n, reader, id, holds_default });
+        self.signals.os.push(OsSignal {
+            num: n,
+            reader,
+            id,
+            holds_default,
+        });
         Ok(())
     }
 
     /// After a watcher of signal `sig` went away: if nobody in this kernel watches it any
     /// more, give up this kernel's vote against the default action.
     fn os_signal_unwatched(&mut self, sig: EventId) {
-        if self.signals.watchers.get(&sig).is_some_and(|w| !w.is_empty()) {
+        if self
+            .signals
+            .watchers
+            .get(&sig)
+            .is_some_and(|w| !w.is_empty())
+        {
             return;
         }
-        let Some(n) = os_signal_number(self.event_name(sig)) else { return };
+        let Some(n) = os_signal_number(self.event_name(sig)) else {
+            return;
+        };
         if let Some(s) = self.signals.os.iter_mut().find(|s| s.num == n) {
             if s.holds_default {
                 s.holds_default = false;
@@ -309,7 +326,9 @@ impl Kernel {
     /// A signal pipe is readable: one signal per byte.
     pub(crate) fn os_signal_ready(&mut self, token: Token) {
         let idx = SIGNAL_TOKEN_BASE - token.0;
-        let Some(s) = self.signals.os.get_mut(idx) else { return };
+        let Some(s) = self.signals.os.get_mut(idx) else {
+            return;
+        };
         let n = s.num;
         let mut count = 0usize;
         let mut buf = [0u8; 64];

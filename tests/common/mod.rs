@@ -15,7 +15,8 @@ pub fn example(name: &str) -> PathBuf {
     {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-q", "--example", name]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        cmd.args(["build", "-q", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
         if release {
             cmd.arg("--release");
         }

@@ -1,0 +1,107 @@
+//! The framing buffer shared by the byte filters.
+
+/// A byte buffer consumed from the front in O(1): a `Vec` plus the offset of its first
+/// live byte. The dead prefix is reclaimed when it is at least half of the storage and more
+/// data is appended, so appends and consumption are amortized O(1) per byte.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ByteBuf {
+    data: Vec<u8>,
+    start: usize,
+}
+
+impl ByteBuf {
+    /// An empty buffer.
+    pub(crate) fn new() -> Self {
+        ByteBuf::default()
+    }
+
+    /// Live bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.data.len().saturating_sub(self.start)
+    }
+
+    /// Whether no live byte is buffered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The live bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        self.data.get(self.start..).unwrap_or(&[])
+    }
+
+    /// Appends chunks, reusing the first chunk's allocation when the buffer is empty.
+    pub(crate) fn append(&mut self, chunks: Vec<Vec<u8>>) {
+        for chunk in chunks {
+            if chunk.is_empty() {
+                continue;
+            }
+            if self.is_empty() {
+                self.data = chunk;
+                self.start = 0;
+                continue;
+            }
+            if self.start > 0 && self.start >= self.data.len() / 2 {
+                self.data.drain(..self.start);
+                self.start = 0;
+            }
+            self.data.extend_from_slice(&chunk);
+        }
+    }
+
+    /// Drops the first `n` live bytes (all of them if fewer are buffered).
+    pub(crate) fn consume(&mut self, n: usize) {
+        let n = n.min(self.len());
+        self.start += n;
+        if self.start >= self.data.len() {
+            self.data.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Removes and returns the first `n` live bytes (all of them if fewer are buffered).
+    pub(crate) fn take(&mut self, n: usize) -> Vec<u8> {
+        let n = n.min(self.len());
+        if n == self.len() {
+            return self.take_all();
+        }
+        let out = self.as_slice().get(..n).unwrap_or(&[]).to_vec();
+        self.consume(n);
+        out
+    }
+
+    /// Removes and returns every live byte.
+    pub(crate) fn take_all(&mut self) -> Vec<u8> {
+        let mut data = std::mem::take(&mut self.data);
+        if self.start > 0 {
+            data.drain(..self.start.min(data.len()));
+        }
+        self.start = 0;
+        data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ByteBuf;
+
+    #[test]
+    fn append_consume_take() {
+        let mut b = ByteBuf::new();
+        b.append(vec![b"hello".to_vec(), Vec::new(), b" world".to_vec()]);
+        assert_eq!(b.as_slice(), b"hello world");
+        assert_eq!(b.take(6), b"hello ");
+        b.consume(2);
+        assert_eq!(b.as_slice(), b"rld");
+        b.append(vec![b"!!".to_vec()]);
+        assert_eq!(b.as_slice(), b"rld!!");
+        assert_eq!(b.take(100), b"rld!!");
+        assert!(b.is_empty());
+        b.consume(5);
+        assert_eq!(b.len(), 0);
+        b.append(vec![b"xyz".to_vec()]);
+        b.consume(1);
+        assert_eq!(b.take_all(), b"yz");
+        assert!(b.is_empty());
+    }
+}

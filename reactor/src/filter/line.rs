@@ -1,0 +1,499 @@
+//! `POE::Filter::Line`: records are lines, split at a newline that is configurable,
+//! detected, or any of CR, LF, CRLF and LFCR.
+
+use super::buf::ByteBuf;
+use super::{
+    param_max, BoxedFilter, ConfigError, Filter, FilterError, DEFAULT_MAX_BUFFER,
+    DEFAULT_MAX_LENGTH,
+};
+use std::fmt;
+use std::ops::Range;
+use std::rc::Rc;
+
+const CR: u8 = 0x0D;
+const LF: u8 = 0x0A;
+
+/// The other half of a two-character network newline.
+fn complement(c: u8) -> u8 {
+    if c == CR {
+        LF
+    } else {
+        CR
+    }
+}
+
+/// Finds line terminators for [`LineBuilder::input_regexp`]: POE's compiled
+/// `InputRegexp => qr/.../`.
+///
+/// `find` returns the range of the leftmost terminator in `haystack`, as Perl's
+/// `s/^(.*?)$regexp//s` would remove it: the line is everything before the range. The
+/// range must be non-empty and inside `haystack`, or parsing fails with
+/// [`FilterError::InvalidMatch`].
+///
+/// Closures `Fn(&[u8]) -> Option<Range<usize>>` are matchers; so will be
+/// `regex::bytes::Regex` once the crate depends on `regex`
+/// (`|h: &[u8]| re.find(h).map(|m| m.range())` works today with any engine).
+pub trait LineMatcher {
+    /// The range of the first terminator in `haystack`, if any.
+    fn find(&self, haystack: &[u8]) -> Option<Range<usize>>;
+}
+
+impl<F> LineMatcher for F
+where
+    F: Fn(&[u8]) -> Option<Range<usize>>,
+{
+    fn find(&self, haystack: &[u8]) -> Option<Range<usize>> {
+        self(haystack)
+    }
+}
+
+/// How input lines end.
+#[derive(Clone)]
+enum Input {
+    /// POE's default `(\x0D\x0A?|\x0A\x0D?)`: CR, CRLF, LF or LFCR.
+    Default,
+    /// One literal terminator (`Literal`, `InputLiteral`, or an autodetected newline).
+    Literal(Vec<u8>),
+    /// A user-supplied matcher (`InputRegexp`).
+    Matcher(Rc<dyn LineMatcher>),
+    /// Autodetection, waiting for the first newline.
+    AutoFirst,
+    /// Autodetection: the first newline was a lone CR or LF at the very end of the buffer;
+    /// the next byte decides whether it was half of a two-character newline.
+    AutoSecond(u8),
+}
+
+impl fmt::Debug for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::Default => f.write_str("Default"),
+            Input::Literal(l) => f.debug_tuple("Literal").field(l).finish(),
+            Input::Matcher(_) => f.write_str("Matcher(..)"),
+            Input::AutoFirst => f.write_str("AutoFirst"),
+            Input::AutoSecond(c) => f.debug_tuple("AutoSecond").field(c).finish(),
+        }
+    }
+}
+
+/// `POE::Filter::Line`: splits input into lines and appends a newline to output lines.
+///
+/// - [`Line::new`]: any of CR, CRLF, LF or LFCR ends an input line; output lines end with
+///   CRLF. A CRLF split between two reads yields an extra empty line, as in POE.
+/// - `Literal`: one literal newline in both directions ([`LineBuilder::literal`]).
+/// - `InputLiteral`, `InputRegexp`, `OutputLiteral`: each direction separately.
+/// - Autodetection ([`LineBuilder::autodetect`], POE's `InputLiteral => undef`): the
+///   first newline seen (CR, CRLF, LF or LFCR) becomes the only input newline. A lone CR
+///   or LF at the very end of the buffer is returned as a newline at once, and the next
+///   byte read completes it if it is the complementary character.
+///
+/// Lines are returned without their terminator; a trailing partial line stays buffered
+/// (it is never flushed at end of input). `put` appends the output newline to each record
+/// and translates nothing else.
+///
+/// Limits: a complete line longer than `MaxLength` (default 64 MiB) fails `get_one` with
+/// [`FilterError::LineTooLong`]; a buffer longer than `MaxBuffer` (default 512 MiB)
+/// fails `get_one_start` with [`FilterError::BufferTooLarge`].
+#[derive(Debug)]
+pub struct Line {
+    buf: ByteBuf,
+    input: Input,
+    output: Vec<u8>,
+    max_length: usize,
+    max_buffer: usize,
+    /// Where the next terminator search may start: bytes before this offset are known
+    /// not to begin a terminator (reset whenever a line is consumed).
+    scan_from: usize,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line::new()
+    }
+}
+
+impl Line {
+    /// A line filter in POE's default mode: CR, CRLF, LF or LFCR in, CRLF out.
+    pub fn new() -> Self {
+        Line {
+            buf: ByteBuf::new(),
+            input: Input::Default,
+            output: b"\r\n".to_vec(),
+            max_length: DEFAULT_MAX_LENGTH,
+            max_buffer: DEFAULT_MAX_BUFFER,
+            scan_from: 0,
+        }
+    }
+
+    /// A line filter with one literal newline both ways (`Literal => STR`).
+    pub fn with_literal(literal: impl Into<Vec<u8>>) -> Result<Self, ConfigError> {
+        Line::builder().literal(literal).build()
+    }
+
+    /// A builder for the other options.
+    pub fn builder() -> LineBuilder {
+        LineBuilder::default()
+    }
+
+    /// The newline appended to output records.
+    pub fn output_literal(&self) -> &[u8] {
+        &self.output
+    }
+
+    /// The input newline, when it is a literal (given or autodetected).
+    pub fn input_literal(&self) -> Option<&[u8]> {
+        match &self.input {
+            Input::Literal(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The `MaxLength` limit.
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    /// The `MaxBuffer` limit.
+    pub fn max_buffer(&self) -> usize {
+        self.max_buffer
+    }
+
+    /// Takes the line ending at `end` and drops the `term_len` terminator bytes after it.
+    fn emit(&mut self, end: usize, term_len: usize) -> Result<Vec<Vec<u8>>, FilterError> {
+        let line = self.buf.take(end);
+        self.buf.consume(term_len);
+        self.scan_from = 0;
+        if line.len() > self.max_length {
+            return Err(FilterError::LineTooLong {
+                length: line.len(),
+                max: self.max_length,
+            });
+        }
+        Ok(vec![line])
+    }
+}
+
+/// Offset of the first CR or LF at or after `from`.
+fn find_newline(hay: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?
+        .iter()
+        .position(|&b| b == CR || b == LF)
+        .map(|i| i + from)
+}
+
+/// Offset of the first `needle` in `hay` at or after `from` (`needle` is non-empty).
+fn find_literal(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let mut at = from;
+    loop {
+        let i = at + hay.get(at..)?.iter().position(|&b| b == first)?;
+        let after = i + 1;
+        match hay.get(after..after + rest.len()) {
+            Some(tail) if tail == rest => return Some(i),
+            Some(_) => at = i + 1,
+            None => return None,
+        }
+    }
+}
+
+/// What `get_one` decided after looking at the buffer.
+enum Step {
+    /// A line ends at `end`, followed by a terminator of `term` bytes.
+    Emit { end: usize, term: usize },
+    /// No terminator yet; later searches may start at this offset.
+    Wait(usize),
+    /// Autodetection moved on; look again.
+    Again,
+}
+
+impl Filter for Line {
+    type Raw = Vec<u8>;
+    type Record = Vec<u8>;
+
+    fn get_one_start(&mut self, chunks: Vec<Vec<u8>>) -> Result<(), FilterError> {
+        self.buf.append(chunks);
+        if self.buf.len() > self.max_buffer {
+            return Err(FilterError::BufferTooLarge {
+                length: self.buf.len(),
+                max: self.max_buffer,
+            });
+        }
+        Ok(())
+    }
+
+    fn get_one(&mut self) -> Result<Vec<Vec<u8>>, FilterError> {
+        loop {
+            let hay = self.buf.as_slice();
+            let step = match &self.input {
+                Input::Default => match find_newline(hay, self.scan_from) {
+                    None => Step::Wait(hay.len()),
+                    Some(i) => {
+                        let c = hay.get(i).copied().unwrap_or(CR);
+                        let two = hay.get(i + 1) == Some(&complement(c));
+                        Step::Emit {
+                            end: i,
+                            term: if two { 2 } else { 1 },
+                        }
+                    }
+                },
+                Input::Literal(lit) => match find_literal(hay, lit, self.scan_from) {
+                    None => Step::Wait(hay.len().saturating_sub(lit.len().saturating_sub(1))),
+                    Some(i) => Step::Emit {
+                        end: i,
+                        term: lit.len(),
+                    },
+                },
+                Input::Matcher(m) => match m.find(hay) {
+                    None => Step::Wait(0),
+                    Some(r) => {
+                        if r.start >= r.end || r.end > hay.len() {
+                            return Err(FilterError::InvalidMatch {
+                                start: r.start,
+                                end: r.end,
+                                buffered: hay.len(),
+                            });
+                        }
+                        Step::Emit {
+                            end: r.start,
+                            term: r.end - r.start,
+                        }
+                    }
+                },
+                Input::AutoFirst => match find_newline(hay, self.scan_from) {
+                    None => Step::Wait(hay.len()),
+                    Some(i) => {
+                        let c = hay.get(i).copied().unwrap_or(CR);
+                        let comp = complement(c);
+                        let two = hay.get(i + 1) == Some(&comp);
+                        let term = if two { 2 } else { 1 };
+                        // Complete if two characters long or more data follows; a lone
+                        // character at the very end is "suspicious".
+                        self.input = if two {
+                            Input::Literal(vec![c, comp])
+                        } else if hay.len() > i + term {
+                            Input::Literal(vec![c])
+                        } else {
+                            Input::AutoSecond(c)
+                        };
+                        Step::Emit { end: i, term }
+                    }
+                },
+                Input::AutoSecond(c) => {
+                    let c = *c;
+                    let Some(&first) = hay.first() else {
+                        return Ok(Vec::new());
+                    };
+                    if first == complement(c) {
+                        self.buf.consume(1);
+                        self.input = Input::Literal(vec![c, first]);
+                    } else {
+                        self.input = Input::Literal(vec![c]);
+                    }
+                    self.scan_from = 0;
+                    Step::Again
+                }
+            };
+            match step {
+                Step::Emit { end, term } => return self.emit(end, term),
+                Step::Wait(from) => {
+                    self.scan_from = from;
+                    return Ok(Vec::new());
+                }
+                Step::Again => continue,
+            }
+        }
+    }
+
+    fn put(&mut self, records: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, FilterError> {
+        Ok(records
+            .into_iter()
+            .map(|mut line| {
+                line.extend_from_slice(&self.output);
+                line
+            })
+            .collect())
+    }
+
+    fn get_pending(&self) -> Option<Vec<Vec<u8>>> {
+        if self.buf.is_empty() {
+            None
+        } else {
+            Some(vec![self.buf.as_slice().to_vec()])
+        }
+    }
+
+    /// Same newline settings and limits, empty buffer. As in POE, the autodetection state
+    /// (including a newline already detected) is copied too.
+    fn clone_empty(&self) -> Self {
+        Line {
+            buf: ByteBuf::new(),
+            input: self.input.clone(),
+            output: self.output.clone(),
+            max_length: self.max_length,
+            max_buffer: self.max_buffer,
+            scan_from: 0,
+        }
+    }
+
+    fn clone_boxed(&self) -> BoxedFilter<Vec<u8>, Vec<u8>> {
+        Box::new(self.clone_empty())
+    }
+
+    fn filter_type(&self) -> &'static str {
+        "Line"
+    }
+}
+
+/// An `InputRegexp`, compiled or not.
+enum Regexp {
+    Matcher(Rc<dyn LineMatcher>),
+    Pattern(String),
+}
+
+impl fmt::Debug for Regexp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Regexp::Matcher(_) => f.write_str("Matcher(..)"),
+            Regexp::Pattern(p) => f.debug_tuple("Pattern").field(p).finish(),
+        }
+    }
+}
+
+/// Options for [`Line`], named after POE's constructor parameters. Conflicts are reported
+/// by [`LineBuilder::build`].
+#[derive(Default)]
+pub struct LineBuilder {
+    literal: Option<Vec<u8>>,
+    input_literal: Option<Vec<u8>>,
+    input_regexp: Option<Regexp>,
+    output_literal: Option<Vec<u8>>,
+    max_length: Option<usize>,
+    max_buffer: Option<usize>,
+}
+
+impl fmt::Debug for LineBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LineBuilder")
+            .field("literal", &self.literal)
+            .field("input_literal", &self.input_literal)
+            .field("input_regexp", &self.input_regexp)
+            .field("output_literal", &self.output_literal)
+            .field("max_length", &self.max_length)
+            .field("max_buffer", &self.max_buffer)
+            .finish()
+    }
+}
+
+impl LineBuilder {
+    /// `Literal => STR`: the newline for both directions. Must be non-empty and cannot be
+    /// combined with any other newline option.
+    pub fn literal(mut self, literal: impl Into<Vec<u8>>) -> Self {
+        self.literal = Some(literal.into());
+        self
+    }
+
+    /// `InputLiteral => STR`: the input newline. An empty literal means autodetection,
+    /// as POE's `InputLiteral => ""` or `undef`.
+    pub fn input_literal(mut self, literal: impl Into<Vec<u8>>) -> Self {
+        self.input_literal = Some(literal.into());
+        self
+    }
+
+    /// Autodetect the input newline (POE's `InputLiteral => undef`).
+    pub fn autodetect(self) -> Self {
+        self.input_literal(Vec::new())
+    }
+
+    /// `InputRegexp => qr/.../`: input lines end where `matcher` finds a terminator.
+    /// Replaces an earlier [`input_regexp_pattern`](LineBuilder::input_regexp_pattern).
+    pub fn input_regexp(mut self, matcher: impl LineMatcher + 'static) -> Self {
+        self.input_regexp = Some(Regexp::Matcher(Rc::new(matcher)));
+        self
+    }
+
+    /// `InputRegexp => STR`: a pattern string, compiled as `(?s-u)PATTERN` with
+    /// `regex::bytes::Regex` (leftmost-first, as Perl matches). An invalid pattern makes
+    /// [`build`] fail with [`ConfigError::RegexpUnsupported`].
+    ///
+    /// [`build`]: LineBuilder::build
+    pub fn input_regexp_pattern(mut self, pattern: impl Into<String>) -> Self {
+        self.input_regexp = Some(Regexp::Pattern(pattern.into()));
+        self
+    }
+
+    /// `OutputLiteral => STR`: the newline appended by `put` (default CRLF).
+    pub fn output_literal(mut self, literal: impl Into<Vec<u8>>) -> Self {
+        self.output_literal = Some(literal.into());
+        self
+    }
+
+    /// `MaxLength => N`: longest line accepted (default 64 MiB; must be > 0).
+    pub fn max_length(mut self, n: usize) -> Self {
+        self.max_length = Some(n);
+        self
+    }
+
+    /// `MaxBuffer => N`: largest input buffer accepted (default 512 MiB; must be > 0 and
+    /// at least `MaxLength`).
+    pub fn max_buffer(mut self, n: usize) -> Self {
+        self.max_buffer = Some(n);
+        self
+    }
+
+    /// Validates the options in POE's order and builds the filter.
+    pub fn build(self) -> Result<Line, ConfigError> {
+        let regexp_given = self.input_regexp.is_some();
+        let input = if let Some(literal) = self.literal {
+            if literal.is_empty() {
+                return Err(ConfigError::EmptyLiteral);
+            }
+            if self.input_literal.is_some() || regexp_given || self.output_literal.is_some() {
+                return Err(ConfigError::LiteralWithOther);
+            }
+            let output = literal.clone();
+            (Input::Literal(literal), Some(output))
+        } else {
+            let input = if let Some(input_literal) = self.input_literal {
+                if regexp_given {
+                    return Err(ConfigError::InputLiteralAndRegexp);
+                }
+                if input_literal.is_empty() {
+                    Input::AutoFirst
+                } else {
+                    Input::Literal(input_literal)
+                }
+            } else if let Some(regexp) = self.input_regexp {
+                match regexp {
+                    Regexp::Matcher(matcher) => Input::Matcher(matcher),
+                    Regexp::Pattern(pattern) => {
+                        match regex::bytes::Regex::new(&format!("(?s-u){pattern}")) {
+                            Ok(re) => Input::Matcher(Rc::new(move |h: &[u8]| {
+                                re.find(h).map(|m| m.range())
+                            })),
+                            Err(_) => return Err(ConfigError::RegexpUnsupported { pattern }),
+                        }
+                    }
+                }
+            } else {
+                Input::Default
+            };
+            (input, self.output_literal)
+        };
+        let max_buffer = param_max("MaxBuffer", self.max_buffer, DEFAULT_MAX_BUFFER)?;
+        let max_length = param_max("MaxLength", self.max_length, DEFAULT_MAX_LENGTH)?;
+        if max_buffer < max_length {
+            return Err(ConfigError::MaxBufferTooSmall {
+                max_buffer,
+                max_length,
+            });
+        }
+        let (input, output) = input;
+        Ok(Line {
+            buf: ByteBuf::new(),
+            input,
+            output: output.unwrap_or_else(|| b"\r\n".to_vec()),
+            max_length,
+            max_buffer,
+            scan_from: 0,
+        })
+    }
+}

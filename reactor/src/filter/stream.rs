@@ -1,0 +1,69 @@
+//! `POE::Filter::Stream`: no framing at all.
+
+use super::buf::ByteBuf;
+use super::{BoxedFilter, Filter, FilterError};
+
+/// `POE::Filter::Stream`: `get_one` returns everything buffered as one record; `put`
+/// passes records through unchanged.
+///
+/// ```
+/// use reactor::filter::{Filter, Stream};
+///
+/// let mut stream = Stream::new();
+/// let chunks = vec![b"ab".to_vec(), b"c".to_vec()];
+/// assert_eq!(stream.get(chunks.clone())?, vec![b"abc".to_vec()]);
+/// assert_eq!(stream.put(chunks.clone())?, chunks);
+/// # Ok::<(), reactor::filter::FilterError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Stream {
+    buf: ByteBuf,
+}
+
+impl Stream {
+    /// An empty stream filter.
+    pub fn new() -> Self {
+        Stream::default()
+    }
+}
+
+impl Filter for Stream {
+    type Raw = Vec<u8>;
+    type Record = Vec<u8>;
+
+    fn get_one_start(&mut self, chunks: Vec<Vec<u8>>) -> Result<(), FilterError> {
+        self.buf.append(chunks);
+        Ok(())
+    }
+
+    fn get_one(&mut self) -> Result<Vec<Vec<u8>>, FilterError> {
+        if self.buf.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![self.buf.take_all()])
+    }
+
+    fn put(&mut self, records: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, FilterError> {
+        Ok(records)
+    }
+
+    fn get_pending(&self) -> Option<Vec<Vec<u8>>> {
+        if self.buf.is_empty() {
+            None
+        } else {
+            Some(vec![self.buf.as_slice().to_vec()])
+        }
+    }
+
+    fn clone_empty(&self) -> Self {
+        Stream::new()
+    }
+
+    fn clone_boxed(&self) -> BoxedFilter<Vec<u8>, Vec<u8>> {
+        Box::new(Stream::new())
+    }
+
+    fn filter_type(&self) -> &'static str {
+        "Stream"
+    }
+}
