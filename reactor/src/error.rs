@@ -39,6 +39,8 @@ pub enum Error {
     Arg(ArgError),
     /// An operating-system error.
     Io(io::Error),
+    /// A filter refused data.
+    Filter(crate::filter::FilterError),
 }
 
 impl Error {
@@ -54,6 +56,7 @@ impl Error {
             Error::InvalidArgument(_) | Error::NoStartState | Error::Arg(_) => 22,
             Error::Died(_) | Error::Exception(_) => 0,
             Error::Io(e) => e.raw_os_error().unwrap_or(0),
+            Error::Filter(_) => 22,
         }
     }
 }
@@ -78,6 +81,7 @@ impl fmt::Display for Error {
             Error::Exception(e) => f.write_str(e.message()),
             Error::Arg(e) => e.fmt(f),
             Error::Io(e) => e.fmt(f),
+            Error::Filter(e) => e.fmt(f),
         }
     }
 }

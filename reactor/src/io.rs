@@ -183,7 +183,7 @@ impl Kernel {
                 k
             }
             None => {
-                self.io.next_gen = self.io.next_gen.wrapping_add(1);
+                self.io.next_gen = (self.io.next_gen + 1) & 0x3fff_ffff;
                 let k = self.io.fds.insert(FdRec {
                     fd,
                     session: me,
@@ -282,13 +282,21 @@ impl Kernel {
             }
         }
         if self.io.events.is_empty() {
+            self.wheels_dispatch();
             return Ok(());
         }
         let mut ready: Vec<(Token, bool, bool)> = Vec::with_capacity(self.io.events.iter().count());
         let mut signals: Vec<Token> = Vec::new();
+        let mut wheel_ready: Vec<(Token, bool, bool)> = Vec::new();
         for e in self.io.events.iter() {
             if e.token().0 > SIGNAL_TOKEN_BASE - 64 {
                 signals.push(e.token());
+                continue;
+            }
+            if crate::wheel::is_wheel_token(e.token()) {
+                let r = e.is_readable() || e.is_read_closed() || e.is_error();
+                let w = e.is_writable() || e.is_write_closed() || e.is_error();
+                wheel_ready.push((e.token(), r, w));
                 continue;
             }
             let r = e.is_readable() || e.is_read_closed() || e.is_error();
@@ -297,6 +305,9 @@ impl Kernel {
         }
         for token in signals {
             self.os_signal_ready(token);
+        }
+        for (token, r, w) in wheel_ready {
+            self.wheel_event(token, r, w);
         }
         for mode in [Mode::Read, Mode::Write] {
             for &(token, r, w) in &ready {
@@ -321,6 +332,7 @@ impl Kernel {
                 let _ = self.io.sync(key);
             }
         }
+        self.wheels_dispatch();
         Ok(())
     }
 

@@ -202,6 +202,7 @@ pub(crate) struct Releases {
 pub(crate) struct ReleaseQueue {
     pub(crate) extref_drops: Vec<(SessionId, String)>,
     pub(crate) posts: Vec<(SessionId, String, Args)>,
+    pub(crate) wheel_drops: Vec<crate::wheel::WheelId>,
 }
 
 /// Builds a [`Kernel`] with a chosen clock and exception policy.
@@ -248,6 +249,7 @@ impl KernelBuilder {
             stopping_all: false,
             releases: Rc::new(Releases::default()),
             io: Io::new()?,
+            wheels: Default::default(),
             signals: SignalState::default(),
         })
     }
@@ -275,6 +277,7 @@ pub struct Kernel {
     stopping_all: bool,
     pub(crate) releases: Rc<Releases>,
     pub(crate) io: Io,
+    pub(crate) wheels: crate::wheel::Wheels,
     pub(crate) signals: SignalState,
 }
 
@@ -556,12 +559,21 @@ impl Kernel {
 
     pub(crate) fn drain_releases(&mut self) {
         while self.releases.pending.get() {
-            let drops = std::mem::take(&mut self.releases.queue.borrow_mut().extref_drops);
+            let (drops, wheels) = {
+                let mut q = self.releases.queue.borrow_mut();
+                (
+                    std::mem::take(&mut q.extref_drops),
+                    std::mem::take(&mut q.wheel_drops),
+                )
+            };
             if self.releases.queue.borrow().posts.is_empty() {
                 self.releases.pending.set(false);
             }
-            if drops.is_empty() {
+            if drops.is_empty() && wheels.is_empty() {
                 return;
+            }
+            for id in wheels {
+                self.wheel_remove(id);
             }
             for (sid, tag) in drops {
                 let _ = self.refcount_decrement(sid, &tag);
@@ -1104,6 +1116,7 @@ impl Kernel {
             self.extref_sessions -= 1;
         }
         self.io_clear_session(id);
+        self.wheels_clear_session(id);
         let r = &self.sessions[key];
         if r.events_to > 0 || r.posts_from > 0 {
             let gone = self

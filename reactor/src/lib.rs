@@ -83,6 +83,7 @@ mod run;
 pub mod session;
 pub mod signals;
 pub mod value;
+pub mod wheel;
 
 pub use api::{epoch_secs, AlarmId, Callback, Epoch, EventName, Postback, RemovedAlarm, Seconds};
 pub use clock::{Clock, ManualClock, SystemClock, Time};
@@ -92,4 +93,5 @@ pub use kernel::{DieInfo, Kernel, KernelBuilder};
 pub use session::{
     Ctx, Designator, ObjectMethod, PackageMethod, Session, SessionId, SessionOptions, KERNEL,
 };
-pub use value::{Arg, ArgError, Args, HandlerError, IntoArgs, Outcome, Value};
+pub use value::{Arg, ArgError, ArgProblem, Args, HandlerError, IntoArgs, Outcome, Value};
+pub use wheel::{Domain, ListenAccept, ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};

@@ -57,6 +57,7 @@ impl Kernel {
     fn is_idle(&self) -> bool {
         self.queue.is_empty()
             && self.io.watched_fds() == 0
+            && self.wheels.len() == 0
             && self.extref_sessions == 0
             && self.signals.child_watches() == 0
             && self.session_count() > 0
@@ -83,6 +84,9 @@ impl Kernel {
             Some(t) => (t.saturating_sub(now)).clamp(0, MAX_WAIT),
             None => MAX_WAIT,
         };
+        if self.wheels.has_active() {
+            wait = 0;
+        }
         if wait > 0 {
             if let Some(t) = self.queue.next_time() {
                 if self.clock.skip_to(t) {
@@ -93,7 +97,7 @@ impl Kernel {
         }
         // 3 and 4. Poll, dispatch I/O, sweep. With nothing registered and no reason to
         // wait there is nothing to ask the poller.
-        if wait > 0 || self.io.has_registrations() {
+        if wait > 0 || self.io.has_registrations() || self.wheels.len() > 0 {
             self.poll_io(Some(Duration::from_nanos(wait as u64)))?;
             self.gc_sweep();
             now = self.clock.now();

@@ -184,6 +184,11 @@ impl<H: 'static> Ctx<'_, H> {
         self.inv.args.get::<T>(i)
     }
 
+    /// Takes argument `i` out as an owned `T` (e.g. the socket of a `SuccessEvent`).
+    pub fn take_arg<T: Any>(&mut self, i: usize) -> std::result::Result<T, ArgError> {
+        self.inv.args.take::<T>(i)
+    }
+
     /// Adds or replaces a handler of this session at run time (POE's `$kernel->state`).
     pub fn state<R: Outcome + 'static>(
         &mut self,

@@ -28,20 +28,28 @@ pub struct ArgError {
     pub index: usize,
     /// The type that was asked for.
     pub expected: &'static str,
-    /// `true` if the argument exists but has another type; `false` if it is missing.
-    pub wrong_type: bool,
+    /// What is wrong with it.
+    pub problem: ArgProblem,
+}
+
+/// Why an argument could not be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgProblem {
+    /// There is no argument at that position.
+    Missing,
+    /// The argument has another type.
+    WrongType,
+    /// The argument is shared (another recipient holds it), so it cannot be taken.
+    Shared,
 }
 
 impl fmt::Display for ArgError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.wrong_type {
-            write!(f, "ARG{} is not a {}", self.index, self.expected)
-        } else {
-            write!(
-                f,
-                "ARG{} is missing (expected a {})",
-                self.index, self.expected
-            )
+        let (i, t) = (self.index, self.expected);
+        match self.problem {
+            ArgProblem::WrongType => write!(f, "ARG{i} is not a {t}"),
+            ArgProblem::Missing => write!(f, "ARG{i} is missing (expected a {t})"),
+            ArgProblem::Shared => write!(f, "ARG{i} ({t}) is shared and cannot be taken"),
         }
     }
 }
@@ -84,13 +92,36 @@ impl Args {
         let a = self.0.get(i).ok_or(ArgError {
             index: i,
             expected: type_name::<T>(),
-            wrong_type: false,
+            problem: ArgProblem::Missing,
         })?;
         a.downcast_ref::<T>().ok_or(ArgError {
             index: i,
             expected: type_name::<T>(),
-            wrong_type: true,
+            problem: ArgProblem::WrongType,
         })
+    }
+
+    /// Takes argument `i` out as an owned `T` (a socket handed over in an event, say),
+    /// leaving `()` in its place. Fails if it is missing, of another type, or shared.
+    pub fn take<T: Any>(&mut self, i: usize) -> Result<T, ArgError> {
+        let err = |problem| ArgError {
+            index: i,
+            expected: type_name::<T>(),
+            problem,
+        };
+        let slot = self.0.get_mut(i).ok_or(err(ArgProblem::Missing))?;
+        if !slot.is::<T>() {
+            return Err(err(ArgProblem::WrongType));
+        }
+        let rc = std::mem::replace(slot, Rc::new(()));
+        let typed = rc.downcast::<T>().map_err(|_| err(ArgProblem::WrongType))?;
+        match Rc::try_unwrap(typed) {
+            Ok(v) => Ok(v),
+            Err(shared) => {
+                *slot = shared;
+                Err(err(ArgProblem::Shared))
+            }
+        }
     }
 
     /// Argument `i` as a `T`, or `None` if missing or of another type.

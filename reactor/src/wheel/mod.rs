@@ -1,0 +1,382 @@
+//! Wheels: I/O state machines that live in the kernel and turn readiness into named
+//! events for the session that made them (POE's `POE::Wheel::*`).
+//!
+//! A wheel is stored in a [`slab`] inside the kernel; its session holds a [`WheelHandle`].
+//! Dropping the handle (usually by dropping the heap field that holds it, as POE programs
+//! `delete $heap->{wheel}`) queues a release that the kernel carries out right after the
+//! running handler returns: the wheel's sources are deregistered, its socket closed, and no
+//! event of it is dispatched afterwards. Wheel IDs count up from 1 and are never reused;
+//! readiness for a removed wheel is recognised by a generation in the mio token and ignored.
+//!
+//! The kernel knows wheels only through the [`Wheel`] trait defined here; it never names a
+//! concrete wheel.
+//!
+//! ## Level-triggered readiness on an edge-triggered poller
+//!
+//! A wheel registers its sources once, for every direction it may use, and keeps a ready
+//! flag per direction. mio sets a flag; the wheel clears it only when an operation says so
+//! (`WouldBlock`, or a short read, which means the socket buffer was drained and the next
+//! arrival will raise a new edge). Each timeslice the kernel dispatches every wheel with
+//! pending work: all reads first, then all writes, as POE's select loop does. There is no
+//! re-registration per message, so an echoed message costs one `read` and one `write`.
+
+mod readwrite;
+mod socketfactory;
+
+pub use readwrite::RwEvent;
+pub use readwrite::{ReadHandle, ReadWrite, ReadWriteBuilder, WriteHandle};
+pub use socketfactory::{Domain, ListenAccept, SocketFactory, SocketFactoryBuilder};
+
+use crate::error::{Error, Result};
+use crate::io::Mode;
+use crate::kernel::{Kernel, Kind};
+use crate::session::SessionId;
+use crate::value::{Args, Value};
+use mio::{Registry, Token};
+use std::any::Any;
+use std::fmt;
+use std::panic::Location;
+use std::rc::Weak;
+
+/// A wheel's ID: unique for the life of the kernel; every wheel event carries it as its last
+/// argument, so one session can tell its wheels apart.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WheelId(pub(crate) u64);
+
+impl WheelId {
+    /// The number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Debug for WheelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WheelId({})", self.0)
+    }
+}
+
+impl fmt::Display for WheelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What the kernel needs of a wheel. Implemented by [`ReadWrite`], [`SocketFactory`] and
+/// [`ListenAccept`]; other crates may implement it for wheels of their own.
+pub trait Wheel: Any {
+    /// Registers the wheel's sources (at most two: input and output) with `tokens`.
+    fn register(&mut self, registry: &Registry, tokens: [Token; 2]) -> std::io::Result<()>;
+
+    /// Deregisters every source.
+    fn deregister(&mut self, registry: &Registry);
+
+    /// Records readiness reported by the poller for source `which` (0 or 1).
+    fn note_ready(&mut self, which: usize, readable: bool, writable: bool);
+
+    /// Whether the wheel has work for a read dispatch and for a write dispatch now.
+    fn pending(&self) -> (bool, bool);
+
+    /// Does the work of one dispatch in `mode`, calling the owner's events through `kernel`.
+    /// The wheel is reached again through [`Kernel::wheel_mut`] between events, since a
+    /// handler may change or drop it.
+    fn dispatch(kernel: &mut Kernel, id: WheelId, mode: Mode)
+    where
+        Self: Sized;
+}
+
+/// The object-safe part of [`Wheel`], with a downcast.
+pub(crate) trait WheelObj {
+    fn register(&mut self, registry: &Registry, tokens: [Token; 2]) -> std::io::Result<()>;
+    fn deregister(&mut self, registry: &Registry);
+    fn note_ready(&mut self, which: usize, readable: bool, writable: bool);
+    fn pending(&self) -> (bool, bool);
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<W: Wheel> WheelObj for W {
+    fn register(&mut self, registry: &Registry, tokens: [Token; 2]) -> std::io::Result<()> {
+        Wheel::register(self, registry, tokens)
+    }
+    fn deregister(&mut self, registry: &Registry) {
+        Wheel::deregister(self, registry)
+    }
+    fn note_ready(&mut self, which: usize, readable: bool, writable: bool) {
+        Wheel::note_ready(self, which, readable, writable)
+    }
+    fn pending(&self) -> (bool, bool) {
+        Wheel::pending(self)
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+pub(crate) struct WheelSlot {
+    id: WheelId,
+    owner: SessionId,
+    gen: u32,
+    obj: Box<dyn WheelObj>,
+    dispatch: fn(&mut Kernel, WheelId, Mode),
+    /// Listed in `Wheels::active` (may have pending work).
+    active: bool,
+}
+
+/// The kernel's wheel table.
+#[derive(Default)]
+pub(crate) struct Wheels {
+    slots: slab::Slab<WheelSlot>,
+    by_id: rustc_hash::FxHashMap<u64, usize>,
+    next_id: u64,
+    next_gen: u32,
+    /// Slab keys of wheels that may have work without a new poller event.
+    active: Vec<usize>,
+}
+
+/// Wheel tokens have the top bit set; bit 62 tells the wheel's second source.
+const WHEEL_BIT: usize = 1 << 63;
+const SECOND_BIT: usize = 1 << 62;
+const GEN_MASK: u32 = 0x3fff_ffff;
+
+pub(crate) fn is_wheel_token(t: Token) -> bool {
+    t.0 & WHEEL_BIT != 0 && t.0 < crate::signals::SIGNAL_TOKEN_BASE - 64
+}
+
+fn wheel_token(key: usize, gen: u32, which: usize) -> Token {
+    Token(
+        WHEEL_BIT
+            | if which == 1 { SECOND_BIT } else { 0 }
+            | ((gen as usize) << 32)
+            | (key & 0xffff_ffff),
+    )
+}
+
+impl Wheels {
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(crate) fn has_active(&self) -> bool {
+        self.active.iter().any(|&k| {
+            self.slots.get(k).is_some_and(|s| {
+                let (r, w) = s.obj.pending();
+                r || w
+            })
+        })
+    }
+}
+
+/// The owner's handle on a wheel: dropping it removes the wheel (POE's
+/// `delete $heap->{wheel}`).
+pub struct WheelHandle {
+    id: WheelId,
+    releases: Weak<crate::kernel::Releases>,
+}
+
+impl WheelHandle {
+    /// The wheel's ID.
+    pub fn id(&self) -> WheelId {
+        self.id
+    }
+}
+
+impl fmt::Debug for WheelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WheelHandle({})", self.id)
+    }
+}
+
+impl Drop for WheelHandle {
+    fn drop(&mut self) {
+        if let Some(q) = self.releases.upgrade() {
+            q.queue.borrow_mut().wheel_drops.push(self.id);
+            q.pending.set(true);
+        }
+    }
+}
+
+impl Kernel {
+    /// Puts a wheel into the kernel, owned by the active session, and registers its
+    /// sources. Wheels call this from their `build`.
+    pub fn wheel_insert<W: Wheel>(&mut self, wheel: W) -> Result<WheelHandle> {
+        let owner = self.active.session;
+        if owner.is_kernel() {
+            return Err(Error::NoActiveSession);
+        }
+        let w = &mut self.wheels;
+        w.next_id += 1;
+        w.next_gen = (w.next_gen + 1) & GEN_MASK;
+        let id = WheelId(w.next_id);
+        let gen = w.next_gen;
+        let entry = w.slots.vacant_entry();
+        let key = entry.key();
+        entry.insert(WheelSlot {
+            id,
+            owner,
+            gen,
+            obj: Box::new(wheel),
+            dispatch: W::dispatch,
+            active: false,
+        });
+        let tokens = [wheel_token(key, gen, 0), wheel_token(key, gen, 1)];
+        if let Err(e) = self.wheels.slots[key]
+            .obj
+            .register(self.io.registry(), tokens)
+        {
+            self.wheels.slots.remove(key);
+            return Err(Error::Io(e));
+        }
+        self.wheels.by_id.insert(id.0, key);
+        self.ref_inc(owner);
+        self.wheel_activate(key);
+        Ok(WheelHandle {
+            id,
+            releases: std::rc::Rc::downgrade(&self.releases),
+        })
+    }
+
+    fn wheel_activate(&mut self, key: usize) {
+        if let Some(s) = self.wheels.slots.get_mut(key) {
+            if !s.active {
+                s.active = true;
+                self.wheels.active.push(key);
+            }
+        }
+    }
+
+    /// The wheel `id` as a `W`, if it exists and is one. Changes made through it (a `put`,
+    /// a resume) take effect at the next I/O phase.
+    pub fn wheel_mut<W: Wheel>(&mut self, id: WheelId) -> Option<&mut W> {
+        let key = *self.wheels.by_id.get(&id.0)?;
+        self.wheel_activate(key);
+        self.wheels.slots[key].obj.as_any_mut().downcast_mut::<W>()
+    }
+
+    /// The wheel and the poller's registry at once, for wheels that hand a source over.
+    pub(crate) fn wheel_and_registry<W: Wheel>(
+        &mut self,
+        id: WheelId,
+    ) -> Option<(&mut W, &Registry)> {
+        let key = *self.wheels.by_id.get(&id.0)?;
+        let w = self.wheels.slots[key]
+            .obj
+            .as_any_mut()
+            .downcast_mut::<W>()?;
+        Some((w, self.io.registry()))
+    }
+
+    /// The wheel `id` as a `W`, read-only.
+    pub fn wheel_ref<W: Wheel>(&self, id: WheelId) -> Option<&W> {
+        let key = *self.wheels.by_id.get(&id.0)?;
+        self.wheels.slots[key].obj.as_any().downcast_ref::<W>()
+    }
+
+    /// The session that owns wheel `id`.
+    pub fn wheel_owner(&self, id: WheelId) -> Option<SessionId> {
+        let key = *self.wheels.by_id.get(&id.0)?;
+        Some(self.wheels.slots[key].owner)
+    }
+
+    /// Removes a wheel: deregisters it and drops it (closing its handles).
+    pub(crate) fn wheel_remove(&mut self, id: WheelId) {
+        let Some(key) = self.wheels.by_id.remove(&id.0) else {
+            return;
+        };
+        let mut slot = self.wheels.slots.remove(key);
+        slot.obj.deregister(self.io.registry());
+        log::trace!("wheel {id} removed");
+        self.ref_dec(slot.owner);
+    }
+
+    /// Removes every wheel of a session that is being freed.
+    pub(crate) fn wheels_clear_session(&mut self, owner: SessionId) {
+        let ids: Vec<WheelId> = self
+            .wheels
+            .slots
+            .iter()
+            .filter(|(_, s)| s.owner == owner)
+            .map(|(_, s)| s.id)
+            .collect();
+        for id in ids {
+            self.wheel_remove(id);
+        }
+    }
+
+    /// Calls `event` in the wheel's owner synchronously, as POE's wheels do; the sender is
+    /// the owner itself. Returns the handler's value.
+    pub fn wheel_call(&mut self, owner: SessionId, event: &str, args: Args) -> Value {
+        let caller = Location::caller();
+        let Some(key) = self.key_of(owner) else {
+            return Value::none();
+        };
+        let ev = self.intern(event);
+        if self.active.session == owner {
+            return self.call_id(owner, ev, args, caller).unwrap_or_default();
+        }
+        let caller_state = self.active.event;
+        self.dispatch(
+            key,
+            owner,
+            owner,
+            ev,
+            args,
+            caller_state,
+            caller,
+            Kind::Call,
+        )
+        .unwrap_or_default()
+    }
+
+    /// Readiness from the poller for a wheel token.
+    pub(crate) fn wheel_event(&mut self, token: Token, readable: bool, writable: bool) {
+        let key = token.0 & 0xffff_ffff;
+        let gen = ((token.0 >> 32) as u32) & GEN_MASK;
+        let which = usize::from(token.0 & SECOND_BIT != 0);
+        let Some(s) = self.wheels.slots.get_mut(key) else {
+            return;
+        };
+        if s.gen != gen {
+            return;
+        }
+        s.obj.note_ready(which, readable, writable);
+        self.wheel_activate(key);
+    }
+
+    /// Dispatches every wheel with pending work: reads, then writes.
+    pub(crate) fn wheels_dispatch(&mut self) {
+        if self.wheels.active.is_empty() {
+            return;
+        }
+        let list = std::mem::take(&mut self.wheels.active);
+        for mode in [Mode::Read, Mode::Write] {
+            for &key in &list {
+                let Some(s) = self.wheels.slots.get(key) else {
+                    continue;
+                };
+                let (r, w) = s.obj.pending();
+                let go = match mode {
+                    Mode::Read => r,
+                    Mode::Write => w,
+                };
+                if go {
+                    let (f, id) = (s.dispatch, s.id);
+                    f(self, id, mode);
+                }
+            }
+        }
+        // Keep listing the wheels that still have work; the others wait for an edge.
+        for key in list {
+            if let Some(s) = self.wheels.slots.get_mut(key) {
+                let (r, w) = s.obj.pending();
+                s.active = r || w;
+                if s.active {
+                    self.wheels.active.push(key);
+                }
+            }
+        }
+    }
+}

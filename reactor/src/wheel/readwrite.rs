@@ -1,0 +1,664 @@
+//! `ReadWrite`: buffered, filtered I/O on a stream (POE's `POE::Wheel::ReadWrite` with
+//! `POE::Driver::SysRW` built in).
+
+use super::{Wheel, WheelHandle, WheelId};
+use crate::error::{Error, Result};
+use crate::filter::{ByteFilter, Filter, Line};
+use crate::io::Mode;
+use crate::kernel::Kernel;
+use crate::value::IntoArgs;
+use mio::event::Source;
+use mio::{Interest, Registry, Token};
+use std::any::Any;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::rc::Rc;
+
+/// A readable, pollable handle (POE's `InputHandle`): any `Read + mio Source + AsFd`.
+pub trait ReadHandle: 'static {
+    /// Reads into `buf`.
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// The handle as a mio source.
+    fn read_source(&mut self) -> &mut dyn Source;
+    /// The file descriptor.
+    fn read_fd(&self) -> BorrowedFd<'_>;
+}
+
+impl<T: Read + Source + AsFd + 'static> ReadHandle for T {
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read(buf)
+    }
+    fn read_source(&mut self) -> &mut dyn Source {
+        self
+    }
+    fn read_fd(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+    }
+}
+
+/// A writable, pollable handle (POE's `OutputHandle`): any `Write + mio Source + AsFd`.
+pub trait WriteHandle: 'static {
+    /// Writes some of `bufs`.
+    fn write_some(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// The handle as a mio source.
+    fn write_source(&mut self) -> &mut dyn Source;
+    /// The file descriptor.
+    fn write_fd(&self) -> BorrowedFd<'_>;
+}
+
+impl<T: Write + Source + AsFd + 'static> WriteHandle for T {
+    fn write_some(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_vectored(bufs)
+    }
+    fn write_source(&mut self) -> &mut dyn Source {
+        self
+    }
+    fn write_fd(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+    }
+}
+
+/// A handle for both directions (POE's `Handle`).
+trait DuplexHandle: ReadHandle + WriteHandle {
+    fn reader(&mut self) -> &mut dyn ReadHandle;
+    fn writer(&mut self) -> &mut dyn WriteHandle;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+impl<T: ReadHandle + WriteHandle> DuplexHandle for T {
+    fn reader(&mut self) -> &mut dyn ReadHandle {
+        self
+    }
+    fn writer(&mut self) -> &mut dyn WriteHandle {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+enum Handles {
+    Duplex(Box<dyn DuplexHandle>),
+    Split(Box<dyn ReadHandle>, Box<dyn WriteHandle>),
+}
+
+impl Handles {
+    fn reader(&mut self) -> &mut dyn ReadHandle {
+        match self {
+            Handles::Duplex(h) => h.reader(),
+            Handles::Split(r, _) => r.as_mut(),
+        }
+    }
+    fn writer(&mut self) -> &mut dyn WriteHandle {
+        match self {
+            Handles::Duplex(h) => h.writer(),
+            Handles::Split(_, w) => w.as_mut(),
+        }
+    }
+}
+
+/// The names of a ReadWrite wheel's events (POE's `InputEvent`, `ErrorEvent`, ...), for
+/// [`ReadWrite::event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RwEvent {
+    /// `InputEvent`: `ARG0` = one record (`Vec<u8>`), `ARG1` = wheel id.
+    Input,
+    /// `ErrorEvent`: `ARG0` = "read"/"write", `ARG1` = errno (0 at EOF), `ARG2` = message
+    /// ("" at EOF), `ARG3` = wheel id.
+    Error,
+    /// `FlushedEvent`: `ARG0` = wheel id, whenever the output buffer empties.
+    Flushed,
+    /// `HighEvent`: `ARG0` = wheel id.
+    High,
+    /// `LowEvent`: `ARG0` = wheel id.
+    Low,
+}
+
+/// Buffered, filtered I/O on a stream, delivering records to the session that built it.
+///
+/// Built with [`ReadWrite::builder`] (one duplex handle) or [`ReadWrite::split`] (input and
+/// output handles). Reach it from a handler with
+/// `ctx.wheel_mut::<ReadWrite>(id)` to [`put`](ReadWrite::put) records, pause or resume
+/// input, shut down a direction or switch filters.
+pub struct ReadWrite {
+    handles: Handles,
+    in_filter: ByteFilter,
+    /// `None`: the input filter serves output too (POE's `Filter`).
+    out_filter: Option<ByteFilter>,
+    events: [Option<Rc<str>>; 5],
+    read_ready: bool,
+    write_ready: bool,
+    /// Records may wait in the input filter (after a filter switch).
+    parse_pending: bool,
+    input_paused: bool,
+    input_open: bool,
+    output_open: bool,
+    out: VecDeque<Vec<u8>>,
+    out_octets: usize,
+    high_mark: Option<usize>,
+    low_mark: Option<usize>,
+    high_state: bool,
+    auto_flush: bool,
+    buf: Vec<u8>,
+    block_size: usize,
+}
+
+/// Configures a [`ReadWrite`] wheel (POE's constructor parameters).
+pub struct ReadWriteBuilder {
+    handles: Handles,
+    filter: Option<ByteFilter>,
+    in_filter: Option<ByteFilter>,
+    out_filter: Option<ByteFilter>,
+    events: [Option<Rc<str>>; 5],
+    high_mark: Option<usize>,
+    low_mark: Option<usize>,
+    auto_flush: bool,
+    block_size: usize,
+}
+
+const DEFAULT_BLOCK: usize = 65536;
+
+impl ReadWrite {
+    /// A wheel on one handle for both directions (POE's `Handle`).
+    pub fn builder<H: ReadHandle + WriteHandle>(handle: H) -> ReadWriteBuilder {
+        Self::with_handles(Handles::Duplex(Box::new(handle)))
+    }
+
+    /// A wheel reading `input` and writing `output` (POE's `InputHandle`/`OutputHandle`).
+    pub fn split(input: impl ReadHandle, output: impl WriteHandle) -> ReadWriteBuilder {
+        Self::with_handles(Handles::Split(Box::new(input), Box::new(output)))
+    }
+
+    fn with_handles(handles: Handles) -> ReadWriteBuilder {
+        ReadWriteBuilder {
+            handles,
+            filter: None,
+            in_filter: None,
+            out_filter: None,
+            events: Default::default(),
+            high_mark: None,
+            low_mark: None,
+            auto_flush: false,
+            block_size: DEFAULT_BLOCK,
+        }
+    }
+}
+
+impl ReadWriteBuilder {
+    /// The filter for both directions (POE's `Filter`; default `Line`).
+    pub fn filter(mut self, f: impl Filter<Raw = Vec<u8>, Record = Vec<u8>> + 'static) -> Self {
+        self.filter = Some(Box::new(f));
+        self
+    }
+    /// The input filter (POE's `InputFilter`).
+    pub fn input_filter(
+        mut self,
+        f: impl Filter<Raw = Vec<u8>, Record = Vec<u8>> + 'static,
+    ) -> Self {
+        self.in_filter = Some(Box::new(f));
+        self
+    }
+    /// The output filter (POE's `OutputFilter`).
+    pub fn output_filter(
+        mut self,
+        f: impl Filter<Raw = Vec<u8>, Record = Vec<u8>> + 'static,
+    ) -> Self {
+        self.out_filter = Some(Box::new(f));
+        self
+    }
+    /// Names an event (POE's `InputEvent => ..`, `ErrorEvent => ..`, ...). Without an
+    /// input event the input is not read at all.
+    pub fn event(mut self, which: RwEvent, name: &str) -> Self {
+        self.events[which as usize] = Some(Rc::from(name));
+        self
+    }
+    /// `InputEvent`.
+    pub fn input_event(self, name: &str) -> Self {
+        self.event(RwEvent::Input, name)
+    }
+    /// `ErrorEvent`.
+    pub fn error_event(self, name: &str) -> Self {
+        self.event(RwEvent::Error, name)
+    }
+    /// `FlushedEvent`.
+    pub fn flushed_event(self, name: &str) -> Self {
+        self.event(RwEvent::Flushed, name)
+    }
+    /// `HighMark` and `LowMark` (both > 0, low < high), with their events.
+    pub fn watermarks(mut self, high: usize, low: usize) -> Self {
+        self.high_mark = Some(high);
+        self.low_mark = Some(low);
+        self
+    }
+    /// Writes synchronously when a put finds the buffer empty (POE's `AutoFlush`).
+    pub fn auto_flush(mut self, on: bool) -> Self {
+        self.auto_flush = on;
+        self
+    }
+    /// Bytes per read (POE's `Driver => POE::Driver::SysRW->new(BlockSize => N)`).
+    pub fn block_size(mut self, n: usize) -> Self {
+        self.block_size = n;
+        self
+    }
+
+    /// Checks the configuration and puts the wheel into the kernel, owned by the active
+    /// session.
+    pub fn build(self, kernel: &mut Kernel) -> Result<WheelHandle> {
+        if self.block_size == 0 {
+            return Err(Error::InvalidArgument("BlockSize must be greater than 0"));
+        }
+        match (self.high_mark, self.low_mark) {
+            (Some(h), Some(l)) if h == 0 || l == 0 || l >= h => {
+                return Err(Error::InvalidArgument(
+                    "Water mark errors: need 0 < LowMark < HighMark",
+                ))
+            }
+            _ => {}
+        }
+        if (self.events[RwEvent::High as usize].is_some()
+            || self.events[RwEvent::Low as usize].is_some())
+            && self.high_mark.is_none()
+        {
+            return Err(Error::InvalidArgument(
+                "Water mark errors: HighEvent/LowEvent need HighMark and LowMark",
+            ));
+        }
+        let (in_filter, out_filter) = match (self.filter, self.in_filter, self.out_filter) {
+            (_, Some(i), Some(o)) => (i, Some(o)),
+            (Some(f), None, None) => (f, None),
+            (Some(f), Some(i), None) => (i, Some(f)),
+            (Some(f), None, Some(o)) => (f, Some(o)),
+            (None, Some(i), None) => (i, Some(Box::new(Line::new()) as ByteFilter)),
+            (None, None, Some(o)) => (Box::new(Line::new()) as ByteFilter, Some(o)),
+            (None, None, None) => (Box::new(Line::new()) as ByteFilter, None),
+        };
+        let w = ReadWrite {
+            handles: self.handles,
+            in_filter,
+            out_filter,
+            events: self.events,
+            read_ready: false,
+            write_ready: false,
+            parse_pending: false,
+            input_paused: false,
+            input_open: true,
+            output_open: true,
+            out: VecDeque::new(),
+            out_octets: 0,
+            high_mark: self.high_mark,
+            low_mark: self.low_mark,
+            high_state: false,
+            auto_flush: self.auto_flush,
+            buf: vec![0; self.block_size],
+            block_size: self.block_size,
+        };
+        kernel.wheel_insert(w)
+    }
+}
+
+impl ReadWrite {
+    /// Filters and queues records for output; they are written when the handle is
+    /// writable, in as few write calls as possible. Returns POE's high-water flag: `true`
+    /// when a high mark is set and the buffered octets reach it.
+    pub fn put<R: Into<Vec<u8>>>(&mut self, records: impl IntoIterator<Item = R>) -> Result<bool> {
+        let recs: Vec<Vec<u8>> = records.into_iter().map(Into::into).collect();
+        let filter = self.out_filter.as_mut().unwrap_or(&mut self.in_filter);
+        let chunks = filter.put(recs).map_err(Error::Filter)?;
+        for c in chunks {
+            if !c.is_empty() {
+                self.out_octets += c.len();
+                self.out.push_back(c);
+            }
+        }
+        if self.auto_flush {
+            self.write_ready = true;
+        }
+        Ok(match self.high_mark {
+            Some(h) => {
+                self.high_state = self.out_octets >= h;
+                self.high_state
+            }
+            None => false,
+        })
+    }
+
+    /// Queues one record; see [`put`](ReadWrite::put).
+    pub fn put_one(&mut self, record: impl Into<Vec<u8>>) -> Result<bool> {
+        self.put(std::iter::once(record.into()))
+    }
+
+    /// Stops reading (POE's `pause_input`).
+    pub fn pause_input(&mut self) {
+        self.input_paused = true;
+    }
+
+    /// Reads again (POE's `resume_input`).
+    pub fn resume_input(&mut self) {
+        self.input_paused = false;
+    }
+
+    /// Whether input is paused.
+    pub fn is_input_paused(&self) -> bool {
+        self.input_paused
+    }
+
+    /// Shuts the read side down (`shutdown(fd, SHUT_RD)`) and stops reading.
+    pub fn shutdown_input(&mut self) {
+        let _ = rustix::net::shutdown(self.handles.reader().read_fd(), rustix::net::Shutdown::Read);
+        self.input_open = false;
+    }
+
+    /// Shuts the write side down (`shutdown(fd, SHUT_WR)`) and stops writing.
+    pub fn shutdown_output(&mut self) {
+        let _ = rustix::net::shutdown(
+            self.handles.writer().write_fd(),
+            rustix::net::Shutdown::Write,
+        );
+        self.output_open = false;
+    }
+
+    /// Octets waiting to be written (POE's `get_driver_out_octets`).
+    pub fn get_driver_out_octets(&self) -> usize {
+        self.out_octets
+    }
+
+    /// Chunks waiting to be written (POE's `get_driver_out_messages`).
+    pub fn get_driver_out_messages(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Renames an event, or with `None` stops emitting it (POE's `event`). Clearing the
+    /// input event stops reading.
+    pub fn event(&mut self, which: RwEvent, name: Option<&str>) {
+        self.events[which as usize] = name.map(Rc::from);
+    }
+
+    /// Replaces both filters; input buffered in the old input filter is parsed again by the
+    /// new one (POE's `set_filter`).
+    pub fn set_filter(&mut self, f: impl Filter<Raw = Vec<u8>, Record = Vec<u8>> + 'static) {
+        self.swap_input(Box::new(f));
+        self.out_filter = None;
+    }
+
+    /// Replaces the input filter, carrying buffered input over (POE's `set_input_filter`).
+    pub fn set_input_filter(&mut self, f: impl Filter<Raw = Vec<u8>, Record = Vec<u8>> + 'static) {
+        if self.out_filter.is_none() {
+            // The old shared filter keeps serving output.
+            let old_out = self.in_filter.clone_boxed();
+            self.out_filter = Some(old_out);
+        }
+        self.swap_input(Box::new(f));
+    }
+
+    /// Replaces the output filter; only later puts use it (POE's `set_output_filter`).
+    pub fn set_output_filter(&mut self, f: impl Filter<Raw = Vec<u8>, Record = Vec<u8>> + 'static) {
+        self.out_filter = Some(Box::new(f));
+    }
+
+    fn swap_input(&mut self, mut f: ByteFilter) {
+        if let Some(pending) = self.in_filter.get_pending() {
+            let _ = f.get_one_start(pending);
+            self.parse_pending = true;
+        }
+        self.in_filter = f;
+    }
+
+    /// The input filter's type (POE's `get_input_filter`).
+    pub fn input_filter_type(&self) -> &'static str {
+        self.in_filter.filter_type()
+    }
+
+    /// The output filter's type (POE's `get_output_filter`).
+    pub fn output_filter_type(&self) -> &'static str {
+        self.out_filter
+            .as_ref()
+            .unwrap_or(&self.in_filter)
+            .filter_type()
+    }
+
+    /// Writes what is buffered now rather than at the next I/O phase (POE's `flush`).
+    pub fn flush(kernel: &mut Kernel, id: WheelId) {
+        if let Some(w) = kernel.wheel_mut::<ReadWrite>(id) {
+            w.write_ready = true;
+        }
+        <ReadWrite as Wheel>::dispatch(kernel, id, Mode::Write);
+    }
+
+    fn event_name(&self, which: RwEvent) -> Option<Rc<str>> {
+        self.events[which as usize].clone()
+    }
+
+    fn read_dispatch(kernel: &mut Kernel, id: WheelId) {
+        let Some(owner) = kernel.wheel_owner(id) else {
+            return;
+        };
+        let Some(w) = kernel.wheel_mut::<ReadWrite>(id) else {
+            return;
+        };
+        let Some(input_event) = w.event_name(RwEvent::Input) else {
+            return;
+        };
+        if w.read_ready && w.input_open && !w.input_paused {
+            let mut buf = std::mem::take(&mut w.buf);
+            let r = w.handles.reader().read_some(&mut buf);
+            let failure = match r {
+                Ok(0) => Some((0, String::new())),
+                Ok(n) => {
+                    if n < buf.len() {
+                        // Drained: the next arrival raises a new edge.
+                        w.read_ready = false;
+                    }
+                    match w.in_filter.get_one_start(vec![buf[..n].to_vec()]) {
+                        Ok(()) => {
+                            w.parse_pending = true;
+                            None
+                        }
+                        Err(e) => Some((22, e.to_string())),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    w.read_ready = false;
+                    None
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+                Err(e) => Some((e.raw_os_error().unwrap_or(0), e.to_string())),
+            };
+            w.buf = buf;
+            if let Some((errno, msg)) = failure {
+                w.read_ready = false;
+                w.input_open = false;
+                if let Some(ev) = w.event_name(RwEvent::Error) {
+                    kernel.wheel_call(owner, &ev, ("read".to_owned(), errno, msg, id).into_args());
+                }
+                // Records already parsed still go out below.
+            }
+        }
+        // Deliver parsed records one at a time: a handler may switch filters, pause input
+        // or drop the wheel between two records.
+        let _ = input_event;
+        loop {
+            let Some(w) = kernel.wheel_mut::<ReadWrite>(id) else {
+                return;
+            };
+            if !w.parse_pending {
+                return;
+            }
+            let Some(ev) = w.event_name(RwEvent::Input) else {
+                return;
+            };
+            match w.in_filter.get_one() {
+                Ok(recs) if recs.is_empty() => {
+                    w.parse_pending = false;
+                    return;
+                }
+                Ok(recs) => {
+                    for rec in recs {
+                        kernel.wheel_call(owner, &ev, (rec, id).into_args());
+                    }
+                }
+                Err(e) => {
+                    w.parse_pending = false;
+                    if let Some(err) = w.event_name(RwEvent::Error) {
+                        kernel.wheel_call(
+                            owner,
+                            &err,
+                            ("read".to_owned(), 22, e.to_string(), id).into_args(),
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn write_dispatch(kernel: &mut Kernel, id: WheelId) {
+        let Some(owner) = kernel.wheel_owner(id) else {
+            return;
+        };
+        let Some(w) = kernel.wheel_mut::<ReadWrite>(id) else {
+            return;
+        };
+        if !w.output_open || w.out.is_empty() {
+            return;
+        }
+        let mut error = None;
+        while !w.out.is_empty() {
+            let slices: Vec<IoSlice<'_>> = w.out.iter().take(64).map(|c| IoSlice::new(c)).collect();
+            let wanted: usize = slices.iter().map(|s| s.len()).sum();
+            match w.handles.writer().write_some(&slices) {
+                Ok(written) => {
+                    let mut n = written;
+                    w.out_octets -= n;
+                    while n > 0 {
+                        let front = w.out.front_mut().expect("written bytes were queued");
+                        if n >= front.len() {
+                            n -= front.len();
+                            w.out.pop_front();
+                        } else {
+                            front.drain(..n);
+                            n = 0;
+                        }
+                    }
+                    if written < wanted {
+                        // A short write: the socket buffer is full; wait for an edge.
+                        w.write_ready = false;
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    w.write_ready = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    error = Some((e.raw_os_error().unwrap_or(0), e.to_string()));
+                    w.write_ready = false;
+                    w.output_open = false;
+                    break;
+                }
+            }
+        }
+        let (high, low, emptied) = {
+            let mut high = false;
+            let mut low = false;
+            if let (Some(h), Some(l)) = (w.high_mark, w.low_mark) {
+                if !w.high_state && w.out_octets >= h {
+                    w.high_state = true;
+                    high = true;
+                } else if w.high_state && w.out_octets <= l {
+                    w.high_state = false;
+                    low = true;
+                }
+            }
+            (high, low, w.out.is_empty() && error.is_none())
+        };
+        let names = (
+            w.event_name(RwEvent::Error),
+            w.event_name(RwEvent::High),
+            w.event_name(RwEvent::Low),
+            w.event_name(RwEvent::Flushed),
+        );
+        if let (Some((errno, msg)), Some(ev)) = (error, names.0) {
+            kernel.wheel_call(owner, &ev, ("write".to_owned(), errno, msg, id).into_args());
+        }
+        if let (true, Some(ev)) = (high, names.1) {
+            kernel.wheel_call(owner, &ev, (id,).into_args());
+        }
+        if let (true, Some(ev)) = (low, names.2) {
+            kernel.wheel_call(owner, &ev, (id,).into_args());
+        }
+        if let (true, Some(ev)) = (emptied, names.3) {
+            kernel.wheel_call(owner, &ev, (id,).into_args());
+        }
+    }
+}
+
+impl Wheel for ReadWrite {
+    fn register(&mut self, registry: &Registry, tokens: [Token; 2]) -> io::Result<()> {
+        match &mut self.handles {
+            Handles::Duplex(h) => registry.register(
+                h.reader().read_source(),
+                tokens[0],
+                Interest::READABLE | Interest::WRITABLE,
+            ),
+            Handles::Split(r, w) => {
+                registry.register(r.read_source(), tokens[0], Interest::READABLE)?;
+                registry.register(w.write_source(), tokens[1], Interest::WRITABLE)
+            }
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) {
+        match &mut self.handles {
+            Handles::Duplex(h) => {
+                let _ = registry.deregister(h.reader().read_source());
+            }
+            Handles::Split(r, w) => {
+                let _ = registry.deregister(r.read_source());
+                let _ = registry.deregister(w.write_source());
+            }
+        }
+    }
+
+    fn note_ready(&mut self, which: usize, readable: bool, writable: bool) {
+        match (&self.handles, which) {
+            (Handles::Duplex(_), _) => {
+                self.read_ready |= readable;
+                self.write_ready |= writable;
+            }
+            (Handles::Split(..), 0) => self.read_ready |= readable,
+            (Handles::Split(..), _) => self.write_ready |= writable,
+        }
+    }
+
+    fn pending(&self) -> (bool, bool) {
+        let reading = self.events[RwEvent::Input as usize].is_some()
+            && ((self.read_ready && self.input_open && !self.input_paused) || self.parse_pending);
+        let writing = self.write_ready && self.output_open && !self.out.is_empty();
+        (reading, writing)
+    }
+
+    fn dispatch(kernel: &mut Kernel, id: WheelId, mode: Mode) {
+        match mode {
+            Mode::Read => Self::read_dispatch(kernel, id),
+            Mode::Write => Self::write_dispatch(kernel, id),
+        }
+    }
+}
+
+impl ReadWrite {
+    /// Bytes per read.
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    /// Takes the duplex handle back out of a wheel, e.g. to return a socket to a pool.
+    /// `None` for a split wheel or a handle of another type.
+    pub fn into_handle<H: 'static>(self) -> Option<H> {
+        match self.handles {
+            Handles::Duplex(h) => h.into_any().downcast::<H>().ok().map(|b| *b),
+            Handles::Split(..) => None,
+        }
+    }
+}
