@@ -170,8 +170,11 @@ impl Kernel {
 
     /// Releases what a queued item held once it leaves the queue.
     pub(crate) fn timer_gone(&mut self, it: &Item) {
-        if it.kind == ItemKind::Timer && it.dest_key != crate::kernel::NO_KEY {
-            self.sessions[it.dest_key as usize].timers -= 1;
+        if it.kind == ItemKind::Timer {
+            self.timer_items -= 1;
+            if it.dest_key != crate::kernel::NO_KEY {
+                self.sessions[it.dest_key as usize].timers -= 1;
+            }
         }
         self.ev_ref_dec(it.dest_key, it.sender_key);
     }

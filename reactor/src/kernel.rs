@@ -237,6 +237,8 @@ impl KernelBuilder {
             names: Names::new(),
             queue: Queue::new(),
             last_fifo: Time::MIN,
+            batch_prev: Time::MIN,
+            timer_items: 0,
             batch_now: None,
             clock,
             aliases: HashMap::default(),
@@ -264,7 +266,11 @@ pub struct Kernel {
     pub(crate) kernel_children: Vec<SessionId>,
     pub(crate) names: Names,
     pub(crate) queue: Queue<Item>,
-    last_fifo: Time,
+    pub(crate) last_fifo: Time,
+    /// The snapshot of the last batch.
+    pub(crate) batch_prev: Time,
+    /// Timers waiting in the queue.
+    pub(crate) timer_items: usize,
     pub(crate) batch_now: Option<Time>,
     pub(crate) clock: Rc<dyn Clock>,
     pub(crate) aliases: HashMap<String, SessionId>,
@@ -722,8 +728,11 @@ impl Kernel {
         let dest_key = self.key_or_none(dest);
         let sender_key = self.key_or_none(sender);
         self.ev_ref_inc(dest_key, sender_key);
-        if kind == ItemKind::Timer && dest_key != NO_KEY {
-            self.sessions[dest_key as usize].timers += 1;
+        if kind == ItemKind::Timer {
+            self.timer_items += 1;
+            if dest_key != NO_KEY {
+                self.sessions[dest_key as usize].timers += 1;
+            }
         }
         let caller_state = self.active.event;
         let item = Item {
@@ -1124,7 +1133,7 @@ impl Kernel {
                 .remove_matching(|it| it.dest == id || it.sender == id);
             for (_, _, it) in gone {
                 // Releases the other party's count too.
-                self.ev_ref_dec(it.dest_key, it.sender_key);
+                self.timer_gone(&it);
             }
         }
         self.by_id.remove(&id.0);
