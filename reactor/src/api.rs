@@ -2,9 +2,7 @@
 
 use crate::clock::{duration_to_time, secs_to_time, Time};
 use crate::error::{Error, Result};
-use crate::kernel::{
-    args_of, Item, ItemKind, Kernel, Kind, Releases, EV_CHILD, EV_NONE, EV_PARENT,
-};
+use crate::kernel::{args_of, Item, ItemKind, Kernel, Releases, EV_CHILD, EV_PARENT};
 use crate::queue::{ItemId, QueueError};
 use crate::session::{Designator, SessionId, KERNEL};
 use crate::value::{Args, IntoArgs, Value};
@@ -412,36 +410,16 @@ impl Kernel {
 
 impl Kernel {
     fn detach(&mut self, child: SessionId, notify_parent: bool) {
-        let caller = Location::caller();
         let Some(ck) = self.key_of(child) else { return };
         let old = self.sessions[ck].parent;
         if notify_parent {
-            if let Some(pk) = self.key_of(old) {
-                let a = args_of(("lose".to_owned(), child, Value::none()));
-                let _ = self.dispatch(
-                    pk,
-                    old,
-                    KERNEL,
-                    EV_CHILD,
-                    a,
-                    EV_NONE,
-                    caller,
-                    Kind::Lifecycle,
-                );
-            }
-        }
-        if let Some(ck) = self.key_of(child) {
-            let _ = self.dispatch(
-                ck,
-                child,
-                KERNEL,
-                EV_PARENT,
-                args_of((old, KERNEL)),
-                EV_NONE,
-                caller,
-                Kind::Lifecycle,
+            self.lifecycle(
+                old,
+                EV_CHILD,
+                args_of(("lose".to_owned(), child, Value::none())),
             );
         }
+        self.lifecycle(child, EV_PARENT, args_of((old, KERNEL)));
         let Some(ck) = self.key_of(child) else { return };
         let old = self.sessions[ck].parent;
         self.sessions[ck].parent = KERNEL;

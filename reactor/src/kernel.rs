@@ -648,10 +648,7 @@ impl Kernel {
             .unwrap_or_default();
         if self.session_exists(id) {
             let p = self.sessions[key].parent;
-            if let Some(pk) = self.key_of(p) {
-                let a = args_of(("create".to_owned(), id, ret));
-                let _ = self.dispatch(pk, p, KERNEL, EV_CHILD, a, EV_NONE, caller, Kind::Lifecycle);
-            }
+            self.lifecycle(p, EV_CHILD, args_of(("create".to_owned(), id, ret)));
             let t = self.now_fifo();
             self.enqueue(ItemKind::Gc, id, id, EV_NONE, Args::new(), t, caller);
         }
@@ -1027,6 +1024,15 @@ pub(crate) fn args_of(a: impl IntoArgs) -> Args {
 impl Kernel {
     // ----------------------------------------------------------------- stopping
 
+    /// Dispatches a lifecycle event (`_child`, `_parent`) from the kernel to `to`, if it
+    /// still exists.
+    pub(crate) fn lifecycle(&mut self, to: SessionId, ev: EventId, args: Args) {
+        if let Some(key) = self.key_of(to) {
+            let caller = Location::caller();
+            let _ = self.dispatch(key, to, KERNEL, ev, args, EV_NONE, caller, Kind::Lifecycle);
+        }
+    }
+
     /// Stops a session now: its children move to its parent (`_child gain`, `_parent`),
     /// it gets `_stop`, its parent gets `_child lose`, and everything it held is released.
     pub(crate) fn stop_session(&mut self, id: SessionId) {
@@ -1041,31 +1047,10 @@ impl Kernel {
         let parent = self.sessions[key].parent;
         let children = self.sessions[key].children.clone();
         for child in children {
-            if let Some(pk) = self.key_of(parent) {
-                let a = args_of(("gain".to_owned(), child));
-                let _ = self.dispatch(
-                    pk,
-                    parent,
-                    KERNEL,
-                    EV_CHILD,
-                    a,
-                    EV_NONE,
-                    caller,
-                    Kind::Lifecycle,
-                );
-            }
+            self.lifecycle(parent, EV_CHILD, args_of(("gain".to_owned(), child)));
             if let Some(ck) = self.key_of(child) {
                 let old = self.sessions[ck].parent;
-                let _ = self.dispatch(
-                    ck,
-                    child,
-                    KERNEL,
-                    EV_PARENT,
-                    args_of((old, parent)),
-                    EV_NONE,
-                    caller,
-                    Kind::Lifecycle,
-                );
+                self.lifecycle(child, EV_PARENT, args_of((old, parent)));
             }
         }
         let sender = self.active.session;
@@ -1082,19 +1067,7 @@ impl Kernel {
             )
             .unwrap_or_default();
         let parent = self.sessions[key].parent;
-        if let Some(pk) = self.key_of(parent) {
-            let a = args_of(("lose".to_owned(), id, ret));
-            let _ = self.dispatch(
-                pk,
-                parent,
-                KERNEL,
-                EV_CHILD,
-                a,
-                EV_NONE,
-                caller,
-                Kind::Lifecycle,
-            );
-        }
+        self.lifecycle(parent, EV_CHILD, args_of(("lose".to_owned(), id, ret)));
         self.free_session(id, key);
         self.stopping.remove(&id.0);
     }
