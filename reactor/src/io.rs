@@ -287,7 +287,7 @@ impl Kernel {
         }
         let mut ready: Vec<(Token, bool, bool)> = Vec::with_capacity(self.io.events.iter().count());
         let mut signals: Vec<Token> = Vec::new();
-        let mut wheel_ready: Vec<(Token, bool, bool)> = Vec::new();
+        let mut wheel_ready: Vec<(Token, bool, bool, bool)> = Vec::new();
         for e in self.io.events.iter() {
             if e.token().0 > SIGNAL_TOKEN_BASE - 64 {
                 signals.push(e.token());
@@ -296,7 +296,8 @@ impl Kernel {
             if crate::wheel::is_wheel_token(e.token()) {
                 let r = e.is_readable() || e.is_read_closed() || e.is_error();
                 let w = e.is_writable() || e.is_write_closed() || e.is_error();
-                wheel_ready.push((e.token(), r, w));
+                let closed = e.is_read_closed() || e.is_error();
+                wheel_ready.push((e.token(), r, w, closed));
                 continue;
             }
             let r = e.is_readable() || e.is_read_closed() || e.is_error();
@@ -306,8 +307,8 @@ impl Kernel {
         for token in signals {
             self.os_signal_ready(token);
         }
-        for (token, r, w) in wheel_ready {
-            self.wheel_event(token, r, w);
+        for (token, r, w, closed) in wheel_ready {
+            self.wheel_event(token, r, w, closed);
         }
         for mode in [Mode::Read, Mode::Write] {
             for &(token, r, w) in &ready {

@@ -74,6 +74,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod component;
 pub mod error;
 pub mod filter;
 pub mod io;

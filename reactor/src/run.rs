@@ -57,7 +57,7 @@ impl Kernel {
     fn is_idle(&self) -> bool {
         self.queue.is_empty()
             && self.io.watched_fds() == 0
-            && self.wheels.len() == 0
+            && self.wheels.holding() == 0
             && self.extref_sessions == 0
             && self.signals.child_watches() == 0
             && self.session_count() > 0

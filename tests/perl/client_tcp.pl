@@ -15,7 +15,7 @@ $| = 1;
 POE::Component::Client::TCP->new(
   RemoteAddress => '127.0.0.1',
   RemotePort    => $port,
-  Filter        => POE::Filter::Line->new(Literal => "\n"),
+  Filter        => POE::Filter::Line->new(),
   Connected     => sub { $_[HEAP]{server}->put($_) for @lines },
   ConnectError  => sub { print "connect error: $_[ARG0] $_[ARG1]\n"; },
   ServerInput   => sub {

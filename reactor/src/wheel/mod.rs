@@ -74,6 +74,19 @@ pub trait Wheel: Any {
     /// Records readiness reported by the poller for source `which` (0 or 1).
     fn note_ready(&mut self, which: usize, readable: bool, writable: bool);
 
+    /// Records that the poller saw the peer close (or an error) on source `which`: the
+    /// wheel should read on until end-of-file rather than wait for another edge.
+    fn note_closed(&mut self, which: usize) {
+        let _ = which;
+    }
+
+    /// Whether the wheel still watches something and so keeps its session alive (POE: a
+    /// session lives while it has watchers). A factory whose connection was handed over, or
+    /// whose construction failed, holds nothing.
+    fn holds_session(&self) -> bool {
+        true
+    }
+
     /// Whether the wheel has work for a read dispatch and for a write dispatch now.
     fn pending(&self) -> (bool, bool);
 
@@ -90,6 +103,8 @@ pub(crate) trait WheelObj {
     fn register(&mut self, registry: &Registry, tokens: [Token; 2]) -> std::io::Result<()>;
     fn deregister(&mut self, registry: &Registry);
     fn note_ready(&mut self, which: usize, readable: bool, writable: bool);
+    fn note_closed(&mut self, which: usize);
+    fn holds_session(&self) -> bool;
     fn pending(&self) -> (bool, bool);
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn as_any(&self) -> &dyn Any;
@@ -104,6 +119,12 @@ impl<W: Wheel> WheelObj for W {
     }
     fn note_ready(&mut self, which: usize, readable: bool, writable: bool) {
         Wheel::note_ready(self, which, readable, writable)
+    }
+    fn note_closed(&mut self, which: usize) {
+        Wheel::note_closed(self, which)
+    }
+    fn holds_session(&self) -> bool {
+        Wheel::holds_session(self)
     }
     fn pending(&self) -> (bool, bool) {
         Wheel::pending(self)
@@ -124,6 +145,8 @@ pub(crate) struct WheelSlot {
     dispatch: fn(&mut Kernel, WheelId, Mode),
     /// Listed in `Wheels::active` (may have pending work).
     active: bool,
+    /// Holds a reference on its owner (see [`Wheel::holds_session`]).
+    holding: bool,
 }
 
 /// The kernel's wheel table.
@@ -135,6 +158,8 @@ pub(crate) struct Wheels {
     next_gen: u32,
     /// Slab keys of wheels that may have work without a new poller event.
     active: Vec<usize>,
+    /// Wheels that hold their session (and keep the kernel from being idle).
+    holding: usize,
 }
 
 /// Wheel tokens have the top bit set; bit 62 tells the wheel's second source.
@@ -158,6 +183,11 @@ fn wheel_token(key: usize, gen: u32, which: usize) -> Token {
 impl Wheels {
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Wheels that still watch something.
+    pub(crate) fn holding(&self) -> usize {
+        self.holding
     }
 
     pub(crate) fn has_active(&self) -> bool {
@@ -221,6 +251,7 @@ impl Kernel {
             obj: Box::new(wheel),
             dispatch: W::dispatch,
             active: false,
+            holding: false,
         });
         let tokens = [wheel_token(key, gen, 0), wheel_token(key, gen, 1)];
         if let Err(e) = self.wheels.slots[key]
@@ -231,12 +262,28 @@ impl Kernel {
             return Err(Error::Io(e));
         }
         self.wheels.by_id.insert(id.0, key);
+        self.wheels.slots[key].holding = true;
+        self.wheels.holding += 1;
         self.ref_inc(owner);
+        self.wheel_release_if_idle(key);
         self.wheel_activate(key);
         Ok(WheelHandle {
             id,
             releases: std::rc::Rc::downgrade(&self.releases),
         })
+    }
+
+    /// Drops the session reference of a wheel that no longer watches anything.
+    fn wheel_release_if_idle(&mut self, key: usize) {
+        let Some(s) = self.wheels.slots.get_mut(key) else {
+            return;
+        };
+        if s.holding && !s.obj.holds_session() {
+            s.holding = false;
+            let owner = s.owner;
+            self.wheels.holding -= 1;
+            self.ref_dec(owner);
+        }
     }
 
     fn wheel_activate(&mut self, key: usize) {
@@ -289,7 +336,10 @@ impl Kernel {
         let mut slot = self.wheels.slots.remove(key);
         slot.obj.deregister(self.io.registry());
         log::trace!("wheel {id} removed");
-        self.ref_dec(slot.owner);
+        if slot.holding {
+            self.wheels.holding -= 1;
+            self.ref_dec(slot.owner);
+        }
     }
 
     /// Removes every wheel of a session that is being freed.
@@ -332,7 +382,13 @@ impl Kernel {
     }
 
     /// Readiness from the poller for a wheel token.
-    pub(crate) fn wheel_event(&mut self, token: Token, readable: bool, writable: bool) {
+    pub(crate) fn wheel_event(
+        &mut self,
+        token: Token,
+        readable: bool,
+        writable: bool,
+        closed: bool,
+    ) {
         let key = token.0 & 0xffff_ffff;
         let gen = ((token.0 >> 32) as u32) & GEN_MASK;
         let which = usize::from(token.0 & SECOND_BIT != 0);
@@ -343,6 +399,9 @@ impl Kernel {
             return;
         }
         s.obj.note_ready(which, readable, writable);
+        if closed {
+            s.obj.note_closed(which);
+        }
         self.wheel_activate(key);
     }
 
@@ -365,6 +424,7 @@ impl Kernel {
                 if go {
                     let (f, id) = (s.dispatch, s.id);
                     f(self, id, mode);
+                    self.wheel_release_if_idle(key);
                 }
             }
         }

@@ -129,6 +129,11 @@ pub struct ReadWrite {
     events: [Option<Rc<str>>; 5],
     read_ready: bool,
     write_ready: bool,
+    /// The poller saw the peer close: read until end-of-file.
+    peer_closed: bool,
+    /// Input or output that the poller refused (a regular file): always ready.
+    in_unpollable: bool,
+    out_unpollable: bool,
     /// Records may wait in the input filter (after a filter switch).
     parse_pending: bool,
     input_paused: bool,
@@ -256,12 +261,19 @@ impl ReadWriteBuilder {
             }
             _ => {}
         }
-        if (self.events[RwEvent::High as usize].is_some()
-            || self.events[RwEvent::Low as usize].is_some())
-            && self.high_mark.is_none()
-        {
+        let (high_ev, low_ev) = (
+            self.events[RwEvent::High as usize].is_some(),
+            self.events[RwEvent::Low as usize].is_some(),
+        );
+        if (high_ev || low_ev) && self.high_mark.is_none() {
             return Err(Error::InvalidArgument(
                 "Water mark errors: HighEvent/LowEvent need HighMark and LowMark",
+            ));
+        }
+        // POE: "LowMark and LowEvent parameters require each-other".
+        if self.low_mark.is_some() != low_ev {
+            return Err(Error::InvalidArgument(
+                "Water mark errors: LowMark and LowEvent require each other",
             ));
         }
         let (in_filter, out_filter) = match (self.filter, self.in_filter, self.out_filter) {
@@ -280,6 +292,9 @@ impl ReadWriteBuilder {
             events: self.events,
             read_ready: false,
             write_ready: false,
+            peer_closed: false,
+            in_unpollable: false,
+            out_unpollable: false,
             parse_pending: false,
             input_paused: false,
             input_open: true,
@@ -417,6 +432,40 @@ impl ReadWrite {
             .filter_type()
     }
 
+    /// `put` as POE's wheel does it, with the kernel at hand: with `AutoFlush` on and the
+    /// buffer empty before, the records are written before this returns, and
+    /// `FlushedEvent` is called first if they all left. Returns the high-water flag.
+    pub fn put_in<R: Into<Vec<u8>>>(
+        kernel: &mut Kernel,
+        id: WheelId,
+        records: impl IntoIterator<Item = R>,
+    ) -> Result<bool> {
+        let w = kernel
+            .wheel_mut::<ReadWrite>(id)
+            .ok_or(Error::InvalidArgument("no such wheel"))?;
+        let was_empty = w.out.is_empty();
+        let high = w.put(records)?;
+        if w.auto_flush && was_empty {
+            Self::flush(kernel, id);
+        }
+        Ok(high)
+    }
+
+    /// `set_filter` as POE's wheel does it, with the kernel at hand: input buffered in the
+    /// old filter is parsed by the new one and its records delivered before this returns.
+    pub fn set_filter_in(
+        kernel: &mut Kernel,
+        id: WheelId,
+        f: impl Filter<Raw = Vec<u8>, Record = Vec<u8>> + 'static,
+    ) -> Result<()> {
+        let w = kernel
+            .wheel_mut::<ReadWrite>(id)
+            .ok_or(Error::InvalidArgument("no such wheel"))?;
+        w.set_filter(f);
+        Self::deliver_parsed(kernel, id);
+        Ok(())
+    }
+
     /// Writes what is buffered now rather than at the next I/O phase (POE's `flush`).
     pub fn flush(kernel: &mut Kernel, id: WheelId) {
         if let Some(w) = kernel.wheel_mut::<ReadWrite>(id) {
@@ -445,8 +494,9 @@ impl ReadWrite {
             let failure = match r {
                 Ok(0) => Some((0, String::new())),
                 Ok(n) => {
-                    if n < buf.len() {
-                        // Drained: the next arrival raises a new edge.
+                    if n < buf.len() && !w.peer_closed && !w.in_unpollable {
+                        // Drained: the next arrival raises a new edge. Once the peer has
+                        // closed there is no edge to come: read on to end-of-file.
                         w.read_ready = false;
                     }
                     match w.in_filter.get_one_start(vec![buf[..n].to_vec()]) {
@@ -474,9 +524,16 @@ impl ReadWrite {
                 // Records already parsed still go out below.
             }
         }
-        // Deliver parsed records one at a time: a handler may switch filters, pause input
-        // or drop the wheel between two records.
         let _ = input_event;
+        Self::deliver_parsed(kernel, id);
+    }
+
+    /// Delivers the records parsed and waiting in the input filter, one at a time: a
+    /// handler may switch filters, pause input or drop the wheel between two records.
+    fn deliver_parsed(kernel: &mut Kernel, id: WheelId) {
+        let Some(owner) = kernel.wheel_owner(id) else {
+            return;
+        };
         loop {
             let Some(w) = kernel.wheel_mut::<ReadWrite>(id) else {
                 return;
@@ -596,17 +653,35 @@ impl ReadWrite {
 
 impl Wheel for ReadWrite {
     fn register(&mut self, registry: &Registry, tokens: [Token; 2]) -> io::Result<()> {
+        // A regular file cannot be polled (epoll says EPERM): it is always ready, as
+        // select() reports it, and is read until end-of-file.
+        let unpollable = |r: io::Result<()>| match r {
+            Err(e) if e.raw_os_error() == Some(1) => Ok(true),
+            Err(e) => Err(e),
+            Ok(()) => Ok(false),
+        };
         match &mut self.handles {
-            Handles::Duplex(h) => registry.register(
-                h.reader().read_source(),
-                tokens[0],
-                Interest::READABLE | Interest::WRITABLE,
-            ),
+            Handles::Duplex(h) => {
+                let rs = h.reader().read_source();
+                if unpollable(registry.register(
+                    rs,
+                    tokens[0],
+                    Interest::READABLE | Interest::WRITABLE,
+                ))? {
+                    self.in_unpollable = true;
+                    self.out_unpollable = true;
+                }
+            }
             Handles::Split(r, w) => {
-                registry.register(r.read_source(), tokens[0], Interest::READABLE)?;
-                registry.register(w.write_source(), tokens[1], Interest::WRITABLE)
+                self.in_unpollable =
+                    unpollable(registry.register(r.read_source(), tokens[0], Interest::READABLE))?;
+                self.out_unpollable =
+                    unpollable(registry.register(w.write_source(), tokens[1], Interest::WRITABLE))?;
             }
         }
+        self.read_ready |= self.in_unpollable;
+        self.write_ready |= self.out_unpollable;
+        Ok(())
     }
 
     fn deregister(&mut self, registry: &Registry) {
@@ -629,6 +704,13 @@ impl Wheel for ReadWrite {
             }
             (Handles::Split(..), 0) => self.read_ready |= readable,
             (Handles::Split(..), _) => self.write_ready |= writable,
+        }
+    }
+
+    fn note_closed(&mut self, which: usize) {
+        if which == 0 {
+            self.peer_closed = true;
+            self.read_ready = true;
         }
     }
 

@@ -440,6 +440,10 @@ impl Wheel for SocketFactory {
         }
     }
 
+    fn holds_session(&self) -> bool {
+        matches!(self.state, State::Connecting(_) | State::Listening { .. })
+    }
+
     fn pending(&self) -> (bool, bool) {
         match &self.state {
             State::Listening { ready, paused, .. } => (*ready && !*paused, false),

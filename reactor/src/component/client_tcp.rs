@@ -1,0 +1,723 @@
+//! `ClientTcp`: a simplified TCP client (POE's `POE::Component::Client::TCP`, 1.370).
+//!
+//! One session connects with a [`SocketFactory`], then talks to the server through a
+//! [`ReadWrite`] wheel kept in [`ClientHeap::server`] (POE's `$_[HEAP]{server}`). When the
+//! connection fails or ends the session ends too, unless a callback schedules more work;
+//! the usual idiom is `ctx.delay("reconnect", secs, ())` in `ConnectError` or
+//! `Disconnected`.
+//!
+//! ## Lifecycle
+//!
+//! `_start` sets the alias, yields `reconnect` and calls `Started`. `reconnect` makes a new
+//! `SocketFactory` (dropping any old wheel) and arms the `ConnectTimeout`. On success the
+//! timeout is removed, `PreConnect` may replace the socket, the `ReadWrite` wheel replaces
+//! the factory, [`ClientHeap::connected`] is set and `Connected` runs. On failure or timeout
+//! `ConnectError` runs and the factory is dropped.
+//!
+//! ## Events
+//!
+//! - `connect(ADDRESS?, PORT?)`: a new target (`String` or `&'static str` address, integer
+//!   port; either may be absent), then `reconnect`.
+//! - `reconnect`: connect again to the current target.
+//! - `shutdown`: closes the connection once its output is flushed (`Disconnected` runs
+//!   then), cancels a connection in progress, and removes the alias.
+//!
+//! ## Callback arguments
+//!
+//! - `Started`: `ARG0`.. = `Args`.
+//! - `Connected`: `ARG0` = `()` (POE: the socket, which is in the wheel here), `ARG1` = peer
+//!   address (`Option<IpAddr>`), `ARG2` = peer port (`u16`), `ARG3` = the factory's wheel id.
+//! - `ConnectError`: `ARG0` = operation (`String`: "connect", "resolve", "bind"...), `ARG1` =
+//!   errno (`i32`; [`ETIMEDOUT`] for `ConnectTimeout`), `ARG2` = message.
+//! - `ServerInput`: `ARG0` = record (`Vec<u8>`), `ARG1` = wheel id.
+//! - `ServerError`: `ARG0` = "read"/"write", `ARG1` = errno (0 at EOF), `ARG2` = message,
+//!   `ARG3` = wheel id.
+//! - `ServerFlushed`, `ServerHigh`, `ServerLow`: `ARG0` = wheel id.
+//! - `Disconnected`: the arguments of the event that closed the connection.
+//!
+//! ## Deviations from POE
+//!
+//! - `RemoteAddress` and `RemotePort` are still required ([`ClientTcp::builder`] takes
+//!   both); an empty builder from [`ClientTcpBuilder::new`] reports the missing one.
+//! - `Filter` is a closure making a fresh filter per connection.
+//! - `PreConnect` is a closure `(ctx, socket) -> Option<socket>`. When it returns `None` the
+//!   spent factory is dropped as well: in POE it holds nothing, here a wheel keeps its
+//!   session alive, so keeping it would keep the session forever.
+//! - `ConnectTimeout` is measured from `reconnect` with the kernel's clock, in fractional
+//!   seconds (POE arms `alarm_set(time + ConnectTimeout)` with whole-second `time`).
+//! - Type errors POE checks at run time (non-array `Args`, non-hash `InlineStates`,
+//!   `SessionParams`, odd parameter lists, non-code callbacks) cannot happen;
+//!   `SessionType`/`SessionParams` are not supported.
+//! - Default warnings go to the `log` crate at `warn` level rather than to STDERR.
+
+use super::{callback, filter_factory, int_arg, run_cb, Callback, ComponentError, FilterFactory};
+use super::{ECONNRESET, ETIMEDOUT};
+use crate::api::AlarmId;
+use crate::filter::{Filter, Line};
+use crate::kernel::Kernel;
+use crate::session::{Ctx, ObjectMethod, PackageMethod, Session, SessionId};
+use crate::value::{Args, HandlerError, IntoArgs, Outcome};
+use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};
+use mio::net::TcpStream;
+use std::rc::Rc;
+
+/// Entry point: `ClientTcp::builder(address, port)` (POE's
+/// `POE::Component::Client::TCP->new`).
+#[derive(Debug)]
+pub struct ClientTcp;
+
+impl ClientTcp {
+    /// A builder for a client of `address` (an IP address or a host name) on `port`,
+    /// whose heap carries no program data. Use [`ClientTcpBuilder::new`] for a heap with
+    /// data of your own.
+    pub fn builder(address: impl Into<String>, port: u16) -> ClientTcpBuilder<()> {
+        ClientTcpBuilder::new()
+            .remote_address(address)
+            .remote_port(port)
+    }
+}
+
+/// The client session's heap (POE's `$_[HEAP]`), with the program's own data in
+/// [`data`](ClientHeap::data).
+#[derive(Debug)]
+pub struct ClientHeap<U = ()> {
+    /// The connecting [`SocketFactory`], then the connection's [`ReadWrite`] wheel
+    /// (`$_[HEAP]{server}`). Reach the `ReadWrite` with [`Ctx::server`].
+    pub server: Option<WheelHandle>,
+    /// Connected and not shut down.
+    pub connected: bool,
+    /// Set by `shutdown`: input is ignored and a flush closes the connection.
+    pub shutdown: bool,
+    /// An I/O error yields `shutdown` (always on, as in POE; programs may clear it).
+    pub shutdown_on_error: bool,
+    /// An I/O error happened: `shutdown` closes at once.
+    pub got_an_error: bool,
+    /// The pending `ConnectTimeout` timer.
+    pub ctimeout_id: Option<AlarmId>,
+    /// The program's data.
+    pub data: U,
+    address: String,
+    port: u16,
+}
+
+impl<U> ClientHeap<U> {
+    /// The id of the `server` wheel, while there is one.
+    pub fn server_id(&self) -> Option<WheelId> {
+        self.server.as_ref().map(WheelHandle::id)
+    }
+
+    /// The address being connected to (changed by the `connect` event).
+    pub fn remote_address(&self) -> &str {
+        &self.address
+    }
+
+    /// The port being connected to (changed by the `connect` event).
+    pub fn remote_port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl<U: 'static> Ctx<'_, ClientHeap<U>> {
+    /// The connection's wheel (`$_[HEAP]{server}` once connected), to `put` records and so
+    /// on; `None` while connecting or after the connection closed.
+    pub fn server(&mut self) -> Option<&mut ReadWrite> {
+        let id = self.heap().server_id()?;
+        self.wheel_mut::<ReadWrite>(id)
+    }
+}
+
+type PreConnect<U> = Rc<dyn Fn(&mut Ctx<'_, ClientHeap<U>>, TcpStream) -> Option<TcpStream>>;
+
+/// Configures a [`ClientTcp`] (POE's constructor parameters). `U` is the type of
+/// [`ClientHeap::data`].
+pub struct ClientTcpBuilder<U = ()> {
+    address: Option<String>,
+    port: Option<u16>,
+    alias: Option<String>,
+    domain: Option<Domain>,
+    bind_address: Option<String>,
+    bind_port: Option<u16>,
+    connect_timeout: Option<f64>,
+    args: Args,
+    filter: Option<FilterFactory>,
+    started: Option<Callback<ClientHeap<U>>>,
+    pre_connect: Option<PreConnect<U>>,
+    connected: Option<Callback<ClientHeap<U>>>,
+    connect_error: Option<Callback<ClientHeap<U>>>,
+    disconnected: Option<Callback<ClientHeap<U>>>,
+    server_input: Option<Callback<ClientHeap<U>>>,
+    server_error: Option<Callback<ClientHeap<U>>>,
+    server_flushed: Option<Callback<ClientHeap<U>>>,
+    server_high: Option<Callback<ClientHeap<U>>>,
+    server_low: Option<Callback<ClientHeap<U>>>,
+    high_mark: Option<usize>,
+    low_mark: Option<usize>,
+    states: Vec<(String, Callback<ClientHeap<U>>)>,
+    data: U,
+}
+
+impl<U: Default + 'static> Default for ClientTcpBuilder<U> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<U: Default + 'static> ClientTcpBuilder<U> {
+    /// An empty builder: `remote_address`, `remote_port` and `server_input` must be given
+    /// before [`build`](ClientTcpBuilder::build).
+    pub fn new() -> Self {
+        ClientTcpBuilder {
+            address: None,
+            port: None,
+            alias: None,
+            domain: None,
+            bind_address: None,
+            bind_port: None,
+            connect_timeout: None,
+            args: Args::new(),
+            filter: None,
+            started: None,
+            pre_connect: None,
+            connected: None,
+            connect_error: None,
+            disconnected: None,
+            server_input: None,
+            server_error: None,
+            server_flushed: None,
+            server_high: None,
+            server_low: None,
+            high_mark: None,
+            low_mark: None,
+            states: Vec::new(),
+            data: U::default(),
+        }
+    }
+}
+
+impl<U: 'static> ClientTcpBuilder<U> {
+    /// The server's address (`RemoteAddress`): an IP address or a host name.
+    pub fn remote_address(mut self, address: impl Into<String>) -> Self {
+        self.address = Some(address.into());
+        self
+    }
+
+    /// The server's port (`RemotePort`).
+    pub fn remote_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// An alias for the session (`Alias`), set again on each `reconnect` and removed by
+    /// `shutdown`.
+    pub fn alias(mut self, alias: impl Into<String>) -> Self {
+        self.alias = Some(alias.into());
+        self
+    }
+
+    /// The address family (`Domain`).
+    pub fn domain(mut self, domain: Domain) -> Self {
+        self.domain = Some(domain);
+        self
+    }
+
+    /// The local address to bind (`BindAddress`).
+    pub fn bind_address(mut self, address: impl Into<String>) -> Self {
+        self.bind_address = Some(address.into());
+        self
+    }
+
+    /// The local port to bind (`BindPort`).
+    pub fn bind_port(mut self, port: u16) -> Self {
+        self.bind_port = Some(port);
+        self
+    }
+
+    /// Gives up connecting after this many seconds (`ConnectTimeout`): `ConnectError`
+    /// then gets `("connect", ETIMEDOUT, "Connection timed out")`.
+    pub fn connect_timeout(mut self, secs: f64) -> Self {
+        self.connect_timeout = Some(secs);
+        self
+    }
+
+    /// Arguments for `_start` and `Started` (`Args`).
+    pub fn args(mut self, args: impl IntoArgs) -> Self {
+        self.args = args.into_args();
+        self
+    }
+
+    /// The program's data in the heap.
+    pub fn data(mut self, data: U) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// The connection's filter (`Filter`; default [`Line`]): a closure making a fresh one
+    /// per connection, e.g. `Line::new`.
+    pub fn filter<F, M>(mut self, make: M) -> Self
+    where
+        F: Filter<Raw = Vec<u8>, Record = Vec<u8>> + 'static,
+        M: Fn() -> F + 'static,
+    {
+        self.filter = Some(filter_factory(make));
+        self
+    }
+
+    /// Called in `_start`, after `reconnect` was yielded (`Started`).
+    pub fn started<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.started = Some(callback(f));
+        self
+    }
+
+    /// Replaces the connected socket before the wheel is made, or with `None` abandons it
+    /// (`PreConnect`).
+    pub fn pre_connect(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ClientHeap<U>>, TcpStream) -> Option<TcpStream> + 'static,
+    ) -> Self {
+        self.pre_connect = Some(Rc::new(f));
+        self
+    }
+
+    /// Called once connected, after the wheel exists (`Connected`).
+    pub fn connected<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.connected = Some(callback(f));
+        self
+    }
+
+    /// Called when connecting fails or times out (`ConnectError`); the default logs it.
+    /// The factory is dropped afterwards.
+    pub fn connect_error<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.connect_error = Some(callback(f));
+        self
+    }
+
+    /// Called when `shutdown` closes the connection (`Disconnected`).
+    pub fn disconnected<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.disconnected = Some(callback(f));
+        self
+    }
+
+    /// Handles each record from the server (`ServerInput`; required).
+    pub fn server_input<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.server_input = Some(callback(f));
+        self
+    }
+
+    /// Called on a read or write error, EOF included (`ServerError`); the default logs
+    /// "Client N got OP error ERRNO (MESSAGE)" and yields `shutdown`.
+    pub fn server_error<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.server_error = Some(callback(f));
+        self
+    }
+
+    /// Called each time the output buffer empties (`ServerFlushed`).
+    pub fn server_flushed<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.server_flushed = Some(callback(f));
+        self
+    }
+
+    /// The output buffer size that raises `ServerHigh` (`HighMark`).
+    pub fn high_mark(mut self, octets: usize) -> Self {
+        self.high_mark = Some(octets);
+        self
+    }
+
+    /// The output buffer size that raises `ServerLow` after `ServerHigh` (`LowMark`).
+    pub fn low_mark(mut self, octets: usize) -> Self {
+        self.low_mark = Some(octets);
+        self
+    }
+
+    /// Called when the output buffer reaches `HighMark` (`ServerHigh`).
+    pub fn server_high<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.server_high = Some(callback(f));
+        self
+    }
+
+    /// Called when the output buffer drains to `LowMark` (`ServerLow`).
+    pub fn server_low<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.server_low = Some(callback(f));
+        self
+    }
+
+    /// Adds a handler to the session (`InlineStates`). As in POE, it may replace one of
+    /// the component's own.
+    pub fn inline_state<R: Outcome + 'static>(
+        mut self,
+        event: &str,
+        f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.states.push((event.to_owned(), callback(f)));
+        self
+    }
+
+    /// Maps events to methods of a shared object (`ObjectStates`).
+    #[allow(clippy::type_complexity)] // The same shape as `Session::object_states`.
+    pub fn object_states<O: 'static, R: Outcome + 'static>(
+        mut self,
+        object: Rc<O>,
+        states: &[(&str, ObjectMethod<O, ClientHeap<U>, R>)],
+    ) -> Self {
+        for &(event, method) in states {
+            let obj = Rc::clone(&object);
+            self = self.inline_state(event, move |ctx| method(&obj, ctx));
+        }
+        self
+    }
+
+    /// Maps events to functions that receive `package` as POE's `OBJECT`
+    /// (`PackageStates`).
+    pub fn package_states<R: Outcome + 'static>(
+        mut self,
+        package: &'static str,
+        states: &[(&str, PackageMethod<ClientHeap<U>, R>)],
+    ) -> Self {
+        for &(event, func) in states {
+            self = self.inline_state(event, move |ctx| func(package, ctx));
+        }
+        self
+    }
+
+    /// Checks the configuration as POE's constructor does and creates the client session,
+    /// a child of the active session. Returns its ID.
+    pub fn build(self, kernel: &mut Kernel) -> Result<SessionId, ComponentError> {
+        let address = self.address.ok_or(ComponentError::MissingRemoteAddress)?;
+        let port = self.port.ok_or(ComponentError::MissingRemotePort)?;
+        let marks = [
+            self.high_mark.is_some(),
+            self.low_mark.is_some(),
+            self.server_high.is_some(),
+            self.server_low.is_some(),
+        ]
+        .iter()
+        .filter(|&&b| b)
+        .count();
+        if marks != 0 && marks != 4 {
+            return Err(ComponentError::PartialWatermarks);
+        }
+        let input = self
+            .server_input
+            .ok_or(ComponentError::MissingServerInput)?;
+        if self.domain == Some(Domain::Unix) {
+            return Err(ComponentError::UnsupportedDomain);
+        }
+        let cfg = Rc::new(Config {
+            alias: self.alias,
+            domain: self.domain,
+            bind_address: self.bind_address,
+            bind_port: self.bind_port,
+            connect_timeout: self.connect_timeout,
+            filter: self.filter,
+            started: self.started,
+            pre_connect: self.pre_connect,
+            connected: self.connected,
+            connect_error: self
+                .connect_error
+                .unwrap_or_else(|| callback(default_connect_error::<U>)),
+            disconnected: self.disconnected,
+            input,
+            server_error: self
+                .server_error
+                .unwrap_or_else(|| callback(default_io_error::<U>)),
+            flushed: self.server_flushed,
+            high: self.server_high,
+            low: self.server_low,
+            marks: self.high_mark.zip(self.low_mark),
+        });
+        let heap = ClientHeap {
+            server: None,
+            connected: false,
+            shutdown: false,
+            shutdown_on_error: false,
+            got_an_error: false,
+            ctimeout_id: None,
+            data: self.data,
+            address,
+            port,
+        };
+        let mut s = Session::new(heap).args(self.args);
+        let c = Rc::clone(&cfg);
+        s = s.on(
+            "_start",
+            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
+                ctx.heap().shutdown_on_error = true;
+                set_alias(&c, ctx);
+                ctx.yield_("reconnect", ())?;
+                run_cb(&c.started, ctx)
+            },
+        );
+        s = s.on("_stop", |_: &mut Ctx<'_, ClientHeap<U>>| {});
+        s = s.on("_child", |_: &mut Ctx<'_, ClientHeap<U>>| {});
+        let c = Rc::clone(&cfg);
+        s = s.on("reconnect", move |ctx| reconnect(&c, ctx));
+        s = s.on(
+            "connect",
+            |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
+                let args = ctx.args();
+                let address = args
+                    .opt::<String>(0)
+                    .cloned()
+                    .or_else(|| args.opt::<&'static str>(0).map(|s| (*s).to_owned()))
+                    .or_else(|| args.opt::<Option<String>>(0).cloned().flatten());
+                let port = int_arg(args, 1)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .or_else(|| args.opt::<Option<u16>>(1).copied().flatten());
+                let h = ctx.heap();
+                if let Some(a) = address {
+                    h.address = a;
+                }
+                if let Some(p) = port {
+                    h.port = p;
+                }
+                ctx.yield_("reconnect", ())?;
+                Ok(())
+            },
+        );
+        let c = Rc::clone(&cfg);
+        s = s.on(
+            "got_connect_success",
+            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
+                remove_timeout(ctx);
+                let mut socket = ctx.take_arg::<TcpStream>(0)?;
+                if let Some(pre) = &c.pre_connect {
+                    match pre(ctx, socket) {
+                        Some(s) => socket = s,
+                        None => {
+                            ctx.heap().connected = false;
+                            ctx.heap().server = None;
+                            return Ok(());
+                        }
+                    }
+                }
+                let mut b = ReadWrite::builder(socket);
+                b = match &c.filter {
+                    Some(f) => b.filter(f()),
+                    None => b.filter(Line::new()),
+                };
+                b = b
+                    .input_event("got_server_input")
+                    .error_event("got_server_error")
+                    .flushed_event("got_server_flush");
+                if let Some((h, l)) = c.marks {
+                    b = b
+                        .watermarks(h, l)
+                        .event(RwEvent::High, "got_high")
+                        .event(RwEvent::Low, "got_low");
+                }
+                let w = b.build(ctx)?;
+                ctx.heap().server = Some(w);
+                ctx.heap().connected = true;
+                run_cb(&c.connected, ctx)
+            },
+        );
+        let c = Rc::clone(&cfg);
+        s = s.on("got_high", move |ctx| run_cb(&c.high, ctx));
+        let c = Rc::clone(&cfg);
+        s = s.on("got_low", move |ctx| run_cb(&c.low, ctx));
+        let c = Rc::clone(&cfg);
+        s = s.on(
+            "got_connect_error",
+            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
+                remove_timeout(ctx);
+                ctx.heap().connected = false;
+                (c.connect_error)(ctx)?;
+                ctx.heap().server = None;
+                Ok(())
+            },
+        );
+        let c = Rc::clone(&cfg);
+        s = s.on(
+            "got_connect_timeout",
+            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
+                ctx.heap().connected = false;
+                remove_timeout(ctx);
+                (c.connect_error)(ctx)?;
+                ctx.heap().server = None;
+                Ok(())
+            },
+        );
+        let c = Rc::clone(&cfg);
+        s = s.on(
+            "got_server_error",
+            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
+                (c.server_error)(ctx)?;
+                if ctx.heap().shutdown_on_error {
+                    ctx.yield_("shutdown", ())?;
+                    ctx.heap().got_an_error = true;
+                }
+                Ok(())
+            },
+        );
+        let c = Rc::clone(&cfg);
+        s = s.on(
+            "got_server_input",
+            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
+                if ctx.heap().shutdown {
+                    return Ok(());
+                }
+                (c.input)(ctx).map(drop)
+            },
+        );
+        let c = Rc::clone(&cfg);
+        s = s.on(
+            "got_server_flush",
+            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
+                run_cb(&c.flushed, ctx)?;
+                if ctx.heap().shutdown {
+                    ctx.heap().server = None;
+                    run_cb(&c.disconnected, ctx)?;
+                }
+                Ok(())
+            },
+        );
+        let c = Rc::clone(&cfg);
+        s = s.on(
+            "shutdown",
+            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
+                ctx.heap().shutdown = true;
+                remove_timeout(ctx);
+                if ctx.heap().connected {
+                    ctx.heap().connected = false;
+                    if ctx.heap().server.is_some() {
+                        let buffered = ctx.server().map_or(0, |w| w.get_driver_out_octets());
+                        if ctx.heap().got_an_error || buffered == 0 {
+                            ctx.heap().server = None;
+                            run_cb(&c.disconnected, ctx)?;
+                        }
+                    }
+                } else {
+                    ctx.heap().server = None;
+                }
+                if let Some(a) = &c.alias {
+                    let _ = ctx.alias_remove(a);
+                }
+                Ok(())
+            },
+        );
+        for (name, f) in self.states {
+            s = s.on(&name, move |ctx| f(ctx));
+        }
+        Ok(kernel.create(s)?)
+    }
+}
+
+/// The parts of the configuration the handlers share.
+struct Config<U> {
+    alias: Option<String>,
+    domain: Option<Domain>,
+    bind_address: Option<String>,
+    bind_port: Option<u16>,
+    connect_timeout: Option<f64>,
+    filter: Option<FilterFactory>,
+    started: Option<Callback<ClientHeap<U>>>,
+    pre_connect: Option<PreConnect<U>>,
+    connected: Option<Callback<ClientHeap<U>>>,
+    connect_error: Callback<ClientHeap<U>>,
+    disconnected: Option<Callback<ClientHeap<U>>>,
+    input: Callback<ClientHeap<U>>,
+    server_error: Callback<ClientHeap<U>>,
+    flushed: Option<Callback<ClientHeap<U>>>,
+    high: Option<Callback<ClientHeap<U>>>,
+    low: Option<Callback<ClientHeap<U>>>,
+    marks: Option<(usize, usize)>,
+}
+
+fn set_alias<U: 'static>(c: &Config<U>, ctx: &mut Ctx<'_, ClientHeap<U>>) {
+    if let Some(a) = &c.alias {
+        // POE ignores the result, e.g. an alias still held by another session.
+        if let Err(e) = ctx.alias_set(a) {
+            log::warn!("ClientTcp: alias {a:?}: {e}");
+        }
+    }
+}
+
+fn remove_timeout<U: 'static>(ctx: &mut Ctx<'_, ClientHeap<U>>) {
+    if let Some(id) = ctx.heap().ctimeout_id.take() {
+        let _ = ctx.alarm_remove(id);
+    }
+}
+
+fn reconnect<U: 'static>(
+    c: &Config<U>,
+    ctx: &mut Ctx<'_, ClientHeap<U>>,
+) -> Result<(), HandlerError> {
+    let h = ctx.heap();
+    h.shutdown = false;
+    h.connected = false;
+    let (address, port) = (h.address.clone(), h.port);
+    set_alias(c, ctx);
+    let mut f = SocketFactory::connect(address, port)
+        .success_event("got_connect_success")
+        .failure_event("got_connect_error");
+    if let Some(d) = c.domain {
+        f = f.domain(d);
+    }
+    if let Some(a) = &c.bind_address {
+        f = f.bind_address(a.clone());
+    }
+    if let Some(p) = c.bind_port {
+        f = f.bind_port(p);
+    }
+    let w = f.build(ctx)?;
+    ctx.heap().server = Some(w);
+    remove_timeout(ctx);
+    if let Some(secs) = c.connect_timeout {
+        let args = (
+            "connect".to_owned(),
+            ETIMEDOUT,
+            "Connection timed out".to_owned(),
+        );
+        let id = ctx.delay_set("got_connect_timeout", secs, args)?;
+        ctx.heap().ctimeout_id = Some(id);
+    }
+    Ok(())
+}
+
+fn default_connect_error<U: 'static>(ctx: &mut Ctx<'_, ClientHeap<U>>) {
+    let op = ctx.arg::<String>(0).cloned().unwrap_or_default();
+    let errno = ctx.arg::<i32>(1).copied().unwrap_or(0);
+    if !(op == "read" && (errno == 0 || errno == ECONNRESET)) {
+        let msg = ctx.arg::<String>(2).cloned().unwrap_or_default();
+        log::warn!("Client {} got {op} error {errno} ({msg})", ctx.session());
+    }
+    ctx.heap().server = None;
+}
+
+fn default_io_error<U: 'static>(ctx: &mut Ctx<'_, ClientHeap<U>>) -> Result<(), HandlerError> {
+    let op = ctx.arg::<String>(0).cloned().unwrap_or_default();
+    let errno = ctx.arg::<i32>(1).copied().unwrap_or(0);
+    let mut msg = ctx.arg::<String>(2).cloned().unwrap_or_default();
+    if errno == 0 {
+        msg = "Normal disconnection".to_owned();
+    }
+    log::warn!("Client {} got {op} error {errno} ({msg})", ctx.session());
+    ctx.yield_("shutdown", ())?;
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! Components: ready-made sessions for common jobs (POE's `POE::Component::*`).
+//!
+//! - [`ServerTcp`] is `POE::Component::Server::TCP`: a listener session that accepts
+//!   connections and, by default, gives each one a session of its own with a
+//!   [`ReadWrite`](crate::ReadWrite) wheel and the `Client*` callbacks.
+//! - [`ClientTcp`] is `POE::Component::Client::TCP`: one session that connects (with an
+//!   optional timeout), talks to the server through a `ReadWrite` wheel, and can reconnect.
+//!
+//! Both are builders that create sessions on the kernel, as POE's `new` does: the listener
+//! or client session is a child of the session active when `build` is called (or of the
+//! kernel). Callbacks are closures over a [`Ctx`] of the component's heap type
+//! and see exactly the arguments POE passes (`ARG0`.. through [`Ctx::arg`]).
+//!
+//! ```
+//! use reactor::component::{ClientTcp, ServerTcp};
+//! use reactor::Kernel;
+//!
+//! let mut kernel = Kernel::new()?;
+//! // A line echo server on a port the system picks.
+//! let server = ServerTcp::builder()
+//!     .address("127.0.0.1")
+//!     .alias("echo")
+//!     .client_input(|ctx| -> Result<(), reactor::HandlerError> {
+//!         let line = ctx.arg::<Vec<u8>>(0)?.clone();
+//!         if let Some(client) = ctx.client() {
+//!             client.put_one(line)?;
+//!         }
+//!         Ok(())
+//!     })
+//!     .build(&mut kernel)?;
+//! let port = server.local_addr().expect("bound").port();
+//! // A client that says one thing, prints the echo and hangs up; the server goes too.
+//! ClientTcp::builder("127.0.0.1", port)
+//!     .connected(|ctx| -> Result<(), reactor::HandlerError> {
+//!         ctx.server().expect("connected").put_one("hello")?;
+//!         Ok(())
+//!     })
+//!     .server_input(|ctx| -> Result<(), reactor::Error> {
+//!         assert_eq!(ctx.arg::<Vec<u8>>(0)?, b"hello");
+//!         ctx.yield_("shutdown", ())?;
+//!         ctx.post("echo", "shutdown", ())
+//!     })
+//!     .build(&mut kernel)?;
+//! kernel.run()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod client_tcp;
+pub mod server_tcp;
+
+pub use client_tcp::{ClientHeap, ClientTcp, ClientTcpBuilder};
+pub use server_tcp::{ConnHeap, ListenerHeap, ServerHandle, ServerTcp, ServerTcpBuilder};
+
+use crate::filter::{ByteFilter, Filter};
+use crate::session::Ctx;
+use crate::value::{HandlerError, Outcome, Value};
+use std::fmt;
+use std::rc::Rc;
+
+/// `ETIMEDOUT`: the errno of a Client::TCP connect timeout.
+pub const ETIMEDOUT: i32 = 110;
+
+/// `ECONNRESET`: read errors with this errno are normal disconnections for the default
+/// error callbacks.
+pub const ECONNRESET: i32 = 104;
+
+/// `ECONNABORTED`: Server::TCP ignores accept errors with this errno.
+pub const ECONNABORTED: i32 = 103;
+
+/// A component callback as stored: a shared closure over a context of heap type `H`.
+pub(crate) type Callback<H> = Rc<dyn Fn(&mut Ctx<'_, H>) -> Result<Value, HandlerError>>;
+
+/// Erases a user closure into a [`Callback`].
+pub(crate) fn callback<H: 'static, R: Outcome + 'static>(
+    f: impl Fn(&mut Ctx<'_, H>) -> R + 'static,
+) -> Callback<H> {
+    Rc::new(move |ctx: &mut Ctx<'_, H>| f(ctx).into_outcome())
+}
+
+/// Runs an optional callback; `Ok(())` when there is none.
+pub(crate) fn run_cb<H: 'static>(
+    cb: &Option<Callback<H>>,
+    ctx: &mut Ctx<'_, H>,
+) -> Result<(), HandlerError> {
+    match cb {
+        Some(f) => f(ctx).map(drop),
+        None => Ok(()),
+    }
+}
+
+/// Makes a fresh byte filter for each connection: filters keep buffers, so every
+/// connection needs its own (POE clones a filter object, or calls `Class->new(@args)`).
+pub(crate) type FilterFactory = Rc<dyn Fn() -> ByteFilter>;
+
+/// Erases a filter-making closure into a [`FilterFactory`].
+pub(crate) fn filter_factory<F, M>(make: M) -> FilterFactory
+where
+    F: Filter<Raw = Vec<u8>, Record = Vec<u8>> + 'static,
+    M: Fn() -> F + 'static,
+{
+    Rc::new(move || Box::new(make()) as ByteFilter)
+}
+
+/// A component's constructor refused its configuration (POE's `croak`s in `new`), or the
+/// kernel refused to create its session.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ComponentError {
+    /// Client::TCP without `RemoteAddress` ("needs a RemoteAddress parameter").
+    MissingRemoteAddress,
+    /// Client::TCP without `RemotePort` ("needs a RemotePort parameter").
+    MissingRemotePort,
+    /// Client::TCP without `ServerInput` ("requires a ServerInput parameter").
+    MissingServerInput,
+    /// Server::TCP needs exactly one of `Acceptor` and `ClientInput` ("needs either an
+    /// Acceptor or a ClientInput but not both").
+    AcceptorOrClientInput,
+    /// A `Client*` parameter of Server::TCP was given without `ClientInput` ("X not
+    /// permitted without ClientInput").
+    NotPermittedWithoutClientInput(&'static str),
+    /// Some but not all of the four watermark parameters were given ("If you use the Mark
+    /// settings, you must define all four").
+    PartialWatermarks,
+    /// `ClientInputFilter` without `ClientOutputFilter` or the reverse ("ClientInputFilter
+    /// must be used with ClientOutputFilter").
+    InputFilterWithoutOutputFilter,
+    /// A Server::TCP connection state would replace one the component needs (`_start`,
+    /// `_stop`, `_child`, `shutdown`, `tcp_server_got_*`): "These InlineStates aren't
+    /// allowed".
+    ReservedState(String),
+    /// `Domain::Unix`: the TCP components speak IPv4 and IPv6 only (POE's "unofficial"
+    /// `AF_UNIX` support in Server::TCP is not ported).
+    UnsupportedDomain,
+    /// The kernel refused to create the session.
+    Kernel(crate::Error),
+}
+
+impl fmt::Display for ComponentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ComponentError::MissingRemoteAddress => f.write_str("needs a RemoteAddress parameter"),
+            ComponentError::MissingRemotePort => f.write_str("needs a RemotePort parameter"),
+            ComponentError::MissingServerInput => f.write_str("requires a ServerInput parameter"),
+            ComponentError::AcceptorOrClientInput => {
+                f.write_str("needs either an Acceptor or a ClientInput but not both")
+            }
+            ComponentError::NotPermittedWithoutClientInput(p) => {
+                write!(f, "{p} not permitted without ClientInput")
+            }
+            ComponentError::PartialWatermarks => {
+                f.write_str("If you use the Mark settings, you must define all four")
+            }
+            ComponentError::InputFilterWithoutOutputFilter => {
+                f.write_str("ClientInputFilter must be used with ClientOutputFilter")
+            }
+            ComponentError::ReservedState(s) => {
+                write!(f, "These InlineStates aren't allowed: {s}")
+            }
+            ComponentError::UnsupportedDomain => {
+                f.write_str("only Domain::Inet and Domain::Inet6 are supported")
+            }
+            ComponentError::Kernel(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ComponentError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ComponentError::Kernel(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::Error> for ComponentError {
+    fn from(e: crate::Error) -> Self {
+        ComponentError::Kernel(e)
+    }
+}
+
+/// Reads an integer argument that may have been sent as any common integer type.
+pub(crate) fn int_arg(args: &crate::Args, i: usize) -> Option<i64> {
+    if let Some(v) = args.opt::<i64>(i) {
+        return Some(*v);
+    }
+    if let Some(v) = args.opt::<i32>(i) {
+        return Some(i64::from(*v));
+    }
+    if let Some(v) = args.opt::<u32>(i) {
+        return Some(i64::from(*v));
+    }
+    if let Some(v) = args.opt::<u16>(i) {
+        return Some(i64::from(*v));
+    }
+    if let Some(v) = args.opt::<u64>(i) {
+        return i64::try_from(*v).ok();
+    }
+    if let Some(v) = args.opt::<usize>(i) {
+        return i64::try_from(*v).ok();
+    }
+    if let Some(v) = args.opt::<isize>(i) {
+        return i64::try_from(*v).ok();
+    }
+    None
+}

@@ -1,0 +1,895 @@
+//! `ServerTcp`: a simplified TCP server (POE's `POE::Component::Server::TCP`, 1.370).
+//!
+//! One *listener* session owns a listening [`SocketFactory`]. For every accepted
+//! connection it either calls the program's `Acceptor`, or (with `ClientInput`) creates a
+//! *connection* session, a child of the listener, whose heap is a [`ConnHeap`] holding the
+//! connection's [`ReadWrite`] wheel (POE's `$_[HEAP]{client}`), the peer's address and the
+//! shutdown flags. The `Client*` callbacks run in that session.
+//!
+//! ## Events
+//!
+//! Listener session (post them to the `Alias` or to [`ServerHandle::session`]):
+//! - `shutdown`: stops listening and removes the alias. Connections carry on; the listener
+//!   session ends after its last connection.
+//! - `set_concurrency(N)`: changes the connection limit (`-1` = none), pausing or resuming
+//!   accepts at once.
+//! - `disconnected`: one connection fewer (connection sessions send it from `_stop`;
+//!   `Acceptor` sessions must send it themselves, as in POE).
+//!
+//! Connection session: `shutdown` (`ctx.yield_("shutdown", ())` from a callback) sets
+//! [`ConnHeap::shutdown`] and closes the connection once its output is flushed, calling
+//! `ClientDisconnected` first. So "put a reply, yield shutdown" sends the reply.
+//!
+//! ## Callback arguments
+//!
+//! Every callback gets the context of the event that runs it, with POE's arguments:
+//! - `ClientConnected`: `ARG0`.. = `ClientArgs` (it runs inside the connection's `_start`).
+//! - `ClientInput`: `ARG0` = the record (`Vec<u8>`), `ARG1` = the wheel id.
+//! - `ClientError`: `ARG0` = operation (`String`, "read"/"write"), `ARG1` = errno (`i32`,
+//!   0 at EOF), `ARG2` = message (`String`), `ARG3` = wheel id.
+//! - `ClientFlushed`, `ClientHigh`, `ClientLow`: `ARG0` = wheel id.
+//! - `ClientDisconnected`: the arguments of the event that closed the connection
+//!   (`shutdown` or the flush).
+//! - `Acceptor`: `ARG0` = the accepted `mio::net::TcpStream` (take it with
+//!   [`Ctx::take_arg`]), `ARG1` = peer address (`Option<IpAddr>`), `ARG2` = peer port
+//!   (`u16`), `ARG3` = the listener's wheel id.
+//! - `Error`: `ARG0` = operation ("bind", "listen", "accept"...), `ARG1` = errno, `ARG2` =
+//!   message, `ARG3` = wheel id.
+//! - `Started`, `Stopped`: `ARG0`.. = `ListenerArgs` (`Started` runs inside the listener's
+//!   `_start`, right after the listening socket was made).
+//!
+//! ## Deviations from POE
+//!
+//! - `new` returns the listener's session ID; [`ServerTcpBuilder::build`] returns a
+//!   [`ServerHandle`] with that ID and the bound address (POE programs read it with
+//!   `$_[HEAP]{listener}->getsockname` in `Started`; [`ListenerHeap::local_addr`] does that
+//!   here too).
+//! - Filters are given as closures that make a fresh filter for each connection (POE takes a
+//!   class name, `[Class, args]` or an object it clones).
+//! - `ClientPreConnect` is a closure `(ctx, socket) -> Option<socket>`; `ARG0`.. of its
+//!   context are the `ClientArgs` (POE passes the socket as `ARG0`). `None` leaves the
+//!   connection session without a wheel, so it ends, as in POE.
+//! - The reserved connection states (`_start`, `_stop`, `_child`, `shutdown`,
+//!   `tcp_server_got_*`) are refused with [`ComponentError::ReservedState`] always; POE
+//!   checks only under `ASSERT_USAGE`.
+//! - `InlineStates`/`ObjectStates`/`PackageStates` without `ClientInput` are ignored with a
+//!   warning, as POE's "doesn't recognize" carp; type errors POE checks at run time
+//!   (non-hash `InlineStates`, non-array `ClientArgs`, non-code callbacks) cannot happen.
+//! - `SessionType`/`SessionParams`, `Hostname` (use `address`, which resolves names) and
+//!   the unofficial `AF_UNIX` domain ([`ComponentError::UnsupportedDomain`]) are not
+//!   supported; IPv6 is ([`Domain::Inet6`]).
+//! - Warnings (default `Error`/`ClientError`, excessive `disconnected`) go to the `log`
+//!   crate at `warn` level rather than to STDERR.
+
+use super::{
+    callback, filter_factory, int_arg, run_cb, Callback, ComponentError, FilterFactory,
+    ECONNABORTED, ECONNRESET,
+};
+use crate::filter::{Filter, Line};
+use crate::kernel::Kernel;
+use crate::session::{Ctx, ObjectMethod, PackageMethod, Session, SessionId};
+use crate::value::{Args, HandlerError, IntoArgs, Outcome};
+use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};
+use mio::net::TcpStream;
+use std::cell::Cell;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+
+/// Names of the connection session's own states, which user states may not replace.
+const RESERVED: &[&str] = &[
+    "_child",
+    "_start",
+    "_stop",
+    "shutdown",
+    "tcp_server_got_error",
+    "tcp_server_got_flush",
+    "tcp_server_got_high",
+    "tcp_server_got_input",
+    "tcp_server_got_low",
+];
+
+/// Entry point: `ServerTcp::builder()` (POE's `POE::Component::Server::TCP->new`).
+#[derive(Debug)]
+pub struct ServerTcp;
+
+impl ServerTcp {
+    /// A builder whose connection heaps carry no program data (`ConnHeap<()>`). Use
+    /// [`ServerTcpBuilder::new`] for a heap with a data field of your own.
+    pub fn builder() -> ServerTcpBuilder<()> {
+        ServerTcpBuilder::new()
+    }
+}
+
+/// The listener session's heap (POE's listener `$_[HEAP]`).
+#[derive(Debug)]
+pub struct ListenerHeap {
+    /// The `Alias`, if one was given.
+    pub alias: Option<String>,
+    /// The connection limit; `-1` means none.
+    pub concurrency: i64,
+    /// Connections accepted and not yet disconnected.
+    pub connections: i64,
+    /// The listening [`SocketFactory`] (POE's `$_[HEAP]{listener}`); `None` once shut
+    /// down. Setting it to `None` stops listening.
+    pub listener: Option<WheelHandle>,
+    local_addr: Option<SocketAddr>,
+}
+
+impl ListenerHeap {
+    /// The bound local address (POE's `$_[HEAP]{listener}->getsockname`), `None` when
+    /// binding failed. With port 0 this is how the port is learned.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+}
+
+impl Ctx<'_, ListenerHeap> {
+    /// The listening wheel (`$_[HEAP]{listener}`), e.g. to `pause_accept`; `None` after
+    /// `shutdown`.
+    pub fn listener(&mut self) -> Option<&mut SocketFactory> {
+        let id = self.heap().listener.as_ref()?.id();
+        self.wheel_mut::<SocketFactory>(id)
+    }
+}
+
+/// A connection session's heap (POE's per-connection `$_[HEAP]`), with the program's own
+/// data in [`data`](ConnHeap::data).
+#[derive(Debug)]
+pub struct ConnHeap<U = ()> {
+    /// The connection's [`ReadWrite`] wheel (`$_[HEAP]{client}`); `None` once the
+    /// connection is closed. Reach the wheel with [`Ctx::client`].
+    pub client: Option<WheelHandle>,
+    /// The peer's address as text (`$_[HEAP]{remote_ip}`).
+    pub remote_ip: String,
+    /// The peer's port (`$_[HEAP]{remote_port}`).
+    pub remote_port: u16,
+    /// Set by the `shutdown` event; input is ignored from then on, and a flush closes the
+    /// connection. Programs may set it themselves, as POE programs do.
+    pub shutdown: bool,
+    /// `ClientShutdownOnError`: an error yields `shutdown`.
+    pub shutdown_on_error: bool,
+    /// An I/O error happened: `shutdown` closes at once instead of waiting for a flush.
+    pub got_an_error: bool,
+    /// The program's data, `U::default()` at the start of each connection.
+    pub data: U,
+    socket: Option<TcpStream>,
+}
+
+impl<U> ConnHeap<U> {
+    /// The id of the connection's wheel, while it is open.
+    pub fn client_id(&self) -> Option<WheelId> {
+        self.client.as_ref().map(WheelHandle::id)
+    }
+}
+
+impl<U: 'static> Ctx<'_, ConnHeap<U>> {
+    /// The connection's wheel (`$_[HEAP]{client}`), to `put` records and so on; `None`
+    /// once the connection is closed.
+    pub fn client(&mut self) -> Option<&mut ReadWrite> {
+        let id = self.heap().client_id()?;
+        self.wheel_mut::<ReadWrite>(id)
+    }
+}
+
+/// What [`ServerTcpBuilder::build`] returns: the listener session and where it listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerHandle {
+    session: SessionId,
+    local_addr: Option<SocketAddr>,
+}
+
+impl ServerHandle {
+    /// The listener session (what POE's `new` returns).
+    pub fn session(&self) -> SessionId {
+        self.session
+    }
+
+    /// The bound address, `None` if binding failed (the failure then reaches the `Error`
+    /// callback).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+}
+
+type PreConnect<U> = Rc<dyn Fn(&mut Ctx<'_, ConnHeap<U>>, TcpStream) -> Option<TcpStream>>;
+
+/// Everything a connection session needs, shared by all of them.
+struct ConnConfig<U> {
+    input: Option<Callback<ConnHeap<U>>>,
+    connected: Option<Callback<ConnHeap<U>>>,
+    disconnected: Option<Callback<ConnHeap<U>>>,
+    error: Option<Callback<ConnHeap<U>>>,
+    flushed: Option<Callback<ConnHeap<U>>>,
+    high: Option<Callback<ConnHeap<U>>>,
+    low: Option<Callback<ConnHeap<U>>>,
+    pre_connect: Option<PreConnect<U>>,
+    high_mark: Option<usize>,
+    low_mark: Option<usize>,
+    filter: Option<FilterFactory>,
+    input_filter: Option<FilterFactory>,
+    output_filter: Option<FilterFactory>,
+    args: Args,
+    shutdown_on_error: bool,
+    states: Vec<(String, Callback<ConnHeap<U>>)>,
+}
+
+/// Configures a [`ServerTcp`] (POE's constructor parameters). `U` is the type of
+/// [`ConnHeap::data`].
+pub struct ServerTcpBuilder<U = ()> {
+    address: Option<String>,
+    port: u16,
+    domain: Domain,
+    alias: Option<String>,
+    concurrency: i64,
+    acceptor: Option<Callback<ListenerHeap>>,
+    error: Option<Callback<ListenerHeap>>,
+    started: Option<Callback<ListenerHeap>>,
+    stopped: Option<Callback<ListenerHeap>>,
+    listener_args: Args,
+    conn: ConnConfig<U>,
+    /// `Client*` parameters given, for "not permitted without ClientInput".
+    client_params: Vec<&'static str>,
+    /// Whether connection states were given (ignored without ClientInput).
+    has_states: bool,
+}
+
+impl<U: Default + 'static> Default for ServerTcpBuilder<U> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<U: Default + 'static> ServerTcpBuilder<U> {
+    /// A builder with POE's defaults: port 0, every address, no alias, no limit.
+    pub fn new() -> Self {
+        ServerTcpBuilder {
+            address: None,
+            port: 0,
+            domain: Domain::Inet,
+            alias: None,
+            concurrency: -1,
+            acceptor: None,
+            error: None,
+            started: None,
+            stopped: None,
+            listener_args: Args::new(),
+            conn: ConnConfig {
+                input: None,
+                connected: None,
+                disconnected: None,
+                error: None,
+                flushed: None,
+                high: None,
+                low: None,
+                pre_connect: None,
+                high_mark: None,
+                low_mark: None,
+                filter: None,
+                input_filter: None,
+                output_filter: None,
+                args: Args::new(),
+                shutdown_on_error: true,
+                states: Vec::new(),
+            },
+            client_params: Vec::new(),
+            has_states: false,
+        }
+    }
+
+    fn client_param(&mut self, name: &'static str) {
+        if !self.client_params.contains(&name) {
+            self.client_params.push(name);
+        }
+    }
+
+    /// The address to bind (`Address`, or `Hostname`: names are resolved); default every
+    /// address.
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.address = Some(address.into());
+        self
+    }
+
+    /// The port to bind (`Port`; 0, the default, lets the system pick).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// The address family (`Domain`; default IPv4).
+    pub fn domain(mut self, domain: Domain) -> Self {
+        self.domain = domain;
+        self
+    }
+
+    /// An alias for the listener session (`Alias`).
+    pub fn alias(mut self, alias: impl Into<String>) -> Self {
+        self.alias = Some(alias.into());
+        self
+    }
+
+    /// The most connections open at once (`Concurrency`; `-1`, the default, means no
+    /// limit). At the limit the listener pauses accepting until one disconnects.
+    pub fn concurrency(mut self, n: i64) -> Self {
+        self.concurrency = n;
+        self
+    }
+
+    /// Arguments for the listener's `_start`, seen by `Started` (`ListenerArgs`).
+    pub fn listener_args(mut self, args: impl IntoArgs) -> Self {
+        self.listener_args = args.into_args();
+        self
+    }
+
+    /// Called in the listener's `_start` once the listening socket exists (`Started`).
+    pub fn started<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ListenerHeap>) -> R + 'static,
+    ) -> Self {
+        self.started = Some(callback(f));
+        self
+    }
+
+    /// Called in the listener's `_stop` (`Stopped`).
+    pub fn stopped<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ListenerHeap>) -> R + 'static,
+    ) -> Self {
+        self.stopped = Some(callback(f));
+        self
+    }
+
+    /// Handles listener failures (`Error`); the default logs
+    /// "PID: Server N got OP error ERRNO (MESSAGE)" and drops the listener.
+    pub fn error<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ListenerHeap>) -> R + 'static,
+    ) -> Self {
+        self.error = Some(callback(f));
+        self
+    }
+
+    /// Handles each accepted connection in the listener session instead of creating a
+    /// connection session (`Acceptor`; excludes `ClientInput`).
+    pub fn acceptor<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ListenerHeap>) -> R + 'static,
+    ) -> Self {
+        self.acceptor = Some(callback(f));
+        self
+    }
+
+    /// Handles each record a client sends (`ClientInput`; excludes `Acceptor`).
+    pub fn client_input<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.conn.input = Some(callback(f));
+        self
+    }
+
+    /// Called when a connection session starts, after its wheel exists
+    /// (`ClientConnected`).
+    pub fn client_connected<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.client_param("ClientConnected");
+        self.conn.connected = Some(callback(f));
+        self
+    }
+
+    /// Called when the connection is closed by `shutdown` (`ClientDisconnected`).
+    pub fn client_disconnected<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.client_param("ClientDisconnected");
+        self.conn.disconnected = Some(callback(f));
+        self
+    }
+
+    /// Called on a read or write error, EOF included (`ClientError`); the default logs
+    /// everything but EOF and `ECONNRESET` on read.
+    pub fn client_error<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.client_param("ClientError");
+        self.conn.error = Some(callback(f));
+        self
+    }
+
+    /// Called each time the connection's output buffer empties (`ClientFlushed`).
+    pub fn client_flushed<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.client_param("ClientFlushed");
+        self.conn.flushed = Some(callback(f));
+        self
+    }
+
+    /// Replaces the accepted socket before the wheel is made, or with `None` drops the
+    /// connection (`ClientPreConnect`).
+    pub fn client_pre_connect(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ConnHeap<U>>, TcpStream) -> Option<TcpStream> + 'static,
+    ) -> Self {
+        self.client_param("ClientPreConnect");
+        self.conn.pre_connect = Some(Rc::new(f));
+        self
+    }
+
+    /// The filter for both directions of each connection (`ClientFilter`; default
+    /// [`Line`]): a closure making a fresh filter per connection, e.g. `Line::new`.
+    pub fn client_filter<F, M>(mut self, make: M) -> Self
+    where
+        F: Filter<Raw = Vec<u8>, Record = Vec<u8>> + 'static,
+        M: Fn() -> F + 'static,
+    {
+        self.client_param("ClientFilter");
+        self.conn.filter = Some(filter_factory(make));
+        self
+    }
+
+    /// The input filter of each connection (`ClientInputFilter`; needs
+    /// `ClientOutputFilter`).
+    pub fn client_input_filter<F, M>(mut self, make: M) -> Self
+    where
+        F: Filter<Raw = Vec<u8>, Record = Vec<u8>> + 'static,
+        M: Fn() -> F + 'static,
+    {
+        self.client_param("ClientInputFilter");
+        self.conn.input_filter = Some(filter_factory(make));
+        self
+    }
+
+    /// The output filter of each connection (`ClientOutputFilter`; needs
+    /// `ClientInputFilter`).
+    pub fn client_output_filter<F, M>(mut self, make: M) -> Self
+    where
+        F: Filter<Raw = Vec<u8>, Record = Vec<u8>> + 'static,
+        M: Fn() -> F + 'static,
+    {
+        self.client_param("ClientOutputFilter");
+        self.conn.output_filter = Some(filter_factory(make));
+        self
+    }
+
+    /// Arguments for `ClientConnected` (`ClientArgs`), shared by every connection.
+    pub fn client_args(mut self, args: impl IntoArgs) -> Self {
+        self.client_param("ClientArgs");
+        self.conn.args = args.into_args();
+        self
+    }
+
+    /// Whether an I/O error shuts the connection down (`ClientShutdownOnError`, default
+    /// on).
+    pub fn client_shutdown_on_error(mut self, on: bool) -> Self {
+        self.client_param("ClientShutdownOnError");
+        self.conn.shutdown_on_error = on;
+        self
+    }
+
+    /// The output buffer size that raises `ClientHigh` (`HighMark`).
+    pub fn high_mark(mut self, octets: usize) -> Self {
+        self.conn.high_mark = Some(octets);
+        self
+    }
+
+    /// The output buffer size that raises `ClientLow` after `ClientHigh` (`LowMark`).
+    pub fn low_mark(mut self, octets: usize) -> Self {
+        self.conn.low_mark = Some(octets);
+        self
+    }
+
+    /// Called when the output buffer reaches `HighMark` (`ClientHigh`).
+    pub fn client_high<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.conn.high = Some(callback(f));
+        self
+    }
+
+    /// Called when the output buffer drains to `LowMark` (`ClientLow`).
+    pub fn client_low<R: Outcome + 'static>(
+        mut self,
+        f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.conn.low = Some(callback(f));
+        self
+    }
+
+    /// Adds a handler to every connection session (`InlineStates`), e.g. an event other
+    /// sessions post to a connection by its session ID.
+    pub fn inline_state<R: Outcome + 'static>(
+        mut self,
+        event: &str,
+        f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
+    ) -> Self {
+        self.has_states = true;
+        self.conn.states.push((event.to_owned(), callback(f)));
+        self
+    }
+
+    /// Maps connection events to methods of a shared object (`ObjectStates`).
+    #[allow(clippy::type_complexity)] // The same shape as `Session::object_states`.
+    pub fn object_states<O: 'static, R: Outcome + 'static>(
+        mut self,
+        object: Rc<O>,
+        states: &[(&str, ObjectMethod<O, ConnHeap<U>, R>)],
+    ) -> Self {
+        for &(event, method) in states {
+            let obj = Rc::clone(&object);
+            self = self.inline_state(event, move |ctx| method(&obj, ctx));
+        }
+        self
+    }
+
+    /// Maps connection events to functions that receive `package` as POE's `OBJECT`
+    /// (`PackageStates`).
+    pub fn package_states<R: Outcome + 'static>(
+        mut self,
+        package: &'static str,
+        states: &[(&str, PackageMethod<ConnHeap<U>, R>)],
+    ) -> Self {
+        for &(event, func) in states {
+            self = self.inline_state(event, move |ctx| func(package, ctx));
+        }
+        self
+    }
+
+    /// Checks the configuration as POE's constructor does and creates the listener
+    /// session, a child of the active session.
+    pub fn build(self, kernel: &mut Kernel) -> Result<ServerHandle, ComponentError> {
+        let c = &self.conn;
+        let marks = [
+            c.high_mark.is_some(),
+            c.low_mark.is_some(),
+            c.high.is_some(),
+            c.low.is_some(),
+        ]
+        .iter()
+        .filter(|&&b| b)
+        .count();
+        if marks != 0 && marks != 4 {
+            return Err(ComponentError::PartialWatermarks);
+        }
+        if self.domain == Domain::Unix {
+            return Err(ComponentError::UnsupportedDomain);
+        }
+        if self.acceptor.is_some() == c.input.is_some() {
+            return Err(ComponentError::AcceptorOrClientInput);
+        }
+        if c.input.is_none() {
+            if let Some(&p) = self.client_params.first() {
+                return Err(ComponentError::NotPermittedWithoutClientInput(p));
+            }
+            if self.has_states {
+                log::warn!("ServerTcp: connection states are ignored without ClientInput");
+            }
+        }
+        if c.input_filter.is_some() != c.output_filter.is_some() {
+            return Err(ComponentError::InputFilterWithoutOutputFilter);
+        }
+        if c.filter.is_some() && c.input_filter.is_some() {
+            log::warn!("ClientFilter ignored with ClientInputFilter and ClientOutputFilter");
+        }
+        if c.input.is_some() {
+            let bad: Vec<&str> = c
+                .states
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .filter(|n| RESERVED.contains(n))
+                .collect();
+            if !bad.is_empty() {
+                return Err(ComponentError::ReservedState(bad.join(" ")));
+            }
+        }
+        self.create(kernel)
+    }
+
+    fn create(self, kernel: &mut Kernel) -> Result<ServerHandle, ComponentError> {
+        let ServerTcpBuilder {
+            address,
+            port,
+            domain,
+            alias,
+            concurrency,
+            acceptor,
+            error,
+            started,
+            stopped,
+            listener_args,
+            conn,
+            ..
+        } = self;
+        let shared = Rc::new(Shared {
+            listener: Cell::new(None),
+            local_addr: Cell::new(None),
+        });
+        let acceptor: Callback<ListenerHeap> = match acceptor {
+            Some(a) => a,
+            None => {
+                let conn = Rc::new(conn);
+                let shared = Rc::clone(&shared);
+                Rc::new(move |ctx: &mut Ctx<'_, ListenerHeap>| {
+                    spawn_connection(&conn, &shared, ctx).map(|()| crate::Value::none())
+                })
+            }
+        };
+        let error = error.unwrap_or_else(|| callback(default_server_error));
+        let sh = Rc::clone(&shared);
+        let session = Session::new(ListenerHeap {
+            alias: None,
+            concurrency,
+            connections: 0,
+            listener: None,
+            local_addr: None,
+        })
+        .args(listener_args)
+        .on(
+            "_start",
+            move |ctx: &mut Ctx<'_, ListenerHeap>| -> Result<(), HandlerError> {
+                if let Some(a) = &alias {
+                    ctx.heap().alias = Some(a.clone());
+                    if let Err(e) = ctx.alias_set(a) {
+                        log::warn!("ServerTcp: alias {a:?}: {e}");
+                    }
+                }
+                let mut f = SocketFactory::listen()
+                    .bind_port(port)
+                    .domain(domain)
+                    .reuse(true)
+                    .success_event("tcp_server_got_connection")
+                    .failure_event("tcp_server_got_error");
+                if let Some(a) = &address {
+                    f = f.bind_address(a.clone());
+                }
+                let w = f.build(ctx)?;
+                let local = ctx
+                    .wheel_ref::<SocketFactory>(w.id())
+                    .and_then(SocketFactory::getsockname);
+                let h = ctx.heap();
+                h.listener = Some(w);
+                h.local_addr = local;
+                sh.local_addr.set(local);
+                run_cb(&started, ctx)
+            },
+        )
+        .on("tcp_server_got_error", move |ctx| error(ctx))
+        .on(
+            "tcp_server_got_connection",
+            move |ctx: &mut Ctx<'_, ListenerHeap>| {
+                let h = ctx.heap();
+                h.connections += 1;
+                if h.concurrency != -1 && h.listener.is_some() && h.connections >= h.concurrency {
+                    if let Some(l) = ctx.listener() {
+                        l.pause_accept();
+                    }
+                }
+                acceptor(ctx)
+            },
+        )
+        .on("disconnected", |ctx: &mut Ctx<'_, ListenerHeap>| {
+            let (file, line) = (ctx.caller_file(), ctx.caller_line());
+            let h = ctx.heap();
+            h.connections -= 1;
+            if h.connections < 0 {
+                log::warn!("Excessive 'disconnected' event from {file} at line {line}");
+                h.connections = 0;
+            }
+            if h.concurrency != -1 && h.listener.is_some() && h.connections == h.concurrency - 1 {
+                if let Some(l) = ctx.listener() {
+                    l.resume_accept();
+                }
+            }
+        })
+        .on("set_concurrency", |ctx: &mut Ctx<'_, ListenerHeap>| {
+            let Some(n) = int_arg(ctx.args(), 0) else {
+                log::warn!("ServerTcp: set_concurrency needs an integer ARG0");
+                return;
+            };
+            let h = ctx.heap();
+            h.concurrency = n;
+            if n != -1 && h.listener.is_some() {
+                let pause = h.connections >= n;
+                if let Some(l) = ctx.listener() {
+                    if pause {
+                        l.pause_accept();
+                    } else {
+                        l.resume_accept();
+                    }
+                }
+            }
+        })
+        .on("shutdown", |ctx: &mut Ctx<'_, ListenerHeap>| {
+            let h = ctx.heap();
+            h.listener = None;
+            if let Some(a) = h.alias.clone() {
+                let _ = ctx.alias_remove(&a);
+            }
+        })
+        .on("_stop", {
+            let sh = Rc::clone(&shared);
+            move |ctx: &mut Ctx<'_, ListenerHeap>| -> Result<(), HandlerError> {
+                let r = run_cb(&stopped, ctx);
+                sh.listener.set(None);
+                r
+            }
+        })
+        .on("_child", |_: &mut Ctx<'_, ListenerHeap>| {});
+        let id = kernel.create(session)?;
+        shared.listener.set(Some(id));
+        Ok(ServerHandle {
+            session: id,
+            local_addr: shared.local_addr.get(),
+        })
+    }
+}
+
+/// State the listener and its connections share: POE's `$accept_session_id` closure
+/// variable.
+struct Shared {
+    listener: Cell<Option<SessionId>>,
+    local_addr: Cell<Option<SocketAddr>>,
+}
+
+fn default_server_error(ctx: &mut Ctx<'_, ListenerHeap>) {
+    let op = ctx.arg::<String>(0).cloned().unwrap_or_default();
+    let errno = ctx.arg::<i32>(1).copied().unwrap_or(0);
+    let msg = ctx.arg::<String>(2).cloned().unwrap_or_default();
+    log::warn!(
+        "{}: Server {} got {op} error {errno} ({msg})",
+        std::process::id(),
+        ctx.session()
+    );
+    ctx.heap().listener = None;
+}
+
+fn default_client_error<U: 'static>(ctx: &mut Ctx<'_, ConnHeap<U>>) {
+    let op = ctx.arg::<String>(0).cloned().unwrap_or_default();
+    let errno = ctx.arg::<i32>(1).copied().unwrap_or(0);
+    if !(op == "read" && (errno == 0 || errno == ECONNRESET)) {
+        let mut msg = ctx.arg::<String>(2).cloned().unwrap_or_default();
+        if errno == 0 {
+            msg = "(no error)".to_owned();
+        }
+        log::warn!(
+            "{}: Client session {} got {op} error {errno} ({msg})",
+            std::process::id(),
+            ctx.session()
+        );
+    }
+}
+
+/// POE's default `Acceptor`: a connection session for the accepted socket.
+fn spawn_connection<U: Default + 'static>(
+    conn: &Rc<ConnConfig<U>>,
+    shared: &Rc<Shared>,
+    ctx: &mut Ctx<'_, ListenerHeap>,
+) -> Result<(), HandlerError> {
+    let socket = ctx.take_arg::<TcpStream>(0)?;
+    let ip = ctx
+        .arg::<Option<IpAddr>>(1)?
+        .map_or_else(|| "LOCAL".to_owned(), |ip| ip.to_string());
+    let port = *ctx.arg::<u16>(2)?;
+    let heap = ConnHeap {
+        client: None,
+        remote_ip: ip,
+        remote_port: port,
+        shutdown: false,
+        shutdown_on_error: conn.shutdown_on_error,
+        got_an_error: false,
+        data: U::default(),
+        socket: Some(socket),
+    };
+    let c = Rc::clone(conn);
+    let mut s = Session::new(heap).args(conn.args.clone()).on(
+        "_start",
+        move |ctx: &mut Ctx<'_, ConnHeap<U>>| -> Result<(), HandlerError> {
+            let Some(mut socket) = ctx.heap().socket.take() else {
+                return Ok(());
+            };
+            if let Some(pre) = &c.pre_connect {
+                match pre(ctx, socket) {
+                    Some(s) => socket = s,
+                    None => return Ok(()),
+                }
+            }
+            let mut b = ReadWrite::builder(socket);
+            b = match (&c.input_filter, &c.output_filter, &c.filter) {
+                (Some(i), Some(o), _) => b.input_filter(i()).output_filter(o()),
+                (_, _, Some(f)) => b.filter(f()),
+                _ => b.filter(Line::new()),
+            };
+            b = b
+                .input_event("tcp_server_got_input")
+                .error_event("tcp_server_got_error")
+                .flushed_event("tcp_server_got_flush");
+            if let (Some(h), Some(l)) = (c.high_mark, c.low_mark) {
+                b = b
+                    .watermarks(h, l)
+                    .event(RwEvent::High, "tcp_server_got_high")
+                    .event(RwEvent::Low, "tcp_server_got_low");
+            }
+            let w = b.build(ctx)?;
+            ctx.heap().client = Some(w);
+            run_cb(&c.connected, ctx)
+        },
+    );
+    let c = Rc::clone(conn);
+    s = s.on("tcp_server_got_high", move |ctx| run_cb(&c.high, ctx));
+    let c = Rc::clone(conn);
+    s = s.on("tcp_server_got_low", move |ctx| run_cb(&c.low, ctx));
+    s = s.on("_child", |_: &mut Ctx<'_, ConnHeap<U>>| {});
+    let c = Rc::clone(conn);
+    s = s.on("tcp_server_got_input", move |ctx| {
+        if ctx.heap().shutdown {
+            return Ok(());
+        }
+        run_cb(&c.input, ctx)
+    });
+    let c = Rc::clone(conn);
+    s = s.on(
+        "tcp_server_got_error",
+        move |ctx: &mut Ctx<'_, ConnHeap<U>>| -> Result<(), HandlerError> {
+            let accept_aborted = ctx.arg::<String>(0).is_ok_and(|op| op == "accept")
+                && ctx.arg::<i32>(1).is_ok_and(|&e| e == ECONNABORTED);
+            if accept_aborted {
+                return Ok(());
+            }
+            match &c.error {
+                Some(f) => {
+                    f(ctx)?;
+                }
+                None => default_client_error(ctx),
+            }
+            if ctx.heap().shutdown_on_error {
+                ctx.heap().got_an_error = true;
+                ctx.yield_("shutdown", ())?;
+            }
+            Ok(())
+        },
+    );
+    let c = Rc::clone(conn);
+    s = s.on(
+        "tcp_server_got_flush",
+        move |ctx: &mut Ctx<'_, ConnHeap<U>>| -> Result<(), HandlerError> {
+            run_cb(&c.flushed, ctx)?;
+            if ctx.heap().shutdown {
+                run_cb(&c.disconnected, ctx)?;
+                ctx.heap().client = None;
+            }
+            Ok(())
+        },
+    );
+    let c = Rc::clone(conn);
+    s = s.on(
+        "shutdown",
+        move |ctx: &mut Ctx<'_, ConnHeap<U>>| -> Result<(), HandlerError> {
+            ctx.heap().shutdown = true;
+            if ctx.heap().client.is_some() {
+                let buffered = ctx.client().map_or(0, |w| w.get_driver_out_octets());
+                if ctx.heap().got_an_error || buffered == 0 {
+                    run_cb(&c.disconnected, ctx)?;
+                    ctx.heap().client = None;
+                }
+            }
+            Ok(())
+        },
+    );
+    let sh = Rc::clone(shared);
+    s = s.on("_stop", move |ctx: &mut Ctx<'_, ConnHeap<U>>| {
+        if let Some(listener) = sh.listener.get() {
+            let _ = ctx.call(listener, "disconnected", ());
+        }
+    });
+    for (name, f) in &conn.states {
+        let f = Rc::clone(f);
+        s = s.on(name, move |ctx| f(ctx));
+    }
+    ctx.create(s)?;
+    Ok(())
+}
