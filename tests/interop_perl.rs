@@ -98,3 +98,78 @@ fn wait_bounded(child: &mut Child) -> std::process::ExitStatus {
     let _ = child.kill();
     panic!("child did not exit within 5 s");
 }
+
+#[test]
+fn our_client_tcp_against_perl_server_tcp() {
+    use reactor::component::ClientTcp;
+    use reactor::{HandlerError, Kernel};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let _ = env_logger::builder().is_test(true).try_init();
+    require_poe();
+    let mut cmd = Command::new("perl");
+    cmd.arg(format!("{PERL_DIR}/server_tcp.pl"));
+    let (mut server, port, server_lines) = spawn_listening(cmd);
+
+    let got: Rc<RefCell<Vec<String>>> = Rc::default();
+    let (g1, g2, g3) = (Rc::clone(&got), Rc::clone(&got), Rc::clone(&got));
+    let mut kernel = Kernel::new().unwrap();
+    ClientTcp::builder("127.0.0.1", port)
+        .connected(|ctx| -> Result<(), HandlerError> {
+            let server = ctx.server().ok_or("no server wheel")?;
+            // Non-ASCII bytes, a NUL, then "bye": the Perl server closes the connection.
+            server.put([
+                "hi".as_bytes(),
+                "caf\u{e9} \u{263a}".as_bytes(),
+                &[0xff, 0x00, 0x41],
+                b"bye",
+            ])?;
+            Ok(())
+        })
+        .server_input(move |ctx| -> Result<(), HandlerError> {
+            g1.borrow_mut()
+                .push(format!("input {}", hex(ctx.arg::<Vec<u8>>(0)?)));
+            Ok(())
+        })
+        .server_error(move |ctx| -> Result<(), HandlerError> {
+            g2.borrow_mut().push(format!(
+                "error {} {}",
+                ctx.arg::<String>(0)?,
+                ctx.arg::<i32>(1)?
+            ));
+            Ok(())
+        })
+        .disconnected(move |_| g3.borrow_mut().push("disconnected".to_owned()))
+        .build(&mut kernel)
+        .expect("client builds");
+    kernel.run().unwrap();
+
+    let echo = |s: &[u8]| format!("input {}", hex(&[b"echo: ".as_slice(), s].concat()));
+    assert_eq!(
+        *got.borrow(),
+        [
+            echo(b"hi"),
+            echo("caf\u{e9} \u{263a}".as_bytes()),
+            echo(&[0xff, 0x00, 0x41]),
+            "error read 0".to_owned(),
+            "disconnected".to_owned()
+        ]
+    );
+    // What the Perl side received, record by record, then the client's close.
+    let mut seen = Vec::new();
+    while let Ok(l) = server_lines.recv_timeout(Duration::from_secs(10)) {
+        seen.push(l);
+    }
+    assert_eq!(
+        seen,
+        [
+            format!("input: {}", hex(b"hi")),
+            format!("input: {}", hex("caf\u{e9} \u{263a}".as_bytes())),
+            format!("input: {}", hex(&[0xff, 0x00, 0x41])),
+            format!("input: {}", hex(b"bye")),
+            "disconnected".to_owned()
+        ]
+    );
+    assert!(wait_bounded(&mut server).success());
+}

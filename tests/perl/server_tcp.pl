@@ -12,7 +12,7 @@ $| = 1;
 POE::Component::Server::TCP->new(
   Address      => '127.0.0.1',
   Port         => 0,
-  ClientFilter => POE::Filter::Line->new(Literal => "\n"),
+  ClientFilter => POE::Filter::Line->new(),
   Started      => sub {
     my $port = (sockaddr_in($_[HEAP]{listener}->getsockname))[0];
     print "listening on 127.0.0.1:$port\n";
