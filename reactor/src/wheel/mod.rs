@@ -38,6 +38,16 @@ use std::fmt;
 use std::panic::Location;
 use std::rc::Weak;
 
+/// The text of an OS error as POE's `$!` gives it: "Connection refused", without Rust's
+/// " (os error 111)" suffix.
+pub(crate) fn errstr(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) if s.ends_with(')') => s[..i].to_owned(),
+        _ => s,
+    }
+}
+
 /// A wheel's ID: unique for the life of the kernel; every wheel event carries it as its last
 /// argument, so one session can tell its wheels apart.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

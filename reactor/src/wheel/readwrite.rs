@@ -373,6 +373,33 @@ impl ReadWrite {
         self.output_open = false;
     }
 
+    /// Moves the high-water mark (POE's `set_high_mark`): it must stay above the low mark,
+    /// and marks must have been set when the wheel was built.
+    pub fn set_high_mark(&mut self, octets: usize) -> Result<()> {
+        match self.low_mark {
+            Some(low) if octets > low => {
+                self.high_mark = Some(octets);
+                Ok(())
+            }
+            _ => Err(Error::InvalidArgument(
+                "HighMark must be greater than LowMark",
+            )),
+        }
+    }
+
+    /// Moves the low-water mark (POE's `set_low_mark`): 0 < low < high.
+    pub fn set_low_mark(&mut self, octets: usize) -> Result<()> {
+        match self.high_mark {
+            Some(high) if octets > 0 && octets < high => {
+                self.low_mark = Some(octets);
+                Ok(())
+            }
+            _ => Err(Error::InvalidArgument(
+                "LowMark must be between 0 and HighMark",
+            )),
+        }
+    }
+
     /// Octets waiting to be written (POE's `get_driver_out_octets`).
     pub fn get_driver_out_octets(&self) -> usize {
         self.out_octets
@@ -512,7 +539,7 @@ impl ReadWrite {
                     None
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
-                Err(e) => Some((e.raw_os_error().unwrap_or(0), e.to_string())),
+                Err(e) => Some((e.raw_os_error().unwrap_or(0), super::errstr(&e))),
             };
             w.buf = buf;
             if let Some((errno, msg)) = failure {
@@ -609,7 +636,7 @@ impl ReadWrite {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    error = Some((e.raw_os_error().unwrap_or(0), e.to_string()));
+                    error = Some((e.raw_os_error().unwrap_or(0), super::errstr(&e)));
                     w.write_ready = false;
                     w.output_open = false;
                     break;
