@@ -806,8 +806,12 @@ fn spawn_connection<U: Default + 'static>(
             };
             b = b
                 .input_event("tcp_server_got_input")
-                .error_event("tcp_server_got_error")
-                .flushed_event("tcp_server_got_flush");
+                .error_event("tcp_server_got_error");
+            // A flush is only worth an event when someone listens for it; `shutdown` asks
+            // for one while output is still buffered.
+            if c.flushed.is_some() {
+                b = b.flushed_event("tcp_server_got_flush");
+            }
             if let (Some(h), Some(l)) = (c.high_mark, c.low_mark) {
                 b = b
                     .watermarks(h, l)
@@ -875,6 +879,8 @@ fn spawn_connection<U: Default + 'static>(
                 if ctx.heap().got_an_error || buffered == 0 {
                     run_cb(&c.disconnected, ctx)?;
                     ctx.heap().client = None;
+                } else if let Some(w) = ctx.client() {
+                    w.event(RwEvent::Flushed, Some("tcp_server_got_flush"));
                 }
             }
             Ok(())

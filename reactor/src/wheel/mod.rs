@@ -170,6 +170,8 @@ pub(crate) struct Wheels {
     active: Vec<usize>,
     /// Wheels that hold their session (and keep the kernel from being idle).
     holding: usize,
+    /// The read buffer every wheel borrows for one read.
+    read_buf: Vec<u8>,
 }
 
 /// Wheel tokens have the top bit set; bit 62 tells the wheel's second source.
@@ -324,6 +326,11 @@ impl Kernel {
             .as_any_mut()
             .downcast_mut::<W>()?;
         Some((w, self.io.registry()))
+    }
+
+    /// The read buffer wheels share: take it, read into it, put it back.
+    pub fn wheel_read_buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.wheels.read_buf
     }
 
     /// The wheel `id` as a `W`, read-only.

@@ -41,6 +41,8 @@ impl<T: Read + Source + AsFd + 'static> ReadHandle for T {
 pub trait WriteHandle: 'static {
     /// Writes some of `bufs`.
     fn write_some(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// Writes some of `buf` (a plain `write`/`send`, cheaper than a one-slice `writev`).
+    fn write_one(&mut self, buf: &[u8]) -> io::Result<usize>;
     /// The handle as a mio source.
     fn write_source(&mut self) -> &mut dyn Source;
     /// The file descriptor.
@@ -50,6 +52,9 @@ pub trait WriteHandle: 'static {
 impl<T: Write + Source + AsFd + 'static> WriteHandle for T {
     fn write_some(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.write_vectored(bufs)
+    }
+    fn write_one(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write(buf)
     }
     fn write_source(&mut self) -> &mut dyn Source {
         self
@@ -145,7 +150,6 @@ pub struct ReadWrite {
     low_mark: Option<usize>,
     high_state: bool,
     auto_flush: bool,
-    buf: Vec<u8>,
     block_size: usize,
 }
 
@@ -305,7 +309,7 @@ impl ReadWriteBuilder {
             low_mark: self.low_mark,
             high_state: false,
             auto_flush: self.auto_flush,
-            buf: vec![0; self.block_size],
+
             block_size: self.block_size,
         };
         kernel.wheel_insert(w)
@@ -509,15 +513,22 @@ impl ReadWrite {
         let Some(owner) = kernel.wheel_owner(id) else {
             return;
         };
+        // One read buffer serves every wheel of the kernel: reads copy out what they got.
+        let mut shared = std::mem::take(kernel.wheel_read_buffer());
         let Some(w) = kernel.wheel_mut::<ReadWrite>(id) else {
+            *kernel.wheel_read_buffer() = shared;
             return;
         };
-        let Some(input_event) = w.event_name(RwEvent::Input) else {
+        if w.events[RwEvent::Input as usize].is_none() {
+            *kernel.wheel_read_buffer() = shared;
             return;
-        };
+        }
         if w.read_ready && w.input_open && !w.input_paused {
-            let mut buf = std::mem::take(&mut w.buf);
-            let r = w.handles.reader().read_some(&mut buf);
+            if shared.len() < w.block_size {
+                shared.resize(w.block_size, 0);
+            }
+            let buf = &mut shared[..w.block_size];
+            let r = w.handles.reader().read_some(buf);
             let failure = match r {
                 Ok(0) => Some((0, String::new())),
                 Ok(n) => {
@@ -541,7 +552,6 @@ impl ReadWrite {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
                 Err(e) => Some((e.raw_os_error().unwrap_or(0), super::errstr(&e))),
             };
-            w.buf = buf;
             if let Some((errno, msg)) = failure {
                 w.read_ready = false;
                 w.input_open = false;
@@ -551,7 +561,7 @@ impl ReadWrite {
                 // Records already parsed still go out below.
             }
         }
-        let _ = input_event;
+        *kernel.wheel_read_buffer() = shared;
         Self::deliver_parsed(kernel, id);
     }
 
@@ -608,9 +618,22 @@ impl ReadWrite {
         }
         let mut error = None;
         while !w.out.is_empty() {
-            let slices: Vec<IoSlice<'_>> = w.out.iter().take(64).map(|c| IoSlice::new(c)).collect();
-            let wanted: usize = slices.iter().map(|s| s.len()).sum();
-            match w.handles.writer().write_some(&slices) {
+            let (result, wanted) = if w.out.len() == 1 {
+                let chunk = &w.out[0];
+                (w.handles.writer().write_one(chunk), chunk.len())
+            } else {
+                // Up to 64 chunks in one writev, from a stack array.
+                let mut slices = [IoSlice::new(&[]); 64];
+                let mut wanted = 0;
+                let mut n = 0;
+                for (slot, c) in slices.iter_mut().zip(w.out.iter()) {
+                    *slot = IoSlice::new(c);
+                    wanted += c.len();
+                    n += 1;
+                }
+                (w.handles.writer().write_some(&slices[..n]), wanted)
+            };
+            match result {
                 Ok(written) => {
                     let mut n = written;
                     w.out_octets -= n;

@@ -387,7 +387,7 @@ fn fail(kernel: &mut Kernel, id: WheelId, event: &str, op: &str, e: &io::Error) 
     let args = (
         op.to_owned(),
         e.raw_os_error().unwrap_or(0),
-        super::errstr(&e),
+        super::errstr(e),
         id,
     )
         .into_args();
