@@ -4,6 +4,7 @@
 //! [`reactor`] kernel; until it lands, the crate re-exports the kernel so that a
 //! program depending on `keepalive` reaches the whole event model.
 
+pub mod pool;
 pub use reactor;
 
 /// The README's examples, compiled and run as doctests.

@@ -1,0 +1,2240 @@
+//! The pool's bookkeeping: a pure state machine with no sockets, no clock and no kernel.
+//!
+//! [`Pool`] keeps everything `POE::Component::Client::Keepalive` keeps (connection keys,
+//! per-key counts, idle lists, request queues, DNS piggybacking, timers) as plain data. The
+//! socket layer drives it with method calls that carry the current time (`now`, a
+//! [`Duration`] since any fixed origin the caller picks; the pool never reads a clock) and
+//! performs the [`Action`]s each call returns: start or abort a connect, start or cancel a
+//! lookup, deliver a response, watch or close a socket, re-arm the one timer. Sockets are
+//! named by [`ConnId`]s, requests by [`RequestId`]s, lookups by [`LookupId`]s; all three carry
+//! a generation, so an id that was retired (and whose slot was reused) is reported as
+//! unknown, never confused with the new occupant.
+//!
+//! # Driving it
+//!
+//! | the socket layer sees | it calls |
+//! |---|---|
+//! | the user asks for a connection | [`Pool::allocate`] |
+//! | the user cancels a request | [`Pool::deallocate`] |
+//! | a lookup answers | [`Pool::resolved`] / [`Pool::resolve_failed`] |
+//! | a connect (and TLS, if any) completes | [`Pool::connected`] / [`Pool::connect_failed`] |
+//! | the user drops a connection | [`Pool::free`] (saying whether the socket is clean) |
+//! | an idle socket turns readable | [`Pool::idle_activity`] |
+//! | the timer set by [`Action::SetTimer`] fires | [`Pool::advance`] |
+//! | the manager shuts down | [`Pool::shutdown`] |
+//!
+//! [`Pool::allocate`] and [`Pool::resolved`] may hand out an idle socket; they take a check
+//! (`FnMut(ConnId) -> bool`) that the socket layer answers by peeking at the socket. A socket
+//! that fails the check is closed ([`CloseReason::Stale`]) and the next idle one, or a new
+//! connect, is used instead.
+//!
+//! ```
+//! use std::time::Duration;
+//! use keepalive::pool::{Action, Origin, Outcome, Pool, PoolKey, Settings};
+//!
+//! let mut pool = Pool::new(Settings::default()).unwrap();
+//! let t0 = Duration::ZERO;
+//! let key = PoolKey::new("http", "127.0.0.1", 8080);
+//!
+//! // An address literal needs no lookup: the connect starts at once.
+//! let (req, actions) = pool.allocate(key.clone().into(), t0, |_| true).unwrap();
+//! let conn = actions.iter().find_map(|a| match a {
+//!     Action::Connect { conn, .. } => Some(*conn),
+//!     _ => None,
+//! }).unwrap();
+//!
+//! // The socket layer reports success; the pool answers the request.
+//! let actions = pool.connected(conn, t0).unwrap();
+//! assert!(actions.iter().any(|a| matches!(a,
+//!     Action::Respond { request, outcome: Outcome::Connected { origin: Origin::New, .. }, .. }
+//!         if *request == req)));
+//!
+//! // Freed clean, the socket is pooled; the next request for the key reuses it at once.
+//! pool.free(conn, true, t0).unwrap();
+//! let (_, actions) = pool.allocate(key.into(), t0, |_| true).unwrap();
+//! assert!(actions.iter().any(|a| matches!(a,
+//!     Action::Respond { outcome: Outcome::Connected { origin: Origin::Immediate, .. }, .. })));
+//! ```
+//!
+//! # Scheduling
+//!
+//! - A request first takes the most recently freed idle socket of its key (LIFO), checked at
+//!   hand-out. Failing that it waits in its key's FIFO queue (ordered by allocation).
+//! - `max_per_host` bounds a key's sockets in use plus connecting; idle sockets do not count
+//!   (and `idle + in use + connecting <= max_per_host` holds per key anyway, because idle
+//!   sockets only come from frees).
+//! - `max_open` bounds all sockets: in use, connecting and idle. When it is reached, the least
+//!   recently freed idle socket of any key is closed to make room ([`CloseReason::Evicted`]).
+//! - A key blocked by `max_per_host` never delays other keys: only keys that could start a
+//!   connect right now ("runnable" keys) compete for `max_open` room, oldest waiter first.
+//!   Every operation is O(log n); nothing rescans a queue.
+//! - A socket freed clean goes straight to the oldest waiter of its key ([`Origin::Deferred`]),
+//!   unless an older request of another key waits for room under `max_open`: requests
+//!   competing for `max_open` room are served in allocation order, so no key starves another.
+//!
+//! # Differences from the Perl module (bugs fixed here)
+//!
+//! - **B1, B2, B3** [`Pool::deallocate`] works in every stage (resolving, queued,
+//!   connecting): it never touches the idle pool, cancels a lookup nobody else waits for
+//!   ([`Action::CancelResolve`]; a late answer for it is [`CallError::UnknownLookup`]),
+//!   aborts a connect in flight ([`Action::AbortConnect`]) and no response follows.
+//! - **B4, B5** No head-of-line stall, no dead queue entries: a timed-out or cancelled request
+//!   leaves its queue at once, and every change that frees room starts the next runnable
+//!   waiter.
+//! - **B6, B7, B8** [`Pool::shutdown`] answers every pending request once with
+//!   [`Failure::shutdown`], aborts connects in flight, cancels lookups, closes idle sockets;
+//!   sockets freed afterwards are closed, never pooled; nothing is delivered after it.
+//! - **B9** A TLS failure is a [`Pool::connect_failed`] like any other: the key's slot is
+//!   released and the next waiter starts.
+//! - **B11** Zero limits are [`SettingsError`]s, not "use the default"; a zero port or an empty
+//!   scheme or address is an [`AllocateError`].
+//! - **B12** Hand-out is LIFO (most recently freed) and eviction is LRU (least recently freed),
+//!   instead of arbitrary and random.
+//! - **B13** A timeout still reports Perl's `("connect", 110, "Connection timed out")` triple
+//!   whatever the stage, but [`Action::Respond`] also says which [`RequestStage`] it was in.
+//! - **B14** Idle sockets are checked when handed out, not only when freed.
+//! - **B15** Request ids are per pool; constructing a pool consumes none.
+//! - Every request gets an id, even one answered at once from the pool (Perl returned
+//!   `undef` then), and every answer, immediate ones included, is an [`Action::Respond`].
+//!
+//! - **B16** A resolver failure ([`Pool::resolve_failed`]) answers the requests waiting for
+//!   the lookup; it never fails [`Pool::allocate`].
+//! - Any IPv4 or IPv6 literal skips the lookup (Perl: dotted quads only). Requests for the
+//!   same host name share one lookup whatever their scheme or port, as in Perl.
+//! - Lookups and connects of a request are bounded by its timeout; a connect can also be
+//!   bounded alone ([`Settings::connect_timeout`]).
+//!
+//! What stays with the socket layer: deciding whether a freed socket is clean (unread data,
+//! EOF, error, closed), peeking at idle sockets, the resolver's ownership (B10, B16), TLS
+//! itself, and echoing the user's context and key fields in responses.
+//!
+//! Time: `now` may come from any monotonic clock; a `now` earlier than one already seen is
+//! taken as the latest one, and deadlines saturate at [`Duration::MAX`], so no call sequence
+//! panics.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `EADDRNOTAVAIL` as Linux numbers it: what a failed bind reports, e.g. `("bind", 99, ...)`.
+pub const EADDRNOTAVAIL: i32 = 99;
+/// `ETIMEDOUT` as Linux numbers it: the errnum of every timeout ([`Failure::timeout`]).
+pub const ETIMEDOUT: i32 = 110;
+/// `ECONNREFUSED` as Linux numbers it ([`Failure::refused`]).
+pub const ECONNREFUSED: i32 = 111;
+/// `ECANCELED` as Linux numbers it: the errnum of [`Failure::shutdown`].
+pub const ECANCELED: i32 = 125;
+
+// ---------------------------------------------------------------------------------------------
+// Ids and the generational arena behind them.
+
+/// Slot index plus generation; the generation changes whenever a slot is vacated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key {
+    index: usize,
+    generation: u64,
+}
+
+#[derive(Debug)]
+struct Entry<T> {
+    generation: u64,
+    value: Option<T>,
+}
+
+/// A slab whose keys carry generations, so a retired key never reaches a new value.
+#[derive(Debug)]
+struct Arena<T> {
+    entries: Vec<Entry<T>>,
+    vacant: Vec<usize>,
+    len: usize,
+}
+
+impl<T> Arena<T> {
+    fn new() -> Self {
+        Arena {
+            entries: Vec::new(),
+            vacant: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn insert(&mut self, value: T) -> Key {
+        self.len += 1;
+        while let Some(index) = self.vacant.pop() {
+            if let Some(entry) = self.entries.get_mut(index) {
+                if entry.value.is_none() {
+                    entry.value = Some(value);
+                    return Key {
+                        index,
+                        generation: entry.generation,
+                    };
+                }
+            }
+        }
+        let index = self.entries.len();
+        self.entries.push(Entry {
+            generation: 0,
+            value: Some(value),
+        });
+        Key {
+            index,
+            generation: 0,
+        }
+    }
+
+    fn get(&self, key: Key) -> Option<&T> {
+        self.entries
+            .get(key.index)
+            .filter(|e| e.generation == key.generation)
+            .and_then(|e| e.value.as_ref())
+    }
+
+    fn get_mut(&mut self, key: Key) -> Option<&mut T> {
+        self.entries
+            .get_mut(key.index)
+            .filter(|e| e.generation == key.generation)
+            .and_then(|e| e.value.as_mut())
+    }
+
+    fn remove(&mut self, key: Key) -> Option<T> {
+        let entry = self.entries.get_mut(key.index)?;
+        if entry.generation != key.generation {
+            return None;
+        }
+        let value = entry.value.take()?;
+        entry.generation = entry.generation.wrapping_add(1);
+        self.vacant.push(key.index);
+        self.len -= 1;
+        Some(value)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Key, &T)> {
+        self.entries.iter().enumerate().filter_map(|(index, e)| {
+            e.value.as_ref().map(|v| {
+                (
+                    Key {
+                        index,
+                        generation: e.generation,
+                    },
+                    v,
+                )
+            })
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+macro_rules! typed_id {
+    ($(#[$meta:meta])* $name:ident, $tag:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Key);
+
+        impl $name {
+            /// The slot number. Slots are reused once retired, so it is dense (fit for a
+            /// `Vec` index in the socket layer) but only unique together with
+            /// [`generation`](Self::generation).
+            pub fn index(self) -> usize {
+                self.0.index
+            }
+
+            /// How many times the slot was retired before this id was issued.
+            pub fn generation(self) -> u64 {
+                self.0.generation
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($tag, "{}.{}"), self.0.index, self.0.generation)
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// A request, from [`Pool::allocate`] until its one [`Action::Respond`] (or its
+    /// [`Pool::deallocate`]).
+    RequestId,
+    "req#"
+);
+typed_id!(
+    /// A socket, from [`Action::Connect`] until it is closed ([`Action::Close`],
+    /// [`Action::AbortConnect`], or [`Pool::connect_failed`]). The same id names it while it
+    /// connects, while it is in use and while it is idle.
+    ConnId,
+    "conn#"
+);
+typed_id!(
+    /// A DNS lookup, from [`Action::Resolve`] until it is answered or cancelled
+    /// ([`Action::CancelResolve`]). Requests for the same host name share one lookup.
+    LookupId,
+    "lookup#"
+);
+
+/// A key's entry in the pool (internal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct HostId(Key);
+
+// ---------------------------------------------------------------------------------------------
+// Settings.
+
+/// The pool's limits and timers. Build with struct update syntax:
+/// `Settings { max_open: 16, ..Settings::default() }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Most sockets per [`PoolKey`] that are in use or connecting (default 4). Idle sockets do
+    /// not count.
+    pub max_per_host: usize,
+    /// Most sockets in all: in use, connecting and idle (default 128). Idle sockets are
+    /// evicted, least recently freed first, to make room for new connects.
+    pub max_open: usize,
+    /// How long a freed socket stays pooled (default 15 s). Restarted at every free.
+    pub keep_alive: Duration,
+    /// Default request timeout (default 120 s), measured from [`Pool::allocate`]: it covers
+    /// the lookup, the wait in the queue and the connect.
+    pub timeout: Duration,
+    /// Bound on a single connect, from its start (default `None`: only the request timeout
+    /// applies). Reports the same error as the request timeout.
+    pub connect_timeout: Option<Duration>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_per_host: 4,
+            max_open: 128,
+            keep_alive: Duration::from_secs(15),
+            timeout: Duration::from_secs(120),
+            connect_timeout: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Checks every field: limits and durations must be non-zero.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.max_per_host == 0 {
+            return Err(SettingsError::ZeroMaxPerHost);
+        }
+        if self.max_open == 0 {
+            return Err(SettingsError::ZeroMaxOpen);
+        }
+        if self.keep_alive.is_zero() {
+            return Err(SettingsError::ZeroKeepAlive);
+        }
+        if self.timeout.is_zero() {
+            return Err(SettingsError::ZeroTimeout);
+        }
+        if self.connect_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(SettingsError::ZeroConnectTimeout);
+        }
+        Ok(())
+    }
+}
+
+/// Why [`Settings`] were refused. (Perl silently took 0 to mean "the default".)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SettingsError {
+    /// `max_per_host` is 0.
+    ZeroMaxPerHost,
+    /// `max_open` is 0.
+    ZeroMaxOpen,
+    /// `keep_alive` is zero.
+    ZeroKeepAlive,
+    /// `timeout` is zero.
+    ZeroTimeout,
+    /// `connect_timeout` is `Some` zero.
+    ZeroConnectTimeout,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field = match self {
+            SettingsError::ZeroMaxPerHost => "max_per_host",
+            SettingsError::ZeroMaxOpen => "max_open",
+            SettingsError::ZeroKeepAlive => "keep_alive",
+            SettingsError::ZeroTimeout => "timeout",
+            SettingsError::ZeroConnectTimeout => "connect_timeout",
+        };
+        write!(f, "new() needs a non-zero '{field}'")
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+// ---------------------------------------------------------------------------------------------
+// Keys and requests.
+
+/// What sockets are pooled by: Perl's `"$scheme $addr $port for $for_scheme $for_addr
+/// $for_port"`. The address is the one requested, not the resolved one, and is compared
+/// exactly (so `localhost` and `127.0.0.1` are separate pools, as in Perl).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PoolKey {
+    /// Scheme, e.g. `"http"`.
+    pub scheme: String,
+    /// Host name or address literal to connect to.
+    pub addr: String,
+    /// Port to connect to.
+    pub port: u16,
+    /// Scheme of the origin this connection is for (a proxy keeps one pool per origin).
+    pub for_scheme: String,
+    /// Address of the origin this connection is for.
+    pub for_addr: String,
+    /// Port of the origin this connection is for.
+    pub for_port: u16,
+}
+
+impl PoolKey {
+    /// A key whose `for_*` fields equal the connection's own, as Perl defaults them.
+    pub fn new(scheme: impl Into<String>, addr: impl Into<String>, port: u16) -> Self {
+        let scheme = scheme.into();
+        let addr = addr.into();
+        PoolKey {
+            for_scheme: scheme.clone(),
+            for_addr: addr.clone(),
+            for_port: port,
+            scheme,
+            addr,
+            port,
+        }
+    }
+
+    /// Sets the `for_*` fields: the origin served through this connection.
+    pub fn with_origin(
+        mut self,
+        scheme: impl Into<String>,
+        addr: impl Into<String>,
+        port: u16,
+    ) -> Self {
+        self.for_scheme = scheme.into();
+        self.for_addr = addr.into();
+        self.for_port = port;
+        self
+    }
+
+    fn missing(&self) -> Option<KeyField> {
+        if self.scheme.is_empty() {
+            Some(KeyField::Scheme)
+        } else if self.addr.is_empty() {
+            Some(KeyField::Addr)
+        } else if self.port == 0 {
+            Some(KeyField::Port)
+        } else if self.for_scheme.is_empty() {
+            Some(KeyField::ForScheme)
+        } else if self.for_addr.is_empty() {
+            Some(KeyField::ForAddr)
+        } else if self.for_port == 0 {
+            Some(KeyField::ForPort)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for PoolKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {} for {} {} {}",
+            self.scheme, self.addr, self.port, self.for_scheme, self.for_addr, self.for_port
+        )
+    }
+}
+
+/// What [`Pool::allocate`] is asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestSpec {
+    /// The pool key; its `addr` is resolved unless it parses as an IP address.
+    pub key: PoolKey,
+    /// This request's timeout, instead of [`Settings::timeout`].
+    pub timeout: Option<Duration>,
+}
+
+impl RequestSpec {
+    /// A request for `key` with the pool's default timeout.
+    pub fn new(key: PoolKey) -> Self {
+        RequestSpec { key, timeout: None }
+    }
+
+    /// Sets this request's timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+impl From<PoolKey> for RequestSpec {
+    fn from(key: PoolKey) -> Self {
+        RequestSpec::new(key)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outcomes and actions.
+
+/// Where a handed-out socket came from: Perl's `from_cache`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// A new connection (`from_cache` undef).
+    New,
+    /// Taken from the pool inside [`Pool::allocate`] (`"immediate"`).
+    Immediate,
+    /// Taken from the pool after waiting: a socket freed to a waiter, or found idle when the
+    /// request's lookup finished (`"deferred"`).
+    Deferred,
+}
+
+impl Origin {
+    /// Perl's `from_cache` value.
+    pub fn from_cache(self) -> Option<&'static str> {
+        match self {
+            Origin::New => None,
+            Origin::Immediate => Some("immediate"),
+            Origin::Deferred => Some("deferred"),
+        }
+    }
+}
+
+/// An error answer in Perl's terms: the failing function, `$!` as a number (if any) and as
+/// text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Failure {
+    /// The operation that failed: `"connect"`, `"resolve"`, `"bind"`, `"sslify"`, ...
+    pub function: String,
+    /// The error number (`undef` in Perl for resolver errors).
+    pub errnum: Option<i32>,
+    /// The error text.
+    pub errstr: String,
+}
+
+impl Failure {
+    /// Any failure; the socket layer builds connect, bind and TLS failures with this.
+    pub fn new(
+        function: impl Into<String>,
+        errnum: Option<i32>,
+        errstr: impl Into<String>,
+    ) -> Self {
+        Failure {
+            function: function.into(),
+            errnum,
+            errstr: errstr.into(),
+        }
+    }
+
+    /// `("connect", 110, "Connection timed out")`: every timeout, whatever the stage (as Perl).
+    pub fn timeout() -> Self {
+        Failure::new("connect", Some(ETIMEDOUT), "Connection timed out")
+    }
+
+    /// `("connect", 111, "Connection refused")`.
+    pub fn refused() -> Self {
+        Failure::new("connect", Some(ECONNREFUSED), "Connection refused")
+    }
+
+    /// `("resolve", undef, errstr)`: a failed lookup.
+    pub fn resolve(errstr: impl Into<String>) -> Self {
+        Failure::new("resolve", None, errstr)
+    }
+
+    /// `("resolve", undef, "Host has no address.")`: a lookup that found nothing.
+    pub fn no_address() -> Self {
+        Failure::resolve("Host has no address.")
+    }
+
+    /// `("shutdown", 125, "connection manager shut down")`: the answer to every request
+    /// pending at [`Pool::shutdown`]. (Perl sent none.)
+    pub fn shutdown() -> Self {
+        Failure::new("shutdown", Some(ECANCELED), "connection manager shut down")
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.errnum {
+            Some(n) => write!(f, "{} error {}: {}", self.function, n, self.errstr),
+            None => write!(f, "{} error: {}", self.function, self.errstr),
+        }
+    }
+}
+
+/// The answer to a request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// A socket, now in use by the requester until it calls [`Pool::free`].
+    Connected {
+        /// The socket.
+        conn: ConnId,
+        /// Whether it is new or reused.
+        origin: Origin,
+    },
+    /// No socket.
+    Failed(Failure),
+}
+
+/// Where a request is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RequestStage {
+    /// Inside [`Pool::allocate`] (only seen on an immediate answer).
+    Allocating,
+    /// Waiting for its lookup.
+    Resolving,
+    /// Waiting for a socket of its key (a deferred hand-out always reports this stage).
+    Queued,
+    /// Its connect is in flight.
+    Connecting,
+}
+
+/// Where a socket is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConnState {
+    /// Its connect is in flight, for one request.
+    Connecting,
+    /// Handed out; the user gives it back with [`Pool::free`].
+    InUse,
+    /// Pooled, waiting to be reused or to expire.
+    Idle,
+}
+
+/// Why the socket layer is told to close a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// Freed as not reusable (unread data, EOF, error, closed by the user).
+    NotReusable,
+    /// Idle (or just freed) and evicted to make room under `max_open`.
+    Evicted,
+    /// Idle for `keep_alive`.
+    KeepAliveExpired,
+    /// Idle and turned readable ([`Pool::idle_activity`]).
+    Activity,
+    /// Idle and refused by the hand-out check.
+    Stale,
+    /// Idle at shutdown, or freed after it.
+    Shutdown,
+}
+
+/// Something the socket layer must do. Each call returns them in the order to perform them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Start a lookup of `host`; answer with [`Pool::resolved`] or [`Pool::resolve_failed`].
+    Resolve {
+        /// Names the lookup in the answer.
+        lookup: LookupId,
+        /// The host name to resolve (the key's `addr`).
+        host: String,
+    },
+    /// Stop the lookup: nobody waits for it any more. An answer that still arrives is
+    /// refused with [`CallError::UnknownLookup`], harmlessly.
+    CancelResolve {
+        /// The lookup.
+        lookup: LookupId,
+    },
+    /// Start connecting a new socket to `ip` and `key.port`; report with [`Pool::connected`]
+    /// or [`Pool::connect_failed`].
+    Connect {
+        /// The socket's id from now on.
+        conn: ConnId,
+        /// The request it is for.
+        request: RequestId,
+        /// The pool key (scheme, port, origin).
+        key: Arc<PoolKey>,
+        /// The address to connect to.
+        ip: IpAddr,
+    },
+    /// Abandon a connect in flight and close its socket (request timed out, deallocated or
+    /// shut down). Do not report it afterwards.
+    AbortConnect {
+        /// The socket.
+        conn: ConnId,
+    },
+    /// Deliver the request's one answer. If it hands out a socket the layer was watching as
+    /// idle, stop watching it.
+    Respond {
+        /// The request.
+        request: RequestId,
+        /// The stage the request was in when answered.
+        stage: RequestStage,
+        /// The answer.
+        outcome: Outcome,
+    },
+    /// The socket is now idle in the pool: watch it for readability and report any with
+    /// [`Pool::idle_activity`].
+    WatchIdle {
+        /// The socket.
+        conn: ConnId,
+    },
+    /// Close the socket (idle, or just freed) and forget it.
+    Close {
+        /// The socket.
+        conn: ConnId,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// The earliest deadline changed: call [`Pool::advance`] at `at` (`None`: no timer needed).
+    SetTimer {
+        /// When, on the caller's time line.
+        at: Option<Duration>,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors.
+
+/// A field of [`PoolKey`], named in [`AllocateError::Missing`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyField {
+    /// `scheme`.
+    Scheme,
+    /// `addr`.
+    Addr,
+    /// `port`.
+    Port,
+    /// `for_scheme`.
+    ForScheme,
+    /// `for_addr`.
+    ForAddr,
+    /// `for_port`.
+    ForPort,
+}
+
+impl KeyField {
+    /// The field's name, as Perl spells the parameter.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyField::Scheme => "scheme",
+            KeyField::Addr => "addr",
+            KeyField::Port => "port",
+            KeyField::ForScheme => "for_scheme",
+            KeyField::ForAddr => "for_addr",
+            KeyField::ForPort => "for_port",
+        }
+    }
+}
+
+/// Why [`Pool::allocate`] refused a request. Nothing changed in the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AllocateError {
+    /// The pool was shut down.
+    ShutDown,
+    /// A key field is empty (or a port is 0).
+    Missing(KeyField),
+    /// The request's own timeout is zero.
+    ZeroTimeout,
+}
+
+impl fmt::Display for AllocateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllocateError::ShutDown => f.write_str("allocate() on shut-down connection manager"),
+            AllocateError::Missing(KeyField::Addr) => f.write_str("allocate() needs an 'addr'"),
+            AllocateError::Missing(field) => write!(f, "allocate() needs a '{}'", field.name()),
+            AllocateError::ZeroTimeout => f.write_str("allocate() needs a non-zero 'timeout'"),
+        }
+    }
+}
+
+impl std::error::Error for AllocateError {}
+
+/// Why a call naming a request, socket or lookup was refused. Nothing changed in the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallError {
+    /// Not a pending request: already answered, deallocated, or never issued.
+    UnknownRequest(RequestId),
+    /// Not a live socket: closed, aborted, failed, or never issued. (A connect reported after
+    /// its [`Action::AbortConnect`] lands here: close that socket.)
+    UnknownConn(ConnId),
+    /// Not a pending lookup: answered, cancelled, or never issued.
+    UnknownLookup(LookupId),
+    /// The socket is live but not in the state the call needs.
+    WrongState {
+        /// The socket.
+        conn: ConnId,
+        /// The state the call needs.
+        expected: ConnState,
+        /// Its state.
+        actual: ConnState,
+    },
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::UnknownRequest(id) => write!(f, "{id} is not a pending request"),
+            CallError::UnknownConn(id) => write!(f, "{id} is not a live socket"),
+            CallError::UnknownLookup(id) => write!(f, "{id} is not a pending lookup"),
+            CallError::WrongState {
+                conn,
+                expected,
+                actual,
+            } => write!(f, "{conn} is {actual:?}, not {expected:?}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics.
+
+/// Current numbers, per key or in total.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Sockets handed out and not yet freed.
+    pub in_use: usize,
+    /// Sockets pooled.
+    pub idle: usize,
+    /// Connects in flight.
+    pub connecting: usize,
+    /// Requests waiting for a socket (resolved, not connecting).
+    pub queued: usize,
+    /// Requests waiting for their lookup.
+    pub resolving: usize,
+}
+
+impl Gauges {
+    /// Sockets counted against `max_open`: in use, connecting and idle.
+    pub fn open(&self) -> usize {
+        self.in_use + self.connecting + self.idle
+    }
+}
+
+/// Cumulative counts, per key (while the key has an entry) or for the pool's whole life.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Requests accepted by [`Pool::allocate`].
+    pub requests: u64,
+    /// Answered at once from the pool.
+    pub immediate: u64,
+    /// Answered from the pool after waiting.
+    pub deferred: u64,
+    /// Connects started.
+    pub connects: u64,
+    /// Connects that succeeded.
+    pub connected: u64,
+    /// Connects that failed ([`Pool::connect_failed`]).
+    pub connect_failures: u64,
+    /// Requests failed by their lookup.
+    pub resolve_failures: u64,
+    /// Requests timed out (request or connect timeout).
+    pub timeouts: u64,
+    /// Requests deallocated.
+    pub deallocated: u64,
+    /// Requests answered by [`Pool::shutdown`].
+    pub shutdown_cancelled: u64,
+    /// Idle sockets found bad: activity while idle, or refused by the hand-out check.
+    pub stale_discards: u64,
+    /// Sockets freed as not reusable.
+    pub not_reusable: u64,
+    /// Idle sockets evicted for `max_open`.
+    pub evictions: u64,
+    /// Idle sockets closed by the keep-alive timer.
+    pub expired: u64,
+    /// Requests that left the queue to be served (a connect or a freed socket).
+    pub queue_waits: u64,
+    /// Their total time in the queue.
+    pub queue_wait_total: Duration,
+    /// The longest of them.
+    pub queue_wait_max: Duration,
+}
+
+impl Counters {
+    /// Requests served by a pooled socket: `immediate + deferred`.
+    pub fn reuse_hits(&self) -> u64 {
+        self.immediate + self.deferred
+    }
+
+    /// Mean time in the queue of the requests that left it to be served.
+    pub fn mean_queue_wait(&self) -> Option<Duration> {
+        if self.queue_waits == 0 {
+            return None;
+        }
+        let nanos = self.queue_wait_total.as_nanos() / u128::from(self.queue_waits);
+        Some(Duration::from_nanos(
+            u64::try_from(nanos).unwrap_or(u64::MAX),
+        ))
+    }
+
+    fn record_wait(&mut self, wait: Duration) {
+        self.queue_waits += 1;
+        self.queue_wait_total = self.queue_wait_total.saturating_add(wait);
+        self.queue_wait_max = self.queue_wait_max.max(wait);
+    }
+}
+
+/// One key's numbers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostStats {
+    /// The key.
+    pub key: Arc<PoolKey>,
+    /// Its current numbers.
+    pub gauges: Gauges,
+    /// Its counts since its entry was created. An entry is dropped when the key has no
+    /// request and no socket left, and starts from zero if the key comes back.
+    pub counters: Counters,
+}
+
+/// A snapshot of the pool's numbers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Current numbers over all keys.
+    pub total: Gauges,
+    /// Counts over the pool's life.
+    pub counters: Counters,
+    /// Per key, sorted by key.
+    pub hosts: Vec<HostStats>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internal records.
+
+/// A timer's place in the ordered timer map: deadline, then arming order.
+type TimerKey = (Duration, u64);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    /// The request's timeout.
+    Request(RequestId),
+    /// The socket's connect timeout (connecting) or keep-alive expiry (idle).
+    Conn(ConnId),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ReqStage {
+    Allocating,
+    Resolving(LookupId),
+    Queued { since: Duration, ip: IpAddr },
+    Connecting(ConnId),
+}
+
+#[derive(Debug)]
+struct Req {
+    /// Allocation order: queue position and shutdown order.
+    seq: u64,
+    host: HostId,
+    stage: ReqStage,
+    timer: Option<TimerKey>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum CState {
+    Connecting(RequestId),
+    InUse,
+    /// Freed at sequence number `seq` (LIFO hand-out, LRU eviction).
+    Idle(u64),
+}
+
+impl CState {
+    fn public(self) -> ConnState {
+        match self {
+            CState::Connecting(_) => ConnState::Connecting,
+            CState::InUse => ConnState::InUse,
+            CState::Idle(_) => ConnState::Idle,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    host: HostId,
+    state: CState,
+    timer: Option<TimerKey>,
+}
+
+#[derive(Debug)]
+struct Lookup {
+    host: String,
+    /// Waiting requests by allocation order.
+    waiters: BTreeMap<u64, RequestId>,
+}
+
+#[derive(Debug)]
+struct Host {
+    key: Arc<PoolKey>,
+    in_use: usize,
+    connecting: usize,
+    resolving: usize,
+    /// Idle sockets by free order: the last is the most recently freed.
+    idle: BTreeMap<u64, ConnId>,
+    /// Queued requests by allocation order.
+    waiters: BTreeMap<u64, RequestId>,
+    /// This key's entry in `Pool::runnable`, if any.
+    runnable: Option<u64>,
+    counters: Counters,
+}
+
+impl Host {
+    fn busy(&self) -> usize {
+        self.in_use + self.connecting
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Gauge {
+    InUse,
+    Connecting,
+    Resolving,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pool.
+
+/// The keep-alive pool's bookkeeping. See the [module documentation](self).
+#[derive(Debug)]
+pub struct Pool {
+    settings: Settings,
+    /// Latest time seen (time never goes backwards here).
+    now: Duration,
+    /// Source of sequence numbers: requests, idle order, timers.
+    seq: u64,
+    shut_down: bool,
+    requests: Arena<Req>,
+    conns: Arena<Conn>,
+    lookups: Arena<Lookup>,
+    lookup_by_host: HashMap<String, LookupId>,
+    hosts: Arena<Host>,
+    host_by_key: HashMap<Arc<PoolKey>, HostId>,
+    /// All idle sockets by free order: the first is the least recently freed.
+    lru: BTreeMap<u64, ConnId>,
+    /// Keys with waiters and room under `max_per_host`, by their oldest waiter's `seq`.
+    runnable: BTreeMap<u64, HostId>,
+    timers: BTreeMap<TimerKey, Timer>,
+    /// The deadline last reported with [`Action::SetTimer`].
+    reported: Option<Duration>,
+    in_use: usize,
+    connecting: usize,
+    resolving: usize,
+    queued: usize,
+    counters: Counters,
+}
+
+impl Pool {
+    /// An empty pool, or the reason the settings are refused.
+    pub fn new(settings: Settings) -> Result<Self, SettingsError> {
+        settings.validate()?;
+        Ok(Pool {
+            settings,
+            now: Duration::ZERO,
+            seq: 0,
+            shut_down: false,
+            requests: Arena::new(),
+            conns: Arena::new(),
+            lookups: Arena::new(),
+            lookup_by_host: HashMap::new(),
+            hosts: Arena::new(),
+            host_by_key: HashMap::new(),
+            lru: BTreeMap::new(),
+            runnable: BTreeMap::new(),
+            timers: BTreeMap::new(),
+            reported: None,
+            in_use: 0,
+            connecting: 0,
+            resolving: 0,
+            queued: 0,
+            counters: Counters::default(),
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down
+    }
+
+    /// The latest `now` passed in. An earlier `now` than this is taken as this one.
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// The earliest pending deadline, if any (also reported by [`Action::SetTimer`]).
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.timers.keys().next().map(|k| k.0)
+    }
+
+    /// The stage of a pending request; `None` once it is answered or deallocated.
+    pub fn request_stage(&self, request: RequestId) -> Option<RequestStage> {
+        self.requests.get(request.0).map(|r| match r.stage {
+            ReqStage::Allocating => RequestStage::Allocating,
+            ReqStage::Resolving(_) => RequestStage::Resolving,
+            ReqStage::Queued { .. } => RequestStage::Queued,
+            ReqStage::Connecting(_) => RequestStage::Connecting,
+        })
+    }
+
+    /// The key of a pending request.
+    pub fn request_key(&self, request: RequestId) -> Option<&Arc<PoolKey>> {
+        let req = self.requests.get(request.0)?;
+        self.hosts.get(req.host.0).map(|h| &h.key)
+    }
+
+    /// The state of a live socket; `None` once it is closed.
+    pub fn conn_state(&self, conn: ConnId) -> Option<ConnState> {
+        self.conns.get(conn.0).map(|c| c.state.public())
+    }
+
+    /// The key of a live socket.
+    pub fn conn_key(&self, conn: ConnId) -> Option<&Arc<PoolKey>> {
+        let c = self.conns.get(conn.0)?;
+        self.hosts.get(c.host.0).map(|h| &h.key)
+    }
+
+    /// Current numbers over all keys (cheap; [`stats`](Self::stats) has everything).
+    pub fn gauges(&self) -> Gauges {
+        Gauges {
+            in_use: self.in_use,
+            idle: self.lru.len(),
+            connecting: self.connecting,
+            queued: self.queued,
+            resolving: self.resolving,
+        }
+    }
+
+    /// A snapshot of every number, in total and per key.
+    pub fn stats(&self) -> Stats {
+        let mut hosts: Vec<HostStats> = self.hosts.iter().map(|(_, h)| host_stats(h)).collect();
+        hosts.sort_by(|a, b| a.key.cmp(&b.key));
+        Stats {
+            total: self.gauges(),
+            counters: self.counters.clone(),
+            hosts,
+        }
+    }
+
+    /// One key's numbers; `None` if the key has no entry.
+    pub fn host_stats(&self, key: &PoolKey) -> Option<HostStats> {
+        let h = self.host_by_key.get(key)?;
+        self.hosts.get(h.0).map(host_stats)
+    }
+
+    // -- the calls ------------------------------------------------------------------------
+
+    /// Asks for a socket for `spec.key`.
+    ///
+    /// Returns the request's id and the actions. If an idle socket of the key passes
+    /// `check`, the request is answered at once ([`Origin::Immediate`]) and the id is already
+    /// retired. Otherwise the request's timer starts, and the request waits for a lookup
+    /// (unless the address is an IP literal), then for a socket of its key, then for its
+    /// connect. It gets exactly one [`Action::Respond`], unless it is
+    /// [deallocated](Self::deallocate) first.
+    pub fn allocate<F>(
+        &mut self,
+        spec: RequestSpec,
+        now: Duration,
+        mut check: F,
+    ) -> Result<(RequestId, Vec<Action>), AllocateError>
+    where
+        F: FnMut(ConnId) -> bool,
+    {
+        if self.shut_down {
+            return Err(AllocateError::ShutDown);
+        }
+        if let Some(field) = spec.key.missing() {
+            return Err(AllocateError::Missing(field));
+        }
+        let timeout = match spec.timeout {
+            Some(t) if t.is_zero() => return Err(AllocateError::ZeroTimeout),
+            Some(t) => t,
+            None => self.settings.timeout,
+        };
+        let now = self.tick(now);
+        let literal = spec.key.addr.parse::<IpAddr>().ok();
+        let h = self.intern(spec.key);
+        let seq = self.next_seq();
+        let rid = RequestId(self.requests.insert(Req {
+            seq,
+            host: h,
+            stage: ReqStage::Allocating,
+            timer: None,
+        }));
+        self.count(h, |c| c.requests += 1);
+        let mut out = Vec::new();
+
+        if let Some(conn) = self.take_idle(h, &mut check, &mut out) {
+            self.count(h, |c| c.immediate += 1);
+            let outcome = Outcome::Connected {
+                conn,
+                origin: Origin::Immediate,
+            };
+            self.respond(rid, RequestStage::Allocating, outcome, &mut out);
+        } else {
+            let timer = self.arm(now.saturating_add(timeout), Timer::Request(rid));
+            if let Some(req) = self.requests.get_mut(rid.0) {
+                req.timer = Some(timer);
+            }
+            match literal {
+                Some(ip) => self.enqueue(rid, ip, now, &mut check, &mut out),
+                None => self.start_lookup(rid, &mut out),
+            }
+        }
+        self.settle(h, now, &mut out);
+        Ok((rid, out))
+    }
+
+    /// Cancels a pending request in any stage. No response follows: a lookup nobody else
+    /// waits for is cancelled, a connect in flight is aborted, and the room it held goes to
+    /// the next waiter.
+    pub fn deallocate(
+        &mut self,
+        request: RequestId,
+        now: Duration,
+    ) -> Result<Vec<Action>, CallError> {
+        let h = self
+            .requests
+            .get(request.0)
+            .map(|r| r.host)
+            .ok_or(CallError::UnknownRequest(request))?;
+        let now = self.tick(now);
+        let mut out = Vec::new();
+        self.detach(request, &mut out);
+        if let Some(req) = self.requests.remove(request.0) {
+            self.disarm(req.timer);
+        }
+        self.count(h, |c| c.deallocated += 1);
+        self.settle(h, now, &mut out);
+        Ok(out)
+    }
+
+    /// A lookup answered. The first address is used (order them by preference). Every
+    /// request waiting for it takes an idle socket of its key that passes `check`
+    /// ([`Origin::Deferred`]) or joins its key's queue. No address at all fails them with
+    /// [`Failure::no_address`].
+    pub fn resolved<F>(
+        &mut self,
+        lookup: LookupId,
+        addrs: &[IpAddr],
+        now: Duration,
+        mut check: F,
+    ) -> Result<Vec<Action>, CallError>
+    where
+        F: FnMut(ConnId) -> bool,
+    {
+        let result = addrs.first().copied().ok_or_else(Failure::no_address);
+        self.finish_lookup(lookup, result, now, &mut check)
+    }
+
+    /// A lookup failed: every request waiting for it gets `("resolve", undef, errstr)`.
+    pub fn resolve_failed(
+        &mut self,
+        lookup: LookupId,
+        errstr: &str,
+        now: Duration,
+    ) -> Result<Vec<Action>, CallError> {
+        self.finish_lookup(lookup, Err(Failure::resolve(errstr)), now, &mut |_| true)
+    }
+
+    /// A connect succeeded (including TLS, if the layer does it before reporting): the
+    /// socket is in use and its request gets it ([`Origin::New`]).
+    pub fn connected(&mut self, conn: ConnId, now: Duration) -> Result<Vec<Action>, CallError> {
+        let (h, rid) = self.connecting_conn(conn)?;
+        let now = self.tick(now);
+        let mut out = Vec::new();
+        let timer = self.conns.get_mut(conn.0).and_then(|c| {
+            c.state = CState::InUse;
+            c.timer.take()
+        });
+        self.disarm(timer);
+        self.gauge(h, Gauge::Connecting, false);
+        self.gauge(h, Gauge::InUse, true);
+        self.count(h, |c| c.connected += 1);
+        let outcome = Outcome::Connected {
+            conn,
+            origin: Origin::New,
+        };
+        self.respond(rid, RequestStage::Connecting, outcome, &mut out);
+        self.settle(h, now, &mut out);
+        Ok(out)
+    }
+
+    /// A connect failed (connect, bind, socket, TLS, ...): the socket is gone, its request
+    /// gets `failure`, and the room goes to the next waiter.
+    pub fn connect_failed(
+        &mut self,
+        conn: ConnId,
+        failure: Failure,
+        now: Duration,
+    ) -> Result<Vec<Action>, CallError> {
+        let (h, rid) = self.connecting_conn(conn)?;
+        let now = self.tick(now);
+        let mut out = Vec::new();
+        if let Some(c) = self.conns.remove(conn.0) {
+            self.disarm(c.timer);
+        }
+        self.gauge(h, Gauge::Connecting, false);
+        self.count(h, |c| c.connect_failures += 1);
+        self.respond(
+            rid,
+            RequestStage::Connecting,
+            Outcome::Failed(failure),
+            &mut out,
+        );
+        self.settle(h, now, &mut out);
+        Ok(out)
+    }
+
+    /// The user gave a socket back. `reusable` is the socket layer's verdict at free time
+    /// (open, nothing to read, no EOF, no error). A reusable socket goes to the oldest waiter
+    /// of its key ([`Origin::Deferred`]) or into the pool with a fresh keep-alive timer
+    /// ([`Action::WatchIdle`]); any other is closed. If an older request of another key is
+    /// waiting for room under `max_open`, that request goes first: the socket is evicted to
+    /// make room for it. After shutdown every freed socket is closed.
+    pub fn free(
+        &mut self,
+        conn: ConnId,
+        reusable: bool,
+        now: Duration,
+    ) -> Result<Vec<Action>, CallError> {
+        let c = self.conns.get(conn.0).ok_or(CallError::UnknownConn(conn))?;
+        let h = c.host;
+        if !matches!(c.state, CState::InUse) {
+            return Err(CallError::WrongState {
+                conn,
+                expected: ConnState::InUse,
+                actual: c.state.public(),
+            });
+        }
+        let now = self.tick(now);
+        let mut out = Vec::new();
+        self.gauge(h, Gauge::InUse, false);
+        // The key's oldest waiter takes the socket, unless an older request of another key
+        // waits for room under max_open: then the room goes to that one first (no starving).
+        let oldest_runnable = self.runnable.keys().next().copied();
+        let waiter = match self.hosts.get_mut(h.0) {
+            Some(host) if reusable && !self.shut_down => match host.waiters.first_key_value() {
+                Some((&seq, _)) if oldest_runnable.map_or(true, |r| r >= seq) => {
+                    host.waiters.pop_first()
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if self.shut_down || !reusable {
+            self.conns.remove(conn.0);
+            let reason = if reusable {
+                CloseReason::Shutdown
+            } else {
+                self.count(h, |c| c.not_reusable += 1);
+                CloseReason::NotReusable
+            };
+            out.push(Action::Close { conn, reason });
+        } else if let Some((_, rid)) = waiter {
+            // Straight to the oldest waiter of the key.
+            self.queued = self.queued.saturating_sub(1);
+            self.gauge(h, Gauge::InUse, true);
+            let wait = self.queue_wait(rid, now);
+            self.count(h, |c| {
+                c.deferred += 1;
+                c.record_wait(wait);
+            });
+            let outcome = Outcome::Connected {
+                conn,
+                origin: Origin::Deferred,
+            };
+            self.respond(rid, RequestStage::Queued, outcome, &mut out);
+        } else if !self.runnable.is_empty()
+            && self.lru.is_empty()
+            && self.open() + 1 >= self.settings.max_open
+        {
+            // Parked, it would be the least recently used idle socket and be evicted at once
+            // for a runnable waiter of another key: close it without watching it first.
+            self.conns.remove(conn.0);
+            self.count(h, |c| c.evictions += 1);
+            out.push(Action::Close {
+                conn,
+                reason: CloseReason::Evicted,
+            });
+        } else {
+            self.park(conn, now, &mut out);
+        }
+        self.settle(h, now, &mut out);
+        Ok(out)
+    }
+
+    /// An idle socket turned readable (data, EOF, error): it is closed
+    /// ([`CloseReason::Activity`]).
+    pub fn idle_activity(&mut self, conn: ConnId, now: Duration) -> Result<Vec<Action>, CallError> {
+        let c = self.conns.get(conn.0).ok_or(CallError::UnknownConn(conn))?;
+        let h = c.host;
+        if !matches!(c.state, CState::Idle(_)) {
+            return Err(CallError::WrongState {
+                conn,
+                expected: ConnState::Idle,
+                actual: c.state.public(),
+            });
+        }
+        let now = self.tick(now);
+        let mut out = Vec::new();
+        self.unpark(conn);
+        self.conns.remove(conn.0);
+        self.count(h, |c| c.stale_discards += 1);
+        out.push(Action::Close {
+            conn,
+            reason: CloseReason::Activity,
+        });
+        self.settle(h, now, &mut out);
+        Ok(out)
+    }
+
+    /// Moves time to `now` and fires every deadline up to it: request timeouts (any stage:
+    /// `("connect", 110, "Connection timed out")`), connect timeouts (the same) and keep-alive
+    /// expiries ([`CloseReason::KeepAliveExpired`]).
+    pub fn advance(&mut self, now: Duration) -> Vec<Action> {
+        let now = self.tick(now);
+        let mut out = Vec::new();
+        while let Some((&tk, &timer)) = self.timers.first_key_value() {
+            if tk.0 > now {
+                break;
+            }
+            self.timers.remove(&tk);
+            match timer {
+                Timer::Request(rid) => {
+                    let due = self
+                        .requests
+                        .get(rid.0)
+                        .is_some_and(|r| r.timer == Some(tk));
+                    if due {
+                        self.time_out(rid, &mut out);
+                    }
+                }
+                Timer::Conn(conn) => {
+                    let Some(c) = self.conns.get_mut(conn.0) else {
+                        continue;
+                    };
+                    if c.timer != Some(tk) {
+                        continue;
+                    }
+                    c.timer = None;
+                    let h = c.host;
+                    match c.state {
+                        CState::Connecting(rid) => self.time_out(rid, &mut out),
+                        CState::Idle(_) => {
+                            self.unpark(conn);
+                            self.conns.remove(conn.0);
+                            self.count(h, |c| c.expired += 1);
+                            out.push(Action::Close {
+                                conn,
+                                reason: CloseReason::KeepAliveExpired,
+                            });
+                            self.touch(h);
+                        }
+                        CState::InUse => {}
+                    }
+                }
+            }
+        }
+        self.pump(now, &mut out);
+        self.report_timer(&mut out);
+        out
+    }
+
+    /// Shuts the pool down: every pending request is answered with [`Failure::shutdown`]
+    /// (in allocation order), connects in flight are aborted, lookups cancelled, idle sockets
+    /// closed. Afterwards [`allocate`](Self::allocate) is refused, sockets still in use are
+    /// closed when freed, and no response is ever delivered. A second call does nothing.
+    pub fn shutdown(&mut self, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.shut_down {
+            return out;
+        }
+        self.tick(now);
+        self.shut_down = true;
+        let mut pending: Vec<(u64, RequestId)> = self
+            .requests
+            .iter()
+            .map(|(k, r)| (r.seq, RequestId(k)))
+            .collect();
+        pending.sort_unstable();
+        for (_, rid) in pending {
+            let Some(h) = self.requests.get(rid.0).map(|r| r.host) else {
+                continue;
+            };
+            let stage = self.detach(rid, &mut out);
+            self.count(h, |c| c.shutdown_cancelled += 1);
+            self.respond(rid, stage, Outcome::Failed(Failure::shutdown()), &mut out);
+            self.touch(h);
+        }
+        let idle: Vec<ConnId> = self.lru.values().copied().collect();
+        for conn in idle {
+            let Some(h) = self.conns.get(conn.0).map(|c| c.host) else {
+                continue;
+            };
+            self.unpark(conn);
+            self.conns.remove(conn.0);
+            out.push(Action::Close {
+                conn,
+                reason: CloseReason::Shutdown,
+            });
+            self.touch(h);
+        }
+        self.report_timer(&mut out);
+        out
+    }
+
+    /// Checks every internal invariant (O(n); a debugging aid the tests call after every
+    /// step): recounted numbers match the kept ones; `in use + connecting <= max_per_host`
+    /// and `idle + in use + connecting <= max_per_host` per key; `in use + connecting + idle
+    /// <= max_open`; no key with waiters could be served now; every record, queue entry,
+    /// lookup and timer points back at its owner.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        macro_rules! ensure {
+            ($cond:expr, $($fmt:tt)*) => {
+                if !$cond {
+                    return Err(format!($($fmt)*));
+                }
+            };
+        }
+        let max_host = self.settings.max_per_host;
+        // Keys.
+        ensure!(
+            self.host_by_key.len() == self.hosts.len(),
+            "key map has {} entries, {} hosts",
+            self.host_by_key.len(),
+            self.hosts.len()
+        );
+        let mut per_host: HashMap<HostId, [usize; 5]> = HashMap::new();
+        for (k, host) in self.hosts.iter() {
+            let h = HostId(k);
+            ensure!(
+                self.host_by_key.get(&*host.key) == Some(&h),
+                "key map disagrees for {}",
+                host.key
+            );
+            per_host.insert(h, [0; 5]);
+        }
+        // Sockets.
+        let mut connecting_total = 0;
+        let mut in_use_total = 0;
+        let mut idle_total = 0;
+        for (k, c) in self.conns.iter() {
+            let conn = ConnId(k);
+            let counts = per_host
+                .get_mut(&c.host)
+                .ok_or_else(|| format!("{conn} belongs to a missing host"))?;
+            match c.state {
+                CState::Connecting(rid) => {
+                    counts[0] += 1;
+                    connecting_total += 1;
+                    let req = self
+                        .requests
+                        .get(rid.0)
+                        .ok_or_else(|| format!("{conn} connects for missing {rid}"))?;
+                    ensure!(
+                        matches!(req.stage, ReqStage::Connecting(x) if x == conn),
+                        "{rid} is not connecting on {conn}"
+                    );
+                    ensure!(req.host == c.host, "{conn} and {rid} disagree on the key");
+                    ensure!(
+                        c.timer.is_some() == self.settings.connect_timeout.is_some(),
+                        "{conn} connect timer mismatch"
+                    );
+                }
+                CState::InUse => {
+                    counts[1] += 1;
+                    in_use_total += 1;
+                    ensure!(c.timer.is_none(), "{conn} in use has a timer");
+                }
+                CState::Idle(seq) => {
+                    counts[2] += 1;
+                    idle_total += 1;
+                    ensure!(self.lru.get(&seq) == Some(&conn), "{conn} missing from LRU");
+                    let host = self.hosts.get(c.host.0);
+                    ensure!(
+                        host.and_then(|h| h.idle.get(&seq)) == Some(&conn),
+                        "{conn} missing from its key's idle list"
+                    );
+                    ensure!(c.timer.is_some(), "{conn} idle without keep-alive timer");
+                }
+            }
+            if let Some(tk) = c.timer {
+                ensure!(
+                    self.timers.get(&tk) == Some(&Timer::Conn(conn)),
+                    "{conn} timer not armed"
+                );
+            }
+        }
+        ensure!(
+            self.lru.len() == idle_total,
+            "LRU has {} entries",
+            self.lru.len()
+        );
+        // Requests.
+        let mut resolving_total = 0;
+        let mut queued_total = 0;
+        for (k, req) in self.requests.iter() {
+            let rid = RequestId(k);
+            let counts = per_host
+                .get_mut(&req.host)
+                .ok_or_else(|| format!("{rid} belongs to a missing host"))?;
+            let tk = req
+                .timer
+                .ok_or_else(|| format!("{rid} pending without a timer"))?;
+            ensure!(
+                self.timers.get(&tk) == Some(&Timer::Request(rid)),
+                "{rid} timer not armed"
+            );
+            match req.stage {
+                ReqStage::Allocating => return Err(format!("{rid} left in Allocating")),
+                ReqStage::Resolving(lid) => {
+                    counts[3] += 1;
+                    resolving_total += 1;
+                    let l = self
+                        .lookups
+                        .get(lid.0)
+                        .ok_or_else(|| format!("{rid} waits for missing {lid}"))?;
+                    ensure!(l.waiters.get(&req.seq) == Some(&rid), "{lid} lost {rid}");
+                }
+                ReqStage::Queued { .. } => {
+                    counts[4] += 1;
+                    queued_total += 1;
+                    let host = self.hosts.get(req.host.0);
+                    ensure!(
+                        host.and_then(|h| h.waiters.get(&req.seq)) == Some(&rid),
+                        "{rid} missing from its queue"
+                    );
+                }
+                ReqStage::Connecting(conn) => {
+                    let c = self
+                        .conns
+                        .get(conn.0)
+                        .ok_or_else(|| format!("{rid} connects on missing {conn}"))?;
+                    ensure!(
+                        matches!(c.state, CState::Connecting(x) if x == rid),
+                        "{conn} does not connect for {rid}"
+                    );
+                }
+            }
+        }
+        // Per-key numbers, limits, queues, runnable set.
+        let mut open_check = 0;
+        let mut runnable_expected = BTreeMap::new();
+        for (k, host) in self.hosts.iter() {
+            let h = HostId(k);
+            let [connecting, in_use, idle, resolving, queued] =
+                per_host.get(&h).copied().unwrap_or_default();
+            ensure!(
+                host.connecting == connecting,
+                "{}: connecting {} != {}",
+                host.key,
+                host.connecting,
+                connecting
+            );
+            ensure!(
+                host.in_use == in_use,
+                "{}: in use {} != {}",
+                host.key,
+                host.in_use,
+                in_use
+            );
+            ensure!(host.idle.len() == idle, "{}: idle list length", host.key);
+            ensure!(
+                host.resolving == resolving,
+                "{}: resolving {} != {}",
+                host.key,
+                host.resolving,
+                resolving
+            );
+            ensure!(host.waiters.len() == queued, "{}: queue length", host.key);
+            ensure!(
+                host.busy() <= max_host,
+                "{}: {} busy > max_per_host",
+                host.key,
+                host.busy()
+            );
+            ensure!(
+                host.busy() + idle <= max_host,
+                "{}: busy + idle > max_per_host",
+                host.key
+            );
+            ensure!(
+                host.waiters.is_empty() || host.idle.is_empty(),
+                "{}: waiters beside idle sockets",
+                host.key
+            );
+            ensure!(
+                connecting + in_use + idle + resolving + queued > 0,
+                "{}: empty entry kept",
+                host.key
+            );
+            let want = if host.busy() < max_host {
+                host.waiters.keys().next().copied()
+            } else {
+                None
+            };
+            ensure!(host.runnable == want, "{}: runnable mark stale", host.key);
+            if let Some(seq) = want {
+                runnable_expected.insert(seq, h);
+            }
+            open_check += connecting + in_use + idle;
+        }
+        ensure!(self.runnable == runnable_expected, "runnable set stale");
+        ensure!(
+            self.connecting == connecting_total
+                && self.in_use == in_use_total
+                && self.resolving == resolving_total
+                && self.queued == queued_total,
+            "totals stale: {:?}",
+            self.gauges()
+        );
+        ensure!(self.open() == open_check, "open count stale");
+        ensure!(
+            self.open() <= self.settings.max_open,
+            "{} open > max_open",
+            self.open()
+        );
+        ensure!(
+            self.runnable.is_empty()
+                || (self.open() >= self.settings.max_open && self.lru.is_empty()),
+            "a runnable waiter could be served now"
+        );
+        // Lookups.
+        ensure!(
+            self.lookup_by_host.len() == self.lookups.len(),
+            "lookup map size"
+        );
+        for (k, l) in self.lookups.iter() {
+            let lid = LookupId(k);
+            ensure!(!l.waiters.is_empty(), "{lid} has no waiter");
+            ensure!(
+                self.lookup_by_host.get(&l.host) == Some(&lid),
+                "lookup map disagrees for {}",
+                l.host
+            );
+            for rid in l.waiters.values() {
+                let ok = self
+                    .requests
+                    .get(rid.0)
+                    .is_some_and(|r| matches!(r.stage, ReqStage::Resolving(x) if x == lid));
+                ensure!(ok, "{lid} lists {rid}, which does not wait for it");
+            }
+        }
+        // Timers.
+        for (tk, timer) in &self.timers {
+            let ok = match *timer {
+                Timer::Request(rid) => self
+                    .requests
+                    .get(rid.0)
+                    .is_some_and(|r| r.timer == Some(*tk)),
+                Timer::Conn(conn) => self.conns.get(conn.0).is_some_and(|c| c.timer == Some(*tk)),
+            };
+            ensure!(ok, "orphan timer {timer:?}");
+        }
+        ensure!(
+            self.reported == self.next_deadline(),
+            "reported deadline {:?} != {:?}",
+            self.reported,
+            self.next_deadline()
+        );
+        if self.shut_down {
+            ensure!(
+                self.requests.len() == 0
+                    && self.lookups.len() == 0
+                    && self.lru.is_empty()
+                    && self.connecting == 0
+                    && self.timers.is_empty(),
+                "work left after shutdown"
+            );
+        }
+        Ok(())
+    }
+
+    // -- internals ------------------------------------------------------------------------
+
+    fn tick(&mut self, now: Duration) -> Duration {
+        if now > self.now {
+            self.now = now;
+        }
+        self.now
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn open(&self) -> usize {
+        self.in_use + self.connecting + self.lru.len()
+    }
+
+    fn arm(&mut self, at: Duration, timer: Timer) -> TimerKey {
+        let key = (at, self.next_seq());
+        self.timers.insert(key, timer);
+        key
+    }
+
+    fn disarm(&mut self, key: Option<TimerKey>) {
+        if let Some(key) = key {
+            self.timers.remove(&key);
+        }
+    }
+
+    fn gauge(&mut self, h: HostId, gauge: Gauge, up: bool) {
+        fn step(x: &mut usize, up: bool) {
+            if up {
+                *x = x.saturating_add(1);
+            } else {
+                debug_assert!(*x > 0, "gauge underflow");
+                *x = x.saturating_sub(1);
+            }
+        }
+        if let Some(host) = self.hosts.get_mut(h.0) {
+            step(
+                match gauge {
+                    Gauge::InUse => &mut host.in_use,
+                    Gauge::Connecting => &mut host.connecting,
+                    Gauge::Resolving => &mut host.resolving,
+                },
+                up,
+            );
+        }
+        step(
+            match gauge {
+                Gauge::InUse => &mut self.in_use,
+                Gauge::Connecting => &mut self.connecting,
+                Gauge::Resolving => &mut self.resolving,
+            },
+            up,
+        );
+    }
+
+    fn count(&mut self, h: HostId, f: impl Fn(&mut Counters)) {
+        if let Some(host) = self.hosts.get_mut(h.0) {
+            f(&mut host.counters);
+        }
+        f(&mut self.counters);
+    }
+
+    fn intern(&mut self, key: PoolKey) -> HostId {
+        if let Some(&h) = self.host_by_key.get(&key) {
+            return h;
+        }
+        let key = Arc::new(key);
+        let h = HostId(self.hosts.insert(Host {
+            key: Arc::clone(&key),
+            in_use: 0,
+            connecting: 0,
+            resolving: 0,
+            idle: BTreeMap::new(),
+            waiters: BTreeMap::new(),
+            runnable: None,
+            counters: Counters::default(),
+        }));
+        self.host_by_key.insert(key, h);
+        h
+    }
+
+    /// Recomputes the key's place in the runnable set.
+    fn refresh(&mut self, h: HostId) {
+        let max = self.settings.max_per_host;
+        let Some(host) = self.hosts.get_mut(h.0) else {
+            return;
+        };
+        let want = if host.busy() < max {
+            host.waiters.keys().next().copied()
+        } else {
+            None
+        };
+        if host.runnable != want {
+            let old = std::mem::replace(&mut host.runnable, want);
+            if let Some(old) = old {
+                self.runnable.remove(&old);
+            }
+            if let Some(new) = want {
+                self.runnable.insert(new, h);
+            }
+        }
+    }
+
+    /// Refreshes the key's runnable mark and drops its entry if nothing refers to it.
+    fn touch(&mut self, h: HostId) {
+        self.refresh(h);
+        let empty = self.hosts.get(h.0).is_some_and(|host| {
+            host.busy() == 0
+                && host.resolving == 0
+                && host.idle.is_empty()
+                && host.waiters.is_empty()
+        });
+        if empty {
+            if let Some(host) = self.hosts.remove(h.0) {
+                if let Some(seq) = host.runnable {
+                    self.runnable.remove(&seq);
+                }
+                self.host_by_key.remove(&*host.key);
+            }
+        }
+    }
+
+    /// The end of every call that may have freed room: touch the key, start what can
+    /// start, report the timer.
+    fn settle(&mut self, h: HostId, now: Duration, out: &mut Vec<Action>) {
+        self.touch(h);
+        self.pump(now, out);
+        self.report_timer(out);
+    }
+
+    fn report_timer(&mut self, out: &mut Vec<Action>) {
+        let next = self.next_deadline();
+        if next != self.reported {
+            self.reported = next;
+            out.push(Action::SetTimer { at: next });
+        }
+    }
+
+    /// Takes the most recently freed idle socket of the key that passes `check`, closing
+    /// those that fail it. The socket is returned in use.
+    fn take_idle(
+        &mut self,
+        h: HostId,
+        check: &mut dyn FnMut(ConnId) -> bool,
+        out: &mut Vec<Action>,
+    ) -> Option<ConnId> {
+        loop {
+            let conn = *self.hosts.get(h.0)?.idle.last_key_value()?.1;
+            self.unpark(conn);
+            if check(conn) {
+                if let Some(c) = self.conns.get_mut(conn.0) {
+                    c.state = CState::InUse;
+                }
+                self.gauge(h, Gauge::InUse, true);
+                return Some(conn);
+            }
+            self.conns.remove(conn.0);
+            self.count(h, |c| c.stale_discards += 1);
+            out.push(Action::Close {
+                conn,
+                reason: CloseReason::Stale,
+            });
+        }
+    }
+
+    /// Takes an idle socket out of the idle lists and stops its keep-alive timer. Its state
+    /// becomes `InUse` (the caller hands it out or removes it).
+    fn unpark(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(conn.0) else {
+            return;
+        };
+        let CState::Idle(seq) = c.state else {
+            return;
+        };
+        c.state = CState::InUse;
+        let timer = c.timer.take();
+        let h = c.host;
+        self.disarm(timer);
+        self.lru.remove(&seq);
+        if let Some(host) = self.hosts.get_mut(h.0) {
+            host.idle.remove(&seq);
+        }
+    }
+
+    /// Pools a socket that was in use (its in-use count already released).
+    fn park(&mut self, conn: ConnId, now: Duration, out: &mut Vec<Action>) {
+        let seq = self.next_seq();
+        let timer = self.arm(
+            now.saturating_add(self.settings.keep_alive),
+            Timer::Conn(conn),
+        );
+        let Some(c) = self.conns.get_mut(conn.0) else {
+            self.timers.remove(&timer);
+            return;
+        };
+        c.state = CState::Idle(seq);
+        c.timer = Some(timer);
+        let h = c.host;
+        self.lru.insert(seq, conn);
+        if let Some(host) = self.hosts.get_mut(h.0) {
+            host.idle.insert(seq, conn);
+        }
+        out.push(Action::WatchIdle { conn });
+    }
+
+    /// Answers and retires a request (already detached from its stage).
+    fn respond(
+        &mut self,
+        rid: RequestId,
+        stage: RequestStage,
+        outcome: Outcome,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(req) = self.requests.remove(rid.0) {
+            self.disarm(req.timer);
+        }
+        out.push(Action::Respond {
+            request: rid,
+            stage,
+            outcome,
+        });
+    }
+
+    fn queue_wait(&self, rid: RequestId, now: Duration) -> Duration {
+        match self.requests.get(rid.0).map(|r| r.stage) {
+            Some(ReqStage::Queued { since, .. }) => now.saturating_sub(since),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Takes a request out of whatever it waits in (lookup, queue, connect), releasing what
+    /// it held, and reports the stage it was in. The request record stays.
+    fn detach(&mut self, rid: RequestId, out: &mut Vec<Action>) -> RequestStage {
+        let Some(req) = self.requests.get_mut(rid.0) else {
+            return RequestStage::Allocating;
+        };
+        let (h, seq) = (req.host, req.seq);
+        let stage = std::mem::replace(&mut req.stage, ReqStage::Allocating);
+        match stage {
+            ReqStage::Allocating => RequestStage::Allocating,
+            ReqStage::Resolving(lid) => {
+                let mut orphaned = false;
+                if let Some(l) = self.lookups.get_mut(lid.0) {
+                    l.waiters.remove(&seq);
+                    orphaned = l.waiters.is_empty();
+                }
+                if orphaned {
+                    if let Some(l) = self.lookups.remove(lid.0) {
+                        self.lookup_by_host.remove(&l.host);
+                    }
+                    out.push(Action::CancelResolve { lookup: lid });
+                }
+                self.gauge(h, Gauge::Resolving, false);
+                RequestStage::Resolving
+            }
+            ReqStage::Queued { .. } => {
+                if let Some(host) = self.hosts.get_mut(h.0) {
+                    host.waiters.remove(&seq);
+                }
+                self.queued = self.queued.saturating_sub(1);
+                RequestStage::Queued
+            }
+            ReqStage::Connecting(conn) => {
+                if let Some(c) = self.conns.remove(conn.0) {
+                    self.disarm(c.timer);
+                }
+                self.gauge(h, Gauge::Connecting, false);
+                out.push(Action::AbortConnect { conn });
+                RequestStage::Connecting
+            }
+        }
+    }
+
+    fn time_out(&mut self, rid: RequestId, out: &mut Vec<Action>) {
+        let Some(h) = self.requests.get(rid.0).map(|r| r.host) else {
+            return;
+        };
+        let stage = self.detach(rid, out);
+        self.count(h, |c| c.timeouts += 1);
+        self.respond(rid, stage, Outcome::Failed(Failure::timeout()), out);
+        self.touch(h);
+    }
+
+    /// Puts a request in its key's lookup, starting the lookup if nobody shares it.
+    fn start_lookup(&mut self, rid: RequestId, out: &mut Vec<Action>) {
+        let Some(req) = self.requests.get(rid.0) else {
+            return;
+        };
+        let (h, seq) = (req.host, req.seq);
+        let Some(addr) = self.hosts.get(h.0).map(|host| host.key.addr.clone()) else {
+            return;
+        };
+        let lid = match self.lookup_by_host.get(&addr) {
+            Some(&lid) => lid,
+            None => {
+                let lid = LookupId(self.lookups.insert(Lookup {
+                    host: addr.clone(),
+                    waiters: BTreeMap::new(),
+                }));
+                self.lookup_by_host.insert(addr.clone(), lid);
+                out.push(Action::Resolve {
+                    lookup: lid,
+                    host: addr,
+                });
+                lid
+            }
+        };
+        if let Some(l) = self.lookups.get_mut(lid.0) {
+            l.waiters.insert(seq, rid);
+        }
+        if let Some(req) = self.requests.get_mut(rid.0) {
+            req.stage = ReqStage::Resolving(lid);
+        }
+        self.gauge(h, Gauge::Resolving, true);
+    }
+
+    fn finish_lookup(
+        &mut self,
+        lookup: LookupId,
+        result: Result<IpAddr, Failure>,
+        now: Duration,
+        check: &mut dyn FnMut(ConnId) -> bool,
+    ) -> Result<Vec<Action>, CallError> {
+        let l = self
+            .lookups
+            .remove(lookup.0)
+            .ok_or(CallError::UnknownLookup(lookup))?;
+        self.lookup_by_host.remove(&l.host);
+        let now = self.tick(now);
+        let mut out = Vec::new();
+        for rid in l.waiters.into_values() {
+            let Some(req) = self.requests.get_mut(rid.0) else {
+                continue;
+            };
+            let h = req.host;
+            req.stage = ReqStage::Allocating;
+            self.gauge(h, Gauge::Resolving, false);
+            match &result {
+                Ok(ip) => self.enqueue(rid, *ip, now, check, &mut out),
+                Err(failure) => {
+                    self.count(h, |c| c.resolve_failures += 1);
+                    let outcome = Outcome::Failed(failure.clone());
+                    self.respond(rid, RequestStage::Resolving, outcome, &mut out);
+                }
+            }
+            self.touch(h);
+        }
+        self.pump(now, &mut out);
+        self.report_timer(&mut out);
+        Ok(out)
+    }
+
+    /// A resolved request takes an idle socket of its key or joins its key's queue.
+    fn enqueue(
+        &mut self,
+        rid: RequestId,
+        ip: IpAddr,
+        now: Duration,
+        check: &mut dyn FnMut(ConnId) -> bool,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(req) = self.requests.get(rid.0) else {
+            return;
+        };
+        let (h, seq) = (req.host, req.seq);
+        if let Some(conn) = self.take_idle(h, check, out) {
+            self.count(h, |c| c.deferred += 1);
+            let outcome = Outcome::Connected {
+                conn,
+                origin: Origin::Deferred,
+            };
+            self.respond(rid, RequestStage::Queued, outcome, out);
+            return;
+        }
+        if let Some(req) = self.requests.get_mut(rid.0) {
+            req.stage = ReqStage::Queued { since: now, ip };
+        }
+        if let Some(host) = self.hosts.get_mut(h.0) {
+            host.waiters.insert(seq, rid);
+        }
+        self.queued += 1;
+        self.refresh(h);
+    }
+
+    /// Serves runnable keys, oldest waiter first, while there is room under `max_open`,
+    /// evicting least recently freed idle sockets to make room.
+    fn pump(&mut self, now: Duration, out: &mut Vec<Action>) {
+        if self.shut_down {
+            return;
+        }
+        while let Some((&head, &h)) = self.runnable.first_key_value() {
+            if self.open() >= self.settings.max_open {
+                let Some((_, &victim)) = self.lru.first_key_value() else {
+                    break;
+                };
+                let vh = self.conns.get(victim.0).map(|c| c.host);
+                self.unpark(victim);
+                self.conns.remove(victim.0);
+                out.push(Action::Close {
+                    conn: victim,
+                    reason: CloseReason::Evicted,
+                });
+                if let Some(vh) = vh {
+                    self.count(vh, |c| c.evictions += 1);
+                    self.touch(vh);
+                }
+                continue;
+            }
+            let next = self
+                .hosts
+                .get_mut(h.0)
+                .and_then(|host| host.waiters.pop_first());
+            let Some((_, rid)) = next else {
+                // A stale mark (cannot happen while the invariants hold): drop it.
+                self.runnable.remove(&head);
+                if let Some(host) = self.hosts.get_mut(h.0) {
+                    host.runnable = None;
+                }
+                continue;
+            };
+            self.queued = self.queued.saturating_sub(1);
+            self.start_connect(rid, h, now, out);
+            self.refresh(h);
+        }
+    }
+
+    fn start_connect(&mut self, rid: RequestId, h: HostId, now: Duration, out: &mut Vec<Action>) {
+        let Some(req) = self.requests.get(rid.0) else {
+            return;
+        };
+        let ReqStage::Queued { since, ip } = req.stage else {
+            return;
+        };
+        let Some(key) = self.hosts.get(h.0).map(|host| Arc::clone(&host.key)) else {
+            return;
+        };
+        let conn = ConnId(self.conns.insert(Conn {
+            host: h,
+            state: CState::Connecting(rid),
+            timer: None,
+        }));
+        if let Some(limit) = self.settings.connect_timeout {
+            let timer = self.arm(now.saturating_add(limit), Timer::Conn(conn));
+            if let Some(c) = self.conns.get_mut(conn.0) {
+                c.timer = Some(timer);
+            }
+        }
+        if let Some(req) = self.requests.get_mut(rid.0) {
+            req.stage = ReqStage::Connecting(conn);
+        }
+        self.gauge(h, Gauge::Connecting, true);
+        let wait = now.saturating_sub(since);
+        self.count(h, |c| {
+            c.connects += 1;
+            c.record_wait(wait);
+        });
+        out.push(Action::Connect {
+            conn,
+            request: rid,
+            key,
+            ip,
+        });
+    }
+
+    fn connecting_conn(&self, conn: ConnId) -> Result<(HostId, RequestId), CallError> {
+        let c = self.conns.get(conn.0).ok_or(CallError::UnknownConn(conn))?;
+        match c.state {
+            CState::Connecting(rid) => Ok((c.host, rid)),
+            other => Err(CallError::WrongState {
+                conn,
+                expected: ConnState::Connecting,
+                actual: other.public(),
+            }),
+        }
+    }
+}
+
+fn host_stats(h: &Host) -> HostStats {
+    HostStats {
+        key: Arc::clone(&h.key),
+        gauges: Gauges {
+            in_use: h.in_use,
+            idle: h.idle.len(),
+            connecting: h.connecting,
+            queued: h.waiters.len(),
+            resolving: h.resolving,
+        },
+        counters: h.counters.clone(),
+    }
+}
