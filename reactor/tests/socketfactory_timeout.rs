@@ -6,42 +6,12 @@
 //! POE 1.370 answers the port-0 connect with `('connect', 111, 'Connection refused', id)`
 //! (checked with perl).
 
+mod common;
+use common::timeout;
 use reactor::{Ctx, HandlerError, Kernel, Session, SocketFactory, WheelHandle, WheelId};
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
-
-/// Ends the test binary if a test runs longer than `secs`, in case the kernel hangs in a
-/// way the test's own "timeout" event cannot catch. Dropping the guard disarms it.
-struct Timeout(Arc<(Mutex<bool>, Condvar)>);
-
-fn timeout(secs: u64, what: &'static str) -> Timeout {
-    let done = Arc::new((Mutex::new(false), Condvar::new()));
-    let d = Arc::clone(&done);
-    std::thread::spawn(move || {
-        let (m, cv) = &*d;
-        let g = m.lock().unwrap_or_else(|e| e.into_inner());
-        let (g, _) = cv
-            .wait_timeout_while(g, Duration::from_secs(secs), |done| !*done)
-            .unwrap_or_else(|e| e.into_inner());
-        if !*g {
-            // Straight to the descriptor: the test harness captures eprintln!.
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "{what}: timed out after {secs} s");
-            std::process::exit(124);
-        }
-    });
-    Timeout(done)
-}
-
-impl Drop for Timeout {
-    fn drop(&mut self) {
-        let (m, cv) = &*self.0;
-        *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cv.notify_all();
-    }
-}
 
 type Log = Rc<RefCell<Vec<String>>>;
 

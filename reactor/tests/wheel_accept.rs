@@ -6,6 +6,8 @@
 //! (ARG2) with the wheel ID at ARG3, where POE passes accept()'s packed sockaddr as ARG1 and
 //! the ID as ARG2. POE 1.370's ListenAccept has no `pause_accept`; this port's has.
 
+mod common;
+use common::timeout;
 use mio::net::{TcpStream, UnixStream};
 use reactor::{
     Ctx, HandlerError, Kernel, ListenAccept, Session, SocketFactory, WheelHandle, WheelId,
@@ -13,40 +15,6 @@ use reactor::{
 use std::cell::RefCell;
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
-
-/// Ends the test binary if a test runs longer than `secs` (POE's tests arm a "timeout"
-/// delay; a pending timer would also keep the kernel from going idle). Dropping the guard,
-/// also while unwinding from a failed assertion, disarms it.
-struct Timeout(Arc<(Mutex<bool>, Condvar)>);
-
-fn timeout(secs: u64, what: &'static str) -> Timeout {
-    let done = Arc::new((Mutex::new(false), Condvar::new()));
-    let d = Arc::clone(&done);
-    std::thread::spawn(move || {
-        let (m, cv) = &*d;
-        let g = m.lock().unwrap_or_else(|e| e.into_inner());
-        let (g, _) = cv
-            .wait_timeout_while(g, Duration::from_secs(secs), |done| !*done)
-            .unwrap_or_else(|e| e.into_inner());
-        if !*g {
-            // Straight to the descriptor: the test harness captures eprintln!.
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "{what}: timed out after {secs} s");
-            std::process::exit(124);
-        }
-    });
-    Timeout(done)
-}
-
-impl Drop for Timeout {
-    fn drop(&mut self) {
-        let (m, cv) = &*self.0;
-        *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cv.notify_all();
-    }
-}
 
 const CONNECTOR_COUNT: usize = 5;
 

@@ -27,6 +27,8 @@
 //!   part 2 reads a pipe, and re-writing the data into the pipe stands for `seek`ing the
 //!   file back to its start. [`reading_a_regular_file_reaches_eof`] keeps POE's file case.
 
+mod common;
+use common::timeout;
 use mio::net::UnixStream;
 use mio::unix::pipe;
 use reactor::filter::{Block, Filter, Line, Stream};
@@ -37,43 +39,8 @@ use reactor::{
 use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::rc::Rc;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
 
 type Shared<T> = Rc<RefCell<T>>;
-
-/// Ends the test binary if a test runs longer than `secs`. POE's tests arm a "timeout"
-/// delay instead, but a pending timer keeps the kernel from going idle, and POE collects
-/// alias-only sessions (like this file's servers) exactly when it is idle. Dropping the
-/// guard, also while unwinding from a failed assertion, disarms it.
-struct Timeout(Arc<(Mutex<bool>, Condvar)>);
-
-fn timeout(secs: u64, what: &'static str) -> Timeout {
-    let done = Arc::new((Mutex::new(false), Condvar::new()));
-    let d = Arc::clone(&done);
-    std::thread::spawn(move || {
-        let (m, cv) = &*d;
-        let g = m.lock().unwrap_or_else(|e| e.into_inner());
-        let (g, _) = cv
-            .wait_timeout_while(g, Duration::from_secs(secs), |done| !*done)
-            .unwrap_or_else(|e| e.into_inner());
-        if !*g {
-            // Straight to the descriptor: the test harness captures eprintln!.
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "{what}: timed out after {secs} s");
-            std::process::exit(124);
-        }
-    });
-    Timeout(done)
-}
-
-impl Drop for Timeout {
-    fn drop(&mut self) {
-        let (m, cv) = &*self.0;
-        *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cv.notify_all();
-    }
-}
 
 fn text<H: 'static>(ctx: &Ctx<'_, H>) -> Result<String, HandlerError> {
     Ok(String::from_utf8(ctx.arg::<Vec<u8>>(0)?.clone())?)

@@ -13,6 +13,8 @@
 //! connection, `shutdown` event), which is what that component does. Peer addresses are
 //! `Option<IpAddr>` rather than packed `sockaddr`s, so there is no `inet_ntoa`.
 
+mod common;
+use common::timeout;
 use mio::net::{TcpStream, UnixStream};
 use reactor::filter::Line;
 use reactor::wheel::ReadWriteBuilder;
@@ -24,41 +26,6 @@ use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
-
-/// Ends the test binary if a test runs longer than `secs`. POE's tests arm a "timeout"
-/// delay instead, but a pending timer keeps the kernel from going idle, and POE collects
-/// alias-only sessions (like this file's servers) exactly when it is idle. Dropping the
-/// guard, also while unwinding from a failed assertion, disarms it.
-struct Timeout(Arc<(Mutex<bool>, Condvar)>);
-
-fn timeout(secs: u64, what: &'static str) -> Timeout {
-    let done = Arc::new((Mutex::new(false), Condvar::new()));
-    let d = Arc::clone(&done);
-    std::thread::spawn(move || {
-        let (m, cv) = &*d;
-        let g = m.lock().unwrap_or_else(|e| e.into_inner());
-        let (g, _) = cv
-            .wait_timeout_while(g, Duration::from_secs(secs), |done| !*done)
-            .unwrap_or_else(|e| e.into_inner());
-        if !*g {
-            // Straight to the descriptor: the test harness captures eprintln!.
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "{what}: timed out after {secs} s");
-            std::process::exit(124);
-        }
-    });
-    Timeout(done)
-}
-
-impl Drop for Timeout {
-    fn drop(&mut self) {
-        let (m, cv) = &*self.0;
-        *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cv.notify_all();
-    }
-}
 
 fn rot13(s: &str) -> String {
     s.chars()

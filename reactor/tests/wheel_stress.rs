@@ -11,6 +11,8 @@
 //! The tests of this file run one at a time (a lock), so that the descriptor counts of
 //! `/proc/self/fd` are not disturbed by another test opening sockets.
 
+mod common;
+use common::timeout;
 use mio::net::{TcpStream, UnixStream};
 use reactor::filter::{Line, Stream};
 use reactor::{
@@ -20,7 +22,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::rc::Rc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Serialises the tests of this file.
@@ -28,37 +30,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Ends the test binary if a test runs longer than `secs` (a kernel blocked in its poller
-/// cannot be stopped from inside). Dropping the guard disarms it.
-struct Timeout(Arc<(Mutex<bool>, Condvar)>);
-
-fn timeout(secs: u64, what: &'static str) -> Timeout {
-    let done = Arc::new((Mutex::new(false), Condvar::new()));
-    let d = Arc::clone(&done);
-    std::thread::spawn(move || {
-        let (m, cv) = &*d;
-        let g = m.lock().unwrap_or_else(|e| e.into_inner());
-        let (g, _) = cv
-            .wait_timeout_while(g, Duration::from_secs(secs), |done| !*done)
-            .unwrap_or_else(|e| e.into_inner());
-        if !*g {
-            // Straight to the descriptor: the test harness captures eprintln!.
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "{what}: timed out after {secs} s");
-            std::process::exit(124);
-        }
-    });
-    Timeout(done)
-}
-
-impl Drop for Timeout {
-    fn drop(&mut self) {
-        let (m, cv) = &*self.0;
-        *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cv.notify_all();
-    }
 }
 
 /// Open file descriptors of this process.
