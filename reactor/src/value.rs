@@ -113,7 +113,7 @@ impl Args {
         if !slot.is::<T>() {
             return Err(err(ArgProblem::WrongType));
         }
-        let rc = std::mem::replace(slot, Rc::new(()));
+        let rc = std::mem::replace(slot, placeholder());
         let typed = rc.downcast::<T>().map_err(|_| err(ArgProblem::WrongType))?;
         match Rc::try_unwrap(typed) {
             Ok(v) => Ok(v),
@@ -154,6 +154,15 @@ impl From<Vec<Arg>> for Args {
     fn from(v: Vec<Arg>) -> Self {
         Args(v)
     }
+}
+
+thread_local! {
+    static PLACEHOLDER: Arg = Rc::new(());
+}
+
+/// What a taken argument leaves behind: one shared `()`, so taking allocates nothing.
+fn placeholder() -> Arg {
+    PLACEHOLDER.with(Rc::clone)
 }
 
 /// Values that can become event arguments: `()`, tuples of up to eight values, [`Args`].

@@ -147,6 +147,13 @@ impl<W: Wheel> WheelObj for W {
     }
 }
 
+/// A located wheel: slab key and id (see [`Kernel::wheel_locate`]).
+#[derive(Clone, Copy)]
+pub(crate) struct WheelAt {
+    key: usize,
+    id: WheelId,
+}
+
 pub(crate) struct WheelSlot {
     id: WheelId,
     owner: SessionId,
@@ -337,6 +344,23 @@ impl Kernel {
     pub fn wheel_ref<W: Wheel>(&self, id: WheelId) -> Option<&W> {
         let key = *self.wheels.by_id.get(&id.0)?;
         self.wheels.slots[key].obj.as_any().downcast_ref::<W>()
+    }
+
+    /// Finds a wheel once for a dispatch: its slot and owner. [`Kernel::wheel_at`] then
+    /// reaches it without a lookup by id, and sees it gone if a handler dropped it.
+    pub(crate) fn wheel_locate(&self, id: WheelId) -> Option<(WheelAt, SessionId)> {
+        let key = *self.wheels.by_id.get(&id.0)?;
+        Some((WheelAt { key, id }, self.wheels.slots[key].owner))
+    }
+
+    /// The wheel at a located slot, if it is still the same wheel.
+    pub(crate) fn wheel_at<W: Wheel>(&mut self, at: WheelAt) -> Option<&mut W> {
+        let s = self
+            .wheels
+            .slots
+            .get_mut(at.key)
+            .filter(|s| s.id == at.id)?;
+        s.obj.as_any_mut().downcast_mut::<W>()
     }
 
     /// The session that owns wheel `id`.

@@ -493,7 +493,9 @@ impl ReadWrite {
             .wheel_mut::<ReadWrite>(id)
             .ok_or(Error::InvalidArgument("no such wheel"))?;
         w.set_filter(f);
-        Self::deliver_parsed(kernel, id);
+        if let Some((at, owner)) = kernel.wheel_locate(id) {
+            Self::deliver_parsed(kernel, id, at, owner);
+        }
         Ok(())
     }
 
@@ -510,12 +512,12 @@ impl ReadWrite {
     }
 
     fn read_dispatch(kernel: &mut Kernel, id: WheelId) {
-        let Some(owner) = kernel.wheel_owner(id) else {
+        let Some((at, owner)) = kernel.wheel_locate(id) else {
             return;
         };
         // One read buffer serves every wheel of the kernel: reads copy out what they got.
         let mut shared = std::mem::take(kernel.wheel_read_buffer());
-        let Some(w) = kernel.wheel_mut::<ReadWrite>(id) else {
+        let Some(w) = kernel.wheel_at::<ReadWrite>(at) else {
             *kernel.wheel_read_buffer() = shared;
             return;
         };
@@ -562,17 +564,19 @@ impl ReadWrite {
             }
         }
         *kernel.wheel_read_buffer() = shared;
-        Self::deliver_parsed(kernel, id);
+        Self::deliver_parsed(kernel, id, at, owner);
     }
 
     /// Delivers the records parsed and waiting in the input filter, one at a time: a
     /// handler may switch filters, pause input or drop the wheel between two records.
-    fn deliver_parsed(kernel: &mut Kernel, id: WheelId) {
-        let Some(owner) = kernel.wheel_owner(id) else {
-            return;
-        };
+    fn deliver_parsed(
+        kernel: &mut Kernel,
+        id: WheelId,
+        at: super::WheelAt,
+        owner: crate::session::SessionId,
+    ) {
         loop {
-            let Some(w) = kernel.wheel_mut::<ReadWrite>(id) else {
+            let Some(w) = kernel.wheel_at::<ReadWrite>(at) else {
                 return;
             };
             if !w.parse_pending {
@@ -607,10 +611,10 @@ impl ReadWrite {
     }
 
     fn write_dispatch(kernel: &mut Kernel, id: WheelId) {
-        let Some(owner) = kernel.wheel_owner(id) else {
+        let Some((at, owner)) = kernel.wheel_locate(id) else {
             return;
         };
-        let Some(w) = kernel.wheel_mut::<ReadWrite>(id) else {
+        let Some(w) = kernel.wheel_at::<ReadWrite>(at) else {
             return;
         };
         if !w.output_open || w.out.is_empty() {
