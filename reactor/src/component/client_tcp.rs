@@ -385,10 +385,7 @@ impl<U: 'static> ClientTcpBuilder<U> {
         object: Rc<O>,
         states: &[(&str, ObjectMethod<O, ClientHeap<U>, R>)],
     ) -> Self {
-        for &(event, method) in states {
-            let obj = Rc::clone(&object);
-            self = self.inline_state(event, move |ctx| method(&obj, ctx));
-        }
+        self.states.extend(super::object_callbacks(&object, states));
         self
     }
 
@@ -399,9 +396,8 @@ impl<U: 'static> ClientTcpBuilder<U> {
         package: &'static str,
         states: &[(&str, PackageMethod<ClientHeap<U>, R>)],
     ) -> Self {
-        for &(event, func) in states {
-            self = self.inline_state(event, move |ctx| func(package, ctx));
-        }
+        self.states
+            .extend(super::package_callbacks(package, states));
         self
     }
 

@@ -77,6 +77,39 @@ pub(crate) fn callback<H: 'static, R: Outcome + 'static>(
     Rc::new(move |ctx: &mut Ctx<'_, H>| f(ctx).into_outcome())
 }
 
+/// Callbacks for `ObjectStates`: each event calls a method of the shared object.
+pub(crate) fn object_callbacks<O: 'static, H: 'static, R: Outcome + 'static>(
+    object: &Rc<O>,
+    states: &[(&str, crate::session::ObjectMethod<O, H, R>)],
+) -> Vec<(String, Callback<H>)> {
+    states
+        .iter()
+        .map(|&(event, method)| {
+            let obj = Rc::clone(object);
+            (
+                event.to_owned(),
+                callback(move |ctx: &mut Ctx<'_, H>| method(&obj, ctx)),
+            )
+        })
+        .collect()
+}
+
+/// Callbacks for `PackageStates`: each event calls a function given the package name.
+pub(crate) fn package_callbacks<H: 'static, R: Outcome + 'static>(
+    package: &'static str,
+    states: &[(&str, crate::session::PackageMethod<H, R>)],
+) -> Vec<(String, Callback<H>)> {
+    states
+        .iter()
+        .map(|&(event, func)| {
+            (
+                event.to_owned(),
+                callback(move |ctx: &mut Ctx<'_, H>| func(package, ctx)),
+            )
+        })
+        .collect()
+}
+
 /// Runs an optional callback; `Ok(())` when there is none.
 pub(crate) fn run_cb<H: 'static>(
     cb: &Option<Callback<H>>,

@@ -520,10 +520,10 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         object: Rc<O>,
         states: &[(&str, ObjectMethod<O, ConnHeap<U>, R>)],
     ) -> Self {
-        for &(event, method) in states {
-            let obj = Rc::clone(&object);
-            self = self.inline_state(event, move |ctx| method(&obj, ctx));
-        }
+        self.has_states |= !states.is_empty();
+        self.conn
+            .states
+            .extend(super::object_callbacks(&object, states));
         self
     }
 
@@ -534,9 +534,10 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         package: &'static str,
         states: &[(&str, PackageMethod<ConnHeap<U>, R>)],
     ) -> Self {
-        for &(event, func) in states {
-            self = self.inline_state(event, move |ctx| func(package, ctx));
-        }
+        self.has_states |= !states.is_empty();
+        self.conn
+            .states
+            .extend(super::package_callbacks(package, states));
         self
     }
 
