@@ -944,16 +944,11 @@ impl Kernel {
             caller,
             args,
         };
-        let result = if self.catch_exceptions {
-            match catch_unwind(AssertUnwindSafe(|| h(self, inv))) {
-                Ok(r) => r,
-                Err(p) => Err(HandlerError::new(panic_message(p))),
-            }
-        } else {
-            match catch_unwind(AssertUnwindSafe(|| h(self, inv))) {
-                Ok(r) => r,
-                Err(p) => Err(HandlerError::new(panic_message(p))),
-            }
+        // A panic is a failure like a returned error; `handler_failed` decides, from
+        // `catch_exceptions`, whether it becomes DIE or ends the run.
+        let result = match catch_unwind(AssertUnwindSafe(|| h(self, inv))) {
+            Ok(r) => r,
+            Err(p) => Err(HandlerError::new(panic_message(p))),
         };
         self.flush_postbacks();
         self.active = saved;
@@ -987,10 +982,11 @@ impl Kernel {
             e
         );
         let fatal = !self.catch_exceptions || matches!(kind, Kind::Stop | Kind::SigDie);
-        if fatal || !self.session_exists(session) {
-            if fatal {
-                self.exception = Some(e.clone());
-            }
+        if fatal {
+            self.exception = Some(e.clone());
+            return;
+        }
+        if !self.session_exists(session) {
             return;
         }
         let info = DieInfo {
