@@ -369,39 +369,61 @@ impl Kernel {
         if !chld_watched && self.signals.child_watch.is_empty() {
             return;
         }
-        loop {
-            let r = if chld_watched {
-                rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG)
-            } else {
-                // Reap only the children someone waits for; leave the rest to their owners.
-                let mut found = Ok(None);
-                for &pid in self.signals.child_watch.keys() {
-                    let Some(p) = rustix::process::Pid::from_raw(pid) else {
-                        continue;
-                    };
-                    match rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG) {
-                        Ok(Some(hit)) => {
-                            found = Ok(Some(hit));
-                            break;
-                        }
-                        Ok(None) => {}
-                        Err(e) => found = Err(e),
+        use rustix::process::{waitpid, Pid, WaitOptions};
+        if chld_watched {
+            // POE reaps every child: one CHLD broadcast per exit.
+            loop {
+                match waitpid(None, WaitOptions::NOHANG) {
+                    Ok(Some((pid, status))) => {
+                        self.child_exited(pid.as_raw_nonzero().get(), status.as_raw(), true)
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        // No children at all: nobody watched can still exit.
+                        self.drop_child_watches(self.signals.child_watch.keys().copied().collect());
+                        break;
                     }
                 }
-                found
-            };
-            let Ok(Some((pid, status))) = r else { break };
-            let pid = pid.as_raw_nonzero().get();
-            let status = status.as_raw();
-            if let Some((s, ev, args)) = self.signals.child_watch.remove(&pid) {
-                let mut a = args_of(("CHLD".to_owned(), pid as u32, status));
-                a.extend(&args);
-                let t = self.now_fifo();
-                self.enqueue(ItemKind::Post, s, KERNEL, ev, a, t, Location::caller());
-                self.ref_dec(s);
             }
-            if chld_watched {
-                let _ = self.signal(KERNEL, "CHLD", (pid as u32, status));
+        } else {
+            // Reap only the children someone waits for; leave the rest to their owners.
+            let pids: Vec<i32> = self.signals.child_watch.keys().copied().collect();
+            let mut not_ours = Vec::new();
+            for pid in pids {
+                let Some(p) = Pid::from_raw(pid) else {
+                    continue;
+                };
+                match waitpid(Some(p), WaitOptions::NOHANG) {
+                    Ok(Some((_, status))) => self.child_exited(pid, status.as_raw(), false),
+                    Ok(None) => {}
+                    Err(_) => not_ours.push(pid),
+                }
+            }
+            self.drop_child_watches(not_ours);
+        }
+    }
+
+    /// A watched or reaped child exited: its `sig_child` watcher gets the event, and with
+    /// `broadcast` every `sig(CHLD)` watcher too.
+    fn child_exited(&mut self, pid: i32, status: i32, broadcast: bool) {
+        if let Some((s, ev, args)) = self.signals.child_watch.remove(&pid) {
+            let mut a = args_of(("CHLD".to_owned(), pid as u32, status));
+            a.extend(&args);
+            let t = self.now_fifo();
+            self.enqueue(ItemKind::Post, s, KERNEL, ev, a, t, Location::caller());
+            self.ref_dec(s);
+        }
+        if broadcast {
+            let _ = self.signal(KERNEL, "CHLD", (pid as u32, status));
+        }
+    }
+
+    /// Watches of processes that are not (or no longer) our children can never fire: they
+    /// stop holding their sessions, so the kernel can go idle (POE: rt23181).
+    fn drop_child_watches(&mut self, pids: Vec<i32>) {
+        for pid in pids {
+            if let Some((s, ..)) = self.signals.child_watch.remove(&pid) {
+                self.ref_dec(s);
             }
         }
     }
