@@ -17,6 +17,8 @@
 //!
 //! Not upstream: Server::TCP's constructor checks, and a listener that cannot bind.
 
+mod common;
+use common::bounded;
 use mio::net::TcpStream;
 use reactor::component::{ClientTcp, ClientTcpBuilder, ComponentError, ServerTcp};
 use reactor::filter::{Filter, Line};
@@ -24,8 +26,6 @@ use reactor::{Ctx, HandlerError, Kernel, ReadWrite, Session, WheelHandle};
 use std::cell::RefCell;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::mpsc;
-use std::time::Duration;
 
 type Log = Rc<RefCell<Vec<String>>>;
 
@@ -104,33 +104,6 @@ fn acceptor_session(socket: TcpStream, log: Log) -> Session<AcceptedConn> {
 fn newline_filter() -> Result<impl Fn() -> Line, Box<dyn std::error::Error>> {
     let proto = Line::with_literal("\n")?;
     Ok(move || proto.clone_empty())
-}
-
-/// How long one test may run.
-const LIMIT: Duration = Duration::from_secs(10);
-
-/// Runs a test body on a thread of its own and fails the test if it has not finished
-/// within [`LIMIT`]: a kernel that waits forever must fail the test, not stall it. (A
-/// thread rather than a timer session, which would change what is tested: its timers
-/// would keep the kernel from ever being idle.)
-fn bounded(what: &'static str, body: fn() -> Result<(), Box<dyn std::error::Error>>) {
-    let (tx, rx) = mpsc::channel();
-    let h = std::thread::Builder::new()
-        .name(what.to_owned())
-        .spawn(move || {
-            let r = body().map_err(|e| e.to_string());
-            let _ = tx.send(());
-            r
-        })
-        .expect("spawn the test thread");
-    if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(LIMIT) {
-        panic!("{what}: still running after {LIMIT:?}; the kernel is stuck");
-    }
-    match h.join() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("{what}: {e}"),
-        Err(p) => std::panic::resume_unwind(p),
-    }
 }
 
 fn is_socket(s: &TcpStream) -> bool {

@@ -15,13 +15,13 @@
 //! only); its plan (18) counts on that, and so does this test: a client-side error is a
 //! failure here.
 
+mod common;
+use common::bounded;
 use mio::net::TcpStream;
 use reactor::component::{ClientTcp, ServerTcp};
 use reactor::{Ctx, HandlerError, Kernel, ReadWrite, Session, SessionId, WheelHandle};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::mpsc;
-use std::time::Duration;
 
 const NUM_CLIENTS: usize = 9;
 
@@ -29,33 +29,6 @@ type Log = Rc<RefCell<Vec<String>>>;
 
 fn push(log: &Log, s: impl Into<String>) {
     log.borrow_mut().push(s.into());
-}
-
-/// How long one test may run.
-const LIMIT: Duration = Duration::from_secs(10);
-
-/// Runs a test body on a thread of its own and fails the test if it has not finished
-/// within [`LIMIT`]: a kernel that waits forever must fail the test, not stall it. (A
-/// thread rather than a timer session, which would change what is tested: its timers
-/// would keep the kernel from ever being idle.)
-fn bounded(what: &'static str, body: fn() -> Result<(), Box<dyn std::error::Error>>) {
-    let (tx, rx) = mpsc::channel();
-    let h = std::thread::Builder::new()
-        .name(what.to_owned())
-        .spawn(move || {
-            let r = body().map_err(|e| e.to_string());
-            let _ = tx.send(());
-            r
-        })
-        .expect("spawn the test thread");
-    if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(LIMIT) {
-        panic!("{what}: still running after {LIMIT:?}; the kernel is stuck");
-    }
-    match h.join() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("{what}: {e}"),
-        Err(p) => std::panic::resume_unwind(p),
-    }
 }
 
 /// Shared test state: upstream's `%connected`, `$acceptorN`, `$callbackN`.

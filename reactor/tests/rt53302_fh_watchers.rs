@@ -8,41 +8,14 @@
 //! connection. After the fifth `ClientDisconnected` the server shuts itself down. Every
 //! callback must have run exactly five times on each side.
 
+mod common;
+use common::bounded;
 use reactor::component::{ClientTcp, ServerTcp};
 use reactor::{HandlerError, Kernel};
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::mpsc;
-use std::time::Duration;
 
 const NUM_CLIENTS: u32 = 5;
-
-/// How long one test may run.
-const LIMIT: Duration = Duration::from_secs(10);
-
-/// Runs a test body on a thread of its own and fails the test if it has not finished
-/// within [`LIMIT`]: a kernel that waits forever must fail the test, not stall it. (A
-/// thread rather than a timer session, which would change what is tested: its timers
-/// would keep the kernel from ever being idle.)
-fn bounded(what: &'static str, body: fn() -> Result<(), Box<dyn std::error::Error>>) {
-    let (tx, rx) = mpsc::channel();
-    let h = std::thread::Builder::new()
-        .name(what.to_owned())
-        .spawn(move || {
-            let r = body().map_err(|e| e.to_string());
-            let _ = tx.send(());
-            r
-        })
-        .expect("spawn the test thread");
-    if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(LIMIT) {
-        panic!("{what}: still running after {LIMIT:?}; the kernel is stuck");
-    }
-    match h.join() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("{what}: {e}"),
-        Err(p) => std::panic::resume_unwind(p),
-    }
-}
 
 #[derive(Default)]
 struct Counts {

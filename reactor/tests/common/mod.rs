@@ -1,6 +1,7 @@
-//! Helpers shared by the wheel tests.
+//! Helpers shared by the wheel and component tests. Not every test file uses every one.
+#![allow(dead_code)]
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// Ends the test binary if a test runs longer than `secs` (a kernel blocked in its poller
@@ -32,5 +33,32 @@ impl Drop for Timeout {
         let (m, cv) = &*self.0;
         *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
         cv.notify_all();
+    }
+}
+
+/// How long one test may run.
+pub const LIMIT: Duration = Duration::from_secs(10);
+
+/// Runs a test body on a thread of its own and fails the test if it has not finished
+/// within [`LIMIT`]: a kernel that waits forever must fail the test, not stall it. (A
+/// thread rather than a timer session, which would change what is tested: its timers
+/// would keep the kernel from ever being idle.)
+pub fn bounded(what: &'static str, body: fn() -> Result<(), Box<dyn std::error::Error>>) {
+    let (tx, rx) = mpsc::channel();
+    let h = std::thread::Builder::new()
+        .name(what.to_owned())
+        .spawn(move || {
+            let r = body().map_err(|e| e.to_string());
+            let _ = tx.send(());
+            r
+        })
+        .expect("spawn the test thread");
+    if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(LIMIT) {
+        panic!("{what}: still running after {LIMIT:?}; the kernel is stuck");
+    }
+    match h.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{what}: {e}"),
+        Err(p) => std::panic::resume_unwind(p),
     }
 }
