@@ -65,6 +65,8 @@ pub(crate) struct Io {
     by_fd: HashMap<RawFd, usize>,
     next_gen: u32,
     pub(crate) signal_registered: bool,
+    /// Scratch list of the last poll's readiness, kept to reuse its allocation.
+    ready: Vec<(Token, bool, bool, bool)>,
 }
 
 impl Io {
@@ -76,6 +78,7 @@ impl Io {
             by_fd: HashMap::new(),
             next_gen: 0,
             signal_registered: false,
+            ready: Vec::new(),
         })
     }
 
@@ -285,33 +288,26 @@ impl Kernel {
             self.wheels_dispatch();
             return Ok(());
         }
-        let mut ready: Vec<(Token, bool, bool)> = Vec::with_capacity(self.io.events.iter().count());
-        let mut signals: Vec<Token> = Vec::new();
-        let mut wheel_ready: Vec<(Token, bool, bool, bool)> = Vec::new();
-        for e in self.io.events.iter() {
-            if e.token().0 > SIGNAL_TOKEN_BASE - 64 {
-                signals.push(e.token());
-                continue;
-            }
-            if crate::wheel::is_wheel_token(e.token()) {
-                let r = e.is_readable() || e.is_read_closed() || e.is_error();
-                let w = e.is_writable() || e.is_write_closed() || e.is_error();
-                let closed = e.is_read_closed() || e.is_error();
-                wheel_ready.push((e.token(), r, w, closed));
-                continue;
-            }
-            let r = e.is_readable() || e.is_read_closed() || e.is_error();
+        // One reused list of (token, readable, writable, closed): no allocation per poll.
+        let mut ready = std::mem::take(&mut self.io.ready);
+        ready.clear();
+        ready.extend(self.io.events.iter().map(|e| {
+            let closed = e.is_read_closed() || e.is_error();
+            let r = e.is_readable() || closed;
             let w = e.is_writable() || e.is_write_closed() || e.is_error();
-            ready.push((e.token(), r, w));
-        }
-        for token in signals {
-            self.os_signal_ready(token);
-        }
-        for (token, r, w, closed) in wheel_ready {
-            self.wheel_event(token, r, w, closed);
+            (e.token(), r, w, closed)
+        }));
+        let is_signal = |t: Token| t.0 > SIGNAL_TOKEN_BASE - 64;
+        let is_raw = |t: Token| !is_signal(t) && !crate::wheel::is_wheel_token(t);
+        for &(token, r, w, closed) in &ready {
+            if is_signal(token) {
+                self.os_signal_ready(token);
+            } else if crate::wheel::is_wheel_token(token) {
+                self.wheel_event(token, r, w, closed);
+            }
         }
         for mode in [Mode::Read, Mode::Write] {
-            for &(token, r, w) in &ready {
+            for &(token, r, w, _) in ready.iter().filter(|e| is_raw(e.0)) {
                 let want = match mode {
                     Mode::Read => r,
                     Mode::Write => w,
@@ -321,7 +317,7 @@ impl Kernel {
                 }
             }
         }
-        for &(token, ..) in &ready {
+        for &(token, ..) in ready.iter().filter(|e| is_raw(e.0)) {
             let key = token.0 & 0xffff_ffff;
             let gen = (token.0 >> 32) as u32;
             if self
@@ -333,6 +329,7 @@ impl Kernel {
                 let _ = self.io.sync(key);
             }
         }
+        self.io.ready = ready;
         self.wheels_dispatch();
         Ok(())
     }
