@@ -4,8 +4,17 @@
 //! [`reactor`] kernel; until it lands, the crate re-exports the kernel so that a
 //! program depending on `keepalive` reaches the whole event model.
 
+mod manager;
 pub mod pool;
+pub mod resolver;
+mod stream;
+pub mod tls;
+
+pub use manager::{Connection, Error, Keepalive, KeepaliveBuilder, Request, Response};
+pub use pool::{Failure, Origin, PoolKey, RequestId, Settings, Stats};
 pub use reactor;
+pub use resolver::ResolverKind;
+pub use stream::Stream;
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

@@ -118,6 +118,7 @@ pub(crate) trait WheelObj {
     fn pending(&self) -> (bool, bool);
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn as_any(&self) -> &dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
 impl<W: Wheel> WheelObj for W {
@@ -143,6 +144,9 @@ impl<W: Wheel> WheelObj for W {
         self
     }
     fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
 }
@@ -381,6 +385,25 @@ impl Kernel {
             self.wheels.holding -= 1;
             self.ref_dec(slot.owner);
         }
+    }
+
+    /// Takes a wheel out of the kernel through its handle: deregisters it and returns it,
+    /// without closing its handles, so its socket can be used again (a keep-alive pool
+    /// takes a connection's socket back this way). `None` if the wheel is gone (its session
+    /// was freed) or is not a `W`; the wheel is removed either way.
+    pub fn wheel_take<W: Wheel>(&mut self, handle: WheelHandle) -> Option<W> {
+        let id = handle.id;
+        std::mem::forget(handle);
+        let key = self.wheels.by_id.remove(&id.0)?;
+        let mut slot = self.wheels.slots.remove(key);
+        slot.obj.deregister(self.io.registry());
+        log::trace!("wheel {id} taken");
+        if slot.holding {
+            self.wheels.holding -= 1;
+            self.ref_dec(slot.owner);
+        }
+        let any: Box<dyn Any> = slot.obj.into_any();
+        any.downcast::<W>().ok().map(|b| *b)
     }
 
     /// Removes every wheel of a session that is being freed.

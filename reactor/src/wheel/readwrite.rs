@@ -43,6 +43,10 @@ pub trait WriteHandle: 'static {
     fn write_some(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
     /// Writes some of `buf` (a plain `write`/`send`, cheaper than a one-slice `writev`).
     fn write_one(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Pushes out what the handle itself still buffers (`Write::flush`), once the wheel's
+    /// own buffer is empty. `Err(WouldBlock)` keeps the wheel waiting for writability and
+    /// holds back `FlushedEvent`; a plain socket has nothing to push (a TLS stream may).
+    fn flush_out(&mut self) -> io::Result<()>;
     /// The handle as a mio source.
     fn write_source(&mut self) -> &mut dyn Source;
     /// The file descriptor.
@@ -55,6 +59,9 @@ impl<T: Write + Source + AsFd + 'static> WriteHandle for T {
     }
     fn write_one(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.write(buf)
+    }
+    fn flush_out(&mut self) -> io::Result<()> {
+        self.flush()
     }
     fn write_source(&mut self) -> &mut dyn Source {
         self
@@ -144,6 +151,8 @@ pub struct ReadWrite {
     input_paused: bool,
     input_open: bool,
     output_open: bool,
+    /// The handle reported buffered output of its own (see [`WriteHandle::flush_out`]).
+    handle_unflushed: bool,
     out: VecDeque<Vec<u8>>,
     out_octets: usize,
     high_mark: Option<usize>,
@@ -303,6 +312,7 @@ impl ReadWriteBuilder {
             input_paused: false,
             input_open: true,
             output_open: true,
+            handle_unflushed: false,
             out: VecDeque::new(),
             out_octets: 0,
             high_mark: self.high_mark,
@@ -617,7 +627,7 @@ impl ReadWrite {
         let Some(w) = kernel.wheel_at::<ReadWrite>(at) else {
             return;
         };
-        if !w.output_open || w.out.is_empty() {
+        if !w.output_open || (w.out.is_empty() && !w.handle_unflushed) {
             return;
         }
         let mut error = None;
@@ -670,6 +680,20 @@ impl ReadWrite {
                 }
             }
         }
+        if w.out.is_empty() && error.is_none() && w.output_open {
+            match w.handles.writer().flush_out() {
+                Ok(()) => w.handle_unflushed = false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    w.handle_unflushed = true;
+                    w.write_ready = false;
+                }
+                Err(e) => {
+                    error = Some((e.raw_os_error().unwrap_or(0), super::errstr(&e)));
+                    w.handle_unflushed = false;
+                    w.output_open = false;
+                }
+            }
+        }
         let (high, low, emptied) = {
             let mut high = false;
             let mut low = false;
@@ -682,7 +706,11 @@ impl ReadWrite {
                     low = true;
                 }
             }
-            (high, low, w.out.is_empty() && error.is_none())
+            (
+                high,
+                low,
+                w.out.is_empty() && !w.handle_unflushed && error.is_none(),
+            )
         };
         let names = (
             w.event_name(RwEvent::Error),
@@ -771,7 +799,8 @@ impl Wheel for ReadWrite {
     fn pending(&self) -> (bool, bool) {
         let reading = self.events[RwEvent::Input as usize].is_some()
             && ((self.read_ready && self.input_open && !self.input_paused) || self.parse_pending);
-        let writing = self.write_ready && self.output_open && !self.out.is_empty();
+        let writing =
+            self.write_ready && self.output_open && (!self.out.is_empty() || self.handle_unflushed);
         (reading, writing)
     }
 
@@ -787,6 +816,14 @@ impl ReadWrite {
     /// Bytes per read.
     pub fn block_size(&self) -> usize {
         self.block_size
+    }
+
+    /// Input read from the handle but not yet delivered: bytes the input filter still
+    /// buffers (a partial record). A pool uses it to refuse a socket with unread input.
+    pub fn input_pending_octets(&self) -> usize {
+        self.in_filter
+            .get_pending()
+            .map_or(0, |chunks| chunks.iter().map(Vec::len).sum())
     }
 
     /// Takes the duplex handle back out of a wheel, e.g. to return a socket to a pool.

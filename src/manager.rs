@@ -1,0 +1,1385 @@
+//! The keep-alive manager ([`Keepalive`]) and its connections ([`Connection`]): the socket
+//! layer around the [`pool`](crate::pool) bookkeeping, running as a session in a
+//! [`reactor::Kernel`].
+
+use crate::pool::{
+    Action, AllocateError, CallError, ConnId, Failure, LookupId, Origin, Outcome, Pool, PoolKey,
+    RequestId, RequestSpec, RequestStage, Settings, SettingsError, Stats,
+};
+use crate::resolver::{Resolver, ResolverKind};
+use crate::stream::Stream;
+use crate::tls::{Handshake, TlsStream};
+use reactor::wheel::ReadWriteBuilder;
+use reactor::{Args, Kernel, Postback, ReadWrite, Session, SessionId, Value, WheelHandle, WheelId};
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The refcount tag a pending request holds on its requester (as in Perl).
+const REQUESTER_TAG: &str = "poco-client-keepalive";
+
+// ---------------------------------------------------------------------------------------------
+// Errors.
+
+/// Why a manager call failed.
+#[derive(Debug)]
+pub enum Error {
+    /// Invalid settings (a zero limit or duration).
+    Settings(SettingsError),
+    /// The request was refused (a missing field, or the manager is shut down).
+    Allocate(AllocateError),
+    /// The request, socket or lookup named is not pending.
+    Call(CallError),
+    /// `allocate` was called outside any session: there is nobody to answer.
+    NoRequester,
+    /// The request names no event to answer with.
+    NoEvent,
+    /// The kernel refused (e.g. the manager's session could not be created).
+    Kernel(reactor::Error),
+    /// An I/O setup failure (the resolver's wake-up pipe).
+    Io(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Settings(e) => e.fmt(f),
+            Error::Allocate(e) => e.fmt(f),
+            Error::Call(CallError::UnknownRequest(_)) => {
+                f.write_str("deallocate() requires a request ID")
+            }
+            Error::Call(e) => e.fmt(f),
+            Error::NoRequester => f.write_str("allocate() needs an active session to answer"),
+            Error::NoEvent => f.write_str("allocate() needs an 'event'"),
+            Error::Kernel(e) => e.fmt(f),
+            Error::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Settings(e) => Some(e),
+            Error::Allocate(e) => Some(e),
+            Error::Call(e) => Some(e),
+            Error::Kernel(e) => Some(e),
+            Error::Io(e) => Some(e),
+            Error::NoRequester | Error::NoEvent => None,
+        }
+    }
+}
+
+impl From<SettingsError> for Error {
+    fn from(e: SettingsError) -> Self {
+        Error::Settings(e)
+    }
+}
+
+impl From<AllocateError> for Error {
+    fn from(e: AllocateError) -> Self {
+        Error::Allocate(e)
+    }
+}
+
+impl From<CallError> for Error {
+    fn from(e: CallError) -> Self {
+        Error::Call(e)
+    }
+}
+
+impl From<reactor::Error> for Error {
+    fn from(e: reactor::Error) -> Self {
+        Error::Kernel(e)
+    }
+}
+
+/// `$!` as Perl prints it: the OS message without Rust's " (os error N)" suffix.
+pub(crate) fn errstr(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+fn io_failure(function: &str, e: &io::Error) -> Failure {
+    Failure::new(function, e.raw_os_error(), errstr(e))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests and responses.
+
+/// One `allocate` request: Perl's `allocate(scheme, addr, port, event, context, timeout,
+/// for_scheme, for_addr, for_port)`.
+pub struct Request {
+    key: PoolKey,
+    event: Rc<str>,
+    context: Box<dyn Any>,
+    timeout: Option<Duration>,
+}
+
+impl Request {
+    /// A request for a connection to `addr`:`port` (a host name or an IP literal) under
+    /// `scheme` (`"https"` means TLS); the answer arrives as `event` in the calling session.
+    pub fn new(scheme: &str, addr: &str, port: u16, event: &str) -> Request {
+        Request {
+            key: PoolKey::new(scheme, addr, port),
+            event: Rc::from(event),
+            context: Box::new(()),
+            timeout: None,
+        }
+    }
+
+    /// Any value, handed back intact in the [`Response`] (Perl's `context`).
+    pub fn context<T: Any>(mut self, context: T) -> Self {
+        self.context = Box::new(context);
+        self
+    }
+
+    /// This request's timeout (default: the manager's): it covers the lookup, the wait in
+    /// the queue and the connect.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The origin the connection is for (Perl's `for_scheme`, `for_addr`, `for_port`, for
+    /// proxies): part of the pool key, so each origin gets its own sockets.
+    pub fn for_origin(mut self, scheme: &str, addr: &str, port: u16) -> Self {
+        self.key = self.key.with_origin(scheme, addr, port);
+        self
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("key", &self.key)
+            .field("event", &self.event)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The one answer to a request, delivered as `ARG0` of its event (take it with
+/// `ctx.take_arg::<Response>(0)`). Perl's response hash.
+pub struct Response {
+    /// The request answered.
+    pub request: RequestId,
+    /// What was asked for: scheme, addr, port and the `for_*` origin.
+    pub key: Arc<PoolKey>,
+    /// The request's context, handed back intact.
+    pub context: Box<dyn Any>,
+    /// The connection, or Perl's error triple (function, errnum, errstr).
+    pub connection: Result<Connection, Failure>,
+    /// Where the connection came from (`None` on an error).
+    pub origin: Option<Origin>,
+    /// The stage the request was in when answered.
+    pub stage: RequestStage,
+}
+
+impl Response {
+    /// Perl's `from_cache`: `None` for a new connection (or an error), `"immediate"` or
+    /// `"deferred"` for a reused one.
+    pub fn from_cache(&self) -> Option<&'static str> {
+        self.origin.and_then(Origin::from_cache)
+    }
+
+    /// The context as a `T`, if it is one.
+    pub fn context_ref<T: Any>(&self) -> Option<&T> {
+        self.context.downcast_ref()
+    }
+
+    /// The scheme asked for.
+    pub fn scheme(&self) -> &str {
+        &self.key.scheme
+    }
+
+    /// The address asked for.
+    pub fn addr(&self) -> &str {
+        &self.key.addr
+    }
+
+    /// The port asked for.
+    pub fn port(&self) -> u16 {
+        self.key.port
+    }
+
+    /// The error, if there is no connection.
+    pub fn error(&self) -> Option<&Failure> {
+        self.connection.as_ref().err()
+    }
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("request", &self.request)
+            .field("key", &self.key)
+            .field("connection", &self.connection)
+            .field("origin", &self.origin)
+            .field("stage", &self.stage)
+            .finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection.
+
+/// A socket handed out by the manager (POE::Component::Connection::Keepalive).
+///
+/// It owns the socket, and the [`ReadWrite`] wheel once [`start`](Connection::start)ed.
+/// Dropping it gives the socket back to the manager, which pools it if it is clean (open,
+/// nothing unread, nothing unsent) and closes it otherwise. After [`close`](Connection::close)
+/// the socket is never reused.
+pub struct Connection {
+    conn: ConnId,
+    key: Arc<PoolKey>,
+    stream: Option<Stream>,
+    wheel: Option<WheelHandle>,
+    closed: bool,
+    home: Rc<Shared>,
+    reclaim: Postback,
+}
+
+impl Connection {
+    /// Builds a [`ReadWrite`] wheel on the socket (Perl's `start(%args)`: the Handle is
+    /// always the connection's socket). `configure` sets the wheel's events and filters; the
+    /// events go to the session calling `start`. A wheel started before is replaced (its
+    /// buffered output is lost, the socket stays). Returns the new wheel's id.
+    pub fn start(
+        &mut self,
+        kernel: &mut Kernel,
+        configure: impl FnOnce(ReadWriteBuilder) -> ReadWriteBuilder,
+    ) -> Result<WheelId, reactor::Error> {
+        if let Some(h) = self.wheel.take() {
+            self.stream = kernel
+                .wheel_take::<ReadWrite>(h)
+                .and_then(|rw| rw.into_handle::<Stream>());
+        }
+        let Some(stream) = self.stream.take() else {
+            return Err(reactor::Error::InvalidArgument("connection is closed"));
+        };
+        let handle = configure(ReadWrite::builder(stream)).build(kernel)?;
+        let id = handle.id();
+        self.wheel = Some(handle);
+        Ok(id)
+    }
+
+    /// The wheel built by [`start`](Connection::start), if any. Reach it with
+    /// `ctx.wheel_mut::<ReadWrite>(id)`.
+    pub fn wheel(&self) -> Option<WheelId> {
+        self.wheel.as_ref().map(WheelHandle::id)
+    }
+
+    /// Shuts the socket down both ways and closes it (Perl's `close()`): the peer sees the
+    /// end at once, and the socket is not reused when the connection is dropped.
+    pub fn close(&mut self, kernel: &mut Kernel) {
+        self.closed = true;
+        if let Some(h) = self.wheel.take() {
+            self.stream = kernel
+                .wheel_take::<ReadWrite>(h)
+                .and_then(|rw| rw.into_handle::<Stream>());
+        }
+        if let Some(mut s) = self.stream.take() {
+            if let Stream::Tls(t) = &mut s {
+                t.send_close_notify();
+            }
+            let _ = s.tcp().shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// The socket, while no wheel holds it (before [`start`](Connection::start)).
+    pub fn stream(&mut self) -> Option<&mut Stream> {
+        self.stream.as_mut()
+    }
+
+    /// The pool key the socket belongs to.
+    pub fn key(&self) -> &PoolKey {
+        &self.key
+    }
+
+    /// The socket's id in the manager.
+    pub fn id(&self) -> ConnId {
+        self.conn
+    }
+
+    /// Gives the socket back now (Perl's `free`); the same as dropping the connection.
+    pub fn free(self) {}
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("conn", &self.conn)
+            .field("key", &self.key)
+            .field("wheel", &self.wheel())
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.home.returns.borrow_mut().push(Returned {
+            conn: self.conn,
+            stream: self.stream.take(),
+            wheel: self.wheel.take(),
+            closed: self.closed,
+        });
+        self.reclaim.post(());
+    }
+}
+
+/// A connection given back, waiting for the manager to take its socket.
+struct Returned {
+    conn: ConnId,
+    stream: Option<Stream>,
+    wheel: Option<WheelHandle>,
+    closed: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The manager.
+
+/// Configures a [`Keepalive`] manager (Perl's `new(%args)`).
+#[derive(Clone, Debug)]
+pub struct KeepaliveBuilder {
+    settings: Settings,
+    bind_address: Option<IpAddr>,
+    resolver: ResolverKind,
+    resolver_threads: usize,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    nodelay: bool,
+}
+
+impl Default for KeepaliveBuilder {
+    fn default() -> Self {
+        KeepaliveBuilder {
+            settings: Settings::default(),
+            bind_address: None,
+            resolver: ResolverKind::System,
+            resolver_threads: 4,
+            tls: None,
+            nodelay: true,
+        }
+    }
+}
+
+impl KeepaliveBuilder {
+    /// All limits and timers at once.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Most sockets per pool key in use or connecting (default 4).
+    pub fn max_per_host(mut self, n: usize) -> Self {
+        self.settings.max_per_host = n;
+        self
+    }
+
+    /// Most sockets in all: in use, connecting and idle (default 128).
+    pub fn max_open(mut self, n: usize) -> Self {
+        self.settings.max_open = n;
+        self
+    }
+
+    /// How long a freed socket stays pooled (default 15 s).
+    pub fn keep_alive(mut self, d: Duration) -> Self {
+        self.settings.keep_alive = d;
+        self
+    }
+
+    /// The default request timeout (default 120 s): lookup, queue and connect.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.settings.timeout = d;
+        self
+    }
+
+    /// A bound on each connect alone (default: none beyond the request timeout).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.settings.connect_timeout = Some(d);
+        self
+    }
+
+    /// The local address new sockets bind to (port chosen by the system).
+    pub fn bind_address(mut self, ip: IpAddr) -> Self {
+        self.bind_address = Some(ip);
+        self
+    }
+
+    /// What resolves host names (default: getaddrinfo on worker threads).
+    pub fn resolver(mut self, kind: ResolverKind) -> Self {
+        self.resolver = kind;
+        self
+    }
+
+    /// Most lookups running at once (default 4).
+    pub fn resolver_threads(mut self, n: usize) -> Self {
+        self.resolver_threads = n.max(1);
+        self
+    }
+
+    /// The TLS configuration for `https` (default: the webpki roots, certificates
+    /// verified, SNI sent).
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Whether new sockets set TCP_NODELAY (default true).
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.nodelay = on;
+        self
+    }
+
+    /// Creates the manager and its session in `kernel`.
+    pub fn build(self, kernel: &mut Kernel) -> Result<Keepalive, Error> {
+        let pool = Pool::new(self.settings.clone())?;
+        let shared = Rc::new(Shared {
+            inner: RefCell::new(Inner {
+                pool,
+                config: self,
+                session: None,
+                origin: kernel.monotime(),
+                reqs: Vec::new(),
+                socks: Vec::new(),
+                resolver: None,
+                dns_watched: false,
+                lookups: HashMap::new(),
+                reclaim: None,
+                out: 0,
+                timer: None,
+                to_watch: Vec::new(),
+                watch_posted: false,
+            }),
+            returns: RefCell::new(Vec::new()),
+        });
+        let ka = Keepalive { shared };
+        ka.ensure_session(kernel)?;
+        Ok(ka)
+    }
+}
+
+/// The keep-alive connection manager (POE::Component::Client::Keepalive).
+///
+/// A cheap handle (clone it freely) on a manager that runs as a session of the kernel it
+/// was built in. [`allocate`](Keepalive::allocate) asks for a connection; the answer, a
+/// [`Response`], arrives as the named event in the session that asked. See the
+/// [crate documentation](crate) for the model and the differences from Perl.
+#[derive(Clone)]
+pub struct Keepalive {
+    shared: Rc<Shared>,
+}
+
+impl fmt::Debug for Keepalive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.shared.inner.borrow();
+        f.debug_struct("Keepalive")
+            .field("session", &inner.session)
+            .field("gauges", &inner.pool.gauges())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    inner: RefCell<Inner>,
+    returns: RefCell<Vec<Returned>>,
+}
+
+struct ReqMeta {
+    id: RequestId,
+    session: SessionId,
+    event: Rc<str>,
+    context: Box<dyn Any>,
+    /// The requester's refcount is held (the request was not answered at once).
+    held: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Watch {
+    None,
+    /// Connecting: waiting for writability.
+    Connect,
+    /// TLS handshake: waiting for readability or writability.
+    TlsRead,
+    TlsWrite,
+    /// Idle, a watch is due (registered at the next `ka_watch`).
+    IdlePending,
+    /// Idle and watched for readability.
+    Idle,
+}
+
+struct Sock {
+    id: ConnId,
+    stream: Option<Stream>,
+    watch: Watch,
+}
+
+struct Inner {
+    pool: Pool,
+    config: KeepaliveBuilder,
+    session: Option<SessionId>,
+    origin: reactor::Time,
+    reqs: Vec<Option<ReqMeta>>,
+    socks: Vec<Option<Sock>>,
+    resolver: Option<Resolver>,
+    dns_watched: bool,
+    lookups: HashMap<u64, LookupId>,
+    /// Template of the postback each connection carries (held while connections are out).
+    reclaim: Option<Postback>,
+    out: usize,
+    timer: Option<(reactor::AlarmId, Duration)>,
+    to_watch: Vec<ConnId>,
+    watch_posted: bool,
+}
+
+fn lookup_key(l: LookupId) -> u64 {
+    (l.generation() << 32) ^ l.index() as u64
+}
+
+/// A closure run inside the manager's session (through `call`).
+struct Exec(Box<dyn FnOnce(&mut Kernel) -> Value>);
+
+impl Keepalive {
+    /// A manager with the default settings (Perl's `new()`).
+    pub fn new(kernel: &mut Kernel) -> Result<Keepalive, Error> {
+        Self::builder().build(kernel)
+    }
+
+    /// Configures a manager.
+    pub fn builder() -> KeepaliveBuilder {
+        KeepaliveBuilder::default()
+    }
+
+    /// The manager's session, while it exists. It ends when the manager has nothing to do
+    /// (as in POE) and is created again by the next call that needs it.
+    pub fn session(&self) -> Option<SessionId> {
+        self.shared.inner.borrow().session
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> Settings {
+        self.shared.inner.borrow().pool.settings().clone()
+    }
+
+    /// A snapshot of the numbers: per key and in total, in use, idle, connecting, queued;
+    /// reuse hits, stale discards, queue waits.
+    pub fn stats(&self) -> Stats {
+        self.shared.inner.borrow().pool.stats()
+    }
+
+    /// Whether [`shutdown`](Keepalive::shutdown) was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shared.inner.borrow().pool.is_shut_down()
+    }
+
+    /// Asks for a connection. The active session gets exactly one [`Response`] as
+    /// `request`'s event, unless it [`deallocate`](Keepalive::deallocate)s the request
+    /// first. A pooled socket is handed out at once (`from_cache` `"immediate"`, still
+    /// delivered as an event); otherwise the request waits for a lookup, a free slot or a
+    /// connect. Returns the request's id.
+    pub fn allocate(&self, kernel: &mut Kernel, request: Request) -> Result<RequestId, Error> {
+        let requester = kernel.get_active_session();
+        if requester.is_kernel() {
+            return Err(Error::NoRequester);
+        }
+        if self.is_shut_down() {
+            return Err(AllocateError::ShutDown.into());
+        }
+        if request.event.is_empty() {
+            return Err(Error::NoEvent);
+        }
+        self.exec(kernel, move |k, sh| sh.allocate(k, requester, request))?
+    }
+
+    /// Cancels a pending request in any stage (lookup, queue, connect): no response
+    /// follows. An unknown or already answered id is an error (Perl: "deallocate()
+    /// requires a request ID").
+    pub fn deallocate(&self, kernel: &mut Kernel, request: RequestId) -> Result<(), Error> {
+        self.exec(kernel, move |k, sh| sh.deallocate(k, request))?
+    }
+
+    /// Shuts the manager down: every pending request gets an error response (function
+    /// `"shutdown"`), connects in flight are aborted, lookups cancelled, idle sockets closed
+    /// at once; connections still out are closed when dropped. Later `allocate`s fail.
+    pub fn shutdown(&self, kernel: &mut Kernel) {
+        if self.is_shut_down() {
+            return;
+        }
+        let _ = self.exec(kernel, |k, sh| sh.shutdown(k));
+    }
+
+    fn ensure_session(&self, kernel: &mut Kernel) -> Result<SessionId, Error> {
+        if let Some(sid) = self.shared.inner.borrow().session {
+            return Ok(sid);
+        }
+        let sid = kernel.create(manager_session(self.shared.clone()))?;
+        Ok(sid)
+    }
+
+    /// Runs `f` as the manager's session (POE's `call` into the component).
+    fn exec<R: 'static>(
+        &self,
+        kernel: &mut Kernel,
+        f: impl FnOnce(&mut Kernel, &Rc<Shared>) -> R + 'static,
+    ) -> Result<R, Error> {
+        let sid = self.ensure_session(kernel)?;
+        if kernel.get_active_session() == sid {
+            return Ok(f(kernel, &self.shared));
+        }
+        let sh = self.shared.clone();
+        let job = Exec(Box::new(move |k| Value::new(f(k, &sh))));
+        let v = kernel.call(sid, "ka_exec", (job,))?;
+        v.take::<R>()
+            .map_err(|_| Error::Kernel(reactor::Error::InvalidArgument("ka_exec lost its value")))
+    }
+}
+
+fn manager_session(sh: Rc<Shared>) -> Session<()> {
+    let s1 = sh.clone();
+    let s2 = sh.clone();
+    let s3 = sh.clone();
+    let s4 = sh.clone();
+    let s5 = sh.clone();
+    let s6 = sh.clone();
+    let s7 = sh.clone();
+    let s8 = sh.clone();
+    let s9 = sh.clone();
+    let s10 = sh;
+    Session::new(())
+        .on("_start", move |ctx| {
+            let me = ctx.session();
+            s1.inner.borrow_mut().session = Some(me);
+            let alias = format!("POE::Component::Client::Keepalive::{}", me.get());
+            let _ = ctx.alias_set(&alias);
+            log::debug!("keepalive manager session {} started", me.get());
+        })
+        .on("_stop", move |ctx| {
+            let me = ctx.session();
+            s2.stopped(me);
+        })
+        .on("ka_exec", move |ctx| -> Value {
+            match ctx.take_arg::<Exec>(0) {
+                Ok(job) => (job.0)(ctx.kernel()),
+                Err(_) => Value::none(),
+            }
+        })
+        .on("ka_reclaim", move |ctx| {
+            let mut inner = s3.inner.borrow_mut();
+            s3.drain_returns(ctx.kernel(), &mut inner);
+        })
+        .on("ka_watch", move |ctx| {
+            s4.watch_idle(ctx.kernel());
+        })
+        .on("ka_conn_ready", move |ctx| {
+            let Ok(&conn) = ctx.arg::<ConnId>(2) else {
+                return;
+            };
+            s5.connect_ready(ctx.kernel(), conn);
+        })
+        .on("ka_conn_failed", move |ctx| {
+            let (Ok(&conn), Ok(f)) = (ctx.arg::<ConnId>(0), ctx.arg::<Failure>(1)) else {
+                return;
+            };
+            let f = f.clone();
+            s6.connect_failed(ctx.kernel(), conn, f);
+        })
+        .on("ka_tls", move |ctx| {
+            let Ok(&conn) = ctx.arg::<ConnId>(2) else {
+                return;
+            };
+            s7.tls_step(ctx.kernel(), conn);
+        })
+        .on("ka_idle", move |ctx| {
+            let Ok(&conn) = ctx.arg::<ConnId>(2) else {
+                return;
+            };
+            s8.idle_activity(ctx.kernel(), conn);
+        })
+        .on("ka_dns", move |ctx| {
+            s9.dns(ctx.kernel());
+        })
+        .on("ka_timer", move |ctx| {
+            s10.on_timer(ctx.kernel());
+        })
+}
+
+impl Shared {
+    fn now(inner: &Inner, k: &Kernel) -> Duration {
+        Duration::from_nanos(u64::try_from(k.monotime() - inner.origin).unwrap_or(0))
+    }
+
+    fn stopped(&self, me: SessionId) {
+        let mut inner = self.inner.borrow_mut();
+        if inner.session == Some(me) {
+            inner.session = None;
+        }
+        // Watchers and timers went with the session; nothing registered is left.
+        inner.timer = None;
+        inner.dns_watched = false;
+        inner.watch_posted = false;
+        for s in inner.socks.iter_mut().flatten() {
+            if s.watch == Watch::Idle {
+                s.watch = Watch::IdlePending;
+            }
+        }
+        log::debug!("keepalive manager session {} stopped", me.get());
+    }
+
+    fn allocate(
+        self: &Rc<Self>,
+        k: &mut Kernel,
+        requester: SessionId,
+        request: Request,
+    ) -> Result<RequestId, Error> {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        self.drain_returns(k, inner);
+        let now = Self::now(inner, k);
+        let Request {
+            key,
+            event,
+            context,
+            timeout,
+        } = request;
+        let mut spec = RequestSpec::new(key);
+        if let Some(t) = timeout {
+            spec = spec.with_timeout(t);
+        }
+        let Inner { pool, socks, .. } = inner;
+        let (rid, actions) = pool.allocate(spec, now, |c| check_idle(socks, c))?;
+        let i = rid.index();
+        if inner.reqs.len() <= i {
+            inner.reqs.resize_with(i + 1, || None);
+        }
+        inner.reqs[i] = Some(ReqMeta {
+            id: rid,
+            session: requester,
+            event,
+            context,
+            held: false,
+        });
+        self.perform(k, inner, actions);
+        if let Some(Some(m)) = inner.reqs.get_mut(i) {
+            if m.id == rid && !m.held {
+                m.held = true;
+                let _ = k.refcount_increment(requester, REQUESTER_TAG);
+            }
+        }
+        log::trace!("allocate {rid} for session {}", requester.get());
+        Ok(rid)
+    }
+
+    fn deallocate(self: &Rc<Self>, k: &mut Kernel, request: RequestId) -> Result<(), Error> {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let now = Self::now(inner, k);
+        let actions = inner.pool.deallocate(request, now)?;
+        if let Some(m) = inner.reqs.get_mut(request.index()).and_then(Option::take) {
+            if m.held {
+                let _ = k.refcount_decrement(m.session, REQUESTER_TAG);
+            }
+        }
+        self.perform(k, inner, actions);
+        log::debug!("deallocated {request}");
+        Ok(())
+    }
+
+    fn shutdown(self: &Rc<Self>, k: &mut Kernel) {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        self.drain_returns(k, inner);
+        let now = Self::now(inner, k);
+        let actions = inner.pool.shutdown(now);
+        self.perform(k, inner, actions);
+        if inner.dns_watched {
+            if let Some(r) = &inner.resolver {
+                let _ = k.select_read_clear(&r.wake_fd().as_raw_fd());
+            }
+            inner.dns_watched = false;
+        }
+        inner.resolver = None;
+        inner.lookups.clear();
+        if let Some((id, _)) = inner.timer.take() {
+            let _ = k.alarm_remove(id);
+        }
+        for alias in k.my_aliases() {
+            let _ = k.alias_remove(&alias);
+        }
+        log::debug!("keepalive manager shut down");
+    }
+
+    /// Takes back the sockets of dropped connections.
+    fn drain_returns(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner) {
+        loop {
+            let batch = std::mem::take(&mut *self.returns.borrow_mut());
+            if batch.is_empty() {
+                return;
+            }
+            for r in batch {
+                self.reclaim_one(k, inner, r);
+            }
+        }
+    }
+
+    fn reclaim_one(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, r: Returned) {
+        inner.out = inner.out.saturating_sub(1);
+        if inner.out == 0 {
+            inner.reclaim = None;
+        }
+        let Returned {
+            conn,
+            mut stream,
+            wheel,
+            closed,
+        } = r;
+        let mut clean = !closed;
+        if let Some(h) = wheel {
+            match k.wheel_take::<ReadWrite>(h) {
+                Some(rw) => {
+                    if rw.input_pending_octets() > 0 || rw.get_driver_out_octets() > 0 {
+                        clean = false;
+                    }
+                    stream = rw.into_handle::<Stream>();
+                }
+                None => clean = false,
+            }
+        }
+        let mut unread = false;
+        if let Some(s) = stream.as_mut() {
+            if clean && !s.is_quiet() {
+                clean = false;
+                unread = true;
+            }
+        } else {
+            clean = false;
+        }
+        if unread {
+            if let Some(s) = &stream {
+                s.reset_on_close();
+            }
+        }
+        let now = Self::now(inner, k);
+        match inner.pool.free(conn, clean, now) {
+            Ok(actions) => {
+                if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
+                    if s.id == conn {
+                        s.stream = stream;
+                    }
+                }
+                self.perform(k, inner, actions);
+            }
+            Err(e) => log::debug!("free of {conn}: {e}"),
+        }
+    }
+
+    fn watch_idle(self: &Rc<Self>, k: &mut Kernel) {
+        let mut inner = self.inner.borrow_mut();
+        inner.watch_posted = false;
+        let list = std::mem::take(&mut inner.to_watch);
+        for conn in list {
+            if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
+                if s.id == conn && s.watch == Watch::IdlePending {
+                    if let Some(st) = &s.stream {
+                        if k.select_read(&st.as_raw_fd(), "ka_idle", (conn,)).is_ok() {
+                            s.watch = Watch::Idle;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn idle_activity(self: &Rc<Self>, k: &mut Kernel, conn: ConnId) {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+            return;
+        };
+        if s.id != conn {
+            return;
+        }
+        // TLS records without application data (session tickets) are not activity.
+        if let Some(st) = s.stream.as_mut() {
+            if st.is_tls() && st.is_quiet() {
+                return;
+            }
+        }
+        let now = Self::now(inner, k);
+        match inner.pool.idle_activity(conn, now) {
+            Ok(actions) => self.perform(k, inner, actions),
+            Err(e) => log::debug!("idle activity on {conn}: {e}"),
+        }
+    }
+
+    fn dns(self: &Rc<Self>, k: &mut Kernel) {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let answers = match inner.resolver.as_mut() {
+            Some(r) => r.drain(),
+            None => return,
+        };
+        for (id, result) in answers {
+            let Some(lookup) = inner.lookups.remove(&id) else {
+                continue;
+            };
+            let now = Self::now(inner, k);
+            let actions = match result {
+                Ok(addrs) => {
+                    let Inner { pool, socks, .. } = &mut *inner;
+                    pool.resolved(lookup, &addrs, now, |c| check_idle(socks, c))
+                }
+                Err(msg) => inner.pool.resolve_failed(lookup, &msg, now),
+            };
+            if let Ok(actions) = actions {
+                self.perform(k, inner, actions);
+            }
+        }
+        self.dns_unwatch_if_idle(k, inner);
+    }
+
+    fn dns_unwatch_if_idle(&self, k: &mut Kernel, inner: &mut Inner) {
+        if inner.dns_watched && inner.lookups.is_empty() {
+            if let Some(r) = &inner.resolver {
+                let _ = k.select_read_clear(&r.wake_fd().as_raw_fd());
+            }
+            inner.dns_watched = false;
+        }
+    }
+
+    fn on_timer(self: &Rc<Self>, k: &mut Kernel) {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let due = inner.timer.take().map(|(_, at)| at);
+        // The kernel fires at or after the deadline; rounding must not make it look early.
+        let now = Self::now(inner, k).max(due.unwrap_or_default());
+        let actions = inner.pool.advance(now);
+        self.perform(k, inner, actions);
+    }
+
+    fn connect_ready(self: &Rc<Self>, k: &mut Kernel, conn: ConnId) {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let now = Self::now(inner, k);
+        // A deadline that passed before the socket became ready wins, as if its timer
+        // had run first.
+        let due = inner.pool.advance(now);
+        if !due.is_empty() {
+            self.perform(k, inner, due);
+        }
+        let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+            return;
+        };
+        if s.id != conn || s.watch != Watch::Connect {
+            return;
+        }
+        let Some(Stream::Tcp(tcp)) = s.stream.as_ref() else {
+            return;
+        };
+        let fd = tcp.as_raw_fd();
+        let result = match tcp.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => match tcp.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => Err(e),
+            },
+        };
+        let _ = k.select_write_clear(&fd);
+        s.watch = Watch::None;
+        match result {
+            Err(e) => {
+                s.stream = None;
+                if let Ok(actions) = inner
+                    .pool
+                    .connect_failed(conn, io_failure("connect", &e), now)
+                {
+                    self.perform(k, inner, actions);
+                }
+            }
+            Ok(()) => {
+                let key = inner.pool.conn_key(conn).cloned();
+                let tls = key.as_ref().is_some_and(|key| key.scheme == "https");
+                if !tls {
+                    if let Ok(actions) = inner.pool.connected(conn, now) {
+                        self.perform(k, inner, actions);
+                    }
+                    return;
+                }
+                let key = key.expect("checked above");
+                let config = inner
+                    .config
+                    .tls
+                    .get_or_insert_with(crate::tls::default_client_config)
+                    .clone();
+                let Some(Stream::Tcp(tcp)) = s.stream.take() else {
+                    return;
+                };
+                match TlsStream::new(tcp, config, &key.addr) {
+                    Ok(t) => {
+                        s.stream = Some(Stream::Tls(Box::new(t)));
+                        drop(guard);
+                        self.tls_step(k, conn);
+                    }
+                    Err(msg) => {
+                        let f = Failure::new("sslify", None, msg);
+                        if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
+                            self.perform(k, inner, actions);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn tls_step(self: &Rc<Self>, k: &mut Kernel, conn: ConnId) {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let now = Self::now(inner, k);
+        // A deadline that passed before the socket became ready wins, as if its timer
+        // had run first.
+        let due = inner.pool.advance(now);
+        if !due.is_empty() {
+            self.perform(k, inner, due);
+        }
+        let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+            return;
+        };
+        if s.id != conn {
+            return;
+        }
+        let Some(Stream::Tls(t)) = s.stream.as_mut() else {
+            return;
+        };
+        let fd = t.tcp().as_raw_fd();
+        let step = t.handshake();
+        match s.watch {
+            Watch::TlsRead => {
+                let _ = k.select_read_clear(&fd);
+            }
+            Watch::TlsWrite => {
+                let _ = k.select_write_clear(&fd);
+            }
+            _ => {}
+        }
+        s.watch = Watch::None;
+        match step {
+            Ok(Handshake::Done) => {
+                if let Ok(actions) = inner.pool.connected(conn, now) {
+                    self.perform(k, inner, actions);
+                }
+            }
+            Ok(Handshake::WantRead) => {
+                if k.select_read(&fd, "ka_tls", (conn,)).is_ok() {
+                    s.watch = Watch::TlsRead;
+                }
+            }
+            Ok(Handshake::WantWrite) => {
+                if k.select_write(&fd, "ka_tls", (conn,)).is_ok() {
+                    s.watch = Watch::TlsWrite;
+                }
+            }
+            Err(e) => {
+                s.stream = None;
+                let f = Failure::new("sslify", e.raw_os_error(), errstr(&e));
+                if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
+                    self.perform(k, inner, actions);
+                }
+            }
+        }
+    }
+
+    fn connect_failed(self: &Rc<Self>, k: &mut Kernel, conn: ConnId, f: Failure) {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let now = Self::now(inner, k);
+        if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
+            self.perform(k, inner, actions);
+        }
+    }
+
+    /// Starts a non-blocking connect. `Err` is a failure reported asynchronously.
+    fn start_connect(
+        &self,
+        inner: &Inner,
+        ip: IpAddr,
+        port: u16,
+    ) -> Result<mio::net::TcpStream, Failure> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let addr = SocketAddr::new(ip, port);
+        let sock = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking().cloexec(),
+            Some(Protocol::TCP),
+        )
+        .map_err(|e| io_failure("socket", &e))?;
+        if inner.config.nodelay {
+            sock.set_nodelay(true)
+                .map_err(|e| io_failure("setsockopt", &e))?;
+        }
+        if let Some(b) = inner.config.bind_address {
+            sock.bind(&SocketAddr::new(b, 0).into())
+                .map_err(|e| io_failure("bind", &e))?;
+        }
+        match sock.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(EINPROGRESS) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(io_failure("connect", &e)),
+        }
+        Ok(mio::net::TcpStream::from_std(sock.into()))
+    }
+
+    /// Performs what the pool asked for, in order.
+    fn perform(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Resolve { lookup, host } => self.do_resolve(k, inner, lookup, &host),
+                Action::CancelResolve { lookup } => {
+                    let key = lookup_key(lookup);
+                    if inner.lookups.remove(&key).is_some() {
+                        if let Some(r) = inner.resolver.as_mut() {
+                            r.cancel(key);
+                        }
+                    }
+                    self.dns_unwatch_if_idle(k, inner);
+                }
+                Action::Connect {
+                    conn,
+                    request: _,
+                    key,
+                    ip,
+                } => {
+                    let i = conn.index();
+                    if inner.socks.len() <= i {
+                        inner.socks.resize_with(i + 1, || None);
+                    }
+                    match self.start_connect(inner, ip, key.port) {
+                        Ok(tcp) => {
+                            let fd = tcp.as_raw_fd();
+                            let watch = if k.select_write(&fd, "ka_conn_ready", (conn,)).is_ok() {
+                                Watch::Connect
+                            } else {
+                                Watch::None
+                            };
+                            inner.socks[i] = Some(Sock {
+                                id: conn,
+                                stream: Some(Stream::Tcp(tcp)),
+                                watch,
+                            });
+                            log::debug!("{conn}: connecting to {ip}:{}", key.port);
+                        }
+                        Err(f) => {
+                            inner.socks[i] = Some(Sock {
+                                id: conn,
+                                stream: None,
+                                watch: Watch::None,
+                            });
+                            log::debug!("{conn}: connect to {ip}:{} failed: {f}", key.port);
+                            let _ = k.yield_("ka_conn_failed", (conn, f));
+                        }
+                    }
+                }
+                Action::AbortConnect { conn } | Action::Close { conn, .. } => {
+                    if let Action::Close { reason, .. } = &a {
+                        log::debug!("{conn}: closed ({reason:?})");
+                    } else {
+                        log::debug!("{conn}: connect aborted");
+                    }
+                    if let Some(s) = inner.socks.get_mut(conn.index()).and_then(Option::take) {
+                        if s.id == conn {
+                            close_sock(k, s);
+                        } else {
+                            inner.socks[conn.index()] = Some(s);
+                        }
+                    }
+                }
+                Action::WatchIdle { conn } => {
+                    if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
+                        if s.id == conn {
+                            s.watch = Watch::IdlePending;
+                            inner.to_watch.push(conn);
+                            if !inner.watch_posted {
+                                inner.watch_posted = true;
+                                let _ = k.yield_("ka_watch", ());
+                            }
+                        }
+                    }
+                }
+                Action::SetTimer { at } => {
+                    if let Some((id, _)) = inner.timer.take() {
+                        let _ = k.alarm_remove(id);
+                    }
+                    if let Some(at) = at {
+                        let now = Self::now(inner, k);
+                        let wait = at.saturating_sub(now);
+                        if let Ok(id) = k.delay_set("ka_timer", wait, ()) {
+                            inner.timer = Some((id, at));
+                        }
+                    }
+                }
+                Action::Respond {
+                    request,
+                    stage,
+                    outcome,
+                } => self.respond(k, inner, request, stage, outcome),
+            }
+        }
+    }
+
+    fn do_resolve(
+        self: &Rc<Self>,
+        k: &mut Kernel,
+        inner: &mut Inner,
+        lookup: LookupId,
+        host: &str,
+    ) {
+        if inner.resolver.is_none() {
+            match Resolver::new(inner.config.resolver.clone(), inner.config.resolver_threads) {
+                Ok(r) => inner.resolver = Some(r),
+                Err(e) => {
+                    let now = Self::now(inner, k);
+                    if let Ok(actions) = inner.pool.resolve_failed(lookup, &errstr(&e), now) {
+                        self.perform(k, inner, actions);
+                    }
+                    return;
+                }
+            }
+        }
+        let key = lookup_key(lookup);
+        inner.lookups.insert(key, lookup);
+        let r = inner.resolver.as_mut().expect("made above");
+        r.start(key, host);
+        if !inner.dns_watched {
+            let fd = r.wake_fd().as_raw_fd();
+            if k.select_read(&fd, "ka_dns", ()).is_ok() {
+                inner.dns_watched = true;
+            }
+        }
+        log::debug!("resolving {host}");
+    }
+
+    fn respond(
+        self: &Rc<Self>,
+        k: &mut Kernel,
+        inner: &mut Inner,
+        request: RequestId,
+        stage: RequestStage,
+        outcome: Outcome,
+    ) {
+        let Some(meta) = inner
+            .reqs
+            .get_mut(request.index())
+            .and_then(Option::take)
+            .filter(|m| m.id == request)
+        else {
+            log::debug!("response to unknown {request} dropped");
+            return;
+        };
+        if meta.held {
+            let _ = k.refcount_decrement(meta.session, REQUESTER_TAG);
+        }
+        let key = inner.pool.request_key(request).cloned();
+        let (connection, origin) = match outcome {
+            Outcome::Failed(f) => {
+                log::debug!("{request}: {f}");
+                (Err(f), None)
+            }
+            Outcome::Connected { conn, origin } => {
+                let mut stream = None;
+                if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
+                    if s.id == conn {
+                        if s.watch == Watch::Idle {
+                            if let Some(st) = &s.stream {
+                                let _ = k.select_read_clear(&st.as_raw_fd());
+                            }
+                        }
+                        s.watch = Watch::None;
+                        stream = s.stream.take();
+                    }
+                }
+                let reclaim = match &inner.reclaim {
+                    Some(p) => p.clone(),
+                    None => {
+                        let me = k.get_active_session();
+                        let p = k.postback(me, "ka_reclaim", Args::new());
+                        inner.reclaim = Some(p.clone());
+                        p
+                    }
+                };
+                inner.out += 1;
+                let ckey = inner
+                    .pool
+                    .conn_key(conn)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(PoolKey::new("", "", 0)));
+                (
+                    Ok(Connection {
+                        conn,
+                        key: ckey,
+                        stream,
+                        wheel: None,
+                        closed: false,
+                        home: self.clone(),
+                        reclaim,
+                    }),
+                    Some(origin),
+                )
+            }
+        };
+        let key = key
+            .or_else(|| connection.as_ref().ok().map(|c| c.key.clone()))
+            .unwrap_or_else(|| Arc::new(PoolKey::new("", "", 0)));
+        let response = Response {
+            request,
+            key,
+            context: meta.context,
+            connection,
+            origin,
+            stage,
+        };
+        if let Err(e) = k.post(meta.session, &meta.event, (response,)) {
+            log::debug!("{request}: response not delivered: {e}");
+        }
+    }
+}
+
+/// `EINPROGRESS` as Linux numbers it: a non-blocking connect under way.
+const EINPROGRESS: i32 = 115;
+
+/// Whether idle socket `c` may be handed out: open and quiet.
+fn check_idle(socks: &mut [Option<Sock>], c: ConnId) -> bool {
+    match socks.get_mut(c.index()) {
+        Some(Some(s)) if s.id == c => s.stream.as_mut().is_some_and(Stream::is_quiet),
+        _ => false,
+    }
+}
+
+/// Stops watching a socket and closes it.
+fn close_sock(k: &mut Kernel, mut s: Sock) {
+    if let Some(st) = s.stream.as_mut() {
+        let fd = st.as_raw_fd();
+        match s.watch {
+            Watch::Connect | Watch::TlsWrite => {
+                let _ = k.select_write_clear(&fd);
+            }
+            Watch::TlsRead | Watch::Idle => {
+                let _ = k.select_read_clear(&fd);
+            }
+            Watch::None | Watch::IdlePending => {}
+        }
+        if let Stream::Tls(t) = st {
+            t.send_close_notify();
+        }
+    }
+}
