@@ -1,107 +1,534 @@
-//! The main demo: a token ring on the kernel.
+//! The main demo: HTTP/1.1 GETs through the keep-alive connection manager.
 //!
-//! A master session creates `N` member sessions (default 100), each known by an alias. A
-//! token travels the ring for `H` hops (default 10,000): each hop `call`s the next member
-//! synchronously and then `post`s the token to it. When the token is home the last member
-//! sends the soft signal `done` to the kernel; the master tells every member to drop its
-//! alias, the kernel collects them all and `run()` returns. One summary line is printed.
+//! With no arguments it starts an embedded HTTP/1.1 keep-alive server (a `Server::TCP`
+//! session on 127.0.0.1, port 0) in the same kernel, and fetches from it. With
+//! `--url http://HOST:PORT/PATH` it fetches from a real server instead (`https://` works
+//! too, with the system's web roots).
 //!
 //! ```text
-//! cargo run --release --example demo -- [--sessions N] [--hops H]
+//! cargo run --release --example demo -- [--url URL] [-n REQUESTS] [-c IN_FLIGHT]
+//! ```
+//!
+//! Each of the `C` workers allocates a connection, sends one GET, reads the response to
+//! its end, and frees the connection (dropping it) before asking for the next one, so
+//! sockets are reused through the pool. A response with `Connection: close` closes the
+//! socket instead. A GET that fails on a reused connection before any response byte (the
+//! server closed it while it was idle) is retried once on a new connection, as Go's and
+//! hyper's pools do. The last line printed is:
+//!
+//! ```text
+//! requests=N errors=E new_connections=K reused=R rps=X p50_us=A p99_us=B
 //! ```
 
-use reactor::{Ctx, Error, HandlerError, Kernel, Session, Value, KERNEL};
-use std::time::Instant;
+use keepalive::http::{get_request, Parse, ResponseParser};
+use keepalive::reactor::component::ServerTcpBuilder;
+use keepalive::reactor::filter::Stream as StreamFilter;
+use keepalive::reactor::{Ctx, HandlerError, Kernel, ReadWrite, Session, WheelId};
+use keepalive::{Connection, Keepalive, Request, Response};
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-struct Member {
-    alias: String,
-    next: String,
-    seen: u64,
+/// The embedded server closes a connection after this many requests, as nginx's
+/// `keepalive_requests` does, so the pool also shows connection renewal.
+const SERVER_MAX_REQUESTS: u32 = 100;
+const BODY: &[u8] = b"Hello from the embedded keep-alive server.\n";
+
+struct Options {
+    url: Option<String>,
+    requests: u64,
+    concurrency: usize,
 }
 
-fn arg(name: &str, default: u64) -> Result<u64, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .filter(|&v| v > 0)
-            .ok_or_else(|| format!("{name} needs a positive number")),
+fn usage() -> String {
+    "usage: demo [--url http://HOST:PORT/PATH] [-n REQUESTS] [-c IN_FLIGHT]".to_owned()
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut o = Options {
+        url: None,
+        requests: 10_000,
+        concurrency: 8,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--url" => o.url = Some(value("--url")?),
+            "-n" => {
+                o.requests = value("-n")?
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or("-n needs a positive number")?
+            }
+            "-c" => {
+                o.concurrency = value("-c")?
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or("-c needs a positive number")?
+            }
+            "-h" | "--help" => return Err(usage()),
+            other => return Err(format!("unknown argument {other}\n{}", usage())),
+        }
+    }
+    Ok(o)
+}
+
+/// `scheme://host[:port][/path]`.
+struct Url {
+    scheme: String,
+    host: String,
+    port: u16,
+    path: String,
+}
+
+fn parse_url(url: &str) -> Result<Url, String> {
+    let bad = || format!("bad URL {url:?}: expected http://HOST:PORT/PATH");
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    let default_port = match scheme {
+        "http" => 80,
+        "https" => 443,
+        _ => return Err(format!("unsupported scheme {scheme:?} (http or https)")),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, tail) = v6.split_once(']').ok_or_else(bad)?;
+        let port = match tail.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| bad())?,
+            None => default_port,
+        };
+        (h.to_owned(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), p.parse().map_err(|_| bad())?),
+            None => (authority.to_owned(), default_port),
+        }
+    };
+    if host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok(Url {
+        scheme: scheme.to_owned(),
+        host,
+        port,
+        path: path.to_owned(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The embedded server.
+
+#[derive(Default)]
+struct ServerConn {
+    buf: Vec<u8>,
+    served: u32,
+}
+
+/// Starts the HTTP/1.1 keep-alive server; returns its port.
+fn embedded_server(kernel: &mut Kernel) -> Result<u16, String> {
+    let handle = ServerTcpBuilder::<ServerConn>::new()
+        .address("127.0.0.1")
+        .port(0)
+        .alias("embedded_http")
+        .client_filter(StreamFilter::new)
+        .client_error(|_ctx| {})
+        .client_input(|ctx| -> Result<(), HandlerError> {
+            let chunk: Vec<u8> = ctx.take_arg(0)?;
+            let heap = ctx.heap();
+            heap.data.buf.extend_from_slice(&chunk);
+            let mut out = Vec::new();
+            let mut close = false;
+            while let Some(end) = find(&heap.data.buf, b"\r\n\r\n") {
+                let head: Vec<u8> = heap.data.buf.drain(..end + 4).collect();
+                heap.data.served += 1;
+                let asked_close = contains_ignore_case(&head, b"connection: close");
+                close = asked_close || heap.data.served >= SERVER_MAX_REQUESTS;
+                out.extend_from_slice(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n",
+                        BODY.len(),
+                        if close { "Connection: close\r\n" } else { "" }
+                    )
+                    .as_bytes(),
+                );
+                out.extend_from_slice(BODY);
+                if close {
+                    break;
+                }
+            }
+            if !out.is_empty() {
+                if let Some(w) = ctx.client() {
+                    w.put_one(out)?;
+                }
+            }
+            if close {
+                ctx.yield_("shutdown", ())?;
+            }
+            Ok(())
+        })
+        .build(kernel)
+        .map_err(|e| format!("embedded server: {e}"))?;
+    handle
+        .local_addr()
+        .map(|a| a.port())
+        .ok_or_else(|| "embedded server did not bind".to_owned())
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client.
+
+/// One request in flight.
+struct Job {
+    started: Instant,
+    retried: bool,
+}
+
+/// One worker slot: at most one request at a time.
+struct Slot {
+    job: Option<Job>,
+    conn: Option<Connection>,
+    wheel: Option<WheelId>,
+    reused: bool,
+    parser: ResponseParser,
+}
+
+struct Client {
+    ka: Keepalive,
+    url: Rc<Url>,
+    request: Rc<Vec<u8>>,
+    total: u64,
+    issued: u64,
+    done: u64,
+    errors: u64,
+    new_connections: u64,
+    reused: u64,
+    retries: u64,
+    latencies: Vec<u32>,
+    slots: Vec<Slot>,
+    by_wheel: HashMap<WheelId, usize>,
+    started: Instant,
+    embedded: bool,
+}
+
+type C<'a, 'b> = &'a mut Ctx<'b, Client>;
+
+impl Client {
+    fn request_for(&self, slot: usize) -> Request {
+        Request::new(&self.url.scheme, &self.url.host, self.url.port, "got_conn").context(slot)
     }
 }
 
-fn member(alias: String, next: String) -> Session<Member> {
-    Session::new(Member {
-        alias,
-        next,
-        seen: 0,
-    })
-    .on("_start", |ctx: &mut Ctx<'_, Member>| {
-        let alias = ctx.heap().alias.clone();
-        ctx.alias_set(&alias)
-    })
-    .on(
-        "token",
-        |ctx: &mut Ctx<'_, Member>| -> Result<(), HandlerError> {
-            let left = *ctx.arg::<u64>(0)?;
-            ctx.heap().seen += 1;
-            let next = ctx.heap().next.clone();
-            // A synchronous look at the neighbour, then the asynchronous hand-off.
-            ctx.call(next.as_str(), "seen", ())?;
-            if left > 0 {
-                ctx.post(next.as_str(), "token", (left - 1,))?;
-            } else {
-                ctx.signal(KERNEL, "done", ())?;
-            }
-            Ok(())
-        },
-    )
-    .on("seen", |ctx: &mut Ctx<'_, Member>| {
-        Value::new(ctx.heap().seen)
-    })
-    .on("shutdown", |ctx: &mut Ctx<'_, Member>| {
-        let alias = ctx.heap().alias.clone();
-        ctx.alias_remove(&alias)
-    })
+/// Starts the next request in `slot`, if any are left.
+fn next(ctx: C, slot: usize) {
+    let h = ctx.heap();
+    if h.issued >= h.total {
+        return;
+    }
+    h.issued += 1;
+    h.slots[slot].job = Some(Job {
+        started: Instant::now(),
+        retried: false,
+    });
+    allocate(ctx, slot);
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::init();
-    let sessions = arg("--sessions", 100)?;
-    let hops = arg("--hops", 10_000)?;
-    let mut kernel = Kernel::new()?;
-    let started = Instant::now();
-    kernel.create(
-        Session::new(())
-            .on(
-                "_start",
-                move |ctx: &mut Ctx<'_, ()>| -> Result<(), Error> {
-                    ctx.alias_set("master")?;
-                    ctx.sig("done", "done", ())?;
-                    for i in 0..sessions {
-                        ctx.create(member(
-                            format!("member{i}"),
-                            format!("member{}", (i + 1) % sessions),
-                        ))?;
-                    }
-                    ctx.post("member0", "token", (hops - 1,))
-                },
-            )
-            .on("done", move |ctx: &mut Ctx<'_, ()>| -> Result<(), Error> {
-                for i in 0..sessions {
-                    ctx.post(format!("member{i}").as_str(), "shutdown", ())?;
-                }
-                ctx.alias_remove("master")
-            }),
-    )?;
-    kernel.run()?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let events = hops * 2;
-    println!(
-        "sessions={sessions} hops={hops} events={events} elapsed_ms={:.1} events_per_sec={:.0}",
-        elapsed * 1e3,
-        events as f64 / elapsed
-    );
+fn allocate(ctx: C, slot: usize) {
+    let ka = ctx.heap().ka.clone();
+    let req = ctx.heap().request_for(slot);
+    if let Err(e) = ka.allocate(ctx, req) {
+        eprintln!("allocate: {e}");
+        finish_job(ctx, slot, false);
+    }
+}
+
+/// Records the end of the job in `slot` and starts the next one.
+fn finish_job(ctx: C, slot: usize, ok: bool) {
+    let h = ctx.heap();
+    let s = &mut h.slots[slot];
+    if let Some(w) = s.wheel.take() {
+        h.by_wheel.remove(&w);
+    }
+    s.conn = None;
+    if let Some(job) = s.job.take() {
+        if ok {
+            let us = job.started.elapsed().as_micros().min(u32::MAX as u128) as u32;
+            h.latencies.push(us);
+        } else {
+            h.errors += 1;
+        }
+        h.done += 1;
+    }
+    if h.done >= h.total {
+        all_done(ctx);
+    } else {
+        next(ctx, slot);
+    }
+}
+
+fn got_conn(ctx: C) -> Result<(), HandlerError> {
+    let r: Response = ctx.take_arg(0)?;
+    let slot = *r
+        .context_ref::<usize>()
+        .ok_or_else(|| HandlerError::new("response without a slot"))?;
+    let from_cache = r.from_cache();
+    let mut conn = match r.connection {
+        Ok(c) => c,
+        Err(f) => {
+            eprintln!("request failed: {f}");
+            finish_job(ctx, slot, false);
+            return Ok(());
+        }
+    };
+    let h = ctx.heap();
+    let request = h.request.clone();
+    if from_cache.is_some() {
+        h.reused += 1;
+    } else {
+        h.new_connections += 1;
+    }
+    let id = conn.start(ctx, |b| {
+        b.filter(StreamFilter::new())
+            .input_event("got_input")
+            .error_event("got_error")
+    })?;
+    if let Some(w) = ctx.wheel_mut::<ReadWrite>(id) {
+        w.put_one(request.as_slice())?;
+    }
+    let h = ctx.heap();
+    let s = &mut h.slots[slot];
+    s.conn = Some(conn);
+    s.wheel = Some(id);
+    s.reused = from_cache.is_some();
+    s.parser.reset();
+    h.by_wheel.insert(id, slot);
     Ok(())
+}
+
+fn got_input(ctx: C) -> Result<(), HandlerError> {
+    let chunk: Vec<u8> = ctx.take_arg(0)?;
+    let id: WheelId = *ctx.arg(1)?;
+    let Some(&slot) = ctx.heap().by_wheel.get(&id) else {
+        return Ok(());
+    };
+    let parsed = ctx.heap().slots[slot].parser.feed(&chunk);
+    match parsed {
+        Ok(Parse::Incomplete) => Ok(()),
+        Ok(Parse::Done(info)) => {
+            if !info.keep_alive {
+                if let Some(mut c) = ctx.heap().slots[slot].conn.take() {
+                    c.close(ctx);
+                }
+            }
+            let ok = (200..400).contains(&info.status);
+            if !ok {
+                eprintln!("HTTP status {}", info.status);
+            }
+            finish_job(ctx, slot, ok);
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("bad response: {e}");
+            if let Some(mut c) = ctx.heap().slots[slot].conn.take() {
+                c.close(ctx);
+            }
+            finish_job(ctx, slot, false);
+            Ok(())
+        }
+    }
+}
+
+fn got_error(ctx: C) -> Result<(), HandlerError> {
+    let op: String = ctx.arg::<String>(0)?.clone();
+    let errnum: i32 = *ctx.arg(1)?;
+    let errstr: String = ctx.arg::<String>(2)?.clone();
+    let id: WheelId = *ctx.arg(3)?;
+    let Some(&slot) = ctx.heap().by_wheel.get(&id) else {
+        return Ok(());
+    };
+    let h = ctx.heap();
+    h.by_wheel.remove(&id);
+    let s = &mut h.slots[slot];
+    s.wheel = None;
+    let mut conn = s.conn.take();
+    if let Some(c) = conn.as_mut() {
+        c.close(ctx);
+    }
+    drop(conn);
+    let h = ctx.heap();
+    let s = &mut h.slots[slot];
+    // A body delimited by the close ends here.
+    if errnum == 0 && op == "read" {
+        if let Ok(Parse::Done(info)) = s.parser.eof() {
+            let ok = (200..400).contains(&info.status);
+            finish_job(ctx, slot, ok);
+            return Ok(());
+        }
+    }
+    let untouched = !s.parser.started();
+    let can_retry = s.reused && untouched && s.job.as_ref().is_some_and(|j| !j.retried);
+    if can_retry {
+        // The server closed the idle connection as we reused it: once more, on a new one.
+        if let Some(j) = s.job.as_mut() {
+            j.retried = true;
+        }
+        h.retries += 1;
+        allocate(ctx, slot);
+        return Ok(());
+    }
+    eprintln!("{op} error {errnum}: {errstr}");
+    finish_job(ctx, slot, false);
+    Ok(())
+}
+
+fn all_done(ctx: C) {
+    let h = ctx.heap();
+    if h.done > h.total {
+        return;
+    }
+    h.done = h.total + 1;
+    let elapsed = h.started.elapsed();
+    let mut lat = std::mem::take(&mut h.latencies);
+    lat.sort_unstable();
+    let pct = |p: f64| -> u32 {
+        if lat.is_empty() {
+            0
+        } else {
+            lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1]
+        }
+    };
+    let rps = h.total as f64 / elapsed.as_secs_f64().max(1e-9);
+    if h.retries > 0 {
+        eprintln!("retried on a new connection: {}", h.retries);
+    }
+    println!(
+        "requests={} errors={} new_connections={} reused={} rps={:.0} p50_us={} p99_us={}",
+        h.total,
+        h.errors,
+        h.new_connections,
+        h.reused,
+        rps,
+        pct(0.50),
+        pct(0.99)
+    );
+    let ka = h.ka.clone();
+    let embedded = h.embedded;
+    ka.shutdown(ctx);
+    if embedded {
+        let _ = ctx.post("embedded_http", "shutdown", ());
+    }
+}
+
+fn run(o: Options) -> Result<u64, String> {
+    let mut kernel = Kernel::new().map_err(|e| e.to_string())?;
+    let (url, embedded) = match &o.url {
+        Some(u) => (parse_url(u)?, false),
+        None => {
+            let port = embedded_server(&mut kernel)?;
+            (
+                Url {
+                    scheme: "http".into(),
+                    host: "127.0.0.1".into(),
+                    port,
+                    path: "/".into(),
+                },
+                true,
+            )
+        }
+    };
+    println!(
+        "fetching {}://{}:{}{} requests={} in_flight={}{}",
+        url.scheme,
+        url.host,
+        url.port,
+        url.path,
+        o.requests,
+        o.concurrency,
+        if embedded { " (embedded server)" } else { "" }
+    );
+    let ka = Keepalive::builder()
+        .max_per_host(o.concurrency)
+        .max_open(o.concurrency.max(128))
+        .timeout(Duration::from_secs(30))
+        .build(&mut kernel)
+        .map_err(|e| e.to_string())?;
+    let request = Rc::new(get_request(&url.host, url.port, &url.path));
+    let workers = o.concurrency.min(o.requests as usize);
+    let client = Client {
+        ka,
+        url: Rc::new(url),
+        request,
+        total: o.requests,
+        issued: 0,
+        done: 0,
+        errors: 0,
+        new_connections: 0,
+        reused: 0,
+        retries: 0,
+        latencies: Vec::with_capacity(o.requests as usize),
+        slots: (0..workers)
+            .map(|_| Slot {
+                job: None,
+                conn: None,
+                wheel: None,
+                reused: false,
+                parser: ResponseParser::new(),
+            })
+            .collect(),
+        by_wheel: HashMap::new(),
+        started: Instant::now(),
+        embedded,
+    };
+    let errors = Rc::new(std::cell::Cell::new(0u64));
+    let errs = errors.clone();
+    kernel
+        .create(
+            Session::new(client)
+                .on("_start", move |ctx| {
+                    ctx.heap().started = Instant::now();
+                    for slot in 0..ctx.heap().slots.len() {
+                        next(ctx, slot);
+                    }
+                })
+                .on("got_conn", got_conn)
+                .on("got_input", got_input)
+                .on("got_error", got_error)
+                .on("_stop", move |ctx| errs.set(ctx.heap().errors)),
+        )
+        .map_err(|e| e.to_string())?;
+    kernel.run().map_err(|e| e.to_string())?;
+    Ok(errors.get())
+}
+
+fn main() -> ExitCode {
+    env_logger::init();
+    let o = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(o) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! [`reactor`] kernel; until it lands, the crate re-exports the kernel so that a
 //! program depending on `keepalive` reaches the whole event model.
 
+pub mod http;
 mod manager;
 pub mod pool;
 pub mod resolver;
