@@ -244,6 +244,9 @@ pub struct Connection {
     conn: ConnId,
     key: Arc<PoolKey>,
     stream: Option<Stream>,
+    /// The socket may still be registered with the poller (see
+    /// `Kernel::wheel_take_registered`).
+    registered: bool,
     wheel: Option<WheelHandle>,
     closed: bool,
     home: Rc<Shared>,
@@ -262,13 +265,16 @@ impl Connection {
     ) -> Result<WheelId, reactor::Error> {
         if let Some(h) = self.wheel.take() {
             self.stream = kernel
-                .wheel_take::<ReadWrite>(h)
+                .wheel_take_registered::<ReadWrite>(h)
                 .and_then(|rw| rw.into_handle::<Stream>());
+            self.registered = true;
         }
         let Some(stream) = self.stream.take() else {
             return Err(reactor::Error::InvalidArgument("connection is closed"));
         };
-        let handle = configure(ReadWrite::builder(stream)).build(kernel)?;
+        let handle = configure(ReadWrite::builder(stream))
+            .registered(self.registered)
+            .build(kernel)?;
         let id = handle.id();
         self.wheel = Some(handle);
         Ok(id)
@@ -331,17 +337,21 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.home.returns.borrow_mut().push(Returned {
             conn: self.conn,
+            registered: self.registered,
             stream: self.stream.take(),
             wheel: self.wheel.take(),
             closed: self.closed,
         });
-        self.reclaim.post(());
+        if !self.home.housekeeping.replace(true) {
+            self.reclaim.post(());
+        }
     }
 }
 
 /// A connection given back, waiting for the manager to take its socket.
 struct Returned {
     conn: ConnId,
+    registered: bool,
     stream: Option<Stream>,
     wheel: Option<WheelHandle>,
     closed: bool,
@@ -460,9 +470,9 @@ impl KeepaliveBuilder {
                 out: 0,
                 timer: None,
                 to_watch: Vec::new(),
-                watch_posted: false,
             }),
             returns: RefCell::new(Vec::new()),
+            housekeeping: std::cell::Cell::new(false),
         });
         let ka = Keepalive { shared };
         ka.ensure_session(kernel)?;
@@ -494,6 +504,8 @@ impl fmt::Debug for Keepalive {
 struct Shared {
     inner: RefCell<Inner>,
     returns: RefCell<Vec<Returned>>,
+    /// A `ka_housekeeping` event is on its way (returns to take, idle sockets to watch).
+    housekeeping: std::cell::Cell<bool>,
 }
 
 struct ReqMeta {
@@ -513,7 +525,7 @@ enum Watch {
     /// TLS handshake: waiting for readability or writability.
     TlsRead,
     TlsWrite,
-    /// Idle, a watch is due (registered at the next `ka_watch`).
+    /// Idle, a watch is due (registered at the next `ka_housekeeping`).
     IdlePending,
     /// Idle and watched for readability.
     Idle,
@@ -522,6 +534,8 @@ enum Watch {
 struct Sock {
     id: ConnId,
     stream: Option<Stream>,
+    /// The stream may still be registered with the poller by the last wheel on it.
+    registered: bool,
     watch: Watch,
 }
 
@@ -540,7 +554,6 @@ struct Inner {
     out: usize,
     timer: Option<(reactor::AlarmId, Duration)>,
     to_watch: Vec<ConnId>,
-    watch_posted: bool,
 }
 
 fn lookup_key(l: LookupId) -> u64 {
@@ -674,11 +687,12 @@ fn manager_session(sh: Rc<Shared>) -> Session<()> {
                 Err(_) => Value::none(),
             }
         })
-        .on("ka_reclaim", move |ctx| {
-            let mut inner = s3.inner.borrow_mut();
-            s3.drain_returns(ctx.kernel(), &mut inner);
-        })
-        .on("ka_watch", move |ctx| {
+        .on("ka_housekeeping", move |ctx| {
+            s3.housekeeping.set(false);
+            {
+                let mut inner = s3.inner.borrow_mut();
+                s3.drain_returns(ctx.kernel(), &mut inner);
+            }
             s4.watch_idle(ctx.kernel());
         })
         .on("ka_conn_ready", move |ctx| {
@@ -727,7 +741,7 @@ impl Shared {
         // Watchers and timers went with the session; nothing registered is left.
         inner.timer = None;
         inner.dns_watched = false;
-        inner.watch_posted = false;
+        self.housekeeping.set(false);
         for s in inner.socks.iter_mut().flatten() {
             if s.watch == Watch::Idle {
                 s.watch = Watch::IdlePending;
@@ -839,25 +853,33 @@ impl Shared {
         }
         let Returned {
             conn,
+            mut registered,
             mut stream,
             wheel,
             closed,
         } = r;
         let mut clean = !closed;
+        let mut checked = false;
+        let mut unread = false;
         if let Some(h) = wheel {
-            match k.wheel_take::<ReadWrite>(h) {
+            match k.wheel_take_registered::<ReadWrite>(h) {
                 Some(rw) => {
-                    if rw.input_pending_octets() > 0 || rw.get_driver_out_octets() > 0 {
+                    // The wheel knows what the poller last said: known unread input, a
+                    // shut-down direction or unsent output make the socket unfit. Input that
+                    // came since is caught by the check at hand-out.
+                    unread = rw.input_ready() || rw.input_pending_octets() > 0;
+                    if unread || rw.is_shut_down() || rw.get_driver_out_octets() > 0 {
                         clean = false;
                     }
+                    checked = true;
+                    registered = true;
                     stream = rw.into_handle::<Stream>();
                 }
                 None => clean = false,
             }
         }
-        let mut unread = false;
         if let Some(s) = stream.as_mut() {
-            if clean && !s.is_quiet() {
+            if clean && !checked && !s.is_quiet() {
                 clean = false;
                 unread = true;
             }
@@ -875,6 +897,7 @@ impl Shared {
                 if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                     if s.id == conn {
                         s.stream = stream;
+                        s.registered = registered;
                     }
                 }
                 self.perform(k, inner, actions);
@@ -885,7 +908,6 @@ impl Shared {
 
     fn watch_idle(self: &Rc<Self>, k: &mut Kernel) {
         let mut inner = self.inner.borrow_mut();
-        inner.watch_posted = false;
         let list = std::mem::take(&mut inner.to_watch);
         for conn in list {
             if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
@@ -893,6 +915,7 @@ impl Shared {
                     if let Some(st) = &s.stream {
                         if k.select_read(&st.as_raw_fd(), "ka_idle", (conn,)).is_ok() {
                             s.watch = Watch::Idle;
+                            s.registered = true;
                         }
                     }
                 }
@@ -965,6 +988,38 @@ impl Shared {
         let now = Self::now(inner, k).max(due.unwrap_or_default());
         let actions = inner.pool.advance(now);
         self.perform(k, inner, actions);
+        // The alarm may have been early (it is moved only earlier, see `set_timer`).
+        if inner.timer.is_none() {
+            let next = inner.pool.next_deadline();
+            self.set_timer(k, inner, next);
+        }
+    }
+
+    /// Keeps one kernel alarm at or before the pool's earliest deadline. It is moved only
+    /// to an earlier time: a later deadline, or none, leaves it where it is (it fires,
+    /// finds nothing due and is set again), which saves a cancel and a set per hand-out.
+    /// It is removed when the pool holds nothing, so it never keeps the kernel running.
+    fn set_timer(&self, k: &mut Kernel, inner: &mut Inner, at: Option<Duration>) {
+        match at {
+            Some(at) if inner.timer.is_some_and(|(_, armed)| armed <= at) => {}
+            Some(at) => {
+                if let Some((id, _)) = inner.timer.take() {
+                    let _ = k.alarm_remove(id);
+                }
+                let now = Self::now(inner, k);
+                if let Ok(id) = k.delay_set("ka_timer", at.saturating_sub(now), ()) {
+                    inner.timer = Some((id, at));
+                }
+            }
+            None => {
+                let g = inner.pool.gauges();
+                if g.open() == 0 && g.queued == 0 && g.resolving == 0 {
+                    if let Some((id, _)) = inner.timer.take() {
+                        let _ = k.alarm_remove(id);
+                    }
+                }
+            }
+        }
     }
 
     fn connect_ready(self: &Rc<Self>, k: &mut Kernel, conn: ConnId) {
@@ -1175,6 +1230,7 @@ impl Shared {
                             inner.socks[i] = Some(Sock {
                                 id: conn,
                                 stream: Some(Stream::Tcp(tcp)),
+                                registered: false,
                                 watch,
                             });
                             log::debug!("{conn}: connecting to {ip}:{}", key.port);
@@ -1183,6 +1239,7 @@ impl Shared {
                             inner.socks[i] = Some(Sock {
                                 id: conn,
                                 stream: None,
+                                registered: false,
                                 watch: Watch::None,
                             });
                             log::debug!("{conn}: connect to {ip}:{} failed: {f}", key.port);
@@ -1209,25 +1266,13 @@ impl Shared {
                         if s.id == conn {
                             s.watch = Watch::IdlePending;
                             inner.to_watch.push(conn);
-                            if !inner.watch_posted {
-                                inner.watch_posted = true;
-                                let _ = k.yield_("ka_watch", ());
+                            if !self.housekeeping.replace(true) {
+                                let _ = k.yield_("ka_housekeeping", ());
                             }
                         }
                     }
                 }
-                Action::SetTimer { at } => {
-                    if let Some((id, _)) = inner.timer.take() {
-                        let _ = k.alarm_remove(id);
-                    }
-                    if let Some(at) = at {
-                        let now = Self::now(inner, k);
-                        let wait = at.saturating_sub(now);
-                        if let Ok(id) = k.delay_set("ka_timer", wait, ()) {
-                            inner.timer = Some((id, at));
-                        }
-                    }
-                }
+                Action::SetTimer { at } => self.set_timer(k, inner, at),
                 Action::Respond {
                     request,
                     stage,
@@ -1297,14 +1342,17 @@ impl Shared {
             }
             Outcome::Connected { conn, origin } => {
                 let mut stream = None;
+                let mut registered = false;
                 if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                     if s.id == conn {
                         if s.watch == Watch::Idle {
                             if let Some(st) = &s.stream {
                                 let _ = k.select_read_clear(&st.as_raw_fd());
                             }
+                            s.registered = false;
                         }
                         s.watch = Watch::None;
+                        registered = s.registered;
                         stream = s.stream.take();
                     }
                 }
@@ -1312,7 +1360,7 @@ impl Shared {
                     Some(p) => p.clone(),
                     None => {
                         let me = k.get_active_session();
-                        let p = k.postback(me, "ka_reclaim", Args::new());
+                        let p = k.postback(me, "ka_housekeeping", Args::new());
                         inner.reclaim = Some(p.clone());
                         p
                     }
@@ -1328,6 +1376,7 @@ impl Shared {
                         conn,
                         key: ckey,
                         stream,
+                        registered,
                         wheel: None,
                         closed: false,
                         home: self.clone(),

@@ -112,7 +112,8 @@
 //! taken as the latest one, and deadlines saturate at [`Duration::MAX`], so no call sequence
 //! panics.
 
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -995,9 +996,9 @@ pub struct Pool {
     requests: Arena<Req>,
     conns: Arena<Conn>,
     lookups: Arena<Lookup>,
-    lookup_by_host: HashMap<String, LookupId>,
+    lookup_by_host: FxHashMap<String, LookupId>,
     hosts: Arena<Host>,
-    host_by_key: HashMap<Arc<PoolKey>, HostId>,
+    host_by_key: FxHashMap<Arc<PoolKey>, HostId>,
     /// All idle sockets by free order: the first is the least recently freed.
     lru: BTreeMap<u64, ConnId>,
     /// Keys with waiters and room under `max_per_host`, by their oldest waiter's `seq`.
@@ -1024,9 +1025,9 @@ impl Pool {
             requests: Arena::new(),
             conns: Arena::new(),
             lookups: Arena::new(),
-            lookup_by_host: HashMap::new(),
+            lookup_by_host: FxHashMap::default(),
             hosts: Arena::new(),
-            host_by_key: HashMap::new(),
+            host_by_key: FxHashMap::default(),
             lru: BTreeMap::new(),
             runnable: BTreeMap::new(),
             timers: BTreeMap::new(),
@@ -1498,7 +1499,7 @@ impl Pool {
             self.host_by_key.len(),
             self.hosts.len()
         );
-        let mut per_host: HashMap<HostId, [usize; 5]> = HashMap::new();
+        let mut per_host: FxHashMap<HostId, [usize; 5]> = FxHashMap::default();
         for (k, host) in self.hosts.iter() {
             let h = HostId(k);
             ensure!(

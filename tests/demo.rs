@@ -1,5 +1,6 @@
-//! The demo runs to completion and prints its one summary line; bad arguments are a clear
-//! error, not a panic.
+//! The main demo: with no arguments it fetches from its embedded keep-alive server and
+//! prints one summary line; with `--url` it fetches from a real server; bad arguments are
+//! a clear error, not a panic.
 
 mod common;
 
@@ -9,10 +10,18 @@ fn demo() -> Command {
     Command::new(common::example("demo"))
 }
 
+/// The numbers of the summary line, by name.
+fn summary(line: &str) -> std::collections::HashMap<String, f64> {
+    line.split(' ')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.parse().expect("a number")))
+        .collect()
+}
+
 #[test]
-fn demo_prints_the_summary_line() {
+fn demo_fetches_from_its_embedded_server() {
     let out = demo()
-        .args(["--sessions", "7", "--hops", "50"])
+        .args(["-n", "1000", "-c", "4"])
         .output()
         .expect("demo runs");
     assert!(
@@ -22,16 +31,50 @@ fn demo_prints_the_summary_line() {
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let line = text.lines().last().expect("a summary line");
-    assert!(
-        line.starts_with("sessions=7 hops=50 events=100 elapsed_ms="),
-        "{line}"
-    );
-    assert!(line.contains(" events_per_sec="), "{line}");
+    assert!(line.starts_with("requests=1000 errors=0 "), "{line}");
+    let s = summary(line);
+    for key in ["new_connections", "reused", "rps", "p50_us", "p99_us"] {
+        assert!(s.contains_key(key), "{key} missing in {line}");
+    }
+    // The embedded server closes a connection after 100 requests: 1000 requests over 4
+    // workers need at least 10 connections, and every other request reuses one.
+    assert!(s["new_connections"] >= 10.0, "{line}");
+    assert_eq!(s["new_connections"] + s["reused"], 1000.0, "{line}");
+    assert!(s["p50_us"] <= s["p99_us"], "{line}");
 }
 
 #[test]
 fn demo_rejects_bad_arguments() {
-    let out = demo().args(["--hops", "many"]).output().expect("demo runs");
+    let out = demo().args(["-n", "many"]).output().expect("demo runs");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--hops needs a positive number"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-n needs a positive number"));
+    let out = demo()
+        .args(["--url", "ftp://x/"])
+        .output()
+        .expect("demo runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported scheme"));
+}
+
+#[test]
+fn demo_reports_errors_against_a_closed_port() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let out = demo()
+        .args([
+            "--url",
+            &format!("http://127.0.0.1:{port}/"),
+            "-n",
+            "3",
+            "-c",
+            "2",
+        ])
+        .output()
+        .expect("demo runs");
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().last().expect("a summary line");
+    assert!(line.starts_with("requests=3 errors=3 "), "{line}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Connection refused"));
 }

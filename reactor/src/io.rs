@@ -17,6 +17,11 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
+
+/// `ENOENT` and `EEXIST` as Linux numbers them (epoll's "not registered" and "already
+/// registered").
+const ENOENT: i32 = 2;
+const EEXIST: i32 = 17;
 use std::panic::Location;
 use std::time::Duration;
 
@@ -103,10 +108,23 @@ impl Io {
         let want = rec.interest();
         let token = Self::token(key, rec.gen);
         let reg = self.poll.registry();
+        // A descriptor may still be registered by a wheel taken out with its registration
+        // kept (`Kernel::wheel_take_registered`), or not be registered any more after such
+        // a registration was taken over and ended: correct the guess either way.
+        let fd = &mut SourceFd(&rec.fd);
         match (rec.registered, want) {
-            (None, Some(i)) => reg.register(&mut SourceFd(&rec.fd), token, i)?,
-            (Some(_), Some(i)) => reg.reregister(&mut SourceFd(&rec.fd), token, i)?,
-            (Some(_), None) => reg.deregister(&mut SourceFd(&rec.fd))?,
+            (None, Some(i)) => match reg.register(fd, token, i) {
+                Err(e) if e.raw_os_error() == Some(EEXIST) => reg.reregister(fd, token, i)?,
+                r => r?,
+            },
+            (Some(_), Some(i)) => match reg.reregister(fd, token, i) {
+                Err(e) if e.raw_os_error() == Some(ENOENT) => reg.register(fd, token, i)?,
+                r => r?,
+            },
+            (Some(_), None) => match reg.deregister(fd) {
+                Err(e) if e.raw_os_error() == Some(ENOENT) => {}
+                r => r?,
+            },
             (None, None) => {}
         }
         rec.registered = want;

@@ -8,11 +8,17 @@ use crate::io::Mode;
 use crate::kernel::Kernel;
 use crate::value::IntoArgs;
 use mio::event::Source;
+use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use std::any::Any;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+/// `ENOENT` and `EEXIST` as Linux numbers them (epoll's "not registered" and "already
+/// registered").
+const ENOENT: i32 = 2;
+const EEXIST: i32 = 17;
 use std::rc::Rc;
 
 /// A readable, pollable handle (POE's `InputHandle`): any `Read + mio Source + AsFd`.
@@ -159,6 +165,9 @@ pub struct ReadWrite {
     low_mark: Option<usize>,
     high_state: bool,
     auto_flush: bool,
+    /// The handle may still be registered with the poller (see
+    /// [`ReadWriteBuilder::registered`]).
+    registered: bool,
     block_size: usize,
 }
 
@@ -173,6 +182,7 @@ pub struct ReadWriteBuilder {
     low_mark: Option<usize>,
     auto_flush: bool,
     block_size: usize,
+    registered: bool,
 }
 
 const DEFAULT_BLOCK: usize = 65536;
@@ -199,6 +209,7 @@ impl ReadWrite {
             low_mark: None,
             auto_flush: false,
             block_size: DEFAULT_BLOCK,
+            registered: false,
         }
     }
 }
@@ -257,6 +268,15 @@ impl ReadWriteBuilder {
     /// Bytes per read (POE's `Driver => POE::Driver::SysRW->new(BlockSize => N)`).
     pub fn block_size(mut self, n: usize) -> Self {
         self.block_size = n;
+        self
+    }
+
+    /// Says that the handle is probably still registered with this kernel's poller,
+    /// left there by a wheel taken out with [`Kernel::wheel_take_registered`]: the new
+    /// wheel takes the registration over with one `reregister` instead of a `register`.
+    /// Wrong guesses are corrected (at the cost of one more system call).
+    pub fn registered(mut self, on: bool) -> Self {
+        self.registered = on;
         self
     }
 
@@ -319,7 +339,7 @@ impl ReadWriteBuilder {
             low_mark: self.low_mark,
             high_state: false,
             auto_flush: self.auto_flush,
-
+            registered: self.registered,
             block_size: self.block_size,
         };
         kernel.wheel_insert(w)
@@ -744,12 +764,27 @@ impl Wheel for ReadWrite {
         };
         match &mut self.handles {
             Handles::Duplex(h) => {
-                let rs = h.reader().read_source();
-                if unpollable(registry.register(
-                    rs,
-                    tokens[0],
-                    Interest::READABLE | Interest::WRITABLE,
-                ))? {
+                // By descriptor, so a registration left by an earlier wheel on the same
+                // socket can be taken over (see `ReadWriteBuilder::registered`).
+                let fd = h.reader().read_fd().as_raw_fd();
+                let mut src = SourceFd(&fd);
+                let both = Interest::READABLE | Interest::WRITABLE;
+                let r = if self.registered {
+                    match registry.reregister(&mut src, tokens[0], both) {
+                        Err(e) if e.raw_os_error() == Some(ENOENT) => {
+                            registry.register(&mut src, tokens[0], both)
+                        }
+                        r => r,
+                    }
+                } else {
+                    match registry.register(&mut src, tokens[0], both) {
+                        Err(e) if e.raw_os_error() == Some(EEXIST) => {
+                            registry.reregister(&mut src, tokens[0], both)
+                        }
+                        r => r,
+                    }
+                };
+                if unpollable(r)? {
                     self.in_unpollable = true;
                     self.out_unpollable = true;
                 }
@@ -769,7 +804,8 @@ impl Wheel for ReadWrite {
     fn deregister(&mut self, registry: &Registry) {
         match &mut self.handles {
             Handles::Duplex(h) => {
-                let _ = registry.deregister(h.reader().read_source());
+                let fd = h.reader().read_fd().as_raw_fd();
+                let _ = registry.deregister(&mut SourceFd(&fd));
             }
             Handles::Split(r, w) => {
                 let _ = registry.deregister(r.read_source());
@@ -816,6 +852,19 @@ impl ReadWrite {
     /// Bytes per read.
     pub fn block_size(&self) -> usize {
         self.block_size
+    }
+
+    /// Whether the wheel knows of input waiting in the handle: readiness the poller
+    /// reported and no read has used up yet, or the peer's end. (It cannot know of bytes
+    /// that arrived since the last poll.)
+    pub fn input_ready(&self) -> bool {
+        self.read_ready || self.peer_closed
+    }
+
+    /// Whether either direction was shut down (by [`shutdown_input`](Self::shutdown_input),
+    /// [`shutdown_output`](Self::shutdown_output) or an error).
+    pub fn is_shut_down(&self) -> bool {
+        !self.input_open || !self.output_open
     }
 
     /// Input read from the handle but not yet delivered: bytes the input filter still
