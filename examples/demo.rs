@@ -24,11 +24,16 @@ use keepalive::http::{get_request, Parse, ResponseParser};
 use keepalive::reactor::component::ServerTcpBuilder;
 use keepalive::reactor::filter::Stream as StreamFilter;
 use keepalive::reactor::{Ctx, HandlerError, Kernel, ReadWrite, Session, WheelId};
-use keepalive::{Connection, Keepalive, Request, Response};
+use keepalive::{Connection, Keepalive, PoolKey, Request, Response};
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The demo is an allocation-heavy client loop; a faster allocator is part of its setup.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The embedded server closes a connection after this many requests, as nginx's
 /// `keepalive_requests` does, so the pool also shows connection renewal.
@@ -209,7 +214,9 @@ struct Slot {
 
 struct Client {
     ka: Keepalive,
-    url: Rc<Url>,
+    /// The pool key and event name, built once for every request.
+    key: Arc<PoolKey>,
+    event: Rc<str>,
     request: Rc<Vec<u8>>,
     total: u64,
     issued: u64,
@@ -229,7 +236,7 @@ type C<'a, 'b> = &'a mut Ctx<'b, Client>;
 
 impl Client {
     fn request_for(&self, slot: usize) -> Request {
-        Request::new(&self.url.scheme, &self.url.host, self.url.port, "got_conn").context(slot)
+        Request::for_key(self.key.clone(), self.event.clone()).context(slot)
     }
 }
 
@@ -470,7 +477,8 @@ fn run(o: Options) -> Result<u64, String> {
     let workers = o.concurrency.min(o.requests as usize);
     let client = Client {
         ka,
-        url: Rc::new(url),
+        key: Arc::new(PoolKey::new(&url.scheme, &url.host, url.port)),
+        event: Rc::from("got_conn"),
         request,
         total: o.requests,
         issued: 0,

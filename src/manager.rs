@@ -10,7 +10,7 @@ use crate::resolver::{Resolver, ResolverKind};
 use crate::stream::Stream;
 use crate::tls::{Handshake, TlsStream};
 use reactor::wheel::ReadWriteBuilder;
-use reactor::{Args, Kernel, Postback, ReadWrite, Session, SessionId, Value, WheelHandle, WheelId};
+use reactor::{Args, Kernel, Postback, ReadWrite, Session, SessionId, WheelHandle, WheelId};
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -120,7 +120,7 @@ fn io_failure(function: &str, e: &io::Error) -> Failure {
 /// One `allocate` request: Perl's `allocate(scheme, addr, port, event, context, timeout,
 /// for_scheme, for_addr, for_port)`.
 pub struct Request {
-    key: PoolKey,
+    key: Arc<PoolKey>,
     event: Rc<str>,
     context: Box<dyn Any>,
     timeout: Option<Duration>,
@@ -131,11 +131,27 @@ impl Request {
     /// `scheme` (`"https"` means TLS); the answer arrives as `event` in the calling session.
     pub fn new(scheme: &str, addr: &str, port: u16, event: &str) -> Request {
         Request {
-            key: PoolKey::new(scheme, addr, port),
+            key: Arc::new(PoolKey::new(scheme, addr, port)),
             event: Rc::from(event),
             context: Box::new(()),
             timeout: None,
         }
+    }
+
+    /// A request for a key and event name built once and shared by many requests: the
+    /// same as [`new`](Request::new) without building the strings again.
+    pub fn for_key(key: Arc<PoolKey>, event: Rc<str>) -> Request {
+        Request {
+            key,
+            event,
+            context: Box::new(()),
+            timeout: None,
+        }
+    }
+
+    /// The pool key asked for.
+    pub fn key(&self) -> &Arc<PoolKey> {
+        &self.key
     }
 
     /// Any value, handed back intact in the [`Response`] (Perl's `context`).
@@ -154,7 +170,7 @@ impl Request {
     /// The origin the connection is for (Perl's `for_scheme`, `for_addr`, `for_port`, for
     /// proxies): part of the pool key, so each origin gets its own sockets.
     pub fn for_origin(mut self, scheme: &str, addr: &str, port: u16) -> Self {
-        self.key = self.key.with_origin(scheme, addr, port);
+        self.key = Arc::new((*self.key).clone().with_origin(scheme, addr, port));
         self
     }
 }
@@ -510,6 +526,7 @@ struct Shared {
 
 struct ReqMeta {
     id: RequestId,
+    key: Arc<PoolKey>,
     session: SessionId,
     event: Rc<str>,
     context: Box<dyn Any>,
@@ -559,9 +576,6 @@ struct Inner {
 fn lookup_key(l: LookupId) -> u64 {
     (l.generation() << 32) ^ l.index() as u64
 }
-
-/// A closure run inside the manager's session (through `call`).
-struct Exec(Box<dyn FnOnce(&mut Kernel) -> Value>);
 
 impl Keepalive {
     /// A manager with the default settings (Perl's `new()`).
@@ -640,21 +654,17 @@ impl Keepalive {
         Ok(sid)
     }
 
-    /// Runs `f` as the manager's session (POE's `call` into the component).
-    fn exec<R: 'static>(
+    /// Runs `f` as the manager's session (as POE components `call` into their session).
+    fn exec<R>(
         &self,
         kernel: &mut Kernel,
-        f: impl FnOnce(&mut Kernel, &Rc<Shared>) -> R + 'static,
+        f: impl FnOnce(&mut Kernel, &Rc<Shared>) -> R,
     ) -> Result<R, Error> {
         let sid = self.ensure_session(kernel)?;
         if kernel.get_active_session() == sid {
             return Ok(f(kernel, &self.shared));
         }
-        let sh = self.shared.clone();
-        let job = Exec(Box::new(move |k| Value::new(f(k, &sh))));
-        let v = kernel.call(sid, "ka_exec", (job,))?;
-        v.take::<R>()
-            .map_err(|_| Error::Kernel(reactor::Error::InvalidArgument("ka_exec lost its value")))
+        Ok(kernel.run_as(sid, |k| f(k, &self.shared))?)
     }
 }
 
@@ -680,12 +690,6 @@ fn manager_session(sh: Rc<Shared>) -> Session<()> {
         .on("_stop", move |ctx| {
             let me = ctx.session();
             s2.stopped(me);
-        })
-        .on("ka_exec", move |ctx| -> Value {
-            match ctx.take_arg::<Exec>(0) {
-                Ok(job) => (job.0)(ctx.kernel()),
-                Err(_) => Value::none(),
-            }
         })
         .on("ka_housekeeping", move |ctx| {
             s3.housekeeping.set(false);
@@ -766,7 +770,7 @@ impl Shared {
             context,
             timeout,
         } = request;
-        let mut spec = RequestSpec::new(key);
+        let mut spec = RequestSpec::new(key.clone());
         if let Some(t) = timeout {
             spec = spec.with_timeout(t);
         }
@@ -778,6 +782,7 @@ impl Shared {
         }
         inner.reqs[i] = Some(ReqMeta {
             id: rid,
+            key,
             session: requester,
             event,
             context,
@@ -867,11 +872,13 @@ impl Shared {
                     // The wheel knows what the poller last said: known unread input, a
                     // shut-down direction or unsent output make the socket unfit. Input that
                     // came since is caught by the check at hand-out.
-                    unread = rw.input_ready() || rw.input_pending_octets() > 0;
+                    unread = rw.input_pending_octets() > 0;
                     if unread || rw.is_shut_down() || rw.get_driver_out_octets() > 0 {
                         clean = false;
                     }
-                    checked = true;
+                    // Readiness not yet used up (the last read filled the buffer) says
+                    // nothing certain: look at the socket then.
+                    checked = !rw.input_ready();
                     registered = true;
                     stream = rw.into_handle::<Stream>();
                 }
@@ -879,7 +886,10 @@ impl Shared {
             }
         }
         if let Some(s) = stream.as_mut() {
-            if clean && !checked && !s.is_quiet() {
+            // Without a wheel's word, or when the socket goes straight to a waiter (a
+            // hand-out), look at the socket itself.
+            let peek = !checked || inner.pool.has_waiters(conn);
+            if clean && peek && !s.is_quiet() {
                 clean = false;
                 unread = true;
             }
@@ -1334,7 +1344,6 @@ impl Shared {
         if meta.held {
             let _ = k.refcount_decrement(meta.session, REQUESTER_TAG);
         }
-        let key = inner.pool.request_key(request).cloned();
         let (connection, origin) = match outcome {
             Outcome::Failed(f) => {
                 log::debug!("{request}: {f}");
@@ -1386,12 +1395,9 @@ impl Shared {
                 )
             }
         };
-        let key = key
-            .or_else(|| connection.as_ref().ok().map(|c| c.key.clone()))
-            .unwrap_or_else(|| Arc::new(PoolKey::new("", "", 0)));
         let response = Response {
             request,
-            key,
+            key: meta.key,
             context: meta.context,
             connection,
             origin,

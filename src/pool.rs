@@ -451,16 +451,20 @@ impl fmt::Display for PoolKey {
 /// What [`Pool::allocate`] is asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestSpec {
-    /// The pool key; its `addr` is resolved unless it parses as an IP address.
-    pub key: PoolKey,
+    /// The pool key; its `addr` is resolved unless it parses as an IP address. Shared, so
+    /// a caller that asks for the same key again and again builds it once.
+    pub key: Arc<PoolKey>,
     /// This request's timeout, instead of [`Settings::timeout`].
     pub timeout: Option<Duration>,
 }
 
 impl RequestSpec {
     /// A request for `key` with the pool's default timeout.
-    pub fn new(key: PoolKey) -> Self {
-        RequestSpec { key, timeout: None }
+    pub fn new(key: impl Into<Arc<PoolKey>>) -> Self {
+        RequestSpec {
+            key: key.into(),
+            timeout: None,
+        }
     }
 
     /// Sets this request's timeout.
@@ -1358,6 +1362,16 @@ impl Pool {
         Ok(out)
     }
 
+    /// Whether requests of `conn`'s key wait in its queue: a [`free`](Pool::free) of that
+    /// socket would hand it straight to one of them, so the caller should check the
+    /// socket first (as at any hand-out).
+    pub fn has_waiters(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(conn.0)
+            .and_then(|c| self.hosts.get(c.host.0))
+            .is_some_and(|h| !h.waiters.is_empty())
+    }
+
     /// An idle socket turned readable (data, EOF, error): it is closed
     /// ([`CloseReason::Activity`]).
     pub fn idle_activity(&mut self, conn: ConnId, now: Duration) -> Result<Vec<Action>, CallError> {
@@ -1811,11 +1825,10 @@ impl Pool {
         f(&mut self.counters);
     }
 
-    fn intern(&mut self, key: PoolKey) -> HostId {
-        if let Some(&h) = self.host_by_key.get(&key) {
+    fn intern(&mut self, key: Arc<PoolKey>) -> HostId {
+        if let Some(&h) = self.host_by_key.get(&*key) {
             return h;
         }
-        let key = Arc::new(key);
         let h = HostId(self.hosts.insert(Host {
             key: Arc::clone(&key),
             in_use: 0,

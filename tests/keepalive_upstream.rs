@@ -791,3 +791,475 @@ fn t10_resolver() {
         ["with conn from_cache=None", "without conn from_cache=None"]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 11, 12, 13, 50, 51.
+
+/// Posts `event` to `to` once `cond` holds, checking it every 2 ms from a child session of
+/// the active one (which it keeps alive meanwhile); fails the run after 3 s.
+fn wait_for(
+    k: &mut Kernel,
+    what: &'static str,
+    cond: impl Fn() -> bool + 'static,
+    to: keepalive::reactor::SessionId,
+    event: &'static str,
+) {
+    let start = std::time::Instant::now();
+    k.create(
+        Session::new(())
+            .on("_start", |ctx| ctx.yield_("poll", ()).unwrap())
+            .on("poll", move |ctx| {
+                if cond() {
+                    ctx.post(to, event, ()).unwrap();
+                    return;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(3),
+                    "gave up waiting for {what}"
+                );
+                ctx.delay("poll", 0.002, ()).unwrap();
+            }),
+    )
+    .unwrap();
+}
+
+#[derive(Default)]
+struct Dead {
+    conn: Option<Connection>,
+    wheel: Option<keepalive::reactor::WheelId>,
+}
+
+/// 11_dead_socket: a socket freed with the server's EOF pending is not reused; the waiting
+/// request gets a new connection. Input and error events carry the wheel's id.
+#[test]
+fn t11_dead_socket() {
+    use keepalive::reactor::WheelId;
+    let _s = serial();
+    let _t = common::timeout(10, "t11");
+    let fds = common::open_fds();
+    let mut k = Kernel::new().unwrap();
+    let server = Rc::new(TestServer::spawn(&mut k));
+    let ka = Keepalive::builder()
+        .max_per_host(1)
+        .resolver(v4_resolver())
+        .build(&mut k)
+        .unwrap();
+    let out = log();
+    let port = server.port;
+    let req = move |c: &'static str| Request::new("http", "localhost", port, "got_conn").context(c);
+    k.create(
+        Session::new(Dead::default())
+            .on("_start", {
+                let ka = ka.clone();
+                move |ctx| {
+                    ka.allocate(ctx, req("first")).unwrap();
+                    ka.allocate(ctx, req("second")).unwrap();
+                }
+            })
+            .on("got_conn", {
+                let (o, ka, srv) = (out.clone(), ka.clone(), server.clone());
+                move |ctx| {
+                    let r: Response = ctx.take_arg(0).unwrap();
+                    o.borrow_mut().push(describe(&r));
+                    let which = ctx_of(&r);
+                    // Upstream: `!defined from_cache` for both (fail at once, not later).
+                    assert_eq!(r.from_cache(), None, "{which} must be a new connection");
+                    if which == "second" {
+                        o.borrow_mut().push(format!(
+                            "freed with EOF pending, not reused: {}",
+                            ka.stats().counters.not_reusable
+                        ));
+                    }
+                    let mut c = r.connection.expect("connected");
+                    let input = if which == "first" {
+                        "cleanup1"
+                    } else {
+                        "input"
+                    };
+                    let id = c
+                        .start(ctx, |b| b.error_event("error").input_event(input))
+                        .unwrap();
+                    ctx.heap().conn = Some(c);
+                    ctx.heap().wheel = Some(id);
+                    // The server writes once it has accepted this (its only) client.
+                    let srv = srv.clone();
+                    let me = ctx.session();
+                    wait_for(
+                        ctx,
+                        "the server to accept",
+                        move || srv.client_count() == 1,
+                        me,
+                        "send",
+                    );
+                }
+            })
+            .on("send", {
+                let srv = server.clone();
+                move |ctx| srv.send_something(ctx)
+            })
+            .on("cleanup1", {
+                let (o, srv) = (out.clone(), server.clone());
+                move |ctx| {
+                    let wid = *ctx.arg::<WheelId>(1).unwrap();
+                    let ours = ctx.heap().wheel == Some(wid);
+                    o.borrow_mut()
+                        .push(format!("cleanup1: input from our wheel: {ours}"));
+                    // The server closes: the end is pending on the socket when it is freed.
+                    srv.shutdown_clients(ctx);
+                    ctx.heap().wheel = None;
+                    ctx.heap().conn = None;
+                }
+            })
+            .on("input", {
+                let (o, srv) = (out.clone(), server.clone());
+                move |ctx| {
+                    let wid = *ctx.arg::<WheelId>(1).unwrap();
+                    let ours = ctx.heap().wheel == Some(wid);
+                    o.borrow_mut()
+                        .push(format!("input arrives from new socket: {ours}"));
+                    srv.shutdown_clients(ctx);
+                }
+            })
+            .on("error", {
+                let (o, srv, ka) = (out.clone(), server.clone(), ka.clone());
+                move |ctx| {
+                    let op = ctx.arg::<String>(0).unwrap().clone();
+                    let errnum = *ctx.arg::<i32>(1).unwrap();
+                    let wid = *ctx.arg::<WheelId>(3).unwrap();
+                    let ours = ctx.heap().wheel == Some(wid);
+                    o.borrow_mut()
+                        .push(format!("error {op} {errnum} from our wheel: {ours}"));
+                    if let Some(w) = ctx.heap().wheel.take() {
+                        if let Some(rw) = ctx.wheel_mut::<ReadWrite>(w) {
+                            rw.shutdown_input();
+                            rw.shutdown_output();
+                        }
+                    }
+                    ctx.heap().conn = None;
+                    srv.shutdown(ctx);
+                    ka.shutdown(ctx);
+                }
+            }),
+    )
+    .unwrap();
+    drop((ka, server));
+    finish(k, fds);
+    assert_eq!(
+        *out.borrow(),
+        [
+            "first conn from_cache=None",
+            "cleanup1: input from our wheel: true",
+            "second conn from_cache=None",
+            "freed with EOF pending, not reused: 1",
+            "input arrives from new socket: true",
+            "error read 0 from our wheel: true",
+        ]
+    );
+}
+
+/// 12_extref: a manager made outside any session; the requester lives only for its pending
+/// request; the manager is shut down while the connection is held, which is dropped after:
+/// the program ends cleanly and the held socket is closed (the server sees its end).
+#[test]
+fn t12_extref() {
+    let _s = serial();
+    let _t = common::timeout(10, "t12");
+    let fds = common::open_fds();
+    let mut k = Kernel::new().unwrap();
+    let server = Rc::new(TestServer::spawn(&mut k));
+    // Built before any session exists.
+    let ka = Keepalive::builder().build(&mut k).unwrap();
+    let out = log();
+    let port = server.port;
+    k.create(
+        Session::new(())
+            .on("_start", {
+                let ka = ka.clone();
+                move |ctx| {
+                    // Nothing else keeps this session alive.
+                    ka.allocate(
+                        ctx,
+                        Request::new("http", "127.0.0.1", port, "got_conn").context("first"),
+                    )
+                    .unwrap();
+                }
+            })
+            .on("got_conn", {
+                let (o, ka, srv) = (out.clone(), ka.clone(), server.clone());
+                move |ctx| {
+                    let r: Response = ctx.take_arg(0).unwrap();
+                    o.borrow_mut().push(describe(&r));
+                    let conn = r.connection.expect("connected");
+                    ka.shutdown(ctx);
+                    o.borrow_mut().push(format!(
+                        "shut down holding it: in_use={} shut_down={}",
+                        ka.stats().total.in_use,
+                        ka.is_shut_down()
+                    ));
+                    drop(conn);
+                    let s = srv.clone();
+                    let me = ctx.session();
+                    wait_for(
+                        ctx,
+                        "the server to see the end of the held connection",
+                        move || s.peers.borrow().len() == 1 && s.client_count() == 0,
+                        me,
+                        "closed",
+                    );
+                }
+            })
+            .on("closed", {
+                let (o, srv) = (out.clone(), server.clone());
+                move |ctx| {
+                    o.borrow_mut().push("server saw the end".to_owned());
+                    srv.shutdown(ctx);
+                }
+            }),
+    )
+    .unwrap();
+    drop((ka, server));
+    finish(k, fds);
+    assert_eq!(
+        *out.borrow(),
+        [
+            "first conn from_cache=None",
+            "shut down holding it: in_use=1 shut_down=true",
+            "server saw the end",
+        ]
+    );
+}
+
+/// 13_close: a connection closed (and still held) while the next request is made is not
+/// reused, even with max_open and max_per_host 1: the next request gets a new connection.
+#[test]
+fn t13_close() {
+    let _s = serial();
+    let _t = common::timeout(10, "t13");
+    let fds = common::open_fds();
+    let mut k = Kernel::new().unwrap();
+    let server = Rc::new(TestServer::spawn(&mut k));
+    let ka = Keepalive::builder()
+        .keep_alive(Duration::from_secs(1))
+        .max_open(1)
+        .max_per_host(1)
+        .resolver(v4_resolver())
+        .build(&mut k)
+        .unwrap();
+    let out = log();
+    let port = server.port;
+    let req = move |c: &'static str| Request::new("http", "localhost", port, "got_conn").context(c);
+    k.create(
+        Session::new(())
+            .on("_start", {
+                let ka = ka.clone();
+                move |ctx| {
+                    ka.allocate(ctx, req("first")).unwrap();
+                }
+            })
+            .on("got_conn", {
+                let (o, ka, srv) = (out.clone(), ka.clone(), server.clone());
+                move |ctx| {
+                    let mut r: Response = ctx.take_arg(0).unwrap();
+                    o.borrow_mut().push(describe(&r));
+                    if ctx_of(&r) == "first" {
+                        let c = r.connection.as_mut().expect("connected");
+                        c.start(ctx, |b| b.input_event("nothing")).unwrap();
+                        c.close(ctx);
+                        // The closed connection is still held (by `r`) here.
+                        ka.allocate(ctx, req("second")).unwrap();
+                    } else {
+                        o.borrow_mut().push(format!(
+                            "closed socket not reused: {}",
+                            ka.stats().counters.not_reusable
+                        ));
+                        drop(r);
+                        srv.shutdown(ctx);
+                        ka.shutdown(ctx);
+                    }
+                }
+            })
+            .on("nothing", |_ctx| {}),
+    )
+    .unwrap();
+    drop((ka, server));
+    finish(k, fds);
+    assert_eq!(
+        *out.borrow(),
+        [
+            "first conn from_cache=None",
+            "second conn from_cache=None",
+            "closed socket not reused: 1",
+        ]
+    );
+}
+
+/// 50_bisbee_timeout: a request whose lookup does not answer in time gets exactly one
+/// response, Perl's ("connect", 110); the lookup's late answer produces nothing.
+#[test]
+fn t50_bisbee_timeout() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _s = serial();
+    let _t = common::timeout(10, "t50");
+    let fds = common::open_fds();
+    let mut k = Kernel::new().unwrap();
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Mutex::new(gate);
+    let started = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicBool::new(false));
+    let (st, an) = (started.clone(), answered.clone());
+    // A lookup that takes until the test lets it answer (bounded), then fails.
+    let slow = ResolverKind::Custom(Arc::new(move |_host: &str| {
+        st.store(true, Ordering::SeqCst);
+        let _ = gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .recv_timeout(Duration::from_secs(3));
+        an.store(true, Ordering::SeqCst);
+        Err("Name or service not known".to_owned())
+    }));
+    let ka = Keepalive::builder().resolver(slow).build(&mut k).unwrap();
+    let out = log();
+    k.create(
+        Session::new(())
+            .on("_start", {
+                let ka = ka.clone();
+                move |ctx| {
+                    ka.allocate(
+                        ctx,
+                        Request::new(
+                            "http",
+                            "seriously-hoping-this-never-resolves.fail",
+                            80,
+                            "got_resp",
+                        )
+                        .timeout(Duration::from_millis(1)),
+                    )
+                    .unwrap();
+                }
+            })
+            .on("got_resp", {
+                let o = out.clone();
+                move |ctx| {
+                    let r: Response = ctx.take_arg(0).unwrap();
+                    let f = r.error().expect("no connection");
+                    o.borrow_mut()
+                        .push(format!("{} {:?} {}", f.function, f.errnum, f.errstr));
+                    // Let the lookup answer now, and wait until it has (or until it is
+                    // clear it was dropped before it ran).
+                    let _ = release.send(());
+                    let (st, an) = (started.clone(), answered.clone());
+                    let t0 = std::time::Instant::now();
+                    let me = ctx.session();
+                    wait_for(
+                        ctx,
+                        "the late lookup answer",
+                        move || {
+                            an.load(Ordering::SeqCst)
+                                || (!st.load(Ordering::SeqCst)
+                                    && t0.elapsed() > Duration::from_millis(100))
+                        },
+                        me,
+                        "answered",
+                    );
+                }
+            })
+            .on("answered", |ctx| {
+                // A few more rounds for anything the late answer might cause.
+                ctx.delay("settled", 0.02, ()).unwrap();
+            })
+            .on("settled", {
+                let (o, ka) = (out.clone(), ka.clone());
+                move |_ctx| {
+                    let c = ka.stats().counters;
+                    o.borrow_mut().push(format!(
+                        "timeouts {} resolve failures {}",
+                        c.timeouts, c.resolve_failures
+                    ));
+                }
+            }),
+    )
+    .unwrap();
+    drop(ka);
+    finish(k, fds);
+    assert_eq!(
+        *out.borrow(),
+        [
+            "connect Some(110) Connection timed out",
+            "timeouts 1 resolve failures 0"
+        ]
+    );
+}
+
+/// 51_reiss_reuse: max_open 2, max_per_host 2, two servers; a socket just handed out is
+/// never the one evicted to make room: all five requests get a connection.
+#[test]
+fn t51_reiss_reuse() {
+    let _s = serial();
+    let _t = common::timeout(10, "t51");
+    let fds = common::open_fds();
+    let mut k = Kernel::new().unwrap();
+    let a = Rc::new(TestServer::spawn(&mut k));
+    let b = Rc::new(TestServer::spawn(&mut k));
+    let ka = Keepalive::builder()
+        .max_open(2)
+        .max_per_host(2)
+        .resolver(v4_resolver())
+        .build(&mut k)
+        .unwrap();
+    let out = log();
+    let (pa, pb) = (a.port, b.port);
+    let req =
+        move |c: &'static str, p: u16| Request::new("http", "localhost", p, "got_conn").context(c);
+    k.create(
+        Session::new(0u32)
+            .on("_start", {
+                let ka = ka.clone();
+                move |ctx| {
+                    for c in ["first/1", "first/2", "first/3"] {
+                        ka.allocate(ctx, req(c, pa)).unwrap();
+                    }
+                }
+            })
+            .on("got_conn", {
+                let (o, ka, a, b) = (out.clone(), ka.clone(), a.clone(), b.clone());
+                move |ctx| {
+                    let r: Response = ctx.take_arg(0).unwrap();
+                    match &r.connection {
+                        Ok(_) => o
+                            .borrow_mut()
+                            .push(format!("{} request established", ctx_of(&r))),
+                        Err(f) => o.borrow_mut().push(format!("{} failed: {f}", ctx_of(&r))),
+                    }
+                    drop(r);
+                    *ctx.heap() += 1;
+                    match *ctx.heap() {
+                        1 => {
+                            ka.allocate(ctx, req("second-a", pa)).unwrap();
+                            ka.allocate(ctx, req("second-b", pb)).unwrap();
+                        }
+                        5 => {
+                            a.shutdown(ctx);
+                            b.shutdown(ctx);
+                            ka.shutdown(ctx);
+                        }
+                        _ => {}
+                    }
+                }
+            }),
+    )
+    .unwrap();
+    drop((ka, a, b));
+    finish(k, fds);
+    let mut got = out.borrow().clone();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "first/1 request established",
+            "first/2 request established",
+            "first/3 request established",
+            "second-a request established",
+            "second-b request established",
+        ]
+    );
+}

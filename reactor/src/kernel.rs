@@ -803,6 +803,33 @@ impl Kernel {
         Ok(())
     }
 
+    /// Runs `f` with `session` as the active session, without an event: a component's
+    /// method, called from another session's handler, acts as its own session (its timers,
+    /// watchers and posts are its own, and its posts name it as the sender), as after a
+    /// `call` into it, without the cost of dispatching an event. Fails with
+    /// [`Error::NoSuchSession`] if the session is gone.
+    pub fn run_as<R>(&mut self, session: SessionId, f: impl FnOnce(&mut Kernel) -> R) -> Result<R> {
+        let key = self.key_of(session).ok_or(Error::NoSuchSession)?;
+        if self.sessions[key].freed {
+            return Err(Error::NoSuchSession);
+        }
+        let saved = self.active;
+        self.active = Frame {
+            session,
+            key: Some(key),
+            event: saved.event,
+        };
+        self.sessions[key].depth += 1;
+        let r = f(self);
+        self.active = saved;
+        let rec = &mut self.sessions[key];
+        rec.depth -= 1;
+        if rec.freed && rec.depth == 0 {
+            self.sessions.remove(key);
+        }
+        Ok(r)
+    }
+
     /// Dispatches `event` to a session now and returns its handler's value (POE's `call`).
     ///
     /// A call to the active session runs the handler directly, as POE does: a failure comes
