@@ -316,6 +316,8 @@ fn got_conn(ctx: C) -> Result<(), HandlerError> {
     if let Some(w) = ctx.wheel_mut::<ReadWrite>(id) {
         w.put_one(request.as_slice())?;
     }
+    // Send now rather than at the next I/O phase (POE's `flush`).
+    ReadWrite::flush(ctx, id);
     let h = ctx.heap();
     let s = &mut h.slots[slot];
     s.conn = Some(conn);

@@ -9,7 +9,7 @@ use crate::pool::{
 use crate::resolver::{Resolver, ResolverKind};
 use crate::stream::Stream;
 use crate::tls::{Handshake, TlsStream};
-use reactor::wheel::ReadWriteBuilder;
+use reactor::wheel::{Parking, ReadWriteBuilder};
 use reactor::{Args, Kernel, Postback, ReadWrite, Session, SessionId, WheelHandle, WheelId};
 use std::any::Any;
 use std::cell::RefCell;
@@ -260,9 +260,8 @@ pub struct Connection {
     conn: ConnId,
     key: Arc<PoolKey>,
     stream: Option<Stream>,
-    /// The socket may still be registered with the poller (see
-    /// `Kernel::wheel_take_registered`).
-    registered: bool,
+    /// The poller registration the socket's last wheel left (see `Kernel::wheel_park`).
+    parking: Option<Parking>,
     wheel: Option<WheelHandle>,
     closed: bool,
     home: Rc<Shared>,
@@ -280,17 +279,19 @@ impl Connection {
         configure: impl FnOnce(ReadWriteBuilder) -> ReadWriteBuilder,
     ) -> Result<WheelId, reactor::Error> {
         if let Some(h) = self.wheel.take() {
-            self.stream = kernel
-                .wheel_take_registered::<ReadWrite>(h)
-                .and_then(|rw| rw.into_handle::<Stream>());
-            self.registered = true;
+            if let Some((rw, p)) = kernel.wheel_park::<ReadWrite>(h) {
+                self.stream = rw.into_handle::<Stream>();
+                self.parking = Some(p);
+            }
         }
         let Some(stream) = self.stream.take() else {
             return Err(reactor::Error::InvalidArgument("connection is closed"));
         };
-        let handle = configure(ReadWrite::builder(stream))
-            .registered(self.registered)
-            .build(kernel)?;
+        let mut b = configure(ReadWrite::builder(stream));
+        if let Some(p) = self.parking.take() {
+            b = b.parked(p);
+        }
+        let handle = b.build(kernel)?;
         let id = handle.id();
         self.wheel = Some(handle);
         Ok(id)
@@ -306,6 +307,9 @@ impl Connection {
     /// end at once, and the socket is not reused when the connection is dropped.
     pub fn close(&mut self, kernel: &mut Kernel) {
         self.closed = true;
+        if let Some(p) = self.parking.take() {
+            kernel.wheel_unpark(p);
+        }
         if let Some(h) = self.wheel.take() {
             self.stream = kernel
                 .wheel_take::<ReadWrite>(h)
@@ -353,7 +357,7 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.home.returns.borrow_mut().push(Returned {
             conn: self.conn,
-            registered: self.registered,
+            parking: self.parking.take(),
             stream: self.stream.take(),
             wheel: self.wheel.take(),
             closed: self.closed,
@@ -367,7 +371,7 @@ impl Drop for Connection {
 /// A connection given back, waiting for the manager to take its socket.
 struct Returned {
     conn: ConnId,
-    registered: bool,
+    parking: Option<Parking>,
     stream: Option<Stream>,
     wheel: Option<WheelHandle>,
     closed: bool,
@@ -551,8 +555,8 @@ enum Watch {
 struct Sock {
     id: ConnId,
     stream: Option<Stream>,
-    /// The stream may still be registered with the poller by the last wheel on it.
-    registered: bool,
+    /// The poller registration the stream's last wheel left.
+    parking: Option<Parking>,
     watch: Watch,
 }
 
@@ -858,7 +862,7 @@ impl Shared {
         }
         let Returned {
             conn,
-            mut registered,
+            mut parking,
             mut stream,
             wheel,
             closed,
@@ -867,8 +871,9 @@ impl Shared {
         let mut checked = false;
         let mut unread = false;
         if let Some(h) = wheel {
-            match k.wheel_take_registered::<ReadWrite>(h) {
-                Some(rw) => {
+            match k.wheel_park::<ReadWrite>(h) {
+                Some((rw, p)) => {
+                    parking = Some(p);
                     // The wheel knows what the poller last said: known unread input, a
                     // shut-down direction or unsent output make the socket unfit. Input that
                     // came since is caught by the check at hand-out.
@@ -879,7 +884,6 @@ impl Shared {
                     // Readiness not yet used up (the last read filled the buffer) says
                     // nothing certain: look at the socket then.
                     checked = !rw.input_ready();
-                    registered = true;
                     stream = rw.into_handle::<Stream>();
                 }
                 None => clean = false,
@@ -907,12 +911,19 @@ impl Shared {
                 if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                     if s.id == conn {
                         s.stream = stream;
-                        s.registered = registered;
+                        s.parking = parking;
+                    } else if let Some(p) = parking {
+                        k.wheel_unpark(p);
                     }
                 }
                 self.perform(k, inner, actions);
             }
-            Err(e) => log::debug!("free of {conn}: {e}"),
+            Err(e) => {
+                log::debug!("free of {conn}: {e}");
+                if let Some(p) = parking {
+                    k.wheel_unpark(p);
+                }
+            }
         }
     }
 
@@ -923,9 +934,12 @@ impl Shared {
             if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                 if s.id == conn && s.watch == Watch::IdlePending {
                     if let Some(st) = &s.stream {
+                        // The watch takes the registration over.
+                        if let Some(p) = s.parking.take() {
+                            k.wheel_unpark(p);
+                        }
                         if k.select_read(&st.as_raw_fd(), "ka_idle", (conn,)).is_ok() {
                             s.watch = Watch::Idle;
-                            s.registered = true;
                         }
                     }
                 }
@@ -1240,7 +1254,7 @@ impl Shared {
                             inner.socks[i] = Some(Sock {
                                 id: conn,
                                 stream: Some(Stream::Tcp(tcp)),
-                                registered: false,
+                                parking: None,
                                 watch,
                             });
                             log::debug!("{conn}: connecting to {ip}:{}", key.port);
@@ -1249,7 +1263,7 @@ impl Shared {
                             inner.socks[i] = Some(Sock {
                                 id: conn,
                                 stream: None,
-                                registered: false,
+                                parking: None,
                                 watch: Watch::None,
                             });
                             log::debug!("{conn}: connect to {ip}:{} failed: {f}", key.port);
@@ -1351,17 +1365,16 @@ impl Shared {
             }
             Outcome::Connected { conn, origin } => {
                 let mut stream = None;
-                let mut registered = false;
+                let mut parking = None;
                 if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                     if s.id == conn {
                         if s.watch == Watch::Idle {
                             if let Some(st) = &s.stream {
                                 let _ = k.select_read_clear(&st.as_raw_fd());
                             }
-                            s.registered = false;
                         }
                         s.watch = Watch::None;
-                        registered = s.registered;
+                        parking = s.parking.take();
                         stream = s.stream.take();
                     }
                 }
@@ -1385,7 +1398,7 @@ impl Shared {
                         conn,
                         key: ckey,
                         stream,
-                        registered,
+                        parking,
                         wheel: None,
                         closed: false,
                         home: self.clone(),
@@ -1422,6 +1435,9 @@ fn check_idle(socks: &mut [Option<Sock>], c: ConnId) -> bool {
 
 /// Stops watching a socket and closes it.
 fn close_sock(k: &mut Kernel, mut s: Sock) {
+    if let Some(p) = s.parking.take() {
+        k.wheel_unpark(p);
+    }
     if let Some(st) = s.stream.as_mut() {
         let fd = st.as_raw_fd();
         match s.watch {

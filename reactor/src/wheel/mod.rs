@@ -100,12 +100,72 @@ pub trait Wheel: Any {
     /// Whether the wheel has work for a read dispatch and for a write dispatch now.
     fn pending(&self) -> (bool, bool);
 
+    /// The readiness the wheel has seen and not used up: (readable, writable, peer
+    /// closed). Kept by [`Kernel::wheel_park`] for the next wheel on the same handle.
+    fn readiness(&self) -> Readiness {
+        Readiness::default()
+    }
+
+    /// Takes over readiness seen before the wheel existed (see
+    /// [`Kernel::wheel_insert_parked`]).
+    fn adopt_readiness(&mut self, readiness: Readiness) {
+        let _ = readiness;
+    }
+
     /// Does the work of one dispatch in `mode`, calling the owner's events through `kernel`.
     /// The wheel is reached again through [`Kernel::wheel_mut`] between events, since a
     /// handler may change or drop it.
     fn dispatch(kernel: &mut Kernel, id: WheelId, mode: Mode)
     where
         Self: Sized;
+}
+
+/// Readiness a wheel has seen and not used up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// The input side reported readable.
+    pub readable: bool,
+    /// The output side reported writable.
+    pub writable: bool,
+    /// The poller saw the peer close.
+    pub closed: bool,
+}
+
+/// A handle's poller registration kept after its wheel was taken out
+/// ([`Kernel::wheel_park`]), for the next wheel on the same handle
+/// ([`Kernel::wheel_insert_parked`]). Generation-checked: a stale one is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parking {
+    key: usize,
+    gen: u32,
+}
+
+/// What a parked slot holds: the readiness reported while no wheel used the handle.
+struct Parked(Readiness);
+
+impl Wheel for Parked {
+    fn register(&mut self, _: &Registry, _: [Token; 2]) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn deregister(&mut self, _: &Registry) {}
+    fn note_ready(&mut self, _which: usize, readable: bool, writable: bool) {
+        self.0.readable |= readable;
+        self.0.writable |= writable;
+    }
+    fn note_closed(&mut self, _which: usize) {
+        self.0.closed = true;
+        self.0.readable = true;
+    }
+    fn holds_session(&self) -> bool {
+        false
+    }
+    fn pending(&self) -> (bool, bool) {
+        (false, false)
+    }
+    fn readiness(&self) -> Readiness {
+        self.0
+    }
+    fn dispatch(_: &mut Kernel, _: WheelId, _: Mode) {}
 }
 
 /// The object-safe part of [`Wheel`], with a downcast.
@@ -119,6 +179,7 @@ pub(crate) trait WheelObj {
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn as_any(&self) -> &dyn Any;
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
+    fn readiness(&self) -> Readiness;
 }
 
 impl<W: Wheel> WheelObj for W {
@@ -148,6 +209,9 @@ impl<W: Wheel> WheelObj for W {
     }
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
+    }
+    fn readiness(&self) -> Readiness {
+        Wheel::readiness(self)
     }
 }
 
@@ -420,6 +484,89 @@ impl Kernel {
         }
         let any: Box<dyn Any> = slot.obj.into_any();
         any.downcast::<W>().ok().map(|b| *b)
+    }
+
+    /// Takes a wheel out like [`wheel_take`](Kernel::wheel_take), but keeps its handle's
+    /// poller registration, with its slot, for the next wheel built on the same handle
+    /// ([`ReadWriteBuilder::parked`](crate::wheel::ReadWriteBuilder::parked)): that wheel
+    /// starts without a system call and with the readiness reported meanwhile. Release
+    /// the parking with [`wheel_unpark`](Kernel::wheel_unpark) when the handle is closed
+    /// or watched otherwise.
+    pub fn wheel_park<W: Wheel>(&mut self, handle: WheelHandle) -> Option<(W, Parking)> {
+        let id = handle.id;
+        std::mem::forget(handle);
+        let key = self.wheels.by_id.remove(&id.0)?;
+        let slot = &mut self.wheels.slots[key];
+        let readiness = slot.obj.readiness();
+        let obj = std::mem::replace(&mut slot.obj, Box::new(Parked(readiness)));
+        let (owner, holding, gen) = (slot.owner, slot.holding, slot.gen);
+        slot.owner = crate::session::KERNEL;
+        slot.holding = false;
+        slot.dispatch = Parked::dispatch;
+        if holding {
+            self.wheels.holding -= 1;
+            self.ref_dec(owner);
+        }
+        log::trace!("wheel {id} parked");
+        let w = obj.into_any().downcast::<W>().ok().map(|b| *b);
+        if w.is_none() {
+            self.wheels.slots.remove(key);
+            return None;
+        }
+        w.map(|w| (w, Parking { key, gen }))
+    }
+
+    /// Forgets a parking (the handle is about to close, or is registered otherwise). A
+    /// stale parking is ignored.
+    pub fn wheel_unpark(&mut self, parking: Parking) {
+        if self.parked_at(parking) {
+            self.wheels.slots.remove(parking.key);
+        }
+    }
+
+    fn parked_at(&self, p: Parking) -> bool {
+        self.wheels
+            .slots
+            .get(p.key)
+            .is_some_and(|s| s.gen == p.gen && s.obj.as_any().is::<Parked>())
+    }
+
+    /// Puts a wheel into the slot of a parking, owned by the active session, taking over
+    /// the registration and readiness left there: no system call. A stale parking falls
+    /// back to [`wheel_insert`](Kernel::wheel_insert).
+    pub fn wheel_insert_parked<W: Wheel>(
+        &mut self,
+        mut wheel: W,
+        parking: Parking,
+    ) -> Result<WheelHandle> {
+        let owner = self.active.session;
+        if owner.is_kernel() {
+            return Err(Error::NoActiveSession);
+        }
+        if !self.parked_at(parking) {
+            return self.wheel_insert(wheel);
+        }
+        let key = parking.key;
+        let readiness = self.wheels.slots[key].obj.readiness();
+        wheel.adopt_readiness(readiness);
+        let w = &mut self.wheels;
+        w.next_id += 1;
+        let id = WheelId(w.next_id);
+        let slot = &mut w.slots[key];
+        slot.id = id;
+        slot.owner = owner;
+        slot.obj = Box::new(wheel);
+        slot.dispatch = W::dispatch;
+        slot.holding = true;
+        w.by_id.insert(id.0, key);
+        w.holding += 1;
+        self.ref_inc(owner);
+        self.wheel_release_if_idle(key);
+        self.wheel_activate(key);
+        Ok(WheelHandle {
+            id,
+            releases: std::rc::Rc::downgrade(&self.releases),
+        })
     }
 
     /// Removes every wheel of a session that is being freed.

@@ -1,7 +1,7 @@
 //! `ReadWrite`: buffered, filtered I/O on a stream (POE's `POE::Wheel::ReadWrite` with
 //! `POE::Driver::SysRW` built in).
 
-use super::{Wheel, WheelHandle, WheelId};
+use super::{Parking, Readiness, Wheel, WheelHandle, WheelId};
 use crate::error::{Error, Result};
 use crate::filter::{ByteFilter, Filter, Line};
 use crate::io::Mode;
@@ -183,6 +183,7 @@ pub struct ReadWriteBuilder {
     auto_flush: bool,
     block_size: usize,
     registered: bool,
+    parking: Option<Parking>,
 }
 
 const DEFAULT_BLOCK: usize = 65536;
@@ -210,6 +211,7 @@ impl ReadWrite {
             auto_flush: false,
             block_size: DEFAULT_BLOCK,
             registered: false,
+            parking: None,
         }
     }
 }
@@ -280,6 +282,15 @@ impl ReadWriteBuilder {
         self
     }
 
+    /// Builds the wheel into the slot a wheel on the same handle left with
+    /// [`Kernel::wheel_park`]: it takes over the registration (no system call) and the
+    /// readiness reported meanwhile. A stale parking means an ordinary build.
+    pub fn parked(mut self, parking: Parking) -> Self {
+        self.parking = Some(parking);
+        self.registered = true;
+        self
+    }
+
     /// Checks the configuration and puts the wheel into the kernel, owned by the active
     /// session.
     pub fn build(self, kernel: &mut Kernel) -> Result<WheelHandle> {
@@ -342,7 +353,10 @@ impl ReadWriteBuilder {
             registered: self.registered,
             block_size: self.block_size,
         };
-        kernel.wheel_insert(w)
+        match self.parking {
+            Some(p) => kernel.wheel_insert_parked(w, p),
+            None => kernel.wheel_insert(w),
+        }
     }
 }
 
@@ -829,6 +843,22 @@ impl Wheel for ReadWrite {
         if which == 0 {
             self.peer_closed = true;
             self.read_ready = true;
+        }
+    }
+
+    fn readiness(&self) -> Readiness {
+        Readiness {
+            readable: self.read_ready,
+            writable: self.write_ready,
+            closed: self.peer_closed,
+        }
+    }
+
+    fn adopt_readiness(&mut self, r: Readiness) {
+        if let Handles::Duplex(_) = self.handles {
+            self.read_ready |= r.readable;
+            self.write_ready |= r.writable;
+            self.peer_closed |= r.closed;
         }
     }
 
