@@ -78,3 +78,64 @@ fn demo_reports_errors_against_a_closed_port() {
     assert!(line.starts_with("requests=3 errors=3 "), "{line}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Connection refused"));
 }
+
+/// A GET that fails on a reused connection before any response byte (the server closed it
+/// as the request went out) is retried once on a new connection, and counts as no error.
+#[test]
+fn demo_retries_once_on_a_reused_connection_the_server_closed() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+        // Reads one request head; false at end of stream.
+        fn request(r: &mut BufReader<std::net::TcpStream>) -> bool {
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match r.read_line(&mut line) {
+                    Ok(0) | Err(_) => return false,
+                    Ok(_) if line == "\r\n" => return true,
+                    Ok(_) => {}
+                }
+            }
+        }
+        // First connection: one answer, then the next request is met with a close.
+        let (s, _) = listener.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        assert!(request(&mut r));
+        (&s).write_all(OK).unwrap();
+        assert!(request(&mut r));
+        drop((r, s));
+        // Second connection: answers everything.
+        let (s, _) = listener.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        while request(&mut r) {
+            (&s).write_all(OK).unwrap();
+        }
+    });
+    let out = demo()
+        .args([
+            "--url",
+            &format!("http://127.0.0.1:{port}/"),
+            "-n",
+            "2",
+            "-c",
+            "1",
+        ])
+        .output()
+        .expect("demo runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().last().expect("a summary line");
+    assert!(
+        line.starts_with("requests=2 errors=0 new_connections=2 reused=1 "),
+        "{line}"
+    );
+    assert!(
+        stderr.contains("retried on a new connection: 1"),
+        "{stderr}"
+    );
+    server.join().unwrap();
+}
