@@ -167,6 +167,7 @@ impl Kernel {
     }
 
     /// Releases what a queued item held once it leaves the queue.
+    #[inline]
     pub(crate) fn timer_gone(&mut self, it: &Item) {
         if it.kind == ItemKind::Timer {
             self.timer_items -= 1;
@@ -580,10 +581,15 @@ impl Kernel {
     }
 
     /// Turns postback invocations into queued posts, in the order they were made.
+    #[inline]
     pub(crate) fn flush_postbacks(&mut self) {
-        if !self.releases.pending.get() {
-            return;
+        if self.releases.pending.get() {
+            self.flush_postbacks_slow();
         }
+    }
+
+    #[cold]
+    fn flush_postbacks_slow(&mut self) {
         let posts = std::mem::take(&mut self.releases.queue.borrow_mut().posts);
         if posts.is_empty() {
             return;

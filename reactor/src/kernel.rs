@@ -507,6 +507,7 @@ impl Kernel {
         }
     }
 
+    #[inline]
     pub(crate) fn ev_ref_dec(&mut self, dest_key: u32, sender_key: u32) {
         if dest_key != NO_KEY {
             let r = &mut self.sessions[dest_key as usize];
@@ -563,7 +564,15 @@ impl Kernel {
         Ok(n)
     }
 
+    #[inline]
     pub(crate) fn drain_releases(&mut self) {
+        if self.releases.pending.get() {
+            self.drain_releases_slow();
+        }
+    }
+
+    #[cold]
+    fn drain_releases_slow(&mut self) {
         while self.releases.pending.get() {
             let (drops, wheels) = {
                 let mut q = self.releases.queue.borrow_mut();
@@ -1176,7 +1185,15 @@ impl Kernel {
 
     /// Stops every session marked for collection, the most recently marked first (POE's
     /// `_data_ses_gc_sweep`), until no marks remain.
+    #[inline]
     pub(crate) fn gc_sweep(&mut self) {
+        if !self.marked.is_empty() {
+            self.gc_sweep_slow();
+        }
+    }
+
+    #[cold]
+    fn gc_sweep_slow(&mut self) {
         while !self.marked.is_empty() {
             let mut todo = std::mem::take(&mut self.marked);
             for &(id, key) in todo.iter().rev() {
