@@ -31,10 +31,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The demo is an allocation-heavy client loop; a faster allocator is part of its setup.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The embedded server closes a connection after this many requests, as nginx's
 /// `keepalive_requests` does, so the pool also shows connection renewal.
 const SERVER_MAX_REQUESTS: u32 = 100;
