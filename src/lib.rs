@@ -57,11 +57,13 @@
 //! registration and the readiness seen meanwhile, and the next connection on it starts
 //! without a system call.
 //!
-//! **A socket is checked twice.** At free, a socket with known unread input, a shut-down
-//! direction, unsent output, an error, or after [`Connection::close`] is closed, never
-//! pooled (a socket freed with unread data is reset, as Perl does). At hand-out, every
-//! pooled socket is peeked at (`recv(MSG_PEEK)`): one the server closed, or that received
-//! anything, is discarded and the next one, or a new connect, is used. Idle sockets are
+//! **A socket is checked twice.** At free, a socket whose wheel holds undelivered input or
+//! unsent output or had a direction shut down, one closed with [`Connection::close`], and
+//! one that a peek (`recv(MSG_PEEK)`, Perl's `select` at free) finds readable (data,
+//! end-of-file, an error) is closed, never pooled; a socket freed with unread data is
+//! reset, as Perl does. At hand-out every pooled socket is peeked at again: one the server
+//! closed, or that received anything, since it was freed is discarded and the next one, or
+//! a new connect, is used. Idle sockets are
 //! also watched (from the next housekeeping event) and closed on any activity, and closed
 //! after `keep_alive`, restarted at each free.
 //!

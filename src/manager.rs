@@ -868,32 +868,26 @@ impl Shared {
             closed,
         } = r;
         let mut clean = !closed;
-        let mut checked = false;
         let mut unread = false;
         if let Some(h) = wheel {
             match k.wheel_park::<ReadWrite>(h) {
                 Some((rw, p)) => {
                     parking = Some(p);
-                    // The wheel knows what the poller last said: known unread input, a
-                    // shut-down direction or unsent output make the socket unfit. Input that
-                    // came since is caught by the check at hand-out.
+                    // Input the wheel read and did not deliver, a shut-down direction or
+                    // unsent output make the socket unfit without a look at it.
                     unread = rw.input_pending_octets() > 0;
                     if unread || rw.is_shut_down() || rw.get_driver_out_octets() > 0 {
                         clean = false;
                     }
-                    // Readiness not yet used up (the last read filled the buffer) says
-                    // nothing certain: look at the socket then.
-                    checked = !rw.input_ready();
                     stream = rw.into_handle::<Stream>();
                 }
                 None => clean = false,
             }
         }
         if let Some(s) = stream.as_mut() {
-            // Without a wheel's word, or when the socket goes straight to a waiter (a
-            // hand-out), look at the socket itself.
-            let peek = !checked || inner.pool.has_waiters(conn);
-            if clean && peek && !s.is_quiet() {
+            // Then the socket itself, as Perl's select at free: unread data, end-of-file or
+            // an error, even if it came after the last poll, keep it out of the pool.
+            if clean && !s.is_quiet() {
                 clean = false;
                 unread = true;
             }
