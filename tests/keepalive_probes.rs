@@ -2084,3 +2084,84 @@ fn https_failed_handshake_releases_its_slot() {
         ["handshake failed", "handshake failed"]
     );
 }
+
+/// DNS never blocks the loop: while a lookup waits in its worker thread, the kernel keeps
+/// dispatching the session's events; the answer arrives after them, and two requests for
+/// the same host share one lookup.
+#[test]
+fn lookups_run_beside_the_loop_and_are_shared() {
+    let _s = serial();
+    let _t = common::timeout(10, "lookups_run_beside_the_loop");
+    let fds = common::open_fds();
+    let mut k = Kernel::new().unwrap();
+    let server = Rc::new(TestServer::spawn(&mut k));
+    let (kind, slow) = SlowDns::new();
+    let ka = Keepalive::builder()
+        .resolver(kind)
+        .resolver_threads(4)
+        .build(&mut k)
+        .unwrap();
+    let slow = Rc::new(slow);
+    let log = Rc::new(RefCell::new(Vec::<String>::new()));
+    let port = server.port;
+    let (l, l2, ka2, srv, sl) = (
+        log.clone(),
+        log.clone(),
+        ka.clone(),
+        server.clone(),
+        slow.clone(),
+    );
+    k.create(
+        Session::new(0u32)
+            .on("_start", {
+                let ka = ka.clone();
+                move |ctx| {
+                    for c in ["one", "two"] {
+                        ka.allocate(
+                            ctx,
+                            Request::new("http", "slow.test", port, "got_conn").context(c),
+                        )
+                        .unwrap();
+                    }
+                    ctx.yield_("tick", ()).unwrap();
+                }
+            })
+            .on("tick", move |ctx| {
+                *ctx.heap() += 1;
+                l.borrow_mut().push(format!("tick {}", ctx.heap()));
+                if *ctx.heap() < 5 {
+                    ctx.yield_("tick", ()).unwrap();
+                } else {
+                    // The loop ran five times with the lookup pending; now let it answer.
+                    sl.release();
+                }
+            })
+            .on("got_conn", move |ctx| {
+                let r: Response = ctx.take_arg(0).unwrap();
+                let c = *r.context_ref::<&str>().unwrap();
+                l2.borrow_mut()
+                    .push(format!("{c} connected: {}", r.connection.is_ok()));
+                if l2.borrow().len() == 7 {
+                    srv.shutdown(ctx);
+                    ka2.shutdown(ctx);
+                }
+            }),
+    )
+    .unwrap();
+    drop((ka, server));
+    finish(k, fds);
+    let got = log.borrow().clone();
+    assert_eq!(
+        got[..5],
+        ["tick 1", "tick 2", "tick 3", "tick 4", "tick 5"],
+        "{got:?}"
+    );
+    let mut rest = got[5..].to_vec();
+    rest.sort();
+    assert_eq!(rest, ["one connected: true", "two connected: true"]);
+    assert_eq!(
+        slow.started.load(Ordering::SeqCst),
+        1,
+        "one lookup for both requests"
+    );
+}
