@@ -60,6 +60,15 @@
 //! **Level-triggered I/O on mio.** See [`io`]: watchers are re-armed after dispatch so a
 //! descriptor left readable fires again next timeslice, as POE's select loop does.
 //!
+//! **Components act as their session.** [`Kernel::run_as`] runs a component's method,
+//! called from another session's handler, as the component's own session (its watchers,
+//! timers and posts are its own), as a `call` into it would, without dispatching an event.
+//!
+//! **Sockets handed from wheel to wheel.** [`Kernel::wheel_park`] takes a wheel out and
+//! keeps its socket's poller registration, with the readiness reported meanwhile, for the
+//! next wheel on the same socket ([`wheel::ReadWriteBuilder::parked`]): a connection pool
+//! hands a socket to a new `ReadWrite` per request without a system call.
+//!
 //! **Drop-driven release.** [`Postback`]s and [`Callback`]s hold an external reference on
 //! their session; dropping the last clone pushes a release onto a queue the kernel shares
 //! with them and drains right after the running handler returns.
