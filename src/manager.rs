@@ -9,8 +9,8 @@ use crate::pool::{
 use crate::resolver::{Resolver, ResolverKind};
 use crate::stream::Stream;
 use crate::tls::{Handshake, TlsStream};
-use reactor::wheel::{Parking, ReadWriteBuilder};
-use reactor::{Args, Kernel, Postback, ReadWrite, Session, SessionId, WheelHandle, WheelId};
+use reactor::wheel::{errstr, Parking, ReadWriteBuilder};
+use reactor::{Args, Ctx, Kernel, Postback, ReadWrite, Session, SessionId, WheelHandle, WheelId};
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -98,15 +98,6 @@ impl From<CallError> for Error {
 impl From<reactor::Error> for Error {
     fn from(e: reactor::Error) -> Self {
         Error::Kernel(e)
-    }
-}
-
-/// `$!` as Perl prints it: the OS message without Rust's " (os error N)" suffix.
-pub(crate) fn errstr(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" (os error ") {
-        Some(i) => s[..i].to_owned(),
-        None => s,
     }
 }
 
@@ -672,68 +663,66 @@ impl Keepalive {
     }
 }
 
+/// A handler of the manager's session that reaches the manager's state.
+fn with(
+    sh: &Rc<Shared>,
+    f: impl Fn(&Rc<Shared>, &mut Ctx<'_, ()>) + 'static,
+) -> impl Fn(&mut Ctx<'_, ()>) + 'static {
+    let sh = sh.clone();
+    move |ctx| f(&sh, ctx)
+}
+
+/// The handler of a socket watcher (`select_read`/`select_write`): `ARG2`, after the fd
+/// and the mode, is the socket's id.
+fn watcher(
+    sh: &Rc<Shared>,
+    f: fn(&Rc<Shared>, &mut Kernel, ConnId),
+) -> impl Fn(&mut Ctx<'_, ()>) + 'static {
+    with(sh, move |sh, ctx| {
+        if let Ok(&conn) = ctx.arg::<ConnId>(2) {
+            f(sh, ctx.kernel(), conn);
+        }
+    })
+}
+
 fn manager_session(sh: Rc<Shared>) -> Session<()> {
-    let s1 = sh.clone();
-    let s2 = sh.clone();
-    let s3 = sh.clone();
-    let s4 = sh.clone();
-    let s5 = sh.clone();
-    let s6 = sh.clone();
-    let s7 = sh.clone();
-    let s8 = sh.clone();
-    let s9 = sh.clone();
-    let s10 = sh;
     Session::new(())
-        .on("_start", move |ctx| {
-            let me = ctx.session();
-            s1.inner.borrow_mut().session = Some(me);
-            let alias = format!("POE::Component::Client::Keepalive::{}", me.get());
-            let _ = ctx.alias_set(&alias);
-            log::debug!("keepalive manager session {} started", me.get());
-        })
-        .on("_stop", move |ctx| {
-            let me = ctx.session();
-            s2.stopped(me);
-        })
-        .on("ka_housekeeping", move |ctx| {
-            s3.housekeeping.set(false);
-            {
-                let mut inner = s3.inner.borrow_mut();
-                s3.drain_returns(ctx.kernel(), &mut inner);
-            }
-            s4.watch_idle(ctx.kernel());
-        })
-        .on("ka_conn_ready", move |ctx| {
-            let Ok(&conn) = ctx.arg::<ConnId>(2) else {
-                return;
-            };
-            s5.connect_ready(ctx.kernel(), conn);
-        })
-        .on("ka_conn_failed", move |ctx| {
-            let (Ok(&conn), Ok(f)) = (ctx.arg::<ConnId>(0), ctx.arg::<Failure>(1)) else {
-                return;
-            };
-            let f = f.clone();
-            s6.connect_failed(ctx.kernel(), conn, f);
-        })
-        .on("ka_tls", move |ctx| {
-            let Ok(&conn) = ctx.arg::<ConnId>(2) else {
-                return;
-            };
-            s7.tls_step(ctx.kernel(), conn);
-        })
-        .on("ka_idle", move |ctx| {
-            let Ok(&conn) = ctx.arg::<ConnId>(2) else {
-                return;
-            };
-            s8.idle_activity(ctx.kernel(), conn);
-        })
-        .on("ka_dns", move |ctx| {
-            s9.dns(ctx.kernel());
-        })
-        .on("ka_timer", move |ctx| {
-            s10.on_timer(ctx.kernel());
-        })
+        .on(
+            "_start",
+            with(&sh, |sh, ctx| {
+                let me = ctx.session();
+                sh.inner.borrow_mut().session = Some(me);
+                let alias = format!("POE::Component::Client::Keepalive::{}", me.get());
+                let _ = ctx.alias_set(&alias);
+                log::debug!("keepalive manager session {} started", me.get());
+            }),
+        )
+        .on("_stop", with(&sh, |sh, ctx| sh.stopped(ctx.session())))
+        .on(
+            "ka_housekeeping",
+            with(&sh, |sh, ctx| {
+                sh.housekeeping.set(false);
+                {
+                    let mut inner = sh.inner.borrow_mut();
+                    sh.drain_returns(ctx.kernel(), &mut inner);
+                }
+                sh.watch_idle(ctx.kernel());
+            }),
+        )
+        .on("ka_conn_ready", watcher(&sh, Shared::connect_ready))
+        .on("ka_tls", watcher(&sh, Shared::tls_step))
+        .on("ka_idle", watcher(&sh, Shared::idle_activity))
+        .on(
+            "ka_conn_failed",
+            with(&sh, |sh, ctx| {
+                if let (Ok(&conn), Ok(f)) = (ctx.arg::<ConnId>(0), ctx.arg::<Failure>(1)) {
+                    let f = f.clone();
+                    sh.connect_failed(ctx.kernel(), conn, f);
+                }
+            }),
+        )
+        .on("ka_dns", with(&sh, |sh, ctx| sh.dns(ctx.kernel())))
+        .on("ka_timer", with(&sh, |sh, ctx| sh.on_timer(ctx.kernel())))
 }
 
 impl Shared {

@@ -1362,16 +1362,6 @@ impl Pool {
         Ok(out)
     }
 
-    /// Whether requests of `conn`'s key wait in its queue: a [`free`](Pool::free) of that
-    /// socket would hand it straight to one of them, so the caller should check the
-    /// socket first (as at any hand-out).
-    pub fn has_waiters(&self, conn: ConnId) -> bool {
-        self.conns
-            .get(conn.0)
-            .and_then(|c| self.hosts.get(c.host.0))
-            .is_some_and(|h| !h.waiters.is_empty())
-    }
-
     /// An idle socket turned readable (data, EOF, error): it is closed
     /// ([`CloseReason::Activity`]).
     pub fn idle_activity(&mut self, conn: ConnId, now: Duration) -> Result<Vec<Action>, CallError> {

@@ -108,19 +108,12 @@ impl Io {
         let want = rec.interest();
         let token = Self::token(key, rec.gen);
         let reg = self.poll.registry();
-        // A descriptor may still be registered by a wheel taken out with its registration
-        // kept (`Kernel::wheel_take_registered`), or not be registered any more after such
-        // a registration was taken over and ended: correct the guess either way.
+        // A descriptor may still be registered by a parked wheel (`Kernel::wheel_park`),
+        // or no longer be registered after such a registration was taken over and ended:
+        // `register_fd` corrects the guess either way.
         let fd = &mut SourceFd(&rec.fd);
         match (rec.registered, want) {
-            (None, Some(i)) => match reg.register(fd, token, i) {
-                Err(e) if e.raw_os_error() == Some(EEXIST) => reg.reregister(fd, token, i)?,
-                r => r?,
-            },
-            (Some(_), Some(i)) => match reg.reregister(fd, token, i) {
-                Err(e) if e.raw_os_error() == Some(ENOENT) => reg.register(fd, token, i)?,
-                r => r?,
-            },
+            (was, Some(i)) => register_fd(reg, fd, token, i, was.is_some())?,
             (Some(_), None) => match reg.deregister(fd) {
                 Err(e) if e.raw_os_error() == Some(ENOENT) => {}
                 r => r?,
@@ -129,6 +122,29 @@ impl Io {
         }
         rec.registered = want;
         Ok(())
+    }
+}
+
+/// Registers a descriptor with the poller, or takes over a registration it still has.
+/// `likely_registered` says which to try first; a wrong guess costs one more system call
+/// (epoll answers `EEXIST` or `ENOENT`).
+pub(crate) fn register_fd(
+    reg: &Registry,
+    fd: &mut SourceFd<'_>,
+    token: Token,
+    interest: Interest,
+    likely_registered: bool,
+) -> std::io::Result<()> {
+    if likely_registered {
+        match reg.reregister(fd, token, interest) {
+            Err(e) if e.raw_os_error() == Some(ENOENT) => reg.register(fd, token, interest),
+            r => r,
+        }
+    } else {
+        match reg.register(fd, token, interest) {
+            Err(e) if e.raw_os_error() == Some(EEXIST) => reg.reregister(fd, token, interest),
+            r => r,
+        }
     }
 }
 

@@ -39,8 +39,9 @@ use std::panic::Location;
 use std::rc::Weak;
 
 /// The text of an OS error as POE's `$!` gives it: "Connection refused", without Rust's
-/// " (os error 111)" suffix.
-pub(crate) fn errstr(e: &std::io::Error) -> String {
+/// " (os error 111)" suffix. Wheels report it in their error events; components built on
+/// them use it for their own error texts.
+pub fn errstr(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.rfind(" (os error ") {
         Some(i) if s.ends_with(')') => s[..i].to_owned(),
@@ -456,27 +457,11 @@ impl Kernel {
     /// takes a connection's socket back this way). `None` if the wheel is gone (its session
     /// was freed) or is not a `W`; the wheel is removed either way.
     pub fn wheel_take<W: Wheel>(&mut self, handle: WheelHandle) -> Option<W> {
-        self.wheel_take_with(handle, true)
-    }
-
-    /// Like [`wheel_take`](Kernel::wheel_take), but leaves the wheel's handles registered
-    /// with the poller: a wheel built next on the same handle with
-    /// [`ReadWriteBuilder::registered`](crate::wheel::ReadWriteBuilder::registered) takes
-    /// the registration over with one system call instead of two. Readiness reported for
-    /// the old registration is ignored (its token names a wheel that is gone), and closing
-    /// the handle ends the registration.
-    pub fn wheel_take_registered<W: Wheel>(&mut self, handle: WheelHandle) -> Option<W> {
-        self.wheel_take_with(handle, false)
-    }
-
-    fn wheel_take_with<W: Wheel>(&mut self, handle: WheelHandle, deregister: bool) -> Option<W> {
         let id = handle.id;
         std::mem::forget(handle);
         let key = self.wheels.by_id.remove(&id.0)?;
         let mut slot = self.wheels.slots.remove(key);
-        if deregister {
-            slot.obj.deregister(self.io.registry());
-        }
+        slot.obj.deregister(self.io.registry());
         log::trace!("wheel {id} taken");
         if slot.holding {
             self.wheels.holding -= 1;

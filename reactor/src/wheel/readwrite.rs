@@ -15,10 +15,6 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-/// `ENOENT` and `EEXIST` as Linux numbers them (epoll's "not registered" and "already
-/// registered").
-const ENOENT: i32 = 2;
-const EEXIST: i32 = 17;
 use std::rc::Rc;
 
 /// A readable, pollable handle (POE's `InputHandle`): any `Read + mio Source + AsFd`.
@@ -165,8 +161,8 @@ pub struct ReadWrite {
     low_mark: Option<usize>,
     high_state: bool,
     auto_flush: bool,
-    /// The handle may still be registered with the poller (see
-    /// [`ReadWriteBuilder::registered`]).
+    /// The handle is probably still registered with the poller (built
+    /// [`parked`](ReadWriteBuilder::parked)): try to take the registration over first.
     registered: bool,
     block_size: usize,
 }
@@ -270,15 +266,6 @@ impl ReadWriteBuilder {
     /// Bytes per read (POE's `Driver => POE::Driver::SysRW->new(BlockSize => N)`).
     pub fn block_size(mut self, n: usize) -> Self {
         self.block_size = n;
-        self
-    }
-
-    /// Says that the handle is probably still registered with this kernel's poller,
-    /// left there by a wheel taken out with [`Kernel::wheel_take_registered`]: the new
-    /// wheel takes the registration over with one `reregister` instead of a `register`.
-    /// Wrong guesses are corrected (at the cost of one more system call).
-    pub fn registered(mut self, on: bool) -> Self {
-        self.registered = on;
         self
     }
 
@@ -779,25 +766,15 @@ impl Wheel for ReadWrite {
         match &mut self.handles {
             Handles::Duplex(h) => {
                 // By descriptor, so a registration left by an earlier wheel on the same
-                // socket can be taken over (see `ReadWriteBuilder::registered`).
+                // socket can be taken over (see `ReadWriteBuilder::parked`).
                 let fd = h.reader().read_fd().as_raw_fd();
-                let mut src = SourceFd(&fd);
-                let both = Interest::READABLE | Interest::WRITABLE;
-                let r = if self.registered {
-                    match registry.reregister(&mut src, tokens[0], both) {
-                        Err(e) if e.raw_os_error() == Some(ENOENT) => {
-                            registry.register(&mut src, tokens[0], both)
-                        }
-                        r => r,
-                    }
-                } else {
-                    match registry.register(&mut src, tokens[0], both) {
-                        Err(e) if e.raw_os_error() == Some(EEXIST) => {
-                            registry.reregister(&mut src, tokens[0], both)
-                        }
-                        r => r,
-                    }
-                };
+                let r = crate::io::register_fd(
+                    registry,
+                    &mut SourceFd(&fd),
+                    tokens[0],
+                    Interest::READABLE | Interest::WRITABLE,
+                    self.registered,
+                );
                 if unpollable(r)? {
                     self.in_unpollable = true;
                     self.out_unpollable = true;
@@ -882,13 +859,6 @@ impl ReadWrite {
     /// Bytes per read.
     pub fn block_size(&self) -> usize {
         self.block_size
-    }
-
-    /// Whether the wheel knows of input waiting in the handle: readiness the poller
-    /// reported and no read has used up yet, or the peer's end. (It cannot know of bytes
-    /// that arrived since the last poll.)
-    pub fn input_ready(&self) -> bool {
-        self.read_ready || self.peer_closed
     }
 
     /// Whether either direction was shut down (by [`shutdown_input`](Self::shutdown_input),
