@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::ka::serial;
 use common::nginx::{Nginx, NginxConfig};
 use keepalive::http::{get_request, Parse, ResponseParser};
 use keepalive::reactor::filter::Stream as StreamFilter;
@@ -12,15 +13,8 @@ use keepalive::reactor::{Ctx, HandlerError, Kernel, ReadWrite, Session, WheelId}
 use keepalive::{Connection, Keepalive, PoolKey, Request, Response};
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
-
-/// One test at a time, so descriptor counts are this test's own.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 #[derive(Default, Debug, Clone)]
 struct Tally {

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::ka::{describe, finish, finish_then, label, serial, v4_resolver, wait_for};
 use common::test_server::TestServer;
 use keepalive::pool::{CallError, EADDRNOTAVAIL, ECANCELED, ETIMEDOUT};
 use keepalive::reactor::component::ServerTcp;
@@ -16,29 +17,14 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
-/// Tests run one at a time so each can check that it leaks no file descriptor.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The refcount tag a pending request holds on its requester.
 const TAG: &str = "poco-client-keepalive";
-
-/// `localhost` is 127.0.0.1; every other name is unknown.
-fn v4_resolver() -> ResolverKind {
-    ResolverKind::Custom(Arc::new(|host: &str| match host {
-        "localhost" => Ok(vec![IpAddr::from([127, 0, 0, 1])]),
-        _ => Err("Name or service not known".to_owned()),
-    }))
-}
 
 /// A resolver whose `slow.test` (127.0.0.1) answers only when let through, one lookup per
 /// [`SlowDns::release`]; `localhost` answers at once, other names are unknown.
@@ -196,65 +182,6 @@ fn log() -> Log {
 
 fn push(log: &Log, line: impl Into<String>) {
     log.borrow_mut().push(line.into());
-}
-
-fn label(r: &Response) -> &'static str {
-    r.context_ref::<&'static str>().copied().unwrap_or("?")
-}
-
-/// One line per response: context, whether a connection came, and from_cache.
-fn describe(r: &Response) -> String {
-    match &r.connection {
-        Ok(_) => format!("{} conn from_cache={:?}", label(r), r.from_cache()),
-        Err(f) => format!(
-            "{} error {} {:?} {}",
-            label(r),
-            f.function,
-            f.errnum,
-            f.errstr
-        ),
-    }
-}
-
-/// Posts `event` to `to` once `cond` holds, checking it every 2 ms from a child session of
-/// the active one (which it keeps alive meanwhile); fails the run after 3 s.
-fn wait_for(
-    k: &mut Kernel,
-    what: &'static str,
-    cond: impl Fn() -> bool + 'static,
-    to: SessionId,
-    event: &'static str,
-) {
-    let start = Instant::now();
-    k.create(
-        Session::new(())
-            .on("_start", |ctx| ctx.yield_("poll", ()).unwrap())
-            .on("poll", move |ctx| {
-                if cond() {
-                    ctx.post(to, event, ()).unwrap();
-                    return;
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(3),
-                    "gave up waiting for {what}"
-                );
-                ctx.delay("poll", 0.002, ()).unwrap();
-            }),
-    )
-    .unwrap();
-}
-
-/// Runs the kernel to the end, drops it, runs `after` (joins threads, drops listeners),
-/// then checks no descriptor leaked.
-fn finish_then(mut k: Kernel, fds_before: usize, after: impl FnOnce()) {
-    k.run().expect("kernel ran clean");
-    drop(k);
-    after();
-    assert_eq!(common::open_fds(), fds_before, "file descriptors leaked");
-}
-
-fn finish(k: Kernel, fds_before: usize) {
-    finish_then(k, fds_before, || {});
 }
 
 /// The numbers a test cares about, in one line.

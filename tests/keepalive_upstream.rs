@@ -5,60 +5,20 @@
 
 mod common;
 
+use common::ka::{describe, finish, label, serial, v4_resolver, wait_for};
 use common::test_server::TestServer;
 use keepalive::pool::{ECONNREFUSED, ETIMEDOUT};
 use keepalive::reactor::{Kernel, ReadWrite, Session};
 use keepalive::{Connection, Keepalive, Request, ResolverKind, Response};
 use std::cell::RefCell;
-use std::net::IpAddr;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// Tests run one at a time so each can check that it leaks no file descriptor.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `af_order => [AF_INET]` as the upstream tests configure it: `localhost` is 127.0.0.1.
-pub fn v4_resolver() -> ResolverKind {
-    ResolverKind::Custom(Arc::new(|host: &str| match host {
-        "localhost" => Ok(vec![IpAddr::from([127, 0, 0, 1])]),
-        _ => Err("Name or service not known".to_owned()),
-    }))
-}
 
 type Log = Rc<RefCell<Vec<String>>>;
 
 fn log() -> Log {
     Rc::new(RefCell::new(Vec::new()))
-}
-
-fn ctx_of(r: &Response) -> &'static str {
-    r.context_ref::<&'static str>().copied().unwrap_or("?")
-}
-
-/// One line per response: context, whether a connection came, and from_cache.
-fn describe(r: &Response) -> String {
-    match &r.connection {
-        Ok(_) => format!("{} conn from_cache={:?}", ctx_of(r), r.from_cache()),
-        Err(f) => format!(
-            "{} error {} {:?} {}",
-            ctx_of(r),
-            f.function,
-            f.errnum,
-            f.errstr
-        ),
-    }
-}
-
-/// Runs the kernel to the end, then checks no descriptor leaked.
-fn finish(mut k: Kernel, fds_before: usize) {
-    k.run().expect("kernel ran clean");
-    drop(k);
-    assert_eq!(common::open_fds(), fds_before, "file descriptors leaked");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -93,7 +53,7 @@ fn t01_socket_reuse() {
             .on("got_conn", move |ctx| {
                 let r: Response = ctx.take_arg(0).unwrap();
                 o.borrow_mut().push(describe(&r));
-                let which = ctx_of(&r);
+                let which = label(&r);
                 drop(r);
                 if which == "first" {
                     ka2.allocate(
@@ -247,7 +207,7 @@ fn t03_each_queue() {
             .on("got_conn", move |ctx| {
                 let r: Response = ctx.take_arg(0).unwrap();
                 o.borrow_mut().push(describe(&r));
-                match ctx_of(&r) {
+                match label(&r) {
                     "second" => ctx.yield_("test_pool_alive", ()).unwrap(),
                     "third" => {
                         // Still held: "fourth" must wait for it.
@@ -320,7 +280,7 @@ fn t04_free_each() {
             .on("got_conn", move |ctx| {
                 let r: Response = ctx.take_arg(0).unwrap();
                 o.borrow_mut().push(describe(&r));
-                let which = ctx_of(&r);
+                let which = label(&r);
                 let mut c = r.connection.expect("connected");
                 if which == "third" {
                     c.close(ctx);
@@ -626,7 +586,7 @@ fn t08_quick_reuse() {
             .on("got_conn", move |ctx| {
                 let r: Response = ctx.take_arg(0).unwrap();
                 o.borrow_mut().push(describe(&r));
-                let which = ctx_of(&r);
+                let which = label(&r);
                 assert!(r.connection.is_ok(), "{which}");
                 drop(r);
                 match which {
@@ -795,34 +755,6 @@ fn t10_resolver() {
 // ---------------------------------------------------------------------------------------------
 // 11, 12, 13, 50, 51.
 
-/// Posts `event` to `to` once `cond` holds, checking it every 2 ms from a child session of
-/// the active one (which it keeps alive meanwhile); fails the run after 3 s.
-fn wait_for(
-    k: &mut Kernel,
-    what: &'static str,
-    cond: impl Fn() -> bool + 'static,
-    to: keepalive::reactor::SessionId,
-    event: &'static str,
-) {
-    let start = std::time::Instant::now();
-    k.create(
-        Session::new(())
-            .on("_start", |ctx| ctx.yield_("poll", ()).unwrap())
-            .on("poll", move |ctx| {
-                if cond() {
-                    ctx.post(to, event, ()).unwrap();
-                    return;
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(3),
-                    "gave up waiting for {what}"
-                );
-                ctx.delay("poll", 0.002, ()).unwrap();
-            }),
-    )
-    .unwrap();
-}
-
 #[derive(Default)]
 struct Dead {
     conn: Option<Connection>,
@@ -861,7 +793,7 @@ fn t11_dead_socket() {
                 move |ctx| {
                     let r: Response = ctx.take_arg(0).unwrap();
                     o.borrow_mut().push(describe(&r));
-                    let which = ctx_of(&r);
+                    let which = label(&r);
                     // Upstream: `!defined from_cache` for both (fail at once, not later).
                     assert_eq!(r.from_cache(), None, "{which} must be a new connection");
                     if which == "second" {
@@ -1061,7 +993,7 @@ fn t13_close() {
                 move |ctx| {
                     let mut r: Response = ctx.take_arg(0).unwrap();
                     o.borrow_mut().push(describe(&r));
-                    if ctx_of(&r) == "first" {
+                    if label(&r) == "first" {
                         let c = r.connection.as_mut().expect("connected");
                         c.start(ctx, |b| b.input_event("nothing")).unwrap();
                         c.close(ctx);
@@ -1227,8 +1159,8 @@ fn t51_reiss_reuse() {
                     match &r.connection {
                         Ok(_) => o
                             .borrow_mut()
-                            .push(format!("{} request established", ctx_of(&r))),
-                        Err(f) => o.borrow_mut().push(format!("{} failed: {f}", ctx_of(&r))),
+                            .push(format!("{} request established", label(&r))),
+                        Err(f) => o.borrow_mut().push(format!("{} failed: {f}", label(&r))),
                     }
                     drop(r);
                     *ctx.heap() += 1;
