@@ -5,6 +5,8 @@
 //! Sizes: `EVENTS` (default 1,000,000), `TIMERS` (default 1,000,000) for our kernel;
 //! `POE_EVENTS` (default 200,000) and `POE_TIMERS` (default `TIMERS`) for POE, whose costs
 //! per operation grow with the number of pending timers, so compare at equal `TIMERS`.
+//! `POE=0` leaves POE out; words after `--` pick operations by name
+//! (`cargo bench --bench kernel -- timer_cancel`).
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -170,12 +172,38 @@ fn main() {
     } else {
         env_usize("POE_TIMERS", timers)
     };
-    let runs = if quick { 1 } else { 5 };
+    let runs = if quick { 1 } else { env_usize("RUNS", 5) };
+    let picks: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let picked = |name: &str| picks.is_empty() || picks.iter().any(|p| name.contains(p.as_str()));
 
-    let pd = best(runs, || post_dispatch(events));
-    let (set, cancel) = best(runs, || timers_set_cancel(timers));
-    let fire = best(runs, || timers_fire(timers));
-    let p = poe(poe_events, poe_timers).unwrap_or_default();
+    let pd = if picked("post_dispatch") {
+        best(runs, || post_dispatch(events))
+    } else {
+        f64::NAN
+    };
+    let (set, cancel) = if picked("timer_set") || picked("timer_cancel") {
+        // The best of each column, not of the pair.
+        (0..runs)
+            .map(|_| timers_set_cancel(timers))
+            .fold((f64::INFINITY, f64::INFINITY), |(s, c), (s2, c2)| {
+                (s.min(s2), c.min(c2))
+            })
+    } else {
+        (f64::NAN, f64::NAN)
+    };
+    let fire = if picked("timer_fire") {
+        best(runs, || timers_fire(timers))
+    } else {
+        f64::NAN
+    };
+    let p = if std::env::var("POE").is_ok_and(|v| v == "0") {
+        BTreeMap::new()
+    } else {
+        poe(poe_events, poe_timers).unwrap_or_default()
+    };
 
     println!("kernel benchmark: our kernel at {events} events / {timers} timers; POE 1.370 at {poe_events} events / {poe_timers} timers");
     println!("| operation | reactor ns/op | POE ns/op | POE / reactor |");
@@ -186,6 +214,9 @@ fn main() {
         ("timer_cancel", cancel),
         ("timer_fire", fire),
     ] {
+        if !picked(name) {
+            continue;
+        }
         match p.get(name) {
             Some(&theirs) => println!(
                 "| {name} | {ours:.1} | {theirs:.1} | {:.0}x |",

@@ -363,6 +363,12 @@ impl Kernel {
         self.by_id.get(&id.0).copied()
     }
 
+    /// Whether slab key `key` holds session `id`.
+    #[inline]
+    pub(crate) fn session_at(&self, key: usize, id: SessionId) -> bool {
+        self.sessions.get(key).is_some_and(|r| r.id == id)
+    }
+
     pub(crate) fn session_exists(&self, id: SessionId) -> bool {
         id.is_kernel() || self.by_id.contains_key(&id.0)
     }
@@ -460,13 +466,19 @@ impl Kernel {
     fn ref_inc_key(&mut self, key: usize) {
         let r = &mut self.sessions[key];
         r.refcount += 1;
-        if r.refcount > 0 {
+        if r.refcount > 0 && r.marked {
             r.marked = false;
+            // A session that lost its last reference and got one back before the sweep
+            // (an event dispatched, then one posted by its handler) is usually the last
+            // mark: take it back, so the sweep has nothing to look at.
+            if self.marked.last() == Some(&(r.id, key)) {
+                self.marked.pop();
+            }
         }
     }
 
     #[inline]
-    fn ref_dec_key(&mut self, key: usize) {
+    pub(crate) fn ref_dec_key(&mut self, key: usize) {
         let r = &mut self.sessions[key];
         r.refcount -= 1;
         debug_assert!(

@@ -2,7 +2,7 @@
 
 use crate::clock::Time;
 use crate::error::{Error, Result};
-use crate::kernel::{ItemKind, Kernel, Kind, EV_IDLE};
+use crate::kernel::{ItemKind, Kernel, Kind, EV_IDLE, NO_KEY};
 use crate::session::KERNEL;
 use crate::value::Args;
 use std::panic::Location;
@@ -129,7 +129,10 @@ impl Kernel {
                 ItemKind::Gc => {}
                 ItemKind::Signal => self.dispatch_signal(it.dest, it.event, it.args),
                 ItemKind::Post | ItemKind::Timer => {
-                    if let Some(key) = self.key_of(it.dest) {
+                    // Items to a session leave the queue when it is freed, so the key the
+                    // item carries still names it; the id check is a safety net.
+                    let key = it.dest_key as usize;
+                    if it.dest_key != NO_KEY && self.session_at(key, it.dest) {
                         let _ = self.dispatch(
                             key,
                             it.dest,
