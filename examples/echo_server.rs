@@ -47,8 +47,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             c2.borrow_mut().remove(&ctx.session());
         })
         .client_input(|ctx| -> Result<(), HandlerError> {
-            // ARG0 is the line without its newline; the Line filter adds CRLF back.
-            let line = ctx.arg::<Vec<u8>>(0)?.clone();
+            // ARG0 is the line without its newline; the Line filter adds CRLF back. Taking
+            // it moves it out of the event instead of copying it.
+            let line = ctx.take_arg::<Vec<u8>>(0)?;
             if let Some(client) = ctx.client() {
                 client.put_one(line)?;
             }

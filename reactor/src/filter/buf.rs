@@ -33,23 +33,42 @@ impl ByteBuf {
     /// Appends chunks, reusing the first chunk's allocation when the buffer is empty.
     pub(crate) fn append(&mut self, chunks: Vec<Vec<u8>>) {
         for chunk in chunks {
-            if chunk.is_empty() {
-                continue;
-            }
-            if self.is_empty() {
-                self.data = chunk;
-                self.start = 0;
-                continue;
-            }
-            if self.start > 0 && self.start >= self.data.len() / 2 {
-                self.data.drain(..self.start);
-                self.start = 0;
-            }
-            self.data.extend_from_slice(&chunk);
+            self.append_one(chunk);
         }
     }
 
     /// Drops the first `n` live bytes (all of them if fewer are buffered).
+    /// Appends one chunk; an empty buffer takes the chunk over instead of copying it.
+    pub(crate) fn append_one(&mut self, chunk: Vec<u8>) {
+        if chunk.is_empty() {
+            return;
+        }
+        if self.is_empty() {
+            self.data = chunk;
+            self.start = 0;
+            return;
+        }
+        if self.start > 0 && self.start >= self.data.len() / 2 {
+            self.data.drain(..self.start);
+            self.start = 0;
+        }
+        self.data.extend_from_slice(&chunk);
+    }
+
+    /// The first `n` bytes, with `skip` more consumed after them. When that is all the
+    /// buffer holds (one whole line and its terminator, as usual), the buffer itself is
+    /// handed over, spare capacity included, instead of being copied.
+    pub(crate) fn take_skip(&mut self, n: usize, skip: usize) -> Vec<u8> {
+        if self.start == 0 && n.saturating_add(skip) == self.data.len() {
+            let mut data = std::mem::take(&mut self.data);
+            data.truncate(n);
+            return data;
+        }
+        let out = self.take(n);
+        self.consume(skip);
+        out
+    }
+
     pub(crate) fn consume(&mut self, n: usize) {
         let n = n.min(self.len());
         self.start += n;
@@ -102,6 +121,29 @@ mod tests {
         b.append(vec![b"xyz".to_vec()]);
         b.consume(1);
         assert_eq!(b.take_all(), b"yz");
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn take_skip_hands_over_a_whole_buffer_and_copies_otherwise() {
+        let mut b = ByteBuf::new();
+        let mut chunk = Vec::with_capacity(16);
+        chunk.extend_from_slice(b"line\r\n");
+        let ptr = chunk.as_ptr();
+        b.append_one(chunk);
+        let line = b.take_skip(4, 2);
+        assert_eq!(line, b"line");
+        assert_eq!(line.as_ptr(), ptr, "the buffer itself was handed over");
+        assert!(line.capacity() >= 16);
+        assert!(b.is_empty());
+
+        b.append_one(b"one\ntwo\n".to_vec());
+        assert_eq!(b.take_skip(3, 1), b"one");
+        assert_eq!(b.as_slice(), b"two\n");
+        // Not at the start of the allocation any more: copied, and the rest consumed.
+        assert_eq!(b.take_skip(3, 1), b"two");
+        assert!(b.is_empty());
+        b.append_one(Vec::new());
         assert!(b.is_empty());
     }
 }

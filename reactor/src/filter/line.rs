@@ -157,60 +157,8 @@ impl Line {
         self.max_buffer
     }
 
-    /// Takes the line ending at `end` and drops the `term_len` terminator bytes after it.
-    fn emit(&mut self, end: usize, term_len: usize) -> Result<Vec<Vec<u8>>, FilterError> {
-        let line = self.buf.take(end);
-        self.buf.consume(term_len);
-        self.scan_from = 0;
-        if line.len() > self.max_length {
-            return Err(FilterError::LineTooLong {
-                length: line.len(),
-                max: self.max_length,
-            });
-        }
-        Ok(vec![line])
-    }
-}
-
-/// Offset of the first CR or LF at or after `from`.
-fn find_newline(hay: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .iter()
-        .position(|&b| b == CR || b == LF)
-        .map(|i| i + from)
-}
-
-/// Offset of the first `needle` in `hay` at or after `from` (`needle` is non-empty).
-fn find_literal(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let mut at = from;
-    loop {
-        let i = at + hay.get(at..)?.iter().position(|&b| b == first)?;
-        let after = i + 1;
-        match hay.get(after..after + rest.len()) {
-            Some(tail) if tail == rest => return Some(i),
-            Some(_) => at = i + 1,
-            None => return None,
-        }
-    }
-}
-
-/// What `get_one` decided after looking at the buffer.
-enum Step {
-    /// A line ends at `end`, followed by a terminator of `term` bytes.
-    Emit { end: usize, term: usize },
-    /// No terminator yet; later searches may start at this offset.
-    Wait(usize),
-    /// Autodetection moved on; look again.
-    Again,
-}
-
-impl Filter for Line {
-    type Raw = Vec<u8>;
-    type Record = Vec<u8>;
-
-    fn get_one_start(&mut self, chunks: Vec<Vec<u8>>) -> Result<(), FilterError> {
-        self.buf.append(chunks);
+    /// `MaxBuffer`: the buffer may not grow past it (the chunks stay appended, as in POE).
+    fn check_buffer(&self) -> Result<(), FilterError> {
         if self.buf.len() > self.max_buffer {
             return Err(FilterError::BufferTooLarge {
                 length: self.buf.len(),
@@ -220,7 +168,8 @@ impl Filter for Line {
         Ok(())
     }
 
-    fn get_one(&mut self) -> Result<Vec<Vec<u8>>, FilterError> {
+    /// The next line, terminator removed; `None` when no whole line is buffered.
+    fn next_line(&mut self) -> Result<Option<Vec<u8>>, FilterError> {
         loop {
             let hay = self.buf.as_slice();
             let step = match &self.input {
@@ -280,7 +229,7 @@ impl Filter for Line {
                 Input::AutoSecond(c) => {
                     let c = *c;
                     let Some(&first) = hay.first() else {
-                        return Ok(Vec::new());
+                        return Ok(None);
                     };
                     if first == complement(c) {
                         self.buf.consume(1);
@@ -296,11 +245,93 @@ impl Filter for Line {
                 Step::Emit { end, term } => return self.emit(end, term),
                 Step::Wait(from) => {
                     self.scan_from = from;
-                    return Ok(Vec::new());
+                    return Ok(None);
                 }
                 Step::Again => continue,
             }
         }
+    }
+
+    /// Takes the line ending at `end` and drops the `term_len` terminator bytes after it.
+    fn emit(&mut self, end: usize, term_len: usize) -> Result<Option<Vec<u8>>, FilterError> {
+        let line = self.buf.take_skip(end, term_len);
+        self.scan_from = 0;
+        if line.len() > self.max_length {
+            return Err(FilterError::LineTooLong {
+                length: line.len(),
+                max: self.max_length,
+            });
+        }
+        Ok(Some(line))
+    }
+}
+
+/// Offset of the first CR or LF at or after `from`.
+fn find_newline(hay: &[u8], from: usize) -> Option<usize> {
+    memchr::memchr2(CR, LF, hay.get(from..)?).map(|i| i + from)
+}
+
+/// Offset of the first `needle` in `hay` at or after `from` (`needle` is non-empty).
+fn find_literal(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let mut at = from;
+    loop {
+        let i = at + memchr::memchr(first, hay.get(at..)?)?;
+        let after = i + 1;
+        match hay.get(after..after + rest.len()) {
+            Some(tail) if tail == rest => return Some(i),
+            Some(_) => at = i + 1,
+            None => return None,
+        }
+    }
+}
+
+/// What `get_one` decided after looking at the buffer.
+enum Step {
+    /// A line ends at `end`, followed by a terminator of `term` bytes.
+    Emit { end: usize, term: usize },
+    /// No terminator yet; later searches may start at this offset.
+    Wait(usize),
+    /// Autodetection moved on; look again.
+    Again,
+}
+
+impl Filter for Line {
+    type Raw = Vec<u8>;
+    type Record = Vec<u8>;
+
+    fn get_one_start(&mut self, chunks: Vec<Vec<u8>>) -> Result<(), FilterError> {
+        self.buf.append(chunks);
+        self.check_buffer()
+    }
+
+    fn get_one(&mut self) -> Result<Vec<Vec<u8>>, FilterError> {
+        Ok(self.next_line()?.into_iter().collect())
+    }
+
+    fn get_one_start_chunk(&mut self, chunk: Vec<u8>) -> Result<(), FilterError> {
+        self.buf.append_one(chunk);
+        self.check_buffer()
+    }
+
+    fn get_one_into(&mut self, out: &mut Vec<Vec<u8>>) -> Result<usize, FilterError> {
+        Ok(match self.next_line()? {
+            Some(line) => {
+                out.push(line);
+                1
+            }
+            None => 0,
+        })
+    }
+
+    fn put_one_with(
+        &mut self,
+        mut line: Vec<u8>,
+        sink: &mut dyn FnMut(Vec<u8>),
+    ) -> Result<(), FilterError> {
+        line.extend_from_slice(&self.output);
+        sink(line);
+        Ok(())
     }
 
     fn put(&mut self, records: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, FilterError> {

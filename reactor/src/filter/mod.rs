@@ -148,6 +148,36 @@ pub trait Filter {
     /// Serializes records into raw chunks (POE's `put(\@records)`).
     fn put(&mut self, records: Vec<Self::Record>) -> Result<Vec<Self::Raw>, FilterError>;
 
+    /// Buffers one raw chunk: [`get_one_start`](Filter::get_one_start) of a one-chunk list,
+    /// without building the list. Wheels call it after every read; filters that can take
+    /// the chunk over directly do so.
+    fn get_one_start_chunk(&mut self, chunk: Self::Raw) -> Result<(), FilterError> {
+        self.get_one_start(vec![chunk])
+    }
+
+    /// [`get_one`](Filter::get_one), appending the records to `out` instead of returning a
+    /// new `Vec`; returns how many it appended (0: more input is needed). Wheels call it
+    /// with a list they keep, so parsing a record allocates no list.
+    fn get_one_into(&mut self, out: &mut Vec<Self::Record>) -> Result<usize, FilterError> {
+        let records = self.get_one()?;
+        let n = records.len();
+        out.extend(records);
+        Ok(n)
+    }
+
+    /// [`put`](Filter::put) of one record, handing each raw chunk to `sink` instead of
+    /// returning them in a new `Vec`. Wheels call it for `put_one`.
+    fn put_one_with(
+        &mut self,
+        record: Self::Record,
+        sink: &mut dyn FnMut(Self::Raw),
+    ) -> Result<(), FilterError> {
+        for chunk in self.put(vec![record])? {
+            sink(chunk);
+        }
+        Ok(())
+    }
+
     /// The buffered, unparsed input in raw form, or `None` when there is none (POE's
     /// `get_pending()`). The buffer is left as it is.
     fn get_pending(&self) -> Option<Vec<Self::Raw>>;
@@ -185,6 +215,18 @@ impl<R, S> Filter for BoxedFilter<R, S> {
 
     fn put(&mut self, records: Vec<S>) -> Result<Vec<R>, FilterError> {
         (**self).put(records)
+    }
+
+    fn get_one_start_chunk(&mut self, chunk: R) -> Result<(), FilterError> {
+        (**self).get_one_start_chunk(chunk)
+    }
+
+    fn get_one_into(&mut self, out: &mut Vec<S>) -> Result<usize, FilterError> {
+        (**self).get_one_into(out)
+    }
+
+    fn put_one_with(&mut self, record: S, sink: &mut dyn FnMut(R)) -> Result<(), FilterError> {
+        (**self).put_one_with(record, sink)
     }
 
     fn get_pending(&self) -> Option<Vec<R>> {

@@ -47,6 +47,28 @@ impl Filter for Stream {
         Ok(records)
     }
 
+    fn get_one_start_chunk(&mut self, chunk: Vec<u8>) -> Result<(), FilterError> {
+        self.buf.append_one(chunk);
+        Ok(())
+    }
+
+    fn get_one_into(&mut self, out: &mut Vec<Vec<u8>>) -> Result<usize, FilterError> {
+        if self.buf.is_empty() {
+            return Ok(0);
+        }
+        out.push(self.buf.take_all());
+        Ok(1)
+    }
+
+    fn put_one_with(
+        &mut self,
+        record: Vec<u8>,
+        sink: &mut dyn FnMut(Vec<u8>),
+    ) -> Result<(), FilterError> {
+        sink(record);
+        Ok(())
+    }
+
     fn get_pending(&self) -> Option<Vec<Vec<u8>>> {
         if self.buf.is_empty() {
             None

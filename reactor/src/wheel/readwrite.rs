@@ -17,6 +17,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use std::rc::Rc;
 
+/// Spare capacity of the copy of each read: room for a line terminator (CRLF) when the
+/// record goes back out.
+const READ_SLACK: usize = 8;
+
 /// A readable, pollable handle (POE's `InputHandle`): any `Read + mio Source + AsFd`.
 pub trait ReadHandle: 'static {
     /// Reads into `buf`.
@@ -156,6 +160,8 @@ pub struct ReadWrite {
     /// The handle reported buffered output of its own (see [`WriteHandle::flush_out`]).
     handle_unflushed: bool,
     out: VecDeque<Vec<u8>>,
+    /// Records parsed and not yet delivered (kept to reuse its allocation).
+    parsed: Vec<Vec<u8>>,
     out_octets: usize,
     high_mark: Option<usize>,
     low_mark: Option<usize>,
@@ -332,6 +338,7 @@ impl ReadWriteBuilder {
             output_open: true,
             handle_unflushed: false,
             out: VecDeque::new(),
+            parsed: Vec::new(),
             out_octets: 0,
             high_mark: self.high_mark,
             low_mark: self.low_mark,
@@ -361,21 +368,36 @@ impl ReadWrite {
                 self.out.push_back(c);
             }
         }
+        Ok(self.after_put())
+    }
+
+    /// What follows queueing output: AutoFlush, and the high-water flag `put` returns.
+    fn after_put(&mut self) -> bool {
         if self.auto_flush {
             self.write_ready = true;
         }
-        Ok(match self.high_mark {
+        match self.high_mark {
             Some(h) => {
                 self.high_state = self.out_octets >= h;
                 self.high_state
             }
             None => false,
-        })
+        }
     }
 
     /// Queues one record; see [`put`](ReadWrite::put).
     pub fn put_one(&mut self, record: impl Into<Vec<u8>>) -> Result<bool> {
-        self.put(std::iter::once(record.into()))
+        let filter = self.out_filter.as_mut().unwrap_or(&mut self.in_filter);
+        let (out, octets) = (&mut self.out, &mut self.out_octets);
+        filter
+            .put_one_with(record.into(), &mut |c: Vec<u8>| {
+                if !c.is_empty() {
+                    *octets += c.len();
+                    out.push_back(c);
+                }
+            })
+            .map_err(Error::Filter)?;
+        Ok(self.after_put())
     }
 
     /// Stops reading (POE's `pause_input`).
@@ -570,7 +592,11 @@ impl ReadWrite {
                         // closed there is no edge to come: read on to end-of-file.
                         w.read_ready = false;
                     }
-                    match w.in_filter.get_one_start(vec![buf[..n].to_vec()]) {
+                    // The copy keeps a few spare bytes: a line handed back for output
+                    // gets its terminator without reallocating.
+                    let mut chunk = Vec::with_capacity(n + READ_SLACK);
+                    chunk.extend_from_slice(&buf[..n]);
+                    match w.in_filter.get_one_start_chunk(chunk) {
                         Ok(()) => {
                             w.parse_pending = true;
                             None
@@ -616,14 +642,20 @@ impl ReadWrite {
             let Some(ev) = w.event_name(RwEvent::Input) else {
                 return;
             };
-            match w.in_filter.get_one() {
-                Ok(recs) if recs.is_empty() => {
+            // The wheel's own list, taken while its records are delivered.
+            let mut recs = std::mem::take(&mut w.parsed);
+            match w.in_filter.get_one_into(&mut recs) {
+                Ok(0) => {
                     w.parse_pending = false;
+                    w.parsed = recs;
                     return;
                 }
-                Ok(recs) => {
-                    for rec in recs {
+                Ok(_) => {
+                    for rec in recs.drain(..) {
                         kernel.wheel_call(owner, &ev, (rec, id).into_args());
+                    }
+                    if let Some(w) = kernel.wheel_at::<ReadWrite>(at) {
+                        w.parsed = recs;
                     }
                 }
                 Err(e) => {
