@@ -151,8 +151,38 @@ fn standard<F>(
     assert_eq!(records, out, "get_one [standard test]");
 
     // Third using put().
-    let chunks = filter.put(out).expect("put");
+    let chunks = filter.put(out.clone()).expect("put");
     assert_eq!(chunks, put, "put [standard test]");
+
+    // Not in POE: the calls a wheel makes give the same records and chunks. Each input
+    // chunk is buffered on its own (get_one_start_chunk), records are parsed into a list
+    // that is reused (get_one_into), and records go out one at a time (put_one_with).
+    let mut filter = filter.clone_empty();
+    for chunk in input {
+        filter
+            .get_one_start_chunk(chunk)
+            .expect("get_one_start_chunk");
+    }
+    let mut records = Vec::new();
+    let mut guard = 0;
+    while filter.get_one_into(&mut records).expect("get_one_into") > 0 {
+        guard += 1;
+        assert!(guard < 10_000, "get_one_into never ran dry");
+    }
+    assert_eq!(records, out, "get_one_into [wheel calls]");
+    let mut chunks = Vec::new();
+    for record in out {
+        filter
+            .put_one_with(record, &mut |c| chunks.push(c))
+            .expect("put_one_with");
+    }
+    // One record at a time may cut the output into other chunks (Block joins what one
+    // `put` gets); the bytes are the same.
+    assert_eq!(
+        Join::join(&chunks),
+        Join::join(&put),
+        "put_one_with [wheel calls]"
+    );
 }
 
 /// Four-byte big-endian length prefix: 01_block.t's `pack("N")` codec.
@@ -1706,7 +1736,33 @@ where
         let got = get_split(&mut filter, &bytes, at);
         assert_eq!(got, records, "split at {at} of {bytes:?}");
         assert_eq!(filter.get_pending(), None, "split at {at}");
+        // The same through the calls a wheel makes after each read.
+        let mut filter = template.clone_empty();
+        let got = get_split_wheel(&mut filter, &bytes, at);
+        assert_eq!(got, records, "wheel calls, split at {at} of {bytes:?}");
+        assert_eq!(filter.get_pending(), None, "wheel calls, split at {at}");
     }
+}
+
+/// [`get_split`] through `get_one_start_chunk` and `get_one_into`, as a wheel reads.
+fn get_split_wheel<F: Filter<Raw = Vec<u8>>>(
+    filter: &mut F,
+    bytes: &[u8],
+    at: usize,
+) -> Vec<F::Record> {
+    let (a, b) = bytes.split_at(at);
+    let mut out = Vec::new();
+    for chunk in [a, b] {
+        filter
+            .get_one_start_chunk(chunk.to_vec())
+            .expect("get_one_start_chunk");
+        for _ in 0..=bytes.len() + 1 {
+            if filter.get_one_into(&mut out).expect("get_one_into") == 0 {
+                break;
+            }
+        }
+    }
+    out
 }
 
 fn record(alphabet: &'static [u8]) -> impl Strategy<Value = Vec<u8>> {
