@@ -162,6 +162,11 @@ pub struct ReadWrite {
     out: VecDeque<Vec<u8>>,
     /// Records parsed and not yet delivered (kept to reuse its allocation).
     parsed: Vec<Vec<u8>>,
+    /// An early write (see `write_early`) moved output: the write pass still runs, to
+    /// report what it would have.
+    owes_write_events: bool,
+    /// The error an early write met, reported by the write pass.
+    early_error: Option<(i32, String)>,
     out_octets: usize,
     high_mark: Option<usize>,
     low_mark: Option<usize>,
@@ -339,6 +344,8 @@ impl ReadWriteBuilder {
             handle_unflushed: false,
             out: VecDeque::new(),
             parsed: Vec::new(),
+            owes_write_events: false,
+            early_error: None,
             out_octets: 0,
             high_mark: self.high_mark,
             low_mark: self.low_mark,
@@ -622,6 +629,9 @@ impl ReadWrite {
         }
         *kernel.wheel_read_buffer() = shared;
         Self::deliver_parsed(kernel, id, at, owner);
+        if let Some(w) = kernel.wheel_at::<ReadWrite>(at) {
+            w.write_early();
+        }
     }
 
     /// Delivers the records parsed and waiting in the input filter, one at a time: a
@@ -673,42 +683,35 @@ impl ReadWrite {
         }
     }
 
-    fn write_dispatch(kernel: &mut Kernel, id: WheelId) {
-        let Some((at, owner)) = kernel.wheel_locate(id) else {
-            return;
-        };
-        let Some(w) = kernel.wheel_at::<ReadWrite>(at) else {
-            return;
-        };
-        if !w.output_open || (w.out.is_empty() && !w.handle_unflushed) {
-            return;
-        }
+    /// Moves queued output to the handle, as far as it takes it: the system calls of a write
+    /// dispatch, without its events. Returns the error that closed the output, if any.
+    fn write_out(&mut self) -> Option<(i32, String)> {
         let mut error = None;
-        while !w.out.is_empty() {
-            let (result, wanted) = if w.out.len() == 1 {
-                let chunk = &w.out[0];
-                (w.handles.writer().write_one(chunk), chunk.len())
+        while !self.out.is_empty() {
+            let (result, wanted) = if self.out.len() == 1 {
+                let chunk = &self.out[0];
+                (self.handles.writer().write_one(chunk), chunk.len())
             } else {
                 // Up to 64 chunks in one writev, from a stack array.
                 let mut slices = [IoSlice::new(&[]); 64];
                 let mut wanted = 0;
                 let mut n = 0;
-                for (slot, c) in slices.iter_mut().zip(w.out.iter()) {
+                for (slot, c) in slices.iter_mut().zip(self.out.iter()) {
                     *slot = IoSlice::new(c);
                     wanted += c.len();
                     n += 1;
                 }
-                (w.handles.writer().write_some(&slices[..n]), wanted)
+                (self.handles.writer().write_some(&slices[..n]), wanted)
             };
             match result {
                 Ok(written) => {
                     let mut n = written;
-                    w.out_octets -= n;
+                    self.out_octets -= n;
                     while n > 0 {
-                        let front = w.out.front_mut().expect("written bytes were queued");
+                        let front = self.out.front_mut().expect("written bytes were queued");
                         if n >= front.len() {
                             n -= front.len();
-                            w.out.pop_front();
+                            self.out.pop_front();
                         } else {
                             front.drain(..n);
                             n = 0;
@@ -716,23 +719,56 @@ impl ReadWrite {
                     }
                     if written < wanted {
                         // A short write: the socket buffer is full; wait for an edge.
-                        w.write_ready = false;
+                        self.write_ready = false;
                         break;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    w.write_ready = false;
+                    self.write_ready = false;
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     error = Some((e.raw_os_error().unwrap_or(0), super::errstr(&e)));
-                    w.write_ready = false;
-                    w.output_open = false;
+                    self.write_ready = false;
+                    self.output_open = false;
                     break;
                 }
             }
         }
+        error
+    }
+
+    /// Writes the output a handler just queued, right after the read dispatch that ran it,
+    /// instead of waiting for the write pass of the timeslice: the peer gets its answer
+    /// while the other wheels are read. Only the system calls move: what the write pass
+    /// reports (flushed, an error) is reported there, in the order it always was. Wheels
+    /// with watermarks keep writing in the write pass, so their marks see the buffer as
+    /// before.
+    fn write_early(&mut self) {
+        if self.write_ready
+            && self.output_open
+            && !self.out.is_empty()
+            && self.high_mark.is_none()
+            && self.early_error.is_none()
+        {
+            self.early_error = self.write_out();
+            self.owes_write_events = true;
+        }
+    }
+
+    fn write_dispatch(kernel: &mut Kernel, id: WheelId) {
+        let Some((at, owner)) = kernel.wheel_locate(id) else {
+            return;
+        };
+        let Some(w) = kernel.wheel_at::<ReadWrite>(at) else {
+            return;
+        };
+        if !w.owes_write_events && (!w.output_open || (w.out.is_empty() && !w.handle_unflushed)) {
+            return;
+        }
+        let mut error = w.early_error.take().or_else(|| w.write_out());
+        w.owes_write_events = false;
         if w.out.is_empty() && error.is_none() && w.output_open {
             match w.handles.writer().flush_out() {
                 Ok(()) => w.handle_unflushed = false,
@@ -874,8 +910,10 @@ impl Wheel for ReadWrite {
     fn pending(&self) -> (bool, bool) {
         let reading = self.events[RwEvent::Input as usize].is_some()
             && ((self.read_ready && self.input_open && !self.input_paused) || self.parse_pending);
-        let writing =
-            self.write_ready && self.output_open && (!self.out.is_empty() || self.handle_unflushed);
+        let writing = self.owes_write_events
+            || (self.write_ready
+                && self.output_open
+                && (!self.out.is_empty() || self.handle_unflushed));
         (reading, writing)
     }
 
