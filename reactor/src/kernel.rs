@@ -111,9 +111,19 @@ pub(crate) enum Kind {
 }
 
 /// A session's handlers, sorted by event id: sessions have a handful, and a binary search
-/// over a few integers beats hashing.
-#[derive(Default)]
-struct Handlers(Vec<(EventId, Handler)>);
+/// over a few integers beats hashing. Sessions created from the same [`States`] share one
+/// table (behind an `Rc`) until one of them changes its own with `state()`.
+///
+/// [`States`]: crate::States
+#[derive(Default, Clone)]
+pub(crate) struct Handlers(Vec<(EventId, Handler)>);
+
+/// A number no other kernel of this process has.
+fn next_kernel_serial() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
 
 impl Handlers {
     #[inline]
@@ -141,7 +151,7 @@ pub(crate) struct SessionRec {
     pub(crate) parent: SessionId,
     pub(crate) children: Vec<SessionId>,
     heap: Box<dyn Any>,
-    handlers: Handlers,
+    handlers: Rc<Handlers>,
     refcount: i64,
     pub(crate) events_to: u32,
     posts_from: u32,
@@ -230,6 +240,7 @@ impl KernelBuilder {
     pub fn build(self) -> Result<Kernel> {
         let clock = self.clock.unwrap_or_else(|| Rc::new(SystemClock::new()));
         Ok(Kernel {
+            serial: next_kernel_serial(),
             sessions: Slab::new(),
             by_id: HashMap::default(),
             next_sid: 1,
@@ -260,6 +271,8 @@ impl KernelBuilder {
 /// The event kernel: POE's `$poe_kernel`. One per thread; it owns every session, the
 /// queue of pending events and timers, the I/O watchers and the signal state.
 pub struct Kernel {
+    /// Tells kernels apart (event ids are per kernel): see [`crate::States`].
+    pub(crate) serial: u64,
     pub(crate) sessions: Slab<SessionRec>,
     pub(crate) by_id: HashMap<u64, usize>,
     next_sid: u64,
@@ -610,6 +623,24 @@ impl Kernel {
 
     // ----------------------------------------------------------------- sessions
 
+    /// The handler table of `states`, interned by this kernel: made by the first session
+    /// created from them, shared by the next ones.
+    fn shared_table(&mut self, states: &crate::session::StatesInner) -> Rc<Handlers> {
+        if let Some((serial, table)) = &*states.table.borrow() {
+            if *serial == self.serial {
+                return Rc::clone(table);
+            }
+        }
+        let mut map = Handlers::default();
+        for (name, h) in &states.handlers {
+            let ev = self.intern(name);
+            map.insert(ev, Rc::clone(h));
+        }
+        let table = Rc::new(map);
+        *states.table.borrow_mut() = Some((self.serial, Rc::clone(&table)));
+        table
+    }
+
     /// Creates a session as a child of the active session (POE's
     /// `POE::Session->create`). Its `_start` runs before this returns, then its parent's
     /// `_child` with `create`. Fails with [`Error::NoStartState`] if there is no `_start`.
@@ -617,18 +648,28 @@ impl Kernel {
         let Session {
             heap,
             handlers,
+            shared,
             args,
             options,
         } = session;
-        if !handlers.iter().any(|(n, _)| n == "_start") {
+        let has_start = |hs: &[(String, Handler)]| hs.iter().any(|(n, _)| n == "_start");
+        if !has_start(&handlers) && !shared.as_ref().is_some_and(|s| has_start(&s.handlers)) {
             log::warn!("discarding session - no '_start' state");
             return Err(Error::NoStartState);
         }
-        let mut map = Handlers::default();
-        for (name, h) in handlers {
-            let ev = self.intern(&name);
-            map.insert(ev, h);
-        }
+        let map = match shared {
+            // The shared table, interned once per kernel.
+            Some(states) if handlers.is_empty() => self.shared_table(&states),
+            shared => {
+                let mut map = Handlers::default();
+                let base = shared.iter().flat_map(|s| s.handlers.iter().cloned());
+                for (name, h) in base.chain(handlers) {
+                    let ev = self.intern(&name);
+                    map.insert(ev, h);
+                }
+                Rc::new(map)
+            }
+        };
         let id = SessionId(self.next_sid);
         self.next_sid += 1;
         let parent = self.active.session;
@@ -692,10 +733,10 @@ impl Kernel {
                 if r.options.debug && r.handlers.get(ev).is_some() {
                     log::warn!("session {} redefined state '{}'", r.id, event);
                 }
-                r.handlers.insert(ev, h);
+                Rc::make_mut(&mut r.handlers).insert(ev, h);
             }
             None => {
-                r.handlers.remove(&ev);
+                Rc::make_mut(&mut r.handlers).remove(&ev);
             }
         }
         Ok(())

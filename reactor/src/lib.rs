@@ -101,7 +101,8 @@ pub use error::{Error, Result};
 pub use io::Mode;
 pub use kernel::{DieInfo, Kernel, KernelBuilder};
 pub use session::{
-    Ctx, Designator, ObjectMethod, PackageMethod, Session, SessionId, SessionOptions, KERNEL,
+    Ctx, Designator, ObjectMethod, PackageMethod, Session, SessionId, SessionOptions, States,
+    KERNEL,
 };
 pub use value::{Arg, ArgError, ArgProblem, Args, HandlerError, IntoArgs, Outcome, Value};
 pub use wheel::{Domain, ListenAccept, ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};

@@ -287,8 +287,108 @@ pub struct SessionOptions {
 pub struct Session<H> {
     pub(crate) heap: H,
     pub(crate) handlers: Vec<(String, Handler)>,
+    pub(crate) shared: Option<Rc<StatesInner>>,
     pub(crate) args: Args,
     pub(crate) options: SessionOptions,
+}
+
+/// Handlers built once for many sessions: every session created with
+/// [`Session::from_states`] from the same `States` shares one handler table in the kernel,
+/// as POE sessions created from one package share its methods.
+///
+/// A server that starts a session per connection (as [`ServerTcp`](crate::component::ServerTcp)
+/// does) then has one table however many connections it holds, and dispatching an event to
+/// any of them reads the same few cache lines. A session that changes its handlers with
+/// [`Ctx::state`] or [`Ctx::remove_state`] gets its own copy first; the others keep the
+/// shared one.
+///
+/// ```
+/// use reactor::{Ctx, Kernel, Session, States};
+///
+/// let states = States::new()
+///     .on("_start", |ctx: &mut Ctx<'_, u32>| ctx.yield_("count", ()))
+///     .on("count", |ctx: &mut Ctx<'_, u32>| *ctx.heap() += 1);
+/// let mut k = Kernel::new().unwrap();
+/// for n in 0..3 {
+///     k.create(Session::from_states(n, &states)).unwrap();
+/// }
+/// k.run().unwrap();
+/// ```
+pub struct States<H> {
+    inner: Rc<StatesInner>,
+    _heap: PhantomData<fn() -> H>,
+}
+
+/// What [`States`] holds: the handlers by name, and the table a kernel made of them.
+pub(crate) struct StatesInner {
+    pub(crate) handlers: Vec<(String, Handler)>,
+    /// (kernel serial, table): event ids are per kernel.
+    pub(crate) table: std::cell::RefCell<Option<(u64, Rc<crate::kernel::Handlers>)>>,
+}
+
+impl<H> Clone for States<H> {
+    fn clone(&self) -> Self {
+        States {
+            inner: Rc::clone(&self.inner),
+            _heap: PhantomData,
+        }
+    }
+}
+
+impl<H> fmt::Debug for States<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self
+            .inner
+            .handlers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        f.debug_struct("States").field("events", &names).finish()
+    }
+}
+
+impl<H: 'static> Default for States<H> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<H: 'static> States<H> {
+    /// No handlers yet.
+    pub fn new() -> Self {
+        States {
+            inner: Rc::new(StatesInner {
+                handlers: Vec::new(),
+                table: std::cell::RefCell::new(None),
+            }),
+            _heap: PhantomData,
+        }
+    }
+
+    /// Adds a handler for `event`, as [`Session::on`] does. Adding to states that a session
+    /// was already created from gives new states; that session keeps the old ones.
+    pub fn on<R: Outcome + 'static>(
+        mut self,
+        event: &str,
+        handler: impl Fn(&mut Ctx<'_, H>) -> R + 'static,
+    ) -> Self {
+        let h = erase::<H, R>(handler);
+        match Rc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                inner.handlers.push((event.to_owned(), h));
+                *inner.table.get_mut() = None;
+            }
+            None => {
+                let mut handlers = self.inner.handlers.clone();
+                handlers.push((event.to_owned(), h));
+                self.inner = Rc::new(StatesInner {
+                    handlers,
+                    table: std::cell::RefCell::new(None),
+                });
+            }
+        }
+        self
+    }
 }
 
 impl<H: Default + 'static> Default for Session<H> {
@@ -303,8 +403,19 @@ impl<H: 'static> Session<H> {
         Session {
             heap,
             handlers: Vec::new(),
+            shared: None,
             args: Args::new(),
             options: SessionOptions::default(),
+        }
+    }
+
+    /// A session with this heap and the shared handlers `states` (see [`States`]).
+    /// Handlers added with [`on`](Session::on) and the like go on top of them, in a table
+    /// of this session's own.
+    pub fn from_states(heap: H, states: &States<H>) -> Self {
+        Session {
+            shared: Some(Rc::clone(&states.inner)),
+            ..Session::new(heap)
         }
     }
 

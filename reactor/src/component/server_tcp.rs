@@ -67,7 +67,7 @@ use super::{
 };
 use crate::filter::{Filter, Line};
 use crate::kernel::Kernel;
-use crate::session::{Ctx, ObjectMethod, PackageMethod, Session, SessionId};
+use crate::session::{Ctx, ObjectMethod, PackageMethod, Session, SessionId, States};
 use crate::value::{Args, HandlerError, IntoArgs, Outcome};
 use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};
 use mio::net::TcpStream;
@@ -614,9 +614,9 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
             Some(a) => a,
             None => {
                 let conn = Rc::new(conn);
-                let shared = Rc::clone(&shared);
+                let states = conn_states(&conn, &shared);
                 Rc::new(move |ctx: &mut Ctx<'_, ListenerHeap>| {
-                    spawn_connection(&conn, &shared, ctx).map(|()| crate::Value::none())
+                    spawn_connection(&conn, &states, ctx).map(|()| crate::Value::none())
                 })
             }
         };
@@ -765,29 +765,14 @@ fn default_client_error<U: 'static>(ctx: &mut Ctx<'_, ConnHeap<U>>) {
     }
 }
 
-/// POE's default `Acceptor`: a connection session for the accepted socket.
-fn spawn_connection<U: Default + 'static>(
+/// The handlers of every connection session, made once per server: the sessions share
+/// them (see [`States`]).
+fn conn_states<U: Default + 'static>(
     conn: &Rc<ConnConfig<U>>,
     shared: &Rc<Shared>,
-    ctx: &mut Ctx<'_, ListenerHeap>,
-) -> Result<(), HandlerError> {
-    let socket = ctx.take_arg::<TcpStream>(0)?;
-    let ip = ctx
-        .arg::<Option<IpAddr>>(1)?
-        .map_or_else(|| "LOCAL".to_owned(), |ip| ip.to_string());
-    let port = *ctx.arg::<u16>(2)?;
-    let heap = ConnHeap {
-        client: None,
-        remote_ip: ip,
-        remote_port: port,
-        shutdown: false,
-        shutdown_on_error: conn.shutdown_on_error,
-        got_an_error: false,
-        data: U::default(),
-        socket: Some(socket),
-    };
+) -> States<ConnHeap<U>> {
     let c = Rc::clone(conn);
-    let mut s = Session::new(heap).args(conn.args.clone()).on(
+    let mut s = States::new().on(
         "_start",
         move |ctx: &mut Ctx<'_, ConnHeap<U>>| -> Result<(), HandlerError> {
             let Some(mut socket) = ctx.heap().socket.take() else {
@@ -897,6 +882,30 @@ fn spawn_connection<U: Default + 'static>(
         let f = Rc::clone(f);
         s = s.on(name, move |ctx| f(ctx));
     }
-    ctx.create(s)?;
+    s
+}
+
+/// POE's default `Acceptor`: a connection session for the accepted socket.
+fn spawn_connection<U: Default + 'static>(
+    conn: &Rc<ConnConfig<U>>,
+    states: &States<ConnHeap<U>>,
+    ctx: &mut Ctx<'_, ListenerHeap>,
+) -> Result<(), HandlerError> {
+    let socket = ctx.take_arg::<TcpStream>(0)?;
+    let ip = ctx
+        .arg::<Option<IpAddr>>(1)?
+        .map_or_else(|| "LOCAL".to_owned(), |ip| ip.to_string());
+    let port = *ctx.arg::<u16>(2)?;
+    let heap = ConnHeap {
+        client: None,
+        remote_ip: ip,
+        remote_port: port,
+        shutdown: false,
+        shutdown_on_error: conn.shutdown_on_error,
+        got_an_error: false,
+        data: U::default(),
+        socket: Some(socket),
+    };
+    ctx.create(Session::from_states(heap, states).args(conn.args.clone()))?;
     Ok(())
 }
