@@ -692,16 +692,7 @@ impl ReadWrite {
                 let chunk = &self.out[0];
                 (self.handles.writer().write_one(chunk), chunk.len())
             } else {
-                // Up to 64 chunks in one writev, from a stack array.
-                let mut slices = [IoSlice::new(&[]); 64];
-                let mut wanted = 0;
-                let mut n = 0;
-                for (slot, c) in slices.iter_mut().zip(self.out.iter()) {
-                    *slot = IoSlice::new(c);
-                    wanted += c.len();
-                    n += 1;
-                }
-                (self.handles.writer().write_some(&slices[..n]), wanted)
+                self.write_vectored()
             };
             match result {
                 Ok(written) => {
@@ -739,6 +730,21 @@ impl ReadWrite {
         error
     }
 
+    /// Up to 64 queued chunks in one `writev`, from a stack array: (result, bytes offered).
+    /// Out of line, so the single-chunk path does not set the array up.
+    #[inline(never)]
+    fn write_vectored(&mut self) -> (io::Result<usize>, usize) {
+        let mut slices = [IoSlice::new(&[]); 64];
+        let mut wanted = 0;
+        let mut n = 0;
+        for (slot, c) in slices.iter_mut().zip(self.out.iter()) {
+            *slot = IoSlice::new(c);
+            wanted += c.len();
+            n += 1;
+        }
+        (self.handles.writer().write_some(&slices[..n]), wanted)
+    }
+
     /// Writes the output a handler just queued, right after the read dispatch that ran it,
     /// instead of waiting for the write pass of the timeslice: the peer gets its answer
     /// while the other wheels are read. Only the system calls move: what the write pass
@@ -767,7 +773,11 @@ impl ReadWrite {
         if !w.owes_write_events && (!w.output_open || (w.out.is_empty() && !w.handle_unflushed)) {
             return;
         }
-        let mut error = w.early_error.take().or_else(|| w.write_out());
+        let mut error = match w.early_error.take() {
+            Some(e) => Some(e),
+            None if w.out.is_empty() => None,
+            None => w.write_out(),
+        };
         w.owes_write_events = false;
         if w.out.is_empty() && error.is_none() && w.output_open {
             match w.handles.writer().flush_out() {
