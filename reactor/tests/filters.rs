@@ -156,7 +156,7 @@ fn standard<F>(
 
     // Not in POE: the calls a wheel makes give the same records and chunks. Each input
     // chunk is buffered on its own (get_one_start_chunk), records are parsed into a list
-    // that is reused (get_one_into), and records go out one at a time (put_one_with).
+    // (get_one_with), and records go out one at a time (put_one_with).
     let mut filter = filter.clone_empty();
     for chunk in input {
         filter
@@ -165,11 +165,15 @@ fn standard<F>(
     }
     let mut records = Vec::new();
     let mut guard = 0;
-    while filter.get_one_into(&mut records).expect("get_one_into") > 0 {
+    while filter
+        .get_one_with(&mut |r| records.push(r))
+        .expect("get_one_with")
+        > 0
+    {
         guard += 1;
-        assert!(guard < 10_000, "get_one_into never ran dry");
+        assert!(guard < 10_000, "get_one_with never ran dry");
     }
-    assert_eq!(records, out, "get_one_into [wheel calls]");
+    assert_eq!(records, out, "get_one_with [wheel calls]");
     let mut chunks = Vec::new();
     for record in out {
         filter
@@ -1744,7 +1748,7 @@ where
     }
 }
 
-/// [`get_split`] through `get_one_start_chunk` and `get_one_into`, as a wheel reads.
+/// [`get_split`] through `get_one_start_chunk` and `get_one_with`, as a wheel reads.
 fn get_split_wheel<F: Filter<Raw = Vec<u8>>>(
     filter: &mut F,
     bytes: &[u8],
@@ -1757,7 +1761,11 @@ fn get_split_wheel<F: Filter<Raw = Vec<u8>>>(
             .get_one_start_chunk(chunk.to_vec())
             .expect("get_one_start_chunk");
         for _ in 0..=bytes.len() + 1 {
-            if filter.get_one_into(&mut out).expect("get_one_into") == 0 {
+            if filter
+                .get_one_with(&mut |r| out.push(r))
+                .expect("get_one_with")
+                == 0
+            {
                 break;
             }
         }

@@ -318,10 +318,10 @@ impl Filter for Line {
         self.check_buffer()
     }
 
-    fn get_one_into(&mut self, out: &mut Vec<Vec<u8>>) -> Result<usize, FilterError> {
+    fn get_one_with(&mut self, sink: &mut dyn FnMut(Vec<u8>)) -> Result<usize, FilterError> {
         Ok(match self.next_line()? {
             Some(line) => {
-                out.push(line);
+                sink(line);
                 1
             }
             None => 0,

@@ -155,13 +155,13 @@ pub trait Filter {
         self.get_one_start(vec![chunk])
     }
 
-    /// [`get_one`](Filter::get_one), appending the records to `out` instead of returning a
-    /// new `Vec`; returns how many it appended (0: more input is needed). Wheels call it
-    /// with a list they keep, so parsing a record allocates no list.
-    fn get_one_into(&mut self, out: &mut Vec<Self::Record>) -> Result<usize, FilterError> {
+    /// [`get_one`](Filter::get_one), handing each record to `sink` instead of returning
+    /// them in a new `Vec`; returns how many it handed over (0: more input is needed).
+    /// Wheels call it, so parsing a record allocates no list.
+    fn get_one_with(&mut self, sink: &mut dyn FnMut(Self::Record)) -> Result<usize, FilterError> {
         let records = self.get_one()?;
         let n = records.len();
-        out.extend(records);
+        records.into_iter().for_each(|r| sink(r));
         Ok(n)
     }
 
@@ -221,8 +221,8 @@ impl<R, S> Filter for BoxedFilter<R, S> {
         (**self).get_one_start_chunk(chunk)
     }
 
-    fn get_one_into(&mut self, out: &mut Vec<S>) -> Result<usize, FilterError> {
-        (**self).get_one_into(out)
+    fn get_one_with(&mut self, sink: &mut dyn FnMut(S)) -> Result<usize, FilterError> {
+        (**self).get_one_with(sink)
     }
 
     fn put_one_with(&mut self, record: S, sink: &mut dyn FnMut(R)) -> Result<(), FilterError> {

@@ -52,11 +52,11 @@ impl Filter for Stream {
         Ok(())
     }
 
-    fn get_one_into(&mut self, out: &mut Vec<Vec<u8>>) -> Result<usize, FilterError> {
+    fn get_one_with(&mut self, sink: &mut dyn FnMut(Vec<u8>)) -> Result<usize, FilterError> {
         if self.buf.is_empty() {
             return Ok(0);
         }
-        out.push(self.buf.take_all());
+        sink(self.buf.take_all());
         Ok(1)
     }
 

@@ -160,8 +160,6 @@ pub struct ReadWrite {
     /// The handle reported buffered output of its own (see [`WriteHandle::flush_out`]).
     handle_unflushed: bool,
     out: VecDeque<Vec<u8>>,
-    /// Records parsed and not yet delivered (kept to reuse its allocation).
-    parsed: Vec<Vec<u8>>,
     /// An early write (see `write_early`) moved output: the write pass still runs, to
     /// report what it would have.
     owes_write_events: bool,
@@ -343,7 +341,6 @@ impl ReadWriteBuilder {
             output_open: true,
             handle_unflushed: false,
             out: VecDeque::new(),
-            parsed: Vec::new(),
             owes_write_events: false,
             early_error: None,
             out_octets: 0,
@@ -652,20 +649,22 @@ impl ReadWrite {
             let Some(ev) = w.event_name(RwEvent::Input) else {
                 return;
             };
-            // The wheel's own list, taken while its records are delivered.
-            let mut recs = std::mem::take(&mut w.parsed);
-            match w.in_filter.get_one_into(&mut recs) {
+            // Filters give one record at a time (Map may give more): the first goes in a
+            // slot on the stack, so the usual case needs no list.
+            let mut first = None;
+            let mut more = Vec::new();
+            let got = w.in_filter.get_one_with(&mut |rec| match first {
+                None => first = Some(rec),
+                Some(_) => more.push(rec),
+            });
+            match got {
                 Ok(0) => {
                     w.parse_pending = false;
-                    w.parsed = recs;
                     return;
                 }
                 Ok(_) => {
-                    for rec in recs.drain(..) {
+                    for rec in first.into_iter().chain(more) {
                         kernel.wheel_call(owner, &ev, (rec, id).into_args());
-                    }
-                    if let Some(w) = kernel.wheel_at::<ReadWrite>(at) {
-                        w.parsed = recs;
                     }
                 }
                 Err(e) => {
