@@ -161,7 +161,7 @@ pub trait Filter {
     fn get_one_with(&mut self, sink: &mut dyn FnMut(Self::Record)) -> Result<usize, FilterError> {
         let records = self.get_one()?;
         let n = records.len();
-        records.into_iter().for_each(|r| sink(r));
+        records.into_iter().for_each(sink);
         Ok(n)
     }
 
