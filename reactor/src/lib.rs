@@ -42,6 +42,18 @@
 //! [`ArgError`] naming the position and type; one signal's arguments reach every watcher
 //! without copies. Handler return values are [`Value`]s.
 //!
+//! **Shared handler tables.** Each session's handlers are a small table sorted by event id,
+//! behind an `Rc`: sessions created from the same [`States`] (a server's per-connection
+//! sessions) share one table, so dispatching to any of a thousand of them reads the same
+//! cache lines. A session that changes its handlers with `state` copies the table first.
+//!
+//! **Reads and writes without lists.** POE's filter interface passes lists of chunks and
+//! records; the wheels use the provided methods [`filter::Filter::get_one_start_chunk`],
+//! [`filter::Filter::get_one_with`] and [`filter::Filter::put_one_with`] instead, so a line
+//! read, delivered and echoed allocates no list, and `Line` hands a whole buffered line
+//! over rather than copying it. Output a handler queues during a read dispatch is written
+//! right after it; the events that report on writing keep their place in the write pass.
+//!
 //! **Failures.** A handler that returns `Err` or panics is POE's `die`: with exception
 //! catching on (the default) it becomes a `DIE` signal to the failed session, its
 //! descendants and ancestors; unhandled, it stops every session and [`Kernel::run`] returns
