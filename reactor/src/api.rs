@@ -146,6 +146,14 @@ impl Kernel {
         }
     }
 
+    /// The active session's slab key, as queued items carry it.
+    fn active_key(&self) -> Result<u32> {
+        match self.active.key {
+            Some(k) if !self.active.session.is_kernel() => Ok(k as u32),
+            _ => Err(Error::NoActiveSession),
+        }
+    }
+
     fn timer_name(&mut self, name: &str) -> Result<crate::kernel::EventId> {
         if name.is_empty() {
             return Err(Error::InvalidArgument("undefined event name"));
@@ -158,9 +166,9 @@ impl Kernel {
         if self.sessions[key].timers == 0 {
             return;
         }
-        let gone = self
-            .queue
-            .remove_matching(|it| it.kind == ItemKind::Timer && it.dest == me && it.event == ev);
+        let gone = self.queue.remove_matching(|it| {
+            it.kind == ItemKind::Timer && it.dest_key == key as u32 && it.event == ev
+        });
         for (_, _, it) in gone {
             self.timer_gone(&it);
         }
@@ -293,10 +301,10 @@ impl Kernel {
     /// `alarm_remove`). Fails with [`Error::NoSuchAlarm`] (ESRCH) or [`Error::NotOwner`]
     /// (EPERM).
     pub fn alarm_remove(&mut self, id: AlarmId) -> Result<RemovedAlarm> {
-        let me = self.active_session()?;
+        let me = self.active_key()?;
         let (t, it) = self
             .queue
-            .remove_if(id, |it| it.kind == ItemKind::Timer && it.dest == me)
+            .remove_if(id, |it| it.kind == ItemKind::Timer && it.dest_key == me)
             .map_err(|e| self.timer_refusal(id, e))?;
         self.own_timer_gone(&it);
         Ok(RemovedAlarm {
@@ -308,10 +316,10 @@ impl Kernel {
 
     /// Removes every alarm of the active session (POE's `alarm_remove_all`).
     pub fn alarm_remove_all(&mut self) -> Result<Vec<RemovedAlarm>> {
-        let me = self.active_session()?;
+        let me = self.active_key()?;
         let gone = self
             .queue
-            .remove_matching(|it| it.kind == ItemKind::Timer && it.dest == me);
+            .remove_matching(|it| it.kind == ItemKind::Timer && it.dest_key == me);
         let mut out = Vec::with_capacity(gone.len());
         for (t, _, it) in gone {
             self.timer_gone(&it);
@@ -327,13 +335,13 @@ impl Kernel {
     /// Moves an alarm by `delta` seconds (may be negative); returns its new due time (POE's
     /// `alarm_adjust`).
     pub fn alarm_adjust(&mut self, id: AlarmId, delta: impl Seconds) -> Result<SystemTime> {
-        let me = self.active_session()?;
+        let me = self.active_key()?;
         let d = delta.nanos();
         let t = self
             .queue
             .retime_if(
                 id,
-                |it| it.kind == ItemKind::Timer && it.dest == me,
+                |it| it.kind == ItemKind::Timer && it.dest_key == me,
                 |t| t.saturating_add(d),
             )
             .map_err(|e| self.timer_refusal(id, e))?;
@@ -343,11 +351,15 @@ impl Kernel {
     /// Re-times an alarm to fire `secs` from now; returns its new due time (POE's
     /// `delay_adjust`).
     pub fn delay_adjust(&mut self, id: AlarmId, secs: impl Seconds) -> Result<SystemTime> {
-        let me = self.active_session()?;
+        let me = self.active_key()?;
         let t = self.timer_base().saturating_add(secs.nanos());
         let t = self
             .queue
-            .retime_if(id, |it| it.kind == ItemKind::Timer && it.dest == me, |_| t)
+            .retime_if(
+                id,
+                |it| it.kind == ItemKind::Timer && it.dest_key == me,
+                |_| t,
+            )
             .map_err(|e| self.timer_refusal(id, e))?;
         Ok(self.clock.wall_at(t))
     }
@@ -627,8 +639,6 @@ impl Kernel {
                 let caller = Location::caller();
                 let item = Item {
                     kind: ItemKind::Post,
-                    dest: sid,
-                    sender,
                     dest_key,
                     sender_key,
                     event: ev,

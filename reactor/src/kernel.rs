@@ -86,10 +86,10 @@ pub(crate) enum ItemKind {
 
 pub(crate) struct Item {
     pub(crate) kind: ItemKind,
-    pub(crate) dest: SessionId,
-    pub(crate) sender: SessionId,
-    /// Slab keys of `dest` and `sender` ([`NO_KEY`] for the kernel). Items to or from a
-    /// session are removed when it is freed, so these stay valid while the item waits.
+    /// Slab keys of the destination and the sender ([`NO_KEY`] for the kernel). Items to or
+    /// from a session are removed when it is freed, so these name the same sessions for as
+    /// long as the item waits, and the ids need not be stored: the item stays small, which
+    /// with many timers decides the cost of setting and cancelling them.
     pub(crate) dest_key: u32,
     pub(crate) sender_key: u32,
     pub(crate) event: EventId,
@@ -376,10 +376,14 @@ impl Kernel {
         self.by_id.get(&id.0).copied()
     }
 
-    /// Whether slab key `key` holds session `id`.
+    /// The session at slab key `key` as an item names it: [`KERNEL`] for [`NO_KEY`].
     #[inline]
-    pub(crate) fn session_at(&self, key: usize, id: SessionId) -> bool {
-        self.sessions.get(key).is_some_and(|r| r.id == id)
+    pub(crate) fn session_of_key(&self, key: u32) -> SessionId {
+        if key == NO_KEY {
+            KERNEL
+        } else {
+            self.sessions[key as usize].id
+        }
     }
 
     pub(crate) fn session_exists(&self, id: SessionId) -> bool {
@@ -796,8 +800,6 @@ impl Kernel {
         let caller_state = self.active.event;
         let item = Item {
             kind,
-            dest,
-            sender,
             dest_key,
             sender_key,
             event,
@@ -1188,7 +1190,7 @@ impl Kernel {
         if r.events_to > 0 || r.posts_from > 0 {
             let gone = self
                 .queue
-                .remove_matching(|it| it.dest == id || it.sender == id);
+                .remove_matching(|it| it.dest_key == key as u32 || it.sender_key == key as u32);
             for (_, _, it) in gone {
                 // Releases the other party's count too.
                 self.timer_gone(&it);
@@ -1267,5 +1269,21 @@ impl Kernel {
                 self.marked = todo;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Item;
+
+    /// Queued items stay small: with a million timers their size decides what setting and
+    /// cancelling one costs (see docs/benchmarks.md).
+    #[test]
+    fn a_queued_item_fits_in_56_bytes() {
+        assert!(
+            std::mem::size_of::<Item>() <= 56,
+            "{}",
+            std::mem::size_of::<Item>()
+        );
     }
 }

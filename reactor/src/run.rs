@@ -127,16 +127,23 @@ impl Kernel {
             self.timer_gone(&it);
             match it.kind {
                 ItemKind::Gc => {}
-                ItemKind::Signal => self.dispatch_signal(it.dest, it.event, it.args),
+                ItemKind::Signal => {
+                    let dest = self.session_of_key(it.dest_key);
+                    self.dispatch_signal(dest, it.event, it.args)
+                }
                 ItemKind::Post | ItemKind::Timer => {
                     // Items to a session leave the queue when it is freed, so the key the
-                    // item carries still names it; the id check is a safety net.
+                    // item carries still names it.
                     let key = it.dest_key as usize;
-                    if it.dest_key != NO_KEY && self.session_at(key, it.dest) {
+                    if it.dest_key != NO_KEY {
+                        let (dest, sender) = (
+                            self.session_of_key(it.dest_key),
+                            self.session_of_key(it.sender_key),
+                        );
                         let _ = self.dispatch(
                             key,
-                            it.dest,
-                            it.sender,
+                            dest,
+                            sender,
                             it.event,
                             it.args,
                             it.caller_state,
