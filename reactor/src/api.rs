@@ -310,7 +310,7 @@ impl Kernel {
         Ok(RemovedAlarm {
             name: self.names.shared(it.event),
             time: self.clock.wall_at(t),
-            args: it.args,
+            args: Args::from_boxed(it.args),
         })
     }
 
@@ -326,7 +326,7 @@ impl Kernel {
             out.push(RemovedAlarm {
                 name: self.names.shared(it.event),
                 time: self.clock.wall_at(t),
-                args: it.args,
+                args: Args::from_boxed(it.args),
             });
         }
         Ok(out)
@@ -642,7 +642,7 @@ impl Kernel {
                     dest_key,
                     sender_key,
                     event: ev,
-                    args,
+                    args: args.into_boxed(),
                     caller_state,
                     caller,
                 };

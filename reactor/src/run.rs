@@ -129,7 +129,7 @@ impl Kernel {
                 ItemKind::Gc => {}
                 ItemKind::Signal => {
                     let dest = self.session_of_key(it.dest_key);
-                    self.dispatch_signal(dest, it.event, it.args)
+                    self.dispatch_signal(dest, it.event, Args::from_boxed(it.args))
                 }
                 ItemKind::Post | ItemKind::Timer => {
                     // Items to a session leave the queue when it is freed, so the key the
@@ -145,7 +145,7 @@ impl Kernel {
                             dest,
                             sender,
                             it.event,
-                            it.args,
+                            Args::from_boxed(it.args),
                             it.caller_state,
                             it.caller,
                             Kind::Normal,

@@ -62,6 +62,18 @@ impl Args {
         Args(Vec::new())
     }
 
+    /// The arguments as a boxed slice, 16 bytes instead of a `Vec`'s 24: how queued items
+    /// keep them. Free when the list is exactly as long as its allocation, as lists built
+    /// from tuples are.
+    pub(crate) fn into_boxed(self) -> Box<[Arg]> {
+        self.0.into_boxed_slice()
+    }
+
+    /// Back from [`into_boxed`](Args::into_boxed), without copying.
+    pub(crate) fn from_boxed(args: Box<[Arg]>) -> Args {
+        Args(args.into_vec())
+    }
+
     /// Appends a value.
     pub fn push<T: Any>(&mut self, v: T) {
         self.0.push(Rc::new(v));
