@@ -109,7 +109,11 @@ pub type ByteFilter = BoxedFilter<Vec<u8>, Vec<u8>>;
 /// - [`get_pending`](Filter::get_pending) shows the unparsed input in raw form (`None`
 ///   when there is none) without consuming it;
 /// - [`clone_empty`](Filter::clone_empty) makes a filter with the same configuration and
-///   empty buffers.
+///   empty buffers;
+/// - the calls wheels make, [`get_one_start_chunk`](Filter::get_one_start_chunk),
+///   [`get_one_with`](Filter::get_one_with) and [`put_one_with`](Filter::put_one_with),
+///   give the same records and bytes as `get_one_start`, `get_one` and `put` (their
+///   provided versions are built on those; filters override them only to skip lists).
 pub trait Filter {
     /// The raw side: what [`get_one_start`](Filter::get_one_start) takes and
     /// [`put`](Filter::put) returns (bytes for stream filters).
