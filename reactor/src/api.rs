@@ -176,36 +176,23 @@ impl Kernel {
 
     /// Releases what a queued item held once it leaves the queue.
     #[inline]
-    /// [`Kernel::timer_gone`] for a timer the active session removed from the queue: its
-    /// own timer, set by itself, so the counters to update are the active session's. Taking
-    /// its key from the frame rather than from the item keeps the bookkeeping of one removal
-    /// from waiting on the item's memory, which with many timers is a cache miss: removals
-    /// in a row then overlap their misses.
-    fn own_timer_gone(&mut self, it: &Item) {
-        match self.active.key {
-            Some(key) => {
-                debug_assert!(it.kind == ItemKind::Timer && it.dest_key as usize == key);
-                debug_assert_eq!(it.sender_key, it.dest_key);
-                self.timer_items -= 1;
-                let r = &mut self.sessions[key];
-                r.timers -= 1;
-                r.events_to -= 1;
-                if r.events_to == 0 {
-                    self.ref_dec_key(key);
-                }
-            }
-            None => self.timer_gone(it),
-        }
+    pub(crate) fn timer_gone(&mut self, it: &Item) {
+        self.item_gone(it.kind, it.dest_key, it.sender_key);
     }
 
-    pub(crate) fn timer_gone(&mut self, it: &Item) {
-        if it.kind == ItemKind::Timer {
+    /// [`Kernel::timer_gone`] from the item's kind and slab keys. A caller that already
+    /// holds the keys (`alarm_remove`: the active session's own timer) passes them, so the
+    /// bookkeeping does not wait on the item's memory, which with many timers is a cache
+    /// miss: removals in a row then overlap their misses.
+    #[inline]
+    fn item_gone(&mut self, kind: ItemKind, dest_key: u32, sender_key: u32) {
+        if kind == ItemKind::Timer {
             self.timer_items -= 1;
-            if it.dest_key != crate::kernel::NO_KEY {
-                self.sessions[it.dest_key as usize].timers -= 1;
+            if dest_key != crate::kernel::NO_KEY {
+                self.sessions[dest_key as usize].timers -= 1;
             }
         }
-        self.ev_ref_dec(it.dest_key, it.sender_key);
+        self.ev_ref_dec(dest_key, sender_key);
     }
 
     fn add_timer(
@@ -306,7 +293,9 @@ impl Kernel {
             .queue
             .remove_if(id, |it| it.kind == ItemKind::Timer && it.dest_key == me)
             .map_err(|e| self.timer_refusal(id, e))?;
-        self.own_timer_gone(&it);
+        // Timers are set by their session for itself: `me` is both keys.
+        debug_assert!(it.dest_key == me && it.sender_key == me);
+        self.item_gone(ItemKind::Timer, me, me);
         Ok(RemovedAlarm {
             name: self.names.shared(it.event),
             time: self.clock.wall_at(t),

@@ -496,7 +496,7 @@ impl Kernel {
     }
 
     #[inline]
-    pub(crate) fn ref_dec_key(&mut self, key: usize) {
+    fn ref_dec_key(&mut self, key: usize) {
         let r = &mut self.sessions[key];
         r.refcount -= 1;
         debug_assert!(
@@ -1282,7 +1282,7 @@ mod tests {
     #[test]
     fn a_queued_item_fits_in_48_bytes() {
         assert!(
-            std::mem::size_of::<Item>() <= 56,
+            std::mem::size_of::<Item>() <= 48,
             "{}",
             std::mem::size_of::<Item>()
         );

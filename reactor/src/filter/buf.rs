@@ -37,7 +37,6 @@ impl ByteBuf {
         }
     }
 
-    /// Drops the first `n` live bytes (all of them if fewer are buffered).
     /// Appends one chunk; an empty buffer takes the chunk over instead of copying it.
     pub(crate) fn append_one(&mut self, chunk: Vec<u8>) {
         if chunk.is_empty() {
@@ -69,6 +68,7 @@ impl ByteBuf {
         out
     }
 
+    /// Drops the first `n` live bytes (all of them if fewer are buffered).
     pub(crate) fn consume(&mut self, n: usize) {
         let n = n.min(self.len());
         self.start += n;

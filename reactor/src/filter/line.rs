@@ -256,6 +256,12 @@ impl Line {
         }
     }
 
+    /// `line` with the output newline after it.
+    fn terminated(&self, mut line: Vec<u8>) -> Vec<u8> {
+        line.extend_from_slice(&self.output);
+        line
+    }
+
     /// Takes the line ending at `end` and drops the `term_len` terminator bytes after it.
     fn emit(&mut self, end: usize, term_len: usize) -> Result<Option<Vec<u8>>, FilterError> {
         let line = self.buf.take_skip(end, term_len);
@@ -330,22 +336,15 @@ impl Filter for Line {
 
     fn put_one_with(
         &mut self,
-        mut line: Vec<u8>,
+        line: Vec<u8>,
         sink: &mut dyn FnMut(Vec<u8>),
     ) -> Result<(), FilterError> {
-        line.extend_from_slice(&self.output);
-        sink(line);
+        sink(self.terminated(line));
         Ok(())
     }
 
     fn put(&mut self, records: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, FilterError> {
-        Ok(records
-            .into_iter()
-            .map(|mut line| {
-                line.extend_from_slice(&self.output);
-                line
-            })
-            .collect())
+        Ok(records.into_iter().map(|l| self.terminated(l)).collect())
     }
 
     fn get_pending(&self) -> Option<Vec<Vec<u8>>> {

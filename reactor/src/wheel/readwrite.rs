@@ -21,6 +21,14 @@ use std::rc::Rc;
 /// record goes back out.
 const READ_SLACK: usize = 8;
 
+/// Queues a chunk of filtered output (empty ones are dropped) and counts its octets.
+fn queue_chunk(out: &mut VecDeque<Vec<u8>>, octets: &mut usize, chunk: Vec<u8>) {
+    if !chunk.is_empty() {
+        *octets += chunk.len();
+        out.push_back(chunk);
+    }
+}
+
 /// A readable, pollable handle (POE's `InputHandle`): any `Read + mio Source + AsFd`.
 pub trait ReadHandle: 'static {
     /// Reads into `buf`.
@@ -367,10 +375,7 @@ impl ReadWrite {
         let filter = self.out_filter.as_mut().unwrap_or(&mut self.in_filter);
         let chunks = filter.put(recs).map_err(Error::Filter)?;
         for c in chunks {
-            if !c.is_empty() {
-                self.out_octets += c.len();
-                self.out.push_back(c);
-            }
+            queue_chunk(&mut self.out, &mut self.out_octets, c);
         }
         Ok(self.after_put())
     }
@@ -394,12 +399,7 @@ impl ReadWrite {
         let filter = self.out_filter.as_mut().unwrap_or(&mut self.in_filter);
         let (out, octets) = (&mut self.out, &mut self.out_octets);
         filter
-            .put_one_with(record.into(), &mut |c: Vec<u8>| {
-                if !c.is_empty() {
-                    *octets += c.len();
-                    out.push_back(c);
-                }
-            })
+            .put_one_with(record.into(), &mut |c| queue_chunk(out, octets, c))
             .map_err(Error::Filter)?;
         Ok(self.after_put())
     }
@@ -772,11 +772,7 @@ impl ReadWrite {
         if !w.owes_write_events && (!w.output_open || (w.out.is_empty() && !w.handle_unflushed)) {
             return;
         }
-        let mut error = match w.early_error.take() {
-            Some(e) => Some(e),
-            None if w.out.is_empty() => None,
-            None => w.write_out(),
-        };
+        let mut error = w.early_error.take().or_else(|| w.write_out());
         w.owes_write_events = false;
         if w.out.is_empty() && error.is_none() && w.output_open {
             match w.handles.writer().flush_out() {
