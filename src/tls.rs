@@ -843,28 +843,19 @@ mod tests {
         drop(client);
         drop(server);
 
-        // Clean close_notify.
-        let server = Server::start(None);
-        let mut client = established(&server, "localhost");
-        client.wait_readable();
-        assert!(client.tls.idle_check());
-        server.send(Cmd::CloseNotify);
-        server.expect_done();
-        client.wait_readable();
-        assert!(!client.tls.idle_check());
-        assert!(!client.tls.idle_check());
-        drop(client);
-        drop(server);
-
-        // Bare TCP close.
-        let server = Server::start(None);
-        let mut client = established(&server, "localhost");
-        client.wait_readable();
-        assert!(client.tls.idle_check());
-        server.send(Cmd::DropTcp);
-        server.expect_done();
-        client.wait_readable();
-        assert!(!client.tls.idle_check());
+        // Clean close_notify, then a bare TCP close.
+        for close in [Cmd::CloseNotify, Cmd::DropTcp] {
+            let server = Server::start(None);
+            let mut client = established(&server, "localhost");
+            client.wait_readable();
+            assert!(client.tls.idle_check());
+            server.send(close);
+            server.expect_done();
+            client.wait_readable();
+            assert!(!client.tls.idle_check());
+            // And it stays closed.
+            assert!(!client.tls.idle_check());
+        }
     }
 
     #[test]

@@ -440,16 +440,22 @@ impl Kernel {
 
     /// Removes a wheel: deregisters it and drops it (closing its handles).
     pub(crate) fn wheel_remove(&mut self, id: WheelId) {
-        let Some(key) = self.wheels.by_id.remove(&id.0) else {
-            return;
-        };
+        if self.wheel_unslot(id).is_some() {
+            log::trace!("wheel {id} removed");
+        }
+    }
+
+    /// Takes wheel `id` out of the table: deregistered, its reference on the owner
+    /// released. What becomes of it (dropped, or handed back) is the caller's.
+    fn wheel_unslot(&mut self, id: WheelId) -> Option<WheelSlot> {
+        let key = self.wheels.by_id.remove(&id.0)?;
         let mut slot = self.wheels.slots.remove(key);
         slot.obj.deregister(self.io.registry());
-        log::trace!("wheel {id} removed");
         if slot.holding {
             self.wheels.holding -= 1;
             self.ref_dec(slot.owner);
         }
+        Some(slot)
     }
 
     /// Takes a wheel out of the kernel through its handle: deregisters it and returns it,
@@ -459,14 +465,8 @@ impl Kernel {
     pub fn wheel_take<W: Wheel>(&mut self, handle: WheelHandle) -> Option<W> {
         let id = handle.id;
         std::mem::forget(handle);
-        let key = self.wheels.by_id.remove(&id.0)?;
-        let mut slot = self.wheels.slots.remove(key);
-        slot.obj.deregister(self.io.registry());
+        let slot = self.wheel_unslot(id)?;
         log::trace!("wheel {id} taken");
-        if slot.holding {
-            self.wheels.holding -= 1;
-            self.ref_dec(slot.owner);
-        }
         let any: Box<dyn Any> = slot.obj.into_any();
         any.downcast::<W>().ok().map(|b| *b)
     }
