@@ -349,16 +349,22 @@ impl Kernel {
             self.wheels.slots.remove(key);
             return Err(Error::Io(e));
         }
+        Ok(self.wheel_enlist(key, id, owner))
+    }
+
+    /// The last steps of putting a wheel in slot `key`: listed under its id, holding a
+    /// reference on its owner until it watches nothing, activated; its handle.
+    fn wheel_enlist(&mut self, key: usize, id: WheelId, owner: SessionId) -> WheelHandle {
         self.wheels.by_id.insert(id.0, key);
         self.wheels.slots[key].holding = true;
         self.wheels.holding += 1;
         self.ref_inc(owner);
         self.wheel_release_if_idle(key);
         self.wheel_activate(key);
-        Ok(WheelHandle {
+        WheelHandle {
             id,
             releases: std::rc::Rc::downgrade(&self.releases),
-        })
+        }
     }
 
     /// Drops the session reference of a wheel that no longer watches anything.
@@ -542,16 +548,7 @@ impl Kernel {
         slot.owner = owner;
         slot.obj = Box::new(wheel);
         slot.dispatch = W::dispatch;
-        slot.holding = true;
-        w.by_id.insert(id.0, key);
-        w.holding += 1;
-        self.ref_inc(owner);
-        self.wheel_release_if_idle(key);
-        self.wheel_activate(key);
-        Ok(WheelHandle {
-            id,
-            releases: std::rc::Rc::downgrade(&self.releases),
-        })
+        Ok(self.wheel_enlist(key, id, owner))
     }
 
     /// Removes every wheel of a session that is being freed.
