@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::ka::{describe, finish, finish_then, label, serial, v4_resolver, wait_for};
+use common::ka::{describe, finish, finish_then, label, serial, start, v4_resolver, wait_for};
 use common::test_server::TestServer;
 use keepalive::pool::{CallError, EADDRNOTAVAIL, ECANCELED, ETIMEDOUT};
 use keepalive::reactor::component::ServerTcp;
@@ -432,10 +432,7 @@ fn cb_deallocate_resolving_and_connecting() {
 /// goes to the pool when freed.
 #[test]
 fn cb_deallocate_queued() {
-    let _s = serial();
-    let _t = common::timeout(10, "cb_queued");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("cb_queued", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder().max_per_host(1).build(&mut k).unwrap();
     let out = log();
@@ -503,10 +500,7 @@ fn cb_deallocate_queued() {
 /// r1 is still held; r2 gets r1's socket when it is freed.
 #[test]
 fn cc_head_of_line() {
-    let _s = serial();
-    let _t = common::timeout(10, "cc");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("cc", 10);
     let a = Rc::new(TestServer::spawn(&mut k));
     let b = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder().max_per_host(1).build(&mut k).unwrap();
@@ -567,10 +561,7 @@ fn cc_head_of_line() {
 /// after it is served at once, and the held socket is still reused.
 #[test]
 fn cc2_timed_out_queued_request_stalls_nothing() {
-    let _s = serial();
-    let _t = common::timeout(10, "cc2");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("cc2", 10);
     let a = Rc::new(TestServer::spawn(&mut k));
     let b = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder().max_per_host(1).build(&mut k).unwrap();
@@ -753,10 +744,7 @@ fn cd_shutdown_answers_every_pending_request() {
 /// connection.
 #[test]
 fn cd2_shutdown_right_after_a_free_starts_a_connect() {
-    let _s = serial();
-    let _t = common::timeout(10, "cd2");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("cd2", 10);
     let a = Rc::new(TestServer::spawn(&mut k));
     let b = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder().max_open(1).build(&mut k).unwrap();
@@ -824,10 +812,7 @@ fn ticket(label: &'static str) -> Ticket {
 /// scheme, addr, port and the `for_*` origin, its request's id, and the context intact.
 #[test]
 fn ce_response_fields() {
-    let _s = serial();
-    let _t = common::timeout(10, "ce");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("ce", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let closed = closed_port();
     let ka = Keepalive::builder()
@@ -963,10 +948,7 @@ fn ce_response_fields() {
 /// Shutdown closes an idle pooled socket at once: the server reads its end.
 #[test]
 fn cf_shutdown_closes_idle_sockets() {
-    let _s = serial();
-    let _t = common::timeout(10, "cf");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("cf", 10);
     let server = Rc::new(EndServer::spawn(&mut k));
     let ka = Keepalive::builder().build(&mut k).unwrap();
     let out = log();
@@ -1043,10 +1025,7 @@ fn cf_shutdown_closes_idle_sockets() {
 /// bind_address 127.0.0.2: the server sees the connection come from 127.0.0.2.
 #[test]
 fn cg_bind_address() {
-    let _s = serial();
-    let _t = common::timeout(10, "cg");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("cg", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder()
         .bind_address(IpAddr::from([127, 0, 0, 2]))
@@ -1104,10 +1083,7 @@ fn cg_bind_address() {
 /// is Perl's ("bind", 99, "Cannot assign requested address"); nothing is left counted.
 #[test]
 fn cg_bind_address_not_local() {
-    let _s = serial();
-    let _t = common::timeout(10, "cg2");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("cg2", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder()
         .bind_address(IpAddr::from([192, 0, 2, 1]))
@@ -1159,10 +1135,7 @@ fn cg_bind_address_not_local() {
 /// the same tag survives), and the run ends cleanly.
 #[test]
 fn ci_timeout_then_shutdown_releases_once() {
-    let _s = serial();
-    let _t = common::timeout(10, "ci");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("ci", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder().max_per_host(1).build(&mut k).unwrap();
     let out = log();
@@ -1225,10 +1198,7 @@ fn ci_timeout_then_shutdown_releases_once() {
 /// connection that evicts the previous (idle) one.
 #[test]
 fn cj_max_open_fifo_across_keys() {
-    let _s = serial();
-    let _t = common::timeout(10, "cj");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("cj", 10);
     let servers: Vec<Rc<TestServer>> = (0..3).map(|_| Rc::new(TestServer::spawn(&mut k))).collect();
     let ka = Keepalive::builder().max_open(1).build(&mut k).unwrap();
     let out = log();
@@ -1290,10 +1260,7 @@ fn cj_max_open_fifo_across_keys() {
 /// discard), and the next request gets a new connection.
 #[test]
 fn ck_server_closes_idle_socket() {
-    let _s = serial();
-    let _t = common::timeout(10, "ck");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("ck", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder().build(&mut k).unwrap();
     let out = log();
@@ -1379,10 +1346,7 @@ fn ck_server_closes_idle_socket() {
 /// notice, is not handed out: the check at hand-out refuses it and a new connection is made.
 #[test]
 fn b14_stale_idle_socket_refused_at_hand_out() {
-    let _s = serial();
-    let _t = common::timeout(10, "b14");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("b14", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder().build(&mut k).unwrap();
     let out = log();
@@ -1513,10 +1477,7 @@ fn connect_timeout_to_a_blackhole() {
 /// Perl's "deallocate() requires a request ID".
 #[test]
 fn deallocate_of_an_answered_request_is_an_error() {
-    let _s = serial();
-    let _t = common::timeout(10, "dealloc_answered");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("dealloc_answered", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder().build(&mut k).unwrap();
     let out = log();
@@ -1577,10 +1538,7 @@ fn burst_every_request_answered_once() {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
     const N: u32 = 200;
-    let _s = serial();
-    let _t = common::timeout(10, "burst");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("burst", 10);
     let a = Rc::new(TestServer::spawn(&mut k));
     let b = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder()
@@ -2017,10 +1975,7 @@ fn https_failed_handshake_releases_its_slot() {
 /// the same host share one lookup.
 #[test]
 fn lookups_run_beside_the_loop_and_are_shared() {
-    let _s = serial();
-    let _t = common::timeout(10, "lookups_run_beside_the_loop");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("lookups_run_beside_the_loop", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let (kind, slow) = SlowDns::new();
     let ka = Keepalive::builder()

@@ -5,10 +5,10 @@
 
 mod common;
 
-use common::ka::{describe, finish, label, serial, v4_resolver, wait_for};
+use common::ka::{describe, finish, label, start, v4_resolver, wait_for};
 use common::test_server::TestServer;
 use keepalive::pool::{ECONNREFUSED, ETIMEDOUT};
-use keepalive::reactor::{Kernel, ReadWrite, Session};
+use keepalive::reactor::{ReadWrite, Session};
 use keepalive::{Connection, Keepalive, Request, ResolverKind, Response};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -26,10 +26,7 @@ fn log() -> Log {
 /// 01_socket_reuse: a new connection, freed, then reused at once.
 #[test]
 fn t01_socket_reuse() {
-    let _s = serial();
-    let _t = common::timeout(10, "t01");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("t01", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder()
         .resolver(v4_resolver())
@@ -83,10 +80,7 @@ fn t01_socket_reuse() {
 /// (deferred); a request for another port evicts the idle socket and is refused.
 #[test]
 fn t02_socket_queue() {
-    let _s = serial();
-    let _t = common::timeout(10, "t02");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("t02", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     // A port that is bound but not listening: connects are refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -181,10 +175,7 @@ fn t02_socket_queue() {
 /// 03_each_queue: max_per_host 1 makes same-key requests wait and take the freed socket.
 #[test]
 fn t03_each_queue() {
-    let _s = serial();
-    let _t = common::timeout(10, "t03");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("t03", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder()
         .max_per_host(1)
@@ -255,10 +246,7 @@ struct Held {
 /// other is, and is handed out at once; a closed socket is discarded without trouble.
 #[test]
 fn t04_free_each() {
-    let _s = serial();
-    let _t = common::timeout(10, "t04");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("t04", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder()
         .resolver(v4_resolver())
@@ -320,10 +308,7 @@ fn t04_free_each() {
 /// 05_errors: bad arguments are typed errors with Perl's messages.
 #[test]
 fn t05_errors() {
-    let _s = serial();
-    let _t = common::timeout(10, "t05");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("t05", 10);
     let e = Keepalive::builder().max_open(0).build(&mut k).unwrap_err();
     assert_eq!(e.to_string(), "new() needs a non-zero 'max_open'");
     let e = Keepalive::builder()
@@ -387,10 +372,7 @@ fn t05_errors() {
 /// reaches the next connection.
 #[test]
 fn t06_activity() {
-    let _s = serial();
-    let _t = common::timeout(10, "t06");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("t06", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder()
         .resolver(v4_resolver())
@@ -474,10 +456,7 @@ fn t06_activity() {
 /// 07_keep_alive: an idle socket is closed after keep_alive; later requests connect anew.
 #[test]
 fn t07_keep_alive() {
-    let _s = serial();
-    let _t = common::timeout(10, "t07");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("t07", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder()
         .keep_alive(Duration::from_millis(50))
@@ -557,10 +536,7 @@ fn ctx_of_str(o: &Log) -> String {
 /// 08_quick_reuse: under max_open 2, a request for another server evicts an idle socket.
 #[test]
 fn t08_quick_reuse() {
-    let _s = serial();
-    let _t = common::timeout(10, "t08");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("t08", 10);
     let a = Rc::new(TestServer::spawn(&mut k));
     let b = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder()
@@ -632,10 +608,7 @@ fn t08_quick_reuse() {
 /// Perl's ("connect", 110) error; a refused connect gets 111.
 #[test]
 fn t09_timeout() {
-    let _s = serial();
-    let _t = common::timeout(10, "t09");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("t09", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     // Bound, not listening.
     let bound = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -700,10 +673,7 @@ fn t09_timeout() {
 /// the system's; both connect, then shut their manager down.
 #[test]
 fn t10_resolver() {
-    let _s = serial();
-    let _t = common::timeout(10, "t10");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("t10", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let out = log();
     let port = server.port;
@@ -766,10 +736,7 @@ struct Dead {
 #[test]
 fn t11_dead_socket() {
     use keepalive::reactor::WheelId;
-    let _s = serial();
-    let _t = common::timeout(10, "t11");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("t11", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder()
         .max_per_host(1)
@@ -894,10 +861,7 @@ fn t11_dead_socket() {
 /// the program ends cleanly and the held socket is closed (the server sees its end).
 #[test]
 fn t12_extref() {
-    let _s = serial();
-    let _t = common::timeout(10, "t12");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("t12", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     // Built before any session exists.
     let ka = Keepalive::builder().build(&mut k).unwrap();
@@ -965,10 +929,7 @@ fn t12_extref() {
 /// reused, even with max_open and max_per_host 1: the next request gets a new connection.
 #[test]
 fn t13_close() {
-    let _s = serial();
-    let _t = common::timeout(10, "t13");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("t13", 10);
     let server = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder()
         .keep_alive(Duration::from_secs(1))
@@ -1030,10 +991,7 @@ fn t13_close() {
 #[test]
 fn t50_bisbee_timeout() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let _s = serial();
-    let _t = common::timeout(10, "t50");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("t50", 10);
     let (release, gate) = std::sync::mpsc::channel::<()>();
     let gate = Mutex::new(gate);
     let started = Arc::new(AtomicBool::new(false));
@@ -1126,10 +1084,7 @@ fn t50_bisbee_timeout() {
 /// never the one evicted to make room: all five requests get a connection.
 #[test]
 fn t51_reiss_reuse() {
-    let _s = serial();
-    let _t = common::timeout(10, "t51");
-    let fds = common::open_fds();
-    let mut k = Kernel::new().unwrap();
+    let (_run, fds, mut k) = start("t51", 10);
     let a = Rc::new(TestServer::spawn(&mut k));
     let b = Rc::new(TestServer::spawn(&mut k));
     let ka = Keepalive::builder()

@@ -16,6 +16,23 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What a keep-alive test holds while it runs: this binary's test lock and a watchdog.
+pub struct Running {
+    _serial: MutexGuard<'static, ()>,
+    _watchdog: super::watchdog::Timeout,
+}
+
+/// How most keep-alive tests begin: takes the test lock, arms a watchdog of `secs` seconds,
+/// counts the open descriptors (for [`finish`]) and makes a kernel.
+pub fn start(name: &'static str, secs: u64) -> (Running, usize, Kernel) {
+    let running = Running {
+        _serial: serial(),
+        _watchdog: super::timeout(secs, name),
+    };
+    let fds = super::open_fds();
+    (running, fds, Kernel::new().unwrap())
+}
+
 /// `af_order => [AF_INET]` as the upstream tests configure it: `localhost` is 127.0.0.1;
 /// every other name is unknown.
 pub fn v4_resolver() -> ResolverKind {
