@@ -189,6 +189,16 @@ fn fetch(port: u16, path: &str, n: u64, c: usize) -> Tally {
     t
 }
 
+/// nginx closing every connection after its fifth request.
+fn nginx_closing_after_5() -> Nginx {
+    Nginx::start(NginxConfig {
+        keepalive_requests: 5,
+        keepalive_timeout: "1s".into(),
+        ..NginxConfig::default()
+    })
+    .expect("nginx starts")
+}
+
 /// 10,000 GETs one after the other against `keepalive_requests 5`: no errors, and exactly
 /// the 2,000 new connections that limit forces (every connection carries five requests,
 /// the fifth answered with `Connection: close`).
@@ -196,12 +206,7 @@ fn fetch(port: u16, path: &str, n: u64, c: usize) -> Tally {
 fn ten_thousand_gets_with_keepalive_requests_5() {
     let _s = serial();
     let _t = common::timeout(60, "ten_thousand_gets");
-    let nginx = Nginx::start(NginxConfig {
-        keepalive_requests: 5,
-        keepalive_timeout: "1s".into(),
-        ..NginxConfig::default()
-    })
-    .expect("nginx starts");
+    let nginx = nginx_closing_after_5();
     let fds = common::open_fds();
     let t = fetch(nginx.port(), "/", 10_000, 1);
     assert_eq!(common::open_fds(), fds, "descriptors leaked");
@@ -224,12 +229,7 @@ fn ten_thousand_gets_with_keepalive_requests_5() {
 fn concurrent_gets_with_keepalive_requests_5() {
     let _s = serial();
     let _t = common::timeout(60, "concurrent_gets");
-    let nginx = Nginx::start(NginxConfig {
-        keepalive_requests: 5,
-        keepalive_timeout: "1s".into(),
-        ..NginxConfig::default()
-    })
-    .expect("nginx starts");
+    let nginx = nginx_closing_after_5();
     let fds = common::open_fds();
     let t = fetch(nginx.port(), "/", 4_000, 8);
     assert_eq!(common::open_fds(), fds, "descriptors leaked");
