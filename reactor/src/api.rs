@@ -84,44 +84,52 @@ pub fn epoch_secs(t: SystemTime) -> f64 {
     }
 }
 
-/// An event name shared with the kernel's table of names: cloning it copies no text.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EventName(pub(crate) Rc<str>);
+/// An event name from the kernel's table of names: names are stored once for the life of
+/// the process, so an `EventName` is a plain `&'static str` and copying it copies no text.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventName(pub(crate) &'static str);
+
+impl EventName {
+    /// The name.
+    pub fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
 
 impl std::ops::Deref for EventName {
     type Target = str;
     fn deref(&self) -> &str {
-        &self.0
+        self.0
     }
 }
 
 impl std::fmt::Debug for EventName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(&*self.0, f)
+        std::fmt::Debug::fmt(self.0, f)
     }
 }
 
 impl std::fmt::Display for EventName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0)
     }
 }
 
 impl PartialEq<str> for EventName {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        self.0 == other
     }
 }
 
 impl PartialEq<&str> for EventName {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        self.0 == *other
     }
 }
 
 impl From<EventName> for String {
     fn from(n: EventName) -> String {
-        n.0.to_string()
+        n.0.to_owned()
     }
 }
 
@@ -169,7 +177,8 @@ impl Kernel {
         let gone = self.queue.remove_matching(|it| {
             it.kind == ItemKind::Timer && it.dest_key == key as u32 && it.event == ev
         });
-        for (_, _, it) in gone {
+        for (_, id, it) in gone {
+            self.take_args(id, &it);
             self.timer_gone(&it);
         }
     }
@@ -217,7 +226,7 @@ impl Kernel {
         let me = self.active_session()?;
         let ev = self.timer_name(name)?;
         self.clear_named(me, ev);
-        let t = self.clock.time_of(when.system_time());
+        let t = self.time_of(when.system_time());
         self.add_timer(ev, t, args.into_args(), caller).map(drop)
     }
 
@@ -247,7 +256,7 @@ impl Kernel {
         let caller = Location::caller();
         self.active_session()?;
         let ev = self.timer_name(name)?;
-        let t = self.clock.time_of(when.system_time());
+        let t = self.time_of(when.system_time());
         self.add_timer(ev, t, args.into_args(), caller)
     }
 
@@ -293,13 +302,21 @@ impl Kernel {
             .queue
             .remove_if(id, |it| it.kind == ItemKind::Timer && it.dest_key == me)
             .map_err(|e| self.timer_refusal(id, e))?;
-        // Timers are set by their session for itself: `me` is both keys.
+        // Timers are set by their session for itself: `me` is both keys, and the release
+        // is `item_gone`'s, done here on the one session record.
         debug_assert!(it.dest_key == me && it.sender_key == me);
-        self.item_gone(ItemKind::Timer, me, me);
+        self.timer_items -= 1;
+        let r = &mut self.sessions[me as usize];
+        r.timers -= 1;
+        r.events_to -= 1;
+        if r.events_to == 0 {
+            self.ref_dec_key(me as usize);
+        }
+        let args = self.take_args(id, &it);
         Ok(RemovedAlarm {
             name: self.names.shared(it.event),
-            time: self.clock.wall_at(t),
-            args: Args::from_boxed(it.args),
+            time: self.wall_at(t),
+            args: Args::from_boxed(args),
         })
     }
 
@@ -310,12 +327,13 @@ impl Kernel {
             .queue
             .remove_matching(|it| it.kind == ItemKind::Timer && it.dest_key == me);
         let mut out = Vec::with_capacity(gone.len());
-        for (t, _, it) in gone {
+        for (t, id, it) in gone {
             self.timer_gone(&it);
+            let args = self.take_args(id, &it);
             out.push(RemovedAlarm {
                 name: self.names.shared(it.event),
-                time: self.clock.wall_at(t),
-                args: Args::from_boxed(it.args),
+                time: self.wall_at(t),
+                args: Args::from_boxed(args),
             });
         }
         Ok(out)
@@ -334,7 +352,7 @@ impl Kernel {
                 |t| t.saturating_add(d),
             )
             .map_err(|e| self.timer_refusal(id, e))?;
-        Ok(self.clock.wall_at(t))
+        Ok(self.wall_at(t))
     }
 
     /// Re-times an alarm to fire `secs` from now; returns its new due time (POE's
@@ -350,7 +368,7 @@ impl Kernel {
                 |_| t,
             )
             .map_err(|e| self.timer_refusal(id, e))?;
-        Ok(self.clock.wall_at(t))
+        Ok(self.wall_at(t))
     }
 
     fn timer_refusal(&self, id: AlarmId, e: QueueError) -> Error {
@@ -625,17 +643,16 @@ impl Kernel {
                 let (dest_key, sender_key) = (self.key_or_none(sid), self.key_or_none(sender));
                 self.ev_ref_inc(dest_key, sender_key);
                 let caller_state = self.active.event;
-                let caller = Location::caller();
-                let item = Item {
-                    kind: ItemKind::Post,
+                self.queue_item(
+                    t,
+                    ItemKind::Post,
                     dest_key,
                     sender_key,
-                    event: ev,
-                    args: args.into_boxed(),
+                    ev,
+                    args.into_boxed(),
                     caller_state,
-                    caller,
-                };
-                self.queue.enqueue(t, item);
+                    Location::caller(),
+                );
             }
         }
     }

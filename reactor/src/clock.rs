@@ -3,7 +3,8 @@
 //! The kernel keeps one monotonic timeline, measured in nanoseconds from the moment its
 //! clock was made ([`Time`]). POE's user-visible times (`alarm` epochs, the values
 //! `alarm_remove` and `alarm_adjust` return) are wall-clock; they are converted at the API
-//! boundary with [`Clock::wall_at`].
+//! boundary: timeline point `t` is wall-clock time [`Clock::wall_origin`] `+ t`. The kernel
+//! reads the origin once, when it is built, so the conversion is plain arithmetic.
 //!
 //! [`SystemClock`] reads the OS clocks. [`ManualClock`] is a virtual clock for tests: it
 //! moves only when told to, or (with auto-advance, the default) jumps straight to the next
@@ -40,11 +41,10 @@ pub trait Clock {
     /// The current point on the monotonic timeline.
     fn now(&self) -> Time;
 
-    /// The wall-clock time that corresponds to point `t` of the timeline.
-    fn wall_at(&self, t: Time) -> SystemTime;
-
-    /// The timeline point of wall-clock time `wall`.
-    fn time_of(&self, wall: SystemTime) -> Time;
+    /// The wall-clock time of timeline point 0. Point `t` is `wall_origin() + t`
+    /// nanoseconds (see [`wall_at`] and [`time_of`]). It must not change: the kernel reads
+    /// it once.
+    fn wall_origin(&self) -> SystemTime;
 
     /// Called when the kernel would block until `deadline` with nothing ready.
     ///
@@ -81,7 +81,9 @@ impl Default for SystemClock {
     }
 }
 
-fn wall_plus(origin: SystemTime, t: Time) -> SystemTime {
+/// The wall-clock time of timeline point `t`, for a clock whose point 0 is at `origin`.
+#[inline]
+pub fn wall_at(origin: SystemTime, t: Time) -> SystemTime {
     if t >= 0 {
         origin + Duration::from_nanos(t as u64)
     } else {
@@ -91,7 +93,8 @@ fn wall_plus(origin: SystemTime, t: Time) -> SystemTime {
     }
 }
 
-fn time_since(origin: SystemTime, wall: SystemTime) -> Time {
+/// The timeline point of wall-clock time `wall`, for a clock whose point 0 is at `origin`.
+pub fn time_of(origin: SystemTime, wall: SystemTime) -> Time {
     match wall.duration_since(origin) {
         Ok(d) => duration_to_time(d),
         Err(e) => -duration_to_time(e.duration()),
@@ -105,11 +108,8 @@ impl Clock for SystemClock {
         let d = self.origin.elapsed();
         (d.as_secs() as i64).saturating_mul(1_000_000_000) + i64::from(d.subsec_nanos())
     }
-    fn wall_at(&self, t: Time) -> SystemTime {
-        wall_plus(self.wall_origin, t)
-    }
-    fn time_of(&self, wall: SystemTime) -> Time {
-        time_since(self.wall_origin, wall)
+    fn wall_origin(&self) -> SystemTime {
+        self.wall_origin
     }
 }
 
@@ -184,11 +184,8 @@ impl Clock for ManualClock {
     fn now(&self) -> Time {
         self.inner.now.get()
     }
-    fn wall_at(&self, t: Time) -> SystemTime {
-        wall_plus(self.inner.wall_origin, t)
-    }
-    fn time_of(&self, wall: SystemTime) -> Time {
-        time_since(self.inner.wall_origin, wall)
+    fn wall_origin(&self) -> SystemTime {
+        self.inner.wall_origin
     }
     fn skip_to(&self, deadline: Time) -> bool {
         if self.inner.auto_advance.get() {

@@ -60,14 +60,24 @@
 //! [`Error::Exception`]. The process never aborts because of a handler. Kernel calls fail
 //! with typed [`Error`]s that keep POE's errno meaning ([`Error::errno`]).
 //!
-//! **One queue.** Posts, timers and signals share one time-ordered [`queue::Queue`] (an
-//! indexed binary heap: set, cancel and re-time are O(log n)); equal times are FIFO.
-//! Posts take "now", strictly after the snapshot of the batch being dispatched, so an
-//! event posted during a batch runs in the next timeslice, as under POE.
+//! **One queue.** Posts, timers and signals share one time-ordered [`queue::Queue`] (a
+//! 4-ary heap of small nodes over a slab, with lazy removal: set, cancel and re-time are
+//! O(log n) amortized); equal times are FIFO. Posts take "now", strictly after the
+//! snapshot of the batch being dispatched, so an event posted during a batch runs in the
+//! next timeslice, as under POE. A queue entry is 32 bytes: what ordering, cancelling and
+//! dispatching decide on (sequence, time, kind, the two sessions' slab keys, the event).
+//! The arguments and the caller wait beside the queue at the entry's slot and are taken
+//! out whenever the item leaves it. With a million timers a cancel is bound by memory,
+//! not instructions, so what it touches decides its cost: one entry and one word.
+//!
+//! **Event names.** A name is interned once per process as a `&'static str` (like a
+//! symbol); a kernel maps it to a small id for its handler tables and queue entries, and
+//! hands it back as an [`EventName`] with no reference count to keep.
 //!
 //! **Time.** The queue runs on a monotonic timeline read from a [`Clock`]. `alarm` epochs
-//! and the times `alarm_remove`/`alarm_adjust` return are wall-clock and converted at the
-//! API boundary. [`clock::ManualClock`] makes timer tests exact and instant.
+//! and the times `alarm_remove`/`alarm_adjust` return are wall-clock: point `t` is the
+//! clock's [`Clock::wall_origin`] plus `t`, converted at the API boundary.
+//! [`clock::ManualClock`] makes timer tests exact and instant.
 //!
 //! **Level-triggered I/O on mio.** See [`io`]: watchers are re-armed after dispatch so a
 //! descriptor left readable fires again next timeslice, as POE's select loop does.

@@ -33,6 +33,12 @@ impl ItemId {
     pub fn seq(self) -> u64 {
         self.seq
     }
+
+    /// The queue slot the item occupies while it waits (reused once it is gone).
+    #[inline]
+    pub(crate) fn slot(self) -> usize {
+        self.slot as usize
+    }
 }
 
 impl fmt::Debug for ItemId {
@@ -190,6 +196,7 @@ impl<T> Queue<T> {
         }
     }
 
+    #[inline]
     fn slot_of(&self, id: ItemId) -> Option<usize> {
         match self.slab.get(id.slot as usize) {
             Some(e) if e.seq == id.seq => Some(id.slot as usize),
@@ -198,6 +205,7 @@ impl<T> Queue<T> {
     }
 
     /// Frees a slot; its heap nodes go stale.
+    #[inline]
     fn free(&mut self, slot: usize) -> Entry<T> {
         self.orders[slot] = VACANT;
         self.live -= 1;
@@ -217,6 +225,7 @@ impl<T> Queue<T> {
     }
 
     /// Removes item `id` if `allow` accepts its payload.
+    #[inline]
     pub fn remove_if(
         &mut self,
         id: ItemId,
@@ -328,6 +337,7 @@ impl<T> Queue<T> {
     }
 
     /// Keeps the head live, and rebuilds the heap when stale nodes outnumber live ones.
+    #[inline]
     fn after_removal(&mut self, slot: usize) {
         let stale = self.heap.len() - self.live;
         if stale > 64 && stale > 2 * self.live {
@@ -344,6 +354,8 @@ impl<T> Queue<T> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn rebuild(&mut self) {
         let orders = &self.orders;
         self.heap.retain(|n| orders[n.slot as usize] == n.order);

@@ -45,7 +45,8 @@ impl Kernel {
     fn finalize(&mut self) -> Result<()> {
         // Whatever is left (a ZOMBIE queued as the last session went) has no one to go to.
         let left = self.queue.remove_matching(|_| true);
-        for (_, _, it) in left {
+        for (_, id, it) in left {
+            self.take_args(id, &it);
             self.timer_gone(&it);
         }
         match self.exception.take() {
@@ -123,13 +124,17 @@ impl Kernel {
     fn dispatch_due(&mut self, now: Time) {
         self.batch_prev = now;
         self.batch_now = Some(now);
-        while let Some((_, _, it)) = self.queue.dequeue_due(now) {
+        while let Some((_, id, it)) = self.queue.dequeue_due(now) {
+            // Read the rest of the item before anything can reuse its slot.
+            let args = Args::from_boxed(self.take_args(id, &it));
+            let x = &self.extras[id.slot()];
+            let (caller_state, caller) = (x.caller_state, x.caller);
             self.timer_gone(&it);
             match it.kind {
                 ItemKind::Gc => {}
                 ItemKind::Signal => {
                     let dest = self.session_of_key(it.dest_key);
-                    self.dispatch_signal(dest, it.event, Args::from_boxed(it.args))
+                    self.dispatch_signal(dest, it.event, args)
                 }
                 ItemKind::Post | ItemKind::Timer => {
                     // Items to a session leave the queue when it is freed, so the key the
@@ -145,9 +150,9 @@ impl Kernel {
                             dest,
                             sender,
                             it.event,
-                            Args::from_boxed(it.args),
-                            it.caller_state,
-                            it.caller,
+                            args,
+                            caller_state,
+                            caller,
                             Kind::Normal,
                         );
                     }
