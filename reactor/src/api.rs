@@ -2,7 +2,7 @@
 
 use crate::clock::{duration_to_time, secs_to_time, Time};
 use crate::error::{Error, Result};
-use crate::kernel::{args_of, Item, ItemKind, Kernel, Releases, EV_CHILD, EV_PARENT};
+use crate::kernel::{args_of, ItemKind, Kernel, Releases, EV_CHILD, EV_PARENT};
 use crate::queue::{ItemId, QueueError};
 use crate::session::{Designator, SessionId, KERNEL};
 use crate::value::{Args, IntoArgs, Value};
@@ -174,34 +174,12 @@ impl Kernel {
         if self.sessions[key].timers == 0 {
             return;
         }
-        let gone = self.queue.remove_matching(|it| {
-            it.kind == ItemKind::Timer && it.dest_key == key as u32 && it.event == ev
-        });
+        let gone = self
+            .queue
+            .remove_matching(|it| it.is_timer_of(key as u32) && it.event() == ev);
         for (_, id, it) in gone {
-            self.take_args(id, &it);
-            self.timer_gone(&it);
+            self.item_left(id, it);
         }
-    }
-
-    /// Releases what a queued item held once it leaves the queue.
-    #[inline]
-    pub(crate) fn timer_gone(&mut self, it: &Item) {
-        self.item_gone(it.kind, it.dest_key, it.sender_key);
-    }
-
-    /// [`Kernel::timer_gone`] from the item's kind and slab keys. A caller that already
-    /// holds the keys (`alarm_remove`: the active session's own timer) passes them, so the
-    /// bookkeeping does not wait on the item's memory, which with many timers is a cache
-    /// miss: removals in a row then overlap their misses.
-    #[inline]
-    fn item_gone(&mut self, kind: ItemKind, dest_key: u32, sender_key: u32) {
-        if kind == ItemKind::Timer {
-            self.timer_items -= 1;
-            if dest_key != crate::kernel::NO_KEY {
-                self.sessions[dest_key as usize].timers -= 1;
-            }
-        }
-        self.ev_ref_dec(dest_key, sender_key);
     }
 
     fn add_timer(
@@ -296,15 +274,16 @@ impl Kernel {
     /// Removes one alarm of the active session and returns what it was (POE's
     /// `alarm_remove`). Fails with [`Error::NoSuchAlarm`] (ESRCH) or [`Error::NotOwner`]
     /// (EPERM).
+    #[inline]
     pub fn alarm_remove(&mut self, id: AlarmId) -> Result<RemovedAlarm> {
         let me = self.active_key()?;
         let (t, it) = self
             .queue
-            .remove_if(id, |it| it.kind == ItemKind::Timer && it.dest_key == me)
+            .remove_if(id, |it| it.is_timer_of(me))
             .map_err(|e| self.timer_refusal(id, e))?;
         // Timers are set by their session for itself: `me` is both keys, and the release
-        // is `item_gone`'s, done here on the one session record.
-        debug_assert!(it.dest_key == me && it.sender_key == me);
+        // is `item_left`'s, done here on the one session record.
+        debug_assert!(it.dest_key == me && self.extras[id.slot()].sender_key == me);
         self.timer_items -= 1;
         let r = &mut self.sessions[me as usize];
         r.timers -= 1;
@@ -312,9 +291,9 @@ impl Kernel {
         if r.events_to == 0 {
             self.ref_dec_key(me as usize);
         }
-        let args = self.take_args(id, &it);
+        let args = self.take_args(id, it);
         Ok(RemovedAlarm {
-            name: self.names.shared(it.event),
+            name: self.names.shared(it.event()),
             time: self.wall_at(t),
             args: Args::from_boxed(args),
         })
@@ -323,15 +302,12 @@ impl Kernel {
     /// Removes every alarm of the active session (POE's `alarm_remove_all`).
     pub fn alarm_remove_all(&mut self) -> Result<Vec<RemovedAlarm>> {
         let me = self.active_key()?;
-        let gone = self
-            .queue
-            .remove_matching(|it| it.kind == ItemKind::Timer && it.dest_key == me);
+        let gone = self.queue.remove_matching(|it| it.is_timer_of(me));
         let mut out = Vec::with_capacity(gone.len());
         for (t, id, it) in gone {
-            self.timer_gone(&it);
-            let args = self.take_args(id, &it);
+            let args = self.item_left(id, it);
             out.push(RemovedAlarm {
-                name: self.names.shared(it.event),
+                name: self.names.shared(it.event()),
                 time: self.wall_at(t),
                 args: Args::from_boxed(args),
             });
@@ -346,11 +322,7 @@ impl Kernel {
         let d = delta.nanos();
         let t = self
             .queue
-            .retime_if(
-                id,
-                |it| it.kind == ItemKind::Timer && it.dest_key == me,
-                |t| t.saturating_add(d),
-            )
+            .retime_if(id, |it| it.is_timer_of(me), |t| t.saturating_add(d))
             .map_err(|e| self.timer_refusal(id, e))?;
         Ok(self.wall_at(t))
     }
@@ -362,11 +334,7 @@ impl Kernel {
         let t = self.timer_base().saturating_add(secs.nanos());
         let t = self
             .queue
-            .retime_if(
-                id,
-                |it| it.kind == ItemKind::Timer && it.dest_key == me,
-                |_| t,
-            )
+            .retime_if(id, |it| it.is_timer_of(me), |_| t)
             .map_err(|e| self.timer_refusal(id, e))?;
         Ok(self.wall_at(t))
     }
@@ -375,7 +343,7 @@ impl Kernel {
         match e {
             QueueError::NotFound => Error::NoSuchAlarm,
             QueueError::Refused => match self.queue.get(id) {
-                Some((_, it)) if it.kind == ItemKind::Timer => Error::NotOwner,
+                Some((_, it)) if it.kind() == ItemKind::Timer => Error::NotOwner,
                 _ => Error::NoSuchAlarm,
             },
         }

@@ -81,6 +81,12 @@ impl Names {
             self.last = Some(id);
             return id;
         }
+        // Queue entries keep an event id in EVENT_BITS bits: half a billion names, which
+        // would take tens of gigabytes of names first.
+        assert!(
+            self.names.len() < 1 << EVENT_BITS,
+            "more than 2^29 distinct event names"
+        );
         let id = EventId(self.names.len() as u32);
         let name = intern_static(s);
         self.names.push(name);
@@ -101,44 +107,85 @@ impl Names {
 /// What a queued item is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum ItemKind {
-    Post,
-    Timer,
-    Signal,
-    Gc,
+    Post = 0,
+    Timer = 1,
+    Signal = 2,
+    Gc = 3,
 }
 
-/// What the queue orders and what cancelling and dispatching decide on: 16 bytes, so a
-/// queue entry (with its sequence number and time) is 32. The rest of an item, needed only
-/// to dispatch it, waits in [`ItemExtra`] beside the queue: with a million timers a cancel
-/// touches one small entry and not the arguments and caller it never looks at.
+/// What the queue orders and what cancelling and dispatching decide on, in 8 bytes, so a
+/// queue entry (with its sequence number and time) is 24: the destination's slab key and,
+/// packed in one word, the event, the item's kind and whether it has arguments. The rest
+/// of an item, needed only to dispatch it, waits in [`ItemExtra`] beside the queue: with a
+/// million timers a cancel touches one small entry, not the arguments, the caller and the
+/// sender it never looks at.
+#[derive(Clone, Copy)]
 pub(crate) struct Item {
-    pub(crate) kind: ItemKind,
-    /// Whether the item's [`ItemExtra`] holds arguments to take (or drop) when it leaves.
-    pub(crate) has_args: bool,
-    /// Slab keys of the destination and the sender ([`NO_KEY`] for the kernel). Items to or
-    /// from a session are removed when it is freed, so these name the same sessions for as
-    /// long as the item waits, and the ids need not be stored.
+    /// Slab key of the destination ([`NO_KEY`] for the kernel). Items to or from a session
+    /// are removed when it is freed, so this (and the sender's key in [`ItemExtra`]) names
+    /// the same session for as long as the item waits, and ids need not be stored.
     pub(crate) dest_key: u32,
-    pub(crate) sender_key: u32,
-    pub(crate) event: EventId,
+    /// The event id (low [`EVENT_BITS`] bits), the kind (two bits) and `has_args` (top bit).
+    bits: u32,
+}
+
+/// Bits of [`Item::bits`] that hold the event id: a kernel names at most 2^29 events.
+pub(crate) const EVENT_BITS: u32 = 29;
+
+impl Item {
+    #[inline]
+    pub(crate) fn new(kind: ItemKind, has_args: bool, dest_key: u32, event: EventId) -> Item {
+        debug_assert!(event.0 < 1 << EVENT_BITS);
+        Item {
+            dest_key,
+            bits: event.0 | (kind as u32) << EVENT_BITS | u32::from(has_args) << 31,
+        }
+    }
+    #[inline]
+    pub(crate) fn event(self) -> EventId {
+        EventId(self.bits & ((1 << EVENT_BITS) - 1))
+    }
+    #[inline]
+    pub(crate) fn kind(self) -> ItemKind {
+        match (self.bits >> EVENT_BITS) & 3 {
+            0 => ItemKind::Post,
+            1 => ItemKind::Timer,
+            2 => ItemKind::Signal,
+            _ => ItemKind::Gc,
+        }
+    }
+    /// Whether the item's [`ItemExtra`] holds arguments to take (or drop) when it leaves.
+    #[inline]
+    pub(crate) fn has_args(self) -> bool {
+        self.bits >> 31 != 0
+    }
+    /// A timer of the session with slab key `key`.
+    #[inline]
+    pub(crate) fn is_timer_of(self, key: u32) -> bool {
+        self.kind() == ItemKind::Timer && self.dest_key == key
+    }
 }
 
 /// The part of a queued item that only its dispatch reads, kept in [`Kernel::extras`] at
 /// the item's queue slot. Its arguments are taken out whenever the item leaves the queue
-/// ([`Kernel::take_args`]), so they are dropped then, never later when the slot is reused.
+/// ([`Kernel::item_left`], [`Kernel::take_args`]), so they are dropped then, never later
+/// when the slot is reused.
 pub(crate) struct ItemExtra {
     /// The arguments ([`Args::into_boxed`]); empty unless the slot's item `has_args`.
     pub(crate) args: Box<[crate::value::Arg]>,
-    pub(crate) caller_state: EventId,
     pub(crate) caller: &'static Location<'static>,
+    pub(crate) caller_state: EventId,
+    /// Slab key of the sender ([`NO_KEY`] for the kernel); a timer's is its destination's.
+    pub(crate) sender_key: u32,
 }
 
 impl ItemExtra {
     fn vacant() -> Self {
         ItemExtra {
             args: Box::default(),
-            caller_state: EventId(0),
             caller: Location::caller(),
+            caller_state: EventId(0),
+            sender_key: NO_KEY,
         }
     }
 }
@@ -887,38 +934,56 @@ impl Kernel {
         caller: &'static Location<'static>,
     ) -> ItemId {
         let has_args = !args.is_empty();
-        let id = self.queue.enqueue(
-            time,
-            Item {
-                kind,
-                has_args,
-                dest_key,
-                sender_key,
-                event,
-            },
-        );
+        let id = self
+            .queue
+            .enqueue(time, Item::new(kind, has_args, dest_key, event));
         let slot = id.slot();
         if slot >= self.extras.len() {
-            self.extras.resize_with(slot + 1, ItemExtra::vacant);
-        }
-        let x = &mut self.extras[slot];
-        x.caller_state = caller_state;
-        x.caller = caller;
-        if has_args {
-            x.args = args;
+            // The queue's slab grows one slot at a time, so this is a push.
+            self.extras.resize_with(slot, ItemExtra::vacant);
+            self.extras.push(ItemExtra {
+                args,
+                caller,
+                caller_state,
+                sender_key,
+            });
+        } else {
+            let x = &mut self.extras[slot];
+            x.caller = caller;
+            x.caller_state = caller_state;
+            x.sender_key = sender_key;
+            if has_args {
+                x.args = args;
+            }
         }
         id
     }
 
     /// The arguments of item `id`, which has just left the queue (empty if it had none).
-    /// Every way out of the queue calls this, so arguments are dropped when their item goes.
+    /// Every way out of the queue calls this (most through [`Kernel::item_left`]), so
+    /// arguments are dropped when their item goes.
     #[inline]
-    pub(crate) fn take_args(&mut self, id: ItemId, it: &Item) -> Box<[crate::value::Arg]> {
-        if it.has_args {
+    pub(crate) fn take_args(&mut self, id: ItemId, it: Item) -> Box<[crate::value::Arg]> {
+        if it.has_args() {
             std::mem::take(&mut self.extras[id.slot()].args)
         } else {
             Box::default()
         }
+    }
+
+    /// Item `id` has left the queue: releases what it held (its sessions' counts) and
+    /// returns its arguments.
+    pub(crate) fn item_left(&mut self, id: ItemId, it: Item) -> Box<[crate::value::Arg]> {
+        let sender_key = self.extras[id.slot()].sender_key;
+        let args = self.take_args(id, it);
+        if it.kind() == ItemKind::Timer {
+            self.timer_items -= 1;
+            if it.dest_key != NO_KEY {
+                self.sessions[it.dest_key as usize].timers -= 1;
+            }
+        }
+        self.ev_ref_dec(it.dest_key, sender_key);
+        args
     }
 
     /// Whether the active session may send: a session that has been stopped (its `_stop`
@@ -1299,13 +1364,14 @@ impl Kernel {
         self.wheels_clear_session(id);
         let r = &self.sessions[key];
         if r.events_to > 0 || r.posts_from > 0 {
-            let gone = self
-                .queue
-                .remove_matching(|it| it.dest_key == key as u32 || it.sender_key == key as u32);
+            let extras = &self.extras;
+            let key = key as u32;
+            let gone = self.queue.remove_matching_ids(|id, it| {
+                it.dest_key == key || extras[id.slot()].sender_key == key
+            });
             for (_, id, it) in gone {
                 // Releases the other party's count too.
-                self.take_args(id, &it);
-                self.timer_gone(&it);
+                self.item_left(id, it);
             }
         }
         self.by_id.remove(&id.0);
@@ -1386,12 +1452,34 @@ impl Kernel {
 
 #[cfg(test)]
 mod tests {
-    use super::Item;
+    use super::{EventId, Item, ItemKind, EVENT_BITS};
 
     /// Queued items stay small: with a million timers their size decides what setting and
     /// cancelling one costs (see docs/benchmarks.md).
     #[test]
-    fn a_queued_item_fits_in_16_bytes() {
-        assert_eq!(std::mem::size_of::<Item>(), 16);
+    fn a_queued_item_fits_in_8_bytes() {
+        assert_eq!(std::mem::size_of::<Item>(), 8);
+    }
+
+    #[test]
+    fn items_pack_and_unpack() {
+        for kind in [
+            ItemKind::Post,
+            ItemKind::Timer,
+            ItemKind::Signal,
+            ItemKind::Gc,
+        ] {
+            for has_args in [false, true] {
+                for ev in [0, 1, 12345, (1 << EVENT_BITS) - 1] {
+                    let it = Item::new(kind, has_args, 7, EventId(ev));
+                    assert_eq!(it.kind(), kind);
+                    assert_eq!(it.has_args(), has_args);
+                    assert_eq!(it.event(), EventId(ev));
+                    assert_eq!(it.dest_key, 7);
+                    assert_eq!(it.is_timer_of(7), kind == ItemKind::Timer);
+                    assert!(!it.is_timer_of(8));
+                }
+            }
+        }
     }
 }

@@ -46,8 +46,7 @@ impl Kernel {
         // Whatever is left (a ZOMBIE queued as the last session went) has no one to go to.
         let left = self.queue.remove_matching(|_| true);
         for (_, id, it) in left {
-            self.take_args(id, &it);
-            self.timer_gone(&it);
+            self.item_left(id, it);
         }
         match self.exception.take() {
             Some(e) => Err(Error::Exception(e)),
@@ -126,15 +125,14 @@ impl Kernel {
         self.batch_now = Some(now);
         while let Some((_, id, it)) = self.queue.dequeue_due(now) {
             // Read the rest of the item before anything can reuse its slot.
-            let args = Args::from_boxed(self.take_args(id, &it));
             let x = &self.extras[id.slot()];
-            let (caller_state, caller) = (x.caller_state, x.caller);
-            self.timer_gone(&it);
-            match it.kind {
+            let (caller_state, caller, sender_key) = (x.caller_state, x.caller, x.sender_key);
+            let args = Args::from_boxed(self.item_left(id, it));
+            match it.kind() {
                 ItemKind::Gc => {}
                 ItemKind::Signal => {
                     let dest = self.session_of_key(it.dest_key);
-                    self.dispatch_signal(dest, it.event, args)
+                    self.dispatch_signal(dest, it.event(), args)
                 }
                 ItemKind::Post | ItemKind::Timer => {
                     // Items to a session leave the queue when it is freed, so the key the
@@ -143,13 +141,13 @@ impl Kernel {
                     if it.dest_key != NO_KEY {
                         let (dest, sender) = (
                             self.session_of_key(it.dest_key),
-                            self.session_of_key(it.sender_key),
+                            self.session_of_key(sender_key),
                         );
                         let _ = self.dispatch(
                             key,
                             dest,
                             sender,
-                            it.event,
+                            it.event(),
                             args,
                             caller_state,
                             caller,
