@@ -43,7 +43,7 @@ static INTERNED: std::sync::Mutex<Option<std::collections::HashSet<&'static str>
     std::sync::Mutex::new(None);
 
 /// `s` as an interned `&'static str` (see [`INTERNED`]).
-fn intern_static(s: &str) -> &'static str {
+pub(crate) fn intern_static(s: &str) -> &'static str {
     let mut set = INTERNED.lock().unwrap_or_else(|e| e.into_inner());
     let set = set.get_or_insert_with(Default::default);
     if let Some(&name) = set.get(s) {
@@ -71,12 +71,19 @@ impl Names {
         }
         n
     }
+    #[inline]
     fn intern(&mut self, s: &str) -> EventId {
         if let Some(last) = self.last {
-            if self.names[last.0 as usize] == s {
+            let name = self.names[last.0 as usize];
+            // Wheels name their events with interned strings: the same pointer, no compare.
+            if std::ptr::eq(name, s) || name == s {
                 return last;
             }
         }
+        self.intern_lookup(s)
+    }
+
+    fn intern_lookup(&mut self, s: &str) -> EventId {
         if let Some(&id) = self.map.get(s) {
             self.last = Some(id);
             return id;

@@ -4,6 +4,7 @@
 //! reference-counted so that one signal's arguments reach every watcher without copies.
 //! Typed accessors fail with an [`ArgError`] that names the position and both types.
 
+use smallvec::SmallVec;
 use std::any::{type_name, Any};
 use std::fmt;
 use std::rc::Rc;
@@ -11,9 +12,14 @@ use std::rc::Rc;
 /// One event argument.
 pub type Arg = Rc<dyn Any>;
 
-/// The arguments of an event (POE's `@_[ARG0..$#_]`).
+/// How many arguments an [`Args`] holds without a heap allocation: enough for a wheel's
+/// input event (the record and the wheel id) and for `_child` (operation, child, value).
+const INLINE_ARGS: usize = 3;
+
+/// The arguments of an event (POE's `@_[ARG0..$#_]`). Up to three are kept inline, so the
+/// events a wheel hands its session cost no list allocation.
 #[derive(Clone, Default)]
-pub struct Args(Vec<Arg>);
+pub struct Args(SmallVec<[Arg; INLINE_ARGS]>);
 
 impl fmt::Debug for Args {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -59,19 +65,29 @@ impl std::error::Error for ArgError {}
 impl Args {
     /// No arguments.
     pub fn new() -> Self {
-        Args(Vec::new())
+        Args(SmallVec::new())
     }
 
-    /// The arguments as a boxed slice, 16 bytes instead of a `Vec`'s 24: how queued items
-    /// keep them. Free when the list is exactly as long as its allocation, as lists built
-    /// from tuples are.
+    /// The arguments as a boxed slice, 16 bytes: how queued items keep them (one
+    /// allocation unless there are none).
     pub(crate) fn into_boxed(self) -> Box<[Arg]> {
-        self.0.into_boxed_slice()
+        if self.0.is_empty() {
+            Box::default()
+        } else {
+            self.0.into_boxed_slice()
+        }
     }
 
     /// Back from [`into_boxed`](Args::into_boxed), without copying.
     pub(crate) fn from_boxed(args: Box<[Arg]>) -> Args {
-        Args(args.into_vec())
+        Args(SmallVec::from_vec(args.into_vec()))
+    }
+
+    /// One already shared argument.
+    pub fn from_arg(a: Arg) -> Self {
+        let mut args = Args::new();
+        args.push_arg(a);
+        args
     }
 
     /// Appends a value.
@@ -158,13 +174,13 @@ impl Args {
 
     /// The arguments from position `from` on.
     pub fn tail(&self, from: usize) -> Args {
-        Args(self.0.get(from..).map(<[Arg]>::to_vec).unwrap_or_default())
+        Args(self.0.get(from..).map(SmallVec::from).unwrap_or_default())
     }
 }
 
 impl From<Vec<Arg>> for Args {
     fn from(v: Vec<Arg>) -> Self {
-        Args(v)
+        Args(SmallVec::from_vec(v))
     }
 }
 
@@ -201,7 +217,7 @@ macro_rules! tuple_args {
             #[allow(non_snake_case)]
             fn into_args(self) -> Args {
                 let ($($name,)+) = self;
-                Args(vec![$(Rc::new($name) as Arg),+])
+                Args(smallvec::smallvec![$(Rc::new($name) as Arg),+])
             }
         }
     };

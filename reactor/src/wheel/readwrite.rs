@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::filter::{ByteFilter, Filter, Line};
 use crate::io::Mode;
 use crate::kernel::Kernel;
-use crate::value::IntoArgs;
+use crate::value::{Arg, Args, IntoArgs};
 use mio::event::Source;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -152,7 +152,11 @@ pub struct ReadWrite {
     in_filter: ByteFilter,
     /// `None`: the input filter serves output too (POE's `Filter`).
     out_filter: Option<ByteFilter>,
-    events: [Option<Rc<str>>; 5],
+    /// Event names, interned (see [`crate::EventName`]): naming an event is a pointer copy.
+    events: [Option<&'static str>; 5],
+    /// `ARG1` of input events (`ARG0` of others): the wheel id, made once and shared by
+    /// every event, so delivering a record allocates no argument for it.
+    id_arg: Option<Arg>,
     read_ready: bool,
     write_ready: bool,
     /// The poller saw the peer close: read until end-of-file.
@@ -190,7 +194,7 @@ pub struct ReadWriteBuilder {
     filter: Option<ByteFilter>,
     in_filter: Option<ByteFilter>,
     out_filter: Option<ByteFilter>,
-    events: [Option<Rc<str>>; 5],
+    events: [Option<&'static str>; 5],
     high_mark: Option<usize>,
     low_mark: Option<usize>,
     auto_flush: bool,
@@ -254,7 +258,7 @@ impl ReadWriteBuilder {
     /// Names an event (POE's `InputEvent => ..`, `ErrorEvent => ..`, ...). Without an
     /// input event the input is not read at all.
     pub fn event(mut self, which: RwEvent, name: &str) -> Self {
-        self.events[which as usize] = Some(Rc::from(name));
+        self.events[which as usize] = Some(crate::kernel::intern_static(name));
         self
     }
     /// `InputEvent`.
@@ -338,6 +342,7 @@ impl ReadWriteBuilder {
             in_filter,
             out_filter,
             events: self.events,
+            id_arg: None,
             read_ready: false,
             write_ready: false,
             peer_closed: false,
@@ -474,7 +479,7 @@ impl ReadWrite {
     /// Renames an event, or with `None` stops emitting it (POE's `event`). Clearing the
     /// input event stops reading.
     pub fn event(&mut self, which: RwEvent, name: Option<&str>) {
-        self.events[which as usize] = name.map(Rc::from);
+        self.events[which as usize] = name.map(crate::kernel::intern_static);
     }
 
     /// Replaces both filters; input buffered in the old input filter is parsed again by the
@@ -564,8 +569,13 @@ impl ReadWrite {
         <ReadWrite as Wheel>::dispatch(kernel, id, Mode::Write);
     }
 
-    fn event_name(&self, which: RwEvent) -> Option<Rc<str>> {
-        self.events[which as usize].clone()
+    fn event_name(&self, which: RwEvent) -> Option<&'static str> {
+        self.events[which as usize]
+    }
+
+    /// The wheel id as a shared event argument.
+    fn id_arg(&mut self, id: WheelId) -> Arg {
+        Rc::clone(self.id_arg.get_or_insert_with(|| Rc::new(id)))
     }
 
     fn read_dispatch(kernel: &mut Kernel, id: WheelId) {
@@ -619,7 +629,7 @@ impl ReadWrite {
                 w.read_ready = false;
                 w.input_open = false;
                 if let Some(ev) = w.event_name(RwEvent::Error) {
-                    kernel.wheel_call(owner, &ev, ("read".to_owned(), errno, msg, id).into_args());
+                    kernel.wheel_call(owner, ev, ("read".to_owned(), errno, msg, id).into_args());
                 }
                 // Records already parsed still go out below.
             }
@@ -663,8 +673,11 @@ impl ReadWrite {
                     return;
                 }
                 Ok(_) => {
+                    let id_arg = w.id_arg(id);
                     for rec in first.into_iter().chain(more) {
-                        kernel.wheel_call(owner, &ev, (rec, id).into_args());
+                        let mut args = Args::from_arg(Rc::new(rec));
+                        args.push_arg(Rc::clone(&id_arg));
+                        kernel.wheel_call(owner, ev, args);
                     }
                 }
                 Err(e) => {
@@ -672,7 +685,7 @@ impl ReadWrite {
                     if let Some(err) = w.event_name(RwEvent::Error) {
                         kernel.wheel_call(
                             owner,
-                            &err,
+                            err,
                             ("read".to_owned(), 22, e.to_string(), id).into_args(),
                         );
                     }
@@ -812,17 +825,19 @@ impl ReadWrite {
             w.event_name(RwEvent::Low),
             w.event_name(RwEvent::Flushed),
         );
+        let id_arg = w.id_arg(id);
+        let just_id = || Args::from_arg(Rc::clone(&id_arg));
         if let (Some((errno, msg)), Some(ev)) = (error, names.0) {
-            kernel.wheel_call(owner, &ev, ("write".to_owned(), errno, msg, id).into_args());
+            kernel.wheel_call(owner, ev, ("write".to_owned(), errno, msg, id).into_args());
         }
         if let (true, Some(ev)) = (high, names.1) {
-            kernel.wheel_call(owner, &ev, (id,).into_args());
+            kernel.wheel_call(owner, ev, just_id());
         }
         if let (true, Some(ev)) = (low, names.2) {
-            kernel.wheel_call(owner, &ev, (id,).into_args());
+            kernel.wheel_call(owner, ev, just_id());
         }
         if let (true, Some(ev)) = (emptied, names.3) {
-            kernel.wheel_call(owner, &ev, (id,).into_args());
+            kernel.wheel_call(owner, ev, just_id());
         }
     }
 }
