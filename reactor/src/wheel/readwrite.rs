@@ -157,6 +157,8 @@ pub struct ReadWrite {
     /// `ARG1` of input events (`ARG0` of others): the wheel id, made once and shared by
     /// every event, so delivering a record allocates no argument for it.
     id_arg: Option<Arg>,
+    /// A written-out buffer kept for the next read ([`ReadWrite::keep_spare`]).
+    spare: Vec<u8>,
     read_ready: bool,
     write_ready: bool,
     /// The poller saw the peer close: read until end-of-file.
@@ -187,6 +189,9 @@ pub struct ReadWrite {
     registered: bool,
     block_size: usize,
 }
+
+/// The largest written-out buffer a wheel keeps for its next read.
+const SPARE_MAX: usize = 16 * 1024;
 
 /// Configures a [`ReadWrite`] wheel (POE's constructor parameters).
 pub struct ReadWriteBuilder {
@@ -343,6 +348,7 @@ impl ReadWriteBuilder {
             out_filter,
             events: self.events,
             id_arg: None,
+            spare: Vec::new(),
             read_ready: false,
             write_ready: false,
             peer_closed: false,
@@ -573,6 +579,27 @@ impl ReadWrite {
         self.events[which as usize]
     }
 
+    /// Keeps a chunk that has been written out, to hold the next read: in a request and
+    /// response exchange each record's buffer then serves the next one, with no allocation.
+    /// Large buffers are let go, so an idle wheel holds at most [`SPARE_MAX`] bytes.
+    fn keep_spare(&mut self, mut done: Vec<u8>) {
+        if done.capacity() <= SPARE_MAX {
+            done.clear();
+            self.spare = done;
+        }
+    }
+
+    /// An empty buffer for a read of up to `len` bytes: the spare one if it fits, and is not
+    /// so much bigger that the record handed to the session would waste memory.
+    fn spare_for(&mut self, len: usize) -> Vec<u8> {
+        let cap = self.spare.capacity();
+        if cap >= len && cap <= 2 * len + 64 {
+            std::mem::take(&mut self.spare)
+        } else {
+            Vec::with_capacity(len)
+        }
+    }
+
     /// The wheel id as a shared event argument.
     fn id_arg(&mut self, id: WheelId) -> Arg {
         Rc::clone(self.id_arg.get_or_insert_with(|| Rc::new(id)))
@@ -608,7 +635,7 @@ impl ReadWrite {
                     }
                     // The copy keeps a few spare bytes: a line handed back for output
                     // gets its terminator without reallocating.
-                    let mut chunk = Vec::with_capacity(n + READ_SLACK);
+                    let mut chunk = w.spare_for(n + READ_SLACK);
                     chunk.extend_from_slice(&buf[..n]);
                     match w.in_filter.get_one_start_chunk(chunk) {
                         Ok(()) => {
@@ -714,7 +741,9 @@ impl ReadWrite {
                         let front = self.out.front_mut().expect("written bytes were queued");
                         if n >= front.len() {
                             n -= front.len();
-                            self.out.pop_front();
+                            if let Some(done) = self.out.pop_front() {
+                                self.keep_spare(done);
+                            }
                         } else {
                             front.drain(..n);
                             n = 0;
