@@ -800,7 +800,38 @@ impl ReadWrite {
             && self.early_error.is_none()
         {
             self.early_error = self.write_out();
-            self.owes_write_events = true;
+            if self.out.is_empty() && self.early_error.is_none() {
+                self.early_error = self.flush_handle();
+            }
+            // The write pass runs only if it has something left to do or to report.
+            self.owes_write_events = self.early_error.is_some()
+                || self.events[RwEvent::Flushed as usize].is_some()
+                || self.handle_unflushed
+                || !self.out.is_empty();
+        }
+    }
+
+    /// Once the wheel's own buffer is empty, pushes out what the handle buffers
+    /// ([`WriteHandle::flush_out`]); returns the error that closed the output, if any.
+    fn flush_handle(&mut self) -> Option<(i32, String)> {
+        if !self.output_open {
+            return None;
+        }
+        match self.handles.writer().flush_out() {
+            Ok(()) => {
+                self.handle_unflushed = false;
+                None
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.handle_unflushed = true;
+                self.write_ready = false;
+                None
+            }
+            Err(e) => {
+                self.handle_unflushed = false;
+                self.output_open = false;
+                Some((e.raw_os_error().unwrap_or(0), super::errstr(&e)))
+            }
         }
     }
 
@@ -816,19 +847,8 @@ impl ReadWrite {
         }
         let mut error = w.early_error.take().or_else(|| w.write_out());
         w.owes_write_events = false;
-        if w.out.is_empty() && error.is_none() && w.output_open {
-            match w.handles.writer().flush_out() {
-                Ok(()) => w.handle_unflushed = false,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    w.handle_unflushed = true;
-                    w.write_ready = false;
-                }
-                Err(e) => {
-                    error = Some((e.raw_os_error().unwrap_or(0), super::errstr(&e)));
-                    w.handle_unflushed = false;
-                    w.output_open = false;
-                }
-            }
+        if w.out.is_empty() && error.is_none() {
+            error = w.flush_handle();
         }
         let (high, low, emptied) = {
             let mut high = false;
