@@ -209,7 +209,7 @@ fn ten_thousand_gets_with_keepalive_requests_5() {
     let nginx = nginx_closing_after_5();
     let fds = common::open_fds();
     let t = fetch(nginx.port(), "/", 10_000, 1);
-    assert_eq!(common::open_fds(), fds, "descriptors leaked");
+    common::assert_no_new_fds(&fds);
     assert_eq!(t.errors, 0, "{t:?}");
     assert_eq!(t.ok, 10_000);
     assert_eq!(
@@ -232,7 +232,7 @@ fn concurrent_gets_with_keepalive_requests_5() {
     let nginx = nginx_closing_after_5();
     let fds = common::open_fds();
     let t = fetch(nginx.port(), "/", 4_000, 8);
-    assert_eq!(common::open_fds(), fds, "descriptors leaked");
+    common::assert_no_new_fds(&fds);
     assert_eq!((t.errors, t.ok), (0, 4_000), "{:?}", (t.errors, t.ok));
     let open_at_end = t.new_connections - t.closed_by_server;
     assert!(open_at_end <= 8, "{open_at_end}");
@@ -256,7 +256,7 @@ fn large_bodies_on_reused_connections() {
     let nginx = Nginx::start(NginxConfig::default()).expect("nginx starts");
     let fds = common::open_fds();
     let t = fetch(nginx.port(), "/big", 40, 2);
-    assert_eq!(common::open_fds(), fds, "descriptors leaked");
+    common::assert_no_new_fds(&fds);
     assert_eq!((t.errors, t.ok), (0, 40), "{t:?}");
     assert_eq!(t.new_connections, 2, "{t:?}");
     assert!(t.bodies.iter().all(|&b| b == common::nginx::BIG_LEN as u64));
@@ -270,7 +270,7 @@ fn connection_close_is_honoured() {
     let nginx = Nginx::start(NginxConfig::default()).expect("nginx starts");
     let fds = common::open_fds();
     let t = fetch(nginx.port(), "/close", 200, 4);
-    assert_eq!(common::open_fds(), fds, "descriptors leaked");
+    common::assert_no_new_fds(&fds);
     assert_eq!((t.errors, t.ok), (0, 200), "{t:?}");
     assert_eq!((t.new_connections, t.reused), (200, 0), "{t:?}");
 }
@@ -354,7 +354,7 @@ fn server_idle_timeout_is_never_handed_out() {
     drop(ka);
     k.run().expect("kernel ran clean");
     drop(k);
-    assert_eq!(common::open_fds(), fds, "descriptors leaked");
+    common::assert_no_new_fds(&fds);
     let got = log.borrow().clone();
     assert_eq!(
         got,

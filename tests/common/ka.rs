@@ -24,7 +24,7 @@ pub struct Running {
 
 /// How most keep-alive tests begin: takes the test lock, arms a watchdog of `secs` seconds,
 /// counts the open descriptors (for [`finish`]) and makes a kernel.
-pub fn start(name: &'static str, secs: u64) -> (Running, usize, Kernel) {
+pub fn start(name: &'static str, secs: u64) -> (Running, super::Fds, Kernel) {
     let running = Running {
         _serial: serial(),
         _watchdog: super::timeout(secs, name),
@@ -44,15 +44,15 @@ pub fn v4_resolver() -> ResolverKind {
 
 /// Runs the kernel to the end, drops it, runs `after` (joins threads, drops listeners),
 /// then checks no descriptor leaked.
-pub fn finish_then(mut k: Kernel, fds_before: usize, after: impl FnOnce()) {
+pub fn finish_then(mut k: Kernel, fds_before: super::Fds, after: impl FnOnce()) {
     k.run().expect("kernel ran clean");
     drop(k);
     after();
-    assert_eq!(super::open_fds(), fds_before, "file descriptors leaked");
+    super::assert_no_new_fds(&fds_before);
 }
 
 /// Runs the kernel to the end, then checks no descriptor leaked.
-pub fn finish(k: Kernel, fds_before: usize) {
+pub fn finish(k: Kernel, fds_before: super::Fds) {
     finish_then(k, fds_before, || {});
 }
 

@@ -355,6 +355,10 @@ impl Filter for Line {
         }
     }
 
+    fn may_have_record(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// Same newline settings and limits, empty buffer. As in POE, the autodetection state
     /// (including a newline already detected) is copied too.
     fn clone_empty(&self) -> Self {

@@ -186,6 +186,13 @@ pub trait Filter {
     /// `get_pending()`). The buffer is left as it is.
     fn get_pending(&self) -> Option<Vec<Self::Raw>>;
 
+    /// Whether [`get_one`](Filter::get_one) might give a record without more input: `false`
+    /// promises it would give none (the buffer is empty). Wheels use it to skip a parse
+    /// that would find nothing; the provided answer, `true`, is always safe.
+    fn may_have_record(&self) -> bool {
+        true
+    }
+
     /// A filter with the same configuration and empty buffers (POE's `clone()`).
     fn clone_empty(&self) -> Self
     where
@@ -235,6 +242,10 @@ impl<R, S> Filter for BoxedFilter<R, S> {
 
     fn get_pending(&self) -> Option<Vec<R>> {
         (**self).get_pending()
+    }
+
+    fn may_have_record(&self) -> bool {
+        (**self).may_have_record()
     }
 
     fn clone_empty(&self) -> Self {

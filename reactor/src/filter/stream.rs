@@ -77,6 +77,10 @@ impl Filter for Stream {
         }
     }
 
+    fn may_have_record(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     fn clone_empty(&self) -> Self {
         Stream::new()
     }

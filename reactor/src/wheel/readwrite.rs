@@ -701,10 +701,19 @@ impl ReadWrite {
                 }
                 Ok(_) => {
                     let id_arg = w.id_arg(id);
+                    // With nothing left buffered, the next parse would find nothing: it is
+                    // skipped. (A handler that switches filters sets this again.)
+                    let drained = !w.in_filter.may_have_record();
+                    if drained {
+                        w.parse_pending = false;
+                    }
                     for rec in first.into_iter().chain(more) {
                         let mut args = Args::from_arg(Rc::new(rec));
                         args.push_arg(Rc::clone(&id_arg));
                         kernel.wheel_call(owner, ev, args);
+                    }
+                    if drained {
+                        return;
                     }
                 }
                 Err(e) => {
