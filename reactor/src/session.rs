@@ -241,7 +241,9 @@ pub(crate) fn erase<H: 'static, R: Outcome + 'static>(
             inv,
             _heap: PhantomData,
         };
-        f(&mut ctx).into_outcome()
+        let out = f(&mut ctx).into_outcome();
+        ctx.inv.args.recycle();
+        out
     })
 }
 
