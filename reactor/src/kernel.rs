@@ -347,6 +347,7 @@ impl KernelBuilder {
             names: Names::new(),
             queue: Queue::new(),
             extras: Vec::new(),
+            arg_lists: Vec::new(),
             last_fifo: Time::MIN,
             batch_prev: Time::MIN,
             timer_items: 0,
@@ -382,6 +383,9 @@ pub struct Kernel {
     pub(crate) queue: Queue<Item>,
     /// The rest of each queued item, at its queue slot ([`ItemExtra`]).
     pub(crate) extras: Vec<ItemExtra>,
+    /// Empty argument lists for wheels' events, given back when handlers return
+    /// ([`Args`](crate::Args)).
+    pub(crate) arg_lists: Vec<Vec<crate::value::Arg>>,
     pub(crate) last_fifo: Time,
     /// The snapshot of the last batch.
     pub(crate) batch_prev: Time,
@@ -976,6 +980,17 @@ impl Kernel {
         } else {
             Box::default()
         }
+    }
+
+    /// Arguments `args` in a list from the pool ([`Args`](crate::Args)).
+    #[inline]
+    pub(crate) fn pooled_args<const N: usize>(&mut self, args: [crate::value::Arg; N]) -> Args {
+        let mut v = self
+            .arg_lists
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(crate::value::POOLED_CAPACITY));
+        v.extend(args);
+        Args::from(v)
     }
 
     /// Item `id` has left the queue: releases what it held (its sessions' counts) and

@@ -242,7 +242,9 @@ pub(crate) fn erase<H: 'static, R: Outcome + 'static>(
             _heap: PhantomData,
         };
         let out = f(&mut ctx).into_outcome();
-        ctx.inv.args.recycle();
+        if ctx.inv.args.pooled() {
+            ctx.inv.args.recycle_into(&mut ctx.kernel.arg_lists);
+        }
         out
     })
 }

@@ -5,7 +5,6 @@
 //! Typed accessors fail with an [`ArgError`] that names the position and both types.
 
 use std::any::{type_name, Any};
-use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
@@ -13,52 +12,35 @@ use std::rc::Rc;
 pub type Arg = Rc<dyn Any>;
 
 /// Lists of at most this many arguments are recycled (see [`Args`]).
-const POOLED_CAPACITY: usize = 4;
-/// At most this many empty lists wait for reuse, per thread.
-const POOL_SIZE: usize = 64;
-
-thread_local! {
-    /// Empty argument lists, kept to be reused (see [`Args`]).
-    static POOL: RefCell<Vec<Vec<Arg>>> = const { RefCell::new(Vec::new()) };
-}
+pub(crate) const POOLED_CAPACITY: usize = 4;
+/// At most this many empty lists wait for reuse, per kernel.
+pub(crate) const POOL_SIZE: usize = 64;
 
 /// The arguments of an event (POE's `@_[ARG0..$#_]`).
 ///
-/// When a handler returns, its list of arguments, if it holds at most four, is emptied and
-/// kept (per thread, up to 64), and the next list built takes it: the events a wheel hands
-/// its session, one after another, cost no allocation for their argument list. An `Args`
-/// is as small as a `Vec`, which matters where many wait or are returned in a hurry
-/// (timers, `alarm_remove`).
-#[derive(Default)]
+/// The lists a wheel builds for its events come from a small pool in the kernel, and go
+/// back to it when the handler returns: the events a wheel hands its session, one after
+/// another, cost no allocation for their argument list. An `Args` is as small as a `Vec`,
+/// which matters where many wait or are returned in a hurry (timers, `alarm_remove`).
+#[derive(Clone, Default)]
 pub struct Args(Vec<Arg>);
 
-impl Clone for Args {
-    fn clone(&self) -> Self {
-        let mut v = Args::list(self.0.len());
-        v.extend(self.0.iter().cloned());
-        Args(v)
-    }
-}
-
 impl Args {
-    /// Gives the list back to the pool, empty, if it is small (see [`Args`]); the kernel
-    /// does this when a handler has finished with its arguments. (Not a `Drop`: lists
-    /// dropped anywhere else, most of them empty, cost nothing to drop.)
-    pub(crate) fn recycle(&mut self) {
-        let cap = self.0.capacity();
-        if cap == 0 || cap > POOLED_CAPACITY {
+    /// Whether the list is one the pool keeps (see [`Args`]).
+    #[inline]
+    pub(crate) fn pooled(&self) -> bool {
+        self.0.capacity() == POOLED_CAPACITY
+    }
+
+    /// Gives the list to `pool`, empty (see [`Args`]).
+    #[inline(never)]
+    pub(crate) fn recycle_into(&mut self, pool: &mut Vec<Vec<Arg>>) {
+        if pool.len() >= POOL_SIZE {
             return;
         }
         let mut v = std::mem::take(&mut self.0);
         v.clear();
-        // A thread that is exiting has no pool left: the list is simply freed.
-        let _ = POOL.try_with(|pool| {
-            if let Ok(mut pool) = pool.try_borrow_mut() {
-                if pool.len() < POOL_SIZE {
-                    pool.push(v);
-                }
-            }
-        });
+        pool.push(v);
     }
 }
 
@@ -110,36 +92,14 @@ impl Args {
         Args(Vec::new())
     }
 
-    /// An empty list for `n` arguments: a recycled one when `n` is small.
-    fn list(n: usize) -> Vec<Arg> {
-        if n == 0 || n > POOLED_CAPACITY {
-            return Vec::with_capacity(n);
-        }
-        POOL.try_with(|pool| pool.try_borrow_mut().ok().and_then(|mut p| p.pop()))
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| Vec::with_capacity(POOLED_CAPACITY))
-    }
-
-    /// A list of `n` arguments made by `f` (how tuples become arguments).
-    fn build(n: usize, f: impl FnOnce(&mut Vec<Arg>)) -> Args {
-        let mut v = Args::list(n);
-        f(&mut v);
-        Args(v)
-    }
-
     /// The arguments as a boxed slice, 16 bytes: how queued items keep them (one
     /// allocation unless there are none).
     pub(crate) fn into_boxed(mut self) -> Box<[Arg]> {
+        // Lists from tuples are exactly as long as their allocation: no copy.
         if self.0.is_empty() {
             Box::default()
-        } else if self.0.len() == self.0.capacity() {
-            std::mem::take(&mut self.0).into_boxed_slice()
         } else {
-            // A slice that fits; the list itself goes back to the pool.
-            let b = self.0.drain(..).collect();
-            self.recycle();
-            b
+            std::mem::take(&mut self.0).into_boxed_slice()
         }
     }
 
@@ -151,13 +111,6 @@ impl Args {
         } else {
             Args(args.into_vec())
         }
-    }
-
-    /// One already shared argument.
-    pub fn from_arg(a: Arg) -> Self {
-        let mut v = Args::list(1);
-        v.push(a);
-        Args(v)
     }
 
     /// Appends a value.
@@ -244,10 +197,7 @@ impl Args {
 
     /// The arguments from position `from` on.
     pub fn tail(&self, from: usize) -> Args {
-        let rest = self.0.get(from..).unwrap_or_default();
-        let mut v = Args::list(rest.len());
-        v.extend(rest.iter().cloned());
-        Args(v)
+        Args(self.0.get(from..).map(<[Arg]>::to_vec).unwrap_or_default())
     }
 }
 
@@ -284,20 +234,13 @@ impl IntoArgs for () {
     }
 }
 
-macro_rules! count {
-    () => { 0 };
-    ($head:ident $($rest:ident)*) => { 1 + count!($($rest)*) };
-}
-
 macro_rules! tuple_args {
     ($($name:ident),+) => {
         impl<$($name: Any),+> IntoArgs for ($($name,)+) {
             #[allow(non_snake_case)]
             fn into_args(self) -> Args {
                 let ($($name,)+) = self;
-                Args::build(count!($($name)+), |v| {
-                    $(v.push(Rc::new($name) as Arg);)+
-                })
+                Args(vec![$(Rc::new($name) as Arg),+])
             }
         }
     };

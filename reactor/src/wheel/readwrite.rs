@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::filter::{ByteFilter, Filter, Line};
 use crate::io::Mode;
 use crate::kernel::Kernel;
-use crate::value::{Arg, Args, IntoArgs};
+use crate::value::{Arg, IntoArgs};
 use mio::event::Source;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -708,8 +708,7 @@ impl ReadWrite {
                         w.parse_pending = false;
                     }
                     for rec in first.into_iter().chain(more) {
-                        let mut args = Args::from_arg(Rc::new(rec));
-                        args.push_arg(Rc::clone(&id_arg));
+                        let args = kernel.pooled_args([Rc::new(rec), Rc::clone(&id_arg)]);
                         kernel.wheel_call(owner, ev, args);
                     }
                     if drained {
@@ -884,18 +883,14 @@ impl ReadWrite {
             w.event_name(RwEvent::Flushed),
         );
         let id_arg = w.id_arg(id);
-        let just_id = || Args::from_arg(Rc::clone(&id_arg));
         if let (Some((errno, msg)), Some(ev)) = (error, names.0) {
             kernel.wheel_call(owner, ev, ("write".to_owned(), errno, msg, id).into_args());
         }
-        if let (true, Some(ev)) = (high, names.1) {
-            kernel.wheel_call(owner, ev, just_id());
-        }
-        if let (true, Some(ev)) = (low, names.2) {
-            kernel.wheel_call(owner, ev, just_id());
-        }
-        if let (true, Some(ev)) = (emptied, names.3) {
-            kernel.wheel_call(owner, ev, just_id());
+        for (happened, name) in [(high, names.1), (low, names.2), (emptied, names.3)] {
+            if let (true, Some(ev)) = (happened, name) {
+                let args = kernel.pooled_args([Rc::clone(&id_arg)]);
+                kernel.wheel_call(owner, ev, args);
+            }
         }
     }
 }
