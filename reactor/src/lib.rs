@@ -64,10 +64,10 @@
 //! 4-ary heap of small nodes over a slab, with lazy removal: set, cancel and re-time are
 //! O(log n) amortized); equal times are FIFO. Posts take "now", strictly after the
 //! snapshot of the batch being dispatched, so an event posted during a batch runs in the
-//! next timeslice, as under POE. A queue entry is 32 bytes: what ordering, cancelling and
-//! dispatching decide on (sequence, time, kind, the two sessions' slab keys, the event).
-//! The arguments and the caller wait beside the queue at the entry's slot and are taken
-//! out whenever the item leaves it. With a million timers a cancel is bound by memory,
+//! next timeslice, as under POE. A queue entry is 24 bytes: what ordering, cancelling and
+//! dispatching decide on (sequence, time, the destination's slab key, and the event, kind
+//! and has-arguments packed in one word). The arguments, the caller and the sender wait
+//! beside the queue at the entry's slot and are taken out whenever the item leaves it. With a million timers a cancel is bound by memory,
 //! not instructions, so what it touches decides its cost: one entry and one word.
 //!
 //! **Event names.** A name is interned once per process as a `&'static str` (like a

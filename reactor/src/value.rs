@@ -26,16 +26,17 @@ pub(crate) const POOL_SIZE: usize = 64;
 pub struct Args(Vec<Arg>);
 
 impl Args {
-    /// Whether the list is one the pool keeps (see [`Args`]).
+    /// Whether the list is one the pool keeps (see [`Args`]): any list of capacity four,
+    /// the pool's own or not.
     #[inline]
     pub(crate) fn pooled(&self) -> bool {
         self.0.capacity() == POOLED_CAPACITY
     }
 
-    /// Gives the list to `pool`, empty (see [`Args`]).
+    /// Gives the list to `pool`, empty, if it is one the pool keeps (see [`Args`]).
     #[inline(never)]
     pub(crate) fn recycle_into(&mut self, pool: &mut Vec<Vec<Arg>>) {
-        if pool.len() >= POOL_SIZE {
+        if !self.pooled() || pool.len() >= POOL_SIZE {
             return;
         }
         let mut v = std::mem::take(&mut self.0);
@@ -153,7 +154,8 @@ impl Args {
     }
 
     /// Takes argument `i` out as an owned `T` (a socket handed over in an event, say),
-    /// leaving `()` in its place. Fails if it is missing, of another type, or shared.
+    /// leaving `()` in its place. Fails if it is missing, of another type, or shared (a
+    /// shared [`WheelId`](crate::WheelId) is copied out instead, and stays in place).
     pub fn take<T: Any>(&mut self, i: usize) -> Result<T, ArgError> {
         let err = |problem| ArgError {
             index: i,
@@ -169,8 +171,17 @@ impl Args {
         match Rc::try_unwrap(typed) {
             Ok(v) => Ok(v),
             Err(shared) => {
+                // A wheel shares one id argument among all its events: ids are plain
+                // values, so taking one copies it out.
+                let copied = (&*shared as &dyn Any)
+                    .downcast_ref::<crate::wheel::WheelId>()
+                    .map(|&id| Box::new(id) as Box<dyn Any>)
+                    .and_then(|b| b.downcast::<T>().ok());
                 *slot = shared;
-                Err(err(ArgProblem::Shared))
+                match copied {
+                    Some(v) => Ok(*v),
+                    None => Err(err(ArgProblem::Shared)),
+                }
             }
         }
     }
@@ -379,5 +390,45 @@ impl<T: Outcome, E: Into<HandlerError>> Outcome for Result<T, E> {
             Ok(v) => v.into_outcome(),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Arg, ArgProblem, Args};
+    use crate::wheel::WheelId;
+    use std::rc::Rc;
+
+    /// A wheel shares one id argument among its events: taking it copies it out, and
+    /// leaves it for the other events; other shared values still cannot be taken.
+    #[test]
+    fn a_shared_wheel_id_is_copied_out() {
+        let id: Arg = Rc::new(WheelId(7));
+        let mut a = Args::from(vec![Rc::clone(&id)]);
+        let mut b = Args::from(vec![Rc::clone(&id)]);
+        assert_eq!(a.take::<WheelId>(0).unwrap(), WheelId(7));
+        assert_eq!(b.take::<WheelId>(0).unwrap(), WheelId(7));
+        assert_eq!(*a.get::<WheelId>(0).unwrap(), WheelId(7));
+        let s: Arg = Rc::new(String::from("x"));
+        let mut c = Args::from(vec![Rc::clone(&s)]);
+        assert_eq!(c.take::<String>(0).unwrap_err().problem, ArgProblem::Shared);
+        assert_eq!(c.get::<String>(0).unwrap(), "x");
+    }
+
+    /// Lists of capacity four go back to the pool, empty; others do not.
+    #[test]
+    fn small_lists_are_recycled() {
+        let mut pool = Vec::new();
+        let mut a = Args::from(Vec::with_capacity(4));
+        a.push(1u8);
+        assert!(a.pooled());
+        a.recycle_into(&mut pool);
+        assert_eq!(pool.len(), 1);
+        assert!(pool[0].is_empty() && pool[0].capacity() == 4);
+        let mut b = Args::from(vec![Rc::new(1u8) as Arg]);
+        assert!(!b.pooled());
+        assert!(a.is_empty());
+        b.recycle_into(&mut pool);
+        assert_eq!((b.len(), pool.len()), (1, 1));
     }
 }

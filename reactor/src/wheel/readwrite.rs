@@ -190,8 +190,9 @@ pub struct ReadWrite {
     block_size: usize,
 }
 
-/// The largest written-out buffer a wheel keeps for its next read.
-const SPARE_MAX: usize = 16 * 1024;
+/// The largest written-out buffer a wheel keeps for its next read: enough for the records
+/// of request/response protocols, little for an idle connection to hold.
+const SPARE_MAX: usize = 1024;
 
 /// Configures a [`ReadWrite`] wheel (POE's constructor parameters).
 pub struct ReadWriteBuilder {
@@ -581,7 +582,7 @@ impl ReadWrite {
 
     /// Keeps a chunk that has been written out, to hold the next read: in a request and
     /// response exchange each record's buffer then serves the next one, with no allocation.
-    /// Large buffers are let go, so an idle wheel holds at most [`SPARE_MAX`] bytes.
+    /// Larger buffers are let go, so an idle wheel holds at most [`SPARE_MAX`] bytes.
     fn keep_spare(&mut self, mut done: Vec<u8>) {
         if done.capacity() <= SPARE_MAX {
             done.clear();
