@@ -174,8 +174,8 @@ pub struct ReadWrite {
     /// The handle reported buffered output of its own (see [`WriteHandle::flush_out`]).
     handle_unflushed: bool,
     out: VecDeque<Vec<u8>>,
-    /// An early write (see `write_early`) moved output: the write pass still runs, to
-    /// report what it would have.
+    /// An early write (see `write_early`) left the write pass something to do or report:
+    /// an error, a flushed event, output still queued, or a handle still buffering.
     owes_write_events: bool,
     /// The error an early write met, reported by the write pass.
     early_error: Option<(i32, String)>,
@@ -814,7 +814,7 @@ impl ReadWrite {
             }
             // The write pass runs only if it has something left to do or to report.
             self.owes_write_events = self.early_error.is_some()
-                || self.events[RwEvent::Flushed as usize].is_some()
+                || self.event_name(RwEvent::Flushed).is_some()
                 || self.handle_unflushed
                 || !self.out.is_empty();
         }
