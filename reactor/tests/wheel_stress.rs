@@ -8,8 +8,8 @@
 //! - 8 MiB put at once for a reader that takes 1 KiB per timeslice arrive intact, with
 //!   LowEvent once on the way down and FlushedEvent exactly once, at the end.
 //!
-//! The tests of this file run one at a time (a lock), so that the descriptor counts of
-//! `/proc/self/fd` are not disturbed by another test opening sockets.
+//! The tests of this file run one at a time (a lock), so that the descriptors one test
+//! opens are not taken for another's leak (`common::assert_no_new_fds`).
 
 mod common;
 use common::timeout;
@@ -30,13 +30,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Open file descriptors of this process.
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
 }
 
 /// A kernel made and dropped once, so that anything the first kernel sets up for the
@@ -261,7 +254,7 @@ fn two_hundred_connections_echo_a_hundred_lines_each() {
     let _serial = serial();
     let _guard = timeout(60, "two_hundred_connections_echo_a_hundred_lines_each");
     warm_up();
-    let fds_before = open_fds();
+    let fds_before = common::open_fds();
     let stats: Rc<RefCell<EchoStats>> = Rc::default();
     {
         let port = Rc::new(RefCell::new(0));
@@ -290,7 +283,7 @@ fn two_hundred_connections_echo_a_hundred_lines_each() {
         .server_errors
         .iter()
         .all(|(op, errno)| op == "read" && *errno == 0));
-    assert_eq!(open_fds(), fds_before, "descriptors leaked");
+    common::assert_no_new_fds(&fds_before);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -421,7 +414,7 @@ fn dropping_a_wheel_in_its_own_input_event_stops_it_and_closes_it() {
         "dropping_a_wheel_in_its_own_input_event_stops_it_and_closes_it",
     );
     warm_up();
-    let fds_before = open_fds();
+    let fds_before = common::open_fds();
     let log: Rc<RefCell<Vec<String>>> = Rc::default();
     let mut peers = Vec::new();
     let mut ends = Vec::new();
@@ -503,7 +496,7 @@ fn dropping_a_wheel_in_its_own_input_event_stops_it_and_closes_it() {
     let log = log.borrow();
     let expected: Vec<String> = (1..=DROPPED).map(|i| format!("{i} in first")).collect();
     assert_eq!(*log, expected);
-    assert_eq!(open_fds(), fds_before, "descriptors leaked");
+    common::assert_no_new_fds(&fds_before);
 }
 
 // ---------------------------------------------------------------------------------------

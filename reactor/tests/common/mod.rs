@@ -8,6 +8,10 @@ mod watchdog;
 #[allow(unused_imports)] // not every test file arms one
 pub use watchdog::timeout;
 
+mod fds;
+#[allow(unused_imports)] // not every test file checks descriptors
+pub use fds::{assert_no_new_fds, open_fds, Fds};
+
 /// How long one test may run.
 pub const LIMIT: Duration = Duration::from_secs(10);
 
