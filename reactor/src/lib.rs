@@ -51,8 +51,19 @@
 //! records; the wheels use the provided methods [`filter::Filter::get_one_start_chunk`],
 //! [`filter::Filter::get_one_with`] and [`filter::Filter::put_one_with`] instead, so a line
 //! read, delivered and echoed allocates no list, and `Line` hands a whole buffered line
-//! over rather than copying it. Output a handler queues during a read dispatch is written
-//! right after it; the events that report on writing keep their place in the write pass.
+//! over rather than copying it.
+//!
+//! **When I/O happens: POE's timeslice.** A timeslice polls, dispatches the I/O that is
+//! ready (all reads, then all writes), reads the clock, then dispatches every event due by
+//! that reading, as POE's select loop does. So an event posted or yielded by an I/O handler
+//! runs in the same timeslice, after the I/O. A wheel writes output when a poll made after
+//! the output was queued reports the handle writable (POE watches a handle for writing
+//! only while output waits): output queued by any handler, I/O or event, is written after
+//! the next poll returns, and `FlushedEvent` is called there. The peer of a socket in the
+//! same process therefore reads it one timeslice later, exactly as under POE. That next
+//! poll does not wait while output waits, so this adds no latency; it costs one poll that
+//! finds nothing when the process had nothing else to do. `tests/order_perl.rs` pins the
+//! order against the real POE.
 //!
 //! **Failures.** A handler that returns `Err` or panics is POE's `die`: with exception
 //! catching on (the default) it becomes a `DIE` signal to the failed session, its
@@ -110,6 +121,7 @@ pub mod error;
 pub mod filter;
 pub mod io;
 pub mod kernel;
+pub mod pipe;
 pub mod queue;
 mod run;
 pub mod session;

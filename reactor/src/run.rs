@@ -105,10 +105,15 @@ impl Kernel {
         // 3 and 4. Poll, dispatch I/O, sweep. With nothing registered and no reason to
         // wait there is nothing to ask the poller.
         if wait > 0 || self.io.has_registrations() || self.wheels.len() > 0 {
+            let fifo_before = self.last_fifo;
             self.poll_io(Some(Duration::from_nanos(wait as u64)))?;
             self.gc_sweep();
-            if wait > 0 {
-                now = self.clock.now();
+            // POE reads the clock after I/O: what the I/O handlers posted, and the timers
+            // that came due meanwhile, run in this timeslice. A post is due when made, even
+            // where a manual clock has not moved past it.
+            now = self.clock.now();
+            if self.last_fifo != fifo_before {
+                now = now.max(self.last_fifo);
             }
         }
         // 5. Every item due by one snapshot of now, then sweep.

@@ -199,6 +199,32 @@ impl<H: 'static> Ctx<'_, H> {
         self.kernel.set_handler(self.inv.key, event, Some(h))
     }
 
+    /// Adds or replaces a handler that is a method of a shared object, at run time (POE's
+    /// `$kernel->state(EVENT, $object, $method)`): `method` gets the object (POE's
+    /// `OBJECT`) and the context, as with [`Session::object_states`].
+    #[doc(alias = "state")]
+    pub fn object_state<O: 'static, R: Outcome + 'static>(
+        &mut self,
+        event: &str,
+        object: Rc<O>,
+        method: ObjectMethod<O, H, R>,
+    ) -> Result<()> {
+        self.state(event, move |ctx: &mut Ctx<'_, H>| method(&object, ctx))
+    }
+
+    /// Adds or replaces a handler that is a function of a package, at run time (POE's
+    /// `$kernel->state(EVENT, 'Package', $function)`): `func` gets the package name (POE's
+    /// `OBJECT`) and the context, as with [`Session::package_states`].
+    #[doc(alias = "state")]
+    pub fn package_state<R: Outcome + 'static>(
+        &mut self,
+        event: &str,
+        package: &'static str,
+        func: PackageMethod<H, R>,
+    ) -> Result<()> {
+        self.state(event, move |ctx: &mut Ctx<'_, H>| func(package, ctx))
+    }
+
     /// Removes a handler of this session (POE's `$kernel->state(EVENT)`).
     pub fn remove_state(&mut self, event: &str) -> Result<()> {
         self.kernel.set_handler(self.inv.key, event, None)

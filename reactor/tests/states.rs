@@ -1,6 +1,6 @@
 //! `States`: handlers built once and shared by the sessions created from them.
 
-use reactor::{Ctx, Error, Kernel, Session, States};
+use reactor::{Ctx, Error, Kernel, Session, States, Value};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -144,4 +144,58 @@ fn states_without_start_are_refused_and_adding_to_used_states_makes_new_ones() {
     let _ = k.call(first, "extra", ());
     k.run().unwrap();
     assert_eq!(*log.borrow(), ["extra", "ping old", "ping new"]);
+}
+
+/// A counter whose methods are handlers (POE's object states).
+struct Counter {
+    name: &'static str,
+    log: Log,
+}
+
+impl Counter {
+    fn hit(&self, ctx: &mut Ctx<'_, String>) {
+        let heap = ctx.heap().clone();
+        self.log
+            .borrow_mut()
+            .push(format!("{} hit {heap} via {}", self.name, ctx.event()));
+    }
+}
+
+fn package_hit(package: &'static str, ctx: &mut Ctx<'_, String>) -> Value {
+    Value::new(format!("{package}::hit for {}", ctx.heap()))
+}
+
+#[test]
+fn object_and_package_states_can_be_added_at_run_time() {
+    // POE: $kernel->state(hit => $object, 'hit'); $kernel->state(pkg => 'Pkg', 'hit').
+    let log: Log = Rc::default();
+    let counter = Rc::new(Counter {
+        name: "counter",
+        log: Rc::clone(&log),
+    });
+    let mut k = Kernel::new().unwrap();
+    let s = k
+        .create(
+            Session::new("h".to_owned())
+                .on("_start", |ctx: &mut Ctx<'_, String>| ctx.alias_set("h"))
+                .on(
+                    "wire",
+                    move |ctx: &mut Ctx<'_, String>| -> Result<(), Error> {
+                        ctx.object_state("hit", Rc::clone(&counter), Counter::hit)?;
+                        ctx.package_state("pkg", "Pkg", package_hit)
+                    },
+                ),
+        )
+        .unwrap();
+    // Before wiring, nothing handles "hit": the call returns no value.
+    assert!(k.call(s, "hit", ()).unwrap().is_none());
+    assert!(log.borrow().is_empty());
+    k.call(s, "wire", ()).unwrap();
+    k.call(s, "hit", ()).unwrap();
+    let v = k.call(s, "pkg", ()).unwrap();
+    assert_eq!(
+        v.get::<String>().map(String::as_str),
+        Some("Pkg::hit for h")
+    );
+    assert_eq!(*log.borrow(), ["counter hit h via hit"]);
 }

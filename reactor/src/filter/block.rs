@@ -295,6 +295,10 @@ impl Filter for Block {
     fn filter_type(&self) -> &'static str {
         "Block"
     }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
 }
 
 /// Options for [`Block`], named after POE's constructor parameters. Conflicts are

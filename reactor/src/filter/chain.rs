@@ -110,4 +110,8 @@ where
     fn filter_type(&self) -> &'static str {
         "Chain"
     }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
 }

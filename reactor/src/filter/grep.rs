@@ -121,4 +121,8 @@ impl<T: Clone + 'static> Filter for Grep<T> {
     fn filter_type(&self) -> &'static str {
         "Grep"
     }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
 }

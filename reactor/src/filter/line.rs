@@ -379,6 +379,10 @@ impl Filter for Line {
     fn filter_type(&self) -> &'static str {
         "Line"
     }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
 }
 
 /// An `InputRegexp`, compiled or not.

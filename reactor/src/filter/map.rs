@@ -162,4 +162,8 @@ impl<T: Clone + 'static, U: 'static> Filter for Map<T, U> {
     fn filter_type(&self) -> &'static str {
         "Map"
     }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
 }

@@ -206,6 +206,23 @@ pub trait Filter {
     fn filter_type(&self) -> &'static str {
         std::any::type_name::<Self>()
     }
+
+    /// The filter as [`Any`](std::any::Any), so that code holding it as a trait object
+    /// (a wheel's [`get_input_filter_mut`](crate::ReadWrite::get_input_filter_mut)) can
+    /// reach its own methods, such as [`Grep::modify_get`]: see
+    /// [`downcast_mut`](trait.Filter.html#method.downcast_mut). Every filter of this crate
+    /// answers; the provided answer, `None`, suits a filter that offers nothing more.
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
+}
+
+impl<'a, R: 'static, S: 'static> dyn Filter<Raw = R, Record = S> + 'a {
+    /// The filter as its concrete type `F`, if it is one (POE code calls a filter's own
+    /// methods on what `get_input_filter` returns).
+    pub fn downcast_mut<F: 'static>(&mut self) -> Option<&mut F> {
+        self.as_any_mut()?.downcast_mut::<F>()
+    }
 }
 
 impl<R, S> Filter for BoxedFilter<R, S> {
@@ -258,6 +275,10 @@ impl<R, S> Filter for BoxedFilter<R, S> {
 
     fn filter_type(&self) -> &'static str {
         (**self).filter_type()
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        (**self).as_any_mut()
     }
 }
 

@@ -137,4 +137,8 @@ impl<T: Clone + 'static> Filter for RecordBlock<T> {
     fn filter_type(&self) -> &'static str {
         "RecordBlock"
     }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
 }

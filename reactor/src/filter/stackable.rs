@@ -179,4 +179,8 @@ impl<T: 'static> Filter for Stackable<T> {
     fn filter_type(&self) -> &'static str {
         "Stackable"
     }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
 }

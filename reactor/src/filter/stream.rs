@@ -92,4 +92,8 @@ impl Filter for Stream {
     fn filter_type(&self) -> &'static str {
         "Stream"
     }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
 }

@@ -101,6 +101,13 @@ pub trait Wheel: Any {
     /// Whether the wheel has work for a read dispatch and for a write dispatch now.
     fn pending(&self) -> (bool, bool);
 
+    /// A poll has just returned and the wheel is about to be dispatched. POE watches a
+    /// handle for writing only while output waits, so output queued by now may be written
+    /// in this timeslice's write pass, and output queued later (by this timeslice's
+    /// handlers) waits for the next poll: a wheel that writes remembers here what it may
+    /// write.
+    fn arm(&mut self) {}
+
     /// The readiness the wheel has seen and not used up: (readable, writable, peer
     /// closed). Kept by [`Kernel::wheel_park`] for the next wheel on the same handle.
     fn readiness(&self) -> Readiness {
@@ -177,6 +184,7 @@ pub(crate) trait WheelObj {
     fn note_closed(&mut self, which: usize);
     fn holds_session(&self) -> bool;
     fn pending(&self) -> (bool, bool);
+    fn arm(&mut self);
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn as_any(&self) -> &dyn Any;
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
@@ -201,6 +209,9 @@ impl<W: Wheel> WheelObj for W {
     }
     fn pending(&self) -> (bool, bool) {
         Wheel::pending(self)
+    }
+    fn arm(&mut self) {
+        Wheel::arm(self)
     }
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
@@ -620,6 +631,11 @@ impl Kernel {
             return;
         }
         let list = std::mem::take(&mut self.wheels.active);
+        for &key in &list {
+            if let Some(s) = self.wheels.slots.get_mut(key) {
+                s.obj.arm();
+            }
+        }
         for mode in [Mode::Read, Mode::Write] {
             for &key in &list {
                 let Some(s) = self.wheels.slots.get(key) else {

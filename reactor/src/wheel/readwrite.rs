@@ -174,11 +174,10 @@ pub struct ReadWrite {
     /// The handle reported buffered output of its own (see [`WriteHandle::flush_out`]).
     handle_unflushed: bool,
     out: VecDeque<Vec<u8>>,
-    /// An early write (see `write_early`) left the write pass something to do or report:
-    /// an error, a flushed event, output still queued, or a handle still buffering.
-    owes_write_events: bool,
-    /// The error an early write met, reported by the write pass.
-    early_error: Option<(i32, String)>,
+    /// Output was queued when the last poll returned, so this timeslice's write pass may
+    /// write (POE watches a handle for writing only while output waits, and writes when
+    /// the poll reports it writable): see [`Wheel::arm`].
+    write_armed: bool,
     out_octets: usize,
     high_mark: Option<usize>,
     low_mark: Option<usize>,
@@ -217,7 +216,20 @@ impl ReadWrite {
         Self::with_handles(Handles::Duplex(Box::new(handle)))
     }
 
-    /// A wheel reading `input` and writing `output` (POE's `InputHandle`/`OutputHandle`).
+    /// A wheel reading `input` and writing `output` (POE's `InputHandle`/`OutputHandle`),
+    /// for instance the read end of one pipe and the write end of another:
+    ///
+    /// ```
+    /// # use reactor::{Kernel, ReadWrite, Session};
+    /// let (to_child_rx, to_child_tx) = reactor::pipe::one_way()?;
+    /// let (from_child_rx, from_child_tx) = reactor::pipe::one_way()?;
+    /// # let _ = (to_child_rx, from_child_tx);
+    /// let builder = ReadWrite::split(from_child_rx, to_child_tx).input_event("got_line");
+    /// # let _ = builder;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[doc(alias = "InputHandle")]
+    #[doc(alias = "OutputHandle")]
     pub fn split(input: impl ReadHandle, output: impl WriteHandle) -> ReadWriteBuilder {
         Self::with_handles(Handles::Split(Box::new(input), Box::new(output)))
     }
@@ -361,8 +373,7 @@ impl ReadWriteBuilder {
             output_open: true,
             handle_unflushed: false,
             out: VecDeque::new(),
-            owes_write_events: false,
-            early_error: None,
+            write_armed: false,
             out_octets: 0,
             high_mark: self.high_mark,
             low_mark: self.low_mark,
@@ -519,12 +530,46 @@ impl ReadWrite {
         self.in_filter = f;
     }
 
-    /// The input filter's type (POE's `get_input_filter`).
+    /// The input filter itself (POE's `get_input_filter`): its
+    /// [`get_pending`](Filter::get_pending) after an error, or its own methods through
+    /// [`get_input_filter_mut`](ReadWrite::get_input_filter_mut).
+    pub fn get_input_filter(&self) -> &dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
+        &*self.in_filter
+    }
+
+    /// The input filter, to change it in place: `downcast_mut::<Grep<Vec<u8>>>()` reaches
+    /// a filter's own methods, as POE's `$wheel->get_input_filter->modify(...)` does.
+    ///
+    /// ```
+    /// # use reactor::filter::{Filter, Grep};
+    /// # fn f(w: &mut reactor::ReadWrite) {
+    /// if let Some(grep) = w.get_input_filter_mut().downcast_mut::<Grep<Vec<u8>>>() {
+    ///     grep.modify_get(|line: &Vec<u8>| !line.starts_with(b"#"));
+    /// }
+    /// # }
+    /// ```
+    pub fn get_input_filter_mut(&mut self) -> &mut dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
+        &mut *self.in_filter
+    }
+
+    /// The output filter itself (POE's `get_output_filter`): the input filter when one
+    /// filter serves both directions.
+    pub fn get_output_filter(&self) -> &dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
+        &**self.out_filter.as_ref().unwrap_or(&self.in_filter)
+    }
+
+    /// The output filter, to change it in place (see
+    /// [`get_input_filter_mut`](ReadWrite::get_input_filter_mut)).
+    pub fn get_output_filter_mut(&mut self) -> &mut dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
+        &mut **self.out_filter.as_mut().unwrap_or(&mut self.in_filter)
+    }
+
+    /// The input filter's type (`ref($wheel->get_input_filter)`).
     pub fn input_filter_type(&self) -> &'static str {
         self.in_filter.filter_type()
     }
 
-    /// The output filter's type (POE's `get_output_filter`).
+    /// The output filter's type (`ref($wheel->get_output_filter)`).
     pub fn output_filter_type(&self) -> &'static str {
         self.out_filter
             .as_ref()
@@ -572,6 +617,7 @@ impl ReadWrite {
     pub fn flush(kernel: &mut Kernel, id: WheelId) {
         if let Some(w) = kernel.wheel_mut::<ReadWrite>(id) {
             w.write_ready = true;
+            w.write_armed = true;
         }
         <ReadWrite as Wheel>::dispatch(kernel, id, Mode::Write);
     }
@@ -664,9 +710,6 @@ impl ReadWrite {
         }
         *kernel.wheel_read_buffer() = shared;
         Self::deliver_parsed(kernel, id, at, owner);
-        if let Some(w) = kernel.wheel_at::<ReadWrite>(at) {
-            w.write_early();
-        }
     }
 
     /// Delivers the records parsed and waiting in the input filter, one at a time: a
@@ -795,31 +838,6 @@ impl ReadWrite {
         (self.handles.writer().write_some(&slices[..n]), wanted)
     }
 
-    /// Writes the output a handler just queued, right after the read dispatch that ran it,
-    /// instead of waiting for the write pass of the timeslice: the peer gets its answer
-    /// while the other wheels are read. Only the system calls move: what the write pass
-    /// reports (flushed, an error) is reported there, in the order it always was. Wheels
-    /// with watermarks keep writing in the write pass, so their marks see the buffer as
-    /// before.
-    fn write_early(&mut self) {
-        if self.write_ready
-            && self.output_open
-            && !self.out.is_empty()
-            && self.high_mark.is_none()
-            && self.early_error.is_none()
-        {
-            self.early_error = self.write_out();
-            if self.out.is_empty() && self.early_error.is_none() {
-                self.early_error = self.flush_handle();
-            }
-            // The write pass runs only if it has something left to do or to report.
-            self.owes_write_events = self.early_error.is_some()
-                || self.event_name(RwEvent::Flushed).is_some()
-                || self.handle_unflushed
-                || !self.out.is_empty();
-        }
-    }
-
     /// Once the wheel's own buffer is empty, pushes out what the handle buffers
     /// ([`WriteHandle::flush_out`]); returns the error that closed the output, if any.
     fn flush_handle(&mut self) -> Option<(i32, String)> {
@@ -851,11 +869,11 @@ impl ReadWrite {
         let Some(w) = kernel.wheel_at::<ReadWrite>(at) else {
             return;
         };
-        if !w.owes_write_events && (!w.output_open || (w.out.is_empty() && !w.handle_unflushed)) {
+        if !w.write_armed || !w.output_open || (w.out.is_empty() && !w.handle_unflushed) {
             return;
         }
-        let mut error = w.early_error.take().or_else(|| w.write_out());
-        w.owes_write_events = false;
+        w.write_armed = false;
+        let mut error = w.write_out();
         if w.out.is_empty() && error.is_none() {
             error = w.flush_handle();
         }
@@ -984,11 +1002,13 @@ impl Wheel for ReadWrite {
     fn pending(&self) -> (bool, bool) {
         let reading = self.events[RwEvent::Input as usize].is_some()
             && ((self.read_ready && self.input_open && !self.input_paused) || self.parse_pending);
-        let writing = self.owes_write_events
-            || (self.write_ready
-                && self.output_open
-                && (!self.out.is_empty() || self.handle_unflushed));
+        let writing =
+            self.write_ready && self.output_open && (!self.out.is_empty() || self.handle_unflushed);
         (reading, writing)
+    }
+
+    fn arm(&mut self) {
+        self.write_armed = !self.out.is_empty() || self.handle_unflushed;
     }
 
     fn dispatch(kernel: &mut Kernel, id: WheelId, mode: Mode) {
