@@ -1,16 +1,14 @@
-//! Soft signals through the session tree.
-//!
-//! Ports of poe-test-loops' `POE/Test/Loops/z_kogman_sig_order.pm` (signal propagation
-//! through the session ancestry, exact event logs) and `z_steinert_signal_integrity.pm`
-//! (nested signal dispatches receive the proper parameters). OS signals are in
-//! `os_signals.rs`.
+//! Ports poe-test-loops' `POE/Test/Loops/z_kogman_sig_order.pm` (Yuval Kogman's test of
+//! signal propagation through the session ancestry): seven scenarios, each upstream
+//! `is_deeply` of the event log becoming one `#[test]` with the same name and log.
 //!
 //! Session identities in the logs are the `SessionId`s returned by `create` (POE compares
 //! the session objects). None of these scenarios has sibling sessions, so every order
 //! asserted here is fixed by POE's rules (deepest first, `_child` after a child's
-//! `_stop`), not by hash order.
+//! `_stop`), not by hash order. The kernels run on a [`ManualClock`]: the pending
+//! `delay("bar" => ...)` timers fire (or are cancelled by a stop) without waiting.
 
-use reactor::{epoch_secs, Ctx, Error, Kernel, ManualClock, Session, SessionId};
+use reactor::{Ctx, Error, Kernel, ManualClock, Session, SessionId};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -68,8 +66,8 @@ fn lines(items: &[(&str, SessionId)]) -> Vec<String> {
     items.iter().map(|(w, s)| format!("{w} {s}")).collect()
 }
 
-/// "simple signal on one session": a benign signal to oneself is delivered once, after
-/// `_start` returns, and stops nobody.
+/// Upstream test 1, "simple signal on one session": a benign signal to oneself is delivered
+/// once, after `_start` returns, and stops nobody.
 #[test]
 fn kogman_simple_signal_on_one_session() {
     let mut k = manual_kernel();
@@ -98,8 +96,8 @@ fn kogman_simple_signal_on_one_session() {
     );
 }
 
-/// "signal on parent, oblivious child": the child does not watch `foo`; its timer fires
-/// into `_default` afterwards.
+/// Upstream test 2, "signal on parent, oblivious child": the child does not watch `foo`;
+/// its timer fires into `_default` afterwards.
 #[test]
 fn kogman_signal_on_parent_oblivious_child() {
     let mut k = manual_kernel();
@@ -143,7 +141,8 @@ fn kogman_signal_on_parent_oblivious_child() {
     );
 }
 
-/// "signal on child, then parent": both watch `foo`; the child (deeper) gets it first.
+/// Upstream test 3, "signal on child, then parent": both watch `foo`; the child (deeper)
+/// gets it first.
 #[test]
 fn kogman_signal_on_child_then_parent() {
     let mut k = manual_kernel();
@@ -191,9 +190,9 @@ fn kogman_signal_on_child_then_parent() {
     );
 }
 
-/// "TERM signal on child, then parent": both watch TERM with an event that has no
-/// handler (so `_default` gets it), nobody calls `sig_handled`: both are stopped, and the
-/// child's pending timer never fires.
+/// Upstream test 4, "TERM signal on child, then parent": both watch TERM with an event that
+/// has no handler (so `_default` gets it), nobody calls `sig_handled`: both are stopped,
+/// and the child's pending timer never fires.
 #[test]
 fn kogman_term_on_child_then_parent() {
     let mut k = manual_kernel();
@@ -240,8 +239,8 @@ fn kogman_term_on_child_then_parent() {
     );
 }
 
-/// "TERM signal with no handlers on child, then parent": an unwatched terminal signal
-/// still stops the whole subtree.
+/// Upstream test 5, "TERM signal with no handlers on child, then parent": an unwatched
+/// terminal signal still stops the whole subtree.
 #[test]
 fn kogman_term_no_handlers_on_child_then_parent() {
     let mut k = manual_kernel();
@@ -278,7 +277,7 @@ fn kogman_term_no_handlers_on_child_then_parent() {
     );
 }
 
-/// The three-level tree of the last two scenarios; `child_watches_term` decides whether
+/// The three-level tree of upstream tests 6 and 7; `child_watches_term` decides whether
 /// the middle session watches TERM.
 fn kogman_three_levels(child_watches_term: bool) -> (Vec<String>, [SessionId; 3]) {
     let mut k = manual_kernel();
@@ -319,7 +318,8 @@ fn kogman_three_levels(child_watches_term: bool) -> (Vec<String>, [SessionId; 3]
     (got, [session, child.get(), grandchild.get()])
 }
 
-/// "TERM signal on granchild, then child (with handler), then parent".
+/// Upstream test 6, "TERM signal on granchild, then child (with handler), then parent": the
+/// middle session handles TERM in `_default` but does not call `sig_handled`.
 #[test]
 fn kogman_term_three_levels_child_with_handler() {
     let (got, [session, child, grandchild]) = kogman_three_levels(true);
@@ -345,7 +345,7 @@ fn kogman_term_three_levels_child_with_handler() {
     );
 }
 
-/// "TERM signal with no handlers on granchild, then child, then parent".
+/// Upstream test 7, "TERM signal with no handlers on granchild, then child, then parent".
 #[test]
 fn kogman_term_three_levels_no_handlers() {
     let (got, [session, child, grandchild]) = kogman_three_levels(false);
@@ -367,87 +367,5 @@ fn kogman_term_three_levels_no_handlers() {
             ("stop", session),
         ]),
         "TERM signal with no handlers on granchild, then child, then parent"
-    );
-}
-
-/// Shared state of the steinert sessions.
-#[derive(Default)]
-struct Steinert {
-    session_count: Cell<u32>,
-    ids: RefCell<Vec<SessionId>>,
-    log: RefCell<Vec<String>>,
-}
-
-/// Milliseconds of virtual time since the ManualClock's wall origin.
-fn ms(k: &Kernel) -> i64 {
-    ((epoch_secs(k.time()) - 1_000_000_000.0) * 1000.0).round() as i64
-}
-
-fn start_session(k: &mut Kernel, st: &Rc<Steinert>) -> reactor::Result<SessionId> {
-    st.session_count.set(st.session_count.get() + 1);
-    let (s1, s2, s3, s4) = (st.clone(), st.clone(), st.clone(), st.clone());
-    k.create(
-        Session::new(())
-            .on("_start", move |ctx| -> Result<(), Error> {
-                s1.ids.borrow_mut().push(ctx.session());
-                if s1.session_count.get() < 2 {
-                    start_session(ctx.kernel(), &s1)?;
-                }
-                ctx.sig("MOO", "got_signal", ())?;
-                ctx.delay("timed_out", 2, ())
-            })
-            .on("got_signal", move |ctx| -> Result<(), Error> {
-                let name = ctx.arg::<String>(0)?.clone();
-                let n = *ctx.arg::<i32>(1)?;
-                let line = format!(
-                    "{} got {name} {n} nargs={} at {}",
-                    ctx.session(),
-                    ctx.args().len(),
-                    ms(ctx)
-                );
-                s2.log.borrow_mut().push(line);
-                // Wait just a little bit, in case of spurious signal.
-                ctx.delay("timed_out", 0.250, ())
-            })
-            .on("timed_out", move |ctx| -> Result<(), Error> {
-                let line = format!("{} timed_out at {}", ctx.session(), ms(ctx));
-                s3.log.borrow_mut().push(line);
-                ctx.sig_clear("MOO")
-            })
-            .on("_stop", move |ctx| {
-                let line = format!("{} stop", ctx.session());
-                s4.log.borrow_mut().push(line);
-            })
-            .on("_parent", |_ctx| ())
-            .on("_child", |_ctx| ()),
-    )
-}
-
-/// z_steinert_signal_integrity: a signal to the kernel, posted before `run()`, reaches
-/// both nested sessions with its parameters intact ("MOO", 99). POE 1.370 log: 2 got MOO
-/// 99, 1 got MOO 99, 2 timed_out, 1 timed_out (both 250 ms later), 2 stop, 1 stop.
-#[test]
-fn steinert_signal_integrity() {
-    let mut k = manual_kernel();
-    let st = Rc::new(Steinert::default());
-    let first = start_session(&mut k, &st).unwrap();
-    k.signal(reactor::KERNEL, "MOO", (99i32,)).unwrap();
-    k.run().unwrap();
-    assert_eq!(st.session_count.get(), 2);
-    let ids = st.ids.borrow().clone();
-    assert_eq!(ids.len(), 2);
-    assert_eq!(ids[0], first);
-    let second = ids[1];
-    assert_eq!(k.session_count(), 0);
-    assert_eq!(
-        *st.log.borrow(),
-        [
-            format!("{second} got MOO 99 nargs=2 at 0"),
-            format!("{first} got MOO 99 nargs=2 at 0"),
-            format!("{second} timed_out at 250"),
-            format!("{first} timed_out at 250"),
-            format!("{second} stop"),
-            format!("{first} stop"),
-        ]
     );
 }
