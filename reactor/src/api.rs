@@ -359,9 +359,12 @@ impl Kernel {
 
     /// Gives the active session an alias (POE's `alias_set`). Setting an alias the session
     /// already has succeeds; one held by another session fails with [`Error::AliasInUse`].
-    /// Each alias keeps its session alive, but not the kernel busy.
+    /// Each alias keeps its session alive, but not the kernel busy. Called outside every
+    /// handler, it gives the alias to the kernel itself, as POE does: the alias then names
+    /// [`KERNEL`](crate::KERNEL) until the kernel removes it.
     pub fn alias_set(&mut self, name: &str) -> Result<()> {
-        let me = self.active_session()?;
+        // Outside every handler the kernel itself takes the alias, as in POE.
+        let me = self.active.session;
         if name.is_empty() {
             return Err(Error::InvalidArgument("empty alias"));
         }
@@ -370,6 +373,10 @@ impl Kernel {
             Some(_) => return Err(Error::AliasInUse),
             None => {}
         }
+        if me.is_kernel() {
+            self.aliases.insert(name.to_owned(), me);
+            return Ok(());
+        }
         let key = self.key_of(me).ok_or(Error::NoSuchSession)?;
         self.aliases.insert(name.to_owned(), me);
         self.sessions[key].aliases.push(name.to_owned());
@@ -377,9 +384,10 @@ impl Kernel {
         Ok(())
     }
 
-    /// Removes an alias of the active session (POE's `alias_remove`).
+    /// Removes an alias of the active session, or outside every handler one of the
+    /// kernel's own (POE's `alias_remove`).
     pub fn alias_remove(&mut self, name: &str) -> Result<()> {
-        let me = self.active_session()?;
+        let me = self.active.session;
         match self.aliases.get(name) {
             None => Err(Error::NoSuchAlias),
             Some(&owner) if owner != me => Err(Error::NotOwner),
@@ -387,8 +395,8 @@ impl Kernel {
                 self.aliases.remove(name);
                 if let Some(key) = self.key_of(me) {
                     self.sessions[key].aliases.retain(|a| a != name);
+                    self.ref_dec(me);
                 }
-                self.ref_dec(me);
                 Ok(())
             }
         }
@@ -403,7 +411,12 @@ impl Kernel {
     pub fn alias_list(&self, dest: impl Designator) -> Result<Vec<String>> {
         let id = self.resolve(dest)?;
         let Some(key) = self.key_of(id) else {
-            return Ok(Vec::new());
+            let mut v: Vec<String> = (self.aliases.iter())
+                .filter(|(_, &owner)| owner == id)
+                .map(|(name, _)| name.clone())
+                .collect();
+            v.sort();
+            return Ok(v);
         };
         let mut v = self.sessions[key].aliases.clone();
         v.sort();

@@ -124,13 +124,8 @@ fn kernel_calls_report_errors() {
 /// the alias `kernel_alias` (7: `alias_set` returns 0); a session then fails to take it
 /// (10: EEXIST) or remove it (11: EPERM); after that session's creation the kernel
 /// removes it again (18: returns 0).
-///
-/// The port does not let the kernel hold an alias: `alias_set` outside a handler fails
-/// with `NoActiveSession` (errno 3) where POE 1.370 returns 0, so 7 fails and 10, 11 and
-/// 18 cannot be reached as written. (10 and 11 against another session's alias are in
-/// [`kernel_calls_report_errors`].)
+/// (10 and 11 against another session's alias are in [`kernel_calls_report_errors`].)
 #[test]
-#[ignore = "the kernel cannot hold an alias: alias_set outside a session is Err(NoActiveSession), errno 3; POE 1.370 returns 0"]
 fn the_kernel_holds_an_alias() {
     let mut k = Kernel::new().unwrap();
     let log: Log = Rc::default();
