@@ -1,0 +1,211 @@
+//! The ports of POE 1.370's example programs, run beside the Perl originals (installed by
+//! `libpoe-perl` under `/usr/share/doc/libpoe-perl/examples/`), their standard output
+//! compared byte for byte.
+//!
+//! - `create`, `objmaps`, `objsessions`, `packagesessions`: the whole output.
+//! - `forkbomb`, `queue`: these call `rand`. The Perl program runs with `rand` replaced by
+//!   a cycled list of fractions (`rand(N)` returns `N * u`) and the port gets the same list
+//!   with `--rand`; then the whole output (forkbomb) or the first lines of the output
+//!   (queue, which runs forever) must match.
+//! - `names` (runs until killed, once a second) and `signals` (runs until SIGINT): see
+//!   their tests for what is compared.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const EXAMPLES: &str = "/usr/share/doc/libpoe-perl/examples";
+
+/// Perl code that replaces `rand` with a cycle through the fractions in `$EXAMPLE_RAND`
+/// before the example is compiled, then runs the example named by `$ARGV[0]`.
+const PERL_WITH_RAND: &str = r#"
+BEGIN {
+  my @u = split /,/, $ENV{EXAMPLE_RAND};
+  my $i = 0;
+  *CORE::GLOBAL::rand = sub (;$) {
+    my $n = @_ ? $_[0] : 1;
+    $n = 1 unless $n;
+    return $u[$i++ % @u] * $n;
+  };
+}
+my $script = shift;
+$0 = $script;
+do $script;
+die $@ if $@;
+"#;
+
+/// The Perl example `name`'s command line, with `rand` replaced when `rand` is given.
+fn perl(name: &str, rand: Option<&str>) -> Command {
+    let script = format!("{EXAMPLES}/{name}.perl");
+    assert!(
+        std::path::Path::new(&script).exists(),
+        "{script} is missing: install libpoe-perl"
+    );
+    let mut cmd = Command::new("perl");
+    match rand {
+        None => {
+            cmd.arg(&script);
+        }
+        Some(list) => {
+            cmd.args(["-e", PERL_WITH_RAND, &script])
+                .env("EXAMPLE_RAND", list);
+        }
+    }
+    cmd
+}
+
+/// The port's command line.
+fn port(name: &str) -> Command {
+    Command::new(common::example(name))
+}
+
+/// Runs a program to its end.
+fn output(mut cmd: Command) -> Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs both to their end and compares their standard output.
+fn same_stdout(name: &str, perl_cmd: Command, port_cmd: Command) {
+    let want = output(perl_cmd).stdout;
+    let got = output(port_cmd).stdout;
+    assert!(!want.is_empty(), "the Perl {name} printed nothing");
+    if got != want {
+        let (w, g) = (
+            String::from_utf8_lossy(&want),
+            String::from_utf8_lossy(&got),
+        );
+        let first = w
+            .lines()
+            .zip(g.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| w.lines().count().min(g.lines().count()));
+        panic!(
+            "{name}: output differs from Perl's at line {}:\nperl: {:?}\nport: {:?}",
+            first + 1,
+            w.lines().nth(first),
+            g.lines().nth(first)
+        );
+    }
+}
+
+/// A running program whose output is read line by line on a thread, so every wait is
+/// bounded.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Starts `cmd`, reading its standard output (or its standard error if `stderr`).
+    fn start(mut cmd: Command, stderr: bool) -> Running {
+        cmd.stdin(Stdio::null());
+        if stderr {
+            cmd.stderr(Stdio::piped()).stdout(Stdio::null());
+        } else {
+            cmd.stdout(Stdio::piped());
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+        let pipe: Box<dyn std::io::Read + Send> = if stderr {
+            Box::new(child.stderr.take().expect("piped"))
+        } else {
+            Box::new(child.stdout.take().expect("piped"))
+        };
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// The next line, or `None` at the end of the output; panics after `wait`.
+    fn line(&self, wait: Duration) -> Option<String> {
+        match self.lines.recv_timeout(wait) {
+            Ok(l) => Some(l),
+            Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("no output line within {wait:?}"),
+        }
+    }
+
+    /// The next `n` lines.
+    fn lines(&self, n: usize, wait: Duration) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                self.line(wait)
+                    .unwrap_or_else(|| panic!("output ended after {i} lines"))
+            })
+            .collect()
+    }
+
+    /// Every line until the output ends.
+    fn rest(&self, wait: Duration) -> Vec<String> {
+        std::iter::from_fn(|| self.line(wait)).collect()
+    }
+
+    /// Sends a signal with kill(1).
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn create() {
+    let _t = common::timeout(120, "create");
+    same_stdout("create", perl("create", None), port("create"));
+}
+
+#[test]
+fn objmaps() {
+    let _t = common::timeout(120, "objmaps");
+    same_stdout("objmaps", perl("objmaps", None), port("objmaps"));
+}
+
+#[test]
+fn objsessions() {
+    let _t = common::timeout(120, "objsessions");
+    same_stdout(
+        "objsessions",
+        perl("objsessions", None),
+        port("objsessions"),
+    );
+}
+
+#[test]
+fn packagesessions() {
+    let _t = common::timeout(120, "packagesessions");
+    same_stdout(
+        "packagesessions",
+        perl("packagesessions", None),
+        port("packagesessions"),
+    );
+}
