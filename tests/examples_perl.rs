@@ -209,3 +209,37 @@ fn packagesessions() {
         port("packagesessions"),
     );
 }
+
+/// Fractions for `rand` in the forkbomb test: a mix of both sides of 0.5 and some under
+/// 0.05, so sessions fork, spin and die at varied points.
+const FORKBOMB_RAND: &str = "0.3,0.7,0.1,0.9,0.45,0.55,0.02,0.6,0.2,0.8,0.04,0.35";
+
+#[test]
+fn forkbomb() {
+    let _t = common::timeout(120, "forkbomb");
+    let mut port_cmd = port("forkbomb");
+    port_cmd.args(["--rand", FORKBOMB_RAND]);
+    same_stdout("forkbomb", perl("forkbomb", Some(FORKBOMB_RAND)), port_cmd);
+}
+
+/// Fractions for `rand` in the queue test. All are under 0.1, so every child's delay
+/// (`int rand 10`) is 0: the order of events then depends on the kernel alone, not on
+/// how long a timeslice took, and the test needs no wall-clock time.
+const QUEUE_RAND: &str = "0.05,0.03,0.07,0.01,0.09,0.04,0.02";
+
+/// The queue runs forever (printing to standard error): the first 150 lines must match.
+#[test]
+fn queue() {
+    let _t = common::timeout(120, "queue");
+    const LINES: usize = 150;
+    let wait = Duration::from_secs(60);
+    let perl = Running::start(perl("queue", Some(QUEUE_RAND)), true);
+    let mut port_cmd = port("queue");
+    port_cmd.args(["--rand", QUEUE_RAND]);
+    let port = Running::start(port_cmd, true);
+    let want = perl.lines(LINES, wait);
+    let got = port.lines(LINES, wait);
+    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(g, w, "queue: line {} differs from Perl's", i + 1);
+    }
+}
