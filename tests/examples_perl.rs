@@ -19,18 +19,23 @@ use std::time::Duration;
 
 const EXAMPLES: &str = "/usr/share/doc/libpoe-perl/examples";
 
-/// Perl code that replaces `rand` with a cycle through the fractions in `$EXAMPLE_RAND`
-/// before the example is compiled, then runs the example named by `$ARGV[0]`.
-const PERL_WITH_RAND: &str = r#"
+/// Perl code that runs the example named by `$ARGV[0]` with its standard output
+/// unbuffered (so a test can read it line by line as it comes) and, when `$EXAMPLE_RAND`
+/// is set, with `rand` replaced, before the example is compiled, by a cycle through the
+/// fractions listed there.
+const PERL_WRAPPER: &str = r#"
 BEGIN {
-  my @u = split /,/, $ENV{EXAMPLE_RAND};
-  my $i = 0;
-  *CORE::GLOBAL::rand = sub (;$) {
-    my $n = @_ ? $_[0] : 1;
-    $n = 1 unless $n;
-    return $u[$i++ % @u] * $n;
-  };
+  if (defined $ENV{EXAMPLE_RAND}) {
+    my @u = split /,/, $ENV{EXAMPLE_RAND};
+    my $i = 0;
+    *CORE::GLOBAL::rand = sub (;$) {
+      my $n = @_ ? $_[0] : 1;
+      $n = 1 unless $n;
+      return $u[$i++ % @u] * $n;
+    };
+  }
 }
+$| = 1;
 my $script = shift;
 $0 = $script;
 do $script;
@@ -45,14 +50,9 @@ fn perl(name: &str, rand: Option<&str>) -> Command {
         "{script} is missing: install libpoe-perl"
     );
     let mut cmd = Command::new("perl");
-    match rand {
-        None => {
-            cmd.arg(&script);
-        }
-        Some(list) => {
-            cmd.args(["-e", PERL_WITH_RAND, &script])
-                .env("EXAMPLE_RAND", list);
-        }
+    cmd.args(["-e", PERL_WRAPPER, &script]);
+    if let Some(list) = rand {
+        cmd.env("EXAMPLE_RAND", list);
     }
     cmd
 }
@@ -242,4 +242,62 @@ fn queue() {
     for (i, (w, g)) in want.iter().zip(&got).enumerate() {
         assert_eq!(g, w, "queue: line {} differs from Perl's", i + 1);
     }
+}
+
+/// Perl's and the port's line with every hexadecimal address replaced by `ADDR`.
+fn mask_addresses(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(i) = rest.find("0x") {
+        out.push_str(&rest[..i]);
+        out.push_str("ADDR");
+        rest = rest[i + 2..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `names` prints a step a second and runs until SIGINT. The first three seconds' lines
+/// (38) must match with the objects' addresses masked. Then both get SIGINT; what they
+/// print from `@ lockd caught and handled SIGINT` on (every session stopping, every object
+/// destroyed) must be the same lines, compared sorted: Perl stops the clients in a hash's
+/// order, which changes from run to run.
+#[test]
+fn names() {
+    let _t = common::timeout(120, "names");
+    const LINES: usize = 38;
+    let wait = Duration::from_secs(60);
+    let perl = Running::start(perl("names", None), false);
+    let port = Running::start(port("names"), false);
+    let want: Vec<String> = perl
+        .lines(LINES, wait)
+        .iter()
+        .map(|l| mask_addresses(l))
+        .collect();
+    let got: Vec<String> = port
+        .lines(LINES, wait)
+        .iter()
+        .map(|l| mask_addresses(l))
+        .collect();
+    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(g, w, "names: line {} differs from Perl's", i + 1);
+    }
+    perl.signal("-INT");
+    port.signal("-INT");
+    let ending = |r: &Running| {
+        let rest = r.rest(wait);
+        let from = rest
+            .iter()
+            .position(|l| l == "@ lockd caught and handled SIGINT")
+            .unwrap_or_else(|| panic!("no SIGINT line in {rest:?}"));
+        let mut tail: Vec<String> = rest[from..].iter().map(|l| mask_addresses(l)).collect();
+        tail.sort();
+        tail
+    };
+    let (want, got) = (ending(&perl), ending(&port));
+    assert_eq!(
+        got, want,
+        "names: the lines after SIGINT differ from Perl's"
+    );
+    assert_eq!(want.len(), 13);
 }
