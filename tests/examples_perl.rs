@@ -301,3 +301,78 @@ fn names() {
     );
     assert_eq!(want.len(), 13);
 }
+
+/// `signals` runs until SIGINT, and which alarm rings first when both are due together,
+/// and in which order a signal sent to the kernel reaches the two sessions, depend on
+/// timing and (in Perl) on a hash's order. Both programs get SIGINT once the first
+/// session has caught its second SIGFOO; then, for each program:
+///
+/// - the first two lines are the two sessions starting, in order;
+/// - the lines between are the ones the Perl program prints there, each alarm followed by
+///   its signal: as many FOOs caught as the first session's alarms, and each session
+///   catches a QUUX for every alarm of the second session;
+/// - the last six lines, sorted, are the same: both sessions catch SIGINT, stop their
+///   alarms and stop.
+#[test]
+fn signals() {
+    let _t = common::timeout(120, "signals");
+    let wait = Duration::from_secs(60);
+    let run = |cmd: Command| -> Vec<String> {
+        let r = Running::start(cmd, false);
+        let mut lines = Vec::new();
+        let mut foos = 0;
+        while foos < 2 {
+            let l = r.line(wait).expect("signals ended before SIGINT");
+            foos += usize::from(l == "First session caught SIGFOO");
+            lines.push(l);
+        }
+        r.signal("-INT");
+        lines.extend(r.rest(wait));
+        lines
+    };
+    let perl = run(perl("signals", None));
+    let port = run(port("signals"));
+    let check = |who: &str, lines: &[String]| -> Vec<String> {
+        assert!(lines.len() > 8, "{who}: {lines:?}");
+        assert_eq!(
+            lines[..2],
+            [
+                "First session started... send SIGINT to stop.",
+                "Second session started... send SIGINT to stop.",
+            ],
+            "{who}"
+        );
+        let (middle, tail) = lines[2..].split_at(lines.len() - 8);
+        let count = |s: &str| middle.iter().filter(|l| *l == s).count();
+        let first_alarms = count("First session's alarm rang.  Sending SIGFOO to itself...");
+        let second_alarms = count("Second session's alarm rang.  Sending SIGQUUX to kernel...");
+        assert_eq!(first_alarms, 2, "{who}: {middle:?}");
+        assert!(second_alarms >= 3, "{who}: {middle:?}");
+        assert_eq!(count("First session caught SIGFOO"), first_alarms, "{who}");
+        assert_eq!(
+            count("First session caught SIGQUUX"),
+            second_alarms,
+            "{who}"
+        );
+        assert_eq!(
+            count("Second session caught SIGQUUX"),
+            second_alarms,
+            "{who}"
+        );
+        assert_eq!(
+            middle.len(),
+            2 * first_alarms + 3 * second_alarms,
+            "{who}: {middle:?}"
+        );
+        for pair in tail.windows(2) {
+            if pair[0].ends_with("caught SIGINT") {
+                let session = pair[0].split(' ').next().unwrap_or_default();
+                assert_eq!(pair[1], format!("{session} session stopping..."), "{who}");
+            }
+        }
+        let mut tail = tail.to_vec();
+        tail.sort();
+        tail
+    };
+    assert_eq!(check("port", &port), check("perl", &perl));
+}
