@@ -20,9 +20,10 @@ use std::time::Duration;
 const EXAMPLES: &str = "/usr/share/doc/libpoe-perl/examples";
 
 /// Perl code that runs the example named by `$ARGV[0]` with its standard output
-/// unbuffered (so a test can read it line by line as it comes) and, when `$EXAMPLE_RAND`
-/// is set, with `rand` replaced, before the example is compiled, by a cycle through the
-/// fractions listed there.
+/// unbuffered (so a test can read it line by line as it comes); when `$EXAMPLE_RAND` is
+/// set, with `rand` replaced, before the example is compiled, by a cycle through the
+/// fractions listed there; when `$EXAMPLE_PORT` is set, with that port in place of the
+/// example's fixed 32100.
 const PERL_WRAPPER: &str = r#"
 BEGIN {
   if (defined $ENV{EXAMPLE_RAND}) {
@@ -38,7 +39,13 @@ BEGIN {
 $| = 1;
 my $script = shift;
 $0 = $script;
-do $script;
+open my $fh, '<', $script or die "$script: $!";
+my $src = do { local $/; <$fh> };
+if (defined $ENV{EXAMPLE_PORT}) {
+  $src =~ s/^my \$(\w+_port) = 32100;/my \$$1 = $ENV{EXAMPLE_PORT};/m
+    or die "no port to replace in $script";
+}
+eval "package main;\n#line 1 \"$script\"\n$src";
 die $@ if $@;
 "#;
 
@@ -375,4 +382,145 @@ fn signals() {
         tail
     };
     assert_eq!(check("port", &port), check("perl", &perl));
+}
+
+/// A port nothing listens on now, for a Perl example that can only be given a port
+/// number: bound to 127.0.0.1 port 0, then released.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().expect("local address").port()
+}
+
+/// `n` octets of the chargen stream: 72-character lines, each starting one character
+/// later than the one before, wrapping within 32..=126, ended by CRLF.
+fn chargen(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 74);
+    let mut start = 32u16;
+    while out.len() < n {
+        out.extend((start..start + 72).map(|c| if c > 126 { (c - 95) as u8 } else { c as u8 }));
+        out.extend_from_slice(b"\r\n");
+        start = if start == 126 { 32 } else { start + 1 };
+    }
+    out.truncate(n);
+    out
+}
+
+/// What a chargen client sees of `watermarks`/`tcp_watermarks`: the banner (the port
+/// replaced by `PORT`), whether the first 256 KiB were the chargen stream, and the
+/// distinct messages on standard error once it sent a line and hung up, the error's
+/// operation and number replaced by `OP ERRNO` (the Perl server meets the reset while
+/// reading, ours may meet it while writing). The test drives both programs the same way,
+/// synchronising on their messages, never on time.
+fn chargen_session(mut cmd: Command, perl_port: Option<u16>) -> (Vec<String>, bool, Vec<String>) {
+    use std::io::{Read, Write};
+    let wait = Duration::from_secs(30);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the example starts");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let child = Kill(child);
+    let reader = |pipe: Box<dyn Read + Send>| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    };
+    let out = reader(Box::new(stdout));
+    let err = reader(Box::new(stderr));
+    let banner: Vec<String> = (0..6)
+        .map(|_| out.recv_timeout(wait).expect("a banner line"))
+        .collect();
+    let port = perl_port.unwrap_or_else(|| {
+        banner[1]
+            .split("port ")
+            .nth(1)
+            .and_then(|p| p.trim_end_matches('.').parse().ok())
+            .expect("the port in the banner")
+    });
+    let banner = banner
+        .into_iter()
+        .map(|l| l.replace(&format!("port {port}."), "port PORT."))
+        .collect();
+    // The Perl program prints its banner before it listens: try for a while.
+    let mut socket = None;
+    for _ in 0..400 {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => {
+                socket = Some(s);
+                break;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(25)),
+        }
+    }
+    let mut socket = socket.expect("the chargen server accepts a connection");
+    socket.set_read_timeout(Some(wait)).expect("timeout");
+    let mut got = vec![0u8; 256 * 1024];
+    socket.read_exact(&mut got).expect("256 KiB of chargen");
+    let stream_ok = got == chargen(got.len());
+    socket.write_all(b"hello\n").expect("send a line");
+    let mut messages = std::collections::BTreeSet::new();
+    let next = |messages: &mut std::collections::BTreeSet<String>| -> String {
+        let l = err.recv_timeout(wait).expect("a message");
+        let l = match l.split_once(" encountered ") {
+            Some((who, what)) => {
+                let text = what.split_once(": ").map_or("", |(_, t)| t);
+                format!("{who} encountered OP ERRNO: {text}")
+            }
+            None => l,
+        };
+        messages.insert(l.clone());
+        l
+    };
+    while !next(&mut messages).ends_with("is ignoring some input.") {}
+    drop(socket);
+    while !next(&mut messages).contains(" encountered ") {}
+    drop(child);
+    (banner, stream_ok, messages.into_iter().collect())
+}
+
+/// `watermarks` and its Perl original, driven by the same client (see
+/// [`chargen_session`]): same banner, same stream, same kinds of messages.
+#[test]
+fn watermarks() {
+    let _t = common::timeout(120, "watermarks");
+    let port = free_port();
+    let mut perl_cmd = perl("watermarks", None);
+    perl_cmd.env("EXAMPLE_PORT", port.to_string());
+    let want = chargen_session(perl_cmd, Some(port));
+    let mut port_cmd = self::port("watermarks");
+    port_cmd.args(["--port", "0"]);
+    let got = chargen_session(port_cmd, None);
+    assert!(want.1, "Perl's chargen stream is not what the test expects");
+    assert_eq!(got, want);
+}
+
+/// `tcp_watermarks`, as [`watermarks`].
+#[test]
+fn tcp_watermarks() {
+    let _t = common::timeout(120, "tcp_watermarks");
+    let port = free_port();
+    let mut perl_cmd = perl("tcp_watermarks", None);
+    perl_cmd.env("EXAMPLE_PORT", port.to_string());
+    let want = chargen_session(perl_cmd, Some(port));
+    let mut port_cmd = self::port("tcp_watermarks");
+    port_cmd.args(["--port", "0"]);
+    let got = chargen_session(port_cmd, None);
+    assert!(want.1, "Perl's chargen stream is not what the test expects");
+    assert_eq!(got, want);
 }
