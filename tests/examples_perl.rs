@@ -524,3 +524,102 @@ fn tcp_watermarks() {
     assert!(want.1, "Perl's chargen stream is not what the test expects");
     assert_eq!(got, want);
 }
+
+/// Runs a `wheels2` program against a rot13 server on 127.0.0.1 (a thread of this test):
+/// types two lines, waiting for each answer on the program's standard output, then
+/// closes its standard input, and returns everything it printed.
+fn wheels2_session(mut cmd: Command, listener: std::net::TcpListener) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let wait = Duration::from_secs(30);
+    std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = conn.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let rot: Vec<u8> = buf[..n]
+                .iter()
+                .map(|&c| match c {
+                    b'a'..=b'z' => (c - b'a' + 13) % 26 + b'a',
+                    b'A'..=b'Z' => (c - b'A' + 13) % 26 + b'A',
+                    _ => c,
+                })
+                .collect();
+            if conn.write_all(&rot).is_err() {
+                break;
+            }
+        }
+    });
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("wheels2 starts");
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    let mut until = |out: &mut Vec<u8>, end: &[u8]| {
+        while !out.ends_with(end) {
+            out.extend(rx.recv_timeout(wait).unwrap_or_else(|_| {
+                panic!(
+                    "no {:?} in {:?}",
+                    String::from_utf8_lossy(end),
+                    String::from_utf8_lossy(out)
+                )
+            }));
+        }
+    };
+    until(&mut out, b"Begun terminal session.");
+    stdin.write_all(b"Hello, world!\n").expect("type");
+    until(&mut out, b"Uryyb, jbeyq!\n");
+    stdin.write_all(b"The quick brown fox.\n").expect("type");
+    until(&mut out, b"Gur dhvpx oebja sbk.\n");
+    drop(stdin);
+    while let Ok(more) = rx.recv_timeout(wait) {
+        out.extend(more);
+    }
+    let status = child.wait().expect("wheels2 exits");
+    assert!(status.success(), "{status}");
+    out
+}
+
+/// `wheels2` and its Perl original relay the same bytes: the test plays the rot13
+/// server and the terminal, and the whole standard output must match. A second run
+/// against a port nothing listens on compares the connect failure.
+#[test]
+fn wheels2() {
+    let _t = common::timeout(120, "wheels2");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let mut perl_cmd = perl("wheels2", None);
+    perl_cmd.env("EXAMPLE_PORT", port.to_string());
+    let want = wheels2_session(perl_cmd, listener);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let mut port_cmd = self::port("wheels2");
+    port_cmd.args(["--port", &port.to_string()]);
+    let got = wheels2_session(port_cmd, listener);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+
+    let closed = free_port();
+    let mut perl_cmd = perl("wheels2", None);
+    perl_cmd.env("EXAMPLE_PORT", closed.to_string());
+    let mut port_cmd = self::port("wheels2");
+    port_cmd.args(["--port", &closed.to_string()]);
+    same_stdout("wheels2", perl_cmd, port_cmd);
+}
