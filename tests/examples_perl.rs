@@ -570,7 +570,7 @@ fn wheels2_session(mut cmd: Command, listener: std::net::TcpListener) -> Vec<u8>
         }
     });
     let mut out = Vec::new();
-    let mut until = |out: &mut Vec<u8>, end: &[u8]| {
+    let until = |out: &mut Vec<u8>, end: &[u8]| {
         while !out.ends_with(end) {
             out.extend(rx.recv_timeout(wait).unwrap_or_else(|_| {
                 panic!(
