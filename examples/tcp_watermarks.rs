@@ -1,0 +1,191 @@
+//! A port of POE's `examples/tcp_watermarks.perl`: `watermarks.perl`'s self-throttling
+//! chargen server (RFC 864) on `POE::Component::Server::TCP`.
+//!
+//! ```text
+//! cargo run --example tcp_watermarks -- [--port P]
+//! ```
+//!
+//! `ServerTcp`'s `Acceptor` hands each connection to a new session, whose `ReadWrite`
+//! wheel (Line filter, high mark 1024 octets, low mark 128) is fed chargen lines until
+//! `put` reports the high mark reached ("writes are paused"). The `LowEvent`, once the
+//! buffer has drained, restarts the writing ("is resuming"); the `HighEvent` would stop it
+//! ("is throttled"). Input is ignored, with a message. Messages go to standard error.
+//!
+//! The Perl program listens on every address, port 32100. This one listens on
+//! 127.0.0.1, port 32100 unless `--port` says otherwise; with `--port 0` the system
+//! picks one, and the banner names the port actually bound.
+
+use reactor::component::ServerTcp;
+use reactor::filter::Line;
+use reactor::wheel::{ReadWrite, RwEvent, WheelHandle, WheelId};
+use reactor::{Ctx, HandlerError, Kernel, Session};
+
+type R = Result<(), HandlerError>;
+
+/// The value of `--port`, 32100 (the Perl program's `$chargen_port`) without it.
+fn port_arg() -> Result<u16, String> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == "--port") {
+        None => Ok(32100),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| "--port needs a port number (0-65535)".to_owned()),
+    }
+}
+
+/// The chargen line starting at character `start` (32..=126): 72 printable characters,
+/// wrapping from `~` back to space (Perl's `tr[\x7F-\xDD][\x20-\x7E]`).
+fn chargen_line(start: u8) -> Vec<u8> {
+    (u16::from(start)..u16::from(start) + 72)
+        .map(|c| if c > 126 { (c - 95) as u8 } else { c as u8 })
+        .collect()
+}
+
+/// `Chargen::Connection`: a session per client.
+mod connection {
+    use super::*;
+
+    /// Its heap.
+    pub struct Heap {
+        /// `$heap->{wheel}`.
+        wheel: Option<WheelHandle>,
+        /// `$heap->{okay_to_send}`.
+        okay_to_send: bool,
+        /// `$heap->{start_character}`.
+        start_character: u8,
+    }
+
+    /// `Chargen::Connection->new($socket)`.
+    pub fn new(kernel: &mut Kernel, socket: mio::net::TcpStream) -> reactor::Result<()> {
+        let heap = Heap {
+            wheel: None,
+            okay_to_send: false,
+            start_character: 32,
+        };
+        kernel.create(
+            Session::new(heap)
+                .on("_start", start)
+                .on("wheel_got_input", got_input)
+                .on("wheel_got_error", got_error)
+                .on("wheel_throttle", throttle)
+                .on("wheel_resume", resume)
+                .on("write_chunk", write_chunk)
+                .args((socket,)),
+        )?;
+        Ok(())
+    }
+
+    fn start(ctx: &mut Ctx<'_, Heap>) -> R {
+        let socket = ctx.take_arg::<mio::net::TcpStream>(0)?;
+        let wheel = ReadWrite::builder(socket)
+            .filter(Line::new())
+            .input_event("wheel_got_input")
+            .error_event("wheel_got_error")
+            .watermarks(1024, 128)
+            .event(RwEvent::High, "wheel_throttle")
+            .event(RwEvent::Low, "wheel_resume")
+            .build(ctx)?;
+        let heap = ctx.heap();
+        heap.wheel = Some(wheel);
+        heap.okay_to_send = true;
+        heap.start_character = 32;
+        ctx.yield_("write_chunk", ())?;
+        Ok(())
+    }
+
+    fn got_input(ctx: &mut Ctx<'_, Heap>) {
+        eprintln!("Chargen session {} is ignoring some input.", ctx.session());
+    }
+
+    fn got_error(ctx: &mut Ctx<'_, Heap>) -> R {
+        let op = ctx.arg::<String>(0)?;
+        let errnum = ctx.arg::<i32>(1)?;
+        let errstr = ctx.arg::<String>(2)?;
+        eprintln!(
+            "Chargen session {} encountered {op} error {errnum}: {errstr}",
+            ctx.session()
+        );
+        let heap = ctx.heap();
+        heap.okay_to_send = false;
+        heap.wheel = None;
+        Ok(())
+    }
+
+    /// Writes lines until the wheel's buffer reaches the high mark.
+    fn write_chunk(ctx: &mut Ctx<'_, Heap>) -> R {
+        if !ctx.heap().okay_to_send {
+            return Ok(());
+        }
+        let Some(id) = ctx.heap().wheel.as_ref().map(WheelHandle::id) else {
+            return Ok(());
+        };
+        loop {
+            let heap = ctx.heap();
+            let line = chargen_line(heap.start_character);
+            heap.start_character += 1;
+            if heap.start_character > 126 {
+                heap.start_character = 32;
+            }
+            let full = wheel(ctx, id)?.put_one(line)?;
+            if full {
+                break;
+            }
+        }
+        eprintln!("Chargen session {} writes are paused.", ctx.session());
+        Ok(())
+    }
+
+    fn wheel<'a>(
+        ctx: &'a mut Ctx<'_, Heap>,
+        id: WheelId,
+    ) -> Result<&'a mut ReadWrite, HandlerError> {
+        ctx.wheel_mut::<ReadWrite>(id)
+            .ok_or_else(|| "the wheel is gone".into())
+    }
+
+    fn throttle(ctx: &mut Ctx<'_, Heap>) {
+        eprintln!("Chargen session {} is throttled.", ctx.session());
+        ctx.heap().okay_to_send = false;
+    }
+
+    fn resume(ctx: &mut Ctx<'_, Heap>) -> R {
+        if ctx.heap().wheel.is_some() {
+            eprintln!("Chargen session {} is resuming.", ctx.session());
+            ctx.heap().okay_to_send = true;
+            ctx.yield_("write_chunk", ())?;
+        }
+        Ok(())
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    env_logger::init();
+    let port = port_arg()?;
+    let mut kernel = Kernel::new()?;
+    // The Perl program prints the banner first; here the server is made first, so that
+    // the banner can name the port bound when the one asked for is 0.
+    let server = ServerTcp::builder()
+        .address("127.0.0.1")
+        .port(port)
+        .acceptor(|ctx| -> R {
+            let socket = ctx.take_arg::<mio::net::TcpStream>(0)?;
+            connection::new(ctx, socket)?;
+            Ok(())
+        })
+        .build(&mut kernel)?;
+    let shown = server.local_addr().map_or(port, |a| a.port());
+    print!(
+        "*** If all goes well, a watermarked (self-throttling) chargen\n\
+         *** service will be listening on localhost port {}.\n\
+         *** Watch it perform flow control by connecting to it over a slow\n\
+         *** connection or with a client you can pause.  The server will\n\
+         *** throttle itself when its output buffer becomes too large, and\n\
+         *** it will resume output when the client receives enough data.\n",
+        shown
+    );
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    kernel.run()?;
+    Ok(())
+}
