@@ -23,7 +23,8 @@
 use keepalive::http::{get_request, Parse, ResponseParser};
 use keepalive::reactor::component::ServerTcpBuilder;
 use keepalive::reactor::filter::Stream as StreamFilter;
-use keepalive::reactor::{Ctx, HandlerError, Kernel, ReadWrite, Session, WheelId};
+use keepalive::reactor::wheel::ReadWrite;
+use keepalive::reactor::{Ctx, HandlerError, Kernel, Session, WheelId};
 use keepalive::{Connection, Keepalive, PoolKey, Request, Response};
 use std::collections::HashMap;
 use std::process::ExitCode;

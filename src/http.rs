@@ -2,7 +2,7 @@
 //! ends (`Content-Length`, chunked, or the end of the connection), and whether the
 //! connection may be kept alive afterwards.
 //!
-//! It is pure code, fed with the bytes a [`ReadWrite`](reactor::ReadWrite) wheel delivers,
+//! It is pure code, fed with the bytes a [`ReadWrite`](reactor::wheel::ReadWrite) wheel delivers,
 //! and made for keep-alive clients on top of the [`Keepalive`](crate::Keepalive) manager:
 //! the demo and the tests use it. Bodies are counted, not kept.
 //!

@@ -50,7 +50,7 @@
 //! `shutdown` release it exactly once.
 //!
 //! **Drop gives the socket back.** A [`Connection`] owns its socket and, once started, its
-//! [`reactor::ReadWrite`] wheel. Dropping it (Perl's `DESTROY`) queues the socket for the
+//! [`reactor::wheel::ReadWrite`] wheel. Dropping it (Perl's `DESTROY`) queues the socket for the
 //! manager and posts one `ka_housekeeping` event; a later `allocate` takes queued sockets
 //! back first, so "drop the connection, then ask again" reuses it at once, as in Perl. The
 //! wheel is taken out with [`reactor::Kernel::wheel_park`]: the socket keeps its poller
@@ -94,7 +94,7 @@
 //! - Responses always carry the `for_*` fields (Perl left them out of immediate ones).
 //! - The request timeout covers lookup, queue and connect as in Perl; a separate
 //!   `connect_timeout` can bound the connect alone.
-//! - [`Connection::start`] takes a closure that configures the [`reactor::ReadWrite`]
+//! - [`Connection::start`] takes a closure that configures the [`reactor::wheel::ReadWrite`]
 //!   builder (the handle is always the connection's socket), and `close` needs the kernel.
 //! - There is no process-wide state: request ids, resolvers and limits belong to one
 //!   manager.

@@ -9,8 +9,9 @@ use crate::pool::{
 use crate::resolver::{Resolver, ResolverKind};
 use crate::stream::Stream;
 use crate::tls::{Handshake, TlsStream};
+use reactor::wheel::ReadWrite;
 use reactor::wheel::{errstr, Parking, ReadWriteBuilder};
-use reactor::{Args, Ctx, Kernel, Postback, ReadWrite, Session, SessionId, WheelHandle, WheelId};
+use reactor::{Args, Ctx, Kernel, Postback, Session, SessionId, WheelHandle, WheelId};
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 /// A connected socket: plain TCP, or TLS over TCP for the `https` scheme.
 ///
-/// It is a duplex handle for [`reactor::ReadWrite`]: it reads and writes plaintext, and a
+/// It is a duplex handle for [`reactor::wheel::ReadWrite`]: it reads and writes plaintext, and a
 /// TLS stream's own buffered output is pushed out through `flush`, which the wheel calls
 /// once its buffer is empty.
 #[derive(Debug)]

@@ -9,7 +9,8 @@ use common::ka::{describe, finish, finish_then, label, serial, start, v4_resolve
 use common::test_server::TestServer;
 use keepalive::pool::{CallError, EADDRNOTAVAIL, ECANCELED, ETIMEDOUT};
 use keepalive::reactor::component::ServerTcp;
-use keepalive::reactor::{Kernel, ReadWrite, Session, SessionId};
+use keepalive::reactor::wheel::ReadWrite;
+use keepalive::reactor::{Kernel, Session, SessionId};
 use keepalive::{Connection, Keepalive, Request, RequestId, ResolverKind, Response};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};

@@ -90,8 +90,13 @@
 //! clock's [`Clock::wall_origin`] plus `t`, converted at the API boundary.
 //! [`clock::ManualClock`] makes timer tests exact and instant.
 //!
-//! **Level-triggered I/O on mio.** See [`io`]: watchers are re-armed after dispatch so a
-//! descriptor left readable fires again next timeslice, as POE's select loop does.
+//! **Level-triggered I/O on mio.** A `select_read` or `select_write` watcher's handler runs
+//! in every timeslice while its descriptor stays ready, as under POE's select loop. mio
+//! reports a readiness edge once; after each dispatch the kernel re-arms the registration
+//! (one `epoll_ctl(MOD)`), so the poller reports the descriptor again at the next poll if
+//! the handler left data unread or the socket is still writable, and not otherwise. Wheels
+//! instead keep a ready flag per direction, cleared only by `WouldBlock` or a short read,
+//! so an echoed message costs one `read` and one `write` and no re-registration.
 //!
 //! **Components act as their session.** [`Kernel::run_as`] runs a component's method,
 //! called from another session's handler, as the component's own session (its watchers,
@@ -106,6 +111,17 @@
 //! their session; dropping the last clone pushes a release onto a queue the kernel shares
 //! with them and drains right after the running handler returns.
 //!
+//! ## Layout
+//!
+//! The structure follows the design: the kernel is one folder, `kernel/`, one idea a file
+//! (dispatch, the session table and its collection, reference counts, timers, aliases,
+//! postbacks, I/O watchers, signals, the wheel trait and table, poller tokens, the run
+//! loop); its only imports from outside are the pure foundations: [`queue`], [`clock`],
+//! values, ids and errors. It knows wheels only through its own [`wheel::Wheel`] trait.
+//! `wheel/` holds the concrete wheels, `filter/` the filters (pure bytes-to-records code),
+//! `component/` the TCP components built on both, and `pipe.rs` POE's pipes. Each public
+//! type has one path: the kernel's types at the crate root, the others in their module.
+//!
 //! ## Deviations from POE
 //!
 //! - Calls that take an optional event to mean "remove" in POE have a separate name here:
@@ -114,29 +130,23 @@
 //! - `alarm_remove_all` reports the real due time of `delay` timers (POE reports 0).
 //! - `alarm_remove` only removes timers (POE removes any queued item by id).
 
-pub mod api;
 pub mod clock;
 pub mod component;
-pub mod error;
+mod error;
 pub mod filter;
-pub mod io;
-pub mod kernel;
+mod ids;
+mod kernel;
 pub mod pipe;
 pub mod queue;
-mod run;
-pub mod session;
-pub mod signals;
-pub mod value;
+mod value;
 pub mod wheel;
 
-pub use api::{epoch_secs, AlarmId, Callback, Epoch, EventName, Postback, RemovedAlarm, Seconds};
 pub use clock::{Clock, ManualClock, SystemClock, Time};
 pub use error::{Error, Result};
-pub use io::Mode;
-pub use kernel::{DieInfo, Kernel, KernelBuilder};
-pub use session::{
-    Ctx, Designator, ObjectMethod, PackageMethod, Session, SessionId, SessionOptions, States,
-    KERNEL,
+pub use kernel::{
+    epoch_secs, AlarmId, Callback, Ctx, Designator, DieInfo, Epoch, EventName, Kernel,
+    KernelBuilder, Mode, ObjectMethod, PackageMethod, Postback, RemovedAlarm, Seconds, Session,
+    SessionId, SessionOptions, States, KERNEL,
 };
 pub use value::{Arg, ArgError, ArgProblem, Args, HandlerError, IntoArgs, Outcome, Value};
-pub use wheel::{Domain, ListenAccept, ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};
+pub use wheel::{WheelHandle, WheelId};

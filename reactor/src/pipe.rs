@@ -3,9 +3,9 @@
 //!
 //! Every end is non-blocking and close-on-exec, ready to be watched with
 //! [`Kernel::select_read`](crate::Kernel::select_read) or given to a
-//! [`ReadWrite`](crate::ReadWrite) wheel: a one-way pipe's ends as its input and output
-//! handles ([`ReadWrite::split`](crate::ReadWrite::split)), a two-way conduit's end as its
-//! one duplex handle ([`ReadWrite::builder`](crate::ReadWrite::builder)).
+//! [`ReadWrite`](crate::wheel::ReadWrite) wheel: a one-way pipe's ends as its input and output
+//! handles ([`ReadWrite::split`](crate::wheel::ReadWrite::split)), a two-way conduit's end as its
+//! one duplex handle ([`ReadWrite::builder`](crate::wheel::ReadWrite::builder)).
 //!
 //! ```
 //! use std::io::{Read, Write};

@@ -174,7 +174,7 @@ impl Args {
                 // A wheel shares one id argument among all its events: ids are plain
                 // values, so taking one copies it out.
                 let copied = (&*shared as &dyn Any)
-                    .downcast_ref::<crate::wheel::WheelId>()
+                    .downcast_ref::<crate::ids::WheelId>()
                     .map(|&id| Box::new(id) as Box<dyn Any>)
                     .and_then(|b| b.downcast::<T>().ok());
                 *slot = shared;
@@ -396,7 +396,7 @@ impl<T: Outcome, E: Into<HandlerError>> Outcome for Result<T, E> {
 #[cfg(test)]
 mod tests {
     use super::{Arg, ArgProblem, Args};
-    use crate::wheel::WheelId;
+    use crate::ids::WheelId;
     use std::rc::Rc;
 
     /// A wheel shares one id argument among its events: taking it copies it out, and

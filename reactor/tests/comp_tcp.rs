@@ -22,7 +22,8 @@ use common::bounded;
 use mio::net::TcpStream;
 use reactor::component::{ClientTcp, ClientTcpBuilder, ComponentError, ServerTcp};
 use reactor::filter::{Filter, Line};
-use reactor::{Ctx, HandlerError, Kernel, ReadWrite, Session, WheelHandle};
+use reactor::wheel::ReadWrite;
+use reactor::{Ctx, HandlerError, Kernel, Session, WheelHandle};
 use std::cell::RefCell;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -405,7 +406,7 @@ fn client_constructor_validation_body() -> Result<(), Box<dyn std::error::Error>
             "If you use the Mark settings, you must define all four"
         );
     }
-    let unix = base().domain(reactor::Domain::Unix).build(&mut k);
+    let unix = base().domain(reactor::wheel::Domain::Unix).build(&mut k);
     assert!(matches!(unix, Err(ComponentError::UnsupportedDomain)));
     // Nothing was created by the refused constructors, and a complete set is accepted.
     assert_eq!(k.session_count(), 0);
@@ -483,7 +484,7 @@ fn server_constructor_validation_body() -> Result<(), Box<dyn std::error::Error>
         .unwrap_err();
     assert!(matches!(reserved, ComponentError::ReservedState(ref s) if s == "shutdown"));
     let unix = ServerTcp::builder()
-        .domain(reactor::Domain::Unix)
+        .domain(reactor::wheel::Domain::Unix)
         .client_input(|_| {})
         .build(&mut k);
     assert!(matches!(unix, Err(ComponentError::UnsupportedDomain)));

@@ -19,7 +19,8 @@ mod common;
 use common::bounded;
 use mio::net::TcpStream;
 use reactor::component::{ClientTcp, ServerTcp};
-use reactor::{Ctx, HandlerError, Kernel, ReadWrite, Session, SessionId, WheelHandle};
+use reactor::wheel::ReadWrite;
+use reactor::{Ctx, HandlerError, Kernel, Session, SessionId, WheelHandle};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 

@@ -13,7 +13,8 @@ mod common;
 
 use reactor::filter::{Grep, Line, Stackable};
 use reactor::pipe;
-use reactor::{Ctx, HandlerError, Kernel, ReadWrite, RwEvent, Session, WheelHandle};
+use reactor::wheel::{ReadWrite, RwEvent};
+use reactor::{Ctx, HandlerError, Kernel, Session, WheelHandle};
 use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;

@@ -8,7 +8,8 @@
 
 mod common;
 use common::timeout;
-use reactor::{Ctx, HandlerError, Kernel, Session, SocketFactory, WheelHandle, WheelId};
+use reactor::wheel::SocketFactory;
+use reactor::{Ctx, HandlerError, Kernel, Session, WheelHandle, WheelId};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;

@@ -21,9 +21,8 @@ mod common;
 use common::timeout;
 use mio::unix::pipe;
 use reactor::filter::Stream;
-use reactor::{
-    Ctx, Error, HandlerError, Kernel, ReadWrite, Session, SessionId, WheelHandle, WheelId,
-};
+use reactor::wheel::ReadWrite;
+use reactor::{Ctx, Error, HandlerError, Kernel, Session, SessionId, WheelHandle, WheelId};
 use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};

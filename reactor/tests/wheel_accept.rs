@@ -9,9 +9,8 @@
 mod common;
 use common::timeout;
 use mio::net::{TcpStream, UnixStream};
-use reactor::{
-    Ctx, HandlerError, Kernel, ListenAccept, Session, SocketFactory, WheelHandle, WheelId,
-};
+use reactor::wheel::{ListenAccept, SocketFactory};
+use reactor::{Ctx, HandlerError, Kernel, Session, WheelHandle, WheelId};
 use std::cell::RefCell;
 use std::net::IpAddr;
 use std::rc::Rc;

@@ -33,9 +33,8 @@ use mio::net::UnixStream;
 use mio::unix::pipe;
 use reactor::filter::{Block, Filter, Line, Stream};
 use reactor::wheel::ReadWriteBuilder;
-use reactor::{
-    Ctx, Error, HandlerError, Kernel, ReadWrite, RwEvent, Session, WheelHandle, WheelId,
-};
+use reactor::wheel::{ReadWrite, RwEvent};
+use reactor::{Ctx, Error, HandlerError, Kernel, Session, WheelHandle, WheelId};
 use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::rc::Rc;

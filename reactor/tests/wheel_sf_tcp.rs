@@ -18,10 +18,8 @@ use common::timeout;
 use mio::net::{TcpStream, UnixStream};
 use reactor::filter::Line;
 use reactor::wheel::ReadWriteBuilder;
-use reactor::{
-    Ctx, Domain, HandlerError, Kernel, ReadWrite, Session, SessionId, SocketFactory, WheelHandle,
-    WheelId,
-};
+use reactor::wheel::{Domain, ReadWrite, SocketFactory};
+use reactor::{Ctx, HandlerError, Kernel, Session, SessionId, WheelHandle, WheelId};
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

@@ -15,9 +15,8 @@ mod common;
 use common::timeout;
 use mio::net::{TcpStream, UnixStream};
 use reactor::filter::{Line, Stream};
-use reactor::{
-    Ctx, HandlerError, Kernel, ReadWrite, RwEvent, Session, SocketFactory, WheelHandle, WheelId,
-};
+use reactor::wheel::{ReadWrite, RwEvent, SocketFactory};
+use reactor::{Ctx, HandlerError, Kernel, Session, WheelHandle, WheelId};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};

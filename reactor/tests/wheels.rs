@@ -2,9 +2,8 @@
 //! I/O both ways, EOF as a read error with errno 0, dropping a wheel, ListenAccept.
 
 use reactor::filter::Line;
-use reactor::{
-    Ctx, Error, HandlerError, Kernel, ListenAccept, ReadWrite, SocketFactory, WheelHandle, WheelId,
-};
+use reactor::wheel::{ListenAccept, ReadWrite, SocketFactory};
+use reactor::{Ctx, Error, HandlerError, Kernel, WheelHandle, WheelId};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -52,12 +52,12 @@
 
 use super::{callback, filter_factory, int_arg, run_cb, Callback, ComponentError, FilterFactory};
 use super::{ECONNRESET, ETIMEDOUT};
-use crate::api::AlarmId;
 use crate::filter::{Filter, Line};
-use crate::kernel::Kernel;
-use crate::session::{Ctx, ObjectMethod, PackageMethod, Session, SessionId};
 use crate::value::{Args, HandlerError, IntoArgs, Outcome};
 use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};
+use crate::AlarmId;
+use crate::Kernel;
+use crate::{Ctx, ObjectMethod, PackageMethod, Session, SessionId};
 use mio::net::TcpStream;
 use std::rc::Rc;
 

@@ -2,7 +2,7 @@
 //!
 //! - [`ServerTcp`] is `POE::Component::Server::TCP`: a listener session that accepts
 //!   connections and, by default, gives each one a session of its own with a
-//!   [`ReadWrite`](crate::ReadWrite) wheel and the `Client*` callbacks.
+//!   [`ReadWrite`](crate::wheel::ReadWrite) wheel and the `Client*` callbacks.
 //! - [`ClientTcp`] is `POE::Component::Client::TCP`: one session that connects (with an
 //!   optional timeout), talks to the server through a `ReadWrite` wheel, and can reconnect.
 //!
@@ -52,8 +52,8 @@ pub use client_tcp::{ClientHeap, ClientTcp, ClientTcpBuilder};
 pub use server_tcp::{ConnHeap, ListenerHeap, ServerHandle, ServerTcp, ServerTcpBuilder};
 
 use crate::filter::{ByteFilter, Filter};
-use crate::session::Ctx;
 use crate::value::{HandlerError, Outcome, Value};
+use crate::Ctx;
 use std::fmt;
 use std::rc::Rc;
 
@@ -80,7 +80,7 @@ pub(crate) fn callback<H: 'static, R: Outcome + 'static>(
 /// Callbacks for `ObjectStates`: each event calls a method of the shared object.
 pub(crate) fn object_callbacks<O: 'static, H: 'static, R: Outcome + 'static>(
     object: &Rc<O>,
-    states: &[(&str, crate::session::ObjectMethod<O, H, R>)],
+    states: &[(&str, crate::ObjectMethod<O, H, R>)],
 ) -> Vec<(String, Callback<H>)> {
     states
         .iter()
@@ -97,7 +97,7 @@ pub(crate) fn object_callbacks<O: 'static, H: 'static, R: Outcome + 'static>(
 /// Callbacks for `PackageStates`: each event calls a function given the package name.
 pub(crate) fn package_callbacks<H: 'static, R: Outcome + 'static>(
     package: &'static str,
-    states: &[(&str, crate::session::PackageMethod<H, R>)],
+    states: &[(&str, crate::PackageMethod<H, R>)],
 ) -> Vec<(String, Callback<H>)> {
     states
         .iter()

@@ -66,10 +66,10 @@ use super::{
     ECONNABORTED, ECONNRESET,
 };
 use crate::filter::{Filter, Line};
-use crate::kernel::Kernel;
-use crate::session::{Ctx, ObjectMethod, PackageMethod, Session, SessionId, States};
 use crate::value::{Args, HandlerError, IntoArgs, Outcome};
 use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};
+use crate::Kernel;
+use crate::{Ctx, ObjectMethod, PackageMethod, Session, SessionId, States};
 use mio::net::TcpStream;
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};

@@ -208,7 +208,7 @@ pub trait Filter {
     }
 
     /// The filter as [`Any`](std::any::Any), so that code holding it as a trait object
-    /// (a wheel's [`get_input_filter_mut`](crate::ReadWrite::get_input_filter_mut)) can
+    /// (a wheel's [`get_input_filter_mut`](crate::wheel::ReadWrite::get_input_filter_mut)) can
     /// reach its own methods, such as [`Grep::modify_get`]: see
     /// [`downcast_mut`](trait.Filter.html#method.downcast_mut). Every filter of this crate
     /// answers; the provided answer, `None`, suits a filter that offers nothing more.

@@ -4,9 +4,9 @@
 use super::{Parking, Readiness, Wheel, WheelHandle, WheelId};
 use crate::error::{Error, Result};
 use crate::filter::{ByteFilter, Filter, Line};
-use crate::io::Mode;
-use crate::kernel::Kernel;
 use crate::value::{Arg, IntoArgs};
+use crate::Kernel;
+use crate::Mode;
 use mio::event::Source;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -220,7 +220,7 @@ impl ReadWrite {
     /// for instance the read end of one pipe and the write end of another:
     ///
     /// ```
-    /// # use reactor::{Kernel, ReadWrite, Session};
+    /// # use reactor::wheel::ReadWrite;
     /// let (to_child_rx, to_child_tx) = reactor::pipe::one_way()?;
     /// let (from_child_rx, from_child_tx) = reactor::pipe::one_way()?;
     /// # let _ = (to_child_rx, from_child_tx);
@@ -542,7 +542,7 @@ impl ReadWrite {
     ///
     /// ```
     /// # use reactor::filter::{Filter, Grep};
-    /// # fn f(w: &mut reactor::ReadWrite) {
+    /// # fn f(w: &mut reactor::wheel::ReadWrite) {
     /// if let Some(grep) = w.get_input_filter_mut().downcast_mut::<Grep<Vec<u8>>>() {
     ///     grep.modify_get(|line: &Vec<u8>| !line.starts_with(b"#"));
     /// }
@@ -717,8 +717,8 @@ impl ReadWrite {
     fn deliver_parsed(
         kernel: &mut Kernel,
         id: WheelId,
-        at: super::WheelAt,
-        owner: crate::session::SessionId,
+        at: crate::kernel::wheels::WheelAt,
+        owner: crate::SessionId,
     ) {
         loop {
             let Some(w) = kernel.wheel_at::<ReadWrite>(at) else {
@@ -928,7 +928,7 @@ impl Wheel for ReadWrite {
                 // By descriptor, so a registration left by an earlier wheel on the same
                 // socket can be taken over (see `ReadWriteBuilder::parked`).
                 let fd = h.reader().read_fd().as_raw_fd();
-                let r = crate::io::register_fd(
+                let r = crate::kernel::select::register_fd(
                     registry,
                     &mut SourceFd(&fd),
                     tokens[0],

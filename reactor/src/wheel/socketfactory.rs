@@ -3,9 +3,9 @@
 
 use super::{Wheel, WheelHandle, WheelId};
 use crate::error::{Error, Result};
-use crate::io::Mode;
-use crate::kernel::Kernel;
 use crate::value::IntoArgs;
+use crate::Kernel;
+use crate::Mode;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 use socket2::{Domain as SockDomain, Protocol, SockAddr, Socket, Type};

@@ -8,7 +8,8 @@
 
 use echo_bench::{announce, raise_nofile, Opts};
 use reactor::filter::Line;
-use reactor::{Ctx, Error, HandlerError, Kernel, ReadWrite, Session, SocketFactory};
+use reactor::{Ctx, Error, HandlerError, Kernel, Session};
+use reactor::wheel::{ReadWrite, SocketFactory};
 use reactor::{WheelHandle, WheelId};
 use std::collections::HashMap;
 

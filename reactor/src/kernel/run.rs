@@ -1,9 +1,9 @@
 //! The run loop: POE's timeslice.
 
+use super::session::KERNEL;
+use super::{ItemKind, Kernel, Kind, EV_IDLE, NO_KEY};
 use crate::clock::Time;
 use crate::error::{Error, Result};
-use crate::kernel::{ItemKind, Kernel, Kind, EV_IDLE, NO_KEY};
-use crate::session::KERNEL;
 use crate::value::Args;
 use std::panic::Location;
 use std::time::Duration;

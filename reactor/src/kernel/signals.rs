@@ -12,11 +12,9 @@
 //! session in the process watches a signal whose default action ends the process, that
 //! default action is taken, as it would be under POE.
 
+use super::session::{SessionId, KERNEL};
+use super::{args_of, EventId, ItemKind, Kernel, Kind, EV_DIE, EV_IDLE, EV_NONE, EV_ZOMBIE};
 use crate::error::{Error, Result};
-use crate::kernel::{
-    args_of, EventId, ItemKind, Kernel, Kind, EV_DIE, EV_IDLE, EV_NONE, EV_ZOMBIE,
-};
-use crate::session::{SessionId, KERNEL};
 use crate::value::{Args, IntoArgs};
 use mio::net::UnixStream;
 use mio::{Interest, Token};
@@ -212,7 +210,7 @@ impl Kernel {
     #[track_caller]
     pub fn signal(
         &mut self,
-        dest: impl crate::session::Designator,
+        dest: impl super::session::Designator,
         name: &str,
         args: impl IntoArgs,
     ) -> Result<()> {
@@ -516,7 +514,7 @@ impl Kernel {
         }
         if sig == EV_DIE && !handled {
             let msg = args
-                .opt::<crate::kernel::DieInfo>(0)
+                .opt::<super::DieInfo>(0)
                 .map(|d| d.error_str.clone())
                 .unwrap_or_default();
             let full = match self.exception.take() {

@@ -7,10 +7,10 @@
 //! descriptor again at the next poll if the handler left data unread or the socket is
 //! still writable, and not otherwise.
 
+use super::session::SessionId;
+use super::signals::SIGNAL_TOKEN_BASE;
+use super::{args_of, EventId, Kernel, Kind};
 use crate::error::{Error, Result};
-use crate::kernel::{args_of, EventId, Kernel, Kind};
-use crate::session::SessionId;
-use crate::signals::SIGNAL_TOKEN_BASE;
 use crate::value::{Args, IntoArgs};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -332,11 +332,11 @@ impl Kernel {
             (e.token(), r, w, closed)
         }));
         let is_signal = |t: Token| t.0 > SIGNAL_TOKEN_BASE - 64;
-        let is_raw = |t: Token| !is_signal(t) && !crate::wheel::is_wheel_token(t);
+        let is_raw = |t: Token| !is_signal(t) && !super::wheels::is_wheel_token(t);
         for &(token, r, w, closed) in &ready {
             if is_signal(token) {
                 self.os_signal_ready(token);
-            } else if crate::wheel::is_wheel_token(token) {
+            } else if super::wheels::is_wheel_token(token) {
                 self.wheel_event(token, r, w, closed);
             }
         }

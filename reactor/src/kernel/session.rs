@@ -1,7 +1,8 @@
 //! Sessions: the builder, handler contexts, session ids and designators.
 
+use super::{EventId, Kernel};
 use crate::error::Result;
-use crate::kernel::{EventId, Kernel};
+pub use crate::ids::{SessionId, KERNEL};
 use crate::value::{ArgError, Args, HandlerError, IntoArgs, Outcome, Value};
 use std::any::Any;
 use std::fmt;
@@ -9,48 +10,6 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 use std::rc::Rc;
-
-/// A session's numeric ID. IDs count up from 1 and are never reused within a process's
-/// kernel; [`KERNEL`] (0) names the kernel itself.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct SessionId(pub(crate) u64);
-
-/// The kernel's own designator: a valid destination for `post`, `call` and `signal`
-/// (a signal to the kernel reaches every session).
-pub const KERNEL: SessionId = SessionId(0);
-
-impl SessionId {
-    /// The number (POE's `$session->ID`).
-    pub fn get(self) -> u64 {
-        self.0
-    }
-
-    /// Whether this is the kernel.
-    pub fn is_kernel(self) -> bool {
-        self.0 == 0
-    }
-
-    /// The ID with this number. Whether such a session lives is up to the kernel.
-    pub fn from_raw(n: u64) -> Self {
-        SessionId(n)
-    }
-}
-
-impl fmt::Debug for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 == 0 {
-            f.write_str("SessionId(kernel)")
-        } else {
-            write!(f, "SessionId({})", self.0)
-        }
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
 
 /// Anything that names a session: a [`SessionId`], or a string that is a numeric ID or an
 /// alias (POE's session designators, resolved in that order when the call is made).
@@ -232,14 +191,14 @@ impl<H: 'static> Ctx<'_, H> {
 
     /// A postback: a closure that posts `event` to this session with `ARG0` = `args` and
     /// `ARG1` = the closure's own arguments. It keeps the session alive until dropped.
-    pub fn postback(&mut self, event: &str, args: impl IntoArgs) -> crate::api::Postback {
+    pub fn postback(&mut self, event: &str, args: impl IntoArgs) -> super::Postback {
         let sid = self.inv.session;
         self.kernel.postback(sid, event, args.into_args())
     }
 
     /// A callback: like [`postback`](Ctx::postback) but the event is `call`ed and the
     /// handler's value returned.
-    pub fn callback(&mut self, event: &str, args: impl IntoArgs) -> crate::api::Callback {
+    pub fn callback(&mut self, event: &str, args: impl IntoArgs) -> super::Callback {
         let sid = self.inv.session;
         self.kernel.callback(sid, event, args.into_args())
     }
@@ -353,7 +312,7 @@ pub struct States<H> {
 pub(crate) struct StatesInner {
     pub(crate) handlers: Vec<(String, Handler)>,
     /// (kernel serial, table): event ids are per kernel.
-    pub(crate) table: std::cell::RefCell<Option<(u64, Rc<crate::kernel::Handlers>)>>,
+    pub(crate) table: std::cell::RefCell<Option<(u64, Rc<super::sessions::Handlers>)>>,
 }
 
 impl<H> Clone for States<H> {

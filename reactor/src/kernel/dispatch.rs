@@ -1,0 +1,348 @@
+//! Dispatch: `post`, `yield`, `call`, running a handler in its frame, and what a
+//! handler's failure becomes.
+
+use super::session::{Designator, Handler, Invocation, SessionId, KERNEL};
+use super::{EventId, Frame, ItemKind, Kernel, EV_DEFAULT, EV_DIE};
+use crate::error::{Error, Result};
+use crate::value::{Args, HandlerError, IntoArgs, Value};
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::rc::Rc;
+/// How a dispatch came about; decides what a handler failure becomes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    Normal,
+    Call,
+    Start,
+    Stop,
+    Lifecycle,
+    Signal,
+    SigDie,
+}
+
+/// What the `DIE` signal carries as `ARG1` when a handler fails (POE's exception hash).
+#[derive(Debug, Clone)]
+pub struct DieInfo {
+    /// The failure message (`$@`).
+    pub error_str: String,
+    /// The session whose handler failed.
+    pub dest_session: SessionId,
+    /// The event that was being handled.
+    pub event: String,
+    /// The session that sent that event.
+    pub source_session: SessionId,
+    /// The event active when that event was sent.
+    pub from_state: String,
+    /// Source file of the post/call that sent the event.
+    pub file: &'static str,
+    /// Source line of the post/call that sent the event.
+    pub line: u32,
+}
+
+fn panic_message(p: Box<dyn Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "handler panicked".to_owned()
+    }
+}
+
+impl Kernel {
+    /// Whether the active session may send: a session that has been stopped (its `_stop`
+    /// already ran) sends nothing, as in POE where its queued events are discarded.
+    pub(crate) fn sender_alive(&self) -> bool {
+        match self.active.key {
+            None => true,
+            Some(k) => !self.sessions[k].freed,
+        }
+    }
+
+    /// Posts `event` to a session (POE's `post`): it is queued and dispatched in order.
+    /// The pending event keeps both the destination and the sender alive.
+    #[track_caller]
+    pub fn post(&mut self, dest: impl Designator, event: &str, args: impl IntoArgs) -> Result<()> {
+        let caller = Location::caller();
+        let dest = dest.resolve(self).ok_or(Error::NoSuchSession)?;
+        if event.is_empty() {
+            return Err(Error::InvalidArgument("empty event name"));
+        }
+        if !self.sender_alive() {
+            return Ok(());
+        }
+        let ev = self.intern(event);
+        let t = self.now_fifo();
+        let sender = self.active.session;
+        self.enqueue(
+            ItemKind::Post,
+            dest,
+            sender,
+            ev,
+            args.into_args(),
+            t,
+            caller,
+        );
+        Ok(())
+    }
+
+    /// Posts `event` to the active session (POE's `yield`).
+    #[doc(alias = "yield")]
+    #[track_caller]
+    pub fn yield_(&mut self, event: &str, args: impl IntoArgs) -> Result<()> {
+        let caller = Location::caller();
+        let me = self.active.session;
+        if me.is_kernel() {
+            return Err(Error::NoActiveSession);
+        }
+        if event.is_empty() {
+            return Err(Error::InvalidArgument("empty event name"));
+        }
+        if !self.sender_alive() {
+            return Ok(());
+        }
+        let ev = self.intern(event);
+        let t = self.now_fifo();
+        self.enqueue(ItemKind::Post, me, me, ev, args.into_args(), t, caller);
+        Ok(())
+    }
+
+    /// Runs `f` with `session` as the active session, without an event: a component's
+    /// method, called from another session's handler, acts as its own session (its timers,
+    /// watchers and posts are its own, and its posts name it as the sender), as after a
+    /// `call` into it, without the cost of dispatching an event. Fails with
+    /// [`Error::NoSuchSession`] if the session is gone.
+    pub fn run_as<R>(&mut self, session: SessionId, f: impl FnOnce(&mut Kernel) -> R) -> Result<R> {
+        let key = self.key_of(session).ok_or(Error::NoSuchSession)?;
+        if self.sessions[key].freed {
+            return Err(Error::NoSuchSession);
+        }
+        let saved = self.active;
+        self.active = Frame {
+            session,
+            key: Some(key),
+            event: saved.event,
+        };
+        self.sessions[key].depth += 1;
+        let r = f(self);
+        self.active = saved;
+        let rec = &mut self.sessions[key];
+        rec.depth -= 1;
+        if rec.freed && rec.depth == 0 {
+            self.sessions.remove(key);
+        }
+        Ok(r)
+    }
+
+    /// Dispatches `event` to a session now and returns its handler's value (POE's `call`).
+    ///
+    /// A call to the active session runs the handler directly, as POE does: a failure comes
+    /// back to the caller as [`Error::Died`] and no `DIE` signal is raised. A call to another
+    /// session that fails raises `DIE` for that session and returns [`Error::Died`].
+    #[track_caller]
+    pub fn call(
+        &mut self,
+        dest: impl Designator,
+        event: &str,
+        args: impl IntoArgs,
+    ) -> Result<Value> {
+        let caller = Location::caller();
+        let dest = dest.resolve(self).ok_or(Error::NoSuchSession)?;
+        if event.is_empty() {
+            return Err(Error::InvalidArgument("empty event name"));
+        }
+        let ev = self.intern(event);
+        self.call_id(dest, ev, args.into_args(), caller)
+    }
+
+    pub(crate) fn call_id(
+        &mut self,
+        dest: SessionId,
+        ev: EventId,
+        args: Args,
+        caller: &'static Location<'static>,
+    ) -> Result<Value> {
+        if dest.is_kernel() {
+            return Ok(Value::none());
+        }
+        let key = self.key_of(dest).ok_or(Error::NoSuchSession)?;
+        if self.active.session == dest {
+            // POE invokes the handler directly: no new frame, no exception trap.
+            let Some((h, state, args)) = self.find_handler(key, ev, args) else {
+                return Ok(Value::none());
+            };
+            let inv = Invocation {
+                key,
+                session: dest,
+                state,
+                sender: dest,
+                caller_state: self.active.event,
+                caller,
+                args,
+            };
+            let r = h(self, inv);
+            self.drain_releases();
+            return r.map_err(Error::Died);
+        }
+        let sender = self.active.session;
+        let caller_state = self.active.event;
+        self.dispatch(
+            key,
+            dest,
+            sender,
+            ev,
+            args,
+            caller_state,
+            caller,
+            Kind::Call,
+        )
+        .map_err(Error::Died)
+    }
+
+    fn find_handler(
+        &mut self,
+        key: usize,
+        ev: EventId,
+        args: Args,
+    ) -> Option<(Handler, EventId, Args)> {
+        let r = &self.sessions[key];
+        if let Some(h) = r.handlers.get(ev) {
+            return Some((Rc::clone(h), ev, args));
+        }
+        if let Some(h) = r.handlers.get(EV_DEFAULT) {
+            let name = self.names.name(ev).to_owned();
+            return Some((Rc::clone(h), EV_DEFAULT, args_of((name, args))));
+        }
+        if r.options.default && self.names.name(ev) != "_signal" {
+            log::warn!(
+                "a '{}' event was sent to session {} but session {} has neither a handler for it nor one for _default",
+                self.names.name(ev),
+                r.id,
+                r.id
+            );
+        }
+        None
+    }
+
+    /// Runs one handler in a new frame. A failure is turned into a DIE signal or the kernel
+    /// exception as POE does, and also returned.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn dispatch(
+        &mut self,
+        key: usize,
+        session: SessionId,
+        sender: SessionId,
+        ev: EventId,
+        args: Args,
+        caller_state: EventId,
+        caller: &'static Location<'static>,
+        kind: Kind,
+    ) -> std::result::Result<Value, HandlerError> {
+        if self.sessions[key].freed {
+            return Ok(Value::none());
+        }
+        let Some((h, state, args)) = self.find_handler(key, ev, args) else {
+            return Ok(Value::none());
+        };
+        if self.sessions[key].options.trace {
+            log::info!(
+                "{} -> {} (from {}:{})",
+                session,
+                self.names.name(state),
+                caller.file(),
+                caller.line()
+            );
+        }
+        log::trace!(
+            "dispatching '{}' to session {} from {}",
+            self.names.name(state),
+            session,
+            sender
+        );
+        let saved = self.active;
+        self.active = Frame {
+            session,
+            key: Some(key),
+            event: ev,
+        };
+        self.sessions[key].depth += 1;
+        let inv = Invocation {
+            key,
+            session,
+            state,
+            sender,
+            caller_state,
+            caller,
+            args,
+        };
+        // A panic is a failure like a returned error; `handler_failed` decides, from
+        // `catch_exceptions`, whether it becomes DIE or ends the run.
+        let result = match catch_unwind(AssertUnwindSafe(|| h(self, inv))) {
+            Ok(r) => r,
+            Err(p) => Err(HandlerError::new(panic_message(p))),
+        };
+        self.flush_postbacks();
+        self.active = saved;
+        let r = &mut self.sessions[key];
+        r.depth -= 1;
+        if r.freed && r.depth == 0 {
+            self.sessions.remove(key);
+        }
+        self.drain_releases();
+        if let Err(e) = &result {
+            self.handler_failed(e, session, sender, ev, caller_state, caller, kind);
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn handler_failed(
+        &mut self,
+        e: &HandlerError,
+        session: SessionId,
+        sender: SessionId,
+        ev: EventId,
+        caller_state: EventId,
+        caller: &'static Location<'static>,
+        kind: Kind,
+    ) {
+        log::debug!(
+            "session {} failed in '{}': {}",
+            session,
+            self.names.name(ev),
+            e
+        );
+        let fatal = !self.catch_exceptions || matches!(kind, Kind::Stop | Kind::SigDie);
+        if fatal {
+            self.exception = Some(e.clone());
+            return;
+        }
+        if !self.session_exists(session) {
+            return;
+        }
+        let info = DieInfo {
+            error_str: e.message().to_owned(),
+            dest_session: session,
+            event: self.names.name(ev).to_owned(),
+            source_session: sender,
+            from_state: self.names.name(caller_state).to_owned(),
+            file: caller.file(),
+            line: caller.line(),
+        };
+        let t = self.now_fifo();
+        self.enqueue(
+            ItemKind::Signal,
+            session,
+            KERNEL,
+            EV_DIE,
+            args_of((info,)),
+            t,
+            caller,
+        );
+    }
+}
+
+/// Shorthand used inside the crate to build argument lists.
+pub(crate) fn args_of(a: impl IntoArgs) -> Args {
+    a.into_args()
+}

@@ -1,0 +1,273 @@
+//! The kernel: everything that is POE's `$poe_kernel`, one idea a file.
+//!
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | the [`Kernel`] itself, its builder, its clock |
+//! | `names.rs` | event names: interned per process, a small id per kernel |
+//! | `items.rs` | queued items (posts, timers, signals) and how they enter and leave the queue |
+//! | `dispatch.rs` | `post`, `yield`, `call`, running a handler, handler failures |
+//! | `sessions.rs` | the session table and tree: create, detach, stop, garbage collection |
+//! | `refcount.rs` | what keeps a session alive; external references |
+//! | `session.rs` | what a program builds: [`Session`], [`States`], the handler's [`Ctx`] |
+//! | `timers.rs` | the delay and alarm family |
+//! | `aliases.rs` | aliases |
+//! | `postback.rs` | postbacks, callbacks, and the releases dropped handles leave |
+//! | `select.rs` | I/O watchers (`select_read`, `select_write`) and the poll |
+//! | `signals.rs` | soft and OS signals, `DIE`, `sig_child` |
+//! | `wheels.rs` | the [`Wheel`](crate::wheel::Wheel) trait and the wheel table |
+//! | `token.rs` | how poller tokens name watchers, wheels and signal pipes |
+//! | `run.rs` | the run loop: POE's timeslice |
+//!
+//! Nothing here imports a concrete wheel, filter or component: outside this folder the
+//! kernel uses only the pure foundations ([`crate::queue`], [`crate::clock`], values and
+//! errors).
+
+mod aliases;
+mod dispatch;
+mod items;
+mod names;
+mod postback;
+mod refcount;
+mod run;
+pub(crate) mod select;
+pub(crate) mod session;
+mod sessions;
+pub(crate) mod signals;
+mod timers;
+mod token;
+pub(crate) mod wheels;
+
+pub use dispatch::DieInfo;
+pub(crate) use dispatch::{args_of, Kind};
+pub(crate) use items::{Item, ItemExtra, ItemKind};
+pub use names::EventName;
+pub(crate) use names::{intern_static, EventId, Names};
+pub(crate) use names::{
+    EV_CHILD, EV_DEFAULT, EV_DIE, EV_IDLE, EV_NONE, EV_PARENT, EV_START, EV_STOP, EV_ZOMBIE,
+};
+pub(crate) use postback::Releases;
+pub use postback::{Callback, Postback};
+pub use select::Mode;
+pub use session::{
+    Ctx, Designator, ObjectMethod, PackageMethod, Session, SessionId, SessionOptions, States,
+    KERNEL,
+};
+pub(crate) use sessions::SessionRec;
+pub use timers::{epoch_secs, AlarmId, Epoch, RemovedAlarm, Seconds};
+
+use crate::clock::{Clock, SystemClock, Time};
+use crate::error::{Error, Result};
+use crate::queue::Queue;
+use crate::value::HandlerError;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use select::Io;
+use signals::SignalState;
+use slab::Slab;
+use std::rc::Rc;
+
+/// A number no other kernel of this process has.
+fn next_kernel_serial() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct Frame {
+    pub(crate) session: SessionId,
+    pub(crate) key: Option<usize>,
+    pub(crate) event: EventId,
+}
+
+pub(crate) const NO_KEY: u32 = u32::MAX;
+
+const KERNEL_FRAME: Frame = Frame {
+    session: KERNEL,
+    key: None,
+    event: EV_NONE,
+};
+
+/// Builds a [`Kernel`] with a chosen clock and exception policy.
+pub struct KernelBuilder {
+    clock: Option<Rc<dyn Clock>>,
+    catch_exceptions: bool,
+}
+
+impl KernelBuilder {
+    /// Uses `clock` instead of the system clock (a [`ManualClock`](crate::clock::ManualClock)
+    /// in tests).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Rc::new(clock));
+        self
+    }
+
+    /// Whether handler failures become `DIE` signals (POE's `CATCH_EXCEPTIONS`, default on).
+    /// With it off, the first failure stops every session and `run()` returns it.
+    pub fn catch_exceptions(mut self, on: bool) -> Self {
+        self.catch_exceptions = on;
+        self
+    }
+
+    /// Makes the kernel.
+    pub fn build(self) -> Result<Kernel> {
+        let clock = self.clock.unwrap_or_else(|| Rc::new(SystemClock::new()));
+        Ok(Kernel {
+            serial: next_kernel_serial(),
+            sessions: Slab::new(),
+            by_id: HashMap::default(),
+            next_sid: 1,
+            kernel_children: Vec::new(),
+            names: Names::new(),
+            queue: Queue::new(),
+            extras: Vec::new(),
+            arg_lists: Vec::new(),
+            last_fifo: Time::MIN,
+            batch_prev: Time::MIN,
+            timer_items: 0,
+            batch_now: None,
+            wall_origin: clock.wall_origin(),
+            clock,
+            aliases: HashMap::default(),
+            marked: Vec::new(),
+            stopping: HashSet::default(),
+            active: KERNEL_FRAME,
+            exception: None,
+            catch_exceptions: self.catch_exceptions,
+            extref_sessions: 0,
+            stopping_all: false,
+            releases: Rc::new(Releases::default()),
+            io: Io::new()?,
+            wheels: Default::default(),
+            signals: SignalState::default(),
+        })
+    }
+}
+
+/// The event kernel: POE's `$poe_kernel`. One per thread; it owns every session, the
+/// queue of pending events and timers, the I/O watchers and the signal state.
+pub struct Kernel {
+    /// Tells kernels apart (event ids are per kernel): see [`crate::States`].
+    pub(crate) serial: u64,
+    pub(crate) sessions: Slab<SessionRec>,
+    pub(crate) by_id: HashMap<u64, usize>,
+    next_sid: u64,
+    pub(crate) kernel_children: Vec<SessionId>,
+    pub(crate) names: Names,
+    pub(crate) queue: Queue<Item>,
+    /// The rest of each queued item, at its queue slot ([`ItemExtra`]).
+    pub(crate) extras: Vec<ItemExtra>,
+    /// Empty argument lists for wheels' events, given back when handlers return
+    /// ([`Args`](crate::Args)).
+    pub(crate) arg_lists: Vec<Vec<crate::value::Arg>>,
+    pub(crate) last_fifo: Time,
+    /// The snapshot of the last batch.
+    pub(crate) batch_prev: Time,
+    /// Timers waiting in the queue.
+    pub(crate) timer_items: usize,
+    pub(crate) batch_now: Option<Time>,
+    pub(crate) clock: Rc<dyn Clock>,
+    /// The clock's [`Clock::wall_origin`], read once.
+    wall_origin: std::time::SystemTime,
+    pub(crate) aliases: HashMap<String, SessionId>,
+    marked: Vec<(SessionId, usize)>,
+    stopping: HashSet<u64>,
+    pub(crate) active: Frame,
+    pub(crate) exception: Option<HandlerError>,
+    catch_exceptions: bool,
+    pub(crate) extref_sessions: usize,
+    stopping_all: bool,
+    pub(crate) releases: Rc<Releases>,
+    pub(crate) io: Io,
+    pub(crate) wheels: wheels::Wheels,
+    pub(crate) signals: SignalState,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel")
+            .field("sessions", &self.by_id.len())
+            .field("queued", &self.queue.len())
+            .finish()
+    }
+}
+
+impl Kernel {
+    /// A kernel on the system clock, catching handler failures.
+    pub fn new() -> Result<Kernel> {
+        Self::builder().build()
+    }
+
+    /// A builder for a kernel with another clock or exception policy.
+    pub fn builder() -> KernelBuilder {
+        KernelBuilder {
+            clock: None,
+            catch_exceptions: true,
+        }
+    }
+
+    // ----------------------------------------------------------------- names and time
+
+    /// Interns an event name.
+    pub(crate) fn intern(&mut self, name: &str) -> EventId {
+        self.names.intern(name)
+    }
+
+    pub(crate) fn event_name(&self, id: EventId) -> &str {
+        self.names.name(id)
+    }
+
+    /// The kernel's "now" for new items: the clock, but always after the snapshot of the
+    /// batch being dispatched, as real time is in POE.
+    pub(crate) fn now(&self) -> Time {
+        let c = self.clock.now();
+        match self.batch_now {
+            Some(b) if c <= b => b + 1,
+            _ => c,
+        }
+    }
+
+    /// The base of relative timers: "now", but never before the last post, so a zero
+    /// delay made after a post runs after it even when the clock has not moved.
+    pub(crate) fn timer_base(&self) -> Time {
+        self.now().max(self.last_fifo)
+    }
+
+    /// The current wall-clock time by the kernel's clock (POE's `time()`).
+    pub fn time(&self) -> std::time::SystemTime {
+        self.wall_at(self.clock.now())
+    }
+
+    /// The wall-clock time of timeline point `t`.
+    #[inline]
+    pub(crate) fn wall_at(&self, t: Time) -> std::time::SystemTime {
+        crate::clock::wall_at(self.wall_origin, t)
+    }
+
+    /// The timeline point of wall-clock time `wall`.
+    pub(crate) fn time_of(&self, wall: std::time::SystemTime) -> Time {
+        crate::clock::time_of(self.wall_origin, wall)
+    }
+
+    /// The current point on the kernel's monotonic timeline.
+    pub fn monotime(&self) -> Time {
+        self.clock.now()
+    }
+
+    /// The active session; outside handlers, [`Error::NoActiveSession`].
+    pub(super) fn active_session(&self) -> Result<SessionId> {
+        let s = self.active.session;
+        if s.is_kernel() {
+            Err(Error::NoActiveSession)
+        } else {
+            Ok(s)
+        }
+    }
+
+    /// The active session's slab key, as queued items carry it.
+    pub(super) fn active_key(&self) -> Result<u32> {
+        match self.active.key {
+            Some(k) if !self.active.session.is_kernel() => Ok(k as u32),
+            _ => Err(Error::NoActiveSession),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Postbacks and callbacks (POE's `postback` and `callback`), and the queue of releases
+//! that dropped handles leave for the kernel.
+
+use super::session::SessionId;
+use super::{args_of, ItemKind, Kernel};
+use crate::error::Result;
+use crate::value::{Args, IntoArgs, Value};
+use std::cell::RefCell;
+use std::panic::Location;
+use std::rc::{Rc, Weak};
+/// Released handles (postbacks, callbacks) report here; the kernel drains it after each
+/// dispatch. `pending` lets the kernel skip the queue with one load when nothing happened.
+#[derive(Default)]
+pub(crate) struct Releases {
+    pub(crate) pending: std::cell::Cell<bool>,
+    pub(crate) queue: RefCell<ReleaseQueue>,
+}
+
+/// What [`Releases`] holds.
+#[derive(Default)]
+pub(crate) struct ReleaseQueue {
+    pub(crate) extref_drops: Vec<(SessionId, String)>,
+    pub(crate) posts: Vec<(SessionId, String, Args)>,
+    pub(crate) wheel_drops: Vec<crate::ids::WheelId>,
+}
+
+impl Kernel {
+    #[inline]
+    pub(crate) fn drain_releases(&mut self) {
+        if self.releases.pending.get() {
+            self.drain_releases_slow();
+        }
+    }
+
+    #[cold]
+    fn drain_releases_slow(&mut self) {
+        while self.releases.pending.get() {
+            let (drops, wheels) = {
+                let mut q = self.releases.queue.borrow_mut();
+                (
+                    std::mem::take(&mut q.extref_drops),
+                    std::mem::take(&mut q.wheel_drops),
+                )
+            };
+            if self.releases.queue.borrow().posts.is_empty() {
+                self.releases.pending.set(false);
+            }
+            if drops.is_empty() && wheels.is_empty() {
+                return;
+            }
+            for id in wheels {
+                self.wheel_remove(id);
+            }
+            for (sid, tag) in drops {
+                let _ = self.refcount_decrement(sid, &tag);
+            }
+        }
+    }
+}
+
+struct AnonRef {
+    session: SessionId,
+    releases: Weak<Releases>,
+}
+
+impl Drop for AnonRef {
+    fn drop(&mut self) {
+        if let Some(q) = self.releases.upgrade() {
+            q.queue
+                .borrow_mut()
+                .extref_drops
+                .push((self.session, "anon_event".to_owned()));
+            q.pending.set(true);
+        }
+    }
+}
+
+/// A closure-like handle that posts an event back to a session (POE's `postback`).
+///
+/// Calling [`post`](Postback::post) queues the event with `ARG0` = the postback's creation
+/// arguments and `ARG1` = the call's arguments, both as [`Args`]. The session stays alive
+/// while any clone of the postback exists.
+#[derive(Clone)]
+pub struct Postback {
+    event: Rc<str>,
+    args: Args,
+    anon: Rc<AnonRef>,
+}
+
+impl std::fmt::Debug for Postback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Postback({} -> {})", self.event, self.anon.session)
+    }
+}
+
+impl Postback {
+    /// Posts the event with these arguments as `ARG1`.
+    pub fn post(&self, args: impl IntoArgs) {
+        if let Some(q) = self.anon.releases.upgrade() {
+            let args = args_of((self.args.clone(), args.into_args()));
+            q.queue
+                .borrow_mut()
+                .posts
+                .push((self.anon.session, self.event.to_string(), args));
+            q.pending.set(true);
+        }
+    }
+
+    /// The postback as a plain closure.
+    pub fn into_fn(self) -> impl Fn(Args) {
+        move |a| self.post(a)
+    }
+
+    /// The session the postback posts to.
+    pub fn session(&self) -> SessionId {
+        self.anon.session
+    }
+}
+
+/// A handle that calls an event of a session synchronously and returns its value (POE's
+/// `callback`). It keeps the session alive while it exists.
+#[derive(Clone)]
+pub struct Callback {
+    event: Rc<str>,
+    args: Args,
+    anon: Rc<AnonRef>,
+}
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Callback({} -> {})", self.event, self.anon.session)
+    }
+}
+
+impl Callback {
+    /// Calls the event with these arguments as `ARG1`; returns the handler's value.
+    #[track_caller]
+    pub fn call(&self, kernel: &mut Kernel, args: impl IntoArgs) -> Result<Value> {
+        let a = args_of((self.args.clone(), args.into_args()));
+        kernel.call(self.anon.session, &self.event, a)
+    }
+
+    /// The callback as a plain closure taking the kernel.
+    pub fn into_fn(self) -> impl Fn(&mut Kernel, Args) -> Result<Value> {
+        move |k, a| self.call(k, a)
+    }
+
+    /// The session the callback calls.
+    pub fn session(&self) -> SessionId {
+        self.anon.session
+    }
+}
+
+impl Kernel {
+    fn anon_ref(&mut self, session: SessionId) -> Rc<AnonRef> {
+        let _ = self.refcount_increment(session, "anon_event");
+        Rc::new(AnonRef {
+            session,
+            releases: Rc::downgrade(&self.releases),
+        })
+    }
+
+    /// A postback to `session` (POE's `$session->postback(EVENT, ARGS)`).
+    pub fn postback(&mut self, session: SessionId, event: &str, args: Args) -> Postback {
+        Postback {
+            event: Rc::from(event),
+            args,
+            anon: self.anon_ref(session),
+        }
+    }
+
+    /// A callback to `session` (POE's `$session->callback(EVENT, ARGS)`).
+    pub fn callback(&mut self, session: SessionId, event: &str, args: Args) -> Callback {
+        Callback {
+            event: Rc::from(event),
+            args,
+            anon: self.anon_ref(session),
+        }
+    }
+
+    /// Turns postback invocations into queued posts, in the order they were made.
+    #[inline]
+    pub(crate) fn flush_postbacks(&mut self) {
+        if self.releases.pending.get() {
+            self.flush_postbacks_slow();
+        }
+    }
+
+    #[cold]
+    fn flush_postbacks_slow(&mut self) {
+        let posts = std::mem::take(&mut self.releases.queue.borrow_mut().posts);
+        if posts.is_empty() {
+            return;
+        }
+        for (sid, event, args) in posts {
+            if self.session_exists(sid) && !sid.is_kernel() && self.sender_alive() {
+                let ev = self.intern(&event);
+                let t = self.now_fifo();
+                let sender = self.active.session;
+                let (dest_key, sender_key) = (self.key_or_none(sid), self.key_or_none(sender));
+                self.ev_ref_inc(dest_key, sender_key);
+                let caller_state = self.active.event;
+                self.queue_item(
+                    t,
+                    ItemKind::Post,
+                    dest_key,
+                    sender_key,
+                    ev,
+                    args.into_boxed(),
+                    caller_state,
+                    Location::caller(),
+                );
+            }
+        }
+    }
+}

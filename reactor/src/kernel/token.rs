@@ -1,0 +1,1 @@
+//! How poller tokens name what is ready.

@@ -1,0 +1,628 @@
+//! The kernel's side of wheels: the [`Wheel`] trait, wheel ids and handles, and the wheel
+//! table. Wheels are I/O state machines that live in the kernel and turn readiness into
+//! named events for the session that made them (POE's `POE::Wheel::*`); the concrete ones
+//! are in [`crate::wheel`].
+//!
+//! A wheel is stored in a [`slab`] inside the kernel; its session holds a [`WheelHandle`].
+//! Dropping the handle (usually by dropping the heap field that holds it, as POE programs
+//! `delete $heap->{wheel}`) queues a release that the kernel carries out right after the
+//! running handler returns: the wheel's sources are deregistered, its socket closed, and no
+//! event of it is dispatched afterwards. Wheel IDs count up from 1 and are never reused;
+//! readiness for a removed wheel is recognised by a generation in the mio token and ignored.
+//!
+//! The kernel knows wheels only through the [`Wheel`] trait defined here; it never names a
+//! concrete wheel.
+//!
+//! ## Level-triggered readiness on an edge-triggered poller
+//!
+//! A wheel registers its sources once, for every direction it may use, and keeps a ready
+//! flag per direction. mio sets a flag; the wheel clears it only when an operation says so
+//! (`WouldBlock`, or a short read, which means the socket buffer was drained and the next
+//! arrival will raise a new edge). Each timeslice the kernel dispatches every wheel with
+//! pending work: all reads first, then all writes, as POE's select loop does. There is no
+//! re-registration per message, so an echoed message costs one `read` and one `write`.
+
+use super::select::Mode;
+use super::session::SessionId;
+use super::{Kernel, Kind};
+use crate::error::{Error, Result};
+pub use crate::ids::WheelId;
+use crate::value::{Args, Value};
+use mio::{Registry, Token};
+use std::any::Any;
+use std::fmt;
+use std::panic::Location;
+use std::rc::Weak;
+
+/// What the kernel needs of a wheel. Implemented by [`ReadWrite`](crate::wheel::ReadWrite), [`SocketFactory`](crate::wheel::SocketFactory) and
+/// [`ListenAccept`](crate::wheel::ListenAccept); other crates may implement it for wheels of their own.
+pub trait Wheel: Any {
+    /// Registers the wheel's sources (at most two: input and output) with `tokens`.
+    fn register(&mut self, registry: &Registry, tokens: [Token; 2]) -> std::io::Result<()>;
+
+    /// Deregisters every source.
+    fn deregister(&mut self, registry: &Registry);
+
+    /// Records readiness reported by the poller for source `which` (0 or 1).
+    fn note_ready(&mut self, which: usize, readable: bool, writable: bool);
+
+    /// Records that the poller saw the peer close (or an error) on source `which`: the
+    /// wheel should read on until end-of-file rather than wait for another edge.
+    fn note_closed(&mut self, which: usize) {
+        let _ = which;
+    }
+
+    /// Whether the wheel still watches something and so keeps its session alive (POE: a
+    /// session lives while it has watchers). A factory whose connection was handed over, or
+    /// whose construction failed, holds nothing.
+    fn holds_session(&self) -> bool {
+        true
+    }
+
+    /// Whether the wheel has work for a read dispatch and for a write dispatch now.
+    fn pending(&self) -> (bool, bool);
+
+    /// A poll has just returned and the wheel is about to be dispatched. POE watches a
+    /// handle for writing only while output waits, so output queued by now may be written
+    /// in this timeslice's write pass, and output queued later (by this timeslice's
+    /// handlers) waits for the next poll: a wheel that writes remembers here what it may
+    /// write.
+    fn arm(&mut self) {}
+
+    /// The readiness the wheel has seen and not used up: (readable, writable, peer
+    /// closed). Kept by [`Kernel::wheel_park`] for the next wheel on the same handle.
+    fn readiness(&self) -> Readiness {
+        Readiness::default()
+    }
+
+    /// Takes over readiness seen before the wheel existed (see
+    /// [`Kernel::wheel_insert_parked`]).
+    fn adopt_readiness(&mut self, readiness: Readiness) {
+        let _ = readiness;
+    }
+
+    /// Does the work of one dispatch in `mode`, calling the owner's events through `kernel`.
+    /// The wheel is reached again through [`Kernel::wheel_mut`] between events, since a
+    /// handler may change or drop it.
+    fn dispatch(kernel: &mut Kernel, id: WheelId, mode: Mode)
+    where
+        Self: Sized;
+}
+
+/// Readiness a wheel has seen and not used up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// The input side reported readable.
+    pub readable: bool,
+    /// The output side reported writable.
+    pub writable: bool,
+    /// The poller saw the peer close.
+    pub closed: bool,
+}
+
+/// A handle's poller registration kept after its wheel was taken out
+/// ([`Kernel::wheel_park`]), for the next wheel on the same handle
+/// ([`Kernel::wheel_insert_parked`]). Generation-checked: a stale one is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parking {
+    key: usize,
+    gen: u32,
+}
+
+/// What a parked slot holds: the readiness reported while no wheel used the handle.
+struct Parked(Readiness);
+
+impl Wheel for Parked {
+    fn register(&mut self, _: &Registry, _: [Token; 2]) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn deregister(&mut self, _: &Registry) {}
+    fn note_ready(&mut self, _which: usize, readable: bool, writable: bool) {
+        self.0.readable |= readable;
+        self.0.writable |= writable;
+    }
+    fn note_closed(&mut self, _which: usize) {
+        self.0.closed = true;
+        self.0.readable = true;
+    }
+    fn holds_session(&self) -> bool {
+        false
+    }
+    fn pending(&self) -> (bool, bool) {
+        (false, false)
+    }
+    fn readiness(&self) -> Readiness {
+        self.0
+    }
+    fn dispatch(_: &mut Kernel, _: WheelId, _: Mode) {}
+}
+
+/// The object-safe part of [`Wheel`], with a downcast.
+pub(crate) trait WheelObj {
+    fn register(&mut self, registry: &Registry, tokens: [Token; 2]) -> std::io::Result<()>;
+    fn deregister(&mut self, registry: &Registry);
+    fn note_ready(&mut self, which: usize, readable: bool, writable: bool);
+    fn note_closed(&mut self, which: usize);
+    fn holds_session(&self) -> bool;
+    fn pending(&self) -> (bool, bool);
+    fn arm(&mut self);
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn as_any(&self) -> &dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+    fn readiness(&self) -> Readiness;
+}
+
+impl<W: Wheel> WheelObj for W {
+    fn register(&mut self, registry: &Registry, tokens: [Token; 2]) -> std::io::Result<()> {
+        Wheel::register(self, registry, tokens)
+    }
+    fn deregister(&mut self, registry: &Registry) {
+        Wheel::deregister(self, registry)
+    }
+    fn note_ready(&mut self, which: usize, readable: bool, writable: bool) {
+        Wheel::note_ready(self, which, readable, writable)
+    }
+    fn note_closed(&mut self, which: usize) {
+        Wheel::note_closed(self, which)
+    }
+    fn holds_session(&self) -> bool {
+        Wheel::holds_session(self)
+    }
+    fn pending(&self) -> (bool, bool) {
+        Wheel::pending(self)
+    }
+    fn arm(&mut self) {
+        Wheel::arm(self)
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+    fn readiness(&self) -> Readiness {
+        Wheel::readiness(self)
+    }
+}
+
+/// A located wheel: slab key and id (see [`Kernel::wheel_locate`]).
+#[derive(Clone, Copy)]
+pub(crate) struct WheelAt {
+    key: usize,
+    id: WheelId,
+}
+
+pub(crate) struct WheelSlot {
+    id: WheelId,
+    owner: SessionId,
+    gen: u32,
+    obj: Box<dyn WheelObj>,
+    dispatch: fn(&mut Kernel, WheelId, Mode),
+    /// Listed in `Wheels::active` (may have pending work).
+    active: bool,
+    /// Holds a reference on its owner (see [`Wheel::holds_session`]).
+    holding: bool,
+}
+
+/// The kernel's wheel table.
+#[derive(Default)]
+pub(crate) struct Wheels {
+    slots: slab::Slab<WheelSlot>,
+    by_id: rustc_hash::FxHashMap<u64, usize>,
+    next_id: u64,
+    next_gen: u32,
+    /// Slab keys of wheels that may have work without a new poller event.
+    active: Vec<usize>,
+    /// Wheels that hold their session (and keep the kernel from being idle).
+    holding: usize,
+    /// The read buffer every wheel borrows for one read.
+    read_buf: Vec<u8>,
+}
+
+/// Wheel tokens have the top bit set; bit 62 tells the wheel's second source.
+const WHEEL_BIT: usize = 1 << 63;
+const SECOND_BIT: usize = 1 << 62;
+const GEN_MASK: u32 = 0x3fff_ffff;
+
+pub(crate) fn is_wheel_token(t: Token) -> bool {
+    t.0 & WHEEL_BIT != 0 && t.0 < super::signals::SIGNAL_TOKEN_BASE - 64
+}
+
+fn wheel_token(key: usize, gen: u32, which: usize) -> Token {
+    Token(
+        WHEEL_BIT
+            | if which == 1 { SECOND_BIT } else { 0 }
+            | ((gen as usize) << 32)
+            | (key & 0xffff_ffff),
+    )
+}
+
+impl Wheels {
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Wheels that still watch something.
+    pub(crate) fn holding(&self) -> usize {
+        self.holding
+    }
+
+    pub(crate) fn has_active(&self) -> bool {
+        self.active.iter().any(|&k| {
+            self.slots.get(k).is_some_and(|s| {
+                let (r, w) = s.obj.pending();
+                r || w
+            })
+        })
+    }
+}
+
+/// The owner's handle on a wheel: dropping it removes the wheel (POE's
+/// `delete $heap->{wheel}`).
+pub struct WheelHandle {
+    id: WheelId,
+    releases: Weak<super::Releases>,
+}
+
+impl WheelHandle {
+    /// The wheel's ID.
+    pub fn id(&self) -> WheelId {
+        self.id
+    }
+}
+
+impl fmt::Debug for WheelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WheelHandle({})", self.id)
+    }
+}
+
+impl Drop for WheelHandle {
+    fn drop(&mut self) {
+        if let Some(q) = self.releases.upgrade() {
+            q.queue.borrow_mut().wheel_drops.push(self.id);
+            q.pending.set(true);
+        }
+    }
+}
+
+impl Kernel {
+    /// Puts a wheel into the kernel, owned by the active session, and registers its
+    /// sources. Wheels call this from their `build`.
+    pub fn wheel_insert<W: Wheel>(&mut self, wheel: W) -> Result<WheelHandle> {
+        let owner = self.active.session;
+        if owner.is_kernel() {
+            return Err(Error::NoActiveSession);
+        }
+        let w = &mut self.wheels;
+        w.next_id += 1;
+        w.next_gen = (w.next_gen + 1) & GEN_MASK;
+        let id = WheelId(w.next_id);
+        let gen = w.next_gen;
+        let entry = w.slots.vacant_entry();
+        let key = entry.key();
+        entry.insert(WheelSlot {
+            id,
+            owner,
+            gen,
+            obj: Box::new(wheel),
+            dispatch: W::dispatch,
+            active: false,
+            holding: false,
+        });
+        let tokens = [wheel_token(key, gen, 0), wheel_token(key, gen, 1)];
+        if let Err(e) = self.wheels.slots[key]
+            .obj
+            .register(self.io.registry(), tokens)
+        {
+            self.wheels.slots.remove(key);
+            return Err(Error::Io(e));
+        }
+        Ok(self.wheel_enlist(key, id, owner))
+    }
+
+    /// The last steps of putting a wheel in slot `key`: listed under its id, holding a
+    /// reference on its owner until it watches nothing, activated; its handle.
+    fn wheel_enlist(&mut self, key: usize, id: WheelId, owner: SessionId) -> WheelHandle {
+        self.wheels.by_id.insert(id.0, key);
+        self.wheels.slots[key].holding = true;
+        self.wheels.holding += 1;
+        self.ref_inc(owner);
+        self.wheel_release_if_idle(key);
+        self.wheel_activate(key);
+        WheelHandle {
+            id,
+            releases: std::rc::Rc::downgrade(&self.releases),
+        }
+    }
+
+    /// Drops the session reference of a wheel that no longer watches anything.
+    fn wheel_release_if_idle(&mut self, key: usize) {
+        let Some(s) = self.wheels.slots.get_mut(key) else {
+            return;
+        };
+        if s.holding && !s.obj.holds_session() {
+            s.holding = false;
+            let owner = s.owner;
+            self.wheels.holding -= 1;
+            self.ref_dec(owner);
+        }
+    }
+
+    fn wheel_activate(&mut self, key: usize) {
+        if let Some(s) = self.wheels.slots.get_mut(key) {
+            if !s.active {
+                s.active = true;
+                self.wheels.active.push(key);
+            }
+        }
+    }
+
+    /// The wheel `id` as a `W`, if it exists and is one. Changes made through it (a `put`,
+    /// a resume) take effect at the next I/O phase.
+    pub fn wheel_mut<W: Wheel>(&mut self, id: WheelId) -> Option<&mut W> {
+        let key = *self.wheels.by_id.get(&id.0)?;
+        self.wheel_activate(key);
+        self.wheels.slots[key].obj.as_any_mut().downcast_mut::<W>()
+    }
+
+    /// The wheel and the poller's registry at once, for wheels that hand a source over.
+    pub(crate) fn wheel_and_registry<W: Wheel>(
+        &mut self,
+        id: WheelId,
+    ) -> Option<(&mut W, &Registry)> {
+        let key = *self.wheels.by_id.get(&id.0)?;
+        let w = self.wheels.slots[key]
+            .obj
+            .as_any_mut()
+            .downcast_mut::<W>()?;
+        Some((w, self.io.registry()))
+    }
+
+    /// The read buffer wheels share: take it, read into it, put it back.
+    pub fn wheel_read_buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.wheels.read_buf
+    }
+
+    /// The wheel `id` as a `W`, read-only.
+    pub fn wheel_ref<W: Wheel>(&self, id: WheelId) -> Option<&W> {
+        let key = *self.wheels.by_id.get(&id.0)?;
+        self.wheels.slots[key].obj.as_any().downcast_ref::<W>()
+    }
+
+    /// Finds a wheel once for a dispatch: its slot and owner. [`Kernel::wheel_at`] then
+    /// reaches it without a lookup by id, and sees it gone if a handler dropped it.
+    pub(crate) fn wheel_locate(&self, id: WheelId) -> Option<(WheelAt, SessionId)> {
+        let key = *self.wheels.by_id.get(&id.0)?;
+        Some((WheelAt { key, id }, self.wheels.slots[key].owner))
+    }
+
+    /// The wheel at a located slot, if it is still the same wheel.
+    pub(crate) fn wheel_at<W: Wheel>(&mut self, at: WheelAt) -> Option<&mut W> {
+        let s = self
+            .wheels
+            .slots
+            .get_mut(at.key)
+            .filter(|s| s.id == at.id)?;
+        s.obj.as_any_mut().downcast_mut::<W>()
+    }
+
+    /// The session that owns wheel `id`.
+    pub fn wheel_owner(&self, id: WheelId) -> Option<SessionId> {
+        let key = *self.wheels.by_id.get(&id.0)?;
+        Some(self.wheels.slots[key].owner)
+    }
+
+    /// Removes a wheel: deregisters it and drops it (closing its handles).
+    pub(crate) fn wheel_remove(&mut self, id: WheelId) {
+        if self.wheel_unslot(id).is_some() {
+            log::trace!("wheel {id} removed");
+        }
+    }
+
+    /// Takes wheel `id` out of the table: deregistered, its reference on the owner
+    /// released. What becomes of it (dropped, or handed back) is the caller's.
+    fn wheel_unslot(&mut self, id: WheelId) -> Option<WheelSlot> {
+        let key = self.wheels.by_id.remove(&id.0)?;
+        let mut slot = self.wheels.slots.remove(key);
+        slot.obj.deregister(self.io.registry());
+        if slot.holding {
+            self.wheels.holding -= 1;
+            self.ref_dec(slot.owner);
+        }
+        Some(slot)
+    }
+
+    /// Takes a wheel out of the kernel through its handle: deregisters it and returns it,
+    /// without closing its handles, so its socket can be used again (a keep-alive pool
+    /// takes a connection's socket back this way). `None` if the wheel is gone (its session
+    /// was freed) or is not a `W`; the wheel is removed either way.
+    pub fn wheel_take<W: Wheel>(&mut self, handle: WheelHandle) -> Option<W> {
+        let id = handle.id;
+        std::mem::forget(handle);
+        let slot = self.wheel_unslot(id)?;
+        log::trace!("wheel {id} taken");
+        let any: Box<dyn Any> = slot.obj.into_any();
+        any.downcast::<W>().ok().map(|b| *b)
+    }
+
+    /// Takes a wheel out like [`wheel_take`](Kernel::wheel_take), but keeps its handle's
+    /// poller registration, with its slot, for the next wheel built on the same handle
+    /// ([`ReadWriteBuilder::parked`](crate::wheel::ReadWriteBuilder::parked)): that wheel
+    /// starts without a system call and with the readiness reported meanwhile. Release
+    /// the parking with [`wheel_unpark`](Kernel::wheel_unpark) when the handle is closed
+    /// or watched otherwise.
+    pub fn wheel_park<W: Wheel>(&mut self, handle: WheelHandle) -> Option<(W, Parking)> {
+        let id = handle.id;
+        std::mem::forget(handle);
+        let key = self.wheels.by_id.remove(&id.0)?;
+        let slot = &mut self.wheels.slots[key];
+        let readiness = slot.obj.readiness();
+        let obj = std::mem::replace(&mut slot.obj, Box::new(Parked(readiness)));
+        let (owner, holding, gen) = (slot.owner, slot.holding, slot.gen);
+        slot.owner = super::session::KERNEL;
+        slot.holding = false;
+        slot.dispatch = Parked::dispatch;
+        if holding {
+            self.wheels.holding -= 1;
+            self.ref_dec(owner);
+        }
+        log::trace!("wheel {id} parked");
+        let w = obj.into_any().downcast::<W>().ok().map(|b| *b);
+        if w.is_none() {
+            self.wheels.slots.remove(key);
+            return None;
+        }
+        w.map(|w| (w, Parking { key, gen }))
+    }
+
+    /// Forgets a parking (the handle is about to close, or is registered otherwise). A
+    /// stale parking is ignored.
+    pub fn wheel_unpark(&mut self, parking: Parking) {
+        if self.parked_at(parking) {
+            self.wheels.slots.remove(parking.key);
+        }
+    }
+
+    fn parked_at(&self, p: Parking) -> bool {
+        self.wheels
+            .slots
+            .get(p.key)
+            .is_some_and(|s| s.gen == p.gen && s.obj.as_any().is::<Parked>())
+    }
+
+    /// Puts a wheel into the slot of a parking, owned by the active session, taking over
+    /// the registration and readiness left there: no system call. A stale parking falls
+    /// back to [`wheel_insert`](Kernel::wheel_insert).
+    pub fn wheel_insert_parked<W: Wheel>(
+        &mut self,
+        mut wheel: W,
+        parking: Parking,
+    ) -> Result<WheelHandle> {
+        let owner = self.active.session;
+        if owner.is_kernel() {
+            return Err(Error::NoActiveSession);
+        }
+        if !self.parked_at(parking) {
+            return self.wheel_insert(wheel);
+        }
+        let key = parking.key;
+        let readiness = self.wheels.slots[key].obj.readiness();
+        wheel.adopt_readiness(readiness);
+        let w = &mut self.wheels;
+        w.next_id += 1;
+        let id = WheelId(w.next_id);
+        let slot = &mut w.slots[key];
+        slot.id = id;
+        slot.owner = owner;
+        slot.obj = Box::new(wheel);
+        slot.dispatch = W::dispatch;
+        Ok(self.wheel_enlist(key, id, owner))
+    }
+
+    /// Removes every wheel of a session that is being freed.
+    pub(crate) fn wheels_clear_session(&mut self, owner: SessionId) {
+        let ids: Vec<WheelId> = self
+            .wheels
+            .slots
+            .iter()
+            .filter(|(_, s)| s.owner == owner)
+            .map(|(_, s)| s.id)
+            .collect();
+        for id in ids {
+            self.wheel_remove(id);
+        }
+    }
+
+    /// Calls `event` in the wheel's owner synchronously, as POE's wheels do; the sender is
+    /// the owner itself. Returns the handler's value.
+    pub fn wheel_call(&mut self, owner: SessionId, event: &str, args: Args) -> Value {
+        let caller = Location::caller();
+        let Some(key) = self.key_of(owner) else {
+            return Value::none();
+        };
+        let ev = self.intern(event);
+        if self.active.session == owner {
+            return self.call_id(owner, ev, args, caller).unwrap_or_default();
+        }
+        let caller_state = self.active.event;
+        self.dispatch(
+            key,
+            owner,
+            owner,
+            ev,
+            args,
+            caller_state,
+            caller,
+            Kind::Call,
+        )
+        .unwrap_or_default()
+    }
+
+    /// Readiness from the poller for a wheel token.
+    pub(crate) fn wheel_event(
+        &mut self,
+        token: Token,
+        readable: bool,
+        writable: bool,
+        closed: bool,
+    ) {
+        let key = token.0 & 0xffff_ffff;
+        let gen = ((token.0 >> 32) as u32) & GEN_MASK;
+        let which = usize::from(token.0 & SECOND_BIT != 0);
+        let Some(s) = self.wheels.slots.get_mut(key) else {
+            return;
+        };
+        if s.gen != gen {
+            return;
+        }
+        s.obj.note_ready(which, readable, writable);
+        if closed {
+            s.obj.note_closed(which);
+        }
+        self.wheel_activate(key);
+    }
+
+    /// Dispatches every wheel with pending work: reads, then writes.
+    pub(crate) fn wheels_dispatch(&mut self) {
+        if self.wheels.active.is_empty() {
+            return;
+        }
+        let list = std::mem::take(&mut self.wheels.active);
+        for &key in &list {
+            if let Some(s) = self.wheels.slots.get_mut(key) {
+                s.obj.arm();
+            }
+        }
+        for mode in [Mode::Read, Mode::Write] {
+            for &key in &list {
+                let Some(s) = self.wheels.slots.get(key) else {
+                    continue;
+                };
+                let (r, w) = s.obj.pending();
+                let go = match mode {
+                    Mode::Read => r,
+                    Mode::Write => w,
+                };
+                if go {
+                    let (f, id) = (s.dispatch, s.id);
+                    f(self, id, mode);
+                    self.wheel_release_if_idle(key);
+                }
+            }
+        }
+        // Keep listing the wheels that still have work; the others wait for an edge.
+        for key in list {
+            if let Some(s) = self.wheels.slots.get_mut(key) {
+                let (r, w) = s.obj.pending();
+                s.active = r || w;
+                if s.active {
+                    self.wheels.active.push(key);
+                }
+            }
+        }
+    }
+}
