@@ -8,7 +8,7 @@
 //! still writable, and not otherwise.
 
 use super::session::SessionId;
-use super::signals::SIGNAL_TOKEN_BASE;
+use super::token::{self, Target};
 use super::{args_of, EventId, Kernel, Kind};
 use crate::error::{Error, Result};
 use crate::value::{Args, IntoArgs};
@@ -99,14 +99,10 @@ impl Io {
         self.fds.len()
     }
 
-    fn token(key: usize, gen: u32) -> Token {
-        Token((key & 0xffff_ffff) | ((gen as usize) << 32))
-    }
-
     fn sync(&mut self, key: usize) -> std::io::Result<()> {
         let rec = &mut self.fds[key];
         let want = rec.interest();
-        let token = Self::token(key, rec.gen);
+        let token = super::token::watcher(key, rec.gen);
         let reg = self.poll.registry();
         // A descriptor may still be registered by a parked wheel (`Kernel::wheel_park`),
         // or no longer be registered after such a registration was taken over and ended:
@@ -220,7 +216,7 @@ impl Kernel {
                 k
             }
             None => {
-                self.io.next_gen = (self.io.next_gen + 1) & 0x3fff_ffff;
+                self.io.next_gen = (self.io.next_gen + 1) & super::token::GEN_MASK;
                 let k = self.io.fds.insert(FdRec {
                     fd,
                     session: me,
@@ -331,13 +327,14 @@ impl Kernel {
             let w = e.is_writable() || e.is_write_closed() || e.is_error();
             (e.token(), r, w, closed)
         }));
-        let is_signal = |t: Token| t.0 > SIGNAL_TOKEN_BASE - 64;
-        let is_raw = |t: Token| !is_signal(t) && !super::wheels::is_wheel_token(t);
-        for &(token, r, w, closed) in &ready {
-            if is_signal(token) {
-                self.os_signal_ready(token);
-            } else if super::wheels::is_wheel_token(token) {
-                self.wheel_event(token, r, w, closed);
+        let is_raw = |t: Token| matches!(token::decode(t), Target::Watcher { .. });
+        for &(t, r, w, closed) in &ready {
+            match token::decode(t) {
+                Target::Signal(index) => self.os_signal_ready(index),
+                Target::Wheel { key, gen, which } => {
+                    self.wheel_event(key, gen, which, r, w, closed)
+                }
+                Target::Watcher { .. } => {}
             }
         }
         for mode in [Mode::Read, Mode::Write] {
@@ -351,9 +348,10 @@ impl Kernel {
                 }
             }
         }
-        for &(token, ..) in ready.iter().filter(|e| is_raw(e.0)) {
-            let key = token.0 & 0xffff_ffff;
-            let gen = (token.0 >> 32) as u32;
+        for &(t, ..) in &ready {
+            let Target::Watcher { key, gen } = token::decode(t) else {
+                continue;
+            };
             if self
                 .io
                 .fds
@@ -368,9 +366,10 @@ impl Kernel {
         Ok(())
     }
 
-    fn dispatch_watcher(&mut self, token: Token, mode: Mode) {
-        let key = token.0 & 0xffff_ffff;
-        let gen = (token.0 >> 32) as u32;
+    fn dispatch_watcher(&mut self, t: Token, mode: Mode) {
+        let Target::Watcher { key, gen } = token::decode(t) else {
+            return;
+        };
         let Some(rec) = self.io.fds.get(key) else {
             return;
         };

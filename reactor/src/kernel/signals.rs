@@ -17,7 +17,7 @@ use super::{args_of, EventId, ItemKind, Kernel, Kind, EV_DIE, EV_IDLE, EV_NONE, 
 use crate::error::{Error, Result};
 use crate::value::{Args, IntoArgs};
 use mio::net::UnixStream;
-use mio::{Interest, Token};
+use mio::Interest;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::panic::Location;
@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Tokens from here down belong to OS signal pipes, one per signal number.
-pub(crate) const SIGNAL_TOKEN_BASE: usize = usize::MAX - 1;
 
 /// One OS signal this kernel catches: signal-hook writes a byte per arrival to `reader`.
 struct OsSignal {
@@ -277,10 +276,13 @@ impl Kernel {
             }
             return Ok(());
         }
+        if self.signals.os.len() >= super::token::MAX_SIGNALS {
+            return Err(Error::InvalidArgument("too many OS signals watched"));
+        }
         let (reader, writer) = std::os::unix::net::UnixStream::pair()?;
         reader.set_nonblocking(true)?;
         let mut reader = UnixStream::from_std(reader);
-        let token = Token(SIGNAL_TOKEN_BASE - self.signals.os.len());
+        let token = super::token::signal(self.signals.os.len());
         self.io
             .registry()
             .register(&mut reader, token, Interest::READABLE)?;
@@ -322,8 +324,7 @@ impl Kernel {
     }
 
     /// A signal pipe is readable: one signal per byte.
-    pub(crate) fn os_signal_ready(&mut self, token: Token) {
-        let idx = SIGNAL_TOKEN_BASE - token.0;
+    pub(crate) fn os_signal_ready(&mut self, idx: usize) {
         let Some(s) = self.signals.os.get_mut(idx) else {
             return;
         };

@@ -222,24 +222,6 @@ pub(crate) struct Wheels {
     read_buf: Vec<u8>,
 }
 
-/// Wheel tokens have the top bit set; bit 62 tells the wheel's second source.
-const WHEEL_BIT: usize = 1 << 63;
-const SECOND_BIT: usize = 1 << 62;
-const GEN_MASK: u32 = 0x3fff_ffff;
-
-pub(crate) fn is_wheel_token(t: Token) -> bool {
-    t.0 & WHEEL_BIT != 0 && t.0 < super::signals::SIGNAL_TOKEN_BASE - 64
-}
-
-fn wheel_token(key: usize, gen: u32, which: usize) -> Token {
-    Token(
-        WHEEL_BIT
-            | if which == 1 { SECOND_BIT } else { 0 }
-            | ((gen as usize) << 32)
-            | (key & 0xffff_ffff),
-    )
-}
-
 impl Wheels {
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
@@ -299,7 +281,7 @@ impl Kernel {
         }
         let w = &mut self.wheels;
         w.next_id += 1;
-        w.next_gen = (w.next_gen + 1) & GEN_MASK;
+        w.next_gen = (w.next_gen + 1) & super::token::GEN_MASK;
         let id = WheelId(w.next_id);
         let gen = w.next_gen;
         let entry = w.slots.vacant_entry();
@@ -313,7 +295,10 @@ impl Kernel {
             active: false,
             holding: false,
         });
-        let tokens = [wheel_token(key, gen, 0), wheel_token(key, gen, 1)];
+        let tokens = [
+            super::token::wheel(key, gen, 0),
+            super::token::wheel(key, gen, 1),
+        ];
         if let Err(e) = self.wheels.slots[key]
             .obj
             .register(self.io.registry(), tokens)
@@ -562,17 +547,16 @@ impl Kernel {
         .unwrap_or_default()
     }
 
-    /// Readiness from the poller for a wheel token.
+    /// Readiness from the poller for source `which` of the wheel in slot `key`.
     pub(crate) fn wheel_event(
         &mut self,
-        token: Token,
+        key: usize,
+        gen: u32,
+        which: usize,
         readable: bool,
         writable: bool,
         closed: bool,
     ) {
-        let key = token.0 & 0xffff_ffff;
-        let gen = ((token.0 >> 32) as u32) & GEN_MASK;
-        let which = usize::from(token.0 & SECOND_BIT != 0);
         let Some(s) = self.wheels.slots.get_mut(key) else {
             return;
         };
