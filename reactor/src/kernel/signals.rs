@@ -24,8 +24,6 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Tokens from here down belong to OS signal pipes, one per signal number.
-
 /// One OS signal this kernel catches: signal-hook writes a byte per arrival to `reader`.
 struct OsSignal {
     num: i32,
