@@ -78,12 +78,17 @@
 //! next timeslice, as under POE. A queue entry is 24 bytes: what ordering, cancelling and
 //! dispatching decide on (sequence, time, the destination's slab key, and the event, kind
 //! and has-arguments packed in one word). The arguments, the caller and the sender wait
-//! beside the queue at the entry's slot and are taken out whenever the item leaves it. With a million timers a cancel is bound by memory,
-//! not instructions, so what it touches decides its cost: one entry and one word.
+//! beside the queue at the entry's slot and are taken out whenever the item leaves it.
+//! With a million timers a cancel is bound by memory, not instructions, so what it touches
+//! decides its cost: one entry and one word.
 //!
-//! **Event names.** A name is interned once per process as a `&'static str` (like a
-//! symbol); a kernel maps it to a small id for its handler tables and queue entries, and
-//! hands it back as an [`EventName`] with no reference count to keep.
+//! **Event names.** A name is numbered once per process, like a symbol: its [`EventId`]
+//! is the same in every kernel, and its text a `&'static str` handed back as an
+//! [`EventName`] with no reference count to keep. Handler tables and queue entries hold
+//! ids. A program's string names (`post(dest, "tick", ..)`) go through the kernel's own
+//! cache of ids, with no lock; what emits the same events again and again resolves them
+//! once, when it is built: sessions their handlers, wheels their events ([`EventId::of`],
+//! [`Kernel::wheel_call`]), postbacks and callbacks their event.
 //!
 //! **Time.** The queue runs on a monotonic timeline read from a [`Clock`]. `alarm` epochs
 //! and the times `alarm_remove`/`alarm_adjust` return are wall-clock: point `t` is the
@@ -144,7 +149,7 @@ pub mod wheel;
 pub use clock::{Clock, ManualClock, SystemClock, Time};
 pub use error::{Error, Result};
 pub use kernel::{
-    epoch_secs, AlarmId, Callback, Ctx, Designator, DieInfo, Epoch, EventName, Kernel,
+    epoch_secs, AlarmId, Callback, Ctx, Designator, DieInfo, Epoch, EventId, EventName, Kernel,
     KernelBuilder, Mode, ObjectMethod, PackageMethod, Postback, RemovedAlarm, Seconds, Session,
     SessionId, SessionOptions, States, KERNEL,
 };

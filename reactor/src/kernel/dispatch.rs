@@ -155,6 +155,12 @@ impl Kernel {
         self.call_id(dest, ev, args.into_args(), caller)
     }
 
+    /// [`call`](Kernel::call) with the event already resolved ([`EventId::of`]).
+    #[track_caller]
+    pub fn call_event(&mut self, dest: SessionId, ev: EventId, args: Args) -> Result<Value> {
+        self.call_id(dest, ev, args, Location::caller())
+    }
+
     pub(crate) fn call_id(
         &mut self,
         dest: SessionId,

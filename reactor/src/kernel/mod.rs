@@ -3,7 +3,7 @@
 //! | file | what |
 //! |---|---|
 //! | `mod.rs` | the [`Kernel`] itself, its builder, its clock |
-//! | `names.rs` | event names: interned per process, a small id per kernel |
+//! | `names.rs` | event names: numbered once per process, cached per kernel |
 //! | `items.rs` | queued items (posts, timers, signals) and how they enter and leave the queue |
 //! | `dispatch.rs` | `post`, `yield`, `call`, running a handler, handler failures |
 //! | `sessions.rs` | the session table and tree: create, detach, stop, garbage collection |
@@ -40,8 +40,9 @@ pub(crate) mod wheels;
 pub use dispatch::DieInfo;
 pub(crate) use dispatch::{args_of, Kind};
 pub(crate) use items::{Item, ItemExtra, ItemKind};
+pub use names::EventId;
 pub use names::EventName;
-pub(crate) use names::{intern_static, EventId, Names};
+pub(crate) use names::Names;
 pub(crate) use names::{
     EV_CHILD, EV_DEFAULT, EV_DIE, EV_IDLE, EV_NONE, EV_PARENT, EV_START, EV_STOP, EV_ZOMBIE,
 };

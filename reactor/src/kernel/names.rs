@@ -1,10 +1,32 @@
-//! Event names: interned once per process, and a small id per kernel.
+//! Event names: numbered once per process, each with an [`EventId`]; a kernel keeps a
+//! lock-free cache of the names it uses.
 
 use super::items::EVENT_BITS;
 use rustc_hash::FxHashMap as HashMap;
-/// An interned event name.
+use std::sync::Mutex;
+
+/// An event name as a number, the same in every kernel of the process: dispatch, handler
+/// tables and queued items compare these, not strings.
+///
+/// Programs name events with strings (`post(dest, "tick", ..)`), and a kernel turns each
+/// into its id through a cache of its own. Code that emits the same events again and
+/// again, a wheel or a component, resolves its names once with [`EventId::of`] and emits
+/// them with [`Kernel::wheel_call`](crate::Kernel::wheel_call), so no event is named twice.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct EventId(pub(crate) u32);
+
+impl EventId {
+    /// The id of `name`, numbering the name if the process has not seen it yet. This takes
+    /// a process-wide lock: resolve a name once, when what emits it is built.
+    pub fn of(name: &str) -> EventId {
+        with_registry(|r| r.intern(name))
+    }
+
+    /// The name this id stands for.
+    pub fn name(self) -> super::EventName {
+        super::EventName(with_registry(|r| r.names[self.0 as usize]))
+    }
+}
 
 pub(crate) const EV_START: EventId = EventId(0);
 pub(crate) const EV_STOP: EventId = EventId(1);
@@ -19,60 +41,38 @@ const RESERVED: [&str; 9] = [
     "_start", "_stop", "_child", "_parent", "_default", "", "IDLE", "ZOMBIE", "DIE",
 ];
 
-/// Every event name any kernel has used, each stored once for the life of the process, like
-/// a program's symbols: a name is a `&'static str` that kernels and [`EventName`]s share
-/// with no reference counting. Kernels come and go (tests make hundreds) without adding
-/// anything once their names are known; a program that invents new names without end grows
-/// this set, as it grows a kernel's own table of names.
+/// Every event name the process has used, each stored once for the life of the process,
+/// like a program's symbols, and numbered in the order first seen (the kernel's reserved
+/// names first): a name is a `&'static str` that kernels and [`EventName`]s share with no
+/// reference counting. Kernels come and go (tests make hundreds) without adding anything
+/// once their names are known; a program that invents new names without end grows it.
 ///
 /// [`EventName`]: crate::EventName
-static INTERNED: std::sync::Mutex<Option<std::collections::HashSet<&'static str>>> =
-    std::sync::Mutex::new(None);
-
-/// `s` as an interned `&'static str` (see [`INTERNED`]).
-pub(crate) fn intern_static(s: &str) -> &'static str {
-    let mut set = INTERNED.lock().unwrap_or_else(|e| e.into_inner());
-    let set = set.get_or_insert_with(Default::default);
-    if let Some(&name) = set.get(s) {
-        return name;
-    }
-    let name: &'static str = Box::leak(Box::from(s));
-    set.insert(name);
-    name
-}
-
-/// A kernel's table of event names: each name it has seen gets a small [`EventId`].
-#[derive(Default)]
-pub(crate) struct Names {
+struct Registry {
     map: HashMap<&'static str, EventId>,
     names: Vec<&'static str>,
-    /// The last name interned: programs post the same few names in their hot loops.
-    last: Option<EventId>,
 }
 
-impl Names {
-    pub(super) fn new() -> Self {
-        let mut n = Names::default();
-        for r in RESERVED {
-            n.intern(r);
-        }
-        n
-    }
-    #[inline]
-    pub(super) fn intern(&mut self, s: &str) -> EventId {
-        if let Some(last) = self.last {
-            let name = self.names[last.0 as usize];
-            // Wheels name their events with interned strings: the same pointer, no compare.
-            if std::ptr::eq(name, s) || name == s {
-                return last;
-            }
-        }
-        self.intern_lookup(s)
-    }
+static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 
-    fn intern_lookup(&mut self, s: &str) -> EventId {
+fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    let mut guard = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let r = guard.get_or_insert_with(|| {
+        let mut r = Registry {
+            map: HashMap::default(),
+            names: Vec::new(),
+        };
+        for name in RESERVED {
+            r.intern(name);
+        }
+        r
+    });
+    f(r)
+}
+
+impl Registry {
+    fn intern(&mut self, s: &str) -> EventId {
         if let Some(&id) = self.map.get(s) {
-            self.last = Some(id);
             return id;
         }
         // Queue entries keep an event id in EVENT_BITS bits: half a billion names, which
@@ -82,19 +82,83 @@ impl Names {
             "more than 2^29 distinct event names"
         );
         let id = EventId(self.names.len() as u32);
-        let name = intern_static(s);
+        let name: &'static str = Box::leak(Box::from(s));
         self.names.push(name);
         self.map.insert(name, id);
         id
     }
+}
+
+/// A kernel's cache of the registry: the names it has used and their ids, read without
+/// the lock.
+pub(crate) struct Names {
+    map: HashMap<&'static str, EventId>,
+    /// Indexed by id: the names of the ids this kernel has seen.
+    names: Vec<Option<&'static str>>,
+    /// The last name interned: programs post the same few names in their hot loops.
+    last: (&'static str, EventId),
+}
+
+impl Names {
+    pub(super) fn new() -> Self {
+        let mut n = Names {
+            map: HashMap::default(),
+            names: Vec::new(),
+            last: ("_start", EV_START),
+        };
+        for r in RESERVED {
+            n.intern(r);
+        }
+        n
+    }
+
+    #[inline]
+    pub(super) fn intern(&mut self, s: &str) -> EventId {
+        let (name, id) = self.last;
+        if std::ptr::eq(name, s) || name == s {
+            return id;
+        }
+        self.intern_lookup(s)
+    }
+
+    fn intern_lookup(&mut self, s: &str) -> EventId {
+        let id = match self.map.get(s) {
+            Some(&id) => id,
+            None => self.learn(EventId::of(s)),
+        };
+        self.last = (self.names[id.0 as usize].unwrap_or(""), id);
+        id
+    }
+
+    /// Caches what the registry says of `id`.
+    fn learn(&mut self, id: EventId) -> EventId {
+        let name = with_registry(|r| r.names[id.0 as usize]);
+        let i = id.0 as usize;
+        if self.names.len() <= i {
+            self.names.resize(i + 1, None);
+        }
+        self.names[i] = Some(name);
+        self.map.insert(name, id);
+        id
+    }
+
+    /// The id of `s` if any kernel of the process has used it, without numbering it.
     pub(crate) fn get(&self, s: &str) -> Option<EventId> {
-        self.map.get(s).copied()
+        match self.map.get(s) {
+            Some(&id) => Some(id),
+            None => with_registry(|r| r.map.get(s).copied()),
+        }
     }
+
     pub(crate) fn name(&self, id: EventId) -> &'static str {
-        self.names[id.0 as usize]
+        match self.names.get(id.0 as usize) {
+            Some(Some(name)) => name,
+            _ => id.name().as_str(),
+        }
     }
+
     pub(crate) fn shared(&self, id: EventId) -> super::EventName {
-        super::EventName(self.names[id.0 as usize])
+        super::EventName(self.name(id))
     }
 }
 

@@ -2,7 +2,7 @@
 //! that dropped handles leave for the kernel.
 
 use super::session::SessionId;
-use super::{args_of, ItemKind, Kernel};
+use super::{args_of, EventId, ItemKind, Kernel};
 use crate::error::Result;
 use crate::value::{Args, IntoArgs, Value};
 use std::cell::RefCell;
@@ -20,7 +20,7 @@ pub(crate) struct Releases {
 #[derive(Default)]
 pub(crate) struct ReleaseQueue {
     pub(crate) extref_drops: Vec<(SessionId, String)>,
-    pub(crate) posts: Vec<(SessionId, String, Args)>,
+    pub(crate) posts: Vec<(SessionId, EventId, Args)>,
     pub(crate) wheel_drops: Vec<crate::ids::WheelId>,
 }
 
@@ -82,14 +82,19 @@ impl Drop for AnonRef {
 /// while any clone of the postback exists.
 #[derive(Clone)]
 pub struct Postback {
-    event: Rc<str>,
+    event: EventId,
     args: Args,
     anon: Rc<AnonRef>,
 }
 
 impl std::fmt::Debug for Postback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Postback({} -> {})", self.event, self.anon.session)
+        write!(
+            f,
+            "Postback({} -> {})",
+            self.event.name(),
+            self.anon.session
+        )
     }
 }
 
@@ -101,7 +106,7 @@ impl Postback {
             q.queue
                 .borrow_mut()
                 .posts
-                .push((self.anon.session, self.event.to_string(), args));
+                .push((self.anon.session, self.event, args));
             q.pending.set(true);
         }
     }
@@ -121,14 +126,19 @@ impl Postback {
 /// `callback`). It keeps the session alive while it exists.
 #[derive(Clone)]
 pub struct Callback {
-    event: Rc<str>,
+    event: EventId,
     args: Args,
     anon: Rc<AnonRef>,
 }
 
 impl std::fmt::Debug for Callback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Callback({} -> {})", self.event, self.anon.session)
+        write!(
+            f,
+            "Callback({} -> {})",
+            self.event.name(),
+            self.anon.session
+        )
     }
 }
 
@@ -137,7 +147,7 @@ impl Callback {
     #[track_caller]
     pub fn call(&self, kernel: &mut Kernel, args: impl IntoArgs) -> Result<Value> {
         let a = args_of((self.args.clone(), args.into_args()));
-        kernel.call(self.anon.session, &self.event, a)
+        kernel.call_event(self.anon.session, self.event, a)
     }
 
     /// The callback as a plain closure taking the kernel.
@@ -163,7 +173,7 @@ impl Kernel {
     /// A postback to `session` (POE's `$session->postback(EVENT, ARGS)`).
     pub fn postback(&mut self, session: SessionId, event: &str, args: Args) -> Postback {
         Postback {
-            event: Rc::from(event),
+            event: self.intern(event),
             args,
             anon: self.anon_ref(session),
         }
@@ -172,7 +182,7 @@ impl Kernel {
     /// A callback to `session` (POE's `$session->callback(EVENT, ARGS)`).
     pub fn callback(&mut self, session: SessionId, event: &str, args: Args) -> Callback {
         Callback {
-            event: Rc::from(event),
+            event: self.intern(event),
             args,
             anon: self.anon_ref(session),
         }
@@ -192,9 +202,8 @@ impl Kernel {
         if posts.is_empty() {
             return;
         }
-        for (sid, event, args) in posts {
+        for (sid, ev, args) in posts {
             if self.session_exists(sid) && !sid.is_kernel() && self.sender_alive() {
-                let ev = self.intern(&event);
                 let t = self.now_fifo();
                 let sender = self.active.session;
                 let (dest_key, sender_key) = (self.key_or_none(sid), self.key_or_none(sender));

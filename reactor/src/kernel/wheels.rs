@@ -24,7 +24,7 @@
 
 use super::select::Mode;
 use super::session::SessionId;
-use super::{Kernel, Kind};
+use super::{EventId, Kernel, Kind};
 use crate::error::{Error, Result};
 pub use crate::ids::WheelId;
 use crate::value::{Args, Value};
@@ -522,14 +522,14 @@ impl Kernel {
         }
     }
 
-    /// Calls `event` in the wheel's owner synchronously, as POE's wheels do; the sender is
-    /// the owner itself. Returns the handler's value.
-    pub fn wheel_call(&mut self, owner: SessionId, event: &str, args: Args) -> Value {
+    /// Calls event `ev` in the wheel's owner synchronously, as POE's wheels do; the sender
+    /// is the owner itself. Returns the handler's value. Wheels resolve their event names
+    /// once ([`EventId::of`]), when they are built or renamed.
+    pub fn wheel_call(&mut self, owner: SessionId, ev: EventId, args: Args) -> Value {
         let caller = Location::caller();
         let Some(key) = self.key_of(owner) else {
             return Value::none();
         };
-        let ev = self.intern(event);
         if self.active.session == owner {
             return self.call_id(owner, ev, args, caller).unwrap_or_default();
         }

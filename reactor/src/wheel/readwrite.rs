@@ -5,6 +5,7 @@ use super::{Parking, Readiness, Wheel, WheelHandle, WheelId};
 use crate::error::{Error, Result};
 use crate::filter::{ByteFilter, Filter, Line};
 use crate::value::{Arg, IntoArgs};
+use crate::EventId;
 use crate::Kernel;
 use crate::Mode;
 use mio::event::Source;
@@ -153,7 +154,7 @@ pub struct ReadWrite {
     /// `None`: the input filter serves output too (POE's `Filter`).
     out_filter: Option<ByteFilter>,
     /// Event names, interned (see [`crate::EventName`]): naming an event is a pointer copy.
-    events: [Option<&'static str>; 5],
+    events: [Option<EventId>; 5],
     /// `ARG1` of input events (`ARG0` of others): the wheel id, made once and shared by
     /// every event, so delivering a record allocates no argument for it.
     id_arg: Option<Arg>,
@@ -199,7 +200,7 @@ pub struct ReadWriteBuilder {
     filter: Option<ByteFilter>,
     in_filter: Option<ByteFilter>,
     out_filter: Option<ByteFilter>,
-    events: [Option<&'static str>; 5],
+    events: [Option<EventId>; 5],
     high_mark: Option<usize>,
     low_mark: Option<usize>,
     auto_flush: bool,
@@ -276,7 +277,7 @@ impl ReadWriteBuilder {
     /// Names an event (POE's `InputEvent => ..`, `ErrorEvent => ..`, ...). Without an
     /// input event the input is not read at all.
     pub fn event(mut self, which: RwEvent, name: &str) -> Self {
-        self.events[which as usize] = Some(crate::kernel::intern_static(name));
+        self.events[which as usize] = Some(EventId::of(name));
         self
     }
     /// `InputEvent`.
@@ -497,7 +498,7 @@ impl ReadWrite {
     /// Renames an event, or with `None` stops emitting it (POE's `event`). Clearing the
     /// input event stops reading.
     pub fn event(&mut self, which: RwEvent, name: Option<&str>) {
-        self.events[which as usize] = name.map(crate::kernel::intern_static);
+        self.events[which as usize] = name.map(EventId::of);
     }
 
     /// Replaces both filters; input buffered in the old input filter is parsed again by the
@@ -622,7 +623,7 @@ impl ReadWrite {
         <ReadWrite as Wheel>::dispatch(kernel, id, Mode::Write);
     }
 
-    fn event_name(&self, which: RwEvent) -> Option<&'static str> {
+    fn event_id(&self, which: RwEvent) -> Option<EventId> {
         self.events[which as usize]
     }
 
@@ -702,7 +703,7 @@ impl ReadWrite {
             if let Some((errno, msg)) = failure {
                 w.read_ready = false;
                 w.input_open = false;
-                if let Some(ev) = w.event_name(RwEvent::Error) {
+                if let Some(ev) = w.event_id(RwEvent::Error) {
                     kernel.wheel_call(owner, ev, ("read".to_owned(), errno, msg, id).into_args());
                 }
                 // Records already parsed still go out below.
@@ -727,7 +728,7 @@ impl ReadWrite {
             if !w.parse_pending {
                 return;
             }
-            let Some(ev) = w.event_name(RwEvent::Input) else {
+            let Some(ev) = w.event_id(RwEvent::Input) else {
                 return;
             };
             // Filters give one record at a time (Map may give more): the first goes in a
@@ -761,7 +762,7 @@ impl ReadWrite {
                 }
                 Err(e) => {
                     w.parse_pending = false;
-                    if let Some(err) = w.event_name(RwEvent::Error) {
+                    if let Some(err) = w.event_id(RwEvent::Error) {
                         kernel.wheel_call(
                             owner,
                             err,
@@ -896,10 +897,10 @@ impl ReadWrite {
             )
         };
         let names = (
-            w.event_name(RwEvent::Error),
-            w.event_name(RwEvent::High),
-            w.event_name(RwEvent::Low),
-            w.event_name(RwEvent::Flushed),
+            w.event_id(RwEvent::Error),
+            w.event_id(RwEvent::High),
+            w.event_id(RwEvent::Low),
+            w.event_id(RwEvent::Flushed),
         );
         let id_arg = w.id_arg(id);
         if let (Some((errno, msg)), Some(ev)) = (error, names.0) {

@@ -4,15 +4,14 @@
 use super::{Wheel, WheelHandle, WheelId};
 use crate::error::{Error, Result};
 use crate::value::IntoArgs;
-use crate::Kernel;
 use crate::Mode;
+use crate::{EventId, Kernel};
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 use socket2::{Domain as SockDomain, Protocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::rc::Rc;
 
 /// The address family of a [`SocketFactory`] (POE's `SocketDomain`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,8 +63,8 @@ enum Connecting {
 /// says otherwise, so small writes never wait on Nagle.
 pub struct SocketFactory {
     state: State,
-    success: Rc<str>,
-    failure: Rc<str>,
+    success: EventId,
+    failure: EventId,
     nodelay: bool,
     local: Option<SocketAddr>,
     connect_ready: bool,
@@ -81,8 +80,8 @@ pub struct SocketFactoryBuilder {
     reuse: bool,
     listen_queue: i32,
     nodelay: bool,
-    success: Option<Rc<str>>,
-    failure: Option<Rc<str>>,
+    success: Option<EventId>,
+    failure: Option<EventId>,
 }
 
 impl SocketFactory {
@@ -143,10 +142,10 @@ impl SocketFactory {
     /// Renames the events (POE's `event`).
     pub fn event(&mut self, success: Option<&str>, failure: Option<&str>) {
         if let Some(s) = success {
-            self.success = Rc::from(s);
+            self.success = EventId::of(s);
         }
         if let Some(f) = failure {
-            self.failure = Rc::from(f);
+            self.failure = EventId::of(f);
         }
     }
 }
@@ -189,12 +188,12 @@ impl SocketFactoryBuilder {
     }
     /// `SuccessEvent` (required).
     pub fn success_event(mut self, e: &str) -> Self {
-        self.success = Some(Rc::from(e));
+        self.success = Some(EventId::of(e));
         self
     }
     /// `FailureEvent` (required).
     pub fn failure_event(mut self, e: &str) -> Self {
-        self.failure = Some(Rc::from(e));
+        self.failure = Some(EventId::of(e));
         self
     }
 
@@ -203,11 +202,9 @@ impl SocketFactoryBuilder {
     pub fn build(self, kernel: &mut Kernel) -> Result<WheelHandle> {
         let success = self
             .success
-            .clone()
             .ok_or(Error::InvalidArgument("SuccessEvent required"))?;
         let failure = self
             .failure
-            .clone()
             .ok_or(Error::InvalidArgument("FailureEvent required"))?;
         let nodelay = self.nodelay;
         let (state, local, fail) = match self.make() {
@@ -217,7 +214,7 @@ impl SocketFactoryBuilder {
         let handle = kernel.wheel_insert(SocketFactory {
             state,
             success,
-            failure: Rc::clone(&failure),
+            failure,
             nodelay,
             local,
             connect_ready: false,
@@ -230,7 +227,7 @@ impl SocketFactoryBuilder {
                 super::errstr(&e),
                 id,
             );
-            kernel.yield_(&failure, args)?;
+            kernel.yield_(failure.name().as_str(), args)?;
         }
         Ok(handle)
     }
@@ -357,7 +354,7 @@ fn accept_one(
 fn deliver(
     kernel: &mut Kernel,
     id: WheelId,
-    event: &str,
+    event: EventId,
     stream: Box<dyn std::any::Any>,
     ip: Option<IpAddr>,
     port: u16,
@@ -380,7 +377,7 @@ fn deliver(
     kernel.wheel_call(owner, event, args);
 }
 
-fn fail(kernel: &mut Kernel, id: WheelId, event: &str, op: &str, e: &io::Error) {
+fn fail(kernel: &mut Kernel, id: WheelId, event: EventId, op: &str, e: &io::Error) {
     let Some(owner) = kernel.wheel_owner(id) else {
         return;
     };
@@ -459,7 +456,7 @@ impl Wheel for SocketFactory {
                     return;
                 };
                 let nodelay = w.nodelay;
-                let (success, failure) = (Rc::clone(&w.success), Rc::clone(&w.failure));
+                let (success, failure) = (w.success, w.failure);
                 let State::Listening {
                     listener, ready, ..
                 } = &mut w.state
@@ -467,10 +464,10 @@ impl Wheel for SocketFactory {
                     return;
                 };
                 match accept_one(listener, nodelay) {
-                    Ok((s, ip, port)) => deliver(kernel, id, &success, s, ip, port),
+                    Ok((s, ip, port)) => deliver(kernel, id, success, s, ip, port),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => *ready = false,
                     Err(e) if matches!(e.raw_os_error(), Some(103) | Some(29) | Some(4)) => {}
-                    Err(e) => fail(kernel, id, &failure, "accept", &e),
+                    Err(e) => fail(kernel, id, failure, "accept", &e),
                 }
             }
             Mode::Write => {
@@ -478,7 +475,7 @@ impl Wheel for SocketFactory {
                     return;
                 };
                 w.connect_ready = false;
-                let (success, failure) = (Rc::clone(&w.success), Rc::clone(&w.failure));
+                let (success, failure) = (w.success, w.failure);
                 let State::Connecting(mut c) = std::mem::replace(&mut w.state, State::Done) else {
                     return;
                 };
@@ -489,22 +486,22 @@ impl Wheel for SocketFactory {
                 };
                 match c {
                     Connecting::Tcp(s) => match s.take_error() {
-                        Ok(Some(e)) | Err(e) => fail(kernel, id, &failure, "connect", &e),
+                        Ok(Some(e)) | Err(e) => fail(kernel, id, failure, "connect", &e),
                         Ok(None) => match s.peer_addr() {
                             Ok(peer) => deliver(
                                 kernel,
                                 id,
-                                &success,
+                                success,
                                 Box::new(s),
                                 Some(peer.ip()),
                                 peer.port(),
                             ),
-                            Err(e) => fail(kernel, id, &failure, "connect", &e),
+                            Err(e) => fail(kernel, id, failure, "connect", &e),
                         },
                     },
                     Connecting::Unix(s) => match s.take_error() {
-                        Ok(Some(e)) | Err(e) => fail(kernel, id, &failure, "connect", &e),
-                        Ok(None) => deliver(kernel, id, &success, Box::new(s), None, 0),
+                        Ok(Some(e)) | Err(e) => fail(kernel, id, failure, "connect", &e),
+                        Ok(None) => deliver(kernel, id, success, Box::new(s), None, 0),
                     },
                 }
             }
@@ -523,8 +520,8 @@ pub struct ListenAccept {
     listener: Listener,
     ready: bool,
     paused: bool,
-    accept: Rc<str>,
-    error: Option<Rc<str>>,
+    accept: EventId,
+    error: Option<EventId>,
 }
 
 impl ListenAccept {
@@ -554,14 +551,14 @@ impl ListenAccept {
             listener,
             ready: false,
             paused: false,
-            accept: Rc::from(accept),
+            accept: EventId::of(accept),
             error: None,
         }
     }
 
     /// `ErrorEvent`.
     pub fn error_event(mut self, e: &str) -> Self {
-        self.error = Some(Rc::from(e));
+        self.error = Some(EventId::of(e));
         self
     }
 
@@ -573,10 +570,10 @@ impl ListenAccept {
     /// Renames the events (POE's `event`); `None` leaves one as it is.
     pub fn event(&mut self, accept: Option<&str>, error: Option<&str>) {
         if let Some(a) = accept {
-            self.accept = Rc::from(a);
+            self.accept = EventId::of(a);
         }
         if let Some(e) = error {
-            self.error = Some(Rc::from(e));
+            self.error = Some(EventId::of(e));
         }
     }
 
@@ -621,14 +618,14 @@ impl Wheel for ListenAccept {
         let Some(w) = kernel.wheel_mut::<ListenAccept>(id) else {
             return;
         };
-        let (accept, error) = (Rc::clone(&w.accept), w.error.clone());
+        let (accept, error) = (w.accept, w.error);
         match accept_one(&w.listener, true) {
-            Ok((s, ip, port)) => deliver(kernel, id, &accept, s, ip, port),
+            Ok((s, ip, port)) => deliver(kernel, id, accept, s, ip, port),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => w.ready = false,
             Err(e) if matches!(e.raw_os_error(), Some(103) | Some(4)) => {}
             Err(e) => {
                 if let Some(ev) = error {
-                    fail(kernel, id, &ev, "accept", &e);
+                    fail(kernel, id, ev, "accept", &e);
                 }
             }
         }
