@@ -30,6 +30,7 @@ pub fn get_request(host: &str, port: u16, path: &str) -> Vec<u8> {
 
 /// Why a response could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HttpError {
     /// The status line is not `HTTP/1.x NNN ...`.
     BadStatusLine,

@@ -31,6 +31,7 @@ const REQUESTER_TAG: &str = "poco-client-keepalive";
 
 /// Why a manager call failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// Invalid settings (a zero limit or duration).
     Settings(SettingsError),

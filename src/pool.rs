@@ -341,6 +341,7 @@ impl Settings {
 
 /// Why [`Settings`] were refused. (Perl silently took 0 to mean "the default".)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SettingsError {
     /// `max_per_host` is 0.
     ZeroMaxPerHost,
@@ -723,6 +724,7 @@ impl KeyField {
 
 /// Why [`Pool::allocate`] refused a request. Nothing changed in the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum AllocateError {
     /// The pool was shut down.
     ShutDown,
@@ -747,6 +749,7 @@ impl std::error::Error for AllocateError {}
 
 /// Why a call naming a request, socket or lookup was refused. Nothing changed in the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum CallError {
     /// Not a pending request: already answered, deallocated, or never issued.
     UnknownRequest(RequestId),

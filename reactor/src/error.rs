@@ -91,6 +91,10 @@ impl std::error::Error for Error {
         match self {
             Error::Arg(e) => Some(e),
             Error::Io(e) => Some(e),
+            Error::Filter(e) => Some(e),
+            Error::Died(e) | Error::Exception(e) => {
+                e.source().map(|s| s as &(dyn std::error::Error + 'static))
+            }
             _ => None,
         }
     }
@@ -110,3 +114,22 @@ impl From<ArgError> for Error {
 
 /// Shorthand for `Result<T, Error>`.
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+    use crate::value::HandlerError;
+    use std::error::Error as _;
+    use std::io;
+
+    #[test]
+    fn a_failure_keeps_the_error_it_was_made_from() {
+        let cause = io::Error::new(io::ErrorKind::ConnectionRefused, "refused");
+        let died = Error::Died(HandlerError::from(cause));
+        assert_eq!(died.to_string(), "handler died: refused");
+        let source = died.source().expect("the io error is the source");
+        let io = source.downcast_ref::<io::Error>().expect("an io::Error");
+        assert_eq!(io.kind(), io::ErrorKind::ConnectionRefused);
+        assert!(Error::Died(HandlerError::new("plain")).source().is_none());
+    }
+}

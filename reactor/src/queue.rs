@@ -92,12 +92,24 @@ const STALE_RATIO: usize = 4;
 
 /// Why an item could not be removed or adjusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum QueueError {
     /// No such item is waiting (POE: `ESRCH`).
     NotFound,
     /// The item exists but the caller's filter refused it (POE: `EPERM`).
     Refused,
 }
+
+impl std::fmt::Display for QueueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            QueueError::NotFound => "no such item is waiting",
+            QueueError::Refused => "the item belongs to someone else",
+        })
+    }
+}
+
+impl std::error::Error for QueueError {}
 
 /// A priority queue of `T` ordered by time, FIFO among equal times.
 pub struct Queue<T> {

@@ -64,6 +64,7 @@ pub struct ArgError {
 
 /// Why an argument could not be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ArgProblem {
     /// There is no argument at that position.
     Missing,
@@ -327,10 +328,12 @@ impl Value {
 }
 
 /// Why a handler failed: POE's `die`. Made from any [`std::error::Error`], a `String` or a
-/// `&str`, so `?` works inside handlers.
-#[derive(Clone, PartialEq, Eq)]
+/// `&str`, so `?` works inside handlers; the error it was made from stays reachable as
+/// [`HandlerError::source`]. Two failures are equal when their messages are.
+#[derive(Clone)]
 pub struct HandlerError {
     message: String,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl HandlerError {
@@ -338,6 +341,7 @@ impl HandlerError {
     pub fn new(message: impl Into<String>) -> Self {
         HandlerError {
             message: message.into(),
+            source: None,
         }
     }
 
@@ -345,7 +349,20 @@ impl HandlerError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The error the failure was made from, if it was made from one.
+    pub fn source(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
 }
+
+impl PartialEq for HandlerError {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for HandlerError {}
 
 impl fmt::Debug for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -361,7 +378,11 @@ impl fmt::Display for HandlerError {
 
 impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for HandlerError {
     fn from(e: E) -> Self {
-        HandlerError::new(e.into().to_string())
+        let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+        HandlerError {
+            message: e.to_string(),
+            source: Some(std::sync::Arc::from(e)),
+        }
     }
 }
 
