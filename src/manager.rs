@@ -9,6 +9,7 @@ use crate::pool::{
 use crate::resolver::{Resolver, ResolverKind};
 use crate::stream::Stream;
 use crate::tls::{Handshake, TlsStream};
+use reactor::errno::EINPROGRESS;
 use reactor::wheel::ReadWrite;
 use reactor::wheel::{errstr, Parking, ReadWriteBuilder};
 use reactor::{Args, Ctx, Kernel, Postback, Session, SessionId, WheelHandle, WheelId};
@@ -1406,9 +1407,6 @@ impl Shared {
         }
     }
 }
-
-/// `EINPROGRESS` as Linux numbers it: a non-blocking connect under way.
-const EINPROGRESS: i32 = 115;
 
 /// Whether idle socket `c` may be handed out: open and quiet.
 fn check_idle(socks: &mut [Option<Sock>], c: ConnId) -> bool {

@@ -1,5 +1,6 @@
 //! Typed failures of kernel calls, keeping POE's errno meanings.
 
+use crate::errno::{EEXIST, EINVAL, EPERM, ESRCH};
 use crate::value::{ArgError, HandlerError};
 use std::fmt;
 use std::io;
@@ -50,13 +51,13 @@ impl Error {
             Error::NoSuchSession
             | Error::NoSuchAlias
             | Error::NoSuchAlarm
-            | Error::NoActiveSession => 3,
-            Error::AliasInUse | Error::HandleInUse => 17,
-            Error::NotOwner | Error::NotChild | Error::AlreadyDetached => 1,
-            Error::InvalidArgument(_) | Error::NoStartState | Error::Arg(_) => 22,
+            | Error::NoActiveSession => ESRCH,
+            Error::AliasInUse | Error::HandleInUse => EEXIST,
+            Error::NotOwner | Error::NotChild | Error::AlreadyDetached => EPERM,
+            Error::InvalidArgument(_) | Error::NoStartState | Error::Arg(_) => EINVAL,
             Error::Died(_) | Error::Exception(_) => 0,
             Error::Io(e) => e.raw_os_error().unwrap_or(0),
-            Error::Filter(_) => 22,
+            Error::Filter(_) => EINVAL,
         }
     }
 }

@@ -137,6 +137,7 @@
 
 pub mod clock;
 pub mod component;
+pub mod errno;
 mod error;
 pub mod filter;
 mod ids;

@@ -9,7 +9,8 @@
 
 mod common;
 use common::bounded;
-use reactor::component::{ClientTcp, ETIMEDOUT};
+use reactor::component::ClientTcp;
+use reactor::errno::ETIMEDOUT;
 use reactor::{AlarmId, Ctx, HandlerError, Kernel, Session};
 use std::cell::RefCell;
 use std::rc::Rc;

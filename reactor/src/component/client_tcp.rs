@@ -51,7 +51,7 @@
 //! - Default warnings go to the `log` crate at `warn` level rather than to STDERR.
 
 use super::{callback, filter_factory, int_arg, run_cb, Callback, ComponentError, FilterFactory};
-use super::{ECONNRESET, ETIMEDOUT};
+use crate::errno::{ECONNRESET, ETIMEDOUT};
 use crate::filter::{Filter, Line};
 use crate::value::{Args, HandlerError, IntoArgs, Outcome};
 use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};

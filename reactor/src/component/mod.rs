@@ -57,16 +57,6 @@ use crate::Ctx;
 use std::fmt;
 use std::rc::Rc;
 
-/// `ETIMEDOUT`: the errno of a Client::TCP connect timeout.
-pub const ETIMEDOUT: i32 = 110;
-
-/// `ECONNRESET`: read errors with this errno are normal disconnections for the default
-/// error callbacks.
-pub const ECONNRESET: i32 = 104;
-
-/// `ECONNABORTED`: Server::TCP ignores accept errors with this errno.
-pub const ECONNABORTED: i32 = 103;
-
 /// A component callback as stored: a shared closure over a context of heap type `H`.
 pub(crate) type Callback<H> = Rc<dyn Fn(&mut Ctx<'_, H>) -> Result<Value, HandlerError>>;
 

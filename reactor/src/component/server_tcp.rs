@@ -61,10 +61,8 @@
 //! - Warnings (default `Error`/`ClientError`, excessive `disconnected`) go to the `log`
 //!   crate at `warn` level rather than to STDERR.
 
-use super::{
-    callback, filter_factory, int_arg, run_cb, Callback, ComponentError, FilterFactory,
-    ECONNABORTED, ECONNRESET,
-};
+use super::{callback, filter_factory, int_arg, run_cb, Callback, ComponentError, FilterFactory};
+use crate::errno::{ECONNABORTED, ECONNRESET};
 use crate::filter::{Filter, Line};
 use crate::value::{Args, HandlerError, IntoArgs, Outcome};
 use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};

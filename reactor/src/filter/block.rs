@@ -270,11 +270,7 @@ impl Filter for Block {
     }
 
     fn get_pending(&self) -> Option<Vec<Vec<u8>>> {
-        if self.buf.is_empty() {
-            None
-        } else {
-            Some(vec![self.buf.as_slice().to_vec()])
-        }
+        self.buf.pending()
     }
 
     /// Same mode, codec and limits, empty buffer, no block size pending (POE copies a
@@ -336,18 +332,11 @@ impl BlockBuilder {
         self
     }
 
-    /// `MaxLength => N`: largest block a header may announce (default 64 MiB, > 0).
-    pub fn max_length(mut self, n: usize) -> Self {
-        self.max_length = Some(n);
-        self
-    }
-
-    /// `MaxBuffer => N`: largest input buffer (default 512 MiB, > 0; in length-prefixed
-    /// mode at least `MaxLength` plus its decimal digits plus one).
-    pub fn max_buffer(mut self, n: usize) -> Self {
-        self.max_buffer = Some(n);
-        self
-    }
+    super::limit_setters!(
+        "`MaxLength => N`: largest block a header may announce (default 64 MiB, > 0).",
+        "`MaxBuffer => N`: largest input buffer (default 512 MiB, > 0; in length-prefixed \
+         mode at least `MaxLength` plus its decimal digits plus one)."
+    );
 
     /// Validates the options in POE's order and builds the filter.
     pub fn build(self) -> Result<Block, ConfigError> {

@@ -30,6 +30,16 @@ impl ByteBuf {
         self.data.get(self.start..).unwrap_or(&[])
     }
 
+    /// A copy of the live bytes as one chunk, or `None` when there are none: a byte
+    /// filter's `get_pending`.
+    pub(crate) fn pending(&self) -> Option<Vec<Vec<u8>>> {
+        if self.is_empty() {
+            None
+        } else {
+            Some(vec![self.as_slice().to_vec()])
+        }
+    }
+
     /// Appends chunks, reusing the first chunk's allocation when the buffer is empty.
     pub(crate) fn append(&mut self, chunks: Vec<Vec<u8>>) {
         for chunk in chunks {

@@ -1,7 +1,7 @@
 //! `POE::Filter::Grep`: keeps the records a predicate accepts.
 
+use super::coded::Coded;
 use super::{BoxedFilter, Filter, FilterError};
-use std::collections::VecDeque;
 use std::fmt;
 use std::rc::Rc;
 
@@ -22,15 +22,13 @@ type Predicate<T> = Rc<dyn Fn(&T) -> bool>;
 /// # Ok::<(), reactor::filter::FilterError>(())
 /// ```
 pub struct Grep<T> {
-    buffer: VecDeque<T>,
-    get: Predicate<T>,
-    put: Predicate<T>,
+    code: Coded<T, Predicate<T>, Predicate<T>>,
 }
 
 impl<T: fmt::Debug> fmt::Debug for Grep<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Grep")
-            .field("buffer", &self.buffer)
+            .field("buffer", &self.code.buffer)
             .finish_non_exhaustive()
     }
 }
@@ -40,9 +38,7 @@ impl<T> Grep<T> {
     pub fn new(code: impl Fn(&T) -> bool + 'static) -> Self {
         let code: Predicate<T> = Rc::new(code);
         Grep {
-            buffer: VecDeque::new(),
-            get: code.clone(),
-            put: code,
+            code: Coded::new(code.clone(), code),
         }
     }
 
@@ -52,27 +48,25 @@ impl<T> Grep<T> {
         put: impl Fn(&T) -> bool + 'static,
     ) -> Self {
         Grep {
-            buffer: VecDeque::new(),
-            get: Rc::new(get),
-            put: Rc::new(put),
+            code: Coded::new(Rc::new(get), Rc::new(put)),
         }
     }
 
     /// Replaces the input predicate (`modify(Get => sub)`).
     pub fn modify_get(&mut self, get: impl Fn(&T) -> bool + 'static) {
-        self.get = Rc::new(get);
+        self.code.get = Rc::new(get);
     }
 
     /// Replaces the output predicate (`modify(Put => sub)`).
     pub fn modify_put(&mut self, put: impl Fn(&T) -> bool + 'static) {
-        self.put = Rc::new(put);
+        self.code.put = Rc::new(put);
     }
 
     /// Replaces both predicates (`modify(Code => sub)`).
     pub fn modify_code(&mut self, code: impl Fn(&T) -> bool + 'static) {
         let code: Predicate<T> = Rc::new(code);
-        self.get = code.clone();
-        self.put = code;
+        self.code.get = code.clone();
+        self.code.put = code;
     }
 }
 
@@ -81,13 +75,13 @@ impl<T: Clone + 'static> Filter for Grep<T> {
     type Record = T;
 
     fn get_one_start(&mut self, records: Vec<T>) -> Result<(), FilterError> {
-        self.buffer.extend(records);
+        self.code.buffer.extend(records);
         Ok(())
     }
 
     fn get_one(&mut self) -> Result<Vec<T>, FilterError> {
-        while let Some(record) = self.buffer.pop_front() {
-            if (self.get)(&record) {
+        while let Some(record) = self.code.buffer.pop_front() {
+            if (self.code.get)(&record) {
                 return Ok(vec![record]);
             }
         }
@@ -95,22 +89,16 @@ impl<T: Clone + 'static> Filter for Grep<T> {
     }
 
     fn put(&mut self, records: Vec<T>) -> Result<Vec<T>, FilterError> {
-        Ok(records.into_iter().filter(|r| (self.put)(r)).collect())
+        Ok(records.into_iter().filter(|r| (self.code.put)(r)).collect())
     }
 
     fn get_pending(&self) -> Option<Vec<T>> {
-        if self.buffer.is_empty() {
-            None
-        } else {
-            Some(self.buffer.iter().cloned().collect())
-        }
+        self.code.pending()
     }
 
     fn clone_empty(&self) -> Self {
         Grep {
-            buffer: VecDeque::new(),
-            get: self.get.clone(),
-            put: self.put.clone(),
+            code: self.code.clone_empty(),
         }
     }
 

@@ -348,11 +348,7 @@ impl Filter for Line {
     }
 
     fn get_pending(&self) -> Option<Vec<Vec<u8>>> {
-        if self.buf.is_empty() {
-            None
-        } else {
-            Some(vec![self.buf.as_slice().to_vec()])
-        }
+        self.buf.pending()
     }
 
     fn may_have_record(&self) -> bool {
@@ -468,18 +464,11 @@ impl LineBuilder {
         self
     }
 
-    /// `MaxLength => N`: longest line accepted (default 64 MiB; must be > 0).
-    pub fn max_length(mut self, n: usize) -> Self {
-        self.max_length = Some(n);
-        self
-    }
-
-    /// `MaxBuffer => N`: largest input buffer accepted (default 512 MiB; must be > 0 and
-    /// at least `MaxLength`).
-    pub fn max_buffer(mut self, n: usize) -> Self {
-        self.max_buffer = Some(n);
-        self
-    }
+    super::limit_setters!(
+        "`MaxLength => N`: longest line accepted (default 64 MiB; must be > 0).",
+        "`MaxBuffer => N`: largest input buffer accepted (default 512 MiB; must be > 0 and \
+         at least `MaxLength`)."
+    );
 
     /// Validates the options in POE's order and builds the filter.
     pub fn build(self) -> Result<Line, ConfigError> {

@@ -1,7 +1,7 @@
 //! `POE::Filter::Map`: transforms records with user code.
 
+use super::coded::Coded;
 use super::{BoxedFilter, Filter, FilterError};
-use std::collections::VecDeque;
 use std::fmt;
 use std::rc::Rc;
 
@@ -26,15 +26,13 @@ type MapFn<A, B> = Rc<dyn Fn(A) -> Vec<B>>;
 /// # Ok::<(), reactor::filter::FilterError>(())
 /// ```
 pub struct Map<T, U> {
-    buffer: VecDeque<T>,
-    get: MapFn<T, U>,
-    put: MapFn<U, T>,
+    code: Coded<T, MapFn<T, U>, MapFn<U, T>>,
 }
 
 impl<T: fmt::Debug, U> fmt::Debug for Map<T, U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Map")
-            .field("buffer", &self.buffer)
+            .field("buffer", &self.code.buffer)
             .finish_non_exhaustive()
     }
 }
@@ -54,9 +52,7 @@ impl<T, U> Map<T, U> {
     /// One-to-one code for each direction (`Get => sub, Put => sub`).
     pub fn new(get: impl Fn(T) -> U + 'static, put: impl Fn(U) -> T + 'static) -> Self {
         Map {
-            buffer: VecDeque::new(),
-            get: one(get),
-            put: one(put),
+            code: Coded::new(one(get), one(put)),
         }
     }
 
@@ -67,20 +63,18 @@ impl<T, U> Map<T, U> {
         P: IntoIterator<Item = T>,
     {
         Map {
-            buffer: VecDeque::new(),
-            get: many(get),
-            put: many(put),
+            code: Coded::new(many(get), many(put)),
         }
     }
 
     /// Replaces the input code (`modify(Get => sub)`).
     pub fn modify_get(&mut self, get: impl Fn(T) -> U + 'static) {
-        self.get = one(get);
+        self.code.get = one(get);
     }
 
     /// Replaces the output code (`modify(Put => sub)`).
     pub fn modify_put(&mut self, put: impl Fn(U) -> T + 'static) {
-        self.put = one(put);
+        self.code.put = one(put);
     }
 
     /// Replaces the input code with code that may produce any number of records.
@@ -88,7 +82,7 @@ impl<T, U> Map<T, U> {
     where
         G: IntoIterator<Item = U>,
     {
-        self.get = many(get);
+        self.code.get = many(get);
     }
 
     /// Replaces the output code with code that may produce any number of records.
@@ -96,7 +90,7 @@ impl<T, U> Map<T, U> {
     where
         P: IntoIterator<Item = T>,
     {
-        self.put = many(put);
+        self.code.put = many(put);
     }
 }
 
@@ -105,17 +99,15 @@ impl<T> Map<T, T> {
     pub fn code(code: impl Fn(T) -> T + 'static) -> Self {
         let code = one(code);
         Map {
-            buffer: VecDeque::new(),
-            get: code.clone(),
-            put: code,
+            code: Coded::new(code.clone(), code),
         }
     }
 
     /// Replaces both codes (`modify(Code => sub)`).
     pub fn modify_code(&mut self, code: impl Fn(T) -> T + 'static) {
         let code = one(code);
-        self.get = code.clone();
-        self.put = code;
+        self.code.get = code.clone();
+        self.code.put = code;
     }
 }
 
@@ -124,34 +116,31 @@ impl<T: Clone + 'static, U: 'static> Filter for Map<T, U> {
     type Record = U;
 
     fn get_one_start(&mut self, records: Vec<T>) -> Result<(), FilterError> {
-        self.buffer.extend(records);
+        self.code.buffer.extend(records);
         Ok(())
     }
 
     fn get_one(&mut self) -> Result<Vec<U>, FilterError> {
-        Ok(match self.buffer.pop_front() {
-            Some(record) => (self.get)(record),
+        Ok(match self.code.buffer.pop_front() {
+            Some(record) => (self.code.get)(record),
             None => Vec::new(),
         })
     }
 
     fn put(&mut self, records: Vec<U>) -> Result<Vec<T>, FilterError> {
-        Ok(records.into_iter().flat_map(|r| (self.put)(r)).collect())
+        Ok(records
+            .into_iter()
+            .flat_map(|r| (self.code.put)(r))
+            .collect())
     }
 
     fn get_pending(&self) -> Option<Vec<T>> {
-        if self.buffer.is_empty() {
-            None
-        } else {
-            Some(self.buffer.iter().cloned().collect())
-        }
+        self.code.pending()
     }
 
     fn clone_empty(&self) -> Self {
         Map {
-            buffer: VecDeque::new(),
-            get: self.get.clone(),
-            put: self.put.clone(),
+            code: self.code.clone_empty(),
         }
     }
 

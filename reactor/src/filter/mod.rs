@@ -65,6 +65,7 @@
 mod block;
 mod buf;
 mod chain;
+mod coded;
 mod grep;
 mod line;
 mod map;
@@ -460,6 +461,25 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// The `MaxLength` and `MaxBuffer` setters of a byte filter's builder (one that has
+/// `max_length` and `max_buffer` fields), with their documentation.
+macro_rules! limit_setters {
+    ($length_doc:literal, $buffer_doc:literal) => {
+        #[doc = $length_doc]
+        pub fn max_length(mut self, n: usize) -> Self {
+            self.max_length = Some(n);
+            self
+        }
+
+        #[doc = $buffer_doc]
+        pub fn max_buffer(mut self, n: usize) -> Self {
+            self.max_buffer = Some(n);
+            self
+        }
+    };
+}
+use limit_setters;
 
 /// Validates an optional size limit: POE's `__param_max` (digits, greater than zero).
 fn param_max(

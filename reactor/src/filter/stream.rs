@@ -70,11 +70,7 @@ impl Filter for Stream {
     }
 
     fn get_pending(&self) -> Option<Vec<Vec<u8>>> {
-        if self.buf.is_empty() {
-            None
-        } else {
-            Some(vec![self.buf.as_slice().to_vec()])
-        }
+        self.buf.pending()
     }
 
     fn may_have_record(&self) -> bool {

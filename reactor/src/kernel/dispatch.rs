@@ -65,25 +65,7 @@ impl Kernel {
     pub fn post(&mut self, dest: impl Designator, event: &str, args: impl IntoArgs) -> Result<()> {
         let caller = Location::caller();
         let dest = dest.resolve(self).ok_or(Error::NoSuchSession)?;
-        if event.is_empty() {
-            return Err(Error::InvalidArgument("empty event name"));
-        }
-        if !self.sender_alive() {
-            return Ok(());
-        }
-        let ev = self.intern(event);
-        let t = self.now_fifo();
-        let sender = self.active.session;
-        self.enqueue(
-            ItemKind::Post,
-            dest,
-            sender,
-            ev,
-            args.into_args(),
-            t,
-            caller,
-        );
-        Ok(())
+        self.post_from_active(dest, event, args.into_args(), caller)
     }
 
     /// Posts `event` to the active session (POE's `yield`).
@@ -95,6 +77,19 @@ impl Kernel {
         if me.is_kernel() {
             return Err(Error::NoActiveSession);
         }
+        self.post_from_active(me, event, args.into_args(), caller)
+    }
+
+    /// Queues `event` for `dest`, sent by the active session: what `post` and `yield` do
+    /// once they know the destination. A session already stopped sends nothing.
+    #[inline]
+    fn post_from_active(
+        &mut self,
+        dest: SessionId,
+        event: &str,
+        args: Args,
+        caller: &'static Location<'static>,
+    ) -> Result<()> {
         if event.is_empty() {
             return Err(Error::InvalidArgument("empty event name"));
         }
@@ -103,7 +98,8 @@ impl Kernel {
         }
         let ev = self.intern(event);
         let t = self.now_fifo();
-        self.enqueue(ItemKind::Post, me, me, ev, args.into_args(), t, caller);
+        let sender = self.active.session;
+        self.enqueue(ItemKind::Post, dest, sender, ev, args, t, caller);
         Ok(())
     }
 

@@ -75,38 +75,50 @@ impl Drop for AnonRef {
     }
 }
 
+/// Where a postback or callback goes: the event, the arguments given when it was made,
+/// and the reference that keeps the session alive while any clone exists.
+#[derive(Clone)]
+struct Target {
+    event: EventId,
+    args: Args,
+    anon: Rc<AnonRef>,
+}
+
+impl Target {
+    /// `ARG0` = the creation arguments, `ARG1` = the invocation's.
+    fn args_with(&self, args: impl IntoArgs) -> Args {
+        args_of((self.args.clone(), args.into_args()))
+    }
+
+    fn fmt(&self, kind: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{kind}({} -> {})", self.event.name(), self.anon.session)
+    }
+}
+
 /// A closure-like handle that posts an event back to a session (POE's `postback`).
 ///
 /// Calling [`post`](Postback::post) queues the event with `ARG0` = the postback's creation
 /// arguments and `ARG1` = the call's arguments, both as [`Args`]. The session stays alive
 /// while any clone of the postback exists.
 #[derive(Clone)]
-pub struct Postback {
-    event: EventId,
-    args: Args,
-    anon: Rc<AnonRef>,
-}
+pub struct Postback(Target);
 
 impl std::fmt::Debug for Postback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Postback({} -> {})",
-            self.event.name(),
-            self.anon.session
-        )
+        self.0.fmt("Postback", f)
     }
 }
 
 impl Postback {
     /// Posts the event with these arguments as `ARG1`.
     pub fn post(&self, args: impl IntoArgs) {
-        if let Some(q) = self.anon.releases.upgrade() {
-            let args = args_of((self.args.clone(), args.into_args()));
+        let t = &self.0;
+        if let Some(q) = t.anon.releases.upgrade() {
+            let args = t.args_with(args);
             q.queue
                 .borrow_mut()
                 .posts
-                .push((self.anon.session, self.event, args));
+                .push((t.anon.session, t.event, args));
             q.pending.set(true);
         }
     }
@@ -118,27 +130,18 @@ impl Postback {
 
     /// The session the postback posts to.
     pub fn session(&self) -> SessionId {
-        self.anon.session
+        self.0.anon.session
     }
 }
 
 /// A handle that calls an event of a session synchronously and returns its value (POE's
 /// `callback`). It keeps the session alive while it exists.
 #[derive(Clone)]
-pub struct Callback {
-    event: EventId,
-    args: Args,
-    anon: Rc<AnonRef>,
-}
+pub struct Callback(Target);
 
 impl std::fmt::Debug for Callback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Callback({} -> {})",
-            self.event.name(),
-            self.anon.session
-        )
+        self.0.fmt("Callback", f)
     }
 }
 
@@ -146,8 +149,8 @@ impl Callback {
     /// Calls the event with these arguments as `ARG1`; returns the handler's value.
     #[track_caller]
     pub fn call(&self, kernel: &mut Kernel, args: impl IntoArgs) -> Result<Value> {
-        let a = args_of((self.args.clone(), args.into_args()));
-        kernel.call_event(self.anon.session, self.event, a)
+        let t = &self.0;
+        kernel.call_event(t.anon.session, t.event, t.args_with(args))
     }
 
     /// The callback as a plain closure taking the kernel.
@@ -157,7 +160,7 @@ impl Callback {
 
     /// The session the callback calls.
     pub fn session(&self) -> SessionId {
-        self.anon.session
+        self.0.anon.session
     }
 }
 
@@ -170,22 +173,22 @@ impl Kernel {
         })
     }
 
-    /// A postback to `session` (POE's `$session->postback(EVENT, ARGS)`).
-    pub fn postback(&mut self, session: SessionId, event: &str, args: Args) -> Postback {
-        Postback {
+    fn target(&mut self, session: SessionId, event: &str, args: Args) -> Target {
+        Target {
             event: self.intern(event),
             args,
             anon: self.anon_ref(session),
         }
     }
 
+    /// A postback to `session` (POE's `$session->postback(EVENT, ARGS)`).
+    pub fn postback(&mut self, session: SessionId, event: &str, args: Args) -> Postback {
+        Postback(self.target(session, event, args))
+    }
+
     /// A callback to `session` (POE's `$session->callback(EVENT, ARGS)`).
     pub fn callback(&mut self, session: SessionId, event: &str, args: Args) -> Callback {
-        Callback {
-            event: self.intern(event),
-            args,
-            anon: self.anon_ref(session),
-        }
+        Callback(self.target(session, event, args))
     }
 
     /// Turns postback invocations into queued posts, in the order they were made.

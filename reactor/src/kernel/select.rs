@@ -18,10 +18,7 @@ use slab::Slab;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
 
-/// `ENOENT` and `EEXIST` as Linux numbers them (epoll's "not registered" and "already
-/// registered").
-const ENOENT: i32 = 2;
-const EEXIST: i32 = 17;
+use crate::errno::{EEXIST, ENOENT};
 use std::panic::Location;
 use std::time::Duration;
 

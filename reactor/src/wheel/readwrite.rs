@@ -2,6 +2,7 @@
 //! `POE::Driver::SysRW` built in).
 
 use super::{Parking, Readiness, Wheel, WheelHandle, WheelId};
+use crate::errno::{EINVAL, EPERM};
 use crate::error::{Error, Result};
 use crate::filter::{ByteFilter, Filter, Line};
 use crate::value::{Arg, IntoArgs};
@@ -690,7 +691,7 @@ impl ReadWrite {
                             w.parse_pending = true;
                             None
                         }
-                        Err(e) => Some((22, e.to_string())),
+                        Err(e) => Some((EINVAL, e.to_string())),
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -766,7 +767,7 @@ impl ReadWrite {
                         kernel.wheel_call(
                             owner,
                             err,
-                            ("read".to_owned(), 22, e.to_string(), id).into_args(),
+                            ("read".to_owned(), EINVAL, e.to_string(), id).into_args(),
                         );
                     }
                     return;
@@ -920,7 +921,7 @@ impl Wheel for ReadWrite {
         // A regular file cannot be polled (epoll says EPERM): it is always ready, as
         // select() reports it, and is read until end-of-file.
         let unpollable = |r: io::Result<()>| match r {
-            Err(e) if e.raw_os_error() == Some(1) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(EPERM) => Ok(true),
             Err(e) => Err(e),
             Ok(()) => Ok(false),
         };

@@ -2,6 +2,7 @@
 //! `POE::Wheel::SocketFactory` and `POE::Wheel::ListenAccept`).
 
 use super::{Wheel, WheelHandle, WheelId};
+use crate::errno::{ECONNABORTED, EINPROGRESS, EINTR, EPROTO};
 use crate::error::{Error, Result};
 use crate::value::IntoArgs;
 use crate::Mode;
@@ -290,7 +291,7 @@ impl SocketFactoryBuilder {
                 match sock.connect(&SockAddr::from(addr)) {
                     Ok(()) => {}
                     Err(e)
-                        if e.raw_os_error() == Some(115)
+                        if e.raw_os_error() == Some(EINPROGRESS)
                             || e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(("connect", e)),
                 }
@@ -466,7 +467,7 @@ impl Wheel for SocketFactory {
                 match accept_one(listener, nodelay) {
                     Ok((s, ip, port)) => deliver(kernel, id, success, s, ip, port),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => *ready = false,
-                    Err(e) if matches!(e.raw_os_error(), Some(103) | Some(29) | Some(4)) => {}
+                    Err(e) if matches!(e.raw_os_error(), Some(ECONNABORTED | EPROTO | EINTR)) => {}
                     Err(e) => fail(kernel, id, failure, "accept", &e),
                 }
             }
@@ -622,7 +623,7 @@ impl Wheel for ListenAccept {
         match accept_one(&w.listener, true) {
             Ok((s, ip, port)) => deliver(kernel, id, accept, s, ip, port),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => w.ready = false,
-            Err(e) if matches!(e.raw_os_error(), Some(103) | Some(4)) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(ECONNABORTED | EPROTO | EINTR)) => {}
             Err(e) => {
                 if let Some(ev) = error {
                     fail(kernel, id, ev, "accept", &e);

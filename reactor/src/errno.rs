@@ -1,0 +1,57 @@
+//! The errno numbers that POE programs compare `$!` and error events with, as Linux numbers
+//! them: taken from [`rustix::io::Errno`] here, in one place, rather than written as literals.
+//!
+//! Wheels and components report an error's errno as an `i32` (POE's numeric `$!`), and
+//! [`Error::errno`](crate::Error::errno) gives the number POE would set for a refused kernel
+//! call; compare them with these.
+
+use rustix::io::Errno;
+
+/// Operation not permitted: a kernel call on something another session owns.
+pub const EPERM: i32 = Errno::PERM.raw_os_error();
+/// No such file or directory (epoll: the descriptor is not registered).
+pub const ENOENT: i32 = Errno::NOENT.raw_os_error();
+/// No such process: POE's "no such session, alias or alarm".
+pub const ESRCH: i32 = Errno::SRCH.raw_os_error();
+/// Interrupted system call.
+pub const EINTR: i32 = Errno::INTR.raw_os_error();
+/// File exists: an alias or a watched descriptor already taken (epoll: already registered).
+pub const EEXIST: i32 = Errno::EXIST.raw_os_error();
+/// Invalid argument.
+pub const EINVAL: i32 = Errno::INVAL.raw_os_error();
+/// Too many open files in this process.
+pub const EMFILE: i32 = Errno::MFILE.raw_os_error();
+/// Too many open files in the system.
+pub const ENFILE: i32 = Errno::NFILE.raw_os_error();
+/// Broken pipe: writing to a peer that has gone.
+pub const EPIPE: i32 = Errno::PIPE.raw_os_error();
+/// Protocol error: `accept` found a connection that failed before it was taken.
+pub const EPROTO: i32 = Errno::PROTO.raw_os_error();
+/// Connection aborted before `accept` took it.
+pub const ECONNABORTED: i32 = Errno::CONNABORTED.raw_os_error();
+/// Connection reset by peer: a normal disconnection for the components' default handlers.
+pub const ECONNRESET: i32 = Errno::CONNRESET.raw_os_error();
+/// No buffer space available.
+pub const ENOBUFS: i32 = Errno::NOBUFS.raw_os_error();
+/// Connection timed out: also the errno of a Client::TCP `ConnectTimeout`.
+pub const ETIMEDOUT: i32 = Errno::TIMEDOUT.raw_os_error();
+/// Connection refused.
+pub const ECONNREFUSED: i32 = Errno::CONNREFUSED.raw_os_error();
+/// A non-blocking connect is under way.
+pub const EINPROGRESS: i32 = Errno::INPROGRESS.raw_os_error();
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_numbers_are_linux_numbers() {
+        use super::*;
+        assert_eq!(
+            [EPERM, ENOENT, ESRCH, EINTR, EEXIST, EINVAL, EPIPE, ECONNRESET, ETIMEDOUT],
+            [1, 2, 3, 4, 17, 22, 32, 104, 110]
+        );
+        assert_eq!(
+            [ECONNABORTED, EINPROGRESS, EPROTO, EMFILE],
+            [103, 115, 71, 24]
+        );
+    }
+}
