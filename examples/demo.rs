@@ -24,6 +24,7 @@ use keepalive::http::{get_request, Parse, ResponseParser};
 use keepalive::reactor::component::ServerTcpBuilder;
 use keepalive::reactor::filter::Stream as StreamFilter;
 use keepalive::reactor::wheel::ReadWrite;
+use keepalive::reactor::wheel::WheelError;
 use keepalive::reactor::{Ctx, HandlerError, Kernel, Session, WheelId};
 use keepalive::{Connection, Keepalive, PoolKey, Request, Response};
 use std::collections::HashMap;
@@ -359,10 +360,9 @@ fn got_input(ctx: C) -> Result<(), HandlerError> {
 }
 
 fn got_error(ctx: C) -> Result<(), HandlerError> {
-    let op: String = ctx.arg::<String>(0)?.clone();
-    let errnum: i32 = *ctx.arg(1)?;
-    let errstr: String = ctx.arg::<String>(2)?.clone();
-    let id: WheelId = *ctx.arg(3)?;
+    let e = ctx.arg::<WheelError>(0)?;
+    let (op, errnum, errstr) = (e.operation, e.errno, e.message.clone());
+    let id: WheelId = *ctx.arg(1)?;
     let Some(&slot) = ctx.heap().by_wheel.get(&id) else {
         return Ok(());
     };

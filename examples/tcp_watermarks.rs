@@ -17,6 +17,7 @@
 
 use reactor::component::ServerTcp;
 use reactor::filter::Line;
+use reactor::wheel::WheelError;
 use reactor::wheel::{ReadWrite, RwEvent, WheelHandle, WheelId};
 use reactor::{Ctx, HandlerError, Kernel, Session};
 
@@ -99,9 +100,9 @@ mod connection {
     }
 
     fn got_error(ctx: &mut Ctx<'_, Heap>) -> R {
-        let op = ctx.arg::<String>(0)?;
-        let errnum = ctx.arg::<i32>(1)?;
-        let errstr = ctx.arg::<String>(2)?;
+        let op = ctx.arg::<WheelError>(0)?.operation;
+        let errnum = ctx.arg::<WheelError>(0)?.errno;
+        let errstr = ctx.arg::<WheelError>(0)?.message.clone();
         eprintln!(
             "Chargen session {} encountered {op} error {errnum}: {errstr}",
             ctx.session()

@@ -16,6 +16,7 @@
 //! picks one, and the banner names the port actually bound.
 
 use reactor::filter::Line;
+use reactor::wheel::WheelError;
 use reactor::wheel::{ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};
 use reactor::{Ctx, HandlerError, Kernel, Session};
 use std::cell::Cell;
@@ -78,9 +79,9 @@ mod server {
                     Ok(())
                 })
                 .on("error", |ctx: &mut Ctx<'_, Heap>| -> R {
-                    let op = ctx.arg::<String>(0)?;
-                    let errnum = ctx.arg::<i32>(1)?;
-                    let errstr = ctx.arg::<String>(2)?;
+                    let op = ctx.arg::<WheelError>(0)?.operation;
+                    let errnum = ctx.arg::<WheelError>(0)?.errno;
+                    let errstr = ctx.arg::<WheelError>(0)?.message.clone();
                     eprintln!("Chargen::Server encountered {op} error {errnum}: {errstr}");
                     *ctx.heap() = None;
                     Ok(())
@@ -147,9 +148,9 @@ mod connection {
     }
 
     fn got_error(ctx: &mut Ctx<'_, Heap>) -> R {
-        let op = ctx.arg::<String>(0)?;
-        let errnum = ctx.arg::<i32>(1)?;
-        let errstr = ctx.arg::<String>(2)?;
+        let op = ctx.arg::<WheelError>(0)?.operation;
+        let errnum = ctx.arg::<WheelError>(0)?.errno;
+        let errstr = ctx.arg::<WheelError>(0)?.message.clone();
         eprintln!(
             "Chargen session {} encountered {op} error {errnum}: {errstr}",
             ctx.session()

@@ -17,6 +17,7 @@
 //! files).
 
 use reactor::filter::Stream;
+use reactor::wheel::WheelError;
 use reactor::wheel::{ReadWrite, SocketFactory, WheelHandle, WheelId};
 use reactor::{Ctx, HandlerError, Kernel, Session};
 use std::os::fd::AsFd;
@@ -103,9 +104,9 @@ fn session_connect_success(ctx: &mut Ctx<'_, Heap>) -> R {
 
 /// Prints `!!! WHAT: OP error ERRNO: MESSAGE` unless ERRNO is 0 (end of file).
 fn report(ctx: &Ctx<'_, Heap>, what: &str) -> R {
-    let op = ctx.arg::<String>(0)?;
-    let errnum = *ctx.arg::<i32>(1)?;
-    let errstr = ctx.arg::<String>(2)?;
+    let op = ctx.arg::<WheelError>(0)?.operation;
+    let errnum = ctx.arg::<WheelError>(0)?.errno;
+    let errstr = ctx.arg::<WheelError>(0)?.message.clone();
     if errnum != 0 {
         println!("!!! {what}: {op} error {errnum}: {errstr}");
     }

@@ -5,6 +5,7 @@
 
 mod common;
 
+use reactor::wheel::WheelError;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -135,8 +136,8 @@ fn our_client_tcp_against_perl_server_tcp() {
         .server_error(move |ctx| -> Result<(), HandlerError> {
             g2.borrow_mut().push(format!(
                 "error {} {}",
-                ctx.arg::<String>(0)?,
-                ctx.arg::<i32>(1)?
+                ctx.arg::<WheelError>(0)?.operation,
+                ctx.arg::<WheelError>(0)?.errno
             ));
             Ok(())
         })

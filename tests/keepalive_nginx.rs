@@ -10,6 +10,7 @@ use common::nginx::{Nginx, NginxConfig};
 use keepalive::http::{get_request, Parse, ResponseParser};
 use keepalive::reactor::filter::Stream as StreamFilter;
 use keepalive::reactor::wheel::ReadWrite;
+use keepalive::reactor::wheel::WheelError;
 use keepalive::reactor::{Ctx, HandlerError, Kernel, Session, WheelId};
 use keepalive::{Connection, Keepalive, PoolKey, Request, Response};
 use std::cell::RefCell;
@@ -144,9 +145,9 @@ fn got_error(ctx: C) -> Result<(), HandlerError> {
     };
     eprintln!(
         "{} error {}: {}",
-        ctx.arg::<String>(0)?,
-        ctx.arg::<i32>(1)?,
-        ctx.arg::<String>(2)?
+        ctx.arg::<WheelError>(0)?.operation,
+        ctx.arg::<WheelError>(0)?.errno,
+        ctx.arg::<WheelError>(0)?.message
     );
     ctx.heap().in_flight[slot] = None;
     ctx.heap().tally.borrow_mut().errors += 1;

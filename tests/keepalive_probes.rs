@@ -10,6 +10,7 @@ use common::test_server::TestServer;
 use keepalive::pool::{CallError, EADDRNOTAVAIL, ECANCELED, ETIMEDOUT};
 use keepalive::reactor::component::ServerTcp;
 use keepalive::reactor::wheel::ReadWrite;
+use keepalive::reactor::wheel::WheelError;
 use keepalive::reactor::{Kernel, Session, SessionId};
 use keepalive::{Connection, Keepalive, Request, RequestId, ResolverKind, Response};
 use std::cell::{Cell, RefCell};
@@ -148,8 +149,11 @@ impl EndServer {
             })
             .client_input(|_ctx| {})
             .client_error(move |ctx| {
-                let op = ctx.arg::<String>(0).cloned().unwrap_or_default();
-                let errnum = ctx.arg::<i32>(1).copied().unwrap_or(-1);
+                let op = ctx
+                    .arg::<WheelError>(0)
+                    .map(|e| e.operation.to_owned())
+                    .unwrap_or_default();
+                let errnum = ctx.arg::<WheelError>(0).map(|e| e.errno).unwrap_or(-1);
                 e1.borrow_mut().push(format!("{op} {errnum}"));
             })
             .build(kernel)
@@ -1864,8 +1868,11 @@ fn https_round_trip_and_reuse() {
             .on("error", {
                 let o = out.clone();
                 move |ctx| {
-                    let op = ctx.arg::<String>(0).cloned().unwrap_or_default();
-                    let errnum = ctx.arg::<i32>(1).copied().unwrap_or(-1);
+                    let op = ctx
+                        .arg::<WheelError>(0)
+                        .map(|e| e.operation.to_owned())
+                        .unwrap_or_default();
+                    let errnum = ctx.arg::<WheelError>(0).map(|e| e.errno).unwrap_or(-1);
                     push(&o, format!("unexpected wheel error {op} {errnum}"));
                     *ctx.heap() = None;
                 }

@@ -9,6 +9,7 @@ use common::ka::{describe, finish, label, start, v4_resolver, wait_for};
 use common::test_server::TestServer;
 use keepalive::pool::{ECONNREFUSED, ETIMEDOUT};
 use keepalive::reactor::wheel::ReadWrite;
+use keepalive::reactor::wheel::WheelError;
 use keepalive::reactor::Session;
 use keepalive::{Connection, Keepalive, Request, ResolverKind, Response};
 use std::cell::RefCell;
@@ -823,9 +824,9 @@ fn t11_dead_socket() {
             .on("error", {
                 let (o, srv, ka) = (out.clone(), server.clone(), ka.clone());
                 move |ctx| {
-                    let op = ctx.arg::<String>(0).unwrap().clone();
-                    let errnum = *ctx.arg::<i32>(1).unwrap();
-                    let wid = *ctx.arg::<WheelId>(3).unwrap();
+                    let op = ctx.arg::<WheelError>(0).unwrap().operation;
+                    let errnum = ctx.arg::<WheelError>(0).unwrap().errno;
+                    let wid = *ctx.arg::<WheelId>(1).unwrap();
                     let ours = ctx.heap().wheel == Some(wid);
                     o.borrow_mut()
                         .push(format!("error {op} {errnum} from our wheel: {ours}"));

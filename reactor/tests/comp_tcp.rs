@@ -23,6 +23,7 @@ use mio::net::TcpStream;
 use reactor::component::{ClientTcp, ClientTcpBuilder, ComponentError, ServerTcp};
 use reactor::filter::{Filter, Line};
 use reactor::wheel::ReadWrite;
+use reactor::wheel::WheelError;
 use reactor::{Ctx, HandlerError, Kernel, Session, WheelHandle};
 use std::cell::RefCell;
 use std::os::fd::AsRawFd;
@@ -86,9 +87,9 @@ fn acceptor_session(socket: TcpStream, log: Log) -> Session<AcceptedConn> {
             // Upstream prints these; they are not counted.
             println!(
                 "acceptor server got {} error {}: {}",
-                ctx.arg::<String>(0)?,
-                ctx.arg::<i32>(1)?,
-                ctx.arg::<String>(2)?
+                ctx.arg::<WheelError>(0)?.operation,
+                ctx.arg::<WheelError>(0)?.errno,
+                ctx.arg::<WheelError>(0)?.message
             );
             Ok(())
         },
@@ -166,9 +167,9 @@ fn servers_and_clients_body() -> Result<(), Box<dyn std::error::Error>> {
         .client_error(|ctx| -> Result<(), HandlerError> {
             println!(
                 "callback server got {} error {}: {}",
-                ctx.arg::<String>(0)?,
-                ctx.arg::<i32>(1)?,
-                ctx.arg::<String>(2)?
+                ctx.arg::<WheelError>(0)?.operation,
+                ctx.arg::<WheelError>(0)?.errno,
+                ctx.arg::<WheelError>(0)?.message
             );
             Ok(())
         })
@@ -211,9 +212,9 @@ fn servers_and_clients_body() -> Result<(), Box<dyn std::error::Error>> {
         .connect_error(|ctx| -> Result<(), HandlerError> {
             println!(
                 "acceptor client got {} error {}: {}",
-                ctx.arg::<String>(0)?,
-                ctx.arg::<i32>(1)?,
-                ctx.arg::<String>(2)?
+                ctx.arg::<WheelError>(0)?.operation,
+                ctx.arg::<WheelError>(0)?.errno,
+                ctx.arg::<WheelError>(0)?.message
             );
             Ok(())
         })
@@ -224,7 +225,8 @@ fn servers_and_clients_body() -> Result<(), Box<dyn std::error::Error>> {
         })
         .server_input(move |_| push(&l4, "acceptor client got input"))
         .server_error(move |ctx| -> Result<(), HandlerError> {
-            if ctx.arg::<String>(0)? == "read" && *ctx.arg::<i32>(1)? == 0 {
+            if ctx.arg::<WheelError>(0)?.operation == "read" && ctx.arg::<WheelError>(0)?.errno == 0
+            {
                 push(&l5, "acceptor client got read error 0 (EOF)");
             } else {
                 push(&l5, "NOT OK: acceptor client got another error");
@@ -252,9 +254,9 @@ fn servers_and_clients_body() -> Result<(), Box<dyn std::error::Error>> {
         .connect_error(|ctx| -> Result<(), HandlerError> {
             println!(
                 "callback client got {} error {}: {}",
-                ctx.arg::<String>(0)?,
-                ctx.arg::<i32>(1)?,
-                ctx.arg::<String>(2)?
+                ctx.arg::<WheelError>(0)?.operation,
+                ctx.arg::<WheelError>(0)?.errno,
+                ctx.arg::<WheelError>(0)?.message
             );
             Ok(())
         })
@@ -265,7 +267,8 @@ fn servers_and_clients_body() -> Result<(), Box<dyn std::error::Error>> {
         })
         .server_input(move |_| push(&l3, "callback client got input"))
         .server_error(move |ctx| -> Result<(), HandlerError> {
-            if ctx.arg::<String>(0)? == "read" && *ctx.arg::<i32>(1)? == 0 {
+            if ctx.arg::<WheelError>(0)?.operation == "read" && ctx.arg::<WheelError>(0)?.errno == 0
+            {
                 push(&l4, "callback client got read error 0 (EOF)");
             } else {
                 push(&l4, "NOT OK: callback client got another error");
@@ -538,8 +541,8 @@ fn bind_failure_body() -> Result<(), Box<dyn std::error::Error>> {
                 &l1,
                 format!(
                     "error: {} {}; listener kept: {kept}",
-                    ctx.arg::<String>(0)?,
-                    ctx.arg::<i32>(1)?
+                    ctx.arg::<WheelError>(0)?.operation,
+                    ctx.arg::<WheelError>(0)?.errno
                 ),
             );
             Ok(())

@@ -20,6 +20,7 @@ use common::bounded;
 use mio::net::TcpStream;
 use reactor::component::{ClientTcp, ServerTcp};
 use reactor::wheel::ReadWrite;
+use reactor::wheel::WheelError;
 use reactor::{Ctx, HandlerError, Kernel, Session, SessionId, WheelHandle};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -95,7 +96,10 @@ fn accepted_session(socket: TcpStream, st: Rc<State>) -> Session<AcceptedConn> {
     .on(
         "got_error",
         |ctx: &mut Ctx<'_, AcceptedConn>| -> Result<(), HandlerError> {
-            let (op, errno) = (ctx.arg::<String>(0)?.clone(), *ctx.arg::<i32>(1)?);
+            let (op, errno) = (
+                ctx.arg::<WheelError>(0)?.operation.to_owned(),
+                ctx.arg::<WheelError>(0)?.errno,
+            );
             if op == "read" && errno == 0 {
                 ctx.heap().shutdown = true;
                 let server = ctx.heap().tcp_server.ok_or("no server")?;
@@ -104,7 +108,7 @@ fn accepted_session(socket: TcpStream, st: Rc<State>) -> Session<AcceptedConn> {
                 // Upstream: "You might see a 'disconnect' error during this test."
                 eprintln!(
                     "acceptor server got {op} error {errno}: {}",
-                    ctx.arg::<String>(2)?
+                    ctx.arg::<WheelError>(0)?.message
                 );
             }
             ctx.heap().wheel = None;
@@ -145,8 +149,8 @@ fn client(
                 &l1,
                 format!(
                     "fail: {which} client {n} got {} error {}",
-                    ctx.arg::<String>(0)?,
-                    ctx.arg::<i32>(1)?
+                    ctx.arg::<WheelError>(0)?.operation,
+                    ctx.arg::<WheelError>(0)?.errno
                 ),
             );
             Ok(())
@@ -160,7 +164,10 @@ fn client(
             Ok(())
         })
         .server_error(move |ctx| -> Result<(), HandlerError> {
-            let (op, errno) = (ctx.arg::<String>(0)?.clone(), *ctx.arg::<i32>(1)?);
+            let (op, errno) = (
+                ctx.arg::<WheelError>(0)?.operation.to_owned(),
+                ctx.arg::<WheelError>(0)?.errno,
+            );
             // Upstream `ok(read && 0)`; never reached in a passing run (see above).
             push(
                 &l2,
@@ -222,7 +229,10 @@ fn concurrency_limits_hold_body() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         })
         .client_error(|ctx| -> Result<(), HandlerError> {
-            let (op, errno) = (ctx.arg::<String>(0)?.clone(), *ctx.arg::<i32>(1)?);
+            let (op, errno) = (
+                ctx.arg::<WheelError>(0)?.operation.to_owned(),
+                ctx.arg::<WheelError>(0)?.errno,
+            );
             if !(op == "read" && errno == 0) {
                 eprintln!("callback server got {op} error {errno}");
             }

@@ -11,6 +11,7 @@ mod common;
 use common::bounded;
 use reactor::component::ClientTcp;
 use reactor::errno::ETIMEDOUT;
+use reactor::wheel::WheelError;
 use reactor::{AlarmId, Ctx, HandlerError, Kernel, Session};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -84,7 +85,10 @@ fn connection_refused_reaches_connect_error_body() -> Result<(), Box<dyn std::er
         .connected(move |_| push(&l1, "fail: should have failed to connect"))
         .connect_error(move |ctx| -> Result<(), HandlerError> {
             ctx.post("watcher", "shutdown", ())?;
-            let (op, errno) = (ctx.arg::<String>(0)?.clone(), *ctx.arg::<i32>(1)?);
+            let (op, errno) = (
+                ctx.arg::<WheelError>(0)?.operation.to_owned(),
+                ctx.arg::<WheelError>(0)?.errno,
+            );
             // Upstream only passes; the error itself is ECONNREFUSED on connect.
             push(&l2, format!("expected connection failure: {op} {errno}"));
             Ok(())
@@ -130,9 +134,9 @@ fn connect_timeout_body() -> Result<(), Box<dyn std::error::Error>> {
                 &l2,
                 format!(
                     "{} {} {}",
-                    ctx.arg::<String>(0)?,
-                    ctx.arg::<i32>(1)?,
-                    ctx.arg::<String>(2)?
+                    ctx.arg::<WheelError>(0)?.operation,
+                    ctx.arg::<WheelError>(0)?.errno,
+                    ctx.arg::<WheelError>(0)?.message
                 ),
             );
             Ok(())
@@ -164,7 +168,7 @@ fn connect_event_retargets_body() -> Result<(), Box<dyn std::error::Error>> {
     let (l1, l2) = (log.clone(), log.clone());
     ClientTcp::builder("127.0.0.1", refused)
         .connect_error(move |ctx| -> Result<(), HandlerError> {
-            push(&l1, format!("refused {}", ctx.arg::<i32>(1)?));
+            push(&l1, format!("refused {}", ctx.arg::<WheelError>(0)?.errno));
             ctx.yield_("connect", ("127.0.0.1".to_owned(), good))?;
             Ok(())
         })

@@ -13,6 +13,7 @@ mod common;
 
 use reactor::filter::{Grep, Line, Stackable};
 use reactor::pipe;
+use reactor::wheel::WheelError;
 use reactor::wheel::{ReadWrite, RwEvent};
 use reactor::{Ctx, HandlerError, Kernel, Session, WheelHandle};
 use std::cell::RefCell;
@@ -79,7 +80,10 @@ fn talker(
                 .on(
                     "error",
                     move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> R {
-                        let (op, errno) = (ctx.arg::<String>(0)?.clone(), *ctx.arg::<i32>(1)?);
+                        let (op, errno) = (
+                            ctx.arg::<WheelError>(0)?.operation.to_owned(),
+                            ctx.arg::<WheelError>(0)?.errno,
+                        );
                         l2.borrow_mut().push(format!("{name} {op} error {errno}"));
                         *ctx.heap() = None;
                         Ok(())

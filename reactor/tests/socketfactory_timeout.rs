@@ -9,6 +9,7 @@
 mod common;
 use common::timeout;
 use reactor::wheel::SocketFactory;
+use reactor::wheel::WheelError;
 use reactor::{Ctx, HandlerError, Kernel, Session, WheelHandle, WheelId};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -52,10 +53,10 @@ fn connect_session(log: Log, host: &'static str, port: u16) -> Session<Heap> {
             "sock_down",
             move |ctx: &mut Ctx<'_, Heap>| -> Result<(), HandlerError> {
                 // pass("Failed to connect as expected")
-                let op = ctx.arg::<String>(0)?.clone();
-                let errno = *ctx.arg::<i32>(1)?;
-                let msg = ctx.arg::<String>(2)?.clone();
-                let id = *ctx.arg::<WheelId>(3)?;
+                let op = ctx.arg::<WheelError>(0)?.operation.to_owned();
+                let errno = ctx.arg::<WheelError>(0)?.errno;
+                let msg = ctx.arg::<WheelError>(0)?.message.clone();
+                let id = *ctx.arg::<WheelId>(1)?;
                 let ours = ctx.heap().socket.as_ref().map(WheelHandle::id) == Some(id);
                 l3.borrow_mut().push(format!(
                     "sock_down {op} {errno} {} wheel {id} ours={ours}",
@@ -150,9 +151,9 @@ fn bind_failure_arrives_as_an_event_after_build_returns() {
             .on(
                 "down",
                 move |ctx: &mut Ctx<'_, Heap>| -> Result<(), HandlerError> {
-                    let op = ctx.arg::<String>(0)?.clone();
-                    let errno = *ctx.arg::<i32>(1)?;
-                    let id = *ctx.arg::<WheelId>(3)?;
+                    let op = ctx.arg::<WheelError>(0)?.operation.to_owned();
+                    let errno = ctx.arg::<WheelError>(0)?.errno;
+                    let id = *ctx.arg::<WheelId>(1)?;
                     l2.borrow_mut()
                         .push(format!("down {op} {errno} wheel {id}"));
                     ctx.heap().socket = None;

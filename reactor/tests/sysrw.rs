@@ -22,6 +22,7 @@ use common::timeout;
 use mio::unix::pipe;
 use reactor::filter::Stream;
 use reactor::wheel::ReadWrite;
+use reactor::wheel::WheelError;
 use reactor::{Ctx, Error, HandlerError, Kernel, Session, SessionId, WheelHandle, WheelId};
 use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read, Write};
@@ -62,10 +63,10 @@ fn owner(
         .on(
             "error",
             move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
-                let op = ctx.arg::<String>(0)?.clone();
-                let errno = *ctx.arg::<i32>(1)?;
-                let msg = ctx.arg::<String>(2)?.clone();
-                let wid = *ctx.arg::<WheelId>(3)?;
+                let op = ctx.arg::<WheelError>(0)?.operation.to_owned();
+                let errno = ctx.arg::<WheelError>(0)?.errno;
+                let msg = ctx.arg::<WheelError>(0)?.message.clone();
+                let wid = *ctx.arg::<WheelId>(1)?;
                 let left = ctx
                     .wheel_ref::<ReadWrite>(wid)
                     .map(|w| (w.get_driver_out_octets(), w.get_driver_out_messages()));

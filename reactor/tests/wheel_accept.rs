@@ -9,6 +9,7 @@
 mod common;
 use common::timeout;
 use mio::net::{TcpStream, UnixStream};
+use reactor::wheel::WheelError;
 use reactor::wheel::{ListenAccept, SocketFactory};
 use reactor::{Ctx, HandlerError, Kernel, Session, WheelHandle, WheelId};
 use std::cell::RefCell;
@@ -85,7 +86,11 @@ fn listener_session(log: Shared, listening: std::net::TcpListener) -> Session<Li
         .on(
             "got_error",
             move |ctx: &mut Ctx<'_, Listener>| -> Result<(), HandlerError> {
-                let msg = format!("{} {}", ctx.arg::<String>(0)?, ctx.arg::<i32>(1)?);
+                let msg = format!(
+                    "{} {}",
+                    ctx.arg::<WheelError>(0)?.operation,
+                    ctx.arg::<WheelError>(0)?.errno
+                );
                 l2.borrow_mut().listener_errors.push(msg);
                 ctx.heap().wheel = None;
                 ctx.delay("got_timeout", 0.1, ())?;
@@ -134,7 +139,11 @@ fn connector_session(log: Shared, port: u16) -> Session<Option<WheelHandle>> {
         .on(
             "got_error",
             move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
-                let msg = format!("{} {}", ctx.arg::<String>(0)?, ctx.arg::<i32>(1)?);
+                let msg = format!(
+                    "{} {}",
+                    ctx.arg::<WheelError>(0)?.operation,
+                    ctx.arg::<WheelError>(0)?.errno
+                );
                 l2.borrow_mut().connect_errors.push(msg);
                 *ctx.heap() = None;
                 Ok(())

@@ -33,6 +33,7 @@ use mio::net::UnixStream;
 use mio::unix::pipe;
 use reactor::filter::{Block, Filter, Line, Stream};
 use reactor::wheel::ReadWriteBuilder;
+use reactor::wheel::WheelError;
 use reactor::wheel::{ReadWrite, RwEvent};
 use reactor::{Ctx, Error, HandlerError, Kernel, Session, WheelHandle, WheelId};
 use std::cell::RefCell;
@@ -467,10 +468,10 @@ fn part2_session(
     .on(
         "error",
         |ctx: &mut Ctx<'_, Part2>| -> Result<(), HandlerError> {
-            let op = ctx.arg::<String>(0)?.clone();
-            let errno = *ctx.arg::<i32>(1)?;
-            let msg = ctx.arg::<String>(2)?.clone();
-            let id = *ctx.arg::<WheelId>(3)?;
+            let op = ctx.arg::<WheelError>(0)?.operation.to_owned();
+            let errno = ctx.arg::<WheelError>(0)?.errno;
+            let msg = ctx.arg::<WheelError>(0)?.message.clone();
+            let id = *ctx.arg::<WheelId>(1)?;
             let heap = ctx.heap();
             heap.check_id(id);
             let mut log = heap.log.borrow_mut();
@@ -651,8 +652,8 @@ fn reading_a_regular_file_reaches_eof() {
                 move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
                     g2.borrow_mut().push(format!(
                         "{} {}",
-                        ctx.arg::<String>(0)?,
-                        ctx.arg::<i32>(1)?
+                        ctx.arg::<WheelError>(0)?.operation,
+                        ctx.arg::<WheelError>(0)?.errno
                     ));
                     *ctx.heap() = None;
                     Ok(())
@@ -738,14 +739,14 @@ fn shutdown_output_gives_the_peer_eof_and_shutdown_input_stops_reading() {
         .on(
             "b_err",
             move |ctx: &mut Ctx<'_, ShutHeap>| -> Result<(), HandlerError> {
-                let op = ctx.arg::<String>(0)?.clone();
-                let errno = *ctx.arg::<i32>(1)?;
+                let op = ctx.arg::<WheelError>(0)?.operation.to_owned();
+                let errno = ctx.arg::<WheelError>(0)?.errno;
                 push(ctx, format!("b {op} error {errno}"));
                 if op == "read" {
                     // A has shut its output down. Now shut its input down too; what B sends
                     // afterwards must not reach A's InputEvent.
                     let aid = ctx.heap().a.as_ref().ok_or("no a")?.id();
-                    let bid = *ctx.arg::<WheelId>(3)?;
+                    let bid = *ctx.arg::<WheelId>(1)?;
                     ctx.wheel_mut::<ReadWrite>(aid)
                         .ok_or("no a")?
                         .shutdown_input();
@@ -773,8 +774,8 @@ fn shutdown_output_gives_the_peer_eof_and_shutdown_input_stops_reading() {
         .on(
             "a_err",
             move |ctx: &mut Ctx<'_, ShutHeap>| -> Result<(), HandlerError> {
-                let op = ctx.arg::<String>(0)?.clone();
-                let errno = *ctx.arg::<i32>(1)?;
+                let op = ctx.arg::<WheelError>(0)?.operation.to_owned();
+                let errno = ctx.arg::<WheelError>(0)?.errno;
                 push(ctx, format!("a {op} error {errno}"));
                 Ok(())
             },
@@ -1108,8 +1109,8 @@ fn filter_changes_in_lock_step_over_a_socket_pair() {
             .on(
                 "got_error",
                 move |ctx: &mut Ctx<'_, Peer>| -> Result<(), HandlerError> {
-                    let op = ctx.arg::<String>(0)?.clone();
-                    let errno = *ctx.arg::<i32>(1)?;
+                    let op = ctx.arg::<WheelError>(0)?.operation.to_owned();
+                    let errno = ctx.arg::<WheelError>(0)?.errno;
                     l2.borrow_mut().push(format!("master {op} error {errno}"));
                     ctx.heap().wheel = None;
                     Ok(())

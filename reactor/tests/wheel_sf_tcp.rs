@@ -18,6 +18,7 @@ use common::timeout;
 use mio::net::{TcpStream, UnixStream};
 use reactor::filter::Line;
 use reactor::wheel::ReadWriteBuilder;
+use reactor::wheel::WheelError;
 use reactor::wheel::{Domain, ReadWrite, SocketFactory};
 use reactor::{Ctx, HandlerError, Kernel, Session, SessionId, WheelHandle, WheelId};
 use std::cell::RefCell;
@@ -154,10 +155,10 @@ fn sss_new(r: Shared, conn: Conn) -> Session<Sss> {
     .on(
         "got_error",
         |ctx: &mut Ctx<'_, Sss>| -> Result<(), HandlerError> {
-            let op = ctx.arg::<String>(0)?.clone();
-            let errnum = *ctx.arg::<i32>(1)?;
-            let errstr = ctx.arg::<String>(2)?.clone();
-            let id = *ctx.arg::<WheelId>(3)?;
+            let op = ctx.arg::<WheelError>(0)?.operation.to_owned();
+            let errnum = ctx.arg::<WheelError>(0)?.errno;
+            let errstr = ctx.arg::<WheelError>(0)?.message.clone();
+            let id = *ctx.arg::<WheelId>(1)?;
             let heap = ctx.heap();
             if Some(id) != heap.wheel_id {
                 heap.r.borrow_mut().sss_wrong_id += 1;
@@ -253,8 +254,8 @@ fn server(r: Shared, t: &Transport) -> Session<Server> {
     .on(
         "got_error",
         |ctx: &mut Ctx<'_, Server>| -> Result<(), HandlerError> {
-            let op = ctx.arg::<String>(0)?.clone();
-            let errno = *ctx.arg::<i32>(1)?;
+            let op = ctx.arg::<WheelError>(0)?.operation.to_owned();
+            let errno = ctx.arg::<WheelError>(0)?.errno;
             let heap = ctx.heap();
             heap.r
                 .borrow_mut()
@@ -390,10 +391,10 @@ fn client(r: Shared, t: &Transport, port: u16) -> Session<Client> {
     .on(
         "got_error",
         |ctx: &mut Ctx<'_, Client>| -> Result<(), HandlerError> {
-            let op = ctx.arg::<String>(0)?.clone();
-            let errnum = *ctx.arg::<i32>(1)?;
-            let errstr = ctx.arg::<String>(2)?.clone();
-            let id = *ctx.arg::<WheelId>(3)?;
+            let op = ctx.arg::<WheelError>(0)?.operation.to_owned();
+            let errnum = ctx.arg::<WheelError>(0)?.errno;
+            let errstr = ctx.arg::<WheelError>(0)?.message.clone();
+            let id = *ctx.arg::<WheelId>(1)?;
             let heap = ctx.heap();
             if Some(id) == heap.socket_wheel_id {
                 heap.test_five = false;

@@ -15,6 +15,7 @@ mod common;
 use common::timeout;
 use mio::net::{TcpStream, UnixStream};
 use reactor::filter::{Line, Stream};
+use reactor::wheel::WheelError;
 use reactor::wheel::{ReadWrite, RwEvent, SocketFactory};
 use reactor::{Ctx, HandlerError, Kernel, Session, WheelHandle, WheelId};
 use std::cell::RefCell;
@@ -127,9 +128,9 @@ fn echo_server(stats: Rc<RefCell<EchoStats>>, port: Rc<RefCell<u16>>) -> Session
         .on(
             "conn_error",
             move |ctx: &mut Ctx<'_, EchoServer>| -> Result<(), HandlerError> {
-                let op = ctx.arg::<String>(0)?.clone();
-                let errno = *ctx.arg::<i32>(1)?;
-                let id = *ctx.arg::<WheelId>(3)?;
+                let op = ctx.arg::<WheelError>(0)?.operation.to_owned();
+                let errno = ctx.arg::<WheelError>(0)?.errno;
+                let id = *ctx.arg::<WheelId>(1)?;
                 s2.borrow_mut().server_errors.push((op, errno));
                 ctx.heap().conns.remove(&id);
                 Ok(())
@@ -138,7 +139,11 @@ fn echo_server(stats: Rc<RefCell<EchoStats>>, port: Rc<RefCell<u16>>) -> Session
         .on(
             "failed",
             move |ctx: &mut Ctx<'_, EchoServer>| -> Result<(), HandlerError> {
-                let msg = format!("server {} {}", ctx.arg::<String>(0)?, ctx.arg::<i32>(1)?);
+                let msg = format!(
+                    "server {} {}",
+                    ctx.arg::<WheelError>(0)?.operation,
+                    ctx.arg::<WheelError>(0)?.errno
+                );
                 s3.borrow_mut().failures.push(msg);
                 Ok(())
             },
@@ -225,8 +230,12 @@ fn echo_clients(stats: Rc<RefCell<EchoStats>>, port: u16) -> Session<EchoClients
         .on(
             "client_error",
             move |ctx: &mut Ctx<'_, EchoClients>| -> Result<(), HandlerError> {
-                let msg = format!("client {} {}", ctx.arg::<String>(0)?, ctx.arg::<i32>(1)?);
-                let id = *ctx.arg::<WheelId>(3)?;
+                let msg = format!(
+                    "client {} {}",
+                    ctx.arg::<WheelError>(0)?.operation,
+                    ctx.arg::<WheelError>(0)?.errno
+                );
+                let id = *ctx.arg::<WheelId>(1)?;
                 s2.borrow_mut().failures.push(msg);
                 ctx.heap().conns.remove(&id);
                 Ok(())
@@ -235,8 +244,12 @@ fn echo_clients(stats: Rc<RefCell<EchoStats>>, port: u16) -> Session<EchoClients
         .on(
             "connect_failed",
             move |ctx: &mut Ctx<'_, EchoClients>| -> Result<(), HandlerError> {
-                let msg = format!("connect {} {}", ctx.arg::<String>(0)?, ctx.arg::<i32>(1)?);
-                let id = *ctx.arg::<WheelId>(3)?;
+                let msg = format!(
+                    "connect {} {}",
+                    ctx.arg::<WheelError>(0)?.operation,
+                    ctx.arg::<WheelError>(0)?.errno
+                );
+                let id = *ctx.arg::<WheelId>(1)?;
                 s3.borrow_mut().failures.push(msg);
                 ctx.heap().factories.remove(&id);
                 Ok(())
@@ -346,9 +359,9 @@ fn a_peer_reset_mid_write_is_one_write_error() {
             .on(
                 "conn_error",
                 move |ctx: &mut Ctx<'_, ResetHeap>| -> Result<(), HandlerError> {
-                    let op = ctx.arg::<String>(0)?.clone();
-                    let errno = *ctx.arg::<i32>(1)?;
-                    let id = *ctx.arg::<WheelId>(3)?;
+                    let op = ctx.arg::<WheelError>(0)?.operation.to_owned();
+                    let errno = ctx.arg::<WheelError>(0)?.errno;
+                    let id = *ctx.arg::<WheelId>(1)?;
                     let left = ctx
                         .wheel_ref::<ReadWrite>(id)
                         .map_or(0, |w| w.get_driver_out_octets());
@@ -606,7 +619,11 @@ where
         .on(
             "r_error",
             move |ctx: &mut Ctx<'_, LargeHeap>| -> Result<(), HandlerError> {
-                let msg = format!("reader {} {}", ctx.arg::<String>(0)?, ctx.arg::<i32>(1)?);
+                let msg = format!(
+                    "reader {} {}",
+                    ctx.arg::<WheelError>(0)?.operation,
+                    ctx.arg::<WheelError>(0)?.errno
+                );
                 l3.borrow_mut().other.push(msg);
                 ctx.heap().reader = None;
                 Ok(())
@@ -638,7 +655,10 @@ where
         .on(
             "w_error",
             move |ctx: &mut Ctx<'_, LargeHeap>| -> Result<(), HandlerError> {
-                let e = (ctx.arg::<String>(0)?.clone(), *ctx.arg::<i32>(1)?);
+                let e = (
+                    ctx.arg::<WheelError>(0)?.operation.to_owned(),
+                    ctx.arg::<WheelError>(0)?.errno,
+                );
                 l6.borrow_mut().writer_closed_by = Some(e);
                 ctx.heap().writer = None;
                 Ok(())
@@ -747,7 +767,11 @@ fn last_line_and_eof_arriving_together_are_both_reported() {
             .on(
                 "err",
                 move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
-                    let e = format!("{} error {}", ctx.arg::<String>(0)?, ctx.arg::<i32>(1)?);
+                    let e = format!(
+                        "{} error {}",
+                        ctx.arg::<WheelError>(0)?.operation,
+                        ctx.arg::<WheelError>(0)?.errno
+                    );
                     l2.borrow_mut().push(e);
                     *ctx.heap() = None;
                     ctx.alarm_clear("timeout")?;

@@ -2,6 +2,7 @@
 //! I/O both ways, EOF as a read error with errno 0, dropping a wheel, ListenAccept.
 
 use reactor::filter::Line;
+use reactor::wheel::WheelError;
 use reactor::wheel::{ListenAccept, ReadWrite, SocketFactory};
 use reactor::{Ctx, Error, HandlerError, Kernel, WheelHandle, WheelId};
 use std::cell::RefCell;
@@ -76,9 +77,9 @@ fn server(log: Log, port_out: Rc<RefCell<u16>>) -> reactor::Session<Server> {
         .on(
             "client_error",
             move |ctx: &mut Ctx<'_, Server>| -> Result<(), HandlerError> {
-                let op = ctx.arg::<String>(0)?.clone();
-                let errno = *ctx.arg::<i32>(1)?;
-                let id = *ctx.arg::<WheelId>(3)?;
+                let op = ctx.arg::<WheelError>(0)?.operation.to_owned();
+                let errno = ctx.arg::<WheelError>(0)?.errno;
+                let id = *ctx.arg::<WheelId>(1)?;
                 log.borrow_mut().push(format!("server {op} error {errno}"));
                 ctx.heap().clients.remove(&id);
                 // Done: let the server go.
@@ -140,8 +141,8 @@ fn client(log: Log, port: u16) -> reactor::Session<Client> {
         move |ctx: &mut Ctx<'_, Client>| -> Result<(), HandlerError> {
             log.borrow_mut().push(format!(
                 "connect failed: {} {}",
-                ctx.arg::<String>(0)?,
-                ctx.arg::<i32>(1)?
+                ctx.arg::<WheelError>(0)?.operation,
+                ctx.arg::<WheelError>(0)?.errno
             ));
             ctx.heap().factory = None;
             Ok(())

@@ -27,11 +27,12 @@
 //! - `Started`: `ARG0`.. = `Args`.
 //! - `Connected`: `ARG0` = `()` (POE: the socket, which is in the wheel here), `ARG1` = peer
 //!   address (`Option<IpAddr>`), `ARG2` = peer port (`u16`), `ARG3` = the factory's wheel id.
-//! - `ConnectError`: `ARG0` = operation (`String`: "connect", "resolve", "bind"...), `ARG1` =
-//!   errno (`i32`; [`ETIMEDOUT`] for `ConnectTimeout`), `ARG2` = message.
+//! - `ConnectError`: `ARG0` = the [`WheelError`] (operation "connect", "resolve",
+//!   "bind"...; errno [`ETIMEDOUT`] for `ConnectTimeout`), `ARG1` = the factory's wheel id
+//!   (none for `ConnectTimeout`).
 //! - `ServerInput`: `ARG0` = record (`Vec<u8>`), `ARG1` = wheel id.
-//! - `ServerError`: `ARG0` = "read"/"write", `ARG1` = errno (0 at EOF), `ARG2` = message,
-//!   `ARG3` = wheel id.
+//! - `ServerError`: `ARG0` = the [`WheelError`] ("read"/"write"; end of file is
+//!   [`WheelError::is_eof`]), `ARG1` = wheel id.
 //! - `ServerFlushed`, `ServerHigh`, `ServerLow`: `ARG0` = wheel id.
 //! - `Disconnected`: the arguments of the event that closed the connection.
 //!
@@ -54,7 +55,7 @@ use super::{callback, filter_factory, int_arg, run_cb, Callback, ComponentError,
 use crate::errno::{ECONNRESET, ETIMEDOUT};
 use crate::filter::{Filter, Line};
 use crate::value::{Args, HandlerError, IntoArgs, Outcome};
-use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};
+use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelError, WheelHandle, WheelId};
 use crate::AlarmId;
 use crate::Kernel;
 use crate::{Ctx, ObjectMethod, PackageMethod, Session, SessionId};
@@ -685,11 +686,11 @@ fn reconnect<U: 'static>(
     ctx.heap().server = Some(w);
     remove_timeout(ctx);
     if let Some(secs) = c.connect_timeout {
-        let args = (
-            "connect".to_owned(),
+        let args = (WheelError::new(
+            "connect",
             ETIMEDOUT,
-            "Connection timed out".to_owned(),
-        );
+            "Connection timed out",
+        ),);
         let id = ctx.delay_set("got_connect_timeout", secs, args)?;
         ctx.heap().ctimeout_id = Some(id);
     }
@@ -697,23 +698,26 @@ fn reconnect<U: 'static>(
 }
 
 fn default_connect_error<U: 'static>(ctx: &mut Ctx<'_, ClientHeap<U>>) {
-    let op = ctx.arg::<String>(0).cloned().unwrap_or_default();
-    let errno = ctx.arg::<i32>(1).copied().unwrap_or(0);
-    if !(op == "read" && (errno == 0 || errno == ECONNRESET)) {
-        let msg = ctx.arg::<String>(2).cloned().unwrap_or_default();
-        log::warn!("Client {} got {op} error {errno} ({msg})", ctx.session());
+    if let Ok(e) = ctx.arg::<WheelError>(0) {
+        if !(e.operation == "read" && (e.errno == 0 || e.errno == ECONNRESET)) {
+            log::warn!("Client {} got {e}", ctx.session());
+        }
     }
     ctx.heap().server = None;
 }
 
 fn default_io_error<U: 'static>(ctx: &mut Ctx<'_, ClientHeap<U>>) -> Result<(), HandlerError> {
-    let op = ctx.arg::<String>(0).cloned().unwrap_or_default();
-    let errno = ctx.arg::<i32>(1).copied().unwrap_or(0);
-    let mut msg = ctx.arg::<String>(2).cloned().unwrap_or_default();
-    if errno == 0 {
-        msg = "Normal disconnection".to_owned();
+    if let Ok(e) = ctx.arg::<WheelError>(0) {
+        if e.errno == 0 {
+            log::warn!(
+                "Client {} got {} error 0 (Normal disconnection)",
+                ctx.session(),
+                e.operation
+            );
+        } else {
+            log::warn!("Client {} got {e}", ctx.session());
+        }
     }
-    log::warn!("Client {} got {op} error {errno} ({msg})", ctx.session());
     ctx.yield_("shutdown", ())?;
     Ok(())
 }

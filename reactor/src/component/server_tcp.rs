@@ -25,16 +25,16 @@
 //! Every callback gets the context of the event that runs it, with POE's arguments:
 //! - `ClientConnected`: `ARG0`.. = `ClientArgs` (it runs inside the connection's `_start`).
 //! - `ClientInput`: `ARG0` = the record (`Vec<u8>`), `ARG1` = the wheel id.
-//! - `ClientError`: `ARG0` = operation (`String`, "read"/"write"), `ARG1` = errno (`i32`,
-//!   0 at EOF), `ARG2` = message (`String`), `ARG3` = wheel id.
+//! - `ClientError`: `ARG0` = the [`WheelError`] ("read"/"write"; end of file is
+//!   [`WheelError::is_eof`]), `ARG1` = wheel id.
 //! - `ClientFlushed`, `ClientHigh`, `ClientLow`: `ARG0` = wheel id.
 //! - `ClientDisconnected`: the arguments of the event that closed the connection
 //!   (`shutdown` or the flush).
 //! - `Acceptor`: `ARG0` = the accepted `mio::net::TcpStream` (take it with
 //!   [`Ctx::take_arg`]), `ARG1` = peer address (`Option<IpAddr>`), `ARG2` = peer port
 //!   (`u16`), `ARG3` = the listener's wheel id.
-//! - `Error`: `ARG0` = operation ("bind", "listen", "accept"...), `ARG1` = errno, `ARG2` =
-//!   message, `ARG3` = wheel id.
+//! - `Error`: `ARG0` = the [`WheelError`] (operation "bind", "listen", "accept"...),
+//!   `ARG1` = wheel id.
 //! - `Started`, `Stopped`: `ARG0`.. = `ListenerArgs` (`Started` runs inside the listener's
 //!   `_start`, right after the listening socket was made).
 //!
@@ -65,7 +65,7 @@ use super::{callback, filter_factory, int_arg, run_cb, Callback, ComponentError,
 use crate::errno::{ECONNABORTED, ECONNRESET};
 use crate::filter::{Filter, Line};
 use crate::value::{Args, HandlerError, IntoArgs, Outcome};
-use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};
+use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelError, WheelHandle, WheelId};
 use crate::Kernel;
 use crate::{Ctx, ObjectMethod, PackageMethod, Session, SessionId, States};
 use mio::net::TcpStream;
@@ -736,30 +736,21 @@ struct Shared {
 }
 
 fn default_server_error(ctx: &mut Ctx<'_, ListenerHeap>) {
-    let op = ctx.arg::<String>(0).cloned().unwrap_or_default();
-    let errno = ctx.arg::<i32>(1).copied().unwrap_or(0);
-    let msg = ctx.arg::<String>(2).cloned().unwrap_or_default();
-    log::warn!(
-        "{}: Server {} got {op} error {errno} ({msg})",
-        std::process::id(),
-        ctx.session()
-    );
+    if let Ok(e) = ctx.arg::<WheelError>(0) {
+        log::warn!("{}: Server {} got {e}", std::process::id(), ctx.session());
+    }
     ctx.heap().listener = None;
 }
 
 fn default_client_error<U: 'static>(ctx: &mut Ctx<'_, ConnHeap<U>>) {
-    let op = ctx.arg::<String>(0).cloned().unwrap_or_default();
-    let errno = ctx.arg::<i32>(1).copied().unwrap_or(0);
-    if !(op == "read" && (errno == 0 || errno == ECONNRESET)) {
-        let mut msg = ctx.arg::<String>(2).cloned().unwrap_or_default();
-        if errno == 0 {
-            msg = "(no error)".to_owned();
+    if let Ok(e) = ctx.arg::<WheelError>(0) {
+        if !(e.operation == "read" && (e.errno == 0 || e.errno == ECONNRESET)) {
+            log::warn!(
+                "{}: Client session {} got {e}",
+                std::process::id(),
+                ctx.session()
+            );
         }
-        log::warn!(
-            "{}: Client session {} got {op} error {errno} ({msg})",
-            std::process::id(),
-            ctx.session()
-        );
     }
 }
 
@@ -823,8 +814,9 @@ fn conn_states<U: Default + 'static>(
     s = s.on(
         "tcp_server_got_error",
         move |ctx: &mut Ctx<'_, ConnHeap<U>>| -> Result<(), HandlerError> {
-            let accept_aborted = ctx.arg::<String>(0).is_ok_and(|op| op == "accept")
-                && ctx.arg::<i32>(1).is_ok_and(|&e| e == ECONNABORTED);
+            let accept_aborted = ctx
+                .arg::<WheelError>(0)
+                .is_ok_and(|e| e.operation == "accept" && e.errno == ECONNABORTED);
             if accept_aborted {
                 return Ok(());
             }

@@ -3,10 +3,12 @@
 //! [`SocketFactory`] and [`ListenAccept`]. The kernel knows them only through the
 //! [`Wheel`] trait, which other crates may implement for wheels of their own.
 
+mod error;
 mod readwrite;
 mod socketfactory;
 
 pub use crate::kernel::wheels::{Parking, Readiness, Wheel, WheelHandle, WheelId};
+pub use error::WheelError;
 pub use readwrite::RwEvent;
 pub use readwrite::{ReadHandle, ReadWrite, ReadWriteBuilder, WriteHandle};
 pub use socketfactory::{Domain, ListenAccept, SocketFactory, SocketFactoryBuilder};

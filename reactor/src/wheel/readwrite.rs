@@ -1,7 +1,7 @@
 //! `ReadWrite`: buffered, filtered I/O on a stream (POE's `POE::Wheel::ReadWrite` with
 //! `POE::Driver::SysRW` built in).
 
-use super::{Parking, Readiness, Wheel, WheelHandle, WheelId};
+use super::{Parking, Readiness, Wheel, WheelError, WheelHandle, WheelId};
 use crate::errno::{EINVAL, EPERM};
 use crate::error::{Error, Result};
 use crate::filter::{ByteFilter, Filter, Line};
@@ -132,8 +132,8 @@ impl Handles {
 pub enum RwEvent {
     /// `InputEvent`: `ARG0` = one record (`Vec<u8>`), `ARG1` = wheel id.
     Input,
-    /// `ErrorEvent`: `ARG0` = "read"/"write", `ARG1` = errno (0 at EOF), `ARG2` = message
-    /// ("" at EOF), `ARG3` = wheel id.
+    /// `ErrorEvent`: `ARG0` = the [`WheelError`] (operation "read" or "write";
+    /// [`WheelError::is_eof`] at end of file), `ARG1` = wheel id.
     Error,
     /// `FlushedEvent`: `ARG0` = wheel id, whenever the output buffer empties.
     Flushed,
@@ -675,7 +675,7 @@ impl ReadWrite {
             let buf = &mut shared[..w.block_size];
             let r = w.handles.reader().read_some(buf);
             let failure = match r {
-                Ok(0) => Some((0, String::new())),
+                Ok(0) => Some(WheelError::eof()),
                 Ok(n) => {
                     if n < buf.len() && !w.peer_closed && !w.in_unpollable {
                         // Drained: the next arrival raises a new edge. Once the peer has
@@ -691,7 +691,7 @@ impl ReadWrite {
                             w.parse_pending = true;
                             None
                         }
-                        Err(e) => Some((EINVAL, e.to_string())),
+                        Err(e) => Some(WheelError::new("read", EINVAL, e.to_string())),
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -699,13 +699,13 @@ impl ReadWrite {
                     None
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
-                Err(e) => Some((e.raw_os_error().unwrap_or(0), super::errstr(&e))),
+                Err(e) => Some(WheelError::io("read", &e)),
             };
-            if let Some((errno, msg)) = failure {
+            if let Some(failure) = failure {
                 w.read_ready = false;
                 w.input_open = false;
                 if let Some(ev) = w.event_id(RwEvent::Error) {
-                    kernel.wheel_call(owner, ev, ("read".to_owned(), errno, msg, id).into_args());
+                    kernel.wheel_call(owner, ev, (failure, id).into_args());
                 }
                 // Records already parsed still go out below.
             }
@@ -767,7 +767,7 @@ impl ReadWrite {
                         kernel.wheel_call(
                             owner,
                             err,
-                            ("read".to_owned(), EINVAL, e.to_string(), id).into_args(),
+                            (WheelError::new("read", EINVAL, e.to_string()), id).into_args(),
                         );
                     }
                     return;
@@ -778,7 +778,7 @@ impl ReadWrite {
 
     /// Moves queued output to the handle, as far as it takes it: the system calls of a write
     /// dispatch, without its events. Returns the error that closed the output, if any.
-    fn write_out(&mut self) -> Option<(i32, String)> {
+    fn write_out(&mut self) -> Option<WheelError> {
         let mut error = None;
         while !self.out.is_empty() {
             let (result, wanted) = if self.out.len() == 1 {
@@ -815,7 +815,7 @@ impl ReadWrite {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    error = Some((e.raw_os_error().unwrap_or(0), super::errstr(&e)));
+                    error = Some(WheelError::io("write", &e));
                     self.write_ready = false;
                     self.output_open = false;
                     break;
@@ -842,7 +842,7 @@ impl ReadWrite {
 
     /// Once the wheel's own buffer is empty, pushes out what the handle buffers
     /// ([`WriteHandle::flush_out`]); returns the error that closed the output, if any.
-    fn flush_handle(&mut self) -> Option<(i32, String)> {
+    fn flush_handle(&mut self) -> Option<WheelError> {
         if !self.output_open {
             return None;
         }
@@ -859,7 +859,7 @@ impl ReadWrite {
             Err(e) => {
                 self.handle_unflushed = false;
                 self.output_open = false;
-                Some((e.raw_os_error().unwrap_or(0), super::errstr(&e)))
+                Some(WheelError::io("write", &e))
             }
         }
     }
@@ -904,8 +904,8 @@ impl ReadWrite {
             w.event_id(RwEvent::Flushed),
         );
         let id_arg = w.id_arg(id);
-        if let (Some((errno, msg)), Some(ev)) = (error, names.0) {
-            kernel.wheel_call(owner, ev, ("write".to_owned(), errno, msg, id).into_args());
+        if let (Some(error), Some(ev)) = (error, names.0) {
+            kernel.wheel_call(owner, ev, (error, id).into_args());
         }
         for (happened, name) in [(high, names.1), (low, names.2), (emptied, names.3)] {
             if let (true, Some(ev)) = (happened, name) {

@@ -1,7 +1,7 @@
 //! `SocketFactory` and `ListenAccept`: making connections and accepting them (POE's
 //! `POE::Wheel::SocketFactory` and `POE::Wheel::ListenAccept`).
 
-use super::{Wheel, WheelHandle, WheelId};
+use super::{Wheel, WheelError, WheelHandle, WheelId};
 use crate::errno::{ECONNABORTED, EINPROGRESS, EINTR, EPROTO};
 use crate::error::{Error, Result};
 use crate::value::IntoArgs;
@@ -56,8 +56,8 @@ enum Connecting {
 ///   `ctx.take_arg`), `ARG1` = peer address (`Option<IpAddr>`, `None` for UNIX), `ARG2` =
 ///   peer port (`u16`), `ARG3` = wheel id.
 /// - `SuccessEvent`, listening: the same, once per accepted connection.
-/// - `FailureEvent`: `ARG0` = operation (`"connect"`, `"bind"`, `"listen"`, `"accept"`,
-///   `"socket"`, `"resolve"`...), `ARG1` = errno, `ARG2` = message, `ARG3` = wheel id.
+/// - `FailureEvent`: `ARG0` = the [`WheelError`] (operation `"connect"`, `"bind"`,
+///   `"listen"`, `"accept"`, `"socket"`, `"resolve"`...), `ARG1` = wheel id.
 ///   Failures while building are delivered like POE's, as an event after `build` returns.
 ///
 /// TCP sockets it makes have `TCP_NODELAY` set unless [`nodelay`](SocketFactoryBuilder::nodelay)
@@ -222,12 +222,7 @@ impl SocketFactoryBuilder {
         })?;
         if let Some((op, e)) = fail {
             let id = handle.id();
-            let args = (
-                op.to_owned(),
-                e.raw_os_error().unwrap_or(0),
-                super::errstr(&e),
-                id,
-            );
+            let args = (WheelError::io(op, &e), id);
             kernel.yield_(failure.name().as_str(), args)?;
         }
         Ok(handle)
@@ -378,17 +373,11 @@ fn deliver(
     kernel.wheel_call(owner, event, args);
 }
 
-fn fail(kernel: &mut Kernel, id: WheelId, event: EventId, op: &str, e: &io::Error) {
+fn fail(kernel: &mut Kernel, id: WheelId, event: EventId, op: &'static str, e: &io::Error) {
     let Some(owner) = kernel.wheel_owner(id) else {
         return;
     };
-    let args = (
-        op.to_owned(),
-        e.raw_os_error().unwrap_or(0),
-        super::errstr(e),
-        id,
-    )
-        .into_args();
+    let args = (WheelError::io(op, e), id).into_args();
     kernel.wheel_call(owner, event, args);
 }
 
@@ -515,8 +504,8 @@ impl Wheel for SocketFactory {
 ///
 /// `AcceptEvent`: `ARG0` = the accepted stream (`mio::net::TcpStream` or
 /// `mio::net::UnixStream`), `ARG1` = peer address (`Option<IpAddr>`), `ARG2` = peer port,
-/// `ARG3` = wheel id. `ErrorEvent`: `ARG0` = "accept", `ARG1` = errno, `ARG2` = message,
-/// `ARG3` = wheel id.
+/// `ARG3` = wheel id. `ErrorEvent`: `ARG0` = the [`WheelError`] (operation "accept"),
+/// `ARG1` = wheel id.
 pub struct ListenAccept {
     listener: Listener,
     ready: bool,
