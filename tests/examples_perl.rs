@@ -623,3 +623,210 @@ fn wheels2() {
     port_cmd.args(["--port", &closed.to_string()]);
     same_stdout("wheels2", perl_cmd, port_cmd);
 }
+
+/// A program's standard output, read in chunks on a thread, so every wait is bounded.
+struct Output2 {
+    child: Child,
+    chunks: mpsc::Receiver<Vec<u8>>,
+    out: Vec<u8>,
+}
+
+impl Output2 {
+    fn start(mut cmd: Command) -> Output2 {
+        use std::io::Read;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+        let mut stdout = child.stdout.take().expect("piped");
+        let (tx, chunks) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Output2 {
+            child,
+            chunks,
+            out: Vec::new(),
+        }
+    }
+
+    /// Waits until `text` occurs `n` times in the output.
+    fn until(&mut self, text: &str, n: usize) {
+        let wait = Duration::from_secs(30);
+        let count = |out: &[u8]| {
+            out.windows(text.len())
+                .filter(|w| *w == text.as_bytes())
+                .count()
+        };
+        while count(&self.out) < n {
+            let more = self.chunks.recv_timeout(wait).unwrap_or_else(|_| {
+                panic!(
+                    "no {text:?} (x{n}) in {:?}",
+                    String::from_utf8_lossy(&self.out)
+                )
+            });
+            self.out.extend(more);
+        }
+    }
+
+    /// Everything until the program ends, which it must do successfully.
+    fn finish(mut self) -> Vec<u8> {
+        let wait = Duration::from_secs(30);
+        loop {
+            match self.chunks.recv_timeout(wait) {
+                Ok(more) => self.out.extend(more),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("the program does not end"),
+            }
+        }
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "{status}");
+        std::mem::take(&mut self.out)
+    }
+}
+
+impl Drop for Output2 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether `s` is Perl's `scalar gmtime` (`Sun Dec  6 04:57:31 2026`).
+fn is_gmtime(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.len() == 24
+        && ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"].contains(&&s[..3])
+        && [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ]
+        .contains(&&s[4..7])
+        && b[3] == b' '
+        && b[7] == b' '
+        && (b[8] == b' ' || b[8].is_ascii_digit())
+        && b[9].is_ascii_digit()
+        && b[10] == b' '
+        && s[11..19].bytes().enumerate().all(|(i, c)| {
+            if i % 3 == 2 {
+                c == b':'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+        && b[19] == b' '
+        && s[20..].bytes().all(|c| c.is_ascii_digit())
+}
+
+/// `line` with each decimal number that follows `prefix` replaced by `mask`.
+fn mask_number_after(line: &str, prefix: &str, mask: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(i) = rest.find(prefix) {
+        out.push_str(&rest[..i + prefix.len()]);
+        rest = &rest[i + prefix.len()..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            out.push_str(mask);
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Drives a `selects` program: waits until its own client has finished and the server
+/// has seen the SIGPIPE of writing to it, connects, reads 4 KiB of chargen, sends a
+/// line, shuts its sending side down and hangs up (the server, its peer gone after a FIN,
+/// fails to write with EPIPE and sees SIGPIPE); once the server has seen that SIGPIPE
+/// too, sends SIGINT if `interrupt` (the port is run with `--clients 2` and interrupts
+/// itself there). Returns the output, masked: the chargen the program's client printed
+/// (checked to be the stream's start, six lines or more, less than 512 octets more)
+/// becomes `<chargen>`, the server's port `PORT`, peer ports `PEER`, and the time its
+/// connections' `_start` returns (checked to be a `gmtime`) `DATE`; and whether the test's
+/// 4 KiB were the chargen stream.
+fn selects_session(cmd: Command, interrupt: bool) -> (Vec<String>, bool) {
+    use std::io::{Read, Write};
+    const PIPE: &str = "The chargen server received SIGPIPE\n";
+    let mut program = Output2::start(cmd);
+    program.until(PIPE, 1);
+    let text = String::from_utf8_lossy(&program.out).into_owned();
+    let port: u16 = text
+        .strip_prefix("The chargen server is starting on port ")
+        .and_then(|t| t.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {text:?}"));
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the server accepts");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut got = vec![0u8; 4096];
+    socket.read_exact(&mut got).expect("4 KiB of chargen");
+    socket.write_all(b"hello\n").expect("send a line");
+    socket
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    drop(socket);
+    program.until(PIPE, 2);
+    if interrupt {
+        let status = Command::new("kill")
+            .args(["-INT", &program.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+    let out = String::from_utf8(program.finish()).expect("text");
+    // The client's chargen: from after the first DATE line to its "has stopped".
+    let head_end = out
+        .find("\nThe chargen client has stopped.\n")
+        .expect("client stops");
+    let date_line = out[..head_end]
+        .find("The child session's _start state returned: ")
+        .expect("a connection");
+    let chargen_start = date_line + out[date_line..].find('\n').expect("newline") + 1;
+    let printed = &out.as_bytes()[chargen_start..head_end];
+    assert!(
+        printed.len() >= 6 * 74 && printed.len() < 6 * 74 + 512,
+        "{} octets of chargen printed",
+        printed.len()
+    );
+    assert_eq!(printed, chargen(printed.len()), "the client's chargen");
+    let out = format!("{}<chargen>{}", &out[..chargen_start], &out[head_end..]);
+    let lines = out
+        .lines()
+        .map(|l| {
+            let l = mask_number_after(l, "port ", "PORT");
+            let l = mask_number_after(&l, "127.0.0.1:", "PEER");
+            match l.split_once("returned: ") {
+                Some((before, date)) => {
+                    assert!(is_gmtime(date), "{date:?}");
+                    format!("{before}returned: DATE")
+                }
+                None => l,
+            }
+        })
+        .collect();
+    (lines, got == chargen(got.len()))
+}
+
+/// `selects` and its Perl original, driven by the same client (see [`selects_session`]):
+/// their whole output must be the same once masked; the Perl program is interrupted by
+/// the test, the port interrupts itself (`--clients 2`).
+#[test]
+fn selects() {
+    let _t = common::timeout(120, "selects");
+    let mut perl_cmd = perl("selects", None);
+    perl_cmd.env("EXAMPLE_PORT", free_port().to_string());
+    let want = selects_session(perl_cmd, true);
+    let mut port_cmd = self::port("selects");
+    port_cmd.args(["--port", "0", "--clients", "2"]);
+    let got = selects_session(port_cmd, false);
+    assert!(want.1, "Perl's chargen stream is not what the test expects");
+    assert_eq!(got.0, want.0);
+    assert!(got.1, "the port's chargen stream differs");
+}
