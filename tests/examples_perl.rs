@@ -830,3 +830,118 @@ fn selects() {
     assert_eq!(got.0, want.0);
     assert!(got.1, "the port's chargen stream differs");
 }
+
+/// What the test sends to `fakelogin` and what must come back, in order: the banner and
+/// a prompt, a login, a password, an empty login, then several lines in one packet, which
+/// the wheel delivers all under the input event of the moment (the event only changes
+/// when the yielded state runs).
+const FAKELOGIN_DIALOGUE: [(&[u8], &[u8]); 6] = [
+    (b"", b"FreeBSD (localhost) (ttyp2)\r\n\r\n\r\nlogin: "),
+    (b"root\r\n", b"Password: "),
+    (b"secret\n", b"Login incorrect\r\nlogin: "),
+    (b"\n", b"login: "),
+    (b"x\npw\n", b"Password: Password: "),
+    (
+        b"y\r\npw\r\nz\r\n",
+        b"Login incorrect\r\nLogin incorrect\r\nLogin incorrect\r\nlogin: login: login: ",
+    ),
+];
+
+/// Runs [`FAKELOGIN_DIALOGUE`] twice, on two connections one after the other, against a
+/// `fakelogin` listening on 127.0.0.1 `port` (`None`: the port it names on standard
+/// error); returns its standard output up to the second session's end. With `ends`, the
+/// program must then end by itself, successfully, printing nothing more.
+fn fakelogin_session(mut cmd: Command, port: Option<u16>, ends: bool) -> Vec<String> {
+    use std::io::{Read, Write};
+    let wait = Duration::from_secs(30);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fakelogin starts");
+    let stdout = child.stdout.take().expect("piped");
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+    let program = Running {
+        child,
+        lines: {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        },
+    };
+    let port = port.unwrap_or_else(|| {
+        let mut line = String::new();
+        stderr.read_line(&mut line).expect("the address on stderr");
+        line.trim_end()
+            .strip_prefix("listening on 127.0.0.1:")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+    });
+    let mut out = Vec::new();
+    for session in ["2", "3"] {
+        // The Perl program prints nothing once it listens: try for a while.
+        let mut socket = None;
+        for _ in 0..400 {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => {
+                    socket = Some(s);
+                    break;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(25)),
+            }
+        }
+        let mut socket = socket.expect("fakelogin accepts a connection");
+        socket.set_read_timeout(Some(wait)).expect("timeout");
+        for (send, want) in FAKELOGIN_DIALOGUE {
+            socket.write_all(send).expect("send");
+            let mut got = vec![0u8; want.len()];
+            socket.read_exact(&mut got).expect("the answer");
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(want),
+                "after {:?}",
+                String::from_utf8_lossy(send)
+            );
+        }
+        drop(socket);
+        let end = format!("Session {session}: login: read error 0: Client closed connection");
+        loop {
+            let line = program.line(wait).expect("the session's end");
+            let done = line == end;
+            out.push(line);
+            if done {
+                break;
+            }
+        }
+    }
+    if ends {
+        assert_eq!(program.rest(wait), Vec::<String>::new());
+        let mut program = program;
+        let status = program.child.wait().expect("fakelogin ends");
+        assert!(status.success(), "{status}");
+    }
+    out
+}
+
+/// `fakelogin` and its Perl original answer the same dialogue ([`FAKELOGIN_DIALOGUE`])
+/// with the same octets, and print the same lines, compared byte for byte; the port, run
+/// with `--sessions 2`, then ends by itself (the Perl program is killed).
+#[test]
+fn fakelogin() {
+    let _t = common::timeout(120, "fakelogin");
+    let mut perl_cmd = perl("fakelogin", None);
+    let port = free_port();
+    perl_cmd.arg(port.to_string());
+    let want = fakelogin_session(perl_cmd, Some(port), false);
+    let mut port_cmd = self::port("fakelogin");
+    port_cmd.args(["--port", "0", "--sessions", "2"]);
+    let got = fakelogin_session(port_cmd, None, true);
+    assert_eq!(got, want);
+}
