@@ -23,7 +23,7 @@ const EXAMPLES: &str = "/usr/share/doc/libpoe-perl/examples";
 /// unbuffered (so a test can read it line by line as it comes); when `$EXAMPLE_RAND` is
 /// set, with `rand` replaced, before the example is compiled, by a cycle through the
 /// fractions listed there; when `$EXAMPLE_PORT` is set, with that port in place of the
-/// example's fixed 32100.
+/// example's fixed 32100; when `$EXAMPLE_DEBUG` is set, with its `DEBUG` constant on.
 const PERL_WRAPPER: &str = r#"
 BEGIN {
   if (defined $ENV{EXAMPLE_RAND}) {
@@ -44,6 +44,10 @@ my $src = do { local $/; <$fh> };
 if (defined $ENV{EXAMPLE_PORT}) {
   $src =~ s/^my \$(\w+_port) = 32100;/my \$$1 = $ENV{EXAMPLE_PORT};/m
     or die "no port to replace in $script";
+}
+if (defined $ENV{EXAMPLE_DEBUG}) {
+  $src =~ s/^sub DEBUG \(\) \{ 0 \}/sub DEBUG () { 1 }/m
+    or die "no DEBUG to turn on in $script";
 }
 eval "package main;\n#line 1 \"$script\"\n$src";
 die $@ if $@;
@@ -944,4 +948,118 @@ fn fakelogin() {
     port_cmd.args(["--port", "0", "--sessions", "2"]);
     let got = fakelogin_session(port_cmd, None, true);
     assert_eq!(got, want);
+}
+
+/// What `thrash --debug` and its Perl original (with `DEBUG` on) must both print about
+/// clients 1 to `k`, whose lives interleave with the others' and the server sessions' in
+/// an order that depends on timing: the first twelve lines (the server and the pool
+/// starting, the pool creating five clients), then, for each client, its own lines
+/// (starting, connected, the server closed the connection, stopped) without the greeting
+/// it may or may not have received before its server session saw its end of file. What
+/// varies is checked instead: each greeting is `Hi, 127.0.0.1 PORT!  The time is: DATE
+/// GMT` and names a server session; each server session starts, then flushes its greeting
+/// or reads the client's end of file, then stops; while clients are being replaced (the
+/// lines before `winding_down`) the pool always has five.
+fn thrash_summary(lines: &[String], k: u32, winding_down: usize) -> Vec<String> {
+    assert!(lines.len() > 12, "{lines:?}");
+    let mut summary = lines[..12].to_vec();
+    let mut peers = std::collections::HashSet::new();
+    let mut open = std::collections::HashSet::new();
+    for (i, l) in lines.iter().enumerate().skip(12) {
+        if let Some(rest) = l.strip_prefix("Session with 127.0.0.1 ") {
+            let (peer, what) = rest.split_once(' ').expect("a peer port");
+            match what {
+                "is starting." => {
+                    assert!(open.insert(peer.to_owned()), "{l}");
+                    peers.insert(peer.to_owned());
+                }
+                "has stopped." => assert!(open.remove(peer), "{l}"),
+                "encountered read error 0: " => assert!(open.contains(peer), "{l}"),
+                _ => panic!("unexpected: {l}"),
+            }
+        } else if let Some(rest) = l.strip_prefix("Output to 127.0.0.1 ") {
+            let peer = rest.strip_suffix(" has flushed.").expect("flushed");
+            assert!(open.contains(peer), "{l}");
+        } else if i < winding_down && l.starts_with("Pool ") && l.contains(" child session ") {
+            assert!(l.ends_with("(now has 5)."), "{l}");
+        }
+    }
+    for c in 1..=k {
+        let me = format!("Client {c} ");
+        let mine: Vec<&String> = lines.iter().filter(|l| l.starts_with(&me)).collect();
+        for l in &mine {
+            if let Some(greeting) = l.strip_prefix(&format!("{me}received: Hi, 127.0.0.1 ")) {
+                let (peer, rest) = greeting.split_once("!  The time is: ").expect("greeting");
+                assert!(peers.contains(peer), "no server session for {l}");
+                let date = rest.strip_suffix(" GMT").expect("GMT");
+                assert!(is_gmtime(date), "{l}");
+            }
+        }
+        summary.extend(
+            mine.into_iter()
+                .filter(|l| !l.contains(" received: "))
+                .cloned(),
+        );
+    }
+    summary
+}
+
+/// `thrash` and its Perl original, both printing every step (`--debug`, Perl's `DEBUG`
+/// turned on): [`thrash_summary`] of the first 20 clients must be the same. The Perl
+/// program, which never ends, is killed once they have all stopped; the port, run with
+/// `--clients 20`, must end by itself, its pool losing its last five clients one by one.
+#[test]
+fn thrash() {
+    let _t = common::timeout(120, "thrash");
+    const K: u32 = 20;
+    let wait = Duration::from_secs(30);
+    let mut perl_cmd = perl("thrash", None);
+    perl_cmd
+        .env("EXAMPLE_PORT", free_port().to_string())
+        .env("EXAMPLE_DEBUG", "1");
+    let perl = Running::start(perl_cmd, false);
+    let mut lines = Vec::new();
+    let mut stopped = 0;
+    while stopped < K {
+        let l = perl.line(wait).expect("thrash.perl runs");
+        if let Some(n) = l
+            .strip_prefix("Client ")
+            .and_then(|r| r.strip_suffix(" has stopped."))
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            stopped += u32::from(n <= K);
+        }
+        lines.push(l);
+    }
+    drop(perl);
+    let want = thrash_summary(&lines, K, lines.len());
+
+    let mut port_cmd = self::port("thrash");
+    port_cmd.args(["--port", "0", "--debug", "--clients", &K.to_string()]);
+    let out = output(port_cmd);
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .expect("text")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut tail: Vec<String> = lines[lines.len() - 2..].to_vec();
+    tail.sort();
+    assert_eq!(tail, ["Daytime server has stopped.", "Pool has stopped."]);
+    let losses: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("Pool lost a child session"))
+        .collect();
+    let last: Vec<String> = (0..5)
+        .rev()
+        .map(|n| format!("Pool lost a child session (now has {n})."))
+        .collect();
+    assert_eq!(
+        losses[losses.len() - 5..],
+        last.iter().collect::<Vec<_>>()[..]
+    );
+    let winding_down = lines
+        .iter()
+        .position(|l| l == "Pool lost a child session (now has 4).")
+        .expect("the pool winds down");
+    assert_eq!(thrash_summary(&lines, K, winding_down), want);
 }
