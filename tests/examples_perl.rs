@@ -9,6 +9,9 @@
 //!   (queue, which runs forever) must match.
 //! - `names` (runs until killed, once a second) and `signals` (runs until SIGINT): see
 //!   their tests for what is compared.
+//! - network examples (`watermarks`, `tcp_watermarks`, `wheels2`, `selects`, `fakelogin`,
+//!   `thrash`): the test drives each program and its Perl original with the same client
+//!   on 127.0.0.1; see each test for what is compared byte for byte and what is masked.
 
 mod common;
 
