@@ -9,6 +9,9 @@
 //!   (queue, which runs forever) must match.
 //! - `names` (runs until killed, once a second) and `signals` (runs until SIGINT): see
 //!   their tests for what is compared.
+//! - network examples (`watermarks`, `tcp_watermarks`, `wheels2`, `selects`, `fakelogin`,
+//!   `thrash`): the test drives each program and its Perl original with the same client
+//!   on 127.0.0.1; see each test for what is compared byte for byte and what is masked.
 
 mod common;
 
@@ -23,7 +26,7 @@ const EXAMPLES: &str = "/usr/share/doc/libpoe-perl/examples";
 /// unbuffered (so a test can read it line by line as it comes); when `$EXAMPLE_RAND` is
 /// set, with `rand` replaced, before the example is compiled, by a cycle through the
 /// fractions listed there; when `$EXAMPLE_PORT` is set, with that port in place of the
-/// example's fixed 32100.
+/// example's fixed 32100; when `$EXAMPLE_DEBUG` is set, with its `DEBUG` constant on.
 const PERL_WRAPPER: &str = r#"
 BEGIN {
   if (defined $ENV{EXAMPLE_RAND}) {
@@ -44,6 +47,10 @@ my $src = do { local $/; <$fh> };
 if (defined $ENV{EXAMPLE_PORT}) {
   $src =~ s/^my \$(\w+_port) = 32100;/my \$$1 = $ENV{EXAMPLE_PORT};/m
     or die "no port to replace in $script";
+}
+if (defined $ENV{EXAMPLE_DEBUG}) {
+  $src =~ s/^sub DEBUG \(\) \{ 0 \}/sub DEBUG () { 1 }/m
+    or die "no DEBUG to turn on in $script";
 }
 eval "package main;\n#line 1 \"$script\"\n$src";
 die $@ if $@;
@@ -622,4 +629,440 @@ fn wheels2() {
     let mut port_cmd = self::port("wheels2");
     port_cmd.args(["--port", &closed.to_string()]);
     same_stdout("wheels2", perl_cmd, port_cmd);
+}
+
+/// A program's standard output, read in chunks on a thread, so every wait is bounded.
+struct Output2 {
+    child: Child,
+    chunks: mpsc::Receiver<Vec<u8>>,
+    out: Vec<u8>,
+}
+
+impl Output2 {
+    fn start(mut cmd: Command) -> Output2 {
+        use std::io::Read;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+        let mut stdout = child.stdout.take().expect("piped");
+        let (tx, chunks) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Output2 {
+            child,
+            chunks,
+            out: Vec::new(),
+        }
+    }
+
+    /// Waits until `text` occurs `n` times in the output.
+    fn until(&mut self, text: &str, n: usize) {
+        let wait = Duration::from_secs(30);
+        let count = |out: &[u8]| {
+            out.windows(text.len())
+                .filter(|w| *w == text.as_bytes())
+                .count()
+        };
+        while count(&self.out) < n {
+            let more = self.chunks.recv_timeout(wait).unwrap_or_else(|_| {
+                panic!(
+                    "no {text:?} (x{n}) in {:?}",
+                    String::from_utf8_lossy(&self.out)
+                )
+            });
+            self.out.extend(more);
+        }
+    }
+
+    /// Everything until the program ends, which it must do successfully.
+    fn finish(mut self) -> Vec<u8> {
+        let wait = Duration::from_secs(30);
+        loop {
+            match self.chunks.recv_timeout(wait) {
+                Ok(more) => self.out.extend(more),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("the program does not end"),
+            }
+        }
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "{status}");
+        std::mem::take(&mut self.out)
+    }
+}
+
+impl Drop for Output2 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether `s` is Perl's `scalar gmtime` (`Sun Dec  6 04:57:31 2026`).
+fn is_gmtime(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.len() == 24
+        && ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"].contains(&&s[..3])
+        && [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ]
+        .contains(&&s[4..7])
+        && b[3] == b' '
+        && b[7] == b' '
+        && (b[8] == b' ' || b[8].is_ascii_digit())
+        && b[9].is_ascii_digit()
+        && b[10] == b' '
+        && s[11..19].bytes().enumerate().all(|(i, c)| {
+            if i % 3 == 2 {
+                c == b':'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+        && b[19] == b' '
+        && s[20..].bytes().all(|c| c.is_ascii_digit())
+}
+
+/// `line` with each decimal number that follows `prefix` replaced by `mask`.
+fn mask_number_after(line: &str, prefix: &str, mask: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(i) = rest.find(prefix) {
+        out.push_str(&rest[..i + prefix.len()]);
+        rest = &rest[i + prefix.len()..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            out.push_str(mask);
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Drives a `selects` program: waits until its own client has finished and the server
+/// has seen the SIGPIPE of writing to it, connects, reads 4 KiB of chargen, sends a
+/// line, shuts its sending side down and hangs up (the server, its peer gone after a FIN,
+/// fails to write with EPIPE and sees SIGPIPE); once the server has seen that SIGPIPE
+/// too, sends SIGINT if `interrupt` (the port is run with `--clients 2` and interrupts
+/// itself there). Returns the output, masked: the chargen the program's client printed
+/// (checked to be the stream's start, six lines or more, less than 512 octets more)
+/// becomes `<chargen>`, the server's port `PORT`, peer ports `PEER`, and the time its
+/// connections' `_start` returns (checked to be a `gmtime`) `DATE`; and whether the test's
+/// 4 KiB were the chargen stream.
+fn selects_session(cmd: Command, interrupt: bool) -> (Vec<String>, bool) {
+    use std::io::{Read, Write};
+    const PIPE: &str = "The chargen server received SIGPIPE\n";
+    let mut program = Output2::start(cmd);
+    program.until(PIPE, 1);
+    let text = String::from_utf8_lossy(&program.out).into_owned();
+    let port: u16 = text
+        .strip_prefix("The chargen server is starting on port ")
+        .and_then(|t| t.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {text:?}"));
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the server accepts");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut got = vec![0u8; 4096];
+    socket.read_exact(&mut got).expect("4 KiB of chargen");
+    socket.write_all(b"hello\n").expect("send a line");
+    socket
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    drop(socket);
+    program.until(PIPE, 2);
+    if interrupt {
+        let status = Command::new("kill")
+            .args(["-INT", &program.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+    let out = String::from_utf8(program.finish()).expect("text");
+    // The client's chargen: from after the first DATE line to its "has stopped".
+    let head_end = out
+        .find("\nThe chargen client has stopped.\n")
+        .expect("client stops");
+    let date_line = out[..head_end]
+        .find("The child session's _start state returned: ")
+        .expect("a connection");
+    let chargen_start = date_line + out[date_line..].find('\n').expect("newline") + 1;
+    let printed = &out.as_bytes()[chargen_start..head_end];
+    assert!(
+        printed.len() >= 6 * 74 && printed.len() < 6 * 74 + 512,
+        "{} octets of chargen printed",
+        printed.len()
+    );
+    assert_eq!(printed, chargen(printed.len()), "the client's chargen");
+    let out = format!("{}<chargen>{}", &out[..chargen_start], &out[head_end..]);
+    let lines = out
+        .lines()
+        .map(|l| {
+            let l = mask_number_after(l, "port ", "PORT");
+            let l = mask_number_after(&l, "127.0.0.1:", "PEER");
+            match l.split_once("returned: ") {
+                Some((before, date)) => {
+                    assert!(is_gmtime(date), "{date:?}");
+                    format!("{before}returned: DATE")
+                }
+                None => l,
+            }
+        })
+        .collect();
+    (lines, got == chargen(got.len()))
+}
+
+/// `selects` and its Perl original, driven by the same client (see [`selects_session`]):
+/// their whole output must be the same once masked; the Perl program is interrupted by
+/// the test, the port interrupts itself (`--clients 2`).
+#[test]
+fn selects() {
+    let _t = common::timeout(120, "selects");
+    let mut perl_cmd = perl("selects", None);
+    perl_cmd.env("EXAMPLE_PORT", free_port().to_string());
+    let want = selects_session(perl_cmd, true);
+    let mut port_cmd = self::port("selects");
+    port_cmd.args(["--port", "0", "--clients", "2"]);
+    let got = selects_session(port_cmd, false);
+    assert!(want.1, "Perl's chargen stream is not what the test expects");
+    assert_eq!(got.0, want.0);
+    assert!(got.1, "the port's chargen stream differs");
+}
+
+/// What the test sends to `fakelogin` and what must come back, in order: the banner and
+/// a prompt, a login, a password, an empty login, then several lines in one packet, which
+/// the wheel delivers all under the input event of the moment (the event only changes
+/// when the yielded state runs).
+const FAKELOGIN_DIALOGUE: [(&[u8], &[u8]); 6] = [
+    (b"", b"FreeBSD (localhost) (ttyp2)\r\n\r\n\r\nlogin: "),
+    (b"root\r\n", b"Password: "),
+    (b"secret\n", b"Login incorrect\r\nlogin: "),
+    (b"\n", b"login: "),
+    (b"x\npw\n", b"Password: Password: "),
+    (
+        b"y\r\npw\r\nz\r\n",
+        b"Login incorrect\r\nLogin incorrect\r\nLogin incorrect\r\nlogin: login: login: ",
+    ),
+];
+
+/// Runs [`FAKELOGIN_DIALOGUE`] twice, on two connections one after the other, against a
+/// `fakelogin` listening on 127.0.0.1 `port` (`None`: the port it names on standard
+/// error); returns its standard output up to the second session's end. With `ends`, the
+/// program must then end by itself, successfully, printing nothing more.
+fn fakelogin_session(mut cmd: Command, port: Option<u16>, ends: bool) -> Vec<String> {
+    use std::io::{Read, Write};
+    let wait = Duration::from_secs(30);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fakelogin starts");
+    let stdout = child.stdout.take().expect("piped");
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+    let program = Running {
+        child,
+        lines: {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        },
+    };
+    let port = port.unwrap_or_else(|| {
+        let mut line = String::new();
+        stderr.read_line(&mut line).expect("the address on stderr");
+        line.trim_end()
+            .strip_prefix("listening on 127.0.0.1:")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+    });
+    let mut out = Vec::new();
+    for session in ["2", "3"] {
+        // The Perl program prints nothing once it listens: try for a while.
+        let mut socket = None;
+        for _ in 0..400 {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => {
+                    socket = Some(s);
+                    break;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(25)),
+            }
+        }
+        let mut socket = socket.expect("fakelogin accepts a connection");
+        socket.set_read_timeout(Some(wait)).expect("timeout");
+        for (send, want) in FAKELOGIN_DIALOGUE {
+            socket.write_all(send).expect("send");
+            let mut got = vec![0u8; want.len()];
+            socket.read_exact(&mut got).expect("the answer");
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(want),
+                "after {:?}",
+                String::from_utf8_lossy(send)
+            );
+        }
+        drop(socket);
+        let end = format!("Session {session}: login: read error 0: Client closed connection");
+        loop {
+            let line = program.line(wait).expect("the session's end");
+            let done = line == end;
+            out.push(line);
+            if done {
+                break;
+            }
+        }
+    }
+    if ends {
+        assert_eq!(program.rest(wait), Vec::<String>::new());
+        let mut program = program;
+        let status = program.child.wait().expect("fakelogin ends");
+        assert!(status.success(), "{status}");
+    }
+    out
+}
+
+/// `fakelogin` and its Perl original answer the same dialogue ([`FAKELOGIN_DIALOGUE`])
+/// with the same octets, and print the same lines, compared byte for byte; the port, run
+/// with `--sessions 2`, then ends by itself (the Perl program is killed).
+#[test]
+fn fakelogin() {
+    let _t = common::timeout(120, "fakelogin");
+    let mut perl_cmd = perl("fakelogin", None);
+    let port = free_port();
+    perl_cmd.arg(port.to_string());
+    let want = fakelogin_session(perl_cmd, Some(port), false);
+    let mut port_cmd = self::port("fakelogin");
+    port_cmd.args(["--port", "0", "--sessions", "2"]);
+    let got = fakelogin_session(port_cmd, None, true);
+    assert_eq!(got, want);
+}
+
+/// What `thrash --debug` and its Perl original (with `DEBUG` on) must both print about
+/// clients 1 to `k`, whose lives interleave with the others' and the server sessions' in
+/// an order that depends on timing: the first twelve lines (the server and the pool
+/// starting, the pool creating five clients), then, for each client, its own lines
+/// (starting, connected, the server closed the connection, stopped) without the greeting
+/// it may or may not have received before its server session saw its end of file. What
+/// varies is checked instead: each greeting is `Hi, 127.0.0.1 PORT!  The time is: DATE
+/// GMT` and names a server session; each server session starts, then flushes its greeting
+/// or reads the client's end of file, then stops; while clients are being replaced (the
+/// lines before `winding_down`) the pool always has five.
+fn thrash_summary(lines: &[String], k: u32, winding_down: usize) -> Vec<String> {
+    assert!(lines.len() > 12, "{lines:?}");
+    let mut summary = lines[..12].to_vec();
+    let mut peers = std::collections::HashSet::new();
+    let mut open = std::collections::HashSet::new();
+    for (i, l) in lines.iter().enumerate().skip(12) {
+        if let Some(rest) = l.strip_prefix("Session with 127.0.0.1 ") {
+            let (peer, what) = rest.split_once(' ').expect("a peer port");
+            match what {
+                "is starting." => {
+                    assert!(open.insert(peer.to_owned()), "{l}");
+                    peers.insert(peer.to_owned());
+                }
+                "has stopped." => assert!(open.remove(peer), "{l}"),
+                "encountered read error 0: " => assert!(open.contains(peer), "{l}"),
+                _ => panic!("unexpected: {l}"),
+            }
+        } else if let Some(rest) = l.strip_prefix("Output to 127.0.0.1 ") {
+            let peer = rest.strip_suffix(" has flushed.").expect("flushed");
+            assert!(open.contains(peer), "{l}");
+        } else if i < winding_down && l.starts_with("Pool ") && l.contains(" child session ") {
+            assert!(l.ends_with("(now has 5)."), "{l}");
+        }
+    }
+    for c in 1..=k {
+        let me = format!("Client {c} ");
+        let mine: Vec<&String> = lines.iter().filter(|l| l.starts_with(&me)).collect();
+        for l in &mine {
+            if let Some(greeting) = l.strip_prefix(&format!("{me}received: Hi, 127.0.0.1 ")) {
+                let (peer, rest) = greeting.split_once("!  The time is: ").expect("greeting");
+                assert!(peers.contains(peer), "no server session for {l}");
+                let date = rest.strip_suffix(" GMT").expect("GMT");
+                assert!(is_gmtime(date), "{l}");
+            }
+        }
+        summary.extend(
+            mine.into_iter()
+                .filter(|l| !l.contains(" received: "))
+                .cloned(),
+        );
+    }
+    summary
+}
+
+/// `thrash` and its Perl original, both printing every step (`--debug`, Perl's `DEBUG`
+/// turned on): [`thrash_summary`] of the first 20 clients must be the same. The Perl
+/// program, which never ends, is killed once they have all stopped; the port, run with
+/// `--clients 20`, must end by itself, its pool losing its last five clients one by one.
+#[test]
+fn thrash() {
+    let _t = common::timeout(120, "thrash");
+    const K: u32 = 20;
+    let wait = Duration::from_secs(30);
+    let mut perl_cmd = perl("thrash", None);
+    perl_cmd
+        .env("EXAMPLE_PORT", free_port().to_string())
+        .env("EXAMPLE_DEBUG", "1");
+    let perl = Running::start(perl_cmd, false);
+    let mut lines = Vec::new();
+    let mut stopped = 0;
+    while stopped < K {
+        let l = perl.line(wait).expect("thrash.perl runs");
+        if let Some(n) = l
+            .strip_prefix("Client ")
+            .and_then(|r| r.strip_suffix(" has stopped."))
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            stopped += u32::from(n <= K);
+        }
+        lines.push(l);
+    }
+    drop(perl);
+    let want = thrash_summary(&lines, K, lines.len());
+
+    let mut port_cmd = self::port("thrash");
+    port_cmd.args(["--port", "0", "--debug", "--clients", &K.to_string()]);
+    let out = output(port_cmd);
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .expect("text")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut tail: Vec<String> = lines[lines.len() - 2..].to_vec();
+    tail.sort();
+    assert_eq!(tail, ["Daytime server has stopped.", "Pool has stopped."]);
+    let losses: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("Pool lost a child session"))
+        .collect();
+    let last: Vec<String> = (0..5)
+        .rev()
+        .map(|n| format!("Pool lost a child session (now has {n})."))
+        .collect();
+    assert_eq!(
+        losses[losses.len() - 5..],
+        last.iter().collect::<Vec<_>>()[..]
+    );
+    let winding_down = lines
+        .iter()
+        .position(|l| l == "Pool lost a child session (now has 4).")
+        .expect("the pool winds down");
+    assert_eq!(thrash_summary(&lines, K, winding_down), want);
 }
