@@ -24,6 +24,7 @@
 //! program ends once those sessions have.
 
 use reactor::filter::{Line, Stream};
+use reactor::wheel::WheelError;
 use reactor::wheel::{ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};
 use reactor::{Ctx, HandlerError, Kernel, Session};
 
@@ -129,12 +130,12 @@ fn login_password_input(ctx: &mut Ctx<'_, Heap>) -> R {
 }
 
 fn login_error(ctx: &mut Ctx<'_, Heap>) -> R {
-    let operation = ctx.arg::<String>(0)?.clone();
-    let errnum = *ctx.arg::<i32>(1)?;
+    let operation = ctx.arg::<WheelError>(0)?.operation.to_owned();
+    let errnum = ctx.arg::<WheelError>(0)?.errno;
     let errstr = if errnum == 0 {
         "Client closed connection".to_owned()
     } else {
-        ctx.arg::<String>(2)?.clone()
+        ctx.arg::<WheelError>(0)?.message.clone()
     };
     println!(
         "Session {}: login: {operation} error {errnum}: {errstr}",
@@ -224,9 +225,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .on(
                 "socket_error",
                 |ctx: &mut Ctx<'_, (Option<WheelHandle>, u32)>| -> R {
-                    let operation = ctx.arg::<String>(0)?;
-                    let errnum = ctx.arg::<i32>(1)?;
-                    let errstr = ctx.arg::<String>(2)?;
+                    let operation = ctx.arg::<WheelError>(0)?.operation;
+                    let errnum = ctx.arg::<WheelError>(0)?.errno;
+                    let errstr = ctx.arg::<WheelError>(0)?.message.clone();
                     println!(
                         "Session {}: listener: {operation} error {errnum}: {errstr}",
                         ctx.session()

@@ -31,6 +31,7 @@
 //! an addition.
 
 use reactor::filter::Line;
+use reactor::wheel::WheelError;
 use reactor::wheel::{ReadWrite, SocketFactory, WheelHandle};
 use reactor::{Ctx, HandlerError, Kernel, Session, Value};
 use std::cell::Cell;
@@ -202,9 +203,9 @@ mod client {
 
     /// From either wheel: an error, or the server closed the connection.
     fn error(ctx: &mut Ctx<'_, Heap>) -> R {
-        let operation = ctx.arg::<String>(0)?.clone();
-        let errnum = *ctx.arg::<i32>(1)?;
-        let errstr = ctx.arg::<String>(2)?.clone();
+        let operation = ctx.arg::<WheelError>(0)?.operation.to_owned();
+        let errnum = ctx.arg::<WheelError>(0)?.errno;
+        let errstr = ctx.arg::<WheelError>(0)?.message.clone();
         let h = ctx.heap();
         if errnum != 0 {
             debug!(
@@ -395,9 +396,9 @@ mod session {
                 h.wheel = None;
             })
             .on("error", |ctx: &mut Ctx<'_, Heap>| -> R {
-                let operation = ctx.arg::<String>(0)?.clone();
-                let errnum = *ctx.arg::<i32>(1)?;
-                let errstr = ctx.arg::<String>(2)?.clone();
+                let operation = ctx.arg::<WheelError>(0)?.operation.to_owned();
+                let errnum = ctx.arg::<WheelError>(0)?.errno;
+                let errstr = ctx.arg::<WheelError>(0)?.message.clone();
                 let h = ctx.heap();
                 debug!(
                     h.config,
@@ -470,9 +471,9 @@ mod server {
                 })
                 .on("accept_success", accept)
                 .on("accept_error", |ctx: &mut Ctx<'_, Heap>| -> R {
-                    let operation = ctx.arg::<String>(0)?.clone();
-                    let errnum = *ctx.arg::<i32>(1)?;
-                    let errstr = ctx.arg::<String>(2)?.clone();
+                    let operation = ctx.arg::<WheelError>(0)?.operation.to_owned();
+                    let errnum = ctx.arg::<WheelError>(0)?.errno;
+                    let errstr = ctx.arg::<WheelError>(0)?.message.clone();
                     debug!(
                         ctx.heap().0,
                         "Daytime server encountered {operation} error {errnum}: {errstr}"
