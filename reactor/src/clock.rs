@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub type Time = i64;
 
 /// Converts a signed number of seconds to [`Time`] nanoseconds, saturating.
-pub fn secs_to_time(secs: f64) -> Time {
+pub(crate) fn secs_to_time(secs: f64) -> Time {
     let ns = secs * 1e9;
     if ns >= i64::MAX as f64 {
         i64::MAX
@@ -32,7 +32,7 @@ pub fn secs_to_time(secs: f64) -> Time {
 }
 
 /// Converts a [`Duration`] to [`Time`] nanoseconds, saturating.
-pub fn duration_to_time(d: Duration) -> Time {
+pub(crate) fn duration_to_time(d: Duration) -> Time {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
@@ -42,7 +42,7 @@ pub trait Clock {
     fn now(&self) -> Time;
 
     /// The wall-clock time of timeline point 0. Point `t` is `wall_origin() + t`
-    /// nanoseconds (see [`wall_at`] and [`time_of`]). It must not change: the kernel reads
+    /// nanoseconds. It must not change: the kernel reads
     /// it once.
     fn wall_origin(&self) -> SystemTime;
 
@@ -83,7 +83,7 @@ impl Default for SystemClock {
 
 /// The wall-clock time of timeline point `t`, for a clock whose point 0 is at `origin`.
 #[inline]
-pub fn wall_at(origin: SystemTime, t: Time) -> SystemTime {
+pub(crate) fn wall_at(origin: SystemTime, t: Time) -> SystemTime {
     if t >= 0 {
         origin + Duration::from_nanos(t as u64)
     } else {
@@ -94,7 +94,7 @@ pub fn wall_at(origin: SystemTime, t: Time) -> SystemTime {
 }
 
 /// The timeline point of wall-clock time `wall`, for a clock whose point 0 is at `origin`.
-pub fn time_of(origin: SystemTime, wall: SystemTime) -> Time {
+pub(crate) fn time_of(origin: SystemTime, wall: SystemTime) -> Time {
     match wall.duration_since(origin) {
         Ok(d) => duration_to_time(d),
         Err(e) => -duration_to_time(e.duration()),
@@ -116,7 +116,7 @@ impl Clock for SystemClock {
 /// A virtual clock for tests. Cloning it gives another handle on the same time.
 ///
 /// ```
-/// use reactor::clock::{Clock, ManualClock};
+/// use reactor::{Clock, ManualClock};
 /// use std::time::Duration;
 /// let c = ManualClock::new();
 /// c.advance(Duration::from_secs(15));

@@ -93,7 +93,7 @@
 //! **Time.** The queue runs on a monotonic timeline read from a [`Clock`]. `alarm` epochs
 //! and the times `alarm_remove`/`alarm_adjust` return are wall-clock: point `t` is the
 //! clock's [`Clock::wall_origin`] plus `t`, converted at the API boundary.
-//! [`clock::ManualClock`] makes timer tests exact and instant.
+//! [`ManualClock`] makes timer tests exact and instant.
 //!
 //! **Level-triggered I/O on mio.** A `select_read` or `select_write` watcher's handler runs
 //! in every timeslice while its descriptor stays ready, as under POE's select loop. mio
@@ -121,7 +121,7 @@
 //! The structure follows the design: the kernel is one folder, `kernel/`, one idea a file
 //! (dispatch, the session table and its collection, reference counts, timers, aliases,
 //! postbacks, I/O watchers, signals, the wheel trait and table, poller tokens, the run
-//! loop); its only imports from outside are the pure foundations: [`queue`], [`clock`],
+//! loop); its only imports from outside are the pure foundations: [`queue`], the clock,
 //! values, ids and errors. It knows wheels only through its own [`wheel::Wheel`] trait.
 //! `wheel/` holds the concrete wheels, `filter/` the filters (pure bytes-to-records code),
 //! `component/` the TCP components built on both, and `pipe.rs` POE's pipes. Each public
@@ -135,7 +135,7 @@
 //! - `alarm_remove_all` reports the real due time of `delay` timers (POE reports 0).
 //! - `alarm_remove` only removes timers (POE removes any queued item by id).
 
-pub mod clock;
+mod clock;
 pub mod component;
 pub mod errno;
 mod error;

@@ -405,6 +405,13 @@ impl<U: 'static> ClientTcpBuilder<U> {
     /// Checks the configuration as POE's constructor does and creates the client session,
     /// a child of the active session. Returns its ID.
     pub fn build(self, kernel: &mut Kernel) -> Result<SessionId, ComponentError> {
+        let session = self.into_session()?;
+        Ok(kernel.create(session)?)
+    }
+
+    /// POE's constructor checks, then the session: its heap, and its handlers, which
+    /// share the configuration.
+    fn into_session(self) -> Result<Session<ClientHeap<U>>, ComponentError> {
         let address = self.address.ok_or(ComponentError::MissingRemoteAddress)?;
         let port = self.port.ok_or(ComponentError::MissingRemotePort)?;
         let marks = [
@@ -459,170 +466,176 @@ impl<U: 'static> ClientTcpBuilder<U> {
             address,
             port,
         };
+        let on = |s: Session<ClientHeap<U>>, event: &str, handler: Handler<U>| {
+            let c = Rc::clone(&cfg);
+            s.on(event, move |ctx| handler(&c, ctx))
+        };
         let mut s = Session::new(heap).args(self.args);
-        let c = Rc::clone(&cfg);
-        s = s.on(
-            "_start",
-            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
-                ctx.heap().shutdown_on_error = true;
-                set_alias(&c, ctx);
-                ctx.yield_("reconnect", ())?;
-                run_cb(&c.started, ctx)
-            },
-        );
+        s = on(s, "_start", start);
         s = s.on("_stop", |_: &mut Ctx<'_, ClientHeap<U>>| {});
         s = s.on("_child", |_: &mut Ctx<'_, ClientHeap<U>>| {});
-        let c = Rc::clone(&cfg);
-        s = s.on("reconnect", move |ctx| reconnect(&c, ctx));
-        s = s.on(
-            "connect",
-            |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
-                let args = ctx.args();
-                let address = args
-                    .opt::<String>(0)
-                    .cloned()
-                    .or_else(|| args.opt::<&'static str>(0).map(|s| (*s).to_owned()))
-                    .or_else(|| args.opt::<Option<String>>(0).cloned().flatten());
-                let port = int_arg(args, 1)
-                    .and_then(|p| u16::try_from(p).ok())
-                    .or_else(|| args.opt::<Option<u16>>(1).copied().flatten());
-                let h = ctx.heap();
-                if let Some(a) = address {
-                    h.address = a;
-                }
-                if let Some(p) = port {
-                    h.port = p;
-                }
-                ctx.yield_("reconnect", ())?;
-                Ok(())
-            },
-        );
-        let c = Rc::clone(&cfg);
-        s = s.on(
-            "got_connect_success",
-            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
-                remove_timeout(ctx);
-                let mut socket = ctx.take_arg::<TcpStream>(0)?;
-                if let Some(pre) = &c.pre_connect {
-                    match pre(ctx, socket) {
-                        Some(s) => socket = s,
-                        None => {
-                            ctx.heap().connected = false;
-                            ctx.heap().server = None;
-                            return Ok(());
-                        }
-                    }
-                }
-                let mut b = ReadWrite::builder(socket);
-                b = match &c.filter {
-                    Some(f) => b.filter(f()),
-                    None => b.filter(Line::new()),
-                };
-                b = b
-                    .input_event("got_server_input")
-                    .error_event("got_server_error")
-                    .flushed_event("got_server_flush");
-                if let Some((h, l)) = c.marks {
-                    b = b
-                        .watermarks(h, l)
-                        .event(RwEvent::High, "got_high")
-                        .event(RwEvent::Low, "got_low");
-                }
-                let w = b.build(ctx)?;
-                ctx.heap().server = Some(w);
-                ctx.heap().connected = true;
-                run_cb(&c.connected, ctx)
-            },
-        );
-        let c = Rc::clone(&cfg);
-        s = s.on("got_high", move |ctx| run_cb(&c.high, ctx));
-        let c = Rc::clone(&cfg);
-        s = s.on("got_low", move |ctx| run_cb(&c.low, ctx));
-        let c = Rc::clone(&cfg);
-        s = s.on(
-            "got_connect_error",
-            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
-                remove_timeout(ctx);
-                ctx.heap().connected = false;
-                (c.connect_error)(ctx)?;
-                ctx.heap().server = None;
-                Ok(())
-            },
-        );
-        let c = Rc::clone(&cfg);
-        s = s.on(
-            "got_connect_timeout",
-            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
-                ctx.heap().connected = false;
-                remove_timeout(ctx);
-                (c.connect_error)(ctx)?;
-                ctx.heap().server = None;
-                Ok(())
-            },
-        );
-        let c = Rc::clone(&cfg);
-        s = s.on(
-            "got_server_error",
-            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
-                (c.server_error)(ctx)?;
-                if ctx.heap().shutdown_on_error {
-                    ctx.yield_("shutdown", ())?;
-                    ctx.heap().got_an_error = true;
-                }
-                Ok(())
-            },
-        );
-        let c = Rc::clone(&cfg);
-        s = s.on(
-            "got_server_input",
-            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
-                if ctx.heap().shutdown {
-                    return Ok(());
-                }
-                (c.input)(ctx).map(drop)
-            },
-        );
-        let c = Rc::clone(&cfg);
-        s = s.on(
-            "got_server_flush",
-            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
-                run_cb(&c.flushed, ctx)?;
-                if ctx.heap().shutdown {
-                    ctx.heap().server = None;
-                    run_cb(&c.disconnected, ctx)?;
-                }
-                Ok(())
-            },
-        );
-        let c = Rc::clone(&cfg);
-        s = s.on(
-            "shutdown",
-            move |ctx: &mut Ctx<'_, ClientHeap<U>>| -> Result<(), HandlerError> {
-                ctx.heap().shutdown = true;
-                remove_timeout(ctx);
-                if ctx.heap().connected {
-                    ctx.heap().connected = false;
-                    if ctx.heap().server.is_some() {
-                        let buffered = ctx.server().map_or(0, |w| w.get_driver_out_octets());
-                        if ctx.heap().got_an_error || buffered == 0 {
-                            ctx.heap().server = None;
-                            run_cb(&c.disconnected, ctx)?;
-                        }
-                    }
-                } else {
-                    ctx.heap().server = None;
-                }
-                if let Some(a) = &c.alias {
-                    let _ = ctx.alias_remove(a);
-                }
-                Ok(())
-            },
-        );
+        s = on(s, "reconnect", reconnect);
+        s = s.on("connect", connect_to::<U>);
+        s = on(s, "got_connect_success", connect_success);
+        s = on(s, "got_high", |c, ctx| run_cb(&c.high, ctx));
+        s = on(s, "got_low", |c, ctx| run_cb(&c.low, ctx));
+        s = on(s, "got_connect_error", connect_failed);
+        s = on(s, "got_connect_timeout", connect_failed);
+        s = on(s, "got_server_error", server_error);
+        s = on(s, "got_server_input", server_input);
+        s = on(s, "got_server_flush", server_flushed);
+        s = on(s, "shutdown", shutdown);
         for (name, f) in self.states {
             s = s.on(&name, move |ctx| f(ctx));
         }
-        Ok(kernel.create(s)?)
+        Ok(s)
     }
+}
+
+/// A handler of the client session, given the shared configuration.
+type Handler<U> = fn(&Config<U>, &mut Ctx<'_, ClientHeap<U>>) -> Result<(), HandlerError>;
+
+/// `_start`: the alias, the first connection attempt, `Started`.
+fn start<U: 'static>(c: &Config<U>, ctx: &mut Ctx<'_, ClientHeap<U>>) -> Result<(), HandlerError> {
+    ctx.heap().shutdown_on_error = true;
+    set_alias(c, ctx);
+    ctx.yield_("reconnect", ())?;
+    run_cb(&c.started, ctx)
+}
+
+/// `connect`: a new address and port (either may be left out), then `reconnect`.
+fn connect_to<U: 'static>(ctx: &mut Ctx<'_, ClientHeap<U>>) -> Result<(), HandlerError> {
+    let args = ctx.args();
+    let address = args
+        .opt::<String>(0)
+        .cloned()
+        .or_else(|| args.opt::<&'static str>(0).map(|s| (*s).to_owned()))
+        .or_else(|| args.opt::<Option<String>>(0).cloned().flatten());
+    let port = int_arg(args, 1)
+        .and_then(|p| u16::try_from(p).ok())
+        .or_else(|| args.opt::<Option<u16>>(1).copied().flatten());
+    let h = ctx.heap();
+    if let Some(a) = address {
+        h.address = a;
+    }
+    if let Some(p) = port {
+        h.port = p;
+    }
+    ctx.yield_("reconnect", ())?;
+    Ok(())
+}
+
+/// The factory connected: `PreConnect` may replace or refuse the socket, then the
+/// connection's `ReadWrite` and `Connected`.
+fn connect_success<U: 'static>(
+    c: &Config<U>,
+    ctx: &mut Ctx<'_, ClientHeap<U>>,
+) -> Result<(), HandlerError> {
+    remove_timeout(ctx);
+    let mut socket = ctx.take_arg::<TcpStream>(0)?;
+    if let Some(pre) = &c.pre_connect {
+        match pre(ctx, socket) {
+            Some(s) => socket = s,
+            None => {
+                ctx.heap().connected = false;
+                ctx.heap().server = None;
+                return Ok(());
+            }
+        }
+    }
+    let mut b = ReadWrite::builder(socket);
+    b = match &c.filter {
+        Some(f) => b.filter(f()),
+        None => b.filter(Line::new()),
+    };
+    b = b
+        .input_event("got_server_input")
+        .error_event("got_server_error")
+        .flushed_event("got_server_flush");
+    if let Some((h, l)) = c.marks {
+        b = b
+            .watermarks(h, l)
+            .event(RwEvent::High, "got_high")
+            .event(RwEvent::Low, "got_low");
+    }
+    let w = b.build(ctx)?;
+    ctx.heap().server = Some(w);
+    ctx.heap().connected = true;
+    run_cb(&c.connected, ctx)
+}
+
+/// The connection failed or timed out: `ConnectError`, and the factory goes.
+fn connect_failed<U: 'static>(
+    c: &Config<U>,
+    ctx: &mut Ctx<'_, ClientHeap<U>>,
+) -> Result<(), HandlerError> {
+    remove_timeout(ctx);
+    ctx.heap().connected = false;
+    (c.connect_error)(ctx)?;
+    ctx.heap().server = None;
+    Ok(())
+}
+
+/// `ServerError`, then a shutdown (POE shuts down on any error once started).
+fn server_error<U: 'static>(
+    c: &Config<U>,
+    ctx: &mut Ctx<'_, ClientHeap<U>>,
+) -> Result<(), HandlerError> {
+    (c.server_error)(ctx)?;
+    if ctx.heap().shutdown_on_error {
+        ctx.yield_("shutdown", ())?;
+        ctx.heap().got_an_error = true;
+    }
+    Ok(())
+}
+
+/// `ServerInput`, unless shutting down.
+fn server_input<U: 'static>(
+    c: &Config<U>,
+    ctx: &mut Ctx<'_, ClientHeap<U>>,
+) -> Result<(), HandlerError> {
+    if ctx.heap().shutdown {
+        return Ok(());
+    }
+    (c.input)(ctx).map(drop)
+}
+
+/// `ServerFlushed`; a shutdown waiting for the flush then closes the connection.
+fn server_flushed<U: 'static>(
+    c: &Config<U>,
+    ctx: &mut Ctx<'_, ClientHeap<U>>,
+) -> Result<(), HandlerError> {
+    run_cb(&c.flushed, ctx)?;
+    if ctx.heap().shutdown {
+        ctx.heap().server = None;
+        run_cb(&c.disconnected, ctx)?;
+    }
+    Ok(())
+}
+
+/// `shutdown`: closes the connection now, or once its output is flushed.
+fn shutdown<U: 'static>(
+    c: &Config<U>,
+    ctx: &mut Ctx<'_, ClientHeap<U>>,
+) -> Result<(), HandlerError> {
+    ctx.heap().shutdown = true;
+    remove_timeout(ctx);
+    if ctx.heap().connected {
+        ctx.heap().connected = false;
+        if ctx.heap().server.is_some() {
+            let buffered = ctx.server().map_or(0, |w| w.get_driver_out_octets());
+            if ctx.heap().got_an_error || buffered == 0 {
+                ctx.heap().server = None;
+                run_cb(&c.disconnected, ctx)?;
+            }
+        }
+    } else {
+        ctx.heap().server = None;
+    }
+    if let Some(a) = &c.alias {
+        let _ = ctx.alias_remove(a);
+    }
+    Ok(())
 }
 
 /// The parts of the configuration the handlers share.
