@@ -8,7 +8,8 @@
 //! | `dispatch.rs` | `post`, `yield`, `call`, running a handler, handler failures |
 //! | `sessions.rs` | the session table and tree: create, detach, stop, garbage collection |
 //! | `refcount.rs` | what keeps a session alive; external references |
-//! | `session.rs` | what a program builds: [`Session`], [`States`], the handler's [`Ctx`] |
+//! | `session.rs` | what a program builds: [`Session`], [`States`], options, designators |
+//! | `ctx.rs` | the handler's [`Ctx`] (POE's `@_`), and how handlers are stored and run |
 //! | `timers.rs` | the delay and alarm family |
 //! | `aliases.rs` | aliases |
 //! | `postback.rs` | postbacks, callbacks, and the releases dropped handles leave |
@@ -23,6 +24,7 @@
 //! errors).
 
 mod aliases;
+mod ctx;
 mod dispatch;
 mod items;
 mod names;
