@@ -111,7 +111,7 @@ impl<H: 'static> Ctx<'_, H> {
 
     /// Adds or replaces a handler that is a method of a shared object, at run time (POE's
     /// `$kernel->state(EVENT, $object, $method)`): `method` gets the object (POE's
-    /// `OBJECT`) and the context, as with [`Session::object_states`].
+    /// `OBJECT`) and the context, as with [`Session::object_states`](crate::Session::object_states).
     #[doc(alias = "state")]
     pub fn object_state<O: 'static, R: Outcome + 'static>(
         &mut self,
@@ -124,7 +124,7 @@ impl<H: 'static> Ctx<'_, H> {
 
     /// Adds or replaces a handler that is a function of a package, at run time (POE's
     /// `$kernel->state(EVENT, 'Package', $function)`): `func` gets the package name (POE's
-    /// `OBJECT`) and the context, as with [`Session::package_states`].
+    /// `OBJECT`) and the context, as with [`Session::package_states`](crate::Session::package_states).
     #[doc(alias = "state")]
     pub fn package_state<R: Outcome + 'static>(
         &mut self,
