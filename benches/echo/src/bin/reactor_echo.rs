@@ -8,8 +8,8 @@
 
 use echo_bench::{announce, raise_nofile, Opts};
 use reactor::filter::Line;
+use reactor::wheel::{ReadWrite, SocketFactory, WheelError};
 use reactor::{Ctx, Error, HandlerError, Kernel, Session};
-use reactor::wheel::{ReadWrite, SocketFactory};
 use reactor::{WheelHandle, WheelId};
 use std::collections::HashMap;
 
@@ -75,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .on(
                 "client_error",
                 |ctx: &mut Ctx<'_, Heap>| -> Result<(), HandlerError> {
-                    let id = *ctx.arg::<WheelId>(3)?;
+                    let id = *ctx.arg::<WheelId>(1)?;
                     ctx.heap().clients.remove(&id);
                     Ok(())
                 },
@@ -83,11 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .on(
                 "listen_failed",
                 |ctx: &mut Ctx<'_, Heap>| -> Result<(), HandlerError> {
-                    eprintln!(
-                        "{} failed: {}",
-                        ctx.arg::<String>(0)?,
-                        ctx.arg::<String>(2)?
-                    );
+                    eprintln!("listening failed: {}", ctx.arg::<WheelError>(0)?);
                     ctx.heap().listener = None;
                     Ok(())
                 },
