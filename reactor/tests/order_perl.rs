@@ -10,6 +10,8 @@
 //!   the record only in the timeslice after that.
 //! - `put_from_input`: output put by an input handler is written after the next poll,
 //!   so events the handler yielded run before the peer sees the record.
+//!
+//! A last test pins what the opt-in `KernelBuilder::early_writes` changes.
 
 mod common;
 
@@ -53,9 +55,12 @@ fn say(log: &Log, line: &str) {
 
 /// Runs `build` on a fresh kernel under the watchdog and returns what it logged.
 fn port_lines(build: fn(&mut Kernel, Log)) -> Vec<String> {
+    port_lines_on(Kernel::new().expect("kernel"), build)
+}
+
+fn port_lines_on(mut kernel: Kernel, build: fn(&mut Kernel, Log)) -> Vec<String> {
     let _guard = common::timeout(10, "order_perl");
     let log: Log = Rc::default();
-    let mut kernel = Kernel::new().expect("kernel");
     build(&mut kernel, Rc::clone(&log));
     kernel.run().expect("run");
     let lines = log.borrow().clone();
@@ -245,4 +250,20 @@ fn put_from_input(kernel: &mut Kernel, log: Log) {
 #[test]
 fn put_from_an_input_handler_is_written_after_the_next_poll() {
     compare("order_put_from_input", put_from_input);
+}
+
+/// The opt-in difference, as documented on `KernelBuilder::early_writes`: the answer leaves
+/// in the I/O phase of the read, so `FlushedEvent` comes before the events the input
+/// handler posted. (The peer here reads it in the next timeslice either way, after the
+/// events already due.)
+#[test]
+fn early_writes_flush_in_the_io_phase_of_the_read() {
+    let kernel = Kernel::builder()
+        .early_writes(true)
+        .build()
+        .expect("kernel");
+    assert_eq!(
+        port_lines_on(kernel, put_from_input),
+        ["S in go", "S flushed", "S after", "T in x", "T note"]
+    );
 }

@@ -90,10 +90,11 @@ const KERNEL_FRAME: Frame = Frame {
     event: EV_NONE,
 };
 
-/// Builds a [`Kernel`] with a chosen clock and exception policy.
+/// Builds a [`Kernel`] with a chosen clock, exception policy and write timing.
 pub struct KernelBuilder {
     clock: Option<Rc<dyn Clock>>,
     catch_exceptions: bool,
+    early_writes: bool,
 }
 
 impl KernelBuilder {
@@ -108,6 +109,22 @@ impl KernelBuilder {
     /// With it off, the first failure stops every session and `run()` returns it.
     pub fn catch_exceptions(mut self, on: bool) -> Self {
         self.catch_exceptions = on;
+        self
+    }
+
+    /// Whether wheels write output queued by I/O handlers in the same I/O phase, before
+    /// the next poll (default off: POE's order).
+    ///
+    /// POE writes a wheel's output when a poll made after the `put` reports the handle
+    /// writable, and so does this kernel by default: the timeslice after a read that
+    /// answers polls once more before writing. With early writes on, an answer put by an
+    /// input handler leaves in the same I/O phase, which saves that poll when a server has
+    /// little else to do (a few connections, each waiting for its answer). What a program
+    /// can observe changes: `FlushedEvent` comes in the I/O phase, before the events the
+    /// input handler posted, and a peer socket in the same process reads the answer one
+    /// timeslice earlier. Servers whose peers are other processes see no difference.
+    pub fn early_writes(mut self, on: bool) -> Self {
+        self.early_writes = on;
         self
     }
 
@@ -136,6 +153,7 @@ impl KernelBuilder {
             active: KERNEL_FRAME,
             exception: None,
             catch_exceptions: self.catch_exceptions,
+            early_writes: self.early_writes,
             extref_sessions: 0,
             stopping_all: false,
             releases: Rc::new(Releases::default()),
@@ -177,6 +195,8 @@ pub struct Kernel {
     pub(crate) active: Frame,
     pub(crate) exception: Option<HandlerError>,
     catch_exceptions: bool,
+    /// [`KernelBuilder::early_writes`].
+    early_writes: bool,
     pub(crate) extref_sessions: usize,
     stopping_all: bool,
     pub(crate) releases: Rc<Releases>,
@@ -205,6 +225,7 @@ impl Kernel {
         KernelBuilder {
             clock: None,
             catch_exceptions: true,
+            early_writes: false,
         }
     }
 

@@ -582,6 +582,14 @@ impl Kernel {
             }
         }
         for mode in [Mode::Read, Mode::Write] {
+            if mode == Mode::Write && self.early_writes {
+                // What the read pass queued may leave now (KernelBuilder::early_writes).
+                for &key in &list {
+                    if let Some(s) = self.wheels.slots.get_mut(key) {
+                        s.obj.arm();
+                    }
+                }
+            }
             for &key in &list {
                 let Some(s) = self.wheels.slots.get(key) else {
                     continue;

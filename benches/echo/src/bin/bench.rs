@@ -5,7 +5,8 @@
 //! `target/release/bench [--conns "1 10 100 1000"] [--servers "mio reactor tokio poe"]
 //! [--warmup 1] [--duration 2] [--reps 3] [--max-other 10] [--sys-duration 1] [--cg-count 2000] [--callgrind 1]
 //! [--out FILE]`. Server names: `mio`, `reactor`, `echo_server` (when built), `tokio`,
-//! `poe`, and the opt-in `reactor512` (reactor_echo with `--block-size 512`).
+//! `poe`, and the opt-ins `reactor512` (reactor_echo with `--block-size 512`) and
+//! `reactor_early` (reactor_echo with `--early-writes 1`).
 //!
 //! Each server runs pinned to core 0 (`taskset -c 0`), the load generator pinned to core 1.
 //! For each server and connection count:
@@ -19,7 +20,8 @@
 //!    syscalls:sys_enter_*` attached to the server (`strace -c -f -p` if perf fails);
 //! 3. user-space instructions with the server under `valgrind --tool=callgrind
 //!    --instr-atstart=no`: instrumentation is switched on (`callgrind_control -i on`,
-//!    `-z`) for a run of `--cg-count` messages, then dumped (`callgrind_control -d`).
+//!    `-z`) for a run of `--cg-count` messages, then dumped (`callgrind_control -d`); with
+//!    `ECHO_BENCH_KEEP_CALLGRIND=DIR` the dump is kept in DIR for `callgrind_annotate`.
 //!
 //! Windows are bracketed with the load generator's `run`/`pause` commands: a pause
 //! completes when no echo is outstanding, so the messages counted are exactly those the
@@ -396,6 +398,11 @@ fn callgrind(def: &ServerDef, lg_bin: &Path, conns: usize, count: u64) -> Res<f6
         // The dump is OUT.1 (the first explicit dump).
         let dump = PathBuf::from(format!("{}.1", out.display()));
         let text = std::fs::read_to_string(&dump)?;
+        // ECHO_BENCH_KEEP_CALLGRIND=DIR keeps the dump there, for callgrind_annotate.
+        if let Some(dir) = std::env::var_os("ECHO_BENCH_KEEP_CALLGRIND") {
+            let kept = PathBuf::from(dir).join(format!("callgrind.{}.{conns}", def.name));
+            std::fs::copy(&dump, &kept)?;
+        }
         let _ = std::fs::remove_file(&dump);
         let total = text
             .lines()
@@ -605,13 +612,20 @@ fn main() -> Res<()> {
         cmd: poe.clone(),
         cg_cmd: poe,
     });
+    // Opt-in: reactor_echo with KernelBuilder::early_writes (answers written before the
+    // next poll, not after it as POE does).
+    let mut early = def("reactor_early", "reactor_echo");
+    for c in [&mut early.cmd, &mut early.cg_cmd] {
+        c.extend(["--early-writes".to_string(), "1".to_string()]);
+    }
     let wanted: Option<Vec<&str>> = opts.opt("servers").map(|s| s.split_whitespace().collect());
     all.push(small);
+    all.push(early);
     let servers: Vec<ServerDef> = all
         .into_iter()
         .filter(|s| match &wanted {
             Some(w) => w.contains(&s.name),
-            None => s.name != "reactor512",
+            None => !matches!(s.name, "reactor512" | "reactor_early"),
         })
         .collect();
     let lg_bin = bin_dir.join("loadgen");

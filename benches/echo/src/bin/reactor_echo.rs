@@ -2,9 +2,11 @@
 //! listening `SocketFactory`; each accepted socket gets a `ReadWrite` wheel with a `Line`
 //! filter (newline `"\n"` both ways), and each input record is `put` back.
 //!
-//! Usage: `reactor_echo --port P [--block-size N]` (0 = any port); prints
-//! `listening on ADDR` first. `--block-size` is the wheel's bytes per read (POE's
+//! Usage: `reactor_echo --port P [--block-size N] [--early-writes 1]` (0 = any port);
+//! prints `listening on ADDR` first. `--block-size` is the wheel's bytes per read (POE's
 //! `Driver => POE::Driver::SysRW->new(BlockSize => N)`), 65536 by default as in POE.
+//! `--early-writes 1` builds the kernel with `KernelBuilder::early_writes`: answers leave
+//! in the I/O phase of the read instead of after the next poll, as POE writes.
 
 use echo_bench::{announce, raise_nofile, Opts};
 use reactor::filter::Line;
@@ -23,8 +25,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let opts = Opts::from_env()?;
     let port: u16 = opts.get("port", 0)?;
     let block_size: usize = opts.get("block-size", 65536)?;
+    let early_writes: u8 = opts.get("early-writes", 0)?;
     raise_nofile();
-    let mut kernel = Kernel::new()?;
+    let mut kernel = Kernel::builder().early_writes(early_writes != 0).build()?;
     kernel.create(
         Session::new(Heap::default())
             .on(
