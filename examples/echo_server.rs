@@ -30,6 +30,7 @@ fn port_arg() -> Result<u16, String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    env_logger::init();
     let port = port_arg()?;
     let mut kernel = Kernel::new()?;
 

@@ -27,11 +27,41 @@ impl Server {
     /// Starts example `name` with `--port 0` and reads its address from its first line.
     fn start(name: &str) -> Server {
         let bin = common::example(name);
-        let mut child = Command::new(&bin)
-            .args(["--port", "0"])
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--port", "0"]);
+        Self::start_command(name, cmd)
+    }
+
+    /// Starts example `name` as [`start`](Server::start) does, allowed `nofile` open
+    /// descriptors (`ulimit -n`), with warnings logged; the log arrives on the receiver.
+    fn start_limited(name: &str, nofile: u32) -> (Server, mpsc::Receiver<String>) {
+        let bin = common::example(name);
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" --port 0"))
+            .arg(&bin)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::piped());
+        let mut server = Self::start_command(name, cmd);
+        let child = server.child.as_mut().expect("running");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (server, rx)
+    }
+
+    fn start_command(name: &str, mut cmd: Command) -> Server {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+            .unwrap_or_else(|e| panic!("running {name}: {e}"));
         let pid = child.id();
         let stdout = child.stdout.take().expect("piped stdout");
         let mut server = Server {
@@ -171,6 +201,34 @@ fn echo_then_signal(sig: &str) {
     assert!(b.at_eof(), "client b not disconnected");
     let status = server.wait();
     assert!(status.success(), "echo_server exited with {status}");
+}
+
+/// A server that ran out of descriptors refused every client from then on (POE's default:
+/// the listener goes on the first `EMFILE`). With 32 descriptors and 60 clients at once it
+/// must run out, say so, and still answer a new client once the crowd has left.
+#[test]
+fn echo_server_survives_running_out_of_descriptors() {
+    let (server, log) = Server::start_limited("echo_server", 32);
+    let mut crowd: Vec<TcpStream> = (0..60).map(|_| server.connect()).collect();
+    for c in &mut crowd {
+        let _ = c.write_all(b"crowd\n");
+    }
+    // The first client is answered, so the server has seen the crowd's connections.
+    let mut first = Client::new(crowd.remove(0));
+    assert_eq!(first.line(), "crowd");
+    // It ran out of descriptors and said so.
+    let warning = log
+        .recv_timeout(STEP)
+        .expect("a warning within the time limit");
+    assert!(
+        warning.contains("Too many open files") && warning.contains("accepting again in"),
+        "the server's first warning is {warning:?}"
+    );
+    drop(first);
+    drop(crowd);
+    let mut late = Client::new(server.connect());
+    late.say("after the storm");
+    assert_eq!(late.line(), "after the storm");
 }
 
 #[test]

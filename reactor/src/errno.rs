@@ -33,6 +33,8 @@ pub const ECONNABORTED: i32 = Errno::CONNABORTED.raw_os_error();
 pub const ECONNRESET: i32 = Errno::CONNRESET.raw_os_error();
 /// No buffer space available.
 pub const ENOBUFS: i32 = Errno::NOBUFS.raw_os_error();
+/// Out of memory.
+pub const ENOMEM: i32 = Errno::NOMEM.raw_os_error();
 /// Connection timed out: also the errno of a Client::TCP `ConnectTimeout`.
 pub const ETIMEDOUT: i32 = Errno::TIMEDOUT.raw_os_error();
 /// Connection refused.

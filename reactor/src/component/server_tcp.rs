@@ -40,6 +40,10 @@
 //!
 //! ## Deviations from POE
 //!
+//! - Running out of descriptors or memory while accepting (`EMFILE`, `ENFILE`, `ENOBUFS`,
+//!   `ENOMEM`) pauses accepting and retries after a growing pause (5 ms to 1 s), with a
+//!   warning; POE reports it as an `Error`, whose default drops the listener for good.
+//!   [`ServerTcpBuilder::survive_exhaustion`]`(false)` restores POE's behaviour.
 //! - `new` returns the listener's session ID; [`ServerTcpBuilder::build`] returns a
 //!   [`ServerHandle`] with that ID and the bound address (POE programs read it with
 //!   `$_[HEAP]{listener}->getsockname` in `Started`; [`ListenerHeap::local_addr`] does that
@@ -62,7 +66,7 @@
 //!   crate at `warn` level rather than to STDERR.
 
 use super::{callback, filter_factory, int_arg, run_cb, Callback, ComponentError, FilterFactory};
-use crate::errno::{ECONNABORTED, ECONNRESET};
+use crate::errno::{ECONNABORTED, ECONNRESET, EMFILE, ENFILE, ENOBUFS, ENOMEM};
 use crate::filter::{Filter, Line};
 use crate::value::{Args, HandlerError, IntoArgs, Outcome};
 use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelError, WheelHandle, WheelId};
@@ -72,6 +76,7 @@ use mio::net::TcpStream;
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
+use std::time::Duration;
 
 /// Names of the connection session's own states, which user states may not replace.
 const RESERVED: &[&str] = &[
@@ -111,6 +116,11 @@ pub struct ListenerHeap {
     /// down. Setting it to `None` stops listening.
     pub listener: Option<WheelHandle>,
     local_addr: Option<SocketAddr>,
+    /// The pause after the last accept that ran out of descriptors or memory, until an
+    /// accept works again (see [`ServerTcpBuilder::survive_exhaustion`]).
+    exhausted: Option<Duration>,
+    /// Accepting is paused for that pause.
+    exhausted_waiting: bool,
 }
 
 impl ListenerHeap {
@@ -219,6 +229,7 @@ pub struct ServerTcpBuilder<U = ()> {
     domain: Domain,
     alias: Option<String>,
     concurrency: i64,
+    survive_exhaustion: bool,
     acceptor: Option<Callback<ListenerHeap>>,
     error: Option<Callback<ListenerHeap>>,
     started: Option<Callback<ListenerHeap>>,
@@ -246,6 +257,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
             domain: Domain::Inet,
             alias: None,
             concurrency: -1,
+            survive_exhaustion: true,
             acceptor: None,
             error: None,
             started: None,
@@ -333,6 +345,21 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         f: impl Fn(&mut Ctx<'_, ListenerHeap>) -> R + 'static,
     ) -> Self {
         self.stopped = Some(callback(f));
+        self
+    }
+
+    /// Whether running out of descriptors or memory while accepting (`EMFILE`, `ENFILE`,
+    /// `ENOBUFS`, `ENOMEM`) pauses accepting and retries (default on).
+    ///
+    /// POE reports such an error as any other (`Error`, whose default drops the listener),
+    /// so a server that ran out of descriptors once refuses every client from then on.
+    /// With this on, the listener pauses accepting, logs a warning, and accepts again after
+    /// a pause that starts at 5 ms and doubles up to 1 s while accepts keep failing (as
+    /// Go's and tokio's accept loops do); the first accept that works resets it. The
+    /// `Error` callback does not see these errors. `survive_exhaustion(false)` keeps POE's
+    /// behaviour.
+    pub fn survive_exhaustion(mut self, on: bool) -> Self {
+        self.survive_exhaustion = on;
         self
     }
 
@@ -596,6 +623,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
             domain,
             alias,
             concurrency,
+            survive_exhaustion,
             acceptor,
             error,
             started,
@@ -626,6 +654,8 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
             connections: 0,
             listener: None,
             local_addr: None,
+            exhausted: None,
+            exhausted_waiting: false,
         })
         .args(listener_args)
         .on(
@@ -657,11 +687,32 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
                 run_cb(&started, ctx)
             },
         )
-        .on("tcp_server_got_error", move |ctx| error(ctx))
+        .on(
+            "tcp_server_got_error",
+            move |ctx: &mut Ctx<'_, ListenerHeap>| -> Result<(), HandlerError> {
+                if survive_exhaustion && accept_exhausted(ctx) {
+                    return pause_exhausted(ctx);
+                }
+                error(ctx).map(drop)
+            },
+        )
+        .on(
+            "tcp_server_resume_accept",
+            |ctx: &mut Ctx<'_, ListenerHeap>| {
+                let h = ctx.heap();
+                h.exhausted_waiting = false;
+                if below_limit(h) {
+                    if let Some(l) = ctx.listener() {
+                        l.resume_accept();
+                    }
+                }
+            },
+        )
         .on(
             "tcp_server_got_connection",
             move |ctx: &mut Ctx<'_, ListenerHeap>| {
                 let h = ctx.heap();
+                h.exhausted = None;
                 h.connections += 1;
                 if h.concurrency != -1 && h.listener.is_some() && h.connections >= h.concurrency {
                     if let Some(l) = ctx.listener() {
@@ -679,7 +730,11 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
                 log::warn!("Excessive 'disconnected' event from {file} at line {line}");
                 h.connections = 0;
             }
-            if h.concurrency != -1 && h.listener.is_some() && h.connections == h.concurrency - 1 {
+            if h.concurrency != -1
+                && h.listener.is_some()
+                && h.connections == h.concurrency - 1
+                && !h.exhausted_waiting
+            {
                 if let Some(l) = ctx.listener() {
                     l.resume_accept();
                 }
@@ -693,7 +748,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
             let h = ctx.heap();
             h.concurrency = n;
             if n != -1 && h.listener.is_some() {
-                let pause = h.connections >= n;
+                let pause = h.connections >= n || h.exhausted_waiting;
                 if let Some(l) = ctx.listener() {
                     if pause {
                         l.pause_accept();
@@ -704,6 +759,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
             }
         })
         .on("shutdown", |ctx: &mut Ctx<'_, ListenerHeap>| {
+            let _ = ctx.alarm_clear("tcp_server_resume_accept");
             let h = ctx.heap();
             h.listener = None;
             if let Some(a) = h.alias.clone() {
@@ -733,6 +789,43 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
 struct Shared {
     listener: Cell<Option<SessionId>>,
     local_addr: Cell<Option<SocketAddr>>,
+}
+
+/// Whether the failure being handled is an accept that ran out of descriptors or memory.
+fn accept_exhausted(ctx: &Ctx<'_, ListenerHeap>) -> bool {
+    ctx.arg::<WheelError>(0).is_ok_and(|e| {
+        e.operation == "accept" && matches!(e.errno, EMFILE | ENFILE | ENOBUFS | ENOMEM)
+    })
+}
+
+/// Pauses accepting after an exhausted accept and schedules the retry, each pause twice
+/// the last, from 5 ms up to 1 s.
+fn pause_exhausted(ctx: &mut Ctx<'_, ListenerHeap>) -> Result<(), HandlerError> {
+    const FIRST: Duration = Duration::from_millis(5);
+    const MOST: Duration = Duration::from_secs(1);
+    let pause = match ctx.heap().exhausted {
+        None => FIRST,
+        Some(last) => (last * 2).min(MOST),
+    };
+    let h = ctx.heap();
+    h.exhausted = Some(pause);
+    h.exhausted_waiting = true;
+    if let Some(l) = ctx.listener() {
+        l.pause_accept();
+    }
+    let e = ctx.arg::<WheelError>(0)?.clone();
+    log::warn!(
+        "ServerTcp {}: {e}; accepting again in {} ms",
+        ctx.session(),
+        pause.as_millis()
+    );
+    ctx.delay("tcp_server_resume_accept", pause, ())?;
+    Ok(())
+}
+
+/// Whether the connection limit lets the listener accept.
+fn below_limit(h: &ListenerHeap) -> bool {
+    h.concurrency == -1 || h.connections < h.concurrency
 }
 
 fn default_server_error(ctx: &mut Ctx<'_, ListenerHeap>) {
