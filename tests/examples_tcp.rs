@@ -231,6 +231,82 @@ fn echo_server_survives_running_out_of_descriptors() {
     assert_eq!(late.line(), "after the storm");
 }
 
+/// The server's resident memory, in KiB (`VmRSS` of `/proc/PID/status`).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// A client that sends and never reads made the server buffer twice what it sent (300 MB
+/// sent, 621 MB resident). With backpressure on by default the server stops reading from
+/// it, so the client can push only the server's high mark and the sockets' buffers.
+#[test]
+fn a_client_that_never_reads_cannot_grow_echo_server() {
+    let server = Server::start("echo_server");
+    let before = rss_kib(server.pid);
+    let mut hog = server.connect();
+    hog.set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("write timeout");
+    let chunk = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n".repeat(1024);
+    let mut sent = 0usize;
+    while sent < 64 << 20 {
+        match hog.write(&chunk) {
+            Ok(n) => sent += n,
+            // Nothing moved for half a second: the server has stopped reading.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+            Err(e) => panic!("writing: {e}"),
+        }
+    }
+    assert!(
+        sent < 64 << 20,
+        "the server read 64 MiB from a client that never reads"
+    );
+    let grown = rss_kib(server.pid).saturating_sub(before);
+    assert!(
+        grown < 16 * 1024,
+        "the server grew by {grown} KiB after {sent} bytes from a client that never reads"
+    );
+    // It still answers others.
+    let mut other = Client::new(server.connect());
+    other.say("still here");
+    assert_eq!(other.line(), "still here");
+}
+
+/// A line without end made the buffer grow to 512 MiB per connection. The default filter
+/// stops at 1 MiB: the client is disconnected, the others go on.
+#[test]
+fn echo_server_disconnects_a_line_over_a_megabyte() {
+    let server = Server::start("echo_server");
+    let mut long = server.connect();
+    long.set_write_timeout(Some(STEP)).expect("write timeout");
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut written = 0;
+    for _ in 0..64 {
+        match long.write_all(&chunk) {
+            Ok(()) => written += chunk.len(),
+            // The server has closed the connection.
+            Err(_) => break,
+        }
+    }
+    assert!(
+        written >= 1 << 20,
+        "the server closed after only {written} bytes"
+    );
+    let mut rest = Vec::new();
+    match long.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "the long line was answered"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    let mut other = Client::new(server.connect());
+    other.say("short");
+    assert_eq!(other.line(), "short");
+}
+
 #[test]
 fn echo_server_echoes_and_exits_0_on_sigint() {
     echo_then_signal("-INT");

@@ -53,7 +53,7 @@
 
 use super::{callback, filter_factory, int_arg, run_cb, Callback, ComponentError, FilterFactory};
 use crate::errno::{ECONNRESET, ETIMEDOUT};
-use crate::filter::{Filter, Line};
+use crate::filter::Filter;
 use crate::value::{Args, HandlerError, IntoArgs, Outcome};
 use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelError, WheelHandle, WheelId};
 use crate::AlarmId;
@@ -152,6 +152,7 @@ pub struct ClientTcpBuilder<U = ()> {
     server_high: Option<Callback<ClientHeap<U>>>,
     server_low: Option<Callback<ClientHeap<U>>>,
     high_mark: Option<usize>,
+    backpressure: Option<(usize, usize)>,
     low_mark: Option<usize>,
     states: Vec<(String, Callback<ClientHeap<U>>)>,
     data: U,
@@ -188,6 +189,7 @@ impl<U: Default + 'static> ClientTcpBuilder<U> {
             server_high: None,
             server_low: None,
             high_mark: None,
+            backpressure: Some(super::DEFAULT_BACKPRESSURE),
             low_mark: None,
             states: Vec::new(),
             data: U::default(),
@@ -252,8 +254,20 @@ impl<U: 'static> ClientTcpBuilder<U> {
         self
     }
 
-    /// The connection's filter (`Filter`; default [`Line`]): a closure making a fresh one
-    /// per connection, e.g. `Line::new`.
+    /// Holds the connection's input back while more than `high` octets of output wait,
+    /// until they are down to `low` (see
+    /// [`ReadWriteBuilder::backpressure`](crate::wheel::ReadWriteBuilder::backpressure));
+    /// `None` reads on whatever the output (POE's behaviour). Default
+    /// [`DEFAULT_BACKPRESSURE`](super::DEFAULT_BACKPRESSURE).
+    pub fn server_backpressure(mut self, marks: Option<(usize, usize)>) -> Self {
+        self.backpressure = marks;
+        self
+    }
+
+    /// The connection's filter (`Filter`; default [`Line`](crate::filter::Line) with `MaxLength` and
+    /// `MaxBuffer` of [`DEFAULT_LINE_LIMIT`](super::DEFAULT_LINE_LIMIT), where POE's `Line`
+    /// takes 64 and 512 MiB): a closure making a fresh one per connection, e.g.
+    /// `Line::new` for POE's limits.
     pub fn filter<F, M>(mut self, make: M) -> Self
     where
         F: Filter<Raw = Vec<u8>, Record = Vec<u8>> + 'static,
@@ -454,6 +468,7 @@ impl<U: 'static> ClientTcpBuilder<U> {
             high: self.server_high,
             low: self.server_low,
             marks: self.high_mark.zip(self.low_mark),
+            backpressure: self.backpressure,
         });
         let heap = ClientHeap {
             server: None,
@@ -546,12 +561,15 @@ fn connect_success<U: 'static>(
     let mut b = ReadWrite::builder(socket);
     b = match &c.filter {
         Some(f) => b.filter(f()),
-        None => b.filter(Line::new()),
+        None => b.filter(super::default_line()),
     };
     b = b
         .input_event("got_server_input")
         .error_event("got_server_error")
         .flushed_event("got_server_flush");
+    if let Some((high, low)) = c.backpressure {
+        b = b.backpressure(high, low);
+    }
     if let Some((h, l)) = c.marks {
         b = b
             .watermarks(h, l)
@@ -657,6 +675,7 @@ struct Config<U> {
     high: Option<Callback<ClientHeap<U>>>,
     low: Option<Callback<ClientHeap<U>>>,
     marks: Option<(usize, usize)>,
+    backpressure: Option<(usize, usize)>,
 }
 
 fn set_alias<U: 'static>(c: &Config<U>, ctx: &mut Ctx<'_, ClientHeap<U>>) {

@@ -57,6 +57,26 @@ use crate::Ctx;
 use std::fmt;
 use std::rc::Rc;
 
+/// `MaxLength` and `MaxBuffer` of the components' default `Line` filter: 1 MiB. A client
+/// that sends a longer line, or a megabyte without a newline, is disconnected with a
+/// [`WheelError`](crate::wheel::WheelError) whose `filter` says which limit it broke.
+/// POE's defaults (64 MiB and 512 MiB) are a `client_filter(Line::new)` away.
+pub const DEFAULT_LINE_LIMIT: usize = 1024 * 1024;
+
+/// The components' default [`backpressure`](crate::wheel::ReadWriteBuilder::backpressure)
+/// marks, (high, low): a connection stops reading while more than 256 KiB of its output
+/// wait, until they are down to 64 KiB.
+pub const DEFAULT_BACKPRESSURE: (usize, usize) = (256 * 1024, 64 * 1024);
+
+/// The components' default filter: `Line` with [`DEFAULT_LINE_LIMIT`].
+pub(crate) fn default_line() -> crate::filter::Line {
+    crate::filter::Line::builder()
+        .max_length(DEFAULT_LINE_LIMIT)
+        .max_buffer(DEFAULT_LINE_LIMIT)
+        .build()
+        .unwrap_or_default()
+}
+
 /// A component callback as stored: a shared closure over a context of heap type `H`.
 pub(crate) type Callback<H> = Rc<dyn Fn(&mut Ctx<'_, H>) -> Result<Value, HandlerError>>;
 

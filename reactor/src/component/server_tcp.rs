@@ -67,7 +67,7 @@
 
 use super::{callback, filter_factory, int_arg, run_cb, Callback, ComponentError, FilterFactory};
 use crate::errno::{ECONNABORTED, ECONNRESET, EMFILE, ENFILE, ENOBUFS, ENOMEM};
-use crate::filter::{Filter, Line};
+use crate::filter::Filter;
 use crate::value::{Args, HandlerError, IntoArgs, Outcome};
 use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelError, WheelHandle, WheelId};
 use crate::Kernel;
@@ -213,6 +213,7 @@ struct ConnConfig<U> {
     pre_connect: Option<PreConnect<U>>,
     high_mark: Option<usize>,
     low_mark: Option<usize>,
+    backpressure: Option<(usize, usize)>,
     filter: Option<FilterFactory>,
     input_filter: Option<FilterFactory>,
     output_filter: Option<FilterFactory>,
@@ -272,6 +273,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
                 high: None,
                 low: None,
                 pre_connect: None,
+                backpressure: Some(super::DEFAULT_BACKPRESSURE),
                 high_mark: None,
                 low_mark: None,
                 filter: None,
@@ -445,8 +447,21 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
+    /// Holds each connection's input back while more than `high` octets of its output wait,
+    /// until they are down to `low` (see
+    /// [`ReadWriteBuilder::backpressure`](crate::wheel::ReadWriteBuilder::backpressure));
+    /// `None` reads on whatever the output (POE's behaviour). Default
+    /// [`DEFAULT_BACKPRESSURE`](super::DEFAULT_BACKPRESSURE).
+    pub fn client_backpressure(mut self, marks: Option<(usize, usize)>) -> Self {
+        self.conn.backpressure = marks;
+        self
+    }
+
     /// The filter for both directions of each connection (`ClientFilter`; default
-    /// [`Line`]): a closure making a fresh filter per connection, e.g. `Line::new`.
+    /// [`Line`](crate::filter::Line) with `MaxLength` and `MaxBuffer` of
+    /// [`DEFAULT_LINE_LIMIT`](super::DEFAULT_LINE_LIMIT), where POE's `Line` takes 64 and
+    /// 512 MiB): a closure making a fresh filter per connection, e.g. `Line::new` for
+    /// POE's limits.
     pub fn client_filter<F, M>(mut self, make: M) -> Self
     where
         F: Filter<Raw = Vec<u8>, Record = Vec<u8>> + 'static,
@@ -870,7 +885,7 @@ fn conn_states<U: Default + 'static>(
             b = match (&c.input_filter, &c.output_filter, &c.filter) {
                 (Some(i), Some(o), _) => b.input_filter(i()).output_filter(o()),
                 (_, _, Some(f)) => b.filter(f()),
-                _ => b.filter(Line::new()),
+                _ => b.filter(super::default_line()),
             };
             b = b
                 .input_event("tcp_server_got_input")
@@ -879,6 +894,9 @@ fn conn_states<U: Default + 'static>(
             // for one while output is still buffered.
             if c.flushed.is_some() {
                 b = b.flushed_event("tcp_server_got_flush");
+            }
+            if let Some((high, low)) = c.backpressure {
+                b = b.backpressure(high, low);
             }
             if let (Some(h), Some(l)) = (c.high_mark, c.low_mark) {
                 b = b

@@ -1,7 +1,9 @@
 //! What a wheel reports when an operation fails: [`WheelError`].
 
+use crate::filter::FilterError;
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 /// A failed wheel operation, as `ARG0` of a wheel's error event (`ReadWrite`'s
 /// `ErrorEvent`, `SocketFactory`'s `FailureEvent`, `ListenAccept`'s `ErrorEvent`; `ARG1` is
@@ -29,7 +31,7 @@ use std::io;
 ///     Ok(())
 /// }
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct WheelError {
     /// What the wheel was doing.
@@ -41,7 +43,22 @@ pub struct WheelError {
     /// The error as POE's `$!` gives it ("Connection refused", without Rust's
     /// " (os error 111)"); empty at end of file.
     pub message: String,
+    /// The filter's own error when the filter refused the input (errno `EINVAL`): a line
+    /// over `MaxLength` ([`FilterError::LineTooLong`]), a buffer over `MaxBuffer`
+    /// ([`FilterError::BufferTooLarge`]), ...
+    pub filter: Option<Arc<FilterError>>,
 }
+
+/// Two errors are equal when what POE reports of them is (operation, errno, message) and
+/// their kinds are.
+impl PartialEq for WheelError {
+    fn eq(&self, other: &Self) -> bool {
+        (self.operation, self.errno, self.kind, &self.message)
+            == (other.operation, other.errno, other.kind, &other.message)
+    }
+}
+
+impl Eq for WheelError {}
 
 impl WheelError {
     /// `operation` failed with `e`.
@@ -51,6 +68,18 @@ impl WheelError {
             errno: e.raw_os_error().unwrap_or(0),
             kind: e.kind(),
             message: super::errstr(e),
+            filter: None,
+        }
+    }
+
+    /// The filter refused what was read (POE's filters `die`): errno `EINVAL`.
+    pub fn filter(operation: &'static str, e: FilterError) -> Self {
+        WheelError {
+            operation,
+            errno: crate::errno::EINVAL,
+            kind: io::ErrorKind::InvalidData,
+            message: e.to_string(),
+            filter: Some(Arc::new(e)),
         }
     }
 
@@ -62,6 +91,7 @@ impl WheelError {
             errno,
             kind: io::Error::from_raw_os_error(errno).kind(),
             message: message.into(),
+            filter: None,
         }
     }
 
@@ -72,6 +102,7 @@ impl WheelError {
             errno: 0,
             kind: io::ErrorKind::UnexpectedEof,
             message: String::new(),
+            filter: None,
         }
     }
 
@@ -95,7 +126,13 @@ impl fmt::Display for WheelError {
     }
 }
 
-impl std::error::Error for WheelError {}
+impl std::error::Error for WheelError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.filter
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 #[cfg(test)]
 mod tests {

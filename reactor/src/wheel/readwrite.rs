@@ -2,7 +2,7 @@
 //! `POE::Driver::SysRW` built in).
 
 use super::{Parking, Readiness, Wheel, WheelError, WheelHandle, WheelId};
-use crate::errno::{EINVAL, EPERM};
+use crate::errno::EPERM;
 use crate::error::{Error, Result};
 use crate::filter::{ByteFilter, Filter, Line};
 use crate::value::{Arg, IntoArgs};
@@ -171,6 +171,10 @@ pub struct ReadWrite {
     /// Records may wait in the input filter (after a filter switch).
     parse_pending: bool,
     input_paused: bool,
+    /// Input paused because unsent output passed the backpressure mark
+    /// ([`ReadWriteBuilder::backpressure`]): (high, low).
+    backpressure: Option<(usize, usize)>,
+    pressure_paused: bool,
     input_open: bool,
     output_open: bool,
     /// The handle reported buffered output of its own (see [`WriteHandle::flush_out`]).
@@ -206,6 +210,7 @@ pub struct ReadWriteBuilder {
     low_mark: Option<usize>,
     auto_flush: bool,
     block_size: usize,
+    backpressure: Option<(usize, usize)>,
     registered: bool,
     parking: Option<Parking>,
 }
@@ -247,6 +252,7 @@ impl ReadWrite {
             low_mark: None,
             auto_flush: false,
             block_size: DEFAULT_BLOCK,
+            backpressure: None,
             registered: false,
             parking: None,
         }
@@ -299,6 +305,17 @@ impl ReadWriteBuilder {
         self.low_mark = Some(low);
         self
     }
+    /// Stops reading while more than `high` octets of output wait to be written, until
+    /// they are down to `low` (0 < low < high). A peer that sends and never reads then
+    /// costs at most about `high` octets of output (plus one read's worth of answers), not
+    /// everything it ever sent; its further input waits in the socket, and with it the
+    /// peer. POE has no counterpart (its `HighMark` only reports); off by default, on in
+    /// the TCP components.
+    pub fn backpressure(mut self, high: usize, low: usize) -> Self {
+        self.backpressure = Some((high, low));
+        self
+    }
+
     /// Writes synchronously when a put finds the buffer empty (POE's `AutoFlush`).
     pub fn auto_flush(mut self, on: bool) -> Self {
         self.auto_flush = on;
@@ -324,6 +341,11 @@ impl ReadWriteBuilder {
     pub fn build(self, kernel: &mut Kernel) -> Result<WheelHandle> {
         if self.block_size == 0 {
             return Err(Error::InvalidArgument("BlockSize must be greater than 0"));
+        }
+        if let Some((high, low)) = self.backpressure {
+            if high == 0 || low >= high {
+                return Err(Error::InvalidArgument("backpressure needs 0 < low < high"));
+            }
         }
         match (self.high_mark, self.low_mark) {
             (Some(h), Some(l)) if h == 0 || l == 0 || l >= h => {
@@ -371,6 +393,8 @@ impl ReadWriteBuilder {
             out_unpollable: false,
             parse_pending: false,
             input_paused: false,
+            backpressure: self.backpressure,
+            pressure_paused: false,
             input_open: true,
             output_open: true,
             handle_unflushed: false,
@@ -405,10 +429,16 @@ impl ReadWrite {
         Ok(self.after_put())
     }
 
-    /// What follows queueing output: AutoFlush, and the high-water flag `put` returns.
+    /// What follows queueing output: AutoFlush, backpressure, and the high-water flag
+    /// `put` returns.
     fn after_put(&mut self) -> bool {
         if self.auto_flush {
             self.write_ready = true;
+        }
+        if let Some((high, _)) = self.backpressure {
+            if self.out_octets >= high {
+                self.pressure_paused = true;
+            }
         }
         match self.high_mark {
             Some(h) => {
@@ -442,6 +472,11 @@ impl ReadWrite {
     /// Whether input is paused.
     pub fn is_input_paused(&self) -> bool {
         self.input_paused
+    }
+
+    /// Whether input waits for output to drain ([`ReadWriteBuilder::backpressure`]).
+    pub fn is_held_back(&self) -> bool {
+        self.pressure_paused && self.output_open
     }
 
     /// Shuts the read side down (`shutdown(fd, SHUT_RD)`) and stops reading.
@@ -668,7 +703,7 @@ impl ReadWrite {
             *kernel.wheel_read_buffer() = shared;
             return;
         }
-        if w.read_ready && w.input_open && !w.input_paused {
+        if w.read_ready && w.input_open && w.reading_allowed() {
             if shared.len() < w.block_size {
                 shared.resize(w.block_size, 0);
             }
@@ -691,7 +726,7 @@ impl ReadWrite {
                             w.parse_pending = true;
                             None
                         }
-                        Err(e) => Some(WheelError::new("read", EINVAL, e.to_string())),
+                        Err(e) => Some(WheelError::filter("read", e)),
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -767,7 +802,7 @@ impl ReadWrite {
                         kernel.wheel_call(
                             owner,
                             err,
-                            (WheelError::new("read", EINVAL, e.to_string()), id).into_args(),
+                            (WheelError::filter("read", e), id).into_args(),
                         );
                     }
                     return;
@@ -778,6 +813,12 @@ impl ReadWrite {
 
     /// Moves queued output to the handle, as far as it takes it: the system calls of a write
     /// dispatch, without its events. Returns the error that closed the output, if any.
+    /// Whether input may be read now: not paused by the program, nor by backpressure
+    /// while output can still drain.
+    fn reading_allowed(&self) -> bool {
+        !self.input_paused && !(self.pressure_paused && self.output_open)
+    }
+
     fn write_out(&mut self) -> Option<WheelError> {
         let mut error = None;
         while !self.out.is_empty() {
@@ -820,6 +861,11 @@ impl ReadWrite {
                     self.output_open = false;
                     break;
                 }
+            }
+        }
+        if let (true, Some((_, low))) = (self.pressure_paused, self.backpressure) {
+            if self.out_octets <= low {
+                self.pressure_paused = false;
             }
         }
         error
@@ -1003,7 +1049,8 @@ impl Wheel for ReadWrite {
 
     fn pending(&self) -> (bool, bool) {
         let reading = self.events[RwEvent::Input as usize].is_some()
-            && ((self.read_ready && self.input_open && !self.input_paused) || self.parse_pending);
+            && ((self.read_ready && self.input_open && self.reading_allowed())
+                || self.parse_pending);
         let writing =
             self.write_ready && self.output_open && (!self.out.is_empty() || self.handle_unflushed);
         (reading, writing)
