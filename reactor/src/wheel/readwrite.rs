@@ -816,7 +816,7 @@ impl ReadWrite {
     /// Whether input may be read now: not paused by the program, nor by backpressure
     /// while output can still drain.
     fn reading_allowed(&self) -> bool {
-        !self.input_paused && !(self.pressure_paused && self.output_open)
+        !self.input_paused && !self.is_held_back()
     }
 
     fn write_out(&mut self) -> Option<WheelError> {
