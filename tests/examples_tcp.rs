@@ -277,6 +277,29 @@ fn a_client_that_never_reads_cannot_grow_echo_server() {
     assert_eq!(other.line(), "still here");
 }
 
+/// On SIGTERM the server waited for every reply to be read, so one client that never reads
+/// kept it alive for ever. It now closes such a client at the drain deadline (5 s by
+/// default) and exits 0.
+#[test]
+fn echo_server_exits_on_sigterm_despite_a_client_that_never_reads() {
+    let mut server = Server::start("echo_server");
+    let mut hog = server.connect();
+    hog.set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("write timeout");
+    let chunk = b"never read this\n".repeat(4096);
+    for _ in 0..10_000 {
+        match hog.write(&chunk) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+            Err(e) => panic!("writing: {e}"),
+        }
+    }
+    server.signal("-TERM");
+    let status = server.wait();
+    assert!(status.success(), "echo_server exited with {status}");
+}
+
 /// A line without end made the buffer grow to 512 MiB per connection. The default filter
 /// stops at 1 MiB: the client is disconnected, the others go on.
 #[test]

@@ -153,6 +153,7 @@ pub struct ClientTcpBuilder<U = ()> {
     server_low: Option<Callback<ClientHeap<U>>>,
     high_mark: Option<usize>,
     backpressure: Option<(usize, usize)>,
+    drain_deadline: Option<std::time::Duration>,
     low_mark: Option<usize>,
     states: Vec<(String, Callback<ClientHeap<U>>)>,
     data: U,
@@ -190,6 +191,7 @@ impl<U: Default + 'static> ClientTcpBuilder<U> {
             server_low: None,
             high_mark: None,
             backpressure: Some(super::DEFAULT_BACKPRESSURE),
+            drain_deadline: Some(super::DEFAULT_DRAIN_DEADLINE),
             low_mark: None,
             states: Vec::new(),
             data: U::default(),
@@ -261,6 +263,14 @@ impl<U: 'static> ClientTcpBuilder<U> {
     /// [`DEFAULT_BACKPRESSURE`](super::DEFAULT_BACKPRESSURE).
     pub fn server_backpressure(mut self, marks: Option<(usize, usize)>) -> Self {
         self.backpressure = marks;
+        self
+    }
+
+    /// How long `shutdown` waits for the connection's output to be flushed before closing
+    /// it anyway (default [`DEFAULT_DRAIN_DEADLINE`](super::DEFAULT_DRAIN_DEADLINE));
+    /// `None` waits for as long as the server takes to read, as POE does.
+    pub fn drain_deadline(mut self, deadline: Option<std::time::Duration>) -> Self {
+        self.drain_deadline = deadline;
         self
     }
 
@@ -469,6 +479,7 @@ impl<U: 'static> ClientTcpBuilder<U> {
             low: self.server_low,
             marks: self.high_mark.zip(self.low_mark),
             backpressure: self.backpressure,
+            drain_deadline: self.drain_deadline,
         });
         let heap = ClientHeap {
             server: None,
@@ -500,6 +511,7 @@ impl<U: 'static> ClientTcpBuilder<U> {
         s = on(s, "got_server_input", server_input);
         s = on(s, "got_server_flush", server_flushed);
         s = on(s, "shutdown", shutdown);
+        s = on(s, "got_drain_deadline", drain_deadline_passed);
         for (name, f) in self.states {
             s = s.on(&name, move |ctx| f(ctx));
         }
@@ -625,13 +637,31 @@ fn server_flushed<U: 'static>(
 ) -> Result<(), HandlerError> {
     run_cb(&c.flushed, ctx)?;
     if ctx.heap().shutdown {
+        let _ = ctx.alarm_clear("got_drain_deadline");
         ctx.heap().server = None;
         run_cb(&c.disconnected, ctx)?;
     }
     Ok(())
 }
 
-/// `shutdown`: closes the connection now, or once its output is flushed.
+/// The output was not flushed within the drain deadline: close anyway.
+fn drain_deadline_passed<U: 'static>(
+    c: &Config<U>,
+    ctx: &mut Ctx<'_, ClientHeap<U>>,
+) -> Result<(), HandlerError> {
+    if ctx.heap().server.is_some() {
+        log::warn!(
+            "ClientTcp {}: closed with output unsent, the drain deadline passed",
+            ctx.session()
+        );
+        ctx.heap().server = None;
+        run_cb(&c.disconnected, ctx)?;
+    }
+    Ok(())
+}
+
+/// `shutdown`: closes the connection now, or once its output is flushed (at most the
+/// drain deadline later).
 fn shutdown<U: 'static>(
     c: &Config<U>,
     ctx: &mut Ctx<'_, ClientHeap<U>>,
@@ -645,6 +675,8 @@ fn shutdown<U: 'static>(
             if ctx.heap().got_an_error || buffered == 0 {
                 ctx.heap().server = None;
                 run_cb(&c.disconnected, ctx)?;
+            } else if let Some(d) = c.drain_deadline {
+                ctx.delay("got_drain_deadline", d, ())?;
             }
         }
     } else {
@@ -676,6 +708,7 @@ struct Config<U> {
     low: Option<Callback<ClientHeap<U>>>,
     marks: Option<(usize, usize)>,
     backpressure: Option<(usize, usize)>,
+    drain_deadline: Option<std::time::Duration>,
 }
 
 fn set_alias<U: 'static>(c: &Config<U>, ctx: &mut Ctx<'_, ClientHeap<U>>) {

@@ -68,6 +68,10 @@ pub const DEFAULT_LINE_LIMIT: usize = 1024 * 1024;
 /// wait, until they are down to 64 KiB.
 pub const DEFAULT_BACKPRESSURE: (usize, usize) = (256 * 1024, 64 * 1024);
 
+/// How long the components wait for a connection told to shut down to flush its output,
+/// before closing it anyway: 5 seconds.
+pub const DEFAULT_DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The components' default filter: `Line` with [`DEFAULT_LINE_LIMIT`].
 pub(crate) fn default_line() -> crate::filter::Line {
     crate::filter::Line::builder()

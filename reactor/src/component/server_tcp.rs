@@ -18,7 +18,9 @@
 //!
 //! Connection session: `shutdown` (`ctx.yield_("shutdown", ())` from a callback) sets
 //! [`ConnHeap::shutdown`] and closes the connection once its output is flushed, calling
-//! `ClientDisconnected` first. So "put a reply, yield shutdown" sends the reply.
+//! `ClientDisconnected` first. So "put a reply, yield shutdown" sends the reply. A peer that
+//! does not read it within the drain deadline
+//! ([`ServerTcpBuilder::client_drain_deadline`], 5 s by default) is closed anyway.
 //!
 //! ## Callback arguments
 //!
@@ -214,6 +216,7 @@ struct ConnConfig<U> {
     high_mark: Option<usize>,
     low_mark: Option<usize>,
     backpressure: Option<(usize, usize)>,
+    drain_deadline: Option<Duration>,
     filter: Option<FilterFactory>,
     input_filter: Option<FilterFactory>,
     output_filter: Option<FilterFactory>,
@@ -274,6 +277,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
                 low: None,
                 pre_connect: None,
                 backpressure: Some(super::DEFAULT_BACKPRESSURE),
+                drain_deadline: Some(super::DEFAULT_DRAIN_DEADLINE),
                 high_mark: None,
                 low_mark: None,
                 filter: None,
@@ -454,6 +458,16 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
     /// [`DEFAULT_BACKPRESSURE`](super::DEFAULT_BACKPRESSURE).
     pub fn client_backpressure(mut self, marks: Option<(usize, usize)>) -> Self {
         self.conn.backpressure = marks;
+        self
+    }
+
+    /// How long a connection that was told to `shutdown` may take to flush its output
+    /// before it is closed anyway (default
+    /// [`DEFAULT_DRAIN_DEADLINE`](super::DEFAULT_DRAIN_DEADLINE)). `None` waits for as long
+    /// as the peer takes to read, as POE does: then one client that never reads keeps a
+    /// server that is shutting down alive for ever.
+    pub fn client_drain_deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.conn.drain_deadline = deadline;
         self
     }
 
@@ -950,6 +964,7 @@ fn conn_states<U: Default + 'static>(
         move |ctx: &mut Ctx<'_, ConnHeap<U>>| -> Result<(), HandlerError> {
             run_cb(&c.flushed, ctx)?;
             if ctx.heap().shutdown {
+                let _ = ctx.alarm_clear("tcp_server_drain_deadline");
                 run_cb(&c.disconnected, ctx)?;
                 ctx.heap().client = None;
             }
@@ -966,9 +981,30 @@ fn conn_states<U: Default + 'static>(
                 if ctx.heap().got_an_error || buffered == 0 {
                     run_cb(&c.disconnected, ctx)?;
                     ctx.heap().client = None;
-                } else if let Some(w) = ctx.client() {
-                    w.event(RwEvent::Flushed, Some("tcp_server_got_flush"));
+                } else {
+                    if let Some(w) = ctx.client() {
+                        w.event(RwEvent::Flushed, Some("tcp_server_got_flush"));
+                    }
+                    if let Some(d) = c.drain_deadline {
+                        ctx.delay("tcp_server_drain_deadline", d, ())?;
+                    }
                 }
+            }
+            Ok(())
+        },
+    );
+    let c = Rc::clone(conn);
+    s = s.on(
+        "tcp_server_drain_deadline",
+        move |ctx: &mut Ctx<'_, ConnHeap<U>>| -> Result<(), HandlerError> {
+            if ctx.heap().client.is_some() {
+                let left = ctx.client().map_or(0, |w| w.get_driver_out_octets());
+                log::warn!(
+                    "ServerTcp connection {}: closed with {left} octets unsent, the drain deadline passed",
+                    ctx.session()
+                );
+                run_cb(&c.disconnected, ctx)?;
+                ctx.heap().client = None;
             }
             Ok(())
         },
