@@ -6,15 +6,18 @@
 //! too, with the system's web roots).
 //!
 //! ```text
-//! cargo run --release --example demo -- [--url URL] [-n REQUESTS] [-c IN_FLIGHT]
+//! cargo run --release --example demo -- [--url URL] [-n REQUESTS] [-c IN_FLIGHT] [--response-timeout SECS]
 //! ```
 //!
 //! Each of the `C` workers allocates a connection, sends one GET, reads the response to
 //! its end, and frees the connection (dropping it) before asking for the next one, so
 //! sockets are reused through the pool. A response with `Connection: close` closes the
 //! socket instead. A GET that fails on a reused connection before any response byte (the
-//! server closed it while it was idle) is retried once on a new connection, as Go's and
-//! hyper's pools do. The last line printed is:
+//! server closed it while it was idle) is retried once on a fresh connection
+//! (`Request::fresh_connection`, so the retry cannot meet another stale socket), as Go's
+//! and hyper's pools do. A response that has not ended `--response-timeout` seconds (30 by
+//! default) after the request was sent is an error, so a server that never answers cannot
+//! hang the demo. The last line printed is:
 //!
 //! ```text
 //! requests=N errors=E new_connections=K reused=R rps=X p50_us=A p99_us=B
@@ -25,7 +28,7 @@ use keepalive::reactor::component::ServerTcpBuilder;
 use keepalive::reactor::filter::Stream as StreamFilter;
 use keepalive::reactor::wheel::ReadWrite;
 use keepalive::reactor::wheel::WheelError;
-use keepalive::reactor::{Ctx, HandlerError, Kernel, Session, WheelId};
+use keepalive::reactor::{AlarmId, Ctx, HandlerError, Kernel, Session, WheelId};
 use keepalive::{Connection, Keepalive, PoolKey, Request, Response};
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -42,10 +45,12 @@ struct Options {
     url: Option<String>,
     requests: u64,
     concurrency: usize,
+    response_timeout: Duration,
 }
 
 fn usage() -> String {
-    "usage: demo [--url http://HOST:PORT/PATH] [-n REQUESTS] [-c IN_FLIGHT]".to_owned()
+    "usage: demo [--url http://HOST:PORT/PATH] [-n REQUESTS] [-c IN_FLIGHT] [--response-timeout SECS]"
+        .to_owned()
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -53,6 +58,7 @@ fn parse_args() -> Result<Options, String> {
         url: None,
         requests: 10_000,
         concurrency: 8,
+        response_timeout: Duration::from_secs(30),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -72,6 +78,14 @@ fn parse_args() -> Result<Options, String> {
                     .ok()
                     .filter(|&n| n > 0)
                     .ok_or("-c needs a positive number")?
+            }
+            "--response-timeout" => {
+                o.response_timeout = value("--response-timeout")?
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|&s| s > 0.0 && s.is_finite())
+                    .map(Duration::from_secs_f64)
+                    .ok_or("--response-timeout needs a positive number of seconds")?
             }
             "-h" | "--help" => return Err(usage()),
             other => return Err(format!("unknown argument {other}\n{}", usage())),
@@ -208,6 +222,8 @@ struct Slot {
     wheel: Option<WheelId>,
     reused: bool,
     parser: ResponseParser,
+    /// The response timeout of the request on the wheel.
+    timer: Option<AlarmId>,
 }
 
 struct Client {
@@ -224,6 +240,7 @@ struct Client {
     reused: u64,
     retries: u64,
     latencies: Vec<u32>,
+    response_timeout: Duration,
     slots: Vec<Slot>,
     by_wheel: HashMap<WheelId, usize>,
     started: Instant,
@@ -254,7 +271,14 @@ fn next(ctx: C, slot: usize) {
 
 fn allocate(ctx: C, slot: usize) {
     let ka = ctx.heap().ka.clone();
-    let req = ctx.heap().request_for(slot);
+    let mut req = ctx.heap().request_for(slot);
+    if ctx.heap().slots[slot]
+        .job
+        .as_ref()
+        .is_some_and(|j| j.retried)
+    {
+        req = req.fresh_connection();
+    }
     if let Err(e) = ka.allocate(ctx, req) {
         eprintln!("allocate: {e}");
         finish_job(ctx, slot, false);
@@ -263,6 +287,9 @@ fn allocate(ctx: C, slot: usize) {
 
 /// Records the end of the job in `slot` and starts the next one.
 fn finish_job(ctx: C, slot: usize, ok: bool) {
+    if let Some(t) = ctx.heap().slots[slot].timer.take() {
+        let _ = ctx.alarm_remove(t);
+    }
     let h = ctx.heap();
     let s = &mut h.slots[slot];
     if let Some(w) = s.wheel.take() {
@@ -316,11 +343,14 @@ fn got_conn(ctx: C) -> Result<(), HandlerError> {
     }
     // Send now rather than at the next I/O phase (POE's `flush`).
     ReadWrite::flush(ctx, id);
+    let limit = ctx.heap().response_timeout;
+    let timer = ctx.delay_set("response_timeout", limit, (slot, id))?;
     let h = ctx.heap();
     let s = &mut h.slots[slot];
     s.conn = Some(conn);
     s.wheel = Some(id);
     s.reused = from_cache.is_some();
+    s.timer = Some(timer);
     s.parser.reset();
     h.by_wheel.insert(id, slot);
     Ok(())
@@ -366,6 +396,9 @@ fn got_error(ctx: C) -> Result<(), HandlerError> {
     let Some(&slot) = ctx.heap().by_wheel.get(&id) else {
         return Ok(());
     };
+    if let Some(t) = ctx.heap().slots[slot].timer.take() {
+        let _ = ctx.alarm_remove(t);
+    }
     let h = ctx.heap();
     h.by_wheel.remove(&id);
     let s = &mut h.slots[slot];
@@ -397,6 +430,22 @@ fn got_error(ctx: C) -> Result<(), HandlerError> {
         return Ok(());
     }
     eprintln!("{op} error {errnum}: {errstr}");
+    finish_job(ctx, slot, false);
+    Ok(())
+}
+
+/// The response in `ARG0`'s slot, on the wheel `ARG1`, took too long.
+fn response_timeout(ctx: C) -> Result<(), HandlerError> {
+    let (slot, id) = (*ctx.arg::<usize>(0)?, *ctx.arg::<WheelId>(1)?);
+    let s = &mut ctx.heap().slots[slot];
+    if s.wheel != Some(id) {
+        return Ok(());
+    }
+    s.timer = None;
+    if let Some(mut c) = s.conn.take() {
+        c.close(ctx);
+    }
+    eprintln!("response timeout");
     finish_job(ctx, slot, false);
     Ok(())
 }
@@ -487,6 +536,7 @@ fn run(o: Options) -> Result<u64, String> {
         reused: 0,
         retries: 0,
         latencies: Vec::with_capacity(o.requests as usize),
+        response_timeout: o.response_timeout,
         slots: (0..workers)
             .map(|_| Slot {
                 job: None,
@@ -494,6 +544,7 @@ fn run(o: Options) -> Result<u64, String> {
                 wheel: None,
                 reused: false,
                 parser: ResponseParser::new(),
+                timer: None,
             })
             .collect(),
         by_wheel: HashMap::new(),
@@ -514,6 +565,7 @@ fn run(o: Options) -> Result<u64, String> {
                 .on("got_conn", got_conn)
                 .on("got_input", got_input)
                 .on("got_error", got_error)
+                .on("response_timeout", response_timeout)
                 .on("_stop", move |ctx| errs.set(ctx.heap().errors)),
         )
         .map_err(|e| e.to_string())?;

@@ -26,6 +26,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Idle connections can close at any moment
+//!
+//! A server may close an idle keep-alive connection whenever it likes (nginx after
+//! `keepalive_timeout`, most servers after some number of requests), and its close can cross
+//! the next request sent on that connection: the request then fails before any byte of the
+//! response arrives. The pool checks a socket before handing it out, but no check can see a
+//! close that is still on the wire. So, as Go's, hyper's and curl's clients do, retry an
+//! idempotent request once when it failed on a reused connection (`Response::from_cache` was
+//! `Some`) before any response byte, and ask for the retry with
+//! [`Request::fresh_connection`]: it is never handed a pooled socket, so it cannot fail the
+//! same way on another socket that sat idle as long. `examples/demo.rs` does exactly this.
+//!
 //! ## Design
 //!
 //! **Two layers.** [`pool::Pool`] is the bookkeeping as a pure state machine (keys, limits,

@@ -118,6 +118,7 @@ pub struct Request {
     event: Rc<str>,
     context: Box<dyn Any>,
     timeout: Option<Duration>,
+    fresh: bool,
 }
 
 impl Request {
@@ -129,6 +130,7 @@ impl Request {
             event: Rc::from(event),
             context: Box::new(()),
             timeout: None,
+            fresh: false,
         }
     }
 
@@ -140,6 +142,7 @@ impl Request {
             event,
             context: Box::new(()),
             timeout: None,
+            fresh: false,
         }
     }
 
@@ -151,6 +154,18 @@ impl Request {
     /// Any value, handed back intact in the [`Response`] (Perl's `context`).
     pub fn context<T: Any>(mut self, context: T) -> Self {
         self.context = Box::new(context);
+        self
+    }
+
+    /// Asks for a new connection only: no pooled socket is handed out for this request.
+    ///
+    /// A server may close an idle keep-alive connection at any moment, and the close can
+    /// cross a request sent on it. Callers retry an idempotent request once when it fails
+    /// on a reused connection before any response byte, as Go's, hyper's and curl's
+    /// clients do; the retry asks for a fresh connection, so it cannot fail the same way
+    /// on another socket that sat idle as long.
+    pub fn fresh_connection(mut self) -> Self {
+        self.fresh = true;
         self
     }
 
@@ -765,10 +780,14 @@ impl Shared {
             event,
             context,
             timeout,
+            fresh,
         } = request;
         let mut spec = RequestSpec::new(key.clone());
         if let Some(t) = timeout {
             spec = spec.with_timeout(t);
+        }
+        if fresh {
+            spec = spec.fresh_connection();
         }
         let Inner { pool, socks, .. } = inner;
         let (rid, actions) = pool.allocate(spec, now, |c| check_idle(socks, c))?;

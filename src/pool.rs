@@ -457,6 +457,9 @@ pub struct RequestSpec {
     pub key: Arc<PoolKey>,
     /// This request's timeout, instead of [`Settings::timeout`].
     pub timeout: Option<Duration>,
+    /// Only a new connection will do: no idle socket is handed out for this request, and
+    /// none freed while it waits (see [`RequestSpec::fresh_connection`]).
+    pub fresh: bool,
 }
 
 impl RequestSpec {
@@ -465,7 +468,16 @@ impl RequestSpec {
         RequestSpec {
             key: key.into(),
             timeout: None,
+            fresh: false,
         }
+    }
+
+    /// Asks for a new connection only. A server may close an idle connection at any
+    /// moment, so a request that failed on a reused socket before any response byte is
+    /// retried once, and the retry must not be handed another socket that sat idle as long.
+    pub fn fresh_connection(mut self) -> Self {
+        self.fresh = true;
+        self
     }
 
     /// Sets this request's timeout.
@@ -924,6 +936,8 @@ struct Req {
     /// Allocation order: queue position and shutdown order.
     seq: u64,
     host: HostId,
+    /// Only a new connection will do ([`RequestSpec::fresh`]).
+    fresh: bool,
     stage: ReqStage,
     timer: Option<TimerKey>,
 }
@@ -1156,16 +1170,23 @@ impl Pool {
         let literal = spec.key.addr.parse::<IpAddr>().ok();
         let h = self.intern(spec.key);
         let seq = self.next_seq();
+        let fresh = spec.fresh;
         let rid = RequestId(self.requests.insert(Req {
             seq,
             host: h,
+            fresh,
             stage: ReqStage::Allocating,
             timer: None,
         }));
         self.count(h, |c| c.requests += 1);
         let mut out = Vec::new();
 
-        if let Some(conn) = self.take_idle(h, &mut check, &mut out) {
+        let idle = if fresh {
+            None
+        } else {
+            self.take_idle(h, &mut check, &mut out)
+        };
+        if let Some(conn) = idle {
             self.count(h, |c| c.immediate += 1);
             let outcome = Outcome::Connected {
                 conn,
@@ -1313,14 +1334,25 @@ impl Pool {
         self.gauge(h, Gauge::InUse, false);
         // The key's oldest waiter takes the socket, unless an older request of another key
         // waits for room under max_open: then the room goes to that one first (no starving).
+        // Waiters that want a new connection are passed over: the socket goes to the oldest
+        // other one, or into the pool, and settling below connects for them.
         let oldest_runnable = self.runnable.keys().next().copied();
+        let requests = &self.requests;
         let waiter = match self.hosts.get_mut(h.0) {
-            Some(host) if reusable && !self.shut_down => match host.waiters.first_key_value() {
-                Some((&seq, _)) if oldest_runnable.map_or(true, |r| r >= seq) => {
-                    host.waiters.pop_first()
+            Some(host) if reusable && !self.shut_down => {
+                let first = host
+                    .waiters
+                    .iter()
+                    .find(|(_, rid)| !requests.get(rid.0).is_some_and(|r| r.fresh))
+                    .map(|(&seq, &rid)| (seq, rid));
+                match first {
+                    Some((seq, rid)) if oldest_runnable.map_or(true, |r| r >= seq) => {
+                        host.waiters.remove(&seq);
+                        Some((seq, rid))
+                    }
+                    _ => None,
                 }
-                _ => None,
-            },
+            }
             _ => None,
         };
         if self.shut_down || !reusable {
@@ -2119,8 +2151,13 @@ impl Pool {
         let Some(req) = self.requests.get(rid.0) else {
             return;
         };
-        let (h, seq) = (req.host, req.seq);
-        if let Some(conn) = self.take_idle(h, check, out) {
+        let (h, seq, fresh) = (req.host, req.seq, req.fresh);
+        let idle = if fresh {
+            None
+        } else {
+            self.take_idle(h, check, out)
+        };
+        if let Some(conn) = idle {
             self.count(h, |c| c.deferred += 1);
             let outcome = Outcome::Connected {
                 conn,
@@ -2176,8 +2213,35 @@ impl Pool {
                 continue;
             };
             self.queued = self.queued.saturating_sub(1);
+            if self.requests.get(rid.0).is_some_and(|r| r.fresh) {
+                self.evict_for_fresh(h, out);
+            }
             self.start_connect(rid, h, now, out);
             self.refresh(h);
+        }
+    }
+
+    /// Before a request that wants a new connection connects: closes the key's least
+    /// recently freed idle sockets while they would take its room under `max_per_host`.
+    fn evict_for_fresh(&mut self, h: HostId, out: &mut Vec<Action>) {
+        let max = self.settings.max_per_host;
+        loop {
+            let victim = match self.hosts.get(h.0) {
+                Some(host) if host.busy() + host.idle.len() >= max => {
+                    host.idle.first_key_value().map(|(_, &c)| c)
+                }
+                _ => None,
+            };
+            let Some(victim) = victim else {
+                return;
+            };
+            self.unpark(victim);
+            self.conns.remove(victim.0);
+            self.count(h, |c| c.evictions += 1);
+            out.push(Action::Close {
+                conn: victim,
+                reason: CloseReason::Evicted,
+            });
         }
     }
 

@@ -139,3 +139,42 @@ fn demo_retries_once_on_a_reused_connection_the_server_closed() {
     );
     server.join().unwrap();
 }
+
+/// The demo hung on a server that never answers: the manager's timeout ends when the
+/// connection is handed out. The response timeout ends every request, and the summary
+/// line still comes.
+#[test]
+fn demo_ends_every_request_against_a_server_that_never_answers() {
+    let _guard = common::timeout(
+        30,
+        "demo_ends_every_request_against_a_server_that_never_answers",
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts and keeps every connection open, reading nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().take(16) {
+            held.push(s);
+        }
+    });
+    let out = demo()
+        .args([
+            "--url",
+            &format!("http://127.0.0.1:{port}/"),
+            "-n",
+            "2",
+            "-c",
+            "1",
+            "--response-timeout",
+            "0.2",
+        ])
+        .output()
+        .expect("demo runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{stderr}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().last().expect("a summary line");
+    assert!(line.starts_with("requests=2 errors=2 "), "{line}");
+    assert_eq!(stderr.matches("response timeout").count(), 2, "{stderr}");
+}

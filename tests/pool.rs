@@ -50,6 +50,8 @@ struct Sim {
     pool: Pool,
     now: Duration,
     allocated: Vec<RequestId>,
+    /// Requests that asked for a new connection only.
+    fresh: BTreeSet<RequestId>,
     pending: BTreeSet<RequestId>,
     answers: BTreeMap<RequestId, (RequestStage, Outcome)>,
     deallocated: BTreeSet<RequestId>,
@@ -70,6 +72,7 @@ impl Sim {
             pool: Pool::new(settings).unwrap(),
             now: Duration::ZERO,
             allocated: Vec::new(),
+            fresh: BTreeSet::new(),
             pending: BTreeSet::new(),
             answers: BTreeMap::new(),
             deallocated: BTreeSet::new(),
@@ -132,6 +135,12 @@ impl Sim {
                         "{request} answered twice, after deallocate, or never allocated"
                     );
                     self.answers.insert(*request, (*stage, outcome.clone()));
+                    if let Outcome::Connected { origin, .. } = outcome {
+                        assert!(
+                            !self.fresh.contains(request) || *origin == Origin::New,
+                            "{request} wanted a new connection and got one {origin:?}"
+                        );
+                    }
                     if let Outcome::Connected { conn, origin } = outcome {
                         match origin {
                             Origin::New => {
@@ -237,8 +246,12 @@ impl Sim {
         spec: RequestSpec,
         check: impl FnMut(ConnId) -> bool,
     ) -> (RequestId, Vec<Action>) {
+        let fresh = spec.fresh;
         let (id, actions) = self.pool.allocate(spec, self.now, check).expect("allocate");
         assert!(!self.allocated.contains(&id), "{id} issued twice");
+        if fresh {
+            self.fresh.insert(id);
+        }
         self.allocated.push(id);
         self.pending.insert(id);
         let actions = self.run(actions, None);
@@ -493,6 +506,52 @@ fn t01_socket_reuse() {
     assert_eq!(s.stage_of(r2), RequestStage::Allocating);
     assert_eq!(Origin::Immediate.from_cache(), Some("immediate"));
     assert_eq!(s.pool.request_stage(r2), None, "answered at once");
+    s.finish();
+}
+
+/// A retry after a reused socket was found closed must not get another pooled socket:
+/// `fresh_connection` skips idle sockets when asked, when queued, and when a socket is
+/// freed while it waits (that one goes to the next ordinary waiter, or into the pool).
+#[test]
+fn fresh_connection_requests_never_get_a_pooled_socket() {
+    let mut s = Sim::with(|s| s.max_per_host = 2);
+    let (r1, a) = s.alloc(key(LOCAL, P));
+    let c1 = one_connect(&a);
+    s.connected(c1);
+    assert_eq!(s.conn_of(r1), (c1, Origin::New));
+    s.free(c1, true);
+
+    // Asked with an idle socket in the pool: a new connection all the same.
+    let (r2, a) = s.alloc_spec(RequestSpec::new(key(LOCAL, P)).fresh_connection(), |_| true);
+    let c2 = one_connect(&a);
+    assert_ne!(c2, c1);
+    s.connected(c2);
+    assert_eq!(s.conn_of(r2), (c2, Origin::New));
+
+    // An ordinary request still takes the idle one.
+    let (r3, _) = s.alloc(key(LOCAL, P));
+    assert_eq!(s.conn_of(r3), (c1, Origin::Immediate));
+
+    // Both in use (max_per_host 2): a fresh request queues, then an ordinary one behind it.
+    let (r4, a) = s.alloc_spec(RequestSpec::new(key(LOCAL, P)).fresh_connection(), |_| true);
+    assert!(work(&a).is_empty(), "waits for room: {a:?}");
+    let (r5, a) = s.alloc(key(LOCAL, P));
+    assert!(work(&a).is_empty(), "waits behind it: {a:?}");
+    // A freed socket passes the fresh waiter over, to the ordinary one...
+    let a = s.free(c1, true);
+    assert_eq!(responses(&a), vec![r5]);
+    assert_eq!(s.conn_of(r5), (c1, Origin::Deferred));
+    assert_eq!(s.pool.request_stage(r4), Some(RequestStage::Queued));
+    // ...and the next free makes room for the fresh one's own connection: the freed socket
+    // would take that room idle, so it is closed.
+    let a = s.free(c2, true);
+    assert!(closes(&a).contains(&(c2, CloseReason::Evicted)), "{a:?}");
+    let c4 = one_connect(&a);
+    assert!(c4 != c1 && c4 != c2);
+    s.connected(c4);
+    assert_eq!(s.conn_of(r4), (c4, Origin::New));
+    s.free(c1, true);
+    s.free(c4, true);
     s.finish();
 }
 
@@ -1691,6 +1750,7 @@ enum Op {
         host: usize,
         timeout_ms: Option<u64>,
         refuse: u8,
+        fresh: bool,
     },
     Free {
         pick: usize,
@@ -1729,8 +1789,18 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let refuse = prop_oneof![4 => Just(0u8), 1 => any::<u8>()];
     prop_oneof![
-        6 => (0..HOSTS.len(), prop::option::of(1u64..20_000), refuse.clone())
-            .prop_map(|(host, timeout_ms, refuse)| Op::Alloc { host, timeout_ms, refuse }),
+        6 => (
+            0..HOSTS.len(),
+            prop::option::of(1u64..20_000),
+            refuse.clone(),
+            prop::bool::weighted(0.2)
+        )
+            .prop_map(|(host, timeout_ms, refuse, fresh)| Op::Alloc {
+                host,
+                timeout_ms,
+                refuse,
+                fresh
+            }),
         4 => (any::<usize>(), prop::bool::weighted(0.7))
             .prop_map(|(pick, reusable)| Op::Free { pick, reusable }),
         1 => any::<usize>().prop_map(|pick| Op::Dealloc { pick }),
@@ -1788,8 +1858,12 @@ impl Sim {
                 host,
                 timeout_ms,
                 refuse,
+                fresh,
             } => {
                 let mut spec = RequestSpec::new(host_key(host));
+                if fresh {
+                    spec = spec.fresh_connection();
+                }
                 if let Some(t) = timeout_ms {
                     spec = spec.with_timeout(ms(t));
                 }
