@@ -2,6 +2,7 @@
 //! layer around the [`pool`](crate::pool) bookkeeping, running as a session in a
 //! [`reactor::Kernel`].
 
+use crate::pool::ECONNREFUSED;
 use crate::pool::{
     Action, AllocateError, CallError, ConnId, Failure, LookupId, Origin, Outcome, Pool, PoolKey,
     RequestId, RequestSpec, RequestStage, Settings, SettingsError, Stats,
@@ -398,6 +399,7 @@ pub struct KeepaliveBuilder {
     resolver_threads: usize,
     tls: Option<Arc<rustls::ClientConfig>>,
     nodelay: bool,
+    refused_backoff: Option<(Duration, Duration)>,
 }
 
 impl Default for KeepaliveBuilder {
@@ -409,6 +411,7 @@ impl Default for KeepaliveBuilder {
             resolver_threads: 4,
             tls: None,
             nodelay: true,
+            refused_backoff: Some((Duration::from_millis(50), Duration::from_secs(2))),
         }
     }
 }
@@ -481,6 +484,17 @@ impl KeepaliveBuilder {
         self
     }
 
+    /// How connects to an address that refused one wait: `Some((first, most))` (default
+    /// 50 ms and 2 s) makes connects to it wait `first` after a refusal, twice as long
+    /// after each further one, at most `most`, until a connect to it works; `None` connects
+    /// at once every time, as Perl's does. Requests keep their own timeouts meanwhile. So
+    /// a program that asks again as soon as it is refused (the demo during a server restart)
+    /// makes a few connects a second, not tens of thousands.
+    pub fn refused_backoff(mut self, backoff: Option<(Duration, Duration)>) -> Self {
+        self.refused_backoff = backoff;
+        self
+    }
+
     /// Creates the manager and its session in `kernel`.
     pub fn build(self, kernel: &mut Kernel) -> Result<Keepalive, Error> {
         let pool = Pool::new(self.settings.clone())?;
@@ -499,6 +513,7 @@ impl KeepaliveBuilder {
                 out: 0,
                 timer: None,
                 to_watch: Vec::new(),
+                refused: HashMap::new(),
             }),
             returns: RefCell::new(Vec::new()),
             housekeeping: std::cell::Cell::new(false),
@@ -555,6 +570,9 @@ enum Watch {
     /// TLS handshake: waiting for readability or writability.
     TlsRead,
     TlsWrite,
+    /// Waiting to connect: the address refused a connection a moment ago
+    /// ([`KeepaliveBuilder::refused_backoff`]); `ka_deferred_connect` starts it.
+    Deferred,
     /// Idle, a watch is due (registered at the next `ka_housekeeping`).
     IdlePending,
     /// Idle and watched for readability.
@@ -567,6 +585,10 @@ struct Sock {
     /// The poller registration the stream's last wheel left.
     parking: Option<Parking>,
     watch: Watch,
+    /// The address connected to.
+    addr: SocketAddr,
+    /// The timer of a deferred connect.
+    deferred: Option<reactor::AlarmId>,
 }
 
 struct Inner {
@@ -584,6 +606,9 @@ struct Inner {
     out: usize,
     timer: Option<(reactor::AlarmId, Duration)>,
     to_watch: Vec<ConnId>,
+    /// Addresses that refused a connection: until when connects to them wait, and the
+    /// pause that led there.
+    refused: HashMap<SocketAddr, (Duration, Duration)>,
 }
 
 fn lookup_key(l: LookupId) -> u64 {
@@ -736,6 +761,14 @@ fn manager_session(sh: Rc<Shared>) -> Session<()> {
                 if let (Ok(&conn), Ok(f)) = (ctx.arg::<ConnId>(0), ctx.arg::<Failure>(1)) {
                     let f = f.clone();
                     sh.connect_failed(ctx.kernel(), conn, f);
+                }
+            }),
+        )
+        .on(
+            "ka_deferred_connect",
+            with(&sh, |sh, ctx| {
+                if let Ok(&conn) = ctx.arg::<ConnId>(0) {
+                    sh.deferred_connect(ctx.kernel(), conn);
                 }
             }),
         )
@@ -1081,9 +1114,13 @@ impl Shared {
         };
         let _ = k.select_write_clear(&fd);
         s.watch = Watch::None;
+        let addr = s.addr;
         match result {
             Err(e) => {
                 s.stream = None;
+                if e.raw_os_error() == Some(ECONNREFUSED) {
+                    Self::note_refused(inner, addr, now);
+                }
                 if let Ok(actions) = inner
                     .pool
                     .connect_failed(conn, io_failure("connect", &e), now)
@@ -1092,6 +1129,7 @@ impl Shared {
                 }
             }
             Ok(()) => {
+                inner.refused.remove(&addr);
                 let key = inner.pool.conn_key(conn).cloned();
                 let tls = key.as_ref().is_some_and(|key| key.scheme == "https");
                 if !tls {
@@ -1192,6 +1230,81 @@ impl Shared {
         }
     }
 
+    /// Starts socket `conn`'s connect to `addr` now.
+    fn connect_now(
+        self: &Rc<Self>,
+        k: &mut Kernel,
+        inner: &mut Inner,
+        conn: ConnId,
+        addr: SocketAddr,
+    ) {
+        let i = conn.index();
+        match self.start_connect(inner, addr.ip(), addr.port()) {
+            Ok(tcp) => {
+                let fd = tcp.as_raw_fd();
+                let watch = if k.select_write(&fd, "ka_conn_ready", (conn,)).is_ok() {
+                    Watch::Connect
+                } else {
+                    Watch::None
+                };
+                inner.socks[i] = Some(Sock {
+                    id: conn,
+                    stream: Some(Stream::Tcp(tcp)),
+                    parking: None,
+                    watch,
+                    addr,
+                    deferred: None,
+                });
+                log::debug!("{conn}: connecting to {addr}");
+            }
+            Err(f) => {
+                inner.socks[i] = Some(Sock {
+                    id: conn,
+                    stream: None,
+                    parking: None,
+                    watch: Watch::None,
+                    addr,
+                    deferred: None,
+                });
+                log::debug!("{conn}: connect to {addr} failed: {f}");
+                if f.errnum == Some(ECONNREFUSED) {
+                    let now = Self::now(inner, k);
+                    Self::note_refused(inner, addr, now);
+                }
+                let _ = k.yield_("ka_conn_failed", (conn, f));
+            }
+        }
+    }
+
+    /// The pause after a refused connect is over: connect.
+    fn deferred_connect(self: &Rc<Self>, k: &mut Kernel, conn: ConnId) {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let addr = match inner.socks.get_mut(conn.index()) {
+            Some(Some(s)) if s.id == conn && s.watch == Watch::Deferred => {
+                s.deferred = None;
+                s.addr
+            }
+            _ => return,
+        };
+        self.connect_now(k, inner, conn, addr);
+    }
+
+    /// `addr` refused a connection: connects to it wait, first for the shortest pause, then
+    /// twice as long each time it refuses again, up to the longest; a connect that works
+    /// forgets it.
+    fn note_refused(inner: &mut Inner, addr: SocketAddr, now: Duration) {
+        let Some((first, most)) = inner.config.refused_backoff else {
+            return;
+        };
+        let pause = match inner.refused.get(&addr) {
+            Some(&(_, last)) => (last * 2).min(most),
+            None => first,
+        };
+        log::debug!("{addr} refused: connects wait {pause:?}");
+        inner.refused.insert(addr, (now + pause, pause));
+    }
+
     /// Starts a non-blocking connect. `Err` is a failure reported asynchronously.
     fn start_connect(
         &self,
@@ -1248,32 +1361,25 @@ impl Shared {
                     if inner.socks.len() <= i {
                         inner.socks.resize_with(i + 1, || None);
                     }
-                    match self.start_connect(inner, ip, key.port) {
-                        Ok(tcp) => {
-                            let fd = tcp.as_raw_fd();
-                            let watch = if k.select_write(&fd, "ka_conn_ready", (conn,)).is_ok() {
-                                Watch::Connect
-                            } else {
-                                Watch::None
-                            };
-                            inner.socks[i] = Some(Sock {
-                                id: conn,
-                                stream: Some(Stream::Tcp(tcp)),
-                                parking: None,
-                                watch,
-                            });
-                            log::debug!("{conn}: connecting to {ip}:{}", key.port);
-                        }
-                        Err(f) => {
+                    let addr = SocketAddr::new(ip, key.port);
+                    let now = Self::now(inner, k);
+                    match inner.refused.get(&addr) {
+                        Some(&(until, _)) if until > now => {
+                            // The address refused a moment ago: wait before trying again.
+                            let timer = k
+                                .delay_set("ka_deferred_connect", until - now, (conn,))
+                                .ok();
+                            log::debug!("{conn}: connect to {addr} deferred by {:?}", until - now);
                             inner.socks[i] = Some(Sock {
                                 id: conn,
                                 stream: None,
                                 parking: None,
-                                watch: Watch::None,
+                                watch: Watch::Deferred,
+                                addr,
+                                deferred: timer,
                             });
-                            log::debug!("{conn}: connect to {ip}:{} failed: {f}", key.port);
-                            let _ = k.yield_("ka_conn_failed", (conn, f));
                         }
+                        _ => self.connect_now(k, inner, conn, addr),
                     }
                 }
                 Action::AbortConnect { conn } | Action::Close { conn, .. } => {
@@ -1437,6 +1543,9 @@ fn check_idle(socks: &mut [Option<Sock>], c: ConnId) -> bool {
 
 /// Stops watching a socket and closes it.
 fn close_sock(k: &mut Kernel, mut s: Sock) {
+    if let Some(t) = s.deferred.take() {
+        let _ = k.alarm_remove(t);
+    }
     if let Some(p) = s.parking.take() {
         k.wheel_unpark(p);
     }
@@ -1449,7 +1558,7 @@ fn close_sock(k: &mut Kernel, mut s: Sock) {
             Watch::TlsRead | Watch::Idle => {
                 let _ = k.select_read_clear(&fd);
             }
-            Watch::None | Watch::IdlePending => {}
+            Watch::None | Watch::IdlePending | Watch::Deferred => {}
         }
         if let Stream::Tls(t) = st {
             t.send_close_notify();

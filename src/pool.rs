@@ -120,13 +120,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// `EADDRNOTAVAIL` as Linux numbers it: what a failed bind reports, e.g. `("bind", 99, ...)`.
-pub const EADDRNOTAVAIL: i32 = 99;
+pub const EADDRNOTAVAIL: i32 = reactor::errno::EADDRNOTAVAIL;
 /// `ETIMEDOUT` as Linux numbers it: the errnum of every timeout ([`Failure::timeout`]).
-pub const ETIMEDOUT: i32 = 110;
+pub const ETIMEDOUT: i32 = reactor::errno::ETIMEDOUT;
 /// `ECONNREFUSED` as Linux numbers it ([`Failure::refused`]).
-pub const ECONNREFUSED: i32 = 111;
+pub const ECONNREFUSED: i32 = reactor::errno::ECONNREFUSED;
 /// `ECANCELED` as Linux numbers it: the errnum of [`Failure::shutdown`].
-pub const ECANCELED: i32 = 125;
+pub const ECANCELED: i32 = reactor::errno::ECANCELED;
 
 // ---------------------------------------------------------------------------------------------
 // Ids and the generational arena behind them.

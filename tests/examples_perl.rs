@@ -324,7 +324,8 @@ fn names() {
 /// - the first two lines are the two sessions starting, in order;
 /// - the lines between are the ones the Perl program prints there, each alarm followed by
 ///   its signal: as many FOOs caught as the first session's alarms, and each session
-///   catches a QUUX for every alarm of the second session;
+///   catches a QUUX for every alarm of the second session (but the last alarm's, which
+///   SIGINT may overtake in either program);
 /// - the last six lines, sorted, are the same: both sessions catch SIGINT, stop their
 ///   alarms and stop.
 #[test]
@@ -360,23 +361,26 @@ fn signals() {
         let count = |s: &str| middle.iter().filter(|l| *l == s).count();
         let first_alarms = count("First session's alarm rang.  Sending SIGFOO to itself...");
         let second_alarms = count("Second session's alarm rang.  Sending SIGQUUX to kernel...");
-        assert_eq!(first_alarms, 2, "{who}: {middle:?}");
+        assert!(first_alarms >= 2, "{who}: {middle:?}");
         assert!(second_alarms >= 3, "{who}: {middle:?}");
-        assert_eq!(count("First session caught SIGFOO"), first_alarms, "{who}");
-        assert_eq!(
-            count("First session caught SIGQUUX"),
-            second_alarms,
-            "{who}"
-        );
-        assert_eq!(
-            count("Second session caught SIGQUUX"),
-            second_alarms,
-            "{who}"
-        );
+        // Each alarm's signal is caught, except that SIGINT may stop both sessions between
+        // the last alarm and its signal (a stopped session's queued events are dropped, in
+        // POE as here): the timing decides, so the last one may be missing.
+        let caught = |s: &str, alarms: usize| {
+            let n = count(s);
+            assert!(
+                n == alarms || n + 1 == alarms,
+                "{who}: {n} lines {s:?} for {alarms} alarms: {middle:?}"
+            );
+            n
+        };
+        let foo = caught("First session caught SIGFOO", first_alarms);
+        let quux1 = caught("First session caught SIGQUUX", second_alarms);
+        let quux2 = caught("Second session caught SIGQUUX", second_alarms);
         assert_eq!(
             middle.len(),
-            2 * first_alarms + 3 * second_alarms,
-            "{who}: {middle:?}"
+            first_alarms + second_alarms + foo + quux1 + quux2,
+            "{who}: lines other than alarms and signals: {middle:?}"
         );
         for pair in tail.windows(2) {
             if pair[0].ends_with("caught SIGINT") {

@@ -37,6 +37,10 @@ pub const ENOBUFS: i32 = Errno::NOBUFS.raw_os_error();
 pub const ENOMEM: i32 = Errno::NOMEM.raw_os_error();
 /// Connection timed out: also the errno of a Client::TCP `ConnectTimeout`.
 pub const ETIMEDOUT: i32 = Errno::TIMEDOUT.raw_os_error();
+/// Cannot assign the requested address (a bind to an address not on this host).
+pub const EADDRNOTAVAIL: i32 = Errno::ADDRNOTAVAIL.raw_os_error();
+/// Operation canceled.
+pub const ECANCELED: i32 = Errno::CANCELED.raw_os_error();
 /// Connection refused.
 pub const ECONNREFUSED: i32 = Errno::CONNREFUSED.raw_os_error();
 /// A non-blocking connect is under way.
