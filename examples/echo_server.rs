@@ -11,11 +11,8 @@
 //! are flushed, and exits with status 0.
 
 use reactor::component::ServerTcp;
-use reactor::{Ctx, HandlerError, Kernel, Session, SessionId};
-use std::cell::RefCell;
-use std::collections::BTreeSet;
+use reactor::{Ctx, HandlerError, Kernel, Session};
 use std::io::Write;
-use std::rc::Rc;
 
 /// The value of `--port`, 0 without it.
 fn port_arg() -> Result<u16, String> {
@@ -34,19 +31,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = port_arg()?;
     let mut kernel = Kernel::new()?;
 
-    // The connection sessions now open, so a signal can close them all.
-    let clients: Rc<RefCell<BTreeSet<SessionId>>> = Rc::default();
-    let (c1, c2) = (Rc::clone(&clients), Rc::clone(&clients));
     let server = ServerTcp::builder()
         .address("127.0.0.1")
         .port(port)
         .alias("echo_server")
-        .client_connected(move |ctx| {
-            c1.borrow_mut().insert(ctx.session());
-        })
-        .client_disconnected(move |ctx| {
-            c2.borrow_mut().remove(&ctx.session());
-        })
         .client_input(|ctx| -> Result<(), HandlerError> {
             // ARG0 is the line without its newline; the Line filter adds CRLF back. Taking
             // it moves it out of the event instead of copying it.
@@ -60,6 +48,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let address = server
         .local_addr()
         .ok_or("could not bind the listening socket")?;
+    // The connection sessions are the listener's children: a signal closes them all.
+    let listener = server.session();
 
     // A session that turns SIGINT and SIGTERM into a clean shutdown. Signal watchers do
     // not keep a session alive; its alias does, until the signal comes.
@@ -79,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     // Handled: the kernel stops no one; everything winds down by itself.
                     ctx.sig_handled();
                     ctx.post("echo_server", "shutdown", ())?;
-                    for &client in clients.borrow().iter() {
+                    for client in ctx.children_of(listener)? {
                         ctx.post(client, "shutdown", ())?;
                     }
                     ctx.sig_clear("INT")?;

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod example_server;
 pub mod ka;
 pub mod nginx;
 pub mod test_server;

@@ -6,6 +6,7 @@ use super::{
     param_max, BoxedFilter, ConfigError, Filter, FilterError, DEFAULT_MAX_BUFFER,
     DEFAULT_MAX_LENGTH,
 };
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 use std::rc::Rc;
@@ -75,6 +76,9 @@ impl fmt::Debug for Input {
     }
 }
 
+/// POE's default output newline.
+const CRLF: &[u8] = b"\r\n";
+
 /// `POE::Filter::Line`: splits input into lines and appends a newline to output lines.
 ///
 /// - [`Line::new`]: any of CR, CRLF, LF or LFCR ends an input line; output lines end with
@@ -97,7 +101,8 @@ impl fmt::Debug for Input {
 pub struct Line {
     buf: ByteBuf,
     input: Input,
-    output: Vec<u8>,
+    /// The output newline: POE's default CRLF is not copied into every filter.
+    output: Cow<'static, [u8]>,
     max_length: usize,
     max_buffer: usize,
     /// Where the next terminator search may start: bytes before this offset are known
@@ -117,7 +122,7 @@ impl Line {
         Line {
             buf: ByteBuf::new(),
             input: Input::Default,
-            output: b"\r\n".to_vec(),
+            output: Cow::Borrowed(CRLF),
             max_length: DEFAULT_MAX_LENGTH,
             max_buffer: DEFAULT_MAX_BUFFER,
             scan_from: 0,
@@ -521,7 +526,7 @@ impl LineBuilder {
         Ok(Line {
             buf: ByteBuf::new(),
             input,
-            output: output.unwrap_or_else(|| b"\r\n".to_vec()),
+            output: output.map_or(Cow::Borrowed(CRLF), Cow::Owned),
             max_length,
             max_buffer,
             scan_from: 0,

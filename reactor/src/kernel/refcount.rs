@@ -100,8 +100,12 @@ impl Kernel {
     pub fn refcount_increment(&mut self, id: SessionId, tag: &str) -> Result<u64> {
         let key = self.key_of(id).ok_or(Error::NoSuchSession)?;
         let r = &mut self.sessions[key];
-        let was_empty = r.extrefs.is_empty();
-        let c = r.extrefs.entry(tag.to_owned()).or_insert(0);
+        let was_empty = r.extrefs.is_none();
+        let c = r
+            .extrefs
+            .get_or_insert_with(Default::default)
+            .entry(tag.to_owned())
+            .or_insert(0);
         *c += 1;
         let n = *c;
         if n == 1 {
@@ -118,14 +122,18 @@ impl Kernel {
     pub fn refcount_decrement(&mut self, id: SessionId, tag: &str) -> Result<u64> {
         let key = self.key_of(id).ok_or(Error::NoSuchSession)?;
         let r = &mut self.sessions[key];
-        let Some(c) = r.extrefs.get_mut(tag) else {
+        let Some(tags) = r.extrefs.as_mut() else {
+            return Ok(0);
+        };
+        let Some(c) = tags.get_mut(tag) else {
             return Ok(0);
         };
         *c -= 1;
         let n = *c;
         if n == 0 {
-            r.extrefs.remove(tag);
-            if r.extrefs.is_empty() {
+            tags.remove(tag);
+            if tags.is_empty() {
+                r.extrefs = None;
                 self.extref_sessions -= 1;
             }
             self.ref_dec(id);

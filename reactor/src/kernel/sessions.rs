@@ -52,7 +52,8 @@ pub(crate) struct SessionRec {
     pub(super) posts_from: u32,
     pub(crate) aliases: Vec<String>,
     pub(crate) timers: u32,
-    pub(super) extrefs: HashMap<String, u64>,
+    /// External references by tag; boxed, as few sessions ever have one.
+    pub(super) extrefs: Option<Box<HashMap<String, u64>>>,
     pub(super) depth: u32,
     pub(super) freed: bool,
     /// Marked for collection at the next sweep (POE's `%kr_marked_for_gc`).
@@ -219,7 +220,7 @@ impl Kernel {
             posts_from: 0,
             aliases: Vec::new(),
             timers: 0,
-            extrefs: HashMap::default(),
+            extrefs: None,
             depth: 0,
             freed: false,
             marked: false,
@@ -363,8 +364,7 @@ impl Kernel {
         for alias in std::mem::take(&mut self.sessions[key].aliases) {
             self.aliases.remove(&alias);
         }
-        if !self.sessions[key].extrefs.is_empty() {
-            self.sessions[key].extrefs.clear();
+        if self.sessions[key].extrefs.take().is_some() {
             self.extref_sessions -= 1;
         }
         self.io_clear_session(id);

@@ -1,0 +1,222 @@
+//! The chaos suite: hostile clients against the servers built on the reactor, and what
+//! must survive them. Each test starts `examples/echo_server` (the `ServerTcp` component
+//! with its defaults) as a child process on 127.0.0.1 and asserts that the server still
+//! answers a well-behaved client afterwards; every wait is bounded.
+//!
+//! - descriptor exhaustion (a child with 32 descriptors and 60 clients);
+//! - a client that sends and never reads (backpressure bounds what it costs);
+//! - SIGTERM with a client that never drains (the drain deadline);
+//! - a line without end (the default 1 MiB line limit);
+//! - 5,000 idle connections (memory per connection), binary garbage, a reset in the
+//!   middle of a write, a half-close.
+
+mod common;
+
+use common::example_server::{rss_kib, Client, Server, STEP};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// A server that ran out of descriptors refused every client from then on (POE's default:
+/// the listener goes on the first `EMFILE`). With 32 descriptors and 60 clients at once it
+/// must run out, say so, and still answer a new client once the crowd has left.
+#[test]
+fn echo_server_survives_running_out_of_descriptors() {
+    let (server, log) = Server::start_limited("echo_server", 32);
+    let mut crowd: Vec<TcpStream> = (0..60).map(|_| server.connect()).collect();
+    for c in &mut crowd {
+        let _ = c.write_all(b"crowd\n");
+    }
+    // The first client is answered, so the server has seen the crowd's connections.
+    let mut first = Client::new(crowd.remove(0));
+    assert_eq!(first.line(), "crowd");
+    // It ran out of descriptors and said so.
+    let warning = log
+        .recv_timeout(STEP)
+        .expect("a warning within the time limit");
+    assert!(
+        warning.contains("Too many open files") && warning.contains("accepting again in"),
+        "the server's first warning is {warning:?}"
+    );
+    drop(first);
+    drop(crowd);
+    let mut late = Client::new(server.connect());
+    late.say("after the storm");
+    assert_eq!(late.line(), "after the storm");
+}
+
+/// A client that sends and never reads made the server buffer twice what it sent (300 MB
+/// sent, 621 MB resident). With backpressure on by default the server stops reading from
+/// it, so the client can push only the server's high mark and the sockets' buffers.
+#[test]
+fn a_client_that_never_reads_cannot_grow_echo_server() {
+    let server = Server::start("echo_server");
+    let before = rss_kib(server.pid);
+    let mut hog = server.connect();
+    hog.set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("write timeout");
+    let chunk = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n".repeat(1024);
+    let mut sent = 0usize;
+    while sent < 64 << 20 {
+        match hog.write(&chunk) {
+            Ok(n) => sent += n,
+            // Nothing moved for half a second: the server has stopped reading.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+            Err(e) => panic!("writing: {e}"),
+        }
+    }
+    assert!(
+        sent < 64 << 20,
+        "the server read 64 MiB from a client that never reads"
+    );
+    let grown = rss_kib(server.pid).saturating_sub(before);
+    assert!(
+        grown < 16 * 1024,
+        "the server grew by {grown} KiB after {sent} bytes from a client that never reads"
+    );
+    // It still answers others.
+    let mut other = Client::new(server.connect());
+    other.say("still here");
+    assert_eq!(other.line(), "still here");
+}
+
+/// On SIGTERM the server waited for every reply to be read, so one client that never reads
+/// kept it alive for ever. It now closes such a client at the drain deadline (5 s by
+/// default) and exits 0.
+#[test]
+fn echo_server_exits_on_sigterm_despite_a_client_that_never_reads() {
+    let mut server = Server::start("echo_server");
+    let mut hog = server.connect();
+    hog.set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("write timeout");
+    let chunk = b"never read this\n".repeat(4096);
+    for _ in 0..10_000 {
+        match hog.write(&chunk) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+            Err(e) => panic!("writing: {e}"),
+        }
+    }
+    server.signal("-TERM");
+    let status = server.wait();
+    assert!(status.success(), "echo_server exited with {status}");
+}
+
+/// A line without end made the buffer grow to 512 MiB per connection. The default filter
+/// stops at 1 MiB: the client is disconnected, the others go on.
+#[test]
+fn echo_server_disconnects_a_line_over_a_megabyte() {
+    let server = Server::start("echo_server");
+    let mut long = server.connect();
+    long.set_write_timeout(Some(STEP)).expect("write timeout");
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut written = 0;
+    for _ in 0..64 {
+        match long.write_all(&chunk) {
+            Ok(()) => written += chunk.len(),
+            // The server has closed the connection.
+            Err(_) => break,
+        }
+    }
+    assert!(
+        written >= 1 << 20,
+        "the server closed after only {written} bytes"
+    );
+    let mut rest = Vec::new();
+    match long.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "the long line was answered"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    let mut other = Client::new(server.connect());
+    other.say("short");
+    assert_eq!(other.line(), "short");
+}
+
+/// 5,000 connections that said one line and then idle cost the server at most 1 KiB each
+/// (resident memory), and it still answers a new client.
+#[test]
+fn five_thousand_idle_connections_cost_at_most_a_kibibyte_each() {
+    const N: usize = 5_000;
+    let server = Server::start("echo_server");
+    let mut first = Client::new(server.connect());
+    first.say("warm up");
+    assert_eq!(first.line(), "warm up");
+    let before = rss_kib(server.pid);
+    let mut idle = Vec::with_capacity(N);
+    for _ in 0..N {
+        let mut s = server.connect();
+        s.write_all(b"x\n").expect("write");
+        idle.push(s);
+    }
+    // Every one was accepted and answered: its connection session exists.
+    for s in &mut idle {
+        let mut reply = [0u8; 3];
+        s.read_exact(&mut reply).expect("an answer");
+        assert_eq!(&reply, b"x\r\n");
+    }
+    let grown = rss_kib(server.pid).saturating_sub(before);
+    let per_conn = grown * 1024 / N as u64;
+    eprintln!("{per_conn} bytes per idle connection ({grown} KiB for {N})");
+    assert!(
+        per_conn <= 1024,
+        "{per_conn} bytes per idle connection ({grown} KiB for {N})"
+    );
+    let mut late = Client::new(server.connect());
+    late.say("still answering");
+    assert_eq!(late.line(), "still answering");
+}
+
+/// Binary garbage (every byte value, no newline for 100 KiB) neither stops the server nor
+/// the connection: the next newline ends a record and the garbage comes back as sent.
+#[test]
+fn binary_garbage_is_just_bytes() {
+    let server = Server::start("echo_server");
+    let mut s = server.connect();
+    let garbage: Vec<u8> = (0..100 * 1024)
+        .map(|i| (i % 256) as u8)
+        .filter(|&b| b != b'\n' && b != b'\r')
+        .collect();
+    s.write_all(&garbage).expect("write");
+    s.write_all(b"\n").expect("write");
+    let mut back = vec![0u8; garbage.len() + 2];
+    s.read_exact(&mut back).expect("the garbage comes back");
+    assert_eq!(&back[..garbage.len()], &garbage[..]);
+    assert_eq!(&back[garbage.len()..], b"\r\n");
+    let mut other = Client::new(server.connect());
+    other.say("fine");
+    assert_eq!(other.line(), "fine");
+}
+
+/// A client that sends a lot and resets the connection (SO_LINGER 0) while the server is
+/// writing its answers: the server meets ECONNRESET or EPIPE, drops that connection and
+/// goes on.
+#[test]
+fn a_reset_in_the_middle_of_a_write_is_survived() {
+    let server = Server::start("echo_server");
+    for _ in 0..5 {
+        let s = server.connect();
+        let sock = socket2::SockRef::from(&s);
+        let chunk = b"reset me please\n".repeat(8192);
+        (&s).write_all(&chunk).expect("write");
+        sock.set_linger(Some(Duration::ZERO)).expect("linger");
+        drop(s);
+    }
+    let mut other = Client::new(server.connect());
+    other.say("after the resets");
+    assert_eq!(other.line(), "after the resets");
+}
+
+/// A client that sends a line and shuts its sending side: the server answers the line,
+/// sees end-of-file and closes the connection.
+#[test]
+fn a_half_close_gets_its_answer_then_end_of_file() {
+    let server = Server::start("echo_server");
+    let s = server.connect();
+    (&s).write_all(b"last words\n").expect("write");
+    s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let mut c = Client::new(s);
+    assert_eq!(c.line(), "last words");
+    assert!(c.at_eof(), "the server did not close after end-of-file");
+}
