@@ -530,7 +530,45 @@ mod tests {
         );
     }
 
+    /// Bytes that look like a response head, to reach the parser's deeper states.
+    fn responseish() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(b"HTTP/1.1 200 OK\r\n".to_vec()),
+            Just(b"HTTP/1.0 101 x\r\n".to_vec()),
+            Just(b"Content-Length: 5\r\n".to_vec()),
+            Just(b"Content-Length: 99999999999999999999\r\n".to_vec()),
+            Just(b"Transfer-Encoding: chunked\r\n".to_vec()),
+            Just(b"Connection: close\r\n".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b"ffffffffffffffffff\r\n".to_vec()),
+            Just(b"0\r\n".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..12),
+        ];
+        proptest::collection::vec(piece, 0..12).prop_map(|v| v.concat())
+    }
+
     proptest! {
+        /// Whatever the bytes and however they are cut, the parser answers (more, done or
+        /// an error) and never panics; once it has answered done or an error, that stands.
+        #[test]
+        fn garbage_never_panics(
+            input in prop_oneof![proptest::collection::vec(any::<u8>(), 0..800), responseish()],
+            cuts in proptest::collection::vec(0usize..900, 0..6),
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (input.len() + 1)).collect();
+            cuts.push(input.len());
+            cuts.sort_unstable();
+            let mut p = ResponseParser::new();
+            let mut last = 0;
+            for c in cuts {
+                match p.feed(&input[last..c]) {
+                    Ok(Parse::Incomplete) => last = c,
+                    Ok(Parse::Done(_)) | Err(_) => break,
+                }
+            }
+            let _ = p.eof();
+        }
+
         /// Split anywhere, in any number of pieces, the answer is the same.
         #[test]
         fn any_split_gives_the_same_answer(cuts in proptest::collection::vec(0usize..200, 0..6), chunked in any::<bool>()) {
