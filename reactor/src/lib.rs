@@ -116,6 +116,24 @@
 //! their session; dropping the last clone pushes a release onto a queue the kernel shares
 //! with them and drains right after the running handler returns.
 //!
+//! ## Limits by default
+//!
+//! A server built on [`component::ServerTcp`] faces clients it does not trust, so its
+//! defaults bound what one client can cost, where POE's bound nothing (each is a builder
+//! option, and POE's behaviour is one call away):
+//!
+//! | what | default | POE's | option |
+//! |---|---|---|---|
+//! | running out of descriptors or memory while accepting | pause, retry after 5 ms to 1 s | the listener is dropped | `survive_exhaustion` |
+//! | output waiting for a client that does not read | input held back above 256 KiB, until 64 KiB | unbounded | `client_backpressure` |
+//! | one line, or the input buffer | 1 MiB, then the client is disconnected | 64 MiB / 512 MiB | `client_filter` |
+//! | a connection told to shut down | closed after 5 s if its output is not read | waits for ever | `client_drain_deadline` |
+//!
+//! [`component::ClientTcp`] has the same backpressure, line limits and drain deadline. The
+//! chaos suite (`tests/chaos.rs`) holds a server to them: descriptor exhaustion, a client
+//! that never reads, a line without end, SIGTERM with a client that never drains, 5,000
+//! idle connections (under 1 KiB each), garbage, resets and half-closes.
+//!
 //! ## Layout
 //!
 //! The structure follows the design: the kernel is one folder, `kernel/`, one idea a file
