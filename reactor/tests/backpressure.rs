@@ -16,6 +16,9 @@ use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read, Write};
 use std::rc::Rc;
 
+/// A peer that never reads: its end, the rest of a line it is sending, the server's wheel.
+type Hog = (UnixStream, Vec<u8>, Rc<RefCell<Option<WheelHandle>>>);
+
 const HIGH: usize = 64 * 1024;
 const LOW: usize = 16 * 1024;
 const LINE: &[u8] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n";
@@ -27,7 +30,12 @@ struct Seen {
     held_back: Cell<bool>,
 }
 
-fn echo(kernel: &mut Kernel, end: UnixStream, seen: &Rc<Seen>) -> Rc<RefCell<Option<WheelHandle>>> {
+fn echo(
+    kernel: &mut Kernel,
+    end: UnixStream,
+    seen: &Rc<Seen>,
+    own_marks: bool,
+) -> Rc<RefCell<Option<WheelHandle>>> {
     let wheel: Rc<RefCell<Option<WheelHandle>>> = Rc::default();
     let (w1, w2, s) = (Rc::clone(&wheel), Rc::clone(&wheel), Rc::clone(seen));
     let end = RefCell::new(Some(end));
@@ -38,12 +46,14 @@ fn echo(kernel: &mut Kernel, end: UnixStream, seen: &Rc<Seen>) -> Rc<RefCell<Opt
                     "_start",
                     move |ctx: &mut Ctx<'_, ()>| -> Result<(), HandlerError> {
                         let end = end.borrow_mut().take().ok_or("twice")?;
-                        let w = ReadWrite::builder(end)
+                        let mut b = ReadWrite::builder(end)
                             .filter(Line::builder().literal("\n").build()?)
                             .input_event("line")
-                            .error_event("error")
-                            .backpressure(HIGH, LOW)
-                            .build(ctx)?;
+                            .error_event("error");
+                        if own_marks {
+                            b = b.backpressure(HIGH, LOW);
+                        }
+                        let w = b.build(ctx)?;
                         *w1.borrow_mut() = Some(w);
                         ctx.delay("tick", 0.001, ())?;
                         Ok(())
@@ -117,7 +127,7 @@ fn a_peer_that_never_reads_costs_at_most_the_high_mark() {
     let mut k = Kernel::builder().clock(clock).build().unwrap();
     let (server_end, mut peer) = UnixStream::pair().unwrap();
     let seen = Rc::new(Seen::default());
-    let wheel = echo(&mut k, server_end, &seen);
+    let wheel = echo(&mut k, server_end, &seen, true);
 
     // The peer sends without reading until the server holds its input back.
     let mut pending = Vec::new();
@@ -180,4 +190,78 @@ fn a_peer_that_never_reads_costs_at_most_the_high_mark() {
 fn read_back(k: &mut Kernel, peer: &mut UnixStream, got: &mut usize) {
     *got += read_available(peer);
     assert!(k.run_one_timeslice().unwrap());
+}
+
+/// `KernelBuilder::output_budget`: two peers that never read hold the kernel's budget, so
+/// both are held back, while a third that reads its answers is still served.
+#[test]
+fn the_kernel_budget_holds_back_the_wheels_that_hold_output() {
+    const BUDGET: usize = 128 * 1024;
+    let _guard = common::timeout(10, "budget");
+    let clock = ManualClock::new();
+    clock.set_auto_advance(true);
+    let mut k = Kernel::builder()
+        .clock(clock)
+        .output_budget(BUDGET)
+        .build()
+        .unwrap();
+    let budget = k.output_budget().expect("a budget");
+    let mut hogs = Vec::new();
+    let mut seens = Vec::new();
+    for _ in 0..2 {
+        let (server_end, peer) = UnixStream::pair().unwrap();
+        let seen = Rc::new(Seen::default());
+        let w = echo(&mut k, server_end, &seen, false);
+        hogs.push((peer, Vec::new(), w));
+        seens.push(seen);
+    }
+    let (server_end, mut good) = UnixStream::pair().unwrap();
+    let good_seen = Rc::new(Seen::default());
+    let _good_wheel = echo(&mut k, server_end, &good_seen, false);
+
+    // The hogs send without reading until both are held back.
+    let held = |k: &Kernel, hogs: &[Hog]| {
+        hogs.iter().all(|(_, _, w)| {
+            let id = w.borrow().as_ref().expect("wheel").id();
+            k.wheel_ref::<ReadWrite>(id)
+                .is_some_and(ReadWrite::is_held_back)
+        })
+    };
+    for _ in 0..100_000 {
+        if held(&k, &hogs) {
+            break;
+        }
+        for (peer, pending, _) in &mut hogs {
+            send_until_full(peer, pending);
+        }
+        assert!(k.run_one_timeslice().unwrap());
+    }
+    assert!(held(&k, &hogs), "not held back");
+    assert!(seens.iter().all(|s| s.lines_in.get() > 0));
+    assert!(budget.over());
+    // What they hold together: the budget, plus at most one read's answers each.
+    assert!(
+        budget.used() <= BUDGET + 2 * (65536 + LINE.len()),
+        "{} bytes held",
+        budget.used()
+    );
+    // The reader is served meanwhile: it holds nothing, so it is not held back.
+    let mut answered = 0;
+    for i in 0..20 {
+        good.write_all(LINE).unwrap();
+        for _ in 0..1000 {
+            answered += read_available(&mut good);
+            if answered > i {
+                break;
+            }
+            assert!(k.run_one_timeslice().unwrap());
+        }
+    }
+    assert_eq!(answered, 20, "the reading client was not served");
+    // Dropping the hogs' wheels gives their share back.
+    for (_, _, w) in &hogs {
+        drop(w.borrow_mut().take());
+    }
+    assert!(k.run_one_timeslice().unwrap());
+    assert_eq!(budget.used(), 0);
 }

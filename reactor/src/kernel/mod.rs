@@ -17,6 +17,7 @@
 //! | `signals.rs` | soft and OS signals, `DIE`, `sig_child` |
 //! | `wheels.rs` | the [`Wheel`](crate::wheel::Wheel) trait and the wheel table |
 //! | `token.rs` | how poller tokens name watchers, wheels and signal pipes |
+//! | `budget.rs` | the kernel-wide byte budget wheels share |
 //! | `run.rs` | the run loop: POE's timeslice |
 //!
 //! Nothing here imports a concrete wheel, filter or component: outside this folder the
@@ -24,6 +25,7 @@
 //! errors).
 
 mod aliases;
+mod budget;
 mod ctx;
 mod dispatch;
 mod items;
@@ -39,6 +41,7 @@ mod timers;
 mod token;
 pub(crate) mod wheels;
 
+pub use budget::{Budget, Share};
 pub use dispatch::DieInfo;
 pub(crate) use dispatch::{args_of, Kind};
 pub(crate) use items::{Item, ItemExtra, ItemKind};
@@ -95,6 +98,7 @@ pub struct KernelBuilder {
     clock: Option<Rc<dyn Clock>>,
     catch_exceptions: bool,
     early_writes: bool,
+    output_budget: Option<usize>,
 }
 
 impl KernelBuilder {
@@ -128,6 +132,17 @@ impl KernelBuilder {
         self
     }
 
+    /// A limit on the output all `ReadWrite` wheels of the kernel may hold between them
+    /// (default none). Past it, every wheel that holds output stops reading until the total
+    /// is back under three quarters of the limit; wheels that hold none read on, so the
+    /// clients that read their answers keep being served while the ones that do not are
+    /// held. Per connection, [`ReadWriteBuilder::backpressure`](crate::wheel::ReadWriteBuilder::backpressure)
+    /// bounds each one.
+    pub fn output_budget(mut self, bytes: usize) -> Self {
+        self.output_budget = Some(bytes);
+        self
+    }
+
     /// Makes the kernel.
     pub fn build(self) -> Result<Kernel> {
         let clock = self.clock.unwrap_or_else(|| Rc::new(SystemClock::new()));
@@ -154,6 +169,7 @@ impl KernelBuilder {
             exception: None,
             catch_exceptions: self.catch_exceptions,
             early_writes: self.early_writes,
+            output_budget: self.output_budget.map(|n| Rc::new(Budget::new(n))),
             extref_sessions: 0,
             stopping_all: false,
             releases: Rc::new(Releases::default()),
@@ -197,6 +213,8 @@ pub struct Kernel {
     catch_exceptions: bool,
     /// [`KernelBuilder::early_writes`].
     early_writes: bool,
+    /// [`KernelBuilder::output_budget`].
+    output_budget: Option<Rc<Budget>>,
     pub(crate) extref_sessions: usize,
     stopping_all: bool,
     pub(crate) releases: Rc<Releases>,
@@ -226,6 +244,7 @@ impl Kernel {
             clock: None,
             catch_exceptions: true,
             early_writes: false,
+            output_budget: None,
         }
     }
 
@@ -293,5 +312,11 @@ impl Kernel {
             Some(k) if !self.active.session.is_kernel() => Ok(k as u32),
             _ => Err(Error::NoActiveSession),
         }
+    }
+
+    /// The kernel-wide output budget ([`KernelBuilder::output_budget`]), for wheels to
+    /// share.
+    pub fn output_budget(&self) -> Option<Rc<Budget>> {
+        self.output_budget.clone()
     }
 }

@@ -185,6 +185,9 @@ pub struct ReadWrite {
     /// the poll reports it writable): see [`Wheel::arm`].
     write_armed: bool,
     out_octets: usize,
+    /// The kernel's output budget ([`KernelBuilder::output_budget`](crate::KernelBuilder::output_budget))
+    /// and how much of it this wheel's output holds.
+    budget: Option<crate::Share>,
     high_mark: Option<usize>,
     low_mark: Option<usize>,
     high_state: bool,
@@ -401,6 +404,7 @@ impl ReadWriteBuilder {
             out: VecDeque::new(),
             write_armed: false,
             out_octets: 0,
+            budget: kernel.output_budget().map(crate::Share::new),
             high_mark: self.high_mark,
             low_mark: self.low_mark,
             high_state: false,
@@ -435,6 +439,7 @@ impl ReadWrite {
         if self.auto_flush {
             self.write_ready = true;
         }
+        self.sync_budget();
         if let Some((high, _)) = self.backpressure {
             if self.out_octets >= high {
                 self.pressure_paused = true;
@@ -474,9 +479,13 @@ impl ReadWrite {
         self.input_paused
     }
 
-    /// Whether input waits for output to drain ([`ReadWriteBuilder::backpressure`]).
+    /// Whether input waits for output to drain: this wheel's
+    /// ([`ReadWriteBuilder::backpressure`]), or the kernel's while this wheel holds some
+    /// ([`KernelBuilder::output_budget`](crate::KernelBuilder::output_budget)).
     pub fn is_held_back(&self) -> bool {
-        self.pressure_paused && self.output_open
+        self.output_open
+            && (self.pressure_paused
+                || (self.out_octets > 0 && self.budget.as_ref().is_some_and(crate::Share::over)))
     }
 
     /// Shuts the read side down (`shutdown(fd, SHUT_RD)`) and stops reading.
@@ -819,6 +828,13 @@ impl ReadWrite {
         !self.input_paused && !self.is_held_back()
     }
 
+    /// Tells the kernel's output budget what this wheel's output holds now.
+    fn sync_budget(&mut self) {
+        if let Some(share) = &mut self.budget {
+            share.hold(self.out_octets);
+        }
+    }
+
     fn write_out(&mut self) -> Option<WheelError> {
         let mut error = None;
         while !self.out.is_empty() {
@@ -868,6 +884,7 @@ impl ReadWrite {
                 self.pressure_paused = false;
             }
         }
+        self.sync_budget();
         error
     }
 
