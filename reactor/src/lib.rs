@@ -129,6 +129,9 @@
 //! | one line, or the input buffer | 1 MiB, then the client is disconnected | 64 MiB / 512 MiB | `client_filter` |
 //! | a connection told to shut down | closed after 5 s if its output is not read | waits for ever | `client_drain_deadline` |
 //!
+//! Across connections, [`KernelBuilder::output_budget`] (off by default) bounds the output
+//! all wheels hold together: past it, the connections holding output stop reading.
+//!
 //! [`component::ClientTcp`] has the same backpressure, line limits and drain deadline. The
 //! chaos suite (`tests/chaos.rs`) holds a server to them: descriptor exhaustion, a client
 //! that never reads, a line without end, SIGTERM with a client that never drains, 5,000
