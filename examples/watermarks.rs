@@ -15,35 +15,16 @@
 //! 127.0.0.1, port 32100 unless `--port` says otherwise; with `--port 0` the system
 //! picks one, and the banner names the port actually bound.
 
-use reactor::filter::Line;
 use reactor::wheel::WheelError;
-use reactor::wheel::{ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};
-use reactor::{Ctx, HandlerError, Kernel, Session};
+use reactor::wheel::{SocketFactory, WheelHandle};
+use reactor::{Ctx, Kernel, Session};
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-type R = Result<(), HandlerError>;
-
-/// The value of `--port`, 32100 (the Perl program's `$chargen_port`) without it.
-fn port_arg() -> Result<u16, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "--port") {
-        None => Ok(32100),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| "--port needs a port number (0-65535)".to_owned()),
-    }
-}
-
-/// The chargen line starting at character `start` (32..=126): 72 printable characters,
-/// wrapping from `~` back to space (Perl's `tr[\x7F-\xDD][\x20-\x7E]`).
-fn chargen_line(start: u8) -> Vec<u8> {
-    (u16::from(start)..u16::from(start) + 72)
-        .map(|c| if c > 126 { (c - 95) as u8 } else { c as u8 })
-        .collect()
-}
+#[path = "common/chargen.rs"]
+mod chargen;
+use chargen::{connection, port_arg, R};
 
 /// `Chargen::Server`: a session holding the listening factory.
 mod server {
@@ -75,7 +56,7 @@ mod server {
                 })
                 .on("accepted", |ctx: &mut Ctx<'_, Heap>| -> R {
                     let socket = ctx.take_arg::<mio::net::TcpStream>(0)?;
-                    super::connection::new(ctx, socket)?;
+                    super::connection::new(ctx, socket, 256)?;
                     Ok(())
                 })
                 .on("error", |ctx: &mut Ctx<'_, Heap>| -> R {
@@ -88,123 +69,6 @@ mod server {
                 }),
         )?;
         Ok(bound.get())
-    }
-}
-
-/// `Chargen::Connection`: a session per client.
-mod connection {
-    use super::*;
-
-    /// Its heap.
-    pub struct Heap {
-        /// `$heap->{wheel}`.
-        wheel: Option<WheelHandle>,
-        /// `$heap->{okay_to_send}`.
-        okay_to_send: bool,
-        /// `$heap->{start_character}`.
-        start_character: u8,
-    }
-
-    /// `Chargen::Connection->new($socket)`.
-    pub fn new(kernel: &mut Kernel, socket: mio::net::TcpStream) -> reactor::Result<()> {
-        let heap = Heap {
-            wheel: None,
-            okay_to_send: false,
-            start_character: 32,
-        };
-        kernel.create(
-            Session::new(heap)
-                .on("_start", start)
-                .on("wheel_got_input", got_input)
-                .on("wheel_got_error", got_error)
-                .on("wheel_throttle", throttle)
-                .on("wheel_resume", resume)
-                .on("write_chunk", write_chunk)
-                .args((socket,)),
-        )?;
-        Ok(())
-    }
-
-    fn start(ctx: &mut Ctx<'_, Heap>) -> R {
-        let socket = ctx.take_arg::<mio::net::TcpStream>(0)?;
-        let wheel = ReadWrite::builder(socket)
-            .filter(Line::new())
-            .input_event("wheel_got_input")
-            .error_event("wheel_got_error")
-            .watermarks(256, 128)
-            .event(RwEvent::High, "wheel_throttle")
-            .event(RwEvent::Low, "wheel_resume")
-            .build(ctx)?;
-        let heap = ctx.heap();
-        heap.wheel = Some(wheel);
-        heap.okay_to_send = true;
-        heap.start_character = 32;
-        ctx.yield_("write_chunk", ())?;
-        Ok(())
-    }
-
-    fn got_input(ctx: &mut Ctx<'_, Heap>) {
-        eprintln!("Chargen session {} is ignoring some input.", ctx.session());
-    }
-
-    fn got_error(ctx: &mut Ctx<'_, Heap>) -> R {
-        let op = ctx.arg::<WheelError>(0)?.operation;
-        let errnum = ctx.arg::<WheelError>(0)?.errno;
-        let errstr = ctx.arg::<WheelError>(0)?.message.clone();
-        eprintln!(
-            "Chargen session {} encountered {op} error {errnum}: {errstr}",
-            ctx.session()
-        );
-        let heap = ctx.heap();
-        heap.okay_to_send = false;
-        heap.wheel = None;
-        Ok(())
-    }
-
-    /// Writes lines until the wheel's buffer reaches the high mark.
-    fn write_chunk(ctx: &mut Ctx<'_, Heap>) -> R {
-        if !ctx.heap().okay_to_send {
-            return Ok(());
-        }
-        let Some(id) = ctx.heap().wheel.as_ref().map(WheelHandle::id) else {
-            return Ok(());
-        };
-        loop {
-            let heap = ctx.heap();
-            let line = chargen_line(heap.start_character);
-            heap.start_character += 1;
-            if heap.start_character > 126 {
-                heap.start_character = 32;
-            }
-            let full = wheel(ctx, id)?.put_one(line)?;
-            if full {
-                break;
-            }
-        }
-        eprintln!("Chargen session {} writes are paused.", ctx.session());
-        Ok(())
-    }
-
-    fn wheel<'a>(
-        ctx: &'a mut Ctx<'_, Heap>,
-        id: WheelId,
-    ) -> Result<&'a mut ReadWrite, HandlerError> {
-        ctx.wheel_mut::<ReadWrite>(id)
-            .ok_or_else(|| "the wheel is gone".into())
-    }
-
-    fn throttle(ctx: &mut Ctx<'_, Heap>) {
-        eprintln!("Chargen session {} is throttled.", ctx.session());
-        ctx.heap().okay_to_send = false;
-    }
-
-    fn resume(ctx: &mut Ctx<'_, Heap>) -> R {
-        if ctx.heap().wheel.is_some() {
-            eprintln!("Chargen session {} is resuming.", ctx.session());
-            ctx.heap().okay_to_send = true;
-            ctx.yield_("write_chunk", ())?;
-        }
-        Ok(())
     }
 }
 
