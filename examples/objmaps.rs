@@ -12,8 +12,8 @@
 //!
 //! Run: `cargo run --example objmaps`
 //!
-//! POE's object form of `$kernel->state('runtime_state', $object, 'poe_runtime_state')` is
-//! written as a closure that holds the object and calls its method.
+//! POE's object form `$kernel->state('runtime_state', $object, 'poe_runtime_state')` is
+//! `ctx.object_state("runtime_state", object, Counter::poe_runtime_state)`.
 
 use reactor::{Ctx, HandlerError, Kernel, Session, SessionId};
 use std::rc::{Rc, Weak};
@@ -74,9 +74,7 @@ impl Counter {
         if counter % 2 == 1 {
             // $kernel->state('runtime_state', $object, 'poe_runtime_state')
             let object = self.me.upgrade().ok_or("the object is gone")?;
-            ctx.state("runtime_state", move |ctx: &mut Ctx<'_, Heap>| {
-                object.poe_runtime_state(ctx)
-            })?;
+            ctx.object_state("runtime_state", object, Counter::poe_runtime_state)?;
         } else {
             ctx.remove_state("runtime_state")?;
         }

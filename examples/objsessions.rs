@@ -11,8 +11,8 @@
 //!
 //! Run: `cargo run --example objsessions`
 //!
-//! POE's object form of `$kernel->state('runtime_state', $object)` is written as a
-//! closure that holds the object and calls its method.
+//! POE's object form `$kernel->state('runtime_state', $object)` is
+//! `ctx.object_state("runtime_state", object, Counter::runtime_state)`.
 
 use reactor::{Ctx, HandlerError, Kernel, Session, SessionId};
 use std::rc::{Rc, Weak};
@@ -70,9 +70,7 @@ impl Counter {
         if counter % 2 == 1 {
             // $kernel->state('runtime_state', $object)
             let object = self.me.upgrade().ok_or("the object is gone")?;
-            ctx.state("runtime_state", move |ctx: &mut Ctx<'_, Heap>| {
-                object.runtime_state(ctx)
-            })?;
+            ctx.object_state("runtime_state", object, Counter::runtime_state)?;
         } else {
             ctx.remove_state("runtime_state")?;
         }
