@@ -6,7 +6,7 @@
 //! too, with the system's web roots).
 //!
 //! ```text
-//! cargo run --release --example demo -- [--url URL] [-n REQUESTS] [-c IN_FLIGHT] [--response-timeout SECS]
+//! cargo run --release --example demo -- [--url URL] [-n REQUESTS] [-c IN_FLIGHT] [--timeout SECS] [--response-timeout SECS]
 //! ```
 //!
 //! Each of the `C` workers allocates a connection, sends one GET, reads the response to
@@ -17,7 +17,8 @@
 //! (`Request::fresh_connection`, so the retry cannot meet another stale socket), as Go's
 //! and hyper's pools do. A response that has not ended `--response-timeout` seconds (30 by
 //! default) after the request was sent is an error, so a server that never answers cannot
-//! hang the demo. The last line printed is:
+//! hang the demo; `--timeout` (30 s) bounds getting a connection (lookup, wait, connect
+//! and TLS handshake). The last line printed is:
 //!
 //! ```text
 //! requests=N errors=E new_connections=K reused=R rps=X p50_us=A p99_us=B
@@ -46,11 +47,20 @@ struct Options {
     requests: u64,
     concurrency: usize,
     response_timeout: Duration,
+    connect_timeout: Duration,
 }
 
 fn usage() -> String {
-    "usage: demo [--url http://HOST:PORT/PATH] [-n REQUESTS] [-c IN_FLIGHT] [--response-timeout SECS]"
+    "usage: demo [--url http://HOST:PORT/PATH] [-n REQUESTS] [-c IN_FLIGHT] [--timeout SECS] [--response-timeout SECS]"
         .to_owned()
+}
+
+/// A positive, finite number of seconds.
+fn secs(s: &str) -> Option<Duration> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|&s| s > 0.0 && s.is_finite())
+        .map(Duration::from_secs_f64)
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -59,6 +69,7 @@ fn parse_args() -> Result<Options, String> {
         requests: 10_000,
         concurrency: 8,
         response_timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(30),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -80,12 +91,12 @@ fn parse_args() -> Result<Options, String> {
                     .ok_or("-c needs a positive number")?
             }
             "--response-timeout" => {
-                o.response_timeout = value("--response-timeout")?
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|&s| s > 0.0 && s.is_finite())
-                    .map(Duration::from_secs_f64)
+                o.response_timeout = secs(&value("--response-timeout")?)
                     .ok_or("--response-timeout needs a positive number of seconds")?
+            }
+            "--timeout" => {
+                o.connect_timeout = secs(&value("--timeout")?)
+                    .ok_or("--timeout needs a positive number of seconds")?
             }
             "-h" | "--help" => return Err(usage()),
             other => return Err(format!("unknown argument {other}\n{}", usage())),
@@ -518,7 +529,7 @@ fn run(o: Options) -> Result<u64, String> {
     let ka = Keepalive::builder()
         .max_per_host(o.concurrency)
         .max_open(o.concurrency.max(128))
-        .timeout(Duration::from_secs(30))
+        .timeout(o.connect_timeout)
         .build(&mut kernel)
         .map_err(|e| e.to_string())?;
     let request = Rc::new(get_request(&url.host, url.port, &url.path));

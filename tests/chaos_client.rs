@@ -11,7 +11,10 @@
 //!   moments for the client: the same;
 //! - a server that resets every connection after reading the request: every request fails,
 //!   once each;
-//! - a server that answers garbage: every request fails, once each.
+//! - a server that answers garbage: every request fails, once each;
+//! - a server that accepts and never speaks TLS: the connect timeout ends every request;
+//! - a server that goes away in the middle of the run and comes back: every request ends,
+//!   and the ones after the restart succeed.
 
 mod common;
 
@@ -65,10 +68,15 @@ fn serve(behave: Behaviour) -> u16 {
 
 /// Runs the demo against `port`; returns (errors, succeeded).
 fn demo_against(port: u16) -> (u64, bool) {
+    demo_with(&format!("http://127.0.0.1:{port}/"), &[])
+}
+
+/// Runs the demo on `url` with `extra` arguments; returns (errors, succeeded).
+fn demo_with(url: &str, extra: &[&str]) -> (u64, bool) {
     let out = Command::new(common::example("demo"))
         .args([
             "--url",
-            &format!("http://127.0.0.1:{port}/"),
+            url,
             "-n",
             REQUESTS,
             "-c",
@@ -76,6 +84,7 @@ fn demo_against(port: u16) -> (u64, bool) {
             "--response-timeout",
             "3",
         ])
+        .args(extra)
         .output()
         .expect("demo runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -153,4 +162,106 @@ fn a_server_that_answers_garbage() {
     let (errors, ok) = demo_against(port);
     assert_eq!(errors, REQUESTS.parse::<u64>().unwrap());
     assert!(!ok);
+}
+
+#[test]
+fn a_server_that_accepts_and_never_speaks_tls() {
+    let _guard = common::timeout(60, "never_speaks_tls");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+        }
+    });
+    let (errors, ok) = demo_with(&format!("https://127.0.0.1:{port}/"), &["--timeout", "0.3"]);
+    assert_eq!(errors, REQUESTS.parse::<u64>().unwrap());
+    assert!(!ok);
+}
+
+#[test]
+fn a_server_that_restarts_in_the_middle_of_the_run() {
+    let _guard = common::timeout(60, "restarts");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = Arc::new(AtomicUsize::new(0));
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (srv, dn) = (Arc::clone(&served), Arc::clone(&down));
+    std::thread::spawn(move || {
+        // The first life: answers until 15 requests are served, then closes everything.
+        listener.set_nonblocking(true).unwrap();
+        let mut conns: Vec<std::thread::JoinHandle<()>> = Vec::new();
+        while !dn.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    let (srv, dn) = (Arc::clone(&srv), Arc::clone(&dn));
+                    conns.push(std::thread::spawn(move || {
+                        let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+                        let mut r = BufReader::new(s.try_clone().unwrap());
+                        let mut line = String::new();
+                        while !dn.load(Ordering::Relaxed) {
+                            line.clear();
+                            match r.read_line(&mut line) {
+                                Ok(0) => return,
+                                Ok(_) if line == "\r\n" => {
+                                    if (&s).write_all(OK).is_err() {
+                                        return;
+                                    }
+                                    if srv.fetch_add(1, Ordering::Relaxed) + 1 >= 15 {
+                                        dn.store(true, Ordering::Relaxed);
+                                    }
+                                }
+                                Ok(_) => {}
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                                Err(_) => return,
+                            }
+                        }
+                    }));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return,
+            }
+        }
+        drop(listener);
+        for c in conns {
+            let _ = c.join();
+        }
+        // Down for a moment (the outage being tested), then the second life on the same
+        // port, answering everything.
+        std::thread::sleep(Duration::from_millis(300));
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        for s in listener.incoming() {
+            let Ok(s) = s else { return };
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    match r.read_line(&mut line) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if line == "\r\n" => {
+                            if (&s).write_all(OK).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            });
+        }
+    });
+    let (errors, _) = demo_against(port);
+    let total = REQUESTS.parse::<u64>().unwrap();
+    assert!(
+        served.load(Ordering::Relaxed) >= 15,
+        "the first life served too little"
+    );
+    assert!(
+        errors < total - 15,
+        "{errors} errors: the second life served nothing"
+    );
 }
