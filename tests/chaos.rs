@@ -1,7 +1,8 @@
 //! The chaos suite: hostile clients against the servers built on the reactor, and what
 //! must survive them. Each test starts `examples/echo_server` (the `ServerTcp` component
 //! with its defaults) as a child process on 127.0.0.1 and asserts that the server still
-//! answers a well-behaved client afterwards; every wait is bounded.
+//! answers a well-behaved client afterwards, and where clients come and go, that it holds
+//! no more descriptors than before they came; every wait is bounded.
 //!
 //! - descriptor exhaustion (a child with 32 descriptors and 60 clients);
 //! - a client that sends and never reads (backpressure bounds what it costs);
@@ -12,7 +13,7 @@
 
 mod common;
 
-use common::example_server::{rss_kib, Client, Server, STEP};
+use common::example_server::{assert_descriptors_back_to, fd_count, rss_kib, Client, Server, STEP};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -173,6 +174,7 @@ fn five_thousand_idle_connections_cost_at_most_a_kibibyte_each() {
 #[test]
 fn binary_garbage_is_just_bytes() {
     let server = Server::start("echo_server");
+    let baseline = fd_count(server.pid);
     let mut s = server.connect();
     let garbage: Vec<u8> = (0..100 * 1024)
         .map(|i| (i % 256) as u8)
@@ -187,6 +189,8 @@ fn binary_garbage_is_just_bytes() {
     let mut other = Client::new(server.connect());
     other.say("fine");
     assert_eq!(other.line(), "fine");
+    drop((s, other));
+    assert_descriptors_back_to(&server, baseline);
 }
 
 /// A client that sends a lot and resets the connection (SO_LINGER 0) while the server is
@@ -195,6 +199,7 @@ fn binary_garbage_is_just_bytes() {
 #[test]
 fn a_reset_in_the_middle_of_a_write_is_survived() {
     let server = Server::start("echo_server");
+    let baseline = fd_count(server.pid);
     for _ in 0..5 {
         let s = server.connect();
         let sock = socket2::SockRef::from(&s);
@@ -206,6 +211,9 @@ fn a_reset_in_the_middle_of_a_write_is_survived() {
     let mut other = Client::new(server.connect());
     other.say("after the resets");
     assert_eq!(other.line(), "after the resets");
+    drop(other);
+    // No descriptor of the reset connections is left behind.
+    assert_descriptors_back_to(&server, baseline);
 }
 
 /// A client that sends a line and shuts its sending side: the server answers the line,
@@ -213,10 +221,13 @@ fn a_reset_in_the_middle_of_a_write_is_survived() {
 #[test]
 fn a_half_close_gets_its_answer_then_end_of_file() {
     let server = Server::start("echo_server");
+    let baseline = fd_count(server.pid);
     let s = server.connect();
     (&s).write_all(b"last words\n").expect("write");
     s.shutdown(std::net::Shutdown::Write).expect("shutdown");
     let mut c = Client::new(s);
     assert_eq!(c.line(), "last words");
     assert!(c.at_eof(), "the server did not close after end-of-file");
+    drop(c);
+    assert_descriptors_back_to(&server, baseline);
 }

@@ -187,3 +187,29 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS")
 }
+
+/// How many descriptors process `pid` has open.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("proc fd")
+        .count()
+}
+
+/// Waits (by round trips with a fresh client, at most 100) until the server holds no more
+/// descriptors than `baseline` plus that client's: the descriptors of the clients that
+/// went before are closed.
+pub fn assert_descriptors_back_to(server: &Server, baseline: usize) {
+    let mut c = Client::new(server.connect());
+    for i in 0..100 {
+        c.say(&format!("ping {i}"));
+        assert_eq!(c.line(), format!("ping {i}"));
+        if fd_count(server.pid) <= baseline + 1 {
+            return;
+        }
+    }
+    panic!(
+        "the server holds {} descriptors, {} more than before the clients came",
+        fd_count(server.pid),
+        fd_count(server.pid) - baseline - 1
+    );
+}
