@@ -14,7 +14,10 @@
 //! - a server that answers garbage: every request fails, once each;
 //! - a server that accepts and never speaks TLS: the connect timeout ends every request;
 //! - a server that goes away in the middle of the run and comes back: every request ends,
-//!   and the ones after the restart succeed.
+//!   and the ones after the restart succeed;
+//! - a server whose every connection closes on its second request: retries go out on
+//!   fresh connections, so none meets a second stale socket (without that, 1-2 of 40
+//!   requests failed in every run).
 
 mod common;
 
@@ -264,4 +267,25 @@ fn a_server_that_restarts_in_the_middle_of_the_run() {
         errors < total - 15,
         "{errors} errors: the second life served nothing"
     );
+}
+
+/// Every connection answers one request and closes on the next without answering, as a
+/// server does whose idle timeout crosses the request. A request that fails so on a reused
+/// connection is retried once, on a fresh connection: were the retry handed the other
+/// pooled socket, the same close would fail it again.
+#[test]
+fn a_retry_never_meets_a_second_stale_socket() {
+    let _guard = common::timeout(60, "second_stale_socket");
+    let port = serve(|_, nth, s| {
+        if nth == 0 {
+            (&*s).write_all(OK).map_err(drop)
+        } else {
+            Err(())
+        }
+    });
+    for _ in 0..5 {
+        let (errors, ok) = demo_with(&format!("http://127.0.0.1:{port}/"), &[]);
+        assert_eq!(errors, 0);
+        assert!(ok);
+    }
 }
