@@ -298,9 +298,7 @@ fn allocate(ctx: C, slot: usize) {
 
 /// Records the end of the job in `slot` and starts the next one.
 fn finish_job(ctx: C, slot: usize, ok: bool) {
-    if let Some(t) = ctx.heap().slots[slot].timer.take() {
-        let _ = ctx.alarm_remove(t);
-    }
+    cancel_response_timeout(ctx, slot);
     let h = ctx.heap();
     let s = &mut h.slots[slot];
     if let Some(w) = s.wheel.take() {
@@ -407,9 +405,7 @@ fn got_error(ctx: C) -> Result<(), HandlerError> {
     let Some(&slot) = ctx.heap().by_wheel.get(&id) else {
         return Ok(());
     };
-    if let Some(t) = ctx.heap().slots[slot].timer.take() {
-        let _ = ctx.alarm_remove(t);
-    }
+    cancel_response_timeout(ctx, slot);
     let h = ctx.heap();
     h.by_wheel.remove(&id);
     let s = &mut h.slots[slot];
@@ -443,6 +439,13 @@ fn got_error(ctx: C) -> Result<(), HandlerError> {
     eprintln!("{op} error {errnum}: {errstr}");
     finish_job(ctx, slot, false);
     Ok(())
+}
+
+/// Stops the response timeout of the request in `slot`, if one runs.
+fn cancel_response_timeout(ctx: C, slot: usize) {
+    if let Some(t) = ctx.heap().slots[slot].timer.take() {
+        let _ = ctx.alarm_remove(t);
+    }
 }
 
 /// The response in `ARG0`'s slot, on the wheel `ARG1`, took too long.

@@ -13,7 +13,10 @@
 
 mod common;
 
-use common::example_server::{assert_descriptors_back_to, fd_count, rss_kib, Client, Server, STEP};
+use common::example_server::{
+    assert_descriptors_back_to, fd_count, idle_connections_cost_at_most, rss_kib, Client, Server,
+    STEP,
+};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -144,34 +147,7 @@ fn echo_server_disconnects_a_line_over_a_megabyte() {
 /// (resident memory), and it still answers a new client.
 #[test]
 fn five_thousand_idle_connections_cost_at_most_a_kibibyte_each() {
-    const N: usize = 5_000;
-    let server = Server::start("echo_server");
-    let mut first = Client::new(server.connect());
-    first.say("warm up");
-    assert_eq!(first.line(), "warm up");
-    let before = rss_kib(server.pid);
-    let mut idle = Vec::with_capacity(N);
-    for _ in 0..N {
-        let mut s = server.connect();
-        s.write_all(b"x\n").expect("write");
-        idle.push(s);
-    }
-    // Every one was accepted and answered: its connection session exists.
-    for s in &mut idle {
-        let mut reply = [0u8; 3];
-        s.read_exact(&mut reply).expect("an answer");
-        assert_eq!(&reply, b"x\r\n");
-    }
-    let grown = rss_kib(server.pid).saturating_sub(before);
-    let per_conn = grown * 1024 / N as u64;
-    eprintln!("{per_conn} bytes per idle connection ({grown} KiB for {N})");
-    assert!(
-        per_conn <= 1024,
-        "{per_conn} bytes per idle connection ({grown} KiB for {N})"
-    );
-    let mut late = Client::new(server.connect());
-    late.say("still answering");
-    assert_eq!(late.line(), "still answering");
+    idle_connections_cost_at_most(5_000, 1024);
 }
 
 /// Binary garbage (every byte value, no newline for 100 KiB) neither stops the server nor

@@ -12,9 +12,8 @@
 
 mod common;
 
-use common::example_server::{rss_kib, Client, Server};
+use common::example_server::idle_connections_cost_at_most;
 use common::nginx::{Nginx, NginxConfig};
-use std::io::{Read, Write};
 use std::process::Command;
 use std::time::Instant;
 
@@ -54,28 +53,6 @@ fn soak_100k_gets_against_a_stingy_nginx() {
 #[test]
 #[ignore = "a soak: 10,000 connections, run by hand (see the file's doc)"]
 fn soak_10k_idle_connections() {
-    const N: usize = 10_000;
     let _t = common::timeout(600, "soak_10k_idle");
-    let server = Server::start("echo_server");
-    let mut first = Client::new(server.connect());
-    first.say("warm up");
-    assert_eq!(first.line(), "warm up");
-    let before = rss_kib(server.pid);
-    let mut idle = Vec::with_capacity(N);
-    for _ in 0..N {
-        let mut s = server.connect();
-        s.write_all(b"x\n").expect("write");
-        idle.push(s);
-    }
-    for s in &mut idle {
-        let mut reply = [0u8; 3];
-        s.read_exact(&mut reply).expect("an answer");
-    }
-    let grown = rss_kib(server.pid).saturating_sub(before);
-    let per_conn = grown * 1024 / N as u64;
-    eprintln!("{per_conn} bytes per idle connection ({grown} KiB for {N})");
-    assert!(per_conn <= 1024, "{per_conn} bytes per idle connection");
-    let mut late = Client::new(server.connect());
-    late.say("still answering");
-    assert_eq!(late.line(), "still answering");
+    idle_connections_cost_at_most(10_000, 1024);
 }

@@ -132,6 +132,21 @@ fn select_handler_yield_runs_in_the_same_timeslice() {
 
 // ----------------------------------------------------------------------- put + flushed
 
+/// Session S's handlers both put scenarios share: `after` logs and posts `note` to T;
+/// `flushed` logs and drops the wheel.
+fn with_after_and_flushed(s: Session<Wheel>, log: &Log) -> Session<Wheel> {
+    let (l1, l2) = (log.clone(), log.clone());
+    s.on("after", move |ctx: &mut Ctx<'_, Wheel>| -> R {
+        say(&l1, "S after");
+        ctx.post("T", "note", ())?;
+        Ok(())
+    })
+    .on("flushed", move |ctx: &mut Ctx<'_, Wheel>| {
+        say(&l2, "S flushed");
+        *ctx.heap() = None;
+    })
+}
+
 type Wheel = Option<WheelHandle>;
 
 fn line_wheel(ctx: &mut Ctx<'_, Wheel>, s: UnixStream, flushed: bool) -> R {
@@ -178,10 +193,10 @@ fn peer_t(kernel: &mut Kernel, b: UnixStream, log: &Log) {
 fn put_flushed(kernel: &mut Kernel, log: Log) {
     let (a, b) = UnixStream::pair().expect("socketpair");
     peer_t(kernel, b, &log);
-    let (l1, l2, l3) = (log.clone(), log.clone(), log);
+    let l1 = log.clone();
     let cell = RefCell::new(Some(a));
     kernel
-        .create(
+        .create(with_after_and_flushed(
             Session::new(None::<WheelHandle>)
                 .on("_start", move |ctx: &mut Ctx<'_, Wheel>| -> R {
                     line_wheel(ctx, cell.borrow_mut().take().expect("once"), true)?;
@@ -194,17 +209,9 @@ fn put_flushed(kernel: &mut Kernel, log: Log) {
                     ctx.yield_("after", ())?;
                     Ok(())
                 })
-                .on("after", move |ctx: &mut Ctx<'_, Wheel>| -> R {
-                    say(&l2, "S after");
-                    ctx.post("T", "note", ())?;
-                    Ok(())
-                })
-                .on("flushed", move |ctx: &mut Ctx<'_, Wheel>| {
-                    say(&l3, "S flushed");
-                    *ctx.heap() = None;
-                })
                 .on("in", |_: &mut Ctx<'_, Wheel>| {}),
-        )
+            &log,
+        ))
         .expect("session S");
 }
 
@@ -219,10 +226,10 @@ fn put_from_input(kernel: &mut Kernel, log: Log) {
     let (a, mut b) = UnixStream::pair().expect("socketpair");
     b.write_all(b"go\n").unwrap();
     peer_t(kernel, b, &log);
-    let (l1, l2, l3) = (log.clone(), log.clone(), log);
+    let l1 = log.clone();
     let cell = RefCell::new(Some(a));
     kernel
-        .create(
+        .create(with_after_and_flushed(
             Session::new(None::<WheelHandle>)
                 .on("_start", move |ctx: &mut Ctx<'_, Wheel>| -> R {
                     line_wheel(ctx, cell.borrow_mut().take().expect("once"), true)
@@ -233,17 +240,9 @@ fn put_from_input(kernel: &mut Kernel, log: Log) {
                     put(ctx, "x")?;
                     ctx.yield_("after", ())?;
                     Ok(())
-                })
-                .on("after", move |ctx: &mut Ctx<'_, Wheel>| -> R {
-                    say(&l2, "S after");
-                    ctx.post("T", "note", ())?;
-                    Ok(())
-                })
-                .on("flushed", move |ctx: &mut Ctx<'_, Wheel>| {
-                    say(&l3, "S flushed");
-                    *ctx.heap() = None;
                 }),
-        )
+            &log,
+        ))
         .expect("session S");
 }
 

@@ -213,3 +213,36 @@ pub fn assert_descriptors_back_to(server: &Server, baseline: usize) {
         fd_count(server.pid) - baseline - 1
     );
 }
+
+/// Opens `n` connections to a fresh `echo_server`, each saying one line and then idle, and
+/// checks that every one is answered, that together they grew the server's resident memory
+/// by at most `bytes_each` bytes a connection, and that a new client is still answered.
+pub fn idle_connections_cost_at_most(n: usize, bytes_each: u64) {
+    let server = Server::start("echo_server");
+    let mut first = Client::new(server.connect());
+    first.say("warm up");
+    assert_eq!(first.line(), "warm up");
+    let before = rss_kib(server.pid);
+    let mut idle = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = server.connect();
+        s.write_all(b"x\n").expect("write");
+        idle.push(s);
+    }
+    // Every one was accepted and answered: its connection session exists.
+    for s in &mut idle {
+        let mut reply = [0u8; 3];
+        s.read_exact(&mut reply).expect("an answer");
+        assert_eq!(&reply, b"x\r\n");
+    }
+    let grown = rss_kib(server.pid).saturating_sub(before);
+    let per_conn = grown * 1024 / n as u64;
+    eprintln!("{per_conn} bytes per idle connection ({grown} KiB for {n})");
+    assert!(
+        per_conn <= bytes_each,
+        "{per_conn} bytes per idle connection ({grown} KiB for {n})"
+    );
+    let mut late = Client::new(server.connect());
+    late.say("still answering");
+    assert_eq!(late.line(), "still answering");
+}

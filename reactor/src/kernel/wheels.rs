@@ -223,6 +223,15 @@ pub(crate) struct Wheels {
 }
 
 impl Wheels {
+    /// Arms the wheels in slots `keys` ([`Wheel::arm`]).
+    fn arm(&mut self, keys: &[usize]) {
+        for &key in keys {
+            if let Some(s) = self.slots.get_mut(key) {
+                s.obj.arm();
+            }
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
@@ -576,19 +585,11 @@ impl Kernel {
             return;
         }
         let list = std::mem::take(&mut self.wheels.active);
-        for &key in &list {
-            if let Some(s) = self.wheels.slots.get_mut(key) {
-                s.obj.arm();
-            }
-        }
+        self.wheels.arm(&list);
         for mode in [Mode::Read, Mode::Write] {
             if mode == Mode::Write && self.early_writes {
                 // What the read pass queued may leave now (KernelBuilder::early_writes).
-                for &key in &list {
-                    if let Some(s) = self.wheels.slots.get_mut(key) {
-                        s.obj.arm();
-                    }
-                }
+                self.wheels.arm(&list);
             }
             for &key in &list {
                 let Some(s) = self.wheels.slots.get(key) else {
