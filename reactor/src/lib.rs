@@ -171,9 +171,9 @@ pub mod wheel;
 pub use clock::{Clock, ManualClock, SystemClock, Time};
 pub use error::{Error, Result};
 pub use kernel::{
-    epoch_secs, AlarmId, Budget, Callback, Ctx, Designator, DieInfo, Epoch, EventId, EventName,
-    Kernel, KernelBuilder, Mode, ObjectMethod, PackageMethod, Postback, RemovedAlarm, Seconds,
-    Session, SessionId, SessionOptions, Share, States, KERNEL,
+    epoch_secs, AlarmId, Budget, Callback, ChildGuard, Ctx, Designator, DieInfo, Epoch, EventId,
+    EventName, Kernel, KernelBuilder, Mode, ObjectMethod, PackageMethod, Postback, RemovedAlarm,
+    Seconds, Session, SessionId, SessionOptions, Share, States, KERNEL,
 };
 pub use value::{Arg, ArgError, ArgProblem, Args, HandlerError, IntoArgs, Outcome, Value};
 pub use wheel::{WheelHandle, WheelId};

@@ -26,6 +26,7 @@
 
 mod aliases;
 mod budget;
+mod children;
 mod ctx;
 mod dispatch;
 mod items;
@@ -42,6 +43,7 @@ mod token;
 pub(crate) mod wheels;
 
 pub use budget::{Budget, Share};
+pub use children::ChildGuard;
 pub use dispatch::DieInfo;
 pub(crate) use dispatch::{args_of, Kind};
 pub(crate) use items::{Item, ItemExtra, ItemKind};

@@ -22,6 +22,7 @@ pub(crate) struct ReleaseQueue {
     pub(crate) extref_drops: Vec<(SessionId, String)>,
     pub(crate) posts: Vec<(SessionId, EventId, Args)>,
     pub(crate) wheel_drops: Vec<crate::ids::WheelId>,
+    pub(crate) child_drops: Vec<i32>,
 }
 
 impl Kernel {
@@ -35,21 +36,26 @@ impl Kernel {
     #[cold]
     fn drain_releases_slow(&mut self) {
         while self.releases.pending.get() {
-            let (drops, wheels) = {
+            let (drops, wheels, children) = {
                 let mut q = self.releases.queue.borrow_mut();
                 (
                     std::mem::take(&mut q.extref_drops),
                     std::mem::take(&mut q.wheel_drops),
+                    std::mem::take(&mut q.child_drops),
                 )
             };
             if self.releases.queue.borrow().posts.is_empty() {
                 self.releases.pending.set(false);
             }
-            if drops.is_empty() && wheels.is_empty() {
+            if drops.is_empty() && wheels.is_empty() && children.is_empty() {
                 return;
             }
             for id in wheels {
                 self.wheel_remove(id);
+            }
+            if !children.is_empty() {
+                self.signals.orphans.extend(children);
+                self.reap_orphans();
             }
             for (sid, tag) in drops {
                 let _ = self.refcount_decrement(sid, &tag);

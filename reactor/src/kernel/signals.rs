@@ -39,6 +39,9 @@ pub(crate) struct SignalState {
     handled: u32,
     os: Vec<OsSignal>,
     child_watch: HashMap<i32, (SessionId, EventId, Args)>,
+    /// Children left to the kernel ([`super::children::ChildGuard`]): reaped when they
+    /// exit unless a `sig_child` watch waits for them.
+    pub(crate) orphans: Vec<i32>,
 }
 
 impl Drop for SignalState {
@@ -266,7 +269,7 @@ impl Kernel {
         Ok(())
     }
 
-    fn os_signal_watch(&mut self, n: i32) -> Result<()> {
+    pub(crate) fn os_signal_watch(&mut self, n: i32) -> Result<()> {
         if let Some(s) = self.signals.os.iter_mut().find(|s| s.num == n) {
             if !s.holds_default && default_terminates(n) {
                 hold_default(n)?;
@@ -364,6 +367,7 @@ impl Kernel {
             .and_then(|s| self.signals.watchers.get(&s))
             .is_some_and(|w| !w.is_empty());
         if !chld_watched && self.signals.child_watch.is_empty() {
+            self.reap_orphans();
             return;
         }
         use rustix::process::{waitpid, Pid, WaitOptions};
@@ -398,6 +402,27 @@ impl Kernel {
             }
             self.drop_child_watches(not_ours);
         }
+        self.reap_orphans();
+    }
+
+    /// Reaps the children left to the kernel that have exited, except those a `sig_child`
+    /// watch still waits for (the watch reaps them and reports the status).
+    pub(crate) fn reap_orphans(&mut self) {
+        if self.signals.orphans.is_empty() {
+            return;
+        }
+        use rustix::process::{waitpid, Pid, WaitOptions};
+        let watch = &self.signals.child_watch;
+        self.signals.orphans.retain(|&pid| {
+            if watch.contains_key(&pid) {
+                return true;
+            }
+            let Some(p) = Pid::from_raw(pid) else {
+                return false;
+            };
+            // Still running: keep waiting. Exited (reaped now) or not ours: done.
+            matches!(waitpid(Some(p), WaitOptions::NOHANG), Ok(None))
+        });
     }
 
     /// A watched or reaped child exited: its `sig_child` watcher gets the event, and with

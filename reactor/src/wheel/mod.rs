@@ -1,16 +1,18 @@
 //! Wheels: I/O state machines that live in the kernel and turn readiness into named
 //! events for the session that made them (POE's `POE::Wheel::*`): [`ReadWrite`],
-//! [`SocketFactory`] and [`ListenAccept`]. The kernel knows them only through the
+//! [`SocketFactory`], [`ListenAccept`] and [`Run`]. The kernel knows them only through the
 //! [`Wheel`] trait, which other crates may implement for wheels of their own.
 
 mod error;
 mod readwrite;
+mod run;
 mod socketfactory;
 
 pub use crate::kernel::wheels::{Parking, Readiness, Wheel, WheelHandle, WheelId};
 pub use error::WheelError;
 pub use readwrite::RwEvent;
 pub use readwrite::{ReadHandle, ReadWrite, ReadWriteBuilder, WriteHandle};
+pub use run::{child_main, ChildFn, Conduit, Program, Redirect, Run, RunBuilder, RunEvent};
 pub use socketfactory::{Domain, ListenAccept, SocketFactory, SocketFactoryBuilder};
 
 /// The text of an OS error as POE's `$!` gives it: "Connection refused", without Rust's
