@@ -38,7 +38,9 @@ pub(crate) struct SignalState {
     watchers: HashMap<EventId, BTreeMap<SessionId, (EventId, Args)>>,
     handled: u32,
     os: Vec<OsSignal>,
-    child_watch: HashMap<i32, (SessionId, EventId, Args)>,
+    /// `sig_child` watches: per child, each watching session's event (POE lets every
+    /// session watch the same child).
+    child_watch: HashMap<i32, BTreeMap<SessionId, (EventId, Args)>>,
     /// Children left to the kernel ([`super::children::ChildGuard`]): reaped when they
     /// exit unless a `sig_child` watch waits for them.
     pub(crate) orphans: Vec<i32>,
@@ -94,7 +96,7 @@ fn release_default(n: i32) {
 
 impl SignalState {
     pub(crate) fn child_watches(&self) -> usize {
-        self.child_watch.len()
+        self.child_watch.values().map(BTreeMap::len).sum()
     }
 }
 
@@ -245,26 +247,35 @@ impl Kernel {
         let pid = i32::try_from(pid).map_err(|_| Error::InvalidArgument("pid out of range"))?;
         self.os_signal_watch(signal_hook::consts::SIGCHLD)?;
         let ev = self.intern(event);
-        if let Some((old, ..)) = self
+        let replaced = self
             .signals
             .child_watch
-            .insert(pid, (me, ev, args.into_args()))
-        {
-            self.ref_dec(old);
+            .entry(pid)
+            .or_default()
+            .insert(me, (ev, args.into_args()))
+            .is_some();
+        if !replaced {
+            self.ref_inc(me);
         }
-        self.ref_inc(me);
         // A child may already have exited before we watched.
         self.reap_children();
         Ok(())
     }
 
-    /// Stops watching child process `pid` (POE's `sig_child(PID)`).
+    /// Stops the active session watching child process `pid` (POE's `sig_child(PID)`).
     pub fn sig_child_clear(&mut self, pid: u32) -> Result<()> {
+        let me = self.active.session;
         let Ok(pid) = i32::try_from(pid) else {
             return Ok(());
         };
-        if let Some((s, ..)) = self.signals.child_watch.remove(&pid) {
-            self.ref_dec(s);
+        let Some(w) = self.signals.child_watch.get_mut(&pid) else {
+            return Ok(());
+        };
+        if w.remove(&me).is_some() {
+            if w.is_empty() {
+                self.signals.child_watch.remove(&pid);
+            }
+            self.ref_dec(me);
         }
         Ok(())
     }
@@ -370,11 +381,12 @@ impl Kernel {
             self.reap_orphans();
             return;
         }
-        use rustix::process::{waitpid, Pid, WaitOptions};
+        use rustix::process::{wait, waitpid, Pid, WaitOptions};
         if chld_watched {
-            // POE reaps every child: one CHLD broadcast per exit.
+            // POE reaps every child, in any process group (`waitpid(-1)`; rustix's
+            // `waitpid(None)` is only our own group): one CHLD broadcast per exit.
             loop {
-                match waitpid(None, WaitOptions::NOHANG) {
+                match wait(WaitOptions::NOHANG) {
                     Ok(Some((pid, status))) => {
                         self.child_exited(pid.as_raw_nonzero().get(), status.as_raw(), true)
                     }
@@ -428,7 +440,7 @@ impl Kernel {
     /// A watched or reaped child exited: its `sig_child` watcher gets the event, and with
     /// `broadcast` every `sig(CHLD)` watcher too.
     fn child_exited(&mut self, pid: i32, status: i32, broadcast: bool) {
-        if let Some((s, ev, args)) = self.signals.child_watch.remove(&pid) {
+        for (s, (ev, args)) in self.signals.child_watch.remove(&pid).unwrap_or_default() {
             let mut a = args_of(("CHLD".to_owned(), pid as u32, status));
             a.extend(&args);
             let t = self.now_fifo();
@@ -444,7 +456,13 @@ impl Kernel {
     /// stop holding their sessions, so the kernel can go idle (POE: rt23181).
     fn drop_child_watches(&mut self, pids: Vec<i32>) {
         for pid in pids {
-            if let Some((s, ..)) = self.signals.child_watch.remove(&pid) {
+            for s in self
+                .signals
+                .child_watch
+                .remove(&pid)
+                .unwrap_or_default()
+                .into_keys()
+            {
                 self.ref_dec(s);
             }
         }
@@ -461,16 +479,10 @@ impl Kernel {
         for sig in emptied {
             self.os_signal_unwatched(sig);
         }
-        let pids: Vec<i32> = self
-            .signals
-            .child_watch
-            .iter()
-            .filter(|(_, (s, ..))| *s == id)
-            .map(|(p, _)| *p)
-            .collect();
-        for p in pids {
-            self.signals.child_watch.remove(&p);
-        }
+        self.signals.child_watch.retain(|_, w| {
+            w.remove(&id);
+            !w.is_empty()
+        });
     }
 
     /// Dispatches one signal item: POE's `_dispatch_signal_event`.
