@@ -66,16 +66,19 @@ fn every_line_arrives_within_three_write_periods() {
         let (p, s) = (path.clone(), seen.clone());
         k.create(
             Session::new(None::<WheelHandle>)
-                .on("_start", move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> R {
-                    let tailor = FollowTail::filename(&p)
-                        .input_event("got_log_line")
-                        .poll_interval(poll_interval)
-                        .build(ctx)?;
-                    *ctx.heap() = Some(tailor);
-                    // A long timeout to begin with.
-                    ctx.delay("timeout", poll_interval * f64::from(TESTS), ())?;
-                    Ok(())
-                })
+                .on(
+                    "_start",
+                    move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> R {
+                        let tailor = FollowTail::filename(&p)
+                            .input_event("got_log_line")
+                            .poll_interval(poll_interval)
+                            .build(ctx)?;
+                        *ctx.heap() = Some(tailor);
+                        // A long timeout to begin with.
+                        ctx.delay("timeout", poll_interval * f64::from(TESTS), ())?;
+                        Ok(())
+                    },
+                )
                 .on(
                     "got_log_line",
                     move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> R {
