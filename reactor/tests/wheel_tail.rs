@@ -812,14 +812,16 @@ fn a_tail_keeps_its_session_alive_while_it_follows() {
     let file = Temp::with("alive", "");
     let path = file.path().to_owned();
     // Nothing but the tail keeps the session: it lives through five polls that find
-    // nothing, until it drops the tail.
+    // nothing, until it drops the tail. Its polls are not the session's timers:
+    // `alarm_remove_all` finds none, and does not stop them.
     let (log, idles) = {
         let idles = Rc::new(Cell::new(0));
         let i = idles.clone();
         let log = follow(
             move || FollowTail::filename(&path).poll_interval(0.005),
-            Box::new(move |n, _| {
+            Box::new(move |n, ctx| {
                 i.set(n);
+                assert!(ctx.alarm_remove_all()?.is_empty());
                 Ok(if n < 5 { Next::Go } else { Next::Drop })
             }),
         );

@@ -31,8 +31,8 @@ const DEFAULT_SEEK_BACK: i64 = 4096;
 pub enum TailEvent {
     /// `InputEvent` (required): `ARG0` = one record (`Vec<u8>`), `ARG1` = wheel id.
     Input,
-    /// `ErrorEvent`: `ARG0` = the [`WheelError`] (operation `"read"`, `"stat"` or
-    /// `"open"`), `ARG1` = wheel id. The tail stops following after it.
+    /// `ErrorEvent`: `ARG0` = the [`WheelError`] (operation `"read"`, `"stat"`, `"open"`
+    /// or `"seek"`), `ARG1` = wheel id. The tail stops following after it.
     Error,
     /// `ResetEvent`: `ARG0` = wheel id. The file was rotated, truncated or (by name)
     /// appeared; the tail reads it from its start.
