@@ -103,6 +103,16 @@
 //! instead keep a ready flag per direction, cleared only by `WouldBlock` or a short read,
 //! so an echoed message costs one `read` and one `write` and no re-registration.
 //!
+//! **Wheels that work by time: tails.** A regular file cannot be watched by the poller
+//! (epoll refuses it), so [`wheel::FollowTail`] polls it, as POE's does with a `delay` on a
+//! state of its own. Here a wheel asks the kernel for a wake-up ([`Kernel::wheel_wake`]): a
+//! timer addressed to the kernel in the one queue, ordered among the session's timers as
+//! that `delay` is, which calls the wheel back in the event phase. It is not a timer of the
+//! session (its handlers and `alarm_remove_all` never see it), a wheel has at most one,
+//! and removing the wheel cancels it. A tail keeps its session alive while it follows
+//! ([`wheel::Wheel::holds_session`]); a pipe or socket given to it is followed by
+//! readiness, as any wheel's handle.
+//!
 //! **Components act as their session.** [`Kernel::run_as`] runs a component's method,
 //! called from another session's handler, as the component's own session (its watchers,
 //! timers and posts are its own), as a `call` into it would, without dispatching an event.
@@ -141,8 +151,8 @@
 //!
 //! The structure follows the design: the kernel is one folder, `kernel/`, one idea a file
 //! (dispatch, the session table and its collection, reference counts, timers, aliases,
-//! postbacks, I/O watchers, signals, the wheel trait and table, poller tokens, the run
-//! loop); its only imports from outside are the pure foundations: [`queue`], the clock,
+//! postbacks, I/O watchers, signals, the wheel trait and table, wheels' wake-ups, poller
+//! tokens, the run loop); its only imports from outside are the pure foundations: [`queue`], the clock,
 //! values, ids and errors. It knows wheels only through its own [`wheel::Wheel`] trait.
 //! `wheel/` holds the concrete wheels, `filter/` the filters (pure bytes-to-records code),
 //! `component/` the TCP components built on both, and `pipe.rs` POE's pipes. Each public

@@ -16,6 +16,7 @@
 //! | `select.rs` | I/O watchers (`select_read`, `select_write`) and the poll |
 //! | `signals.rs` | soft and OS signals, `DIE`, `sig_child` |
 //! | `wheels.rs` | the [`Wheel`](crate::wheel::Wheel) trait and the wheel table |
+//! | `wakes.rs` | wheels' wake-ups: a wheel called back after a delay, from the queue |
 //! | `token.rs` | how poller tokens name watchers, wheels and signal pipes |
 //! | `budget.rs` | the kernel-wide byte budget wheels share |
 //! | `run.rs` | the run loop: POE's timeslice |
@@ -40,6 +41,7 @@ mod sessions;
 pub(crate) mod signals;
 mod timers;
 mod token;
+pub(crate) mod wakes;
 pub(crate) mod wheels;
 
 pub use budget::{Budget, Share};
@@ -177,6 +179,7 @@ impl KernelBuilder {
             releases: Rc::new(Releases::default()),
             io: Io::new()?,
             wheels: Default::default(),
+            wheel_wakes: Default::default(),
             signals: SignalState::default(),
         })
     }
@@ -222,6 +225,8 @@ pub struct Kernel {
     pub(crate) releases: Rc<Releases>,
     pub(crate) io: Io,
     pub(crate) wheels: wheels::Wheels,
+    /// Wheels' pending wake-ups ([`Kernel::wheel_wake`]).
+    pub(crate) wheel_wakes: wakes::Wakes,
     pub(crate) signals: SignalState,
 }
 

@@ -48,6 +48,7 @@ impl Kernel {
         for (_, id, it) in left {
             self.item_left(id, it);
         }
+        self.wheel_wakes_forget();
         match self.exception.take() {
             Some(e) => Err(Error::Exception(e)),
             None => Ok(()),
@@ -143,7 +144,12 @@ impl Kernel {
                     // Items to a session leave the queue when it is freed, so the key the
                     // item carries still names it.
                     let key = it.dest_key as usize;
-                    if it.dest_key != NO_KEY {
+                    if it.dest_key == NO_KEY {
+                        // A timer to the kernel is a wheel's wake-up (wakes.rs).
+                        if it.kind() == ItemKind::Timer {
+                            self.wheel_wake_due(id, args);
+                        }
+                    } else {
                         let (dest, sender) = (
                             self.session_of_key(it.dest_key),
                             self.session_of_key(sender_key),

@@ -346,6 +346,14 @@ impl Kernel {
         }
     }
 
+    /// Wheel `id` worked outside the I/O phase (a wake-up, see `wakes.rs`): if it
+    /// watches nothing now, it lets its session go.
+    pub(crate) fn wheel_settle(&mut self, id: WheelId) {
+        if let Some(&key) = self.wheels.by_id.get(&id.0) {
+            self.wheel_release_if_idle(key);
+        }
+    }
+
     fn wheel_activate(&mut self, key: usize) {
         if let Some(s) = self.wheels.slots.get_mut(key) {
             if !s.active {
@@ -421,6 +429,7 @@ impl Kernel {
     /// released. What becomes of it (dropped, or handed back) is the caller's.
     fn wheel_unslot(&mut self, id: WheelId) -> Option<WheelSlot> {
         let key = self.wheels.by_id.remove(&id.0)?;
+        self.wheel_wake_clear(id);
         let mut slot = self.wheels.slots.remove(key);
         slot.obj.deregister(self.io.registry());
         if slot.holding {

@@ -1,15 +1,20 @@
 //! Wheels: I/O state machines that live in the kernel and turn readiness into named
 //! events for the session that made them (POE's `POE::Wheel::*`): [`ReadWrite`],
-//! [`SocketFactory`], [`ListenAccept`] and [`Run`]. The kernel knows them only through the
-//! [`Wheel`] trait, which other crates may implement for wheels of their own.
+//! [`SocketFactory`], [`ListenAccept`], [`Run`] and [`FollowTail`]. The kernel knows them
+//! only through the [`Wheel`] trait, which other crates may implement for wheels of their
+//! own; a wheel that works by time rather than by readiness asks the kernel for wake-ups
+//! ([`Kernel::wheel_wake`](crate::Kernel::wheel_wake)).
 
 mod error;
+mod followtail;
 mod readwrite;
 mod run;
 mod socketfactory;
 
+pub use crate::kernel::wakes::WakeFn;
 pub use crate::kernel::wheels::{Parking, Readiness, Wheel, WheelHandle, WheelId};
 pub use error::WheelError;
+pub use followtail::{FollowTail, FollowTailBuilder, TailEvent};
 pub use readwrite::RwEvent;
 pub use readwrite::{ReadHandle, ReadWrite, ReadWriteBuilder, WriteHandle};
 pub use run::{child_main, ChildFn, Conduit, Program, Redirect, Run, RunBuilder, RunEvent};
