@@ -163,6 +163,7 @@ mod error;
 pub mod filter;
 mod ids;
 mod kernel;
+pub mod nfa;
 pub mod pipe;
 pub mod queue;
 mod value;
