@@ -265,9 +265,12 @@ impl From<Error> for NfaError {
 pub struct Nfa<R> {
     runstate: R,
     /// States in the order first named, each with its handlers in the order given.
-    states: Vec<(String, Vec<(String, NfaHandler<R>)>)>,
+    states: Vec<(String, StateHandlers<R>)>,
     options: NfaOptions,
 }
+
+/// One state's handlers as given: event names and handlers.
+type StateHandlers<R> = Vec<(String, NfaHandler<R>)>;
 
 impl<R> fmt::Debug for Nfa<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -300,7 +303,7 @@ impl<R: 'static> Nfa<R> {
         }
     }
 
-    fn handlers_of(&mut self, state: &str) -> &mut Vec<(String, NfaHandler<R>)> {
+    fn handlers_of(&mut self, state: &str) -> &mut StateHandlers<R> {
         let i = match self.states.iter().position(|(s, _)| s == state) {
             Some(i) => i,
             None => {
