@@ -46,7 +46,7 @@
 //! As `POE::NFA` 1.370 does:
 //!
 //! - An event goes to the current state's handler for it; else to a handler added at run
-//!   time with [`NfaCtx::state`] (POE's `$kernel->state` on a machine, which wheels use);
+//!   time with [`NfaCtx::state`] (POE's `$kernel->state` on a machine, as POE's wheels do);
 //!   else to the current state's `_default`, with `ARG0` the event's name and `ARG1` its
 //!   arguments as [`Args`]; else the handler fails ([`NfaError::Unhandled`]): POE's machine
 //!   dies there, and the failure becomes a `DIE` signal like any other.
@@ -72,7 +72,7 @@
 //! `poe_nfa_pop_state` and `poe_nfa_stop`, as in POE; names beginning with `poe_nfa_` are
 //! refused for handlers ([`NfaError::ReservedEvent`]).
 //!
-//! Differences from POE, both where Rust gives a better answer than a late `die`:
+//! One difference from POE, where a typed error serves better than a late `die`:
 //! `goto_state` and `call_state` check the target state and the entry event when they are
 //! called and return an [`NfaError`] (nothing is queued then), where POE dies later, when
 //! the transition is dispatched; a handler that propagates the error with `?` fails as
