@@ -117,6 +117,14 @@
 //! called from another session's handler, as the component's own session (its watchers,
 //! timers and posts are its own), as a `call` into it would, without dispatching an event.
 //!
+//! **State machines are sessions.** [`nfa`] (POE's `POE::NFA`) builds a session whose heap
+//! is the machine's runstate and whose handler table holds, for each event the machine's
+//! states name, one dispatcher that indexes that event's handlers by the current state's
+//! number; the session's `_default` takes the rest (a state's `_default`, or the failure
+//! POE's machine dies with). Transitions are the machine's own events, posted like any
+//! other, so they keep their place in the queue. The kernel knows nothing of machines: its
+//! dispatch is unchanged and ordinary sessions pay nothing for them.
+//!
 //! **Sockets handed from wheel to wheel.** [`Kernel::wheel_park`] takes a wheel out and
 //! keeps its socket's poller registration, with the readiness reported meanwhile, for the
 //! next wheel on the same socket ([`wheel::ReadWriteBuilder::parked`]): a connection pool
@@ -155,8 +163,9 @@
 //! tokens, the run loop); its only imports from outside are the pure foundations: [`queue`], the clock,
 //! values, ids and errors. It knows wheels only through its own [`wheel::Wheel`] trait.
 //! `wheel/` holds the concrete wheels, `filter/` the filters (pure bytes-to-records code),
-//! `component/` the TCP components built on both, and `pipe.rs` POE's pipes. Each public
-//! type has one path: the kernel's types at the crate root, the others in their module.
+//! `component/` the TCP components built on both, `nfa.rs` POE's state machines (built on
+//! the kernel's sessions), and `pipe.rs` POE's pipes. Each public type has one path: the
+//! kernel's types at the crate root, the others in their module.
 //!
 //! ## Deviations from POE
 //!
@@ -173,6 +182,7 @@ mod error;
 pub mod filter;
 mod ids;
 mod kernel;
+pub mod nfa;
 pub mod pipe;
 pub mod queue;
 mod value;
