@@ -117,6 +117,15 @@
 //! called from another session's handler, as the component's own session (its watchers,
 //! timers and posts are its own), as a `call` into it would, without dispatching an event.
 //!
+//! **Children.** [`wheel::Run`] starts a child with `std::process::Command` (and
+//! `pty-process` for a pty), since no Rust code may run between `fork` and `exec` without
+//! `unsafe`; POE's `Program => sub {...}` starts the program itself again and runs an entry
+//! point there ([`wheel::child_main`]). Stdout and stderr share one poller token: an edge on
+//! it makes both read until `WouldBlock`, so three descriptors fit the two sources a wheel
+//! has. As in POE the wheel does not wait for its child: [`Kernel::sig_child`] reports the
+//! exit, and [`Kernel::adopt_child`] hands the child of a dropped wheel to the kernel, which
+//! reaps it (`SIGCHLD`, `waitpid` on that pid only) unless a `sig_child` watch waits for it.
+//!
 //! **State machines are sessions.** [`nfa`] (POE's `POE::NFA`) builds a session whose heap
 //! is the machine's runstate and whose handler table holds, for each event the machine's
 //! states name, one dispatcher that indexes that event's handlers by the current state's

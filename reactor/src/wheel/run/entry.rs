@@ -1,32 +1,4 @@
 //! Code run in a child process: POE's `Program => sub { ... }`.
-//!
-//! POE forks and calls the code in the child. A forked child of a Rust program may only
-//! do async-signal-safe work before it calls `exec` (another thread may have held the
-//! allocator's lock when the process forked), so the code form here starts the current
-//! program again and runs a named entry point in it: [`Run::code`](super::Run::code)
-//! names the entry, and the program's `main` calls [`child_main`] first, which runs the
-//! entry and exits when the process was started for one, and returns otherwise. The entry
-//! runs in a fresh process with its stdio connected to the wheel, so it may do anything a
-//! program may.
-//!
-//! ```no_run
-//! use std::io::Write;
-//!
-//! fn shout(args: &[String]) -> i32 {
-//!     let mut line = String::new();
-//!     while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {
-//!         print!("{}", line.to_uppercase());
-//!         let _ = std::io::stdout().flush();
-//!         line.clear();
-//!     }
-//!     args.len() as i32
-//! }
-//!
-//! fn main() {
-//!     reactor::wheel::child_main(&[("shout", shout)]);
-//!     // ... the program proper: `Run::code("shout")` starts `shout` in a child.
-//! }
-//! ```
 
 use std::io::Write;
 
@@ -37,6 +9,36 @@ pub(super) const ENTRY_VAR: &str = "REACTOR_RUN_CHILD";
 /// exit status.
 pub type ChildFn = fn(&[String]) -> i32;
 
+/// Code run in a child process: POE's `Program => sub { ... }`.
+///
+/// POE forks and calls the code in the child. A forked child of a Rust program may only
+/// do async-signal-safe work before it calls `exec` (another thread may have held the
+/// allocator's lock when the process forked), so the code form here starts the current
+/// program again and runs a named entry point in it: [`Run::code`](super::Run::code)
+/// names the entry, and the program's `main` calls [`child_main`] first, which runs the
+/// entry and exits when the process was started for one, and returns otherwise. The entry
+/// runs in a fresh process with its stdio connected to the wheel, so it may do anything a
+/// program may.
+///
+/// ```no_run
+/// use std::io::Write;
+///
+/// fn shout(args: &[String]) -> i32 {
+///     let mut line = String::new();
+///     while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {
+///         print!("{}", line.to_uppercase());
+///         let _ = std::io::stdout().flush();
+///         line.clear();
+///     }
+///     args.len() as i32
+/// }
+///
+/// fn main() {
+///     reactor::wheel::child_main(&[("shout", shout)]);
+///     // ... the program proper: `Run::code("shout")` starts `shout` in a child.
+/// }
+/// ```
+///
 /// If this process was started by [`Run::code`](super::Run::code), runs the entry it
 /// names and exits with its status (127 if no entry has that name); otherwise returns at
 /// once. Call it first in `main`, before anything else runs.

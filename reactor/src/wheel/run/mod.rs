@@ -1,75 +1,4 @@
-//! `Run`: a child process with its stdin, stdout and stderr as events (POE's
-//! `POE::Wheel::Run`).
-//!
-//! ```no_run
-//! use reactor::wheel::{Run, RunEvent};
-//! use reactor::{Ctx, HandlerError, Kernel, Session, WheelHandle, WheelId};
-//!
-//! let mut kernel = Kernel::new()?;
-//! kernel.create(
-//!     Session::new(None::<WheelHandle>)
-//!         .on("_start", |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
-//!             let w = Run::program("ls")
-//!                 .program_args(["-1", "/"])
-//!                 .stdout_event("got_line")
-//!                 .close_event("done")
-//!                 .build(ctx)?;
-//!             let pid = ctx.wheel_ref::<Run>(w.id()).and_then(Run::pid).ok_or("no child")?;
-//!             ctx.sig_child(pid, "reaped", ())?;
-//!             *ctx.heap() = Some(w);
-//!             Ok(())
-//!         })
-//!         .on("got_line", |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
-//!             println!("{}", String::from_utf8_lossy(ctx.arg::<Vec<u8>>(0)?));
-//!             Ok(())
-//!         })
-//!         .on("done", |ctx: &mut Ctx<'_, Option<WheelHandle>>| *ctx.heap() = None)
-//!         .on("reaped", |_: &mut Ctx<'_, Option<WheelHandle>>| {}),
-//! )?;
-//! kernel.run()?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! ## Events
-//!
-//! | event | arguments |
-//! |---|---|
-//! | `StdoutEvent`, `StderrEvent` | the record (`Vec<u8>`), the [`WheelId`] |
-//! | `StdinEvent` (all input written) | the [`WheelId`] |
-//! | `ErrorEvent` | a [`WheelError`] (operation, errno, message), the [`WheelId`], the handle's name (`"STDIN"`, `"STDOUT"`, `"STDERR"`, or `""` when the child could not be started) as a `String` |
-//! | `CloseEvent` (every output handle that has an event reached its end) | the [`WheelId`] |
-//!
-//! End of file on stdout or stderr is an `ErrorEvent` with operation `"read"` and errno 0,
-//! as in POE; the `CloseEvent` follows once both have ended. A child that cannot be
-//! started (no such program, not permitted) is an `ErrorEvent` with operation `"exec"`,
-//! followed by the `CloseEvent`: one end for every wheel.
-//!
-//! ## The child's exit
-//!
-//! As in POE, the wheel does not wait for the child: watch it with
-//! [`Kernel::sig_child`] to get its exit status. When the wheel is dropped, the kernel
-//! takes the child over ([`Kernel::adopt_child`]) and reaps it once it exits, so no child
-//! is left a zombie, whether or not anyone watched it. Dropping the wheel closes the
-//! parent's ends of the conduit (the child reads end of file, and a write to its stdout
-//! fails); it does not kill the child.
-//!
-//! ## How POE's options map
-//!
-//! - `Program => [argv]` is [`Run::program`] with [`RunBuilder::program_args`]; a
-//!   `Program => "string"` runs through `/bin/sh -c` as Perl's `exec(STRING)` does
-//!   ([`Run::shell`]); `Program => sub {...}` is [`Run::code`] (see [`child_main`]).
-//! - `Conduit`: [`Conduit::Pipe`] (the default), [`Conduit::Socketpair`] (stdin and stdout
-//!   on one socket; POE 1.370 silently makes pipes), [`Conduit::Pty`] (stderr goes to the
-//!   pty too) and [`Conduit::PtyPipe`]. The pty is put in raw mode, as POE does, and the
-//!   child becomes a session leader with the pty as its controlling terminal.
-//! - `NoSetPgrp`: by default the child gets its own process group (POE's `setpgrp`);
-//!   `NoSetSid` is accepted and, as in POE, has no effect.
-//! - `Priority` is a niceness delta, applied by the parent right after the child starts
-//!   (POE applies it in the child before `exec`).
-//! - `CloseOnCall`: every descriptor Rust opens is close-on-exec, so the child gets its
-//!   stdio and nothing else whether it is set or not.
-//! - `User`/`Group` set the child's ids; when that is not permitted the child cannot
-//!   start, which is an `ErrorEvent`.
+//! `Run`: a child process with its stdio as events (POE's `POE::Wheel::Run`).
 
 mod entry;
 mod spawn;
@@ -607,8 +536,78 @@ struct Stdin {
     registered: bool,
 }
 
-/// A child process with its stdio as events (POE's `POE::Wheel::Run`). Built with
-/// [`Run::program`], [`Run::shell`] or [`Run::code`]; see the [module](self) docs.
+/// `Run`: a child process with its stdin, stdout and stderr as events (POE's
+/// `POE::Wheel::Run`).
+///
+/// ```no_run
+/// use reactor::wheel::{Run, RunEvent};
+/// use reactor::{Ctx, HandlerError, Kernel, Session, WheelHandle, WheelId};
+///
+/// let mut kernel = Kernel::new()?;
+/// kernel.create(
+///     Session::new(None::<WheelHandle>)
+///         .on("_start", |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+///             let w = Run::program("ls")
+///                 .program_args(["-1", "/"])
+///                 .stdout_event("got_line")
+///                 .close_event("done")
+///                 .build(ctx)?;
+///             let pid = ctx.wheel_ref::<Run>(w.id()).and_then(Run::pid).ok_or("no child")?;
+///             ctx.sig_child(pid, "reaped", ())?;
+///             *ctx.heap() = Some(w);
+///             Ok(())
+///         })
+///         .on("got_line", |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+///             println!("{}", String::from_utf8_lossy(ctx.arg::<Vec<u8>>(0)?));
+///             Ok(())
+///         })
+///         .on("done", |ctx: &mut Ctx<'_, Option<WheelHandle>>| *ctx.heap() = None)
+///         .on("reaped", |_: &mut Ctx<'_, Option<WheelHandle>>| {}),
+/// )?;
+/// kernel.run()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Events
+///
+/// | event | arguments |
+/// |---|---|
+/// | `StdoutEvent`, `StderrEvent` | the record (`Vec<u8>`), the [`WheelId`] |
+/// | `StdinEvent` (all input written) | the [`WheelId`] |
+/// | `ErrorEvent` | a [`WheelError`] (operation, errno, message), the [`WheelId`], the handle's name (`"STDIN"`, `"STDOUT"`, `"STDERR"`, or `""` when the child could not be started) as a `String` |
+/// | `CloseEvent` (every output handle that has an event reached its end) | the [`WheelId`] |
+///
+/// End of file on stdout or stderr is an `ErrorEvent` with operation `"read"` and errno 0,
+/// as in POE; the `CloseEvent` follows once both have ended. A child that cannot be
+/// started (no such program, not permitted) is an `ErrorEvent` with operation `"exec"`,
+/// followed by the `CloseEvent`: one end for every wheel.
+///
+/// # The child's exit
+///
+/// As in POE, the wheel does not wait for the child: watch it with
+/// [`Kernel::sig_child`] to get its exit status. When the wheel is dropped, the kernel
+/// takes the child over ([`Kernel::adopt_child`]) and reaps it once it exits, so no child
+/// is left a zombie, whether or not anyone watched it. Dropping the wheel closes the
+/// parent's ends of the conduit (the child reads end of file, and a write to its stdout
+/// fails); it does not kill the child.
+///
+/// # How POE's options map
+///
+/// - `Program => [argv]` is [`Run::program`] with [`RunBuilder::program_args`]; a
+///   `Program => "string"` runs through `/bin/sh -c` as Perl's `exec(STRING)` does
+///   ([`Run::shell`]); `Program => sub {...}` is [`Run::code`] (see [`child_main`]).
+/// - `Conduit`: [`Conduit::Pipe`] (the default), [`Conduit::Socketpair`] (stdin and stdout
+///   on one socket; POE 1.370 silently makes pipes), [`Conduit::Pty`] (stderr goes to the
+///   pty too) and [`Conduit::PtyPipe`]. The pty is put in raw mode, as POE does, and the
+///   child becomes a session leader with the pty as its controlling terminal.
+/// - `NoSetPgrp`: by default the child gets its own process group (POE's `setpgrp`);
+///   `NoSetSid` is accepted and, as in POE, has no effect.
+/// - `Priority` is a niceness delta, applied by the parent right after the child starts
+///   (POE applies it in the child before `exec`).
+/// - `CloseOnCall`: every descriptor Rust opens is close-on-exec, so the child gets its
+///   stdio and nothing else whether it is set or not.
+/// - `User`/`Group` set the child's ids; when that is not permitted the child cannot
+///   start, which is an `ErrorEvent`.
 pub struct Run {
     pid: Option<u32>,
     /// Hands the child to the kernel's reaper when the wheel goes.
