@@ -396,10 +396,22 @@ fn signals() {
 }
 
 /// A port nothing listens on now, for a Perl example that can only be given a port
-/// number: bound to 127.0.0.1 port 0, then released.
+/// number. It is picked below the kernel's ephemeral range, checked free by binding it,
+/// then released: the other tests' listeners (port 0) and connections take their ports
+/// from the ephemeral range, so none of them can take this one before the example binds
+/// it.
 fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    l.local_addr().expect("local address").port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Spread by process id, so two runs at once start apart.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 6_000) as u16;
+    for _ in 0..6_000 {
+        let port = 20_000 + (base - 20_000 + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range");
 }
 
 /// `n` octets of the chargen stream: 72-character lines, each starting one character
