@@ -23,6 +23,10 @@ use std::rc::Rc;
 type R = Result<(), HandlerError>;
 type Log = Rc<RefCell<Vec<String>>>;
 
+/// The descriptor check needs the process to itself: the tests of this file run one at a
+/// time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn text<H: 'static>(ctx: &Ctx<'_, H>) -> Result<String, HandlerError> {
     Ok(String::from_utf8(ctx.arg::<Vec<u8>>(0)?.clone())?)
 }
@@ -95,6 +99,7 @@ fn talker(
 
 #[test]
 fn two_one_way_pipes_carry_a_conversation() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let _guard = common::timeout(10, "two_one_way_pipes_carry_a_conversation");
     let fds = common::open_fds();
     {
@@ -127,6 +132,7 @@ fn two_one_way_pipes_carry_a_conversation() {
 
 #[test]
 fn a_two_way_conduit_carries_a_conversation() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let _guard = common::timeout(10, "a_two_way_conduit_carries_a_conversation");
     for inet in [false, true] {
         let log: Log = Rc::default();
@@ -151,6 +157,7 @@ fn a_two_way_conduit_carries_a_conversation() {
 
 #[test]
 fn the_input_filter_keeps_the_unterminated_tail_after_eof() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let _guard = common::timeout(10, "the_input_filter_keeps_the_unterminated_tail_after_eof");
     let (rx, mut tx) = pipe::one_way().unwrap();
     let (_unused_rx, out) = pipe::one_way().unwrap();
@@ -207,6 +214,7 @@ fn the_input_filter_keeps_the_unterminated_tail_after_eof() {
 
 #[test]
 fn a_grep_input_filter_is_modified_in_place() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let _guard = common::timeout(10, "a_grep_input_filter_is_modified_in_place");
     let (rx, mut tx) = pipe::one_way().unwrap();
     let (_unused_rx, out) = pipe::one_way().unwrap();
