@@ -195,12 +195,12 @@ pub fn fd_count(pid: u32) -> usize {
         .count()
 }
 
-/// Waits (by round trips with a fresh client, at most 100) until the server holds no more
+/// Waits (by round trips with a fresh client, at most 1,000) until the server holds no more
 /// descriptors than `baseline` plus that client's: the descriptors of the clients that
 /// went before are closed.
 pub fn assert_descriptors_back_to(server: &Server, baseline: usize) {
     let mut c = Client::new(server.connect());
-    for i in 0..100 {
+    for i in 0..1000 {
         c.say(&format!("ping {i}"));
         assert_eq!(c.line(), format!("ping {i}"));
         if fd_count(server.pid) <= baseline + 1 {

@@ -7,6 +7,7 @@
 
 mod error;
 mod followtail;
+mod out_queue;
 mod readwrite;
 mod run;
 mod socketfactory;

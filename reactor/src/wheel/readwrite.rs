@@ -1,6 +1,7 @@
 //! `ReadWrite`: buffered, filtered I/O on a stream (POE's `POE::Wheel::ReadWrite` with
 //! `POE::Driver::SysRW` built in).
 
+use super::out_queue::OutQueue;
 use super::{Parking, Readiness, Wheel, WheelError, WheelHandle, WheelId};
 use crate::errno::EPERM;
 use crate::error::{Error, Result};
@@ -13,7 +14,6 @@ use mio::event::Source;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use std::any::Any;
-use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
@@ -24,11 +24,9 @@ use std::rc::Rc;
 const READ_SLACK: usize = 8;
 
 /// Queues a chunk of filtered output (empty ones are dropped) and counts its octets.
-fn queue_chunk(out: &mut VecDeque<Vec<u8>>, octets: &mut usize, chunk: Vec<u8>) {
-    if !chunk.is_empty() {
-        *octets += chunk.len();
-        out.push_back(chunk);
-    }
+fn queue_chunk(out: &mut OutQueue, octets: &mut usize, chunk: Vec<u8>) {
+    *octets += chunk.len();
+    out.push_back(chunk);
 }
 
 /// A readable, pollable handle (POE's `InputHandle`): any `Read + mio Source + AsFd`.
@@ -106,22 +104,42 @@ impl<T: ReadHandle + WriteHandle> DuplexHandle for T {
     }
 }
 
+/// The wheel's handles. A TCP stream, what most wheels hold, is kept inline: no
+/// allocation of its own, and its reads and writes are direct calls.
 enum Handles {
+    Tcp(mio::net::TcpStream),
     Duplex(Box<dyn DuplexHandle>),
-    Split(Box<dyn ReadHandle>, Box<dyn WriteHandle>),
+    Split(Box<(Box<dyn ReadHandle>, Box<dyn WriteHandle>)>),
 }
 
 impl Handles {
+    /// One handle for both directions, kept inline when it is a TCP stream.
+    fn duplex<H: ReadHandle + WriteHandle>(handle: H) -> Handles {
+        let mut slot = Some(handle);
+        if let Some(tcp) = (&mut slot as &mut dyn Any).downcast_mut::<Option<mio::net::TcpStream>>()
+        {
+            if let Some(tcp) = tcp.take() {
+                return Handles::Tcp(tcp);
+            }
+        }
+        match slot {
+            Some(h) => Handles::Duplex(Box::new(h)),
+            None => unreachable!("the handle was taken only if it is a TCP stream"),
+        }
+    }
+
     fn reader(&mut self) -> &mut dyn ReadHandle {
         match self {
+            Handles::Tcp(t) => t,
             Handles::Duplex(h) => h.reader(),
-            Handles::Split(r, _) => r.as_mut(),
+            Handles::Split(rw) => rw.0.as_mut(),
         }
     }
     fn writer(&mut self) -> &mut dyn WriteHandle {
         match self {
+            Handles::Tcp(t) => t,
             Handles::Duplex(h) => h.writer(),
-            Handles::Split(_, w) => w.as_mut(),
+            Handles::Split(rw) => rw.1.as_mut(),
         }
     }
 }
@@ -143,6 +161,24 @@ pub enum RwEvent {
     Low,
 }
 
+/// The wheel's event names, 4 bytes each ([`u32::MAX`]: none).
+#[derive(Clone, Copy)]
+struct Events([u32; 5]);
+
+impl Events {
+    const NONE: Events = Events([u32::MAX; 5]);
+
+    #[inline]
+    fn get(&self, which: RwEvent) -> Option<EventId> {
+        let v = self.0[which as usize];
+        (v != u32::MAX).then_some(EventId(v))
+    }
+
+    fn set(&mut self, which: RwEvent, ev: Option<EventId>) {
+        self.0[which as usize] = ev.map_or(u32::MAX, |e| e.0);
+    }
+}
+
 /// Buffered, filtered I/O on a stream, delivering records to the session that built it.
 ///
 /// Built with [`ReadWrite::builder`] (one duplex handle) or [`ReadWrite::split`] (input and
@@ -155,7 +191,7 @@ pub struct ReadWrite {
     /// `None`: the input filter serves output too (POE's `Filter`).
     out_filter: Option<ByteFilter>,
     /// Event names, interned (see [`crate::EventName`]): naming an event is a pointer copy.
-    events: [Option<EventId>; 5],
+    events: Events,
     /// `ARG1` of input events (`ARG0` of others): the wheel id, made once and shared by
     /// every event, so delivering a record allocates no argument for it.
     id_arg: Option<Arg>,
@@ -173,13 +209,14 @@ pub struct ReadWrite {
     input_paused: bool,
     /// Input paused because unsent output passed the backpressure mark
     /// ([`ReadWriteBuilder::backpressure`]): (high, low).
-    backpressure: Option<(usize, usize)>,
+    /// (high, low) in octets; high 0: off. (Marks past 4 GiB are taken as 4 GiB.)
+    backpressure: (u32, u32),
     pressure_paused: bool,
     input_open: bool,
     output_open: bool,
     /// The handle reported buffered output of its own (see [`WriteHandle::flush_out`]).
     handle_unflushed: bool,
-    out: VecDeque<Vec<u8>>,
+    out: OutQueue,
     /// Output was queued when the last poll returned, so this timeslice's write pass may
     /// write (POE watches a handle for writing only while output waits, and writes when
     /// the poll reports it writable): see [`Wheel::arm`].
@@ -188,14 +225,15 @@ pub struct ReadWrite {
     /// The kernel's output budget ([`KernelBuilder::output_budget`](crate::KernelBuilder::output_budget))
     /// and how much of it this wheel's output holds.
     budget: Option<crate::Share>,
-    high_mark: Option<usize>,
-    low_mark: Option<usize>,
+    /// POE's `HighMark` and `LowMark` in octets; 0: not set.
+    high_mark: u32,
+    low_mark: u32,
     high_state: bool,
     auto_flush: bool,
     /// The handle is probably still registered with the poller (built
     /// [`parked`](ReadWriteBuilder::parked)): try to take the registration over first.
     registered: bool,
-    block_size: usize,
+    block_size: u32,
 }
 
 /// The largest written-out buffer a wheel keeps for its next read: enough for the records
@@ -208,7 +246,7 @@ pub struct ReadWriteBuilder {
     filter: Option<ByteFilter>,
     in_filter: Option<ByteFilter>,
     out_filter: Option<ByteFilter>,
-    events: [Option<EventId>; 5],
+    events: Events,
     high_mark: Option<usize>,
     low_mark: Option<usize>,
     auto_flush: bool,
@@ -220,10 +258,15 @@ pub struct ReadWriteBuilder {
 
 const DEFAULT_BLOCK: usize = 65536;
 
+/// An octet count as the wheel keeps it: in 32 bits, larger ones taken as 4 GiB.
+fn octets32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 impl ReadWrite {
     /// A wheel on one handle for both directions (POE's `Handle`).
     pub fn builder<H: ReadHandle + WriteHandle>(handle: H) -> ReadWriteBuilder {
-        Self::with_handles(Handles::Duplex(Box::new(handle)))
+        Self::with_handles(Handles::duplex(handle))
     }
 
     /// A wheel reading `input` and writing `output` (POE's `InputHandle`/`OutputHandle`),
@@ -241,7 +284,10 @@ impl ReadWrite {
     #[doc(alias = "InputHandle")]
     #[doc(alias = "OutputHandle")]
     pub fn split(input: impl ReadHandle, output: impl WriteHandle) -> ReadWriteBuilder {
-        Self::with_handles(Handles::Split(Box::new(input), Box::new(output)))
+        Self::with_handles(Handles::Split(Box::new((
+            Box::new(input),
+            Box::new(output),
+        ))))
     }
 
     fn with_handles(handles: Handles) -> ReadWriteBuilder {
@@ -250,7 +296,7 @@ impl ReadWrite {
             filter: None,
             in_filter: None,
             out_filter: None,
-            events: Default::default(),
+            events: Events::NONE,
             high_mark: None,
             low_mark: None,
             auto_flush: false,
@@ -287,7 +333,7 @@ impl ReadWriteBuilder {
     /// Names an event (POE's `InputEvent => ..`, `ErrorEvent => ..`, ...). Without an
     /// input event the input is not read at all.
     pub fn event(mut self, which: RwEvent, name: &str) -> Self {
-        self.events[which as usize] = Some(EventId::of(name));
+        self.events.set(which, Some(EventId::of(name)));
         self
     }
     /// `InputEvent`.
@@ -359,8 +405,8 @@ impl ReadWriteBuilder {
             _ => {}
         }
         let (high_ev, low_ev) = (
-            self.events[RwEvent::High as usize].is_some(),
-            self.events[RwEvent::Low as usize].is_some(),
+            self.events.get(RwEvent::High).is_some(),
+            self.events.get(RwEvent::Low).is_some(),
         );
         if (high_ev || low_ev) && self.high_mark.is_none() {
             return Err(Error::InvalidArgument(
@@ -396,21 +442,23 @@ impl ReadWriteBuilder {
             out_unpollable: false,
             parse_pending: false,
             input_paused: false,
-            backpressure: self.backpressure,
+            backpressure: self
+                .backpressure
+                .map_or((0, 0), |(h, l)| (octets32(h), octets32(l))),
             pressure_paused: false,
             input_open: true,
             output_open: true,
             handle_unflushed: false,
-            out: VecDeque::new(),
+            out: OutQueue::default(),
             write_armed: false,
             out_octets: 0,
             budget: kernel.output_budget().map(crate::Share::new),
-            high_mark: self.high_mark,
-            low_mark: self.low_mark,
+            high_mark: self.high_mark.map_or(0, octets32),
+            low_mark: self.low_mark.map_or(0, octets32),
             high_state: false,
             auto_flush: self.auto_flush,
             registered: self.registered,
-            block_size: self.block_size,
+            block_size: octets32(self.block_size),
         };
         match self.parking {
             Some(p) => kernel.wheel_insert_parked(w, p),
@@ -440,17 +488,15 @@ impl ReadWrite {
             self.write_ready = true;
         }
         self.sync_budget();
-        if let Some((high, _)) = self.backpressure {
-            if self.out_octets >= high {
-                self.pressure_paused = true;
-            }
+        let (high, _) = self.backpressure;
+        if high > 0 && self.out_octets >= high as usize {
+            self.pressure_paused = true;
         }
-        match self.high_mark {
-            Some(h) => {
-                self.high_state = self.out_octets >= h;
-                self.high_state
-            }
-            None => false,
+        if self.high_mark > 0 {
+            self.high_state = self.out_octets >= self.high_mark as usize;
+            self.high_state
+        } else {
+            false
         }
     }
 
@@ -507,8 +553,8 @@ impl ReadWrite {
     /// and marks must have been set when the wheel was built.
     pub fn set_high_mark(&mut self, octets: usize) -> Result<()> {
         match self.low_mark {
-            Some(low) if octets > low => {
-                self.high_mark = Some(octets);
+            low if low > 0 && octets > low as usize => {
+                self.high_mark = octets32(octets);
                 Ok(())
             }
             _ => Err(Error::InvalidArgument(
@@ -520,8 +566,8 @@ impl ReadWrite {
     /// Moves the low-water mark (POE's `set_low_mark`): 0 < low < high.
     pub fn set_low_mark(&mut self, octets: usize) -> Result<()> {
         match self.high_mark {
-            Some(high) if octets > 0 && octets < high => {
-                self.low_mark = Some(octets);
+            high if octets > 0 && octets < high as usize => {
+                self.low_mark = octets32(octets);
                 Ok(())
             }
             _ => Err(Error::InvalidArgument(
@@ -543,7 +589,7 @@ impl ReadWrite {
     /// Renames an event, or with `None` stops emitting it (POE's `event`). Clearing the
     /// input event stops reading.
     pub fn event(&mut self, which: RwEvent, name: Option<&str>) {
-        self.events[which as usize] = name.map(EventId::of);
+        self.events.set(which, name.map(EventId::of));
     }
 
     /// Replaces both filters; input buffered in the old input filter is parsed again by the
@@ -669,7 +715,7 @@ impl ReadWrite {
     }
 
     fn event_id(&self, which: RwEvent) -> Option<EventId> {
-        self.events[which as usize]
+        self.events.get(which)
     }
 
     /// Keeps a chunk that has been written out, to hold the next read: in a request and
@@ -708,15 +754,16 @@ impl ReadWrite {
             *kernel.wheel_read_buffer() = shared;
             return;
         };
-        if w.events[RwEvent::Input as usize].is_none() {
+        if w.events.get(RwEvent::Input).is_none() {
             *kernel.wheel_read_buffer() = shared;
             return;
         }
         if w.read_ready && w.input_open && w.reading_allowed() {
-            if shared.len() < w.block_size {
-                shared.resize(w.block_size, 0);
+            let block = w.block_size as usize;
+            if shared.len() < block {
+                shared.resize(block, 0);
             }
-            let buf = &mut shared[..w.block_size];
+            let buf = &mut shared[..block];
             let r = w.handles.reader().read_some(buf);
             let failure = match r {
                 Ok(0) => Some(WheelError::eof()),
@@ -839,7 +886,7 @@ impl ReadWrite {
         let mut error = None;
         while !self.out.is_empty() {
             let (result, wanted) = if self.out.len() == 1 {
-                let chunk = &self.out[0];
+                let chunk = self.out.front().expect("one chunk waits");
                 (self.handles.writer().write_one(chunk), chunk.len())
             } else {
                 self.write_vectored()
@@ -879,10 +926,8 @@ impl ReadWrite {
                 }
             }
         }
-        if let (true, Some((_, low))) = (self.pressure_paused, self.backpressure) {
-            if self.out_octets <= low {
-                self.pressure_paused = false;
-            }
+        if self.pressure_paused && self.out_octets <= self.backpressure.1 as usize {
+            self.pressure_paused = false;
         }
         self.sync_budget();
         error
@@ -945,7 +990,7 @@ impl ReadWrite {
         let (high, low, emptied) = {
             let mut high = false;
             let mut low = false;
-            if let (Some(h), Some(l)) = (w.high_mark, w.low_mark) {
+            if let (h @ 1.., l @ 1..) = (w.high_mark as usize, w.low_mark as usize) {
                 if !w.high_state && w.out_octets >= h {
                     w.high_state = true;
                     high = true;
@@ -989,10 +1034,10 @@ impl Wheel for ReadWrite {
             Ok(()) => Ok(false),
         };
         match &mut self.handles {
-            Handles::Duplex(h) => {
+            Handles::Tcp(_) | Handles::Duplex(_) => {
                 // By descriptor, so a registration left by an earlier wheel on the same
                 // socket can be taken over (see `ReadWriteBuilder::parked`).
-                let fd = h.reader().read_fd().as_raw_fd();
+                let fd = self.handles.reader().read_fd().as_raw_fd();
                 let r = crate::kernel::select::register_fd(
                     registry,
                     &mut SourceFd(&fd),
@@ -1005,7 +1050,8 @@ impl Wheel for ReadWrite {
                     self.out_unpollable = true;
                 }
             }
-            Handles::Split(r, w) => {
+            Handles::Split(rw) => {
+                let (r, w) = &mut **rw;
                 self.in_unpollable =
                     unpollable(registry.register(r.read_source(), tokens[0], Interest::READABLE))?;
                 self.out_unpollable =
@@ -1019,11 +1065,12 @@ impl Wheel for ReadWrite {
 
     fn deregister(&mut self, registry: &Registry) {
         match &mut self.handles {
-            Handles::Duplex(h) => {
-                let fd = h.reader().read_fd().as_raw_fd();
+            Handles::Tcp(_) | Handles::Duplex(_) => {
+                let fd = self.handles.reader().read_fd().as_raw_fd();
                 let _ = registry.deregister(&mut SourceFd(&fd));
             }
-            Handles::Split(r, w) => {
+            Handles::Split(rw) => {
+                let (r, w) = &mut **rw;
                 let _ = registry.deregister(r.read_source());
                 let _ = registry.deregister(w.write_source());
             }
@@ -1032,7 +1079,7 @@ impl Wheel for ReadWrite {
 
     fn note_ready(&mut self, which: usize, readable: bool, writable: bool) {
         match (&self.handles, which) {
-            (Handles::Duplex(_), _) => {
+            (Handles::Tcp(_) | Handles::Duplex(_), _) => {
                 self.read_ready |= readable;
                 self.write_ready |= writable;
             }
@@ -1057,7 +1104,7 @@ impl Wheel for ReadWrite {
     }
 
     fn adopt_readiness(&mut self, r: Readiness) {
-        if let Handles::Duplex(_) = self.handles {
+        if let Handles::Tcp(_) | Handles::Duplex(_) = self.handles {
             self.read_ready |= r.readable;
             self.write_ready |= r.writable;
             self.peer_closed |= r.closed;
@@ -1065,7 +1112,7 @@ impl Wheel for ReadWrite {
     }
 
     fn pending(&self) -> (bool, bool) {
-        let reading = self.events[RwEvent::Input as usize].is_some()
+        let reading = self.events.get(RwEvent::Input).is_some()
             && ((self.read_ready && self.input_open && self.reading_allowed())
                 || self.parse_pending);
         let writing =
@@ -1088,7 +1135,7 @@ impl Wheel for ReadWrite {
 impl ReadWrite {
     /// Bytes per read.
     pub fn block_size(&self) -> usize {
-        self.block_size
+        self.block_size as usize
     }
 
     /// Whether either direction was shut down (by [`shutdown_input`](Self::shutdown_input),
@@ -1109,8 +1156,26 @@ impl ReadWrite {
     /// `None` for a split wheel or a handle of another type.
     pub fn into_handle<H: 'static>(self) -> Option<H> {
         match self.handles {
+            Handles::Tcp(t) => {
+                let mut slot = Some(t);
+                (&mut slot as &mut dyn Any)
+                    .downcast_mut::<Option<H>>()
+                    .and_then(Option::take)
+            }
             Handles::Duplex(h) => h.into_any().downcast::<H>().ok().map(|b| *b),
             Handles::Split(..) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// What an idle connection's wheel costs: the struct is boxed in the wheel table, and
+    /// a TCP stream, one chunk of output and the event names take no allocation of their
+    /// own.
+    #[test]
+    fn a_readwrite_wheel_stays_small() {
+        assert!(std::mem::size_of::<super::ReadWrite>() <= 208);
+        assert_eq!(std::mem::size_of::<super::Handles>(), 24);
     }
 }
