@@ -98,7 +98,8 @@ enum Next {
     Drop,
 }
 
-/// Called with "idle", "reset", "in:RECORD" or "error", as the tail reports them.
+/// Called with "idle", "reset", "in:RECORD" or "error", as the tail reports them, and
+/// with "tick" when a `tick` timer of the session goes off.
 type Script = Box<dyn FnMut(&str, &mut Ctx<'_, Heap>) -> Result<Next, HandlerError>>;
 
 #[derive(Default)]
@@ -136,7 +137,7 @@ fn follower(
             Ok(())
         }
     };
-    let (s1, s2, s3, s4) = (step.clone(), step.clone(), step.clone(), step);
+    let (s1, s2, s3, s4, s5) = (step.clone(), step.clone(), step.clone(), step.clone(), step);
     let l = log.clone();
     Session::new(Heap::default())
         .on("_start", move |ctx: &mut Ctx<'_, Heap>| -> R {
@@ -165,6 +166,9 @@ fn follower(
             let e = ctx.arg::<WheelError>(0)?;
             let what = format!("error:{}:{}", e.operation, e.errno);
             s4(what, true, ctx)
+        })
+        .on("tick", move |ctx: &mut Ctx<'_, Heap>| -> R {
+            s5("tick".into(), false, ctx)
         })
 }
 
@@ -234,6 +238,37 @@ fn appended_lines_arrive_at_once() {
         "{:?}",
         began.elapsed()
     );
+}
+
+#[test]
+fn a_quiet_file_costs_no_polls() {
+    let _serial = serial();
+    let _guard = timeout(10, "a_quiet_file_costs_no_polls");
+    // Nothing the tail itself does (opening, reading, stat) is reported to it: while the
+    // file does not change, the first poll is the only one.
+    let dir = Temp::new("quiet");
+    let path = dir.file();
+    std::fs::write(&path, "before\n").unwrap();
+    let idles = Rc::new(std::cell::Cell::new(0));
+    let n = idles.clone();
+    let log = follow(
+        by_inotify(&path),
+        Box::new(move |what, ctx| {
+            match what {
+                "idle" => {
+                    n.set(n.get() + 1);
+                    if n.get() == 1 {
+                        ctx.delay("tick", 0.3, ())?;
+                    }
+                }
+                "tick" => return Ok(Next::Drop),
+                _ => {}
+            }
+            Ok(Next::Go)
+        }),
+    );
+    assert_eq!(log, ["watch:Inotify"]);
+    assert_eq!(idles.get(), 1);
 }
 
 #[test]
