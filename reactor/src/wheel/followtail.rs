@@ -122,6 +122,7 @@ const INOTIFY_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What the inotify descriptor had to say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 enum News {
     /// Nothing about the followed file.
     Nothing,
