@@ -3,40 +3,49 @@
 //! synopsis).
 //!
 //! ```text
-//! cargo run --example tail -- FILE [--interval SECONDS]
+//! cargo run --example tail -- FILE [--interval SECONDS] [--notify]
 //! ```
 //!
 //! It starts at the end of FILE (or waits for FILE to appear), writes `following FILE` on
 //! standard error, then prints each new line on standard output. When FILE is renamed
 //! away and made again (log rotation), deleted and made again, or truncated, it says so on
 //! standard error and reads the new file from its start. `--interval` is the time between
-//! polls of the file (POE's `PollInterval`; 1 second without it). It runs until
-//! interrupted; an error (FILE is a directory, or cannot be read) ends it with status 1.
+//! polls of the file (POE's `PollInterval`; 1 second without it). `--notify` reads what
+//! changed as soon as inotify reports it (`TailWatch::Inotify`, Linux), and polls only as
+//! a fallback (every 10 seconds without `--interval`); where inotify cannot watch FILE it
+//! polls as without `--notify`. It runs until interrupted; an error (FILE is a directory,
+//! or cannot be read) ends it with status 1.
 
-use reactor::wheel::{FollowTail, WheelError, WheelHandle};
+use reactor::wheel::{FollowTail, TailWatch, WheelError, WheelHandle};
 use reactor::{Ctx, HandlerError, Kernel, Session};
 use std::path::PathBuf;
 
 type R = Result<(), HandlerError>;
 
-/// The command line: the file, and `--interval SECONDS` (1 without it).
+/// The command line: the file, `--interval SECONDS` (the wheel's default without it: 1, or
+/// 10 with `--notify`), and `--notify`.
 struct Options {
     file: PathBuf,
-    interval: f64,
+    interval: Option<f64>,
+    notify: bool,
 }
 
 fn options() -> Result<Options, String> {
-    let usage = "usage: tail FILE [--interval SECONDS]";
+    let usage = "usage: tail FILE [--interval SECONDS] [--notify]";
     let mut args = std::env::args().skip(1);
     let mut file = None;
-    let mut interval = 1.0;
+    let mut interval = None;
+    let mut notify = false;
     while let Some(a) = args.next() {
         if a == "--interval" {
-            interval = args
-                .next()
-                .and_then(|v| v.parse::<f64>().ok())
-                .filter(|s| *s >= 0.0)
-                .ok_or("--interval needs a number of seconds")?;
+            interval = Some(
+                args.next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .filter(|s| *s >= 0.0)
+                    .ok_or("--interval needs a number of seconds")?,
+            );
+        } else if a == "--notify" {
+            notify = true;
         } else if file.is_none() && !a.starts_with("--") {
             file = Some(PathBuf::from(a));
         } else {
@@ -46,6 +55,7 @@ fn options() -> Result<Options, String> {
     Ok(Options {
         file: file.ok_or(usage)?,
         interval,
+        notify,
     })
 }
 
@@ -58,7 +68,11 @@ struct Heap {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::init();
-    let Options { file, interval } = options()?;
+    let Options {
+        file,
+        interval,
+        notify,
+    } = options()?;
     let mut kernel = Kernel::new()?;
     let shown = file.display().to_string();
     let failed = std::rc::Rc::new(std::cell::Cell::new(false));
@@ -67,8 +81,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Session::new(Heap::default())
             .on("_start", move |ctx: &mut Ctx<'_, Heap>| -> R {
                 // Starts at the end (POE's default), or waits for the file to appear.
-                let tailor = FollowTail::filename(&file)
-                    .poll_interval(interval)
+                let mut builder = FollowTail::filename(&file);
+                if let Some(secs) = interval {
+                    builder = builder.poll_interval(secs);
+                }
+                if notify {
+                    builder = builder.watch(TailWatch::Inotify);
+                }
+                let tailor = builder
                     .input_event("got_log_line")
                     .reset_event("got_log_rollover")
                     .error_event("got_error")

@@ -1,5 +1,6 @@
 //! `examples/tail.rs`, run as a program: it prints the lines appended to a file, and keeps
-//! following the file through a rotation by rename and a truncation.
+//! following the file through a rotation by rename and a truncation; polling every 0.05 s,
+//! and with `--notify` (inotify, polls 30 s apart).
 //!
 //! The file is a unique one under the temporary directory. The test waits for the
 //! example's `following FILE` on standard error before it appends anything (the example
@@ -62,18 +63,35 @@ impl Drop for Cleanup {
 
 #[test]
 fn tail_prints_appended_lines_and_survives_rotation_and_truncation() {
+    follow("poll", &["--interval", "0.05"]);
+}
+
+/// With `--notify` and polls 30 s apart, every line within [`STEP`] (10 s) is one that
+/// inotify reported.
+#[cfg(target_os = "linux")]
+#[test]
+fn tail_with_notify_prints_what_inotify_reports() {
+    follow("notify", &["--notify", "--interval", "30"]);
+}
+
+/// Runs the example with `args` on a file of its own (named after `what`): it prints the
+/// lines appended, and follows the file through a rotation by rename and a truncation.
+fn follow(what: &str, args: &[&str]) {
     let bin = common::example("tail");
     let dir = std::env::temp_dir();
-    let file = dir.join(format!("keepalive-tail-example-{}.log", std::process::id()));
+    let file = dir.join(format!(
+        "keepalive-tail-example-{}-{what}.log",
+        std::process::id()
+    ));
     let rotated = dir.join(format!(
-        "keepalive-tail-example-{}.log.1",
+        "keepalive-tail-example-{}-{what}.log.1",
         std::process::id()
     ));
     std::fs::write(&file, "written before the tail started\n").unwrap();
 
     let mut child = Command::new(&bin)
         .arg(&file)
-        .args(["--interval", "0.05"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -98,6 +98,252 @@ fn open_file(path: &Path) -> io::Result<(File, Metadata)> {
     Ok((f, m))
 }
 
+/// How a [`FollowTail`] learns that its file changed, for
+/// [`FollowTailBuilder::watch`] and [`FollowTail::watching`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TailWatch {
+    /// Polls every `PollInterval`, as POE does (the default).
+    #[default]
+    Poll,
+    /// Linux's inotify: the wheel polls as soon as the file is written to, truncated,
+    /// renamed or deleted, or a file of its name appears, and keeps polling every
+    /// `PollInterval` for whatever inotify does not report. Where inotify cannot be set
+    /// up (another system, no inotify, no watch left), the wheel polls as with
+    /// [`Poll`](TailWatch::Poll). See [`FollowTail`], "Watching with inotify".
+    Inotify,
+}
+
+/// `PollInterval` by default (POE's).
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `PollInterval` by default while inotify watches the file: the polls only catch what
+/// inotify does not report (a file on a network file system written to elsewhere).
+const INOTIFY_POLL_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What the inotify descriptor had to say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+enum News {
+    /// Nothing about the followed file.
+    Nothing,
+    /// The file, or its name in its directory, changed: time for a poll.
+    Changed,
+    /// The watches can no longer be trusted (the directory went away, or reading the
+    /// descriptor failed): back to polling.
+    Lost,
+}
+
+/// The inotify watches of a tail: the directory of its name (by name only), for a file
+/// that appears there or is renamed or deleted, and the open file, for what is written to
+/// it.
+#[cfg(target_os = "linux")]
+mod notify {
+    use super::News;
+    use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+    use mio::unix::SourceFd;
+    use mio::{Interest, Registry, Token};
+    use std::ffi::OsString;
+    use std::fs::File;
+    use std::io;
+    use std::os::fd::AsRawFd;
+    use std::path::{Path, PathBuf};
+
+    /// What is watched on the open file: appends, truncation, link count, and the file
+    /// renamed or deleted.
+    fn file_mask() -> WatchMask {
+        WatchMask::MODIFY
+            | WatchMask::ATTRIB
+            | WatchMask::CLOSE_WRITE
+            | WatchMask::MOVE_SELF
+            | WatchMask::DELETE_SELF
+    }
+
+    /// What is watched on the directory: names made, removed, or renamed in or out, and
+    /// the directory itself going away.
+    fn dir_mask() -> WatchMask {
+        WatchMask::CREATE
+            | WatchMask::MOVED_TO
+            | WatchMask::MOVED_FROM
+            | WatchMask::DELETE
+            | WatchMask::DELETE_SELF
+            | WatchMask::MOVE_SELF
+            | WatchMask::ONLYDIR
+    }
+
+    /// One inotify instance and its watches.
+    pub(super) struct Notifier {
+        inotify: Inotify,
+        /// The watch on the directory and the file's name in it (a tail by name).
+        dir: Option<(WatchDescriptor, OsString)>,
+        /// The watch on the open file.
+        file: Option<WatchDescriptor>,
+        /// Registered with the poller.
+        registered: bool,
+    }
+
+    impl Notifier {
+        /// An instance watching the directory of `path` (a tail by name), or nothing yet
+        /// (a tail of a handle).
+        pub(super) fn new(path: Option<&Path>) -> io::Result<Notifier> {
+            let inotify = Inotify::init()?;
+            let dir = match path {
+                Some(p) => {
+                    let name = p.file_name().ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidInput, "the path names no file")
+                    })?;
+                    let dir = match p.parent() {
+                        Some(d) if !d.as_os_str().is_empty() => d,
+                        _ => Path::new("."),
+                    };
+                    let wd = inotify.watches().add(dir, dir_mask())?;
+                    Some((wd, name.to_owned()))
+                }
+                None => None,
+            };
+            Ok(Notifier {
+                inotify,
+                dir,
+                file: None,
+                registered: false,
+            })
+        }
+
+        /// Watches the open file `f` (instead of the one watched before): the file
+        /// itself, through `/proc/self/fd`, so that the watch is on what the tail reads
+        /// even if the name was taken by another file meanwhile; by `path` where `/proc`
+        /// is not there.
+        pub(super) fn watch_file(&mut self, f: &File, path: Option<&Path>) -> io::Result<()> {
+            self.unwatch_file();
+            let by_fd = PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
+            let wd = match self.inotify.watches().add(by_fd, file_mask()) {
+                Ok(wd) => wd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => match path {
+                    Some(p) => self.inotify.watches().add(p, file_mask())?,
+                    None => return Err(e),
+                },
+                Err(e) => return Err(e),
+            };
+            self.file = Some(wd);
+            Ok(())
+        }
+
+        /// Stops watching the file (it is being closed).
+        pub(super) fn unwatch_file(&mut self) {
+            if let Some(wd) = self.file.take() {
+                // Gone already if the file was deleted: nothing to do then.
+                let _ = self.inotify.watches().remove(wd);
+            }
+        }
+
+        /// Reads every event queued (the descriptor is edge-triggered) and says what
+        /// they mean for the tail.
+        pub(super) fn read(&mut self) -> News {
+            let mut buf = [0u8; 4096];
+            let mut news = News::Nothing;
+            loop {
+                let events = match self.inotify.read_events(&mut buf) {
+                    Ok(events) => events,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return news,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        log::debug!("FollowTail: reading inotify failed ({e}): polling");
+                        return News::Lost;
+                    }
+                };
+                for e in events {
+                    let seen = if e.mask.contains(EventMask::Q_OVERFLOW) {
+                        // Events were dropped: one poll finds out what they said.
+                        News::Changed
+                    } else {
+                        match &self.dir {
+                            Some((wd, name)) if e.wd == *wd => {
+                                if e.mask.intersects(
+                                    EventMask::IGNORED
+                                        | EventMask::DELETE_SELF
+                                        | EventMask::MOVE_SELF
+                                        | EventMask::UNMOUNT,
+                                ) {
+                                    News::Lost
+                                } else if e.name == Some(name.as_os_str()) {
+                                    News::Changed
+                                } else {
+                                    News::Nothing
+                                }
+                            }
+                            // A file's watch taken away (unwatch_file) says nothing new.
+                            _ if e.mask == EventMask::IGNORED => News::Nothing,
+                            _ => News::Changed,
+                        }
+                    };
+                    news = match (news, seen) {
+                        (News::Lost, _) | (_, News::Lost) => News::Lost,
+                        (News::Changed, _) | (_, News::Changed) => News::Changed,
+                        _ => News::Nothing,
+                    };
+                }
+            }
+        }
+
+        /// Registers the instance's descriptor with the poller, readable with `token`.
+        pub(super) fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+            registry.register(
+                &mut SourceFd(&self.inotify.as_raw_fd()),
+                token,
+                Interest::READABLE,
+            )?;
+            self.registered = true;
+            Ok(())
+        }
+
+        /// Deregisters it.
+        pub(super) fn deregister(&mut self, registry: &Registry) {
+            if self.registered {
+                let _ = registry.deregister(&mut SourceFd(&self.inotify.as_raw_fd()));
+                self.registered = false;
+            }
+        }
+    }
+}
+
+/// Where there is no inotify: a notifier cannot be made, and the tail polls.
+#[cfg(not(target_os = "linux"))]
+mod notify {
+    use super::News;
+    use mio::{Registry, Token};
+    use std::fs::File;
+    use std::io;
+    use std::path::Path;
+
+    /// Never made.
+    pub(super) enum Notifier {}
+
+    impl Notifier {
+        pub(super) fn new(_: Option<&Path>) -> io::Result<Notifier> {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "inotify is Linux's",
+            ))
+        }
+        pub(super) fn watch_file(&mut self, _: &File, _: Option<&Path>) -> io::Result<()> {
+            match *self {}
+        }
+        pub(super) fn unwatch_file(&mut self) {
+            match *self {}
+        }
+        pub(super) fn read(&mut self) -> News {
+            match *self {}
+        }
+        pub(super) fn register(&mut self, _: &Registry, _: Token) -> io::Result<()> {
+            match *self {}
+        }
+        pub(super) fn deregister(&mut self, _: &Registry) {
+            match *self {}
+        }
+    }
+}
+
+use notify::Notifier;
+
 /// Follows the end of a file and delivers each new record to the session that built it,
 /// as `tail -f` does (POE's `POE::Wheel::FollowTail`).
 ///
@@ -156,6 +402,32 @@ fn open_file(path: &Path) -> io::Result<(File, Metadata)> {
 /// the session's timers as POE's `delay` on the wheel's own state is, but invisible to
 /// `alarm_remove_all`.
 ///
+/// ## Watching with inotify
+///
+/// With [`watch(TailWatch::Inotify)`](FollowTailBuilder::watch), on Linux, a regular file
+/// is still read by polls, but a poll comes as soon as inotify reports a change rather
+/// than at the next `PollInterval`: the wheel watches the open file (written to,
+/// truncated, its attributes or link count changed, closed after writing, renamed or
+/// deleted) and, by name, the file's directory (a file of its name made, renamed there
+/// or away, or deleted). Each report makes the wheel poll in the same timeslice, which
+/// reads what was appended and looks for a reset exactly as above; events are the same
+/// as when polling (an `IdleEvent` may come after a report that changed nothing, such as
+/// a writer closing the file). When the wheel opens another file after a reset, it
+/// watches that one.
+///
+/// The polls every `PollInterval` go on, as a fallback for what inotify does not
+/// report: a file on a network file system written to from another machine, a change
+/// in the directory a symbolic link points into. Without an explicit
+/// [`poll_interval`](FollowTailBuilder::poll_interval) they come every 10 s while
+/// inotify watches the file.
+///
+/// Where inotify cannot be set up (another system, inotify missing, no instance or watch
+/// left: `EMFILE`, `ENOSPC`; the file's directory not there), the wheel polls as with
+/// [`TailWatch::Poll`], every `PollInterval` (1 s by default), and says why with
+/// `log::debug!`; this is not an error. So it does if inotify stops working later (the
+/// directory deleted or renamed, the file system unmounted, a watch refused for a new
+/// file). [`FollowTail::watching`] tells which is in force.
+///
 /// ## Lifetime
 ///
 /// While it follows, the wheel keeps its session alive. An `ErrorEvent`, or the end of a
@@ -178,7 +450,8 @@ pub struct FollowTail {
     /// The open file; `None` while a named file is missing.
     file: Option<File>,
     filter: ByteFilter,
-    interval: Duration,
+    /// `PollInterval`, if given; see [`FollowTail::interval`].
+    interval: Option<Duration>,
     input: EventId,
     /// `ErrorEvent`, `ResetEvent`, `IdleEvent`.
     error: Option<EventId>,
@@ -200,6 +473,10 @@ pub struct FollowTail {
     /// A socket or terminal: its end of file is an error (POE).
     eof_is_error: bool,
     block_size: usize,
+    /// The inotify watches, while they work ([`TailWatch::Inotify`]).
+    notifier: Option<Notifier>,
+    /// The inotify descriptor reported readable.
+    notified: bool,
 }
 
 /// Where a tail reads: POE's `Filename` or `Handle`.
@@ -221,6 +498,7 @@ pub struct FollowTailBuilder {
     reset: Option<EventId>,
     idle: Option<EventId>,
     block_size: usize,
+    watch: TailWatch,
 }
 
 impl FollowTail {
@@ -250,6 +528,7 @@ impl FollowTail {
             reset: None,
             idle: None,
             block_size: DEFAULT_BLOCK,
+            watch: TailWatch::Poll,
         }
     }
 
@@ -271,6 +550,70 @@ impl FollowTail {
     /// pipe or socket stopped it.
     pub fn is_following(&self) -> bool {
         self.following
+    }
+
+    /// How the wheel learns of changes now: [`TailWatch::Inotify`] while inotify watches
+    /// the file, [`TailWatch::Poll`] otherwise (asked for, or fallen back to because
+    /// inotify could not be set up or stopped working). A stopped wheel polls nothing and
+    /// says `Poll`.
+    pub fn watching(&self) -> TailWatch {
+        if self.notifier.is_some() {
+            TailWatch::Inotify
+        } else {
+            TailWatch::Poll
+        }
+    }
+
+    /// The time between polls: `PollInterval` if given, else 1 s, or
+    /// [`INOTIFY_POLL_INTERVAL`] while inotify watches the file.
+    fn interval(&self) -> Duration {
+        self.interval.unwrap_or(if self.notifier.is_some() {
+            INOTIFY_POLL_INTERVAL
+        } else {
+            DEFAULT_POLL_INTERVAL
+        })
+    }
+
+    /// Makes `f` the open file, watched by inotify if it is in use. Returns `false` if
+    /// the notifier could not watch it (then it should be dropped: see
+    /// [`unnotify`](Self::unnotify)).
+    fn set_file(&mut self, f: File) -> bool {
+        let watched = match self.notifier.as_mut() {
+            Some(n) => match n.watch_file(&f, self.path.as_deref()) {
+                Ok(()) => true,
+                Err(e) => {
+                    log::debug!("FollowTail: inotify cannot watch the file ({e}): polling");
+                    false
+                }
+            },
+            None => true,
+        };
+        self.file = Some(f);
+        watched
+    }
+
+    /// Closes the open file (a reset), and stops watching it.
+    fn close_file(&mut self) {
+        if let Some(n) = self.notifier.as_mut() {
+            n.unwatch_file();
+        }
+        self.file = None;
+    }
+
+    /// Drops the notifier, closing its descriptor: the tail polls from now on.
+    fn drop_notifier(&mut self, registry: &Registry) {
+        if let Some(mut n) = self.notifier.take() {
+            n.deregister(registry);
+        }
+        self.notified = false;
+    }
+
+    /// Gives up inotify for wheel `id`: it polls from now on, every `PollInterval` (1 s
+    /// by default).
+    fn unnotify(kernel: &mut Kernel, id: WheelId) {
+        if let Some((w, registry)) = kernel.wheel_and_registry::<FollowTail>(id) {
+            w.drop_notifier(registry);
+        }
     }
 
     /// The filter itself: its [`get_pending`](Filter::get_pending) shows a partial record
@@ -303,6 +646,7 @@ impl FollowTail {
             w.following = false;
             w.ready = false;
             w.deregister_source(registry);
+            w.drop_notifier(registry);
         }
     }
 
@@ -324,7 +668,7 @@ impl FollowTail {
     }
 
     /// Emits the event `which` picks (reset or idle), with the wheel id, if it is set.
-    fn notify(
+    fn emit(
         kernel: &mut Kernel,
         at: WheelAt,
         owner: SessionId,
@@ -428,7 +772,6 @@ impl FollowTail {
         if !w.following || w.select {
             return;
         }
-        let interval = w.interval;
         if w.file.is_none() {
             let Some(path) = w.path.clone() else {
                 return;
@@ -436,13 +779,15 @@ impl FollowTail {
             match open_file(&path) {
                 Ok((f, m)) => {
                     w.last = Some(Stat::of(&m));
-                    w.file = Some(f);
-                    Self::notify(kernel, at, owner, id, |w| w.reset);
+                    if !w.set_file(f) {
+                        Self::unnotify(kernel, id);
+                    }
+                    Self::emit(kernel, at, owner, id, |w| w.reset);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     // Not there (yet).
-                    Self::notify(kernel, at, owner, id, |w| w.idle);
-                    Self::again(kernel, at, id, interval);
+                    Self::emit(kernel, at, owner, id, |w| w.idle);
+                    Self::again_later(kernel, at, id);
                     return;
                 }
                 Err(e) => {
@@ -507,11 +852,11 @@ impl FollowTail {
         if reset {
             if w.path.is_some() {
                 // Close it; the next poll opens the new file (and emits ResetEvent).
-                w.file = None;
+                w.close_file();
                 Self::again(kernel, at, id, Duration::ZERO);
                 return;
             }
-            Self::notify(kernel, at, owner, id, |w| w.reset);
+            Self::emit(kernel, at, owner, id, |w| w.reset);
             if let Some(f) = kernel
                 .wheel_at::<FollowTail>(at)
                 .and_then(|w| w.file.as_mut())
@@ -521,10 +866,50 @@ impl FollowTail {
                     return;
                 }
             }
+            if kernel
+                .wheel_at::<FollowTail>(at)
+                .is_some_and(|w| w.notifier.is_some())
+            {
+                // What was written since the truncation was reported already: read it
+                // now rather than at the next PollInterval, as polling does.
+                Self::again(kernel, at, id, Duration::ZERO);
+                return;
+            }
         } else {
-            Self::notify(kernel, at, owner, id, |w| w.idle);
+            Self::emit(kernel, at, owner, id, |w| w.idle);
         }
-        Self::again(kernel, at, id, interval);
+        Self::again_later(kernel, at, id);
+    }
+
+    /// Asks for the next poll in `PollInterval` (see [`interval`](Self::interval)).
+    fn again_later(kernel: &mut Kernel, at: WheelAt, id: WheelId) {
+        if let Some(after) = kernel.wheel_at::<FollowTail>(at).map(|w| w.interval()) {
+            Self::again(kernel, at, id, after);
+        }
+    }
+
+    /// A read dispatch of the inotify descriptor: if what it reports concerns the file,
+    /// a poll at once (in this timeslice's event phase), in place of the one waiting for
+    /// `PollInterval`. If the watches stopped working, the tail polls from now on.
+    fn inotify_read(kernel: &mut Kernel, id: WheelId) {
+        let Some((w, registry)) = kernel.wheel_and_registry::<FollowTail>(id) else {
+            return;
+        };
+        w.notified = false;
+        if !w.following {
+            return;
+        }
+        let Some(n) = w.notifier.as_mut() else {
+            return;
+        };
+        let news = n.read();
+        if news == News::Lost {
+            w.drop_notifier(registry);
+        }
+        if news != News::Nothing {
+            // The poll sets the next wake-up, at the interval now in force.
+            let _ = kernel.wheel_wake(id, Duration::ZERO, Self::poll);
+        }
     }
 
     /// A read dispatch of a followed pipe, FIFO or socket (POE's select state).
@@ -578,7 +963,7 @@ impl FollowTail {
             Err(None) if eof_is_error => Self::fail(kernel, id, owner, WheelError::eof()),
             Err(None) => {
                 Self::stop(kernel, id);
-                Self::notify(kernel, at, owner, id, |w| w.idle);
+                Self::emit(kernel, at, owner, id, |w| w.idle);
             }
         }
     }
@@ -592,9 +977,9 @@ impl FollowTailBuilder {
         self
     }
 
-    /// Seconds between polls of a regular file (POE's `PollInterval`; default 1). Zero
-    /// polls in every timeslice; a negative interval is refused by
-    /// [`build`](Self::build).
+    /// Seconds between polls of a regular file (POE's `PollInterval`; default 1, or 10
+    /// while inotify watches the file, see [`watch`](Self::watch)). Zero polls in every
+    /// timeslice; a negative interval is refused by [`build`](Self::build).
     pub fn poll_interval(mut self, secs: impl Seconds) -> Self {
         let nanos = secs.nanos();
         match u64::try_from(nanos) {
@@ -663,6 +1048,27 @@ impl FollowTailBuilder {
         self
     }
 
+    /// How the tail learns that a regular file changed: [`TailWatch::Poll`] (the default,
+    /// POE's), or [`TailWatch::Inotify`], which polls as soon as inotify reports a change
+    /// and keeps polling every `PollInterval` (10 s unless given) as a fallback; see
+    /// [`FollowTail`], "Watching with inotify". Not POE's: an addition. It has no effect
+    /// on pipes, FIFOs, sockets and terminals, which are read when the poller reports
+    /// them readable.
+    ///
+    /// ```no_run
+    /// # use reactor::wheel::{FollowTail, TailWatch};
+    /// # fn f(kernel: &mut reactor::Kernel) -> reactor::Result<()> {
+    /// let tail = FollowTail::filename("/var/log/syslog")
+    ///     .watch(TailWatch::Inotify)
+    ///     .input_event("got_line")
+    ///     .build(kernel)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn watch(mut self, how: TailWatch) -> Self {
+        self.watch = how;
+        self
+    }
+
     /// Checks the configuration, opens the file and puts the wheel into the kernel, owned
     /// by the active session. The first poll comes in the next timeslice.
     ///
@@ -718,11 +1124,15 @@ impl FollowTailBuilder {
                 select = true;
             }
         }
+        let notifier = match self.watch {
+            TailWatch::Inotify if !select => Self::notifier(path.as_deref(), file.as_ref()),
+            _ => None,
+        };
         let handle = kernel.wheel_insert(FollowTail {
             path,
             file,
             filter,
-            interval: self.interval.unwrap_or(Duration::from_secs(1)),
+            interval: self.interval,
             input,
             error: self.error,
             reset: self.reset,
@@ -736,6 +1146,8 @@ impl FollowTailBuilder {
             registered: false,
             eof_is_error,
             block_size: self.block_size,
+            notifier,
+            notified: false,
         })?;
         let id = handle.id();
         let select = match kernel.wheel_mut::<FollowTail>(id) {
@@ -753,6 +1165,24 @@ impl FollowTailBuilder {
             kernel.wheel_wake(id, Duration::ZERO, FollowTail::poll)?;
         }
         Ok(handle)
+    }
+
+    /// The inotify watches of a tail of `path` or of `file` (a regular file), or `None`
+    /// if they cannot be set up: then the tail polls.
+    fn notifier(path: Option<&Path>, file: Option<&File>) -> Option<Notifier> {
+        let made = Notifier::new(path).and_then(|mut n| {
+            if let Some(f) = file {
+                n.watch_file(f, path)?;
+            }
+            Ok(n)
+        });
+        match made {
+            Ok(n) => Some(n),
+            Err(e) => {
+                log::debug!("FollowTail: no inotify ({e}): polling");
+                None
+            }
+        }
     }
 
     /// Moves a regular file to where the tail starts (POE's `Seek`/`SeekBack` rules). With
@@ -816,6 +1246,13 @@ impl FollowTailBuilder {
 impl Wheel for FollowTail {
     fn register(&mut self, registry: &Registry, tokens: [Token; 2]) -> io::Result<()> {
         if !self.select {
+            // A polled file: its inotify descriptor, if any, is the second source.
+            if let Some(n) = self.notifier.as_mut() {
+                if let Err(e) = n.register(registry, tokens[1]) {
+                    log::debug!("FollowTail: cannot poll the inotify descriptor ({e}): polling");
+                    self.drop_notifier(registry);
+                }
+            }
             return Ok(());
         }
         let Some(f) = &self.file else {
@@ -837,15 +1274,22 @@ impl Wheel for FollowTail {
 
     fn deregister(&mut self, registry: &Registry) {
         self.deregister_source(registry);
+        self.drop_notifier(registry);
     }
 
-    fn note_ready(&mut self, _which: usize, readable: bool, _writable: bool) {
-        self.ready |= readable;
+    fn note_ready(&mut self, which: usize, readable: bool, _writable: bool) {
+        if which == 1 {
+            self.notified |= readable;
+        } else {
+            self.ready |= readable;
+        }
     }
 
-    fn note_closed(&mut self, _which: usize) {
-        self.closed = true;
-        self.ready = true;
+    fn note_closed(&mut self, which: usize) {
+        if which == 0 {
+            self.closed = true;
+            self.ready = true;
+        }
     }
 
     fn holds_session(&self) -> bool {
@@ -853,12 +1297,23 @@ impl Wheel for FollowTail {
     }
 
     fn pending(&self) -> (bool, bool) {
-        (self.select && self.following && self.ready, false)
+        let read = if self.select {
+            self.ready
+        } else {
+            self.notified
+        };
+        (self.following && read, false)
     }
 
     fn dispatch(kernel: &mut Kernel, id: WheelId, mode: Mode) {
-        if mode == Mode::Read {
+        if mode != Mode::Read {
+            return;
+        }
+        let select = kernel.wheel_ref::<FollowTail>(id).is_some_and(|w| w.select);
+        if select {
             Self::select_read(kernel, id);
+        } else {
+            Self::inotify_read(kernel, id);
         }
     }
 }

@@ -15,7 +15,7 @@ mod socketfactory;
 pub use crate::kernel::wakes::WakeFn;
 pub use crate::kernel::wheels::{Parking, Readiness, Wheel, WheelHandle, WheelId};
 pub use error::WheelError;
-pub use followtail::{FollowTail, FollowTailBuilder, TailEvent};
+pub use followtail::{FollowTail, FollowTailBuilder, TailEvent, TailWatch};
 pub use readwrite::RwEvent;
 pub use readwrite::{ReadHandle, ReadWrite, ReadWriteBuilder, WriteHandle};
 pub use run::{child_main, ChildFn, Conduit, Program, Redirect, Run, RunBuilder, RunEvent};
