@@ -104,6 +104,7 @@ mod tests {
         q.push_back(b"g".to_vec());
         assert_eq!(q.pop_front().unwrap(), b"def");
         assert_eq!(q.pop_front().unwrap(), b"g");
-        assert!(q.is_empty() && q.len() == 0);
+        assert!(q.is_empty());
+        assert_eq!(q.len(), 0);
     }
 }
