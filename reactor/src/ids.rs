@@ -47,24 +47,50 @@ impl fmt::Display for SessionId {
 
 /// A wheel's ID: unique for the life of the kernel; every wheel event carries it as its last
 /// argument, so one session can tell its wheels apart.
+///
+/// It is the wheel's number (1, 2, 3, ... as POE counts them: [`WheelId::get`], and what
+/// it prints as) with the slot the wheel occupies in the kernel's table beside it, so the
+/// kernel finds a wheel by its id without a lookup table. Ids order by number.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WheelId(pub(crate) u64);
 
+/// Bits of a [`WheelId`] that hold the slot: 16 million wheels at once; the number has the
+/// other 40 (a trillion wheels in a kernel's life).
+const WHEEL_KEY_BITS: u32 = 24;
+
 impl WheelId {
+    /// The id of no wheel: what a parked slot holds.
+    pub(crate) const PARKED: WheelId = WheelId(u64::MAX);
+
+    /// The largest slot a wheel id can name.
+    pub(crate) const MAX_KEY: usize = (1 << WHEEL_KEY_BITS) - 1;
+
+    /// Wheel number `seq` in slot `key` (at most [`WheelId::MAX_KEY`]).
+    pub(crate) fn new(seq: u64, key: usize) -> WheelId {
+        debug_assert!(key <= Self::MAX_KEY);
+        WheelId((seq << WHEEL_KEY_BITS) | (key as u64 & Self::MAX_KEY as u64))
+    }
+
+    /// The slot the wheel occupies.
+    #[inline]
+    pub(crate) fn key(self) -> usize {
+        (self.0 & Self::MAX_KEY as u64) as usize
+    }
+
     /// The number.
     pub fn get(self) -> u64 {
-        self.0
+        self.0 >> WHEEL_KEY_BITS
     }
 }
 
 impl fmt::Debug for WheelId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WheelId({})", self.0)
+        write!(f, "WheelId({})", self.get())
     }
 }
 
 impl fmt::Display for WheelId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        write!(f, "{}", self.get())
     }
 }

@@ -211,7 +211,6 @@ pub(crate) struct WheelSlot {
 #[derive(Default)]
 pub(crate) struct Wheels {
     slots: slab::Slab<WheelSlot>,
-    by_id: rustc_hash::FxHashMap<u64, usize>,
     next_id: u64,
     next_gen: u32,
     /// Slab keys of wheels that may have work without a new poller event.
@@ -223,6 +222,14 @@ pub(crate) struct Wheels {
 }
 
 impl Wheels {
+    /// The slot of wheel `id`, if it is still there: the id names its slot, and the slot
+    /// still holds that wheel (a later wheel in the same slot has another id).
+    #[inline]
+    fn key_of(&self, id: WheelId) -> Option<usize> {
+        let key = id.key();
+        self.slots.get(key).filter(|s| s.id == id).map(|_| key)
+    }
+
     /// Arms the wheels in slots `keys` ([`Wheel::arm`]).
     fn arm(&mut self, keys: &[usize]) {
         for &key in keys {
@@ -289,12 +296,15 @@ impl Kernel {
             return Err(Error::NoActiveSession);
         }
         let w = &mut self.wheels;
-        w.next_id += 1;
-        w.next_gen = (w.next_gen + 1) & super::token::GEN_MASK;
-        let id = WheelId(w.next_id);
-        let gen = w.next_gen;
         let entry = w.slots.vacant_entry();
         let key = entry.key();
+        if key > WheelId::MAX_KEY {
+            return Err(Error::InvalidArgument("too many wheels at once"));
+        }
+        w.next_id += 1;
+        w.next_gen = (w.next_gen + 1) & super::token::GEN_MASK;
+        let id = WheelId::new(w.next_id, key);
+        let gen = w.next_gen;
         entry.insert(WheelSlot {
             id,
             owner,
@@ -321,7 +331,6 @@ impl Kernel {
     /// The last steps of putting a wheel in slot `key`: listed under its id, holding a
     /// reference on its owner until it watches nothing, activated; its handle.
     fn wheel_enlist(&mut self, key: usize, id: WheelId, owner: SessionId) -> WheelHandle {
-        self.wheels.by_id.insert(id.0, key);
         self.wheels.slots[key].holding = true;
         self.wheels.holding += 1;
         self.ref_inc(owner);
@@ -349,7 +358,7 @@ impl Kernel {
     /// Wheel `id` worked outside the I/O phase (a wake-up, see `wakes.rs`): if it
     /// watches nothing now, it lets its session go.
     pub(crate) fn wheel_settle(&mut self, id: WheelId) {
-        if let Some(&key) = self.wheels.by_id.get(&id.0) {
+        if let Some(key) = self.wheels.key_of(id) {
             self.wheel_release_if_idle(key);
         }
     }
@@ -366,7 +375,7 @@ impl Kernel {
     /// The wheel `id` as a `W`, if it exists and is one. Changes made through it (a `put`,
     /// a resume) take effect at the next I/O phase.
     pub fn wheel_mut<W: Wheel>(&mut self, id: WheelId) -> Option<&mut W> {
-        let key = *self.wheels.by_id.get(&id.0)?;
+        let key = self.wheels.key_of(id)?;
         self.wheel_activate(key);
         self.wheels.slots[key].obj.as_any_mut().downcast_mut::<W>()
     }
@@ -376,7 +385,7 @@ impl Kernel {
         &mut self,
         id: WheelId,
     ) -> Option<(&mut W, &Registry)> {
-        let key = *self.wheels.by_id.get(&id.0)?;
+        let key = self.wheels.key_of(id)?;
         let w = self.wheels.slots[key]
             .obj
             .as_any_mut()
@@ -391,14 +400,14 @@ impl Kernel {
 
     /// The wheel `id` as a `W`, read-only.
     pub fn wheel_ref<W: Wheel>(&self, id: WheelId) -> Option<&W> {
-        let key = *self.wheels.by_id.get(&id.0)?;
+        let key = self.wheels.key_of(id)?;
         self.wheels.slots[key].obj.as_any().downcast_ref::<W>()
     }
 
     /// Finds a wheel once for a dispatch: its slot and owner. [`Kernel::wheel_at`] then
     /// reaches it without a lookup by id, and sees it gone if a handler dropped it.
     pub(crate) fn wheel_locate(&self, id: WheelId) -> Option<(WheelAt, SessionId)> {
-        let key = *self.wheels.by_id.get(&id.0)?;
+        let key = self.wheels.key_of(id)?;
         Some((WheelAt { key, id }, self.wheels.slots[key].owner))
     }
 
@@ -414,7 +423,7 @@ impl Kernel {
 
     /// The session that owns wheel `id`.
     pub fn wheel_owner(&self, id: WheelId) -> Option<SessionId> {
-        let key = *self.wheels.by_id.get(&id.0)?;
+        let key = self.wheels.key_of(id)?;
         Some(self.wheels.slots[key].owner)
     }
 
@@ -428,7 +437,7 @@ impl Kernel {
     /// Takes wheel `id` out of the table: deregistered, its reference on the owner
     /// released. What becomes of it (dropped, or handed back) is the caller's.
     fn wheel_unslot(&mut self, id: WheelId) -> Option<WheelSlot> {
-        let key = self.wheels.by_id.remove(&id.0)?;
+        let key = self.wheels.key_of(id)?;
         self.wheel_wake_clear(id);
         let mut slot = self.wheels.slots.remove(key);
         slot.obj.deregister(self.io.registry());
@@ -461,8 +470,10 @@ impl Kernel {
     pub fn wheel_park<W: Wheel>(&mut self, handle: WheelHandle) -> Option<(W, Parking)> {
         let id = handle.id;
         std::mem::forget(handle);
-        let key = self.wheels.by_id.remove(&id.0)?;
+        let key = self.wheels.key_of(id)?;
         let slot = &mut self.wheels.slots[key];
+        // No id names the slot while it is parked.
+        slot.id = WheelId::PARKED;
         let readiness = slot.obj.readiness();
         let obj = std::mem::replace(&mut slot.obj, Box::new(Parked(readiness)));
         let (owner, holding, gen) = (slot.owner, slot.holding, slot.gen);
@@ -517,7 +528,7 @@ impl Kernel {
         wheel.adopt_readiness(readiness);
         let w = &mut self.wheels;
         w.next_id += 1;
-        let id = WheelId(w.next_id);
+        let id = WheelId::new(w.next_id, key);
         let slot = &mut w.slots[key];
         slot.id = id;
         slot.owner = owner;
