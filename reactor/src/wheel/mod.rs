@@ -1,17 +1,22 @@
 //! Wheels: I/O state machines that live in the kernel and turn readiness into named
 //! events for the session that made them (POE's `POE::Wheel::*`): [`ReadWrite`],
-//! [`SocketFactory`] and [`ListenAccept`]. The kernel knows them only through the
-//! [`Wheel`] trait, which other crates may implement for wheels of their own.
+//! [`SocketFactory`], [`ListenAccept`] and [`Udp`] (datagrams, CPAN's `POE::Wheel::UDP`).
+//! The kernel knows them only through the [`Wheel`] trait, which other crates may
+//! implement for wheels of their own.
 
 mod error;
 mod readwrite;
 mod socketfactory;
+mod udp;
 
 pub use crate::kernel::wheels::{Parking, Readiness, Wheel, WheelHandle, WheelId};
 pub use error::WheelError;
 pub use readwrite::RwEvent;
 pub use readwrite::{ReadHandle, ReadWrite, ReadWriteBuilder, WriteHandle};
-pub use socketfactory::{Domain, ListenAccept, SocketFactory, SocketFactoryBuilder};
+pub use socketfactory::{
+    Domain, ListenAccept, Protocol, SocketFactory, SocketFactoryBuilder, SocketType,
+};
+pub use udp::{QueueFull, Udp, UdpBuilder, UdpEvent, DEFAULT_MAX_QUEUED};
 
 /// The text of an OS error as POE's `$!` gives it: "Connection refused", without Rust's
 /// " (os error 111)" suffix. Wheels report it in their error events; components built on
