@@ -55,6 +55,10 @@ pub const EMSGSIZE: i32 = Errno::MSGSIZE.raw_os_error();
 pub const EDESTADDRREQ: i32 = Errno::DESTADDRREQ.raw_os_error();
 /// Operation not supported on the socket (`listen` on a datagram socket).
 pub const EOPNOTSUPP: i32 = Errno::OPNOTSUPP.raw_os_error();
+/// The protocol does not have that kind of socket (TCP datagrams).
+pub const EPROTONOSUPPORT: i32 = Errno::PROTONOSUPPORT.raw_os_error();
+/// The address is in use: a port or a UNIX socket path taken by another socket.
+pub const EADDRINUSE: i32 = Errno::ADDRINUSE.raw_os_error();
 
 #[cfg(test)]
 mod tests {
