@@ -194,7 +194,9 @@ fn the_acceptor_gets_a_unix_stream() {
     let _serial = serial();
     let dir = TempDir::new("comp-unix-acceptor");
     let path = dir.0.join("acceptor.sock");
-    let got: Rc<RefCell<Vec<(bool, Option<IpAddr>, u16)>>> = Rc::default();
+    /// (ARG0 is a UnixStream, ARG1, ARG2) per accepted connection.
+    type Accepted = Vec<(bool, Option<IpAddr>, u16)>;
+    let got: Rc<RefCell<Accepted>> = Rc::default();
     let g = Rc::clone(&got);
     let mut k = Kernel::new().unwrap();
     ServerTcp::builder()

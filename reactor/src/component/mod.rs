@@ -6,6 +6,9 @@
 //! - [`ClientTcp`] is `POE::Component::Client::TCP`: one session that connects (with an
 //!   optional timeout), talks to the server through a `ReadWrite` wheel, and can reconnect.
 //!
+//! Both also work on UNIX sockets, as POE's `Domain => AF_UNIX` does
+//! ([`ServerTcpBuilder::unix_path`], [`ClientTcp::unix`]).
+//!
 //! Both are builders that create sessions on the kernel, as POE's `new` does: the listener
 //! or client session is a child of the session active when `build` is called (or of the
 //! kernel). Callbacks are closures over a [`Ctx`] of the component's heap type
