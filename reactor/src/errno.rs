@@ -45,6 +45,20 @@ pub const ECANCELED: i32 = Errno::CANCELED.raw_os_error();
 pub const ECONNREFUSED: i32 = Errno::CONNREFUSED.raw_os_error();
 /// A non-blocking connect is under way.
 pub const EINPROGRESS: i32 = Errno::INPROGRESS.raw_os_error();
+/// No route to the host (a datagram's ICMP answer, reported by the next call on the socket).
+pub const EHOSTUNREACH: i32 = Errno::HOSTUNREACH.raw_os_error();
+/// The network is unreachable.
+pub const ENETUNREACH: i32 = Errno::NETUNREACH.raw_os_error();
+/// A datagram too long for the socket or the path.
+pub const EMSGSIZE: i32 = Errno::MSGSIZE.raw_os_error();
+/// A datagram sent without a destination on a socket that is not connected.
+pub const EDESTADDRREQ: i32 = Errno::DESTADDRREQ.raw_os_error();
+/// Operation not supported on the socket (`listen` on a datagram socket).
+pub const EOPNOTSUPP: i32 = Errno::OPNOTSUPP.raw_os_error();
+/// The protocol does not have that kind of socket (TCP datagrams).
+pub const EPROTONOSUPPORT: i32 = Errno::PROTONOSUPPORT.raw_os_error();
+/// The address is in use: a port or a UNIX socket path taken by another socket.
+pub const EADDRINUSE: i32 = Errno::ADDRINUSE.raw_os_error();
 
 #[cfg(test)]
 mod tests {
@@ -58,6 +72,16 @@ mod tests {
         assert_eq!(
             [ECONNABORTED, EINPROGRESS, EPROTO, EMFILE],
             [103, 115, 71, 24]
+        );
+        assert_eq!(
+            [
+                EHOSTUNREACH,
+                ENETUNREACH,
+                EMSGSIZE,
+                EDESTADDRREQ,
+                EOPNOTSUPP
+            ],
+            [113, 101, 90, 89, 95]
         );
     }
 }

@@ -139,6 +139,20 @@
 //! next wheel on the same socket ([`wheel::ReadWriteBuilder::parked`]): a connection pool
 //! hands a socket to a new `ReadWrite` per request without a system call.
 //!
+//! **Datagrams.** As in POE, a [`wheel::SocketFactory`] with `SocketProtocol => 'udp'`
+//! ([`wheel::Protocol::Udp`]) neither listens nor connects: the bound socket is yielded to
+//! the session at once, a `mio::net::UdpSocket` in `SuccessEvent`'s `ARG0` (with a remote
+//! address, the connected socket comes when the poller reports it writable, with its
+//! peer). A POE program's way of reading it works unchanged: `select_read` on the socket,
+//! whose level-triggered handler calls `recv_from` once per timeslice while datagrams
+//! wait. The [`wheel::Udp`] wheel does that work instead (CPAN's `POE::Wheel::UDP`): an
+//! event per datagram with its payload and sender, read a few at a time; datagrams to send
+//! wait in a queue bounded at 1 MiB (POE's `send` on a full buffer just fails), and a
+//! failed `recv` or `send` is a [`wheel::WheelError`]. UNIX datagram sockets
+//! ([`wheel::SocketType::Datagram`]) are read with `select_read`; on Linux a UNIX path whose
+//! first byte is NUL is an abstract name, for datagram and stream sockets alike, the
+//! components included.
+//!
 //! **Drop-driven release.** [`Postback`]s and [`Callback`]s hold an external reference on
 //! their session; dropping the last clone pushes a release onto a queue the kernel shares
 //! with them and drains right after the running handler returns.

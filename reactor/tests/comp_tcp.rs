@@ -409,8 +409,12 @@ fn client_constructor_validation_body() -> Result<(), Box<dyn std::error::Error>
             "If you use the Mark settings, you must define all four"
         );
     }
-    let unix = base().domain(reactor::wheel::Domain::Unix).build(&mut k);
-    assert!(matches!(unix, Err(ComponentError::UnsupportedDomain)));
+    // PreConnect takes a TcpStream: not with a UNIX socket.
+    let unix = base()
+        .domain(reactor::wheel::Domain::Unix)
+        .pre_connect(|_, s| Some(s))
+        .build(&mut k);
+    assert!(matches!(unix, Err(ComponentError::TcpOnly("PreConnect"))));
     // Nothing was created by the refused constructors, and a complete set is accepted.
     assert_eq!(k.session_count(), 0);
     let port = {
@@ -486,11 +490,12 @@ fn server_constructor_validation_body() -> Result<(), Box<dyn std::error::Error>
         .build(&mut k)
         .unwrap_err();
     assert!(matches!(reserved, ComponentError::ReservedState(ref s) if s == "shutdown"));
+    // Domain::Unix needs a path.
     let unix = ServerTcp::builder()
         .domain(reactor::wheel::Domain::Unix)
         .client_input(|_| {})
         .build(&mut k);
-    assert!(matches!(unix, Err(ComponentError::UnsupportedDomain)));
+    assert!(matches!(unix, Err(ComponentError::MissingUnixPath)));
     assert_eq!(k.session_count(), 0);
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Port of poe-test-loops `wheel_sf_tcp.pm`, with the same exchange over IPv6
-//! (`wheel_sf_ipv6.pm`) and over a UNIX socket (`wheel_sf_unix.pm`).
+//! (`wheel_sf_ipv6.pm`), over a UNIX socket (`wheel_sf_unix.pm`) and over a UNIX socket with
+//! a Linux abstract name.
 //!
 //! A listening SocketFactory hands each connection to a new session that echoes rot13'd
 //! lines through a ReadWrite wheel reading 10 octets at a time (`BlockSize => 10`). A client
@@ -12,6 +13,11 @@
 //! here the listening session is written out (listen, accept, spawn a session per
 //! connection, `shutdown` event), which is what that component does. Peer addresses are
 //! `Option<IpAddr>` rather than packed `sockaddr`s, so there is no `inet_ntoa`.
+//!
+//! `wheel_sf_unix.pm` as upstream has it: `tempfile` makes a file at the socket's path, the
+//! server unlinks it before binding (`SocketDomain => PF_UNIX, BindAddress => $path`) and
+//! unlinks the socket in its `_stop`; the client connects with `RemoteAddress => $path`;
+//! the server keeps listening until its connection's session is gone (`_child` "lose").
 
 mod common;
 use common::timeout;
@@ -25,6 +31,22 @@ use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
+
+/// Serialises the tests of this file, so that the descriptors one test opens are not taken
+/// for another's leak (`common::assert_no_new_fds`).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The descriptors open now, after a kernel was made and dropped once (so that what the
+/// first kernel sets up for the whole process is not counted).
+fn fds_now() -> common::Fds {
+    let mut k = Kernel::new().unwrap();
+    k.run().unwrap();
+    common::open_fds()
+}
 
 fn rot13(s: &str) -> String {
     s.chars()
@@ -45,6 +67,14 @@ enum Transport {
     V4,
     V6,
     Unix(PathBuf),
+    /// A Linux abstract name (no file).
+    UnixAbstract(String),
+}
+
+impl Transport {
+    fn is_unix(&self) -> bool {
+        matches!(self, Transport::Unix(_) | Transport::UnixAbstract(_))
+    }
 }
 
 /// A connected stream as SocketFactory delivers it.
@@ -198,11 +228,12 @@ struct Server {
 
 fn server(r: Shared, t: &Transport) -> Session<Server> {
     let t = t.clone();
+    let stop_t = t.clone();
     Session::new(Server {
         listener: None,
         child: None,
         test_two: true,
-        drop_on_accept: !matches!(t, Transport::Unix(_)),
+        drop_on_accept: !t.is_unix(),
         r,
     })
     .on(
@@ -213,7 +244,17 @@ fn server(r: Shared, t: &Transport) -> Session<Server> {
                 Transport::V6 => SocketFactory::listen()
                     .domain(Domain::Inet6)
                     .bind_address("::1"),
-                Transport::Unix(path) => SocketFactory::unix(path),
+                Transport::Unix(path) => {
+                    // unlink $unix_server_socket if -e $unix_server_socket;
+                    if path.exists() {
+                        std::fs::remove_file(path)?;
+                    }
+                    // SocketDomain => PF_UNIX, BindAddress => $unix_server_socket
+                    SocketFactory::listen()
+                        .domain(Domain::Unix)
+                        .bind_address(path.to_str().ok_or("path")?)
+                }
+                Transport::UnixAbstract(name) => SocketFactory::unix_abstract(name),
             };
             let w = b
                 .success_event("got_client")
@@ -292,9 +333,16 @@ fn server(r: Shared, t: &Transport) -> Session<Server> {
             Ok(())
         },
     )
-    .on("_stop", |ctx: &mut Ctx<'_, Server>| {
+    .on("_stop", move |ctx: &mut Ctx<'_, Server>| {
         let heap = ctx.heap();
+        heap.listener = None;
         heap.r.borrow_mut().server_test_two = Some(heap.test_two);
+        // unlink $unix_server_socket if -e $unix_server_socket;
+        if let Transport::Unix(path) = &stop_t {
+            if path.exists() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     })
 }
 
@@ -333,7 +381,11 @@ fn client(r: Shared, t: &Transport, port: u16) -> Session<Client> {
                 Transport::V6 => SocketFactory::connect("::1", port)
                     .domain(Domain::Inet6)
                     .bind_address("::1"),
-                Transport::Unix(path) => SocketFactory::unix(path).unix_connect(),
+                // SocketDomain => PF_UNIX, RemoteAddress => $unix_server_socket
+                Transport::Unix(path) => {
+                    SocketFactory::connect(path.to_str().ok_or("path")?, 0).domain(Domain::Unix)
+                }
+                Transport::UnixAbstract(name) => SocketFactory::unix_abstract(name).unix_connect(),
             };
             let w = b
                 .success_event("got_server")
@@ -435,7 +487,7 @@ fn exchange(t: Transport) -> Results {
     let mut k = Kernel::new().unwrap();
     k.create(server(Rc::clone(&r), &t)).unwrap();
     let port = match t {
-        Transport::Unix(_) => 0,
+        Transport::Unix(_) | Transport::UnixAbstract(_) => 0,
         _ => r.borrow().server_addr.expect("listening address").port(),
     };
     k.create(client(Rc::clone(&r), &t, port)).unwrap();
@@ -479,6 +531,7 @@ fn check_common(r: &Results) {
 
 #[test]
 fn tcp_rot13_echo_with_block_size_10() {
+    let _serial = serial();
     let r = exchange(Transport::V4);
     check_common(&r);
     let server = r.server_addr.expect("bound");
@@ -502,6 +555,7 @@ fn ipv6_loopback_available() -> bool {
 
 #[test]
 fn ipv6_rot13_echo() {
+    let _serial = serial();
     if !ipv6_loopback_available() {
         // wheel_sf_ipv6.pm skips too: "IPv6 tests require a configured IPv6 localhost".
         eprintln!("skipped: no IPv6 loopback address here");
@@ -540,8 +594,13 @@ impl Drop for TempDir {
 
 #[test]
 fn unix_socket_rot13_echo() {
+    let _serial = serial();
+    let before = fds_now();
     let dir = TempDir::new("sf-unix");
     let path = dir.0.join("poe-usrv");
+    // my (undef, $unix_server_socket) = tempfile('poe-usrv-XXXXXX'): a plain file is there
+    // first, and the server removes it before binding.
+    std::fs::write(&path, b"").unwrap();
     let r = exchange(Transport::Unix(path.clone()));
     check_common(&r);
     // No addresses on a UNIX socket: the peer address is undef (None) on both sides.
@@ -549,6 +608,30 @@ fn unix_socket_rot13_echo() {
     assert_eq!(r.client_connected_to, Some((None, 0)));
     // ok($_[ARG1] == $_[HEAP]->{child}, "lost expected child session")
     assert_eq!(r.lost_expected_child, Some(true));
+    // The server's _stop unlinked its socket.
+    assert!(!path.exists(), "the server removed its socket");
     drop(dir);
-    assert!(!path.exists(), "temporary directory removed");
+    common::assert_no_new_fds(&before);
+}
+
+#[test]
+fn unix_abstract_name_rot13_echo() {
+    let _serial = serial();
+    let before = fds_now();
+    let name = format!("reactor-sf-unix-{}", std::process::id());
+    let r = exchange(Transport::UnixAbstract(name.clone()));
+    check_common(&r);
+    assert_eq!(r.received_connection, [(None, None)]);
+    assert_eq!(r.client_connected_to, Some((None, 0)));
+    assert_eq!(r.lost_expected_child, Some(true));
+    // The name went with the listener: it can be bound again.
+    let again = std::os::unix::net::UnixListener::bind_addr(
+        &<std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(
+            name.as_bytes(),
+        )
+        .unwrap(),
+    );
+    assert!(again.is_ok(), "{again:?}");
+    drop(again);
+    common::assert_no_new_fds(&before);
 }

@@ -53,7 +53,23 @@ impl Server {
         (server, rx)
     }
 
-    fn start_command(name: &str, mut cmd: Command) -> Server {
+    fn start_command(name: &str, cmd: Command) -> Server {
+        let (mut server, at) = Self::start_listening(name, cmd);
+        server.addr = at
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} listens on {at:?}, not an address"));
+        server
+    }
+
+    /// Starts example `name` with `args` and returns it with what its first line says
+    /// after `listening on ` (a UNIX socket's path, say); its `addr` stays 127.0.0.1:0.
+    pub fn start_at(name: &str, args: &[&str]) -> (Server, String) {
+        let mut cmd = Command::new(super::example(name));
+        cmd.args(args);
+        Self::start_listening(name, cmd)
+    }
+
+    fn start_listening(name: &str, mut cmd: Command) -> (Server, String) {
         let mut child = cmd
             .stdout(Stdio::piped())
             .spawn()
@@ -69,13 +85,12 @@ impl Server {
             server.kill();
             panic!("{name} printed no first line within {STEP:?}")
         });
-        let addr = line
+        let at = line
             .trim_end()
             .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("{name}'s first line is {line:?}"));
-        server.addr = addr;
-        server
+            .unwrap_or_else(|| panic!("{name}'s first line is {line:?}"))
+            .to_owned();
+        (server, at)
     }
 
     pub fn connect(&self) -> TcpStream {

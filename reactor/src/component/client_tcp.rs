@@ -36,6 +36,15 @@
 //! - `ServerFlushed`, `ServerHigh`, `ServerLow`: `ARG0` = wheel id.
 //! - `Disconnected`: the arguments of the event that closed the connection.
 //!
+//! ## UNIX sockets
+//!
+//! [`ClientTcp::unix`] (or POE's `Domain => AF_UNIX` with the path as `RemoteAddress`:
+//! `.domain(Domain::Unix).remote_address(path)`) connects to a UNIX socket path; a path
+//! whose first byte is NUL is a Linux abstract name. `RemotePort` means nothing there
+//! (`unix` sets it to 0; POE requires one all the same), `Connected` gets `None` and 0 as
+//! the peer, and `BindAddress`, if given, is the client socket's own path. The `connect`
+//! event takes a new path as its address. Everything else is the same, limits included.
+//!
 //! ## Deviations from POE
 //!
 //! - `RemoteAddress` and `RemotePort` are still required ([`ClientTcp::builder`] takes
@@ -43,7 +52,8 @@
 //! - `Filter` is a closure making a fresh filter per connection.
 //! - `PreConnect` is a closure `(ctx, socket) -> Option<socket>`. When it returns `None` the
 //!   spent factory is dropped as well: in POE it holds nothing, here a wheel keeps its
-//!   session alive, so keeping it would keep the session forever.
+//!   session alive, so keeping it would keep the session forever. It takes a `TcpStream`:
+//!   with [`Domain::Unix`], `build` refuses it ([`ComponentError::TcpOnly`]).
 //! - `ConnectTimeout` is measured from `reconnect` with the kernel's clock, in fractional
 //!   seconds (POE arms `alarm_set(time + ConnectTimeout)` with whole-second `time`).
 //! - Type errors POE checks at run time (non-array `Args`, non-hash `InlineStates`,
@@ -59,7 +69,8 @@ use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelError, WheelH
 use crate::AlarmId;
 use crate::Kernel;
 use crate::{Ctx, ObjectMethod, PackageMethod, Session, SessionId};
-use mio::net::TcpStream;
+use mio::net::{TcpStream, UnixStream};
+use std::path::Path;
 use std::rc::Rc;
 
 /// Entry point: `ClientTcp::builder(address, port)` (POE's
@@ -75,6 +86,12 @@ impl ClientTcp {
         ClientTcpBuilder::new()
             .remote_address(address)
             .remote_port(port)
+    }
+
+    /// A builder for a client of the UNIX socket at `path` (a path whose first byte is NUL
+    /// is a Linux abstract name): `Domain => AF_UNIX, RemoteAddress => $path`.
+    pub fn unix(path: impl AsRef<Path>) -> ClientTcpBuilder<()> {
+        ClientTcpBuilder::new().unix_path(path)
     }
 }
 
@@ -219,9 +236,20 @@ impl<U: 'static> ClientTcpBuilder<U> {
         self
     }
 
-    /// The address family (`Domain`).
+    /// The address family (`Domain`). With [`Domain::Unix`] the `RemoteAddress` is the
+    /// socket's path.
     pub fn domain(mut self, domain: Domain) -> Self {
         self.domain = Some(domain);
+        self
+    }
+
+    /// Connects to the UNIX socket at `path` ([`Domain::Unix`], `RemoteAddress => $path`;
+    /// `RemotePort` defaults to 0, which means nothing here). A path whose first byte is NUL
+    /// is a Linux abstract name.
+    pub fn unix_path(mut self, path: impl AsRef<Path>) -> Self {
+        self.domain = Some(Domain::Unix);
+        self.address = Some(path.as_ref().to_string_lossy().into_owned());
+        self.port = self.port.or(Some(0));
         self
     }
 
@@ -453,8 +481,8 @@ impl<U: 'static> ClientTcpBuilder<U> {
         let input = self
             .server_input
             .ok_or(ComponentError::MissingServerInput)?;
-        if self.domain == Some(Domain::Unix) {
-            return Err(ComponentError::UnsupportedDomain);
+        if self.domain == Some(Domain::Unix) && self.pre_connect.is_some() {
+            return Err(ComponentError::TcpOnly("PreConnect"));
         }
         let cfg = Rc::new(Config {
             alias: self.alias,
@@ -559,18 +587,22 @@ fn connect_success<U: 'static>(
     ctx: &mut Ctx<'_, ClientHeap<U>>,
 ) -> Result<(), HandlerError> {
     remove_timeout(ctx);
-    let mut socket = ctx.take_arg::<TcpStream>(0)?;
-    if let Some(pre) = &c.pre_connect {
-        match pre(ctx, socket) {
-            Some(s) => socket = s,
-            None => {
-                ctx.heap().connected = false;
-                ctx.heap().server = None;
-                return Ok(());
+    let mut b = if ctx.args().is::<UnixStream>(0) {
+        ReadWrite::builder(ctx.take_arg::<UnixStream>(0)?)
+    } else {
+        let mut socket = ctx.take_arg::<TcpStream>(0)?;
+        if let Some(pre) = &c.pre_connect {
+            match pre(ctx, socket) {
+                Some(s) => socket = s,
+                None => {
+                    ctx.heap().connected = false;
+                    ctx.heap().server = None;
+                    return Ok(());
+                }
             }
         }
-    }
-    let mut b = ReadWrite::builder(socket);
+        ReadWrite::builder(socket)
+    };
     b = match &c.filter {
         Some(f) => b.filter(f()),
         None => b.filter(super::default_line()),

@@ -6,6 +6,9 @@
 //! - [`ClientTcp`] is `POE::Component::Client::TCP`: one session that connects (with an
 //!   optional timeout), talks to the server through a `ReadWrite` wheel, and can reconnect.
 //!
+//! Both also work on UNIX sockets, as POE's `Domain => AF_UNIX` does
+//! ([`ServerTcpBuilder::unix_path`], [`ClientTcp::unix`]).
+//!
 //! Both are builders that create sessions on the kernel, as POE's `new` does: the listener
 //! or client session is a child of the session active when `build` is called (or of the
 //! kernel). Callbacks are closures over a [`Ctx`] of the component's heap type
@@ -175,9 +178,11 @@ pub enum ComponentError {
     /// `_stop`, `_child`, `shutdown`, `tcp_server_got_*`): "These InlineStates aren't
     /// allowed".
     ReservedState(String),
-    /// `Domain::Unix`: the TCP components speak IPv4 and IPv6 only (POE's "unofficial"
-    /// `AF_UNIX` support in Server::TCP is not ported).
-    UnsupportedDomain,
+    /// `Domain::Unix` without a path: neither `unix_path` nor an `Address` was given.
+    MissingUnixPath,
+    /// An option that works on TCP connections only was given for a UNIX socket (the
+    /// option's POE name): `PreConnect`/`ClientPreConnect` take a `TcpStream`.
+    TcpOnly(&'static str),
     /// The kernel refused to create the session.
     Kernel(crate::Error),
 }
@@ -203,8 +208,11 @@ impl fmt::Display for ComponentError {
             ComponentError::ReservedState(s) => {
                 write!(f, "These InlineStates aren't allowed: {s}")
             }
-            ComponentError::UnsupportedDomain => {
-                f.write_str("only Domain::Inet and Domain::Inet6 are supported")
+            ComponentError::MissingUnixPath => {
+                f.write_str("Domain::Unix needs a socket path (unix_path or Address)")
+            }
+            ComponentError::TcpOnly(what) => {
+                write!(f, "{what} works on TCP connections, not on a UNIX socket")
             }
             ComponentError::Kernel(e) => e.fmt(f),
         }

@@ -32,13 +32,24 @@
 //! - `ClientFlushed`, `ClientHigh`, `ClientLow`: `ARG0` = wheel id.
 //! - `ClientDisconnected`: the arguments of the event that closed the connection
 //!   (`shutdown` or the flush).
-//! - `Acceptor`: `ARG0` = the accepted `mio::net::TcpStream` (take it with
-//!   [`Ctx::take_arg`]), `ARG1` = peer address (`Option<IpAddr>`), `ARG2` = peer port
-//!   (`u16`), `ARG3` = the listener's wheel id.
+//! - `Acceptor`: `ARG0` = the accepted `mio::net::TcpStream` (a `mio::net::UnixStream` for
+//!   a server on a UNIX path; take it with [`Ctx::take_arg`]), `ARG1` = peer address
+//!   (`Option<IpAddr>`, `None` for UNIX), `ARG2` = peer port (`u16`), `ARG3` = the
+//!   listener's wheel id.
 //! - `Error`: `ARG0` = the [`WheelError`] (operation "bind", "listen", "accept"...),
 //!   `ARG1` = wheel id.
 //! - `Started`, `Stopped`: `ARG0`.. = `ListenerArgs` (`Started` runs inside the listener's
 //!   `_start`, right after the listening socket was made).
+//!
+//! ## UNIX sockets
+//!
+//! [`ServerTcpBuilder::unix_path`] (or POE's `Domain => AF_UNIX` with the path as
+//! `Address`: `.domain(Domain::Unix).address(path)`) listens at a UNIX socket path instead
+//! of a port; a path whose first byte is NUL is a Linux abstract name. Everything else is
+//! the same, limits included; a connection's [`ConnHeap::remote_ip`] is `"LOCAL"` and its
+//! `remote_port` 0, as in POE. The socket file is left behind when the server stops, as POE
+//! leaves it: a server that starts again at the same path removes it first (binding to a
+//! path that exists fails with `EADDRINUSE`, reported to `Error`).
 //!
 //! ## Deviations from POE
 //!
@@ -61,9 +72,10 @@
 //! - `InlineStates`/`ObjectStates`/`PackageStates` without `ClientInput` are ignored with a
 //!   warning, as POE's "doesn't recognize" carp; type errors POE checks at run time
 //!   (non-hash `InlineStates`, non-array `ClientArgs`, non-code callbacks) cannot happen.
-//! - `SessionType`/`SessionParams`, `Hostname` (use `address`, which resolves names) and
-//!   the unofficial `AF_UNIX` domain ([`ComponentError::UnsupportedDomain`]) are not
-//!   supported; IPv6 is ([`Domain::Inet6`]).
+//! - `SessionType`/`SessionParams` and `Hostname` (use `address`, which resolves names) are
+//!   not supported; IPv6 is ([`Domain::Inet6`]), and so is POE's "unofficial" `AF_UNIX`
+//!   (above). `ClientPreConnect` takes and returns a `TcpStream`: with a UNIX path, `build`
+//!   refuses it ([`ComponentError::TcpOnly`]).
 //! - Warnings (default `Error`/`ClientError`, excessive `disconnected`) go to the `log`
 //!   crate at `warn` level rather than to STDERR.
 
@@ -74,9 +86,10 @@ use crate::value::{Args, HandlerError, IntoArgs, Outcome};
 use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelError, WheelHandle, WheelId};
 use crate::Kernel;
 use crate::{Ctx, ObjectMethod, PackageMethod, Session, SessionId, States};
-use mio::net::TcpStream;
+use mio::net::{TcpStream, UnixStream};
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -149,9 +162,9 @@ pub struct ConnHeap<U = ()> {
     /// The connection's [`ReadWrite`] wheel (`$_[HEAP]{client}`); `None` once the
     /// connection is closed. Reach the wheel with [`Ctx::client`].
     pub client: Option<WheelHandle>,
-    /// The peer's address as text (`$_[HEAP]{remote_ip}`).
+    /// The peer's address as text (`$_[HEAP]{remote_ip}`); `"LOCAL"` on a UNIX socket.
     pub remote_ip: String,
-    /// The peer's port (`$_[HEAP]{remote_port}`).
+    /// The peer's port (`$_[HEAP]{remote_port}`); 0 on a UNIX socket.
     pub remote_port: u16,
     /// Set by the `shutdown` event; input is ignored from then on, and a flush closes the
     /// connection. Programs may set it themselves, as POE programs do.
@@ -162,7 +175,14 @@ pub struct ConnHeap<U = ()> {
     pub got_an_error: bool,
     /// The program's data, `U::default()` at the start of each connection.
     pub data: U,
-    socket: Option<TcpStream>,
+    socket: Option<Accepted>,
+}
+
+/// An accepted connection, until the connection session's wheel takes it.
+#[derive(Debug)]
+enum Accepted {
+    Tcp(TcpStream),
+    Unix(UnixStream),
 }
 
 impl<U> ConnHeap<U> {
@@ -195,7 +215,7 @@ impl ServerHandle {
     }
 
     /// The bound address, `None` if binding failed (the failure then reaches the `Error`
-    /// callback).
+    /// callback) or the server listens at a UNIX path.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
     }
@@ -231,6 +251,7 @@ pub struct ServerTcpBuilder<U = ()> {
     address: Option<String>,
     port: u16,
     domain: Domain,
+    unix_path: Option<PathBuf>,
     alias: Option<String>,
     concurrency: i64,
     survive_exhaustion: bool,
@@ -259,6 +280,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
             address: None,
             port: 0,
             domain: Domain::Inet,
+            unix_path: None,
             alias: None,
             concurrency: -1,
             survive_exhaustion: true,
@@ -311,9 +333,19 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// The address family (`Domain`; default IPv4).
+    /// The address family (`Domain`; default IPv4). With [`Domain::Unix`] the `Address` is
+    /// the socket's path (see [`unix_path`](Self::unix_path)).
     pub fn domain(mut self, domain: Domain) -> Self {
         self.domain = domain;
+        self
+    }
+
+    /// Listens at the UNIX socket `path` rather than on a port (POE's `Domain => AF_UNIX`
+    /// with `Address => $path`). A path whose first byte is NUL is a Linux abstract name.
+    /// Connections are `mio::net::UnixStream`s; `remote_ip` is `"LOCAL"`.
+    pub fn unix_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.domain = Domain::Unix;
+        self.unix_path = Some(path.into());
         self
     }
 
@@ -441,7 +473,8 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
     }
 
     /// Replaces the accepted socket before the wheel is made, or with `None` drops the
-    /// connection (`ClientPreConnect`).
+    /// connection (`ClientPreConnect`). TCP servers only: with a UNIX path `build` refuses
+    /// it.
     pub fn client_pre_connect(
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>, TcpStream) -> Option<TcpStream> + 'static,
@@ -612,7 +645,12 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
             return Err(ComponentError::PartialWatermarks);
         }
         if self.domain == Domain::Unix {
-            return Err(ComponentError::UnsupportedDomain);
+            if self.unix_path.is_none() && self.address.is_none() {
+                return Err(ComponentError::MissingUnixPath);
+            }
+            if c.pre_connect.is_some() {
+                return Err(ComponentError::TcpOnly("ClientPreConnect"));
+            }
         }
         if self.acceptor.is_some() == c.input.is_some() {
             return Err(ComponentError::AcceptorOrClientInput);
@@ -650,6 +688,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
             address,
             port,
             domain,
+            unix_path,
             alias,
             concurrency,
             survive_exhaustion,
@@ -696,13 +735,18 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
                         log::warn!("ServerTcp: alias {a:?}: {e}");
                     }
                 }
-                let mut f = SocketFactory::listen()
-                    .bind_port(port)
-                    .domain(domain)
-                    .reuse(true)
-                    .success_event("tcp_server_got_connection")
-                    .failure_event("tcp_server_got_error");
-                if let Some(a) = &address {
+                let mut f = match (domain, &unix_path) {
+                    (Domain::Unix, Some(path)) => SocketFactory::unix(path.clone()),
+                    // POE: no BindPort for a UNIX socket; the Address is its path.
+                    (Domain::Unix, None) => SocketFactory::listen().domain(domain),
+                    _ => SocketFactory::listen()
+                        .bind_port(port)
+                        .domain(domain)
+                        .reuse(true),
+                }
+                .success_event("tcp_server_got_connection")
+                .failure_event("tcp_server_got_error");
+                if let (Some(a), None) = (&address, &unix_path) {
                     f = f.bind_address(a.clone());
                 }
                 let w = f.build(ctx)?;
@@ -886,16 +930,22 @@ fn conn_states<U: Default + 'static>(
     let mut s = States::new().on(
         "_start",
         move |ctx: &mut Ctx<'_, ConnHeap<U>>| -> Result<(), HandlerError> {
-            let Some(mut socket) = ctx.heap().socket.take() else {
+            let Some(socket) = ctx.heap().socket.take() else {
                 return Ok(());
             };
-            if let Some(pre) = &c.pre_connect {
-                match pre(ctx, socket) {
-                    Some(s) => socket = s,
-                    None => return Ok(()),
+            let mut b = match socket {
+                Accepted::Tcp(s) => {
+                    let s = match &c.pre_connect {
+                        Some(pre) => match pre(ctx, s) {
+                            Some(s) => s,
+                            None => return Ok(()),
+                        },
+                        None => s,
+                    };
+                    ReadWrite::builder(s)
                 }
-            }
-            let mut b = ReadWrite::builder(socket);
+                Accepted::Unix(s) => ReadWrite::builder(s),
+            };
             b = match (&c.input_filter, &c.output_filter, &c.filter) {
                 (Some(i), Some(o), _) => b.input_filter(i()).output_filter(o()),
                 (_, _, Some(f)) => b.filter(f()),
@@ -1028,7 +1078,11 @@ fn spawn_connection<U: Default + 'static>(
     states: &States<ConnHeap<U>>,
     ctx: &mut Ctx<'_, ListenerHeap>,
 ) -> Result<(), HandlerError> {
-    let socket = ctx.take_arg::<TcpStream>(0)?;
+    let socket = if ctx.args().is::<UnixStream>(0) {
+        Accepted::Unix(ctx.take_arg::<UnixStream>(0)?)
+    } else {
+        Accepted::Tcp(ctx.take_arg::<TcpStream>(0)?)
+    };
     let ip = ctx
         .arg::<Option<IpAddr>>(1)?
         .map_or_else(|| "LOCAL".to_owned(), |ip| ip.to_string());

@@ -34,8 +34,10 @@ use std::fmt;
 use std::panic::Location;
 use std::rc::Weak;
 
-/// What the kernel needs of a wheel. Implemented by [`ReadWrite`](crate::wheel::ReadWrite), [`SocketFactory`](crate::wheel::SocketFactory) and
-/// [`ListenAccept`](crate::wheel::ListenAccept); other crates may implement it for wheels of their own.
+/// What the kernel needs of a wheel. Implemented by [`ReadWrite`](crate::wheel::ReadWrite),
+/// [`SocketFactory`](crate::wheel::SocketFactory), [`ListenAccept`](crate::wheel::ListenAccept),
+/// [`Run`](crate::wheel::Run), [`FollowTail`](crate::wheel::FollowTail) and
+/// [`Udp`](crate::wheel::Udp); other crates may implement it for wheels of their own.
 pub trait Wheel: Any {
     /// Registers the wheel's sources (at most two: input and output) with `tokens`.
     fn register(&mut self, registry: &Registry, tokens: [Token; 2]) -> std::io::Result<()>;

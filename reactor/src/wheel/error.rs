@@ -6,14 +6,14 @@ use std::io;
 use std::sync::Arc;
 
 /// A failed wheel operation, as `ARG0` of a wheel's error event (`ReadWrite`'s
-/// `ErrorEvent`, `SocketFactory`'s `FailureEvent`, `ListenAccept`'s `ErrorEvent`; `ARG1` is
-/// the wheel id) and of the TCP components' error callbacks.
+/// `ErrorEvent`, `SocketFactory`'s `FailureEvent`, `ListenAccept`'s and `Udp`'s
+/// `ErrorEvent`; `ARG1` is the wheel id) and of the TCP components' error callbacks.
 ///
 /// POE passes the same facts as three arguments, `($operation, $errnum, $errstr)`:
 ///
 /// | POE | here |
 /// |---|---|
-/// | `$_[ARG0]`, the operation | [`operation`](WheelError::operation): `"read"`, `"write"`, `"connect"`, `"accept"`, `"socket"`, `"bind"`, `"listen"`, `"resolve"` |
+/// | `$_[ARG0]`, the operation | [`operation`](WheelError::operation): `"read"`, `"write"`, `"connect"`, `"accept"`, `"socket"`, `"bind"`, `"listen"`, `"resolve"`, `"recv"`, `"send"` |
 /// | `$_[ARG1]`, `$!` as a number (0 at end of file) | [`errno`](WheelError::errno), comparable with [`crate::errno`] |
 /// | `$_[ARG2]`, `$!` as text (`""` at end of file) | [`message`](WheelError::message) |
 /// | (none) | [`kind`](WheelError::kind): the [`io::ErrorKind`] ([`io::ErrorKind::UnexpectedEof`] at end of file) |

@@ -1,18 +1,20 @@
-//! `SocketFactory` and `ListenAccept`: making connections and accepting them (POE's
-//! `POE::Wheel::SocketFactory` and `POE::Wheel::ListenAccept`).
+//! `SocketFactory` and `ListenAccept`: making connections, listening sockets and datagram
+//! sockets, and accepting connections (POE's `POE::Wheel::SocketFactory` and
+//! `POE::Wheel::ListenAccept`).
 
 use super::{Wheel, WheelError, WheelHandle, WheelId};
-use crate::errno::{ECONNABORTED, EINPROGRESS, EINTR, EPROTO};
+use crate::errno::{ECONNABORTED, EINPROGRESS, EINTR, EINVAL, EPROTO};
 use crate::error::{Error, Result};
-use crate::value::IntoArgs;
+use crate::value::{Args, IntoArgs};
 use crate::Mode;
 use crate::{EventId, Kernel};
-use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
-use socket2::{Domain as SockDomain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain as SockDomain, Protocol as SockProtocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 /// The address family of a [`SocketFactory`] (POE's `SocketDomain`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,8 +23,30 @@ pub enum Domain {
     Inet,
     /// IPv6 (`AF_INET6`).
     Inet6,
-    /// UNIX stream sockets (`AF_UNIX`).
+    /// UNIX sockets (`AF_UNIX`): a path, or on Linux an abstract name (a path whose first
+    /// byte is NUL, see [`SocketFactory::unix_abstract`]).
     Unix,
+}
+
+/// The protocol of an Internet [`SocketFactory`] (POE's `SocketProtocol`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// TCP (`"tcp"`, the default): streams, listening or connecting.
+    #[default]
+    Tcp,
+    /// UDP (`"udp"`): a datagram socket (`mio::net::UdpSocket`), bound and handed over at
+    /// once, or connected to a remote address.
+    Udp,
+}
+
+/// The kind of socket (POE's `SocketType`). The default follows the protocol: streams for
+/// TCP and UNIX sockets, datagrams for UDP; `Datagram` makes a UNIX datagram socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketType {
+    /// `SOCK_STREAM`.
+    Stream,
+    /// `SOCK_DGRAM`.
+    Datagram,
 }
 
 enum Listener {
@@ -46,22 +70,121 @@ enum State {
 enum Connecting {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Udp(UdpSocket),
+    UnixDatagram(UnixDatagram),
 }
 
-/// Makes a client connection or a listening socket, and reports each result as
-/// `SuccessEvent` or `FailureEvent` to the session that built it.
+impl Connecting {
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Connecting::Tcp(s) => s,
+            Connecting::Unix(s) => s,
+            Connecting::Udp(s) => s,
+            Connecting::UnixDatagram(s) => s,
+        }
+    }
+}
+
+/// A socket handed to the session in `SuccessEvent`'s `ARG0`.
+enum Handed {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+    Udp(UdpSocket),
+    UnixDatagram(UnixDatagram),
+}
+
+impl Handed {
+    fn push_into(self, args: &mut Args) {
+        match self {
+            Handed::Tcp(s) => args.push(s),
+            Handed::Unix(s) => args.push(s),
+            Handed::Udp(s) => args.push(s),
+            Handed::UnixDatagram(s) => args.push(s),
+        }
+    }
+}
+
+/// What building made: a wheel state, or a datagram socket that neither listens nor
+/// connects, handed over at once (POE yields `SuccessEvent` with it from `new`).
+enum Made {
+    State(State),
+    Ready(Handed),
+}
+
+/// Makes a client connection, a listening socket or a datagram socket, and reports each
+/// result as `SuccessEvent` or `FailureEvent` to the session that built it.
 ///
-/// - `SuccessEvent`, connecting: `ARG0` = the connected, non-blocking stream
-///   (`mio::net::TcpStream`, or `mio::net::UnixStream` for [`Domain::Unix`]; take it with
-///   `ctx.take_arg`), `ARG1` = peer address (`Option<IpAddr>`, `None` for UNIX), `ARG2` =
-///   peer port (`u16`), `ARG3` = wheel id.
+/// - `SuccessEvent`, connecting: `ARG0` = the connected, non-blocking socket (take it with
+///   `ctx.take_arg`): `mio::net::TcpStream`, `mio::net::UnixStream` for [`Domain::Unix`],
+///   `mio::net::UdpSocket` for [`Protocol::Udp`], `mio::net::UnixDatagram` for a UNIX
+///   [`SocketType::Datagram`]; `ARG1` = peer address (`Option<IpAddr>`, `None` for UNIX),
+///   `ARG2` = peer port (`u16`, 0 for UNIX), `ARG3` = wheel id.
 /// - `SuccessEvent`, listening: the same, once per accepted connection.
+/// - `SuccessEvent`, a datagram socket without a remote address: `ARG0` = the bound (or,
+///   with no bind address, unbound) `mio::net::UdpSocket` or `mio::net::UnixDatagram`,
+///   `ARG1` = `None`, `ARG2` = 0, `ARG3` = wheel id. As in POE, it comes right away: it is
+///   yielded by `build`, and the wheel has nothing more to do. Read and write the socket
+///   with `select_read` and `recv_from`/`send_to`, or hand it to a [`Udp`](super::Udp)
+///   wheel.
 /// - `FailureEvent`: `ARG0` = the [`WheelError`] (operation `"connect"`, `"bind"`,
 ///   `"listen"`, `"accept"`, `"socket"`, `"resolve"`...), `ARG1` = wheel id.
 ///   Failures while building are delivered like POE's, as an event after `build` returns.
 ///
 /// TCP sockets it makes have `TCP_NODELAY` set unless [`nodelay`](SocketFactoryBuilder::nodelay)
 /// says otherwise, so small writes never wait on Nagle.
+///
+/// # Datagram sockets
+///
+/// ```
+/// use mio::net::UdpSocket;
+/// use reactor::wheel::SocketFactory;
+/// use reactor::{Ctx, HandlerError, Kernel, Session};
+///
+/// let mut kernel = Kernel::new()?;
+/// kernel.create(
+///     Session::new(None::<UdpSocket>)
+///         .on("_start", |ctx: &mut Ctx<'_, Option<UdpSocket>>| -> reactor::Result<()> {
+///             // SocketProtocol => 'udp', BindAddress => '127.0.0.1', BindPort => 0
+///             SocketFactory::udp()
+///                 .bind_address("127.0.0.1")
+///                 .success_event("got_socket")
+///                 .failure_event("got_error")
+///                 .build(ctx)
+///                 .map(drop)
+///         })
+///         .on("got_socket", |ctx: &mut Ctx<'_, Option<UdpSocket>>| -> Result<(), HandlerError> {
+///             let socket = ctx.take_arg::<UdpSocket>(0)?;
+///             assert_eq!(socket.local_addr()?.ip().to_string(), "127.0.0.1");
+///             *ctx.heap() = Some(socket); // or ctx.select_read(&socket, "got_datagram", ())
+///             Ok(())
+///         })
+///         .on("got_error", |_: &mut Ctx<'_, Option<UdpSocket>>| {}),
+/// )?;
+/// kernel.run()?;
+/// # Ok::<(), reactor::Error>(())
+/// ```
+///
+/// # UNIX sockets
+///
+/// [`SocketFactory::unix`] listens at a path, or connects to it with
+/// [`unix_connect`](SocketFactoryBuilder::unix_connect); POE's spelling,
+/// `.domain(Domain::Unix)` with the path as `bind_address` (listening) or as the address of
+/// [`SocketFactory::connect`], works too. A path whose first byte is NUL is a Linux
+/// abstract name, as in POE ([`SocketFactory::unix_abstract`] makes one): no file, gone with
+/// the last socket. The factory does not remove a socket file it made (nor does POE).
+///
+/// UNIX datagram sockets are `.socket_type(SocketType::Datagram)`: bound at the path and
+/// handed over at once, or connected to it (then a `bind_address` path, if any, is the
+/// socket's own address, to which the peer answers).
+///
+/// # Deviations from POE
+///
+/// - A bound UNIX datagram socket is handed over like a UDP one; POE calls `listen` on it
+///   and reports `("listen", EOPNOTSUPP)`.
+/// - `Protocol::Udp` with [`Domain::Unix`] and `listen_queue` with a datagram socket are
+///   refused by `build` with [`Error::InvalidArgument`]; POE warns and ignores the option
+///   (making a UNIX stream socket in the first case).
+/// - The peer of a connected UNIX socket is `None`; POE passes the path.
 pub struct SocketFactory {
     state: State,
     success: EventId,
@@ -74,12 +197,14 @@ pub struct SocketFactory {
 /// Configures a [`SocketFactory`] (POE's constructor parameters).
 pub struct SocketFactoryBuilder {
     domain: Domain,
+    protocol: Protocol,
+    socket_type: Option<SocketType>,
     remote: Option<(String, u16)>,
     path: Option<PathBuf>,
     bind_address: Option<String>,
     bind_port: u16,
     reuse: bool,
-    listen_queue: i32,
+    listen_queue: Option<i32>,
     nodelay: bool,
     success: Option<EventId>,
     failure: Option<EventId>,
@@ -92,12 +217,14 @@ impl SocketFactory {
     pub fn listen() -> SocketFactoryBuilder {
         SocketFactoryBuilder {
             domain: Domain::Inet,
+            protocol: Protocol::Tcp,
+            socket_type: None,
             remote: None,
             path: None,
             bind_address: None,
             bind_port: 0,
             reuse: false,
-            listen_queue: 1024,
+            listen_queue: None,
             nodelay: true,
             success: None,
             failure: None,
@@ -112,13 +239,29 @@ impl SocketFactory {
         b
     }
 
+    /// A factory for a UDP socket (POE's `SocketProtocol => 'udp'`), bound with
+    /// [`bind_address`](SocketFactoryBuilder::bind_address) and
+    /// [`bind_port`](SocketFactoryBuilder::bind_port) and handed over at once. For a
+    /// connected one: `SocketFactory::connect(address, port).protocol(Protocol::Udp)`.
+    pub fn udp() -> SocketFactoryBuilder {
+        Self::listen().protocol(Protocol::Udp)
+    }
+
     /// A factory for a UNIX stream socket at `path`: listening, or connecting with
-    /// [`SocketFactoryBuilder::unix_connect`].
+    /// [`SocketFactoryBuilder::unix_connect`]. A path whose first byte is NUL is a Linux
+    /// abstract name.
     pub fn unix(path: impl Into<PathBuf>) -> SocketFactoryBuilder {
         let mut b = Self::listen();
         b.domain = Domain::Unix;
         b.path = Some(path.into());
         b
+    }
+
+    /// A factory for a UNIX socket with the Linux abstract name `name` (no file; the name
+    /// goes with the last socket that uses it): [`unix`](SocketFactory::unix) with the path
+    /// `"\0name"`, which is how POE programs write it.
+    pub fn unix_abstract(name: impl AsRef<[u8]>) -> SocketFactoryBuilder {
+        Self::unix(abstract_path(name.as_ref()))
     }
 
     /// The bound local address (POE's `getsockname`); learn the port after binding to 0.
@@ -157,6 +300,18 @@ impl SocketFactoryBuilder {
         self.domain = d;
         self
     }
+    /// The protocol of an Internet socket (POE's `SocketProtocol`; default
+    /// [`Protocol::Tcp`]).
+    pub fn protocol(mut self, p: Protocol) -> Self {
+        self.protocol = p;
+        self
+    }
+    /// The kind of socket (POE's `SocketType`; by default what the protocol calls for).
+    /// [`SocketType::Datagram`] with [`Domain::Unix`] makes a UNIX datagram socket.
+    pub fn socket_type(mut self, t: SocketType) -> Self {
+        self.socket_type = Some(t);
+        self
+    }
     /// Connect instead of listen, for a [`SocketFactory::unix`] factory.
     pub fn unix_connect(mut self) -> Self {
         self.remote = Some((String::new(), 0));
@@ -177,9 +332,10 @@ impl SocketFactoryBuilder {
         self.reuse = on;
         self
     }
-    /// The listen backlog (POE's `ListenQueue`).
+    /// The listen backlog (POE's `ListenQueue`; default 1024). A datagram socket does not
+    /// listen: `build` refuses it there.
     pub fn listen_queue(mut self, n: i32) -> Self {
-        self.listen_queue = n;
+        self.listen_queue = Some(n);
         self
     }
     /// `TCP_NODELAY` on the sockets made (default on).
@@ -198,8 +354,9 @@ impl SocketFactoryBuilder {
         self
     }
 
-    /// Builds the socket and puts the wheel into the kernel. Only a missing event is an
-    /// error here; socket failures arrive as `FailureEvent`.
+    /// Builds the socket and puts the wheel into the kernel. Only a missing event or a
+    /// combination of options that makes no sense ([`Error::InvalidArgument`]) is an error
+    /// here; socket failures arrive as `FailureEvent`.
     pub fn build(self, kernel: &mut Kernel) -> Result<WheelHandle> {
         let success = self
             .success
@@ -207,10 +364,27 @@ impl SocketFactoryBuilder {
         let failure = self
             .failure
             .ok_or(Error::InvalidArgument("FailureEvent required"))?;
+        self.check()?;
         let nodelay = self.nodelay;
-        let (state, local, fail) = match self.make() {
-            Ok((state, local)) => (state, local, None),
-            Err((op, e)) => (State::Failed, None, Some((op, e))),
+        let (made, fail) = match self.make() {
+            Ok(made) => (made, None),
+            Err((op, e)) => (Made::State(State::Failed), Some((op, e))),
+        };
+        let (state, ready) = match made {
+            Made::State(state) => (state, None),
+            Made::Ready(handed) => (State::Done, Some(handed)),
+        };
+        let local = match &state {
+            State::Connecting(Connecting::Tcp(s)) => s.local_addr().ok(),
+            State::Connecting(Connecting::Udp(s)) => s.local_addr().ok(),
+            State::Listening {
+                listener: Listener::Tcp(l),
+                ..
+            } => l.local_addr().ok(),
+            _ => match &ready {
+                Some(Handed::Udp(s)) => s.local_addr().ok(),
+                _ => None,
+            },
         };
         let handle = kernel.wheel_insert(SocketFactory {
             state,
@@ -220,34 +394,48 @@ impl SocketFactoryBuilder {
             local,
             connect_ready: false,
         })?;
+        let id = handle.id();
         if let Some((op, e)) = fail {
-            let id = handle.id();
             let args = (WheelError::io(op, &e), id);
             kernel.yield_(failure.name().as_str(), args)?;
+        }
+        if let Some(handed) = ready {
+            let mut args = Args::new();
+            handed.push_into(&mut args);
+            args.push(None::<IpAddr>);
+            args.push(0u16);
+            args.push(id);
+            kernel.yield_(success.name().as_str(), args)?;
         }
         Ok(handle)
     }
 
-    fn make(&self) -> std::result::Result<(State, Option<SocketAddr>), (&'static str, io::Error)> {
+    /// Whether this makes a datagram socket.
+    fn datagram(&self) -> bool {
+        match self.socket_type {
+            Some(t) => t == SocketType::Datagram,
+            None => self.domain != Domain::Unix && self.protocol == Protocol::Udp,
+        }
+    }
+
+    /// Refuses combinations of options that cannot mean anything.
+    fn check(&self) -> Result<()> {
+        if self.domain == Domain::Unix && self.protocol == Protocol::Udp {
+            return Err(Error::InvalidArgument(
+                "SocketProtocol udp needs an Internet domain; a UNIX datagram socket is socket_type(SocketType::Datagram)",
+            ));
+        }
+        if self.listen_queue.is_some() && self.datagram() {
+            return Err(Error::InvalidArgument(
+                "ListenQueue is for listening sockets; a datagram socket does not listen",
+            ));
+        }
+        Ok(())
+    }
+
+    fn make(&self) -> std::result::Result<Made, (&'static str, io::Error)> {
         if self.domain == Domain::Unix {
-            let path = self
-                .path
-                .clone()
-                .ok_or(("socket", io::Error::from_raw_os_error(22)))?;
-            return if self.remote.is_some() {
-                let s = UnixStream::connect(&path).map_err(|e| ("connect", e))?;
-                Ok((State::Connecting(Connecting::Unix(s)), None))
-            } else {
-                let l = UnixListener::bind(&path).map_err(|e| ("bind", e))?;
-                Ok((
-                    State::Listening {
-                        listener: Listener::Unix(l),
-                        ready: false,
-                        paused: false,
-                    },
-                    None,
-                ))
-            };
+            return self.make_unix();
         }
         let v6 = self.domain == Domain::Inet6;
         let remote = match &self.remote {
@@ -260,14 +448,23 @@ impl SocketFactoryBuilder {
         } else {
             SockDomain::IPV4
         };
-        let sock =
-            Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(|e| ("socket", e))?;
+        let dgram = self.datagram();
+        let ty = if dgram { Type::DGRAM } else { Type::STREAM };
+        let protocol = match self.protocol {
+            Protocol::Tcp => SockProtocol::TCP,
+            Protocol::Udp => SockProtocol::UDP,
+        };
+        // A type the protocol does not have (TCP datagrams) fails here, as in POE.
+        let sock = Socket::new(domain, ty, Some(protocol)).map_err(|e| ("socket", e))?;
         sock.set_nonblocking(true).map_err(|e| ("socket", e))?;
         if self.reuse {
             sock.set_reuse_address(true)
                 .map_err(|e| ("setsockopt", e))?;
         }
-        if self.bind_address.is_some() || self.bind_port != 0 || remote.is_none() {
+        // A listening socket is bound to every address when no address is given; a
+        // datagram socket only binds when asked to, as in POE.
+        let listening = remote.is_none() && !dgram;
+        if self.bind_address.is_some() || self.bind_port != 0 || listening {
             let ip = match &self.bind_address {
                 Some(a) => resolve(a, self.bind_port, v6)
                     .map_err(|e| ("bind", e))?
@@ -278,40 +475,131 @@ impl SocketFactoryBuilder {
             sock.bind(&SockAddr::from(SocketAddr::new(ip, self.bind_port)))
                 .map_err(|e| ("bind", e))?;
         }
-        match remote {
-            Some(addr) => {
+        match (remote, dgram) {
+            (Some(addr), false) => {
                 if self.nodelay {
                     sock.set_nodelay(true).map_err(|e| ("setsockopt", e))?;
                 }
-                match sock.connect(&SockAddr::from(addr)) {
-                    Ok(()) => {}
-                    Err(e)
-                        if e.raw_os_error() == Some(EINPROGRESS)
-                            || e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(("connect", e)),
-                }
-                let local = sock.local_addr().ok().and_then(|a| a.as_socket());
+                connect(&sock, &SockAddr::from(addr), false)?;
                 let std: std::net::TcpStream = sock.into();
-                Ok((
-                    State::Connecting(Connecting::Tcp(TcpStream::from_std(std))),
-                    local,
-                ))
+                Ok(Made::State(State::Connecting(Connecting::Tcp(
+                    TcpStream::from_std(std),
+                ))))
             }
-            None => {
-                sock.listen(self.listen_queue).map_err(|e| ("listen", e))?;
-                let local = sock.local_addr().ok().and_then(|a| a.as_socket());
+            (Some(addr), true) => {
+                connect(&sock, &SockAddr::from(addr), false)?;
+                let std: std::net::UdpSocket = sock.into();
+                Ok(Made::State(State::Connecting(Connecting::Udp(
+                    UdpSocket::from_std(std),
+                ))))
+            }
+            (None, false) => {
+                sock.listen(self.listen_queue.unwrap_or(1024))
+                    .map_err(|e| ("listen", e))?;
                 let std: std::net::TcpListener = sock.into();
-                Ok((
-                    State::Listening {
-                        listener: Listener::Tcp(TcpListener::from_std(std)),
-                        ready: false,
-                        paused: false,
-                    },
-                    local,
-                ))
+                Ok(Made::State(State::Listening {
+                    listener: Listener::Tcp(TcpListener::from_std(std)),
+                    ready: false,
+                    paused: false,
+                }))
+            }
+            (None, true) => {
+                let std: std::net::UdpSocket = sock.into();
+                Ok(Made::Ready(Handed::Udp(UdpSocket::from_std(std))))
             }
         }
     }
+
+    /// A UNIX socket: its own address (`bind`) and the one it connects to.
+    fn make_unix(&self) -> std::result::Result<Made, (&'static str, io::Error)> {
+        let einval = || io::Error::from_raw_os_error(EINVAL);
+        let connecting = self.remote.is_some();
+        let named = |a: &Option<String>| a.as_deref().filter(|a| !a.is_empty()).map(PathBuf::from);
+        let (bind, remote) = if connecting {
+            let host = self.remote.as_ref().map(|(h, _)| h.clone());
+            let remote = self.path.clone().or_else(|| named(&host));
+            (
+                named(&self.bind_address),
+                Some(remote.ok_or(("socket", einval()))?),
+            )
+        } else {
+            let bind = self.path.clone().or_else(|| named(&self.bind_address));
+            (bind, None)
+        };
+        let dgram = self.datagram();
+        if !dgram && !connecting && bind.is_none() {
+            return Err(("socket", einval()));
+        }
+        let ty = if dgram { Type::DGRAM } else { Type::STREAM };
+        let sock = Socket::new(SockDomain::UNIX, ty, None).map_err(|e| ("socket", e))?;
+        sock.set_nonblocking(true).map_err(|e| ("socket", e))?;
+        if let Some(path) = &bind {
+            let addr = SockAddr::unix(path).map_err(|e| ("bind", e))?;
+            sock.bind(&addr).map_err(|e| ("bind", e))?;
+        }
+        let made = match (remote, dgram) {
+            (Some(path), false) => {
+                connect(
+                    &sock,
+                    &SockAddr::unix(path).map_err(|e| ("connect", e))?,
+                    true,
+                )?;
+                let std: std::os::unix::net::UnixStream = sock.into();
+                Made::State(State::Connecting(Connecting::Unix(UnixStream::from_std(
+                    std,
+                ))))
+            }
+            (Some(path), true) => {
+                connect(
+                    &sock,
+                    &SockAddr::unix(path).map_err(|e| ("connect", e))?,
+                    true,
+                )?;
+                let std: std::os::unix::net::UnixDatagram = sock.into();
+                Made::State(State::Connecting(Connecting::UnixDatagram(
+                    UnixDatagram::from_std(std),
+                )))
+            }
+            (None, false) => {
+                sock.listen(self.listen_queue.unwrap_or(1024))
+                    .map_err(|e| ("listen", e))?;
+                let std: std::os::unix::net::UnixListener = sock.into();
+                Made::State(State::Listening {
+                    listener: Listener::Unix(UnixListener::from_std(std)),
+                    ready: false,
+                    paused: false,
+                })
+            }
+            (None, true) => {
+                let std: std::os::unix::net::UnixDatagram = sock.into();
+                Made::Ready(Handed::UnixDatagram(UnixDatagram::from_std(std)))
+            }
+        };
+        Ok(made)
+    }
+}
+
+/// Starts a non-blocking connect: under way or done is success. (A UNIX socket connects
+/// at once or not at all: there `EAGAIN` means the listener's backlog is full.)
+fn connect(
+    sock: &Socket,
+    addr: &SockAddr,
+    unix: bool,
+) -> std::result::Result<(), (&'static str, io::Error)> {
+    match sock.connect(addr) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(EINPROGRESS) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && !unix => Ok(()),
+        Err(e) => Err(("connect", e)),
+    }
+}
+
+/// The path that stands for the Linux abstract name `name`: a NUL, then the name.
+fn abstract_path(name: &[u8]) -> PathBuf {
+    let mut bytes = Vec::with_capacity(name.len() + 1);
+    bytes.push(0);
+    bytes.extend_from_slice(name);
+    Path::new(std::ffi::OsStr::from_bytes(&bytes)).to_path_buf()
 }
 
 fn resolve(host: &str, port: u16, prefer_v6: bool) -> io::Result<SocketAddr> {
@@ -327,46 +615,36 @@ fn resolve(host: &str, port: u16, prefer_v6: bool) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no address for {host}")))
 }
 
-fn accept_one(
-    l: &Listener,
-    nodelay: bool,
-) -> io::Result<(Box<dyn std::any::Any>, Option<IpAddr>, u16)> {
+fn accept_one(l: &Listener, nodelay: bool) -> io::Result<(Handed, Option<IpAddr>, u16)> {
     match l {
         Listener::Tcp(l) => {
             let (s, peer) = l.accept()?;
             if nodelay {
                 let _ = s.set_nodelay(true);
             }
-            Ok((Box::new(s), Some(peer.ip()), peer.port()))
+            Ok((Handed::Tcp(s), Some(peer.ip()), peer.port()))
         }
         Listener::Unix(l) => {
             let (s, _) = l.accept()?;
-            Ok((Box::new(s), None, 0))
+            Ok((Handed::Unix(s), None, 0))
         }
     }
 }
 
-/// Calls `event` with an accepted or connected stream as `ARG0`.
+/// Calls `event` with an accepted or connected socket as `ARG0`.
 fn deliver(
     kernel: &mut Kernel,
     id: WheelId,
     event: EventId,
-    stream: Box<dyn std::any::Any>,
+    socket: Handed,
     ip: Option<IpAddr>,
     port: u16,
 ) {
     let Some(owner) = kernel.wheel_owner(id) else {
         return;
     };
-    let mut args = crate::value::Args::new();
-    match stream.downcast::<TcpStream>() {
-        Ok(s) => args.push(*s),
-        Err(other) => {
-            if let Ok(s) = other.downcast::<UnixStream>() {
-                args.push(*s)
-            }
-        }
-    }
+    let mut args = Args::new();
+    socket.push_into(&mut args);
     args.push(ip);
     args.push(port);
     args.push(id);
@@ -384,12 +662,7 @@ fn fail(kernel: &mut Kernel, id: WheelId, event: EventId, op: &'static str, e: &
 impl Wheel for SocketFactory {
     fn register(&mut self, registry: &Registry, tokens: [Token; 2]) -> io::Result<()> {
         match &mut self.state {
-            State::Connecting(Connecting::Tcp(s)) => {
-                registry.register(s, tokens[0], Interest::WRITABLE)
-            }
-            State::Connecting(Connecting::Unix(s)) => {
-                registry.register(s, tokens[0], Interest::WRITABLE)
-            }
+            State::Connecting(c) => registry.register(c.source(), tokens[0], Interest::WRITABLE),
             State::Listening {
                 listener: Listener::Tcp(l),
                 ..
@@ -404,8 +677,7 @@ impl Wheel for SocketFactory {
 
     fn deregister(&mut self, registry: &Registry) {
         let _ = match &mut self.state {
-            State::Connecting(Connecting::Tcp(s)) => registry.deregister(s),
-            State::Connecting(Connecting::Unix(s)) => registry.deregister(s),
+            State::Connecting(c) => registry.deregister(c.source()),
             State::Listening {
                 listener: Listener::Tcp(l),
                 ..
@@ -469,33 +741,36 @@ impl Wheel for SocketFactory {
                 let State::Connecting(mut c) = std::mem::replace(&mut w.state, State::Done) else {
                     return;
                 };
-                // The stream leaves the wheel: it must not stay registered under its token.
-                let _ = match &mut c {
-                    Connecting::Tcp(s) => reg.deregister(s),
-                    Connecting::Unix(s) => reg.deregister(s),
+                // The socket leaves the wheel: it must not stay registered under its token.
+                let _ = reg.deregister(c.source());
+                let done = match c {
+                    Connecting::Tcp(s) => connected(s.take_error(), || s.peer_addr())
+                        .map(|peer| (Handed::Tcp(s), Some(peer.ip()), peer.port())),
+                    Connecting::Udp(s) => connected(s.take_error(), || s.peer_addr())
+                        .map(|peer| (Handed::Udp(s), Some(peer.ip()), peer.port())),
+                    Connecting::Unix(s) => connected(s.take_error(), || s.peer_addr())
+                        .map(|_| (Handed::Unix(s), None, 0)),
+                    Connecting::UnixDatagram(s) => connected(s.take_error(), || s.peer_addr())
+                        .map(|_| (Handed::UnixDatagram(s), None, 0)),
                 };
-                match c {
-                    Connecting::Tcp(s) => match s.take_error() {
-                        Ok(Some(e)) | Err(e) => fail(kernel, id, failure, "connect", &e),
-                        Ok(None) => match s.peer_addr() {
-                            Ok(peer) => deliver(
-                                kernel,
-                                id,
-                                success,
-                                Box::new(s),
-                                Some(peer.ip()),
-                                peer.port(),
-                            ),
-                            Err(e) => fail(kernel, id, failure, "connect", &e),
-                        },
-                    },
-                    Connecting::Unix(s) => match s.take_error() {
-                        Ok(Some(e)) | Err(e) => fail(kernel, id, failure, "connect", &e),
-                        Ok(None) => deliver(kernel, id, success, Box::new(s), None, 0),
-                    },
+                match done {
+                    Ok((s, ip, port)) => deliver(kernel, id, success, s, ip, port),
+                    Err(e) => fail(kernel, id, failure, "connect", &e),
                 }
             }
         }
+    }
+}
+
+/// The outcome of a connect, from the socket's pending error and its peer's address
+/// (POE's `SO_ERROR` and `getpeername`).
+fn connected<A>(
+    pending: io::Result<Option<io::Error>>,
+    peer: impl FnOnce() -> io::Result<A>,
+) -> io::Result<A> {
+    match pending {
+        Ok(Some(e)) | Err(e) => Err(e),
+        Ok(None) => peer(),
     }
 }
 
