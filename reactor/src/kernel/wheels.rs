@@ -152,6 +152,8 @@ pub(crate) trait WheelObj {
     fn as_any(&self) -> &dyn Any;
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
     fn readiness(&self) -> Readiness;
+    /// The wheel type's [`Wheel::dispatch`].
+    fn dispatcher(&self) -> fn(&mut Kernel, WheelId, Mode);
 }
 
 impl<W: Wheel> WheelObj for W {
@@ -188,6 +190,9 @@ impl<W: Wheel> WheelObj for W {
     fn readiness(&self) -> Readiness {
         Wheel::readiness(self)
     }
+    fn dispatcher(&self) -> fn(&mut Kernel, WheelId, Mode) {
+        W::dispatch
+    }
 }
 
 /// A located wheel: slab key and id (see [`Kernel::wheel_locate`]).
@@ -202,7 +207,6 @@ pub(crate) struct WheelSlot {
     owner: SessionId,
     gen: u32,
     obj: Box<dyn WheelObj>,
-    dispatch: fn(&mut Kernel, WheelId, Mode),
     /// Listed in `Wheels::active` (may have pending work).
     active: bool,
     /// Holds a reference on its owner (see [`Wheel::holds_session`]).
@@ -312,7 +316,6 @@ impl Kernel {
             owner,
             gen,
             obj: Box::new(wheel),
-            dispatch: W::dispatch,
             active: false,
             holding: false,
         });
@@ -481,7 +484,6 @@ impl Kernel {
         let (owner, holding, gen) = (slot.owner, slot.holding, slot.gen);
         slot.owner = super::session::KERNEL;
         slot.holding = false;
-        slot.dispatch = Parked::dispatch;
         if holding {
             self.wheels.holding -= 1;
             self.ref_dec(owner);
@@ -535,7 +537,6 @@ impl Kernel {
         slot.id = id;
         slot.owner = owner;
         slot.obj = Box::new(wheel);
-        slot.dispatch = W::dispatch;
         Ok(self.wheel_enlist(key, id, owner))
     }
 
@@ -623,7 +624,7 @@ impl Kernel {
                     Mode::Write => w,
                 };
                 if go {
-                    let (f, id) = (s.dispatch, s.id);
+                    let (f, id) = (s.obj.dispatcher(), s.id);
                     f(self, id, mode);
                     self.wheel_release_if_idle(key);
                 }
