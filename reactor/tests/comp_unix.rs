@@ -91,7 +91,7 @@ fn echo(spelling: Spelling<'_>) -> Seen {
             let h = ctx.heap();
             s1.borrow_mut()
                 .remote
-                .push((h.remote_ip.clone(), h.remote_port));
+                .push((h.remote_ip.to_string(), h.remote_port));
         })
         .client_input(move |ctx| -> Result<(), HandlerError> {
             let line = String::from_utf8(ctx.take_arg::<Vec<u8>>(0)?)?;

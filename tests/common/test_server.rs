@@ -41,7 +41,7 @@ impl TestServer {
             .port(0)
             .client_connected(move |ctx| {
                 c1.borrow_mut().push(ctx.session());
-                if let Ok(ip) = ctx.heap().remote_ip.parse() {
+                if let Some(ip) = ctx.heap().remote_ip.addr() {
                     p1.borrow_mut().push(ip);
                 }
             })

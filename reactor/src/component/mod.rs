@@ -52,7 +52,7 @@ pub mod client_tcp;
 pub mod server_tcp;
 
 pub use client_tcp::{ClientHeap, ClientTcp, ClientTcpBuilder};
-pub use server_tcp::{ConnHeap, ListenerHeap, ServerHandle, ServerTcp, ServerTcpBuilder};
+pub use server_tcp::{ConnHeap, ListenerHeap, RemoteIp, ServerHandle, ServerTcp, ServerTcpBuilder};
 
 use crate::filter::{ByteFilter, Filter};
 use crate::value::{HandlerError, Outcome, Value};

@@ -155,6 +155,54 @@ impl Ctx<'_, ListenerHeap> {
     }
 }
 
+/// A connection's peer address as POE's `$_[HEAP]{remote_ip}` holds it: the IP address,
+/// or none for a UNIX socket, where POE says `"LOCAL"`. It prints as POE's string and
+/// compares with text (`heap.remote_ip == "127.0.0.1"`), and takes no allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RemoteIp(Option<IpAddr>);
+
+impl RemoteIp {
+    /// The peer's IP address; `None` on a UNIX socket.
+    pub fn addr(self) -> Option<IpAddr> {
+        self.0
+    }
+
+    /// Whether the peer is on a UNIX socket (POE's `"LOCAL"`).
+    pub fn is_local(self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl std::fmt::Display for RemoteIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("LOCAL"),
+        }
+    }
+}
+
+impl PartialEq<str> for RemoteIp {
+    fn eq(&self, other: &str) -> bool {
+        match self.0 {
+            Some(ip) => other.parse::<IpAddr>() == Ok(ip),
+            None => other == "LOCAL",
+        }
+    }
+}
+
+impl PartialEq<&str> for RemoteIp {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+
+impl PartialEq<String> for RemoteIp {
+    fn eq(&self, other: &String) -> bool {
+        *self == *other.as_str()
+    }
+}
+
 /// A connection session's heap (POE's per-connection `$_[HEAP]`), with the program's own
 /// data in [`data`](ConnHeap::data).
 #[derive(Debug)]
@@ -162,8 +210,10 @@ pub struct ConnHeap<U = ()> {
     /// The connection's [`ReadWrite`] wheel (`$_[HEAP]{client}`); `None` once the
     /// connection is closed. Reach the wheel with [`Ctx::client`].
     pub client: Option<WheelHandle>,
-    /// The peer's address as text (`$_[HEAP]{remote_ip}`); `"LOCAL"` on a UNIX socket.
-    pub remote_ip: String,
+    /// The peer's address (`$_[HEAP]{remote_ip}`): prints, and compares with text, as
+    /// POE's string does (`"LOCAL"` on a UNIX socket); [`RemoteIp::addr`] gives the
+    /// `IpAddr`.
+    pub remote_ip: RemoteIp,
     /// The peer's port (`$_[HEAP]{remote_port}`); 0 on a UNIX socket.
     pub remote_port: u16,
     /// Set by the `shutdown` event; input is ignored from then on, and a flush closes the
@@ -1083,9 +1133,7 @@ fn spawn_connection<U: Default + 'static>(
     } else {
         Accepted::Tcp(ctx.take_arg::<TcpStream>(0)?)
     };
-    let ip = ctx
-        .arg::<Option<IpAddr>>(1)?
-        .map_or_else(|| "LOCAL".to_owned(), |ip| ip.to_string());
+    let ip = RemoteIp(*ctx.arg::<Option<IpAddr>>(1)?);
     let port = *ctx.arg::<u16>(2)?;
     let heap = ConnHeap {
         client: None,
@@ -1099,4 +1147,21 @@ fn spawn_connection<U: Default + 'static>(
     };
     ctx.create(Session::from_states(heap, states).args(conn.args.clone()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod remote_ip_tests {
+    use super::RemoteIp;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    #[test]
+    fn a_remote_ip_prints_and_compares_as_poes_string() {
+        let ip = RemoteIp(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        assert_eq!(ip.to_string(), "127.0.0.1");
+        assert!(ip == "127.0.0.1" && ip != "127.0.0.2" && ip != "LOCAL");
+        let local = RemoteIp(None);
+        assert_eq!(local.to_string(), "LOCAL");
+        assert!(local == "LOCAL" && local.is_local() && local.addr().is_none());
+        assert_eq!(ip, "127.0.0.1".to_owned());
+    }
 }
