@@ -611,8 +611,12 @@ fn silent_session(k: &mut Kernel) -> Rc<RefCell<Silent>> {
                 move |ctx: &mut Ctx<'_, H>| -> Result<(), HandlerError> {
                     let (out_r, out_w) = reactor::pipe::one_way()?;
                     let (in_r, in_w) = reactor::pipe::one_way()?;
+                    // The child's ends block, as a child's stdio does: O_NONBLOCK belongs
+                    // to the open file, which every copy of the descriptor shares.
                     in_w.set_nonblocking(false)?;
                     out_r.set_nonblocking(false)?;
+                    in_r.set_nonblocking(false)?;
+                    out_w.set_nonblocking(false)?;
                     let mut in_w = std::fs::File::from(std::os::fd::OwnedFd::from(in_w));
                     let wheel = Run::code("silent_child")
                         .redirect_output(std::os::fd::OwnedFd::from(out_w))
