@@ -741,7 +741,10 @@ fn invoke<R: 'static>(
     let mut ctx = NfaCtx { kernel, inv, core };
     let out = h(&mut ctx);
     if ctx.inv.args.pooled() {
-        ctx.inv.args.recycle_into(&mut ctx.kernel.arg_lists);
+        let k = &mut *ctx.kernel;
+        ctx.inv
+            .args
+            .recycle_into(&mut k.arg_lists, &mut k.record_boxes);
     }
     out
 }

@@ -33,14 +33,28 @@ impl Args {
         self.0.capacity() == POOLED_CAPACITY
     }
 
-    /// Gives the list to `pool`, empty, if it is one the pool keeps (see [`Args`]).
+    /// Gives the list to `pool`, empty, if it is one the pool keeps (see [`Args`]); the
+    /// boxes of byte records the handler took out ([`Args::take`] leaves the box, emptied)
+    /// go to `records`, for the next records.
     #[inline(never)]
-    pub(crate) fn recycle_into(&mut self, pool: &mut Vec<Vec<Arg>>) {
+    pub(crate) fn recycle_into(
+        &mut self,
+        pool: &mut Vec<Vec<Arg>>,
+        records: &mut Vec<Rc<Vec<u8>>>,
+    ) {
         if !self.pooled() || pool.len() >= POOL_SIZE {
             return;
         }
         let mut v = std::mem::take(&mut self.0);
-        v.clear();
+        for a in v.drain(..) {
+            if records.len() < POOL_SIZE && Rc::strong_count(&a) == 1 && Rc::weak_count(&a) == 0 {
+                if let Ok(r) = a.downcast::<Vec<u8>>() {
+                    if r.capacity() == 0 {
+                        records.push(r);
+                    }
+                }
+            }
+        }
         pool.push(v);
     }
 }
@@ -155,8 +169,9 @@ impl Args {
     }
 
     /// Takes argument `i` out as an owned `T` (a socket handed over in an event, say),
-    /// leaving `()` in its place. Fails if it is missing, of another type, or shared (a
-    /// shared [`WheelId`](crate::WheelId) is copied out instead, and stays in place).
+    /// leaving `()` in its place (an empty `Vec<u8>` for a byte record, whose box serves
+    /// the next record). Fails if it is missing, of another type, or shared (a shared
+    /// [`WheelId`](crate::WheelId) is copied out instead, and stays in place).
     pub fn take<T: Any>(&mut self, i: usize) -> Result<T, ArgError> {
         let err = |problem| ArgError {
             index: i,
@@ -164,6 +179,22 @@ impl Args {
             problem,
         };
         let slot = self.0.get_mut(i).ok_or(err(ArgProblem::Missing))?;
+        if let Some(bytes) = Rc::get_mut(slot).and_then(|a| a.downcast_mut::<Vec<u8>>()) {
+            // A record: its bytes leave, its box stays for the next one.
+            let mut out = Some(std::mem::take(bytes));
+            if let Some(t) = (&mut out as &mut dyn Any).downcast_mut::<Option<T>>() {
+                if let Some(t) = t.take() {
+                    return Ok(t);
+                }
+            }
+            // Not asked for as bytes: put them back and fail below.
+            if let (Some(b), Some(back)) = (
+                out,
+                Rc::get_mut(slot).and_then(|a| a.downcast_mut::<Vec<u8>>()),
+            ) {
+                *back = b;
+            }
+        }
         if !slot.is::<T>() {
             return Err(err(ArgProblem::WrongType));
         }
@@ -443,13 +474,48 @@ mod tests {
         let mut a = Args::from(Vec::with_capacity(4));
         a.push(1u8);
         assert!(a.pooled());
-        a.recycle_into(&mut pool);
+        a.recycle_into(&mut pool, &mut Vec::new());
         assert_eq!(pool.len(), 1);
         assert!(pool[0].is_empty() && pool[0].capacity() == 4);
         let mut b = Args::from(vec![Rc::new(1u8) as Arg]);
         assert!(!b.pooled());
         assert!(a.is_empty());
-        b.recycle_into(&mut pool);
+        b.recycle_into(&mut pool, &mut Vec::new());
         assert_eq!((b.len(), pool.len()), (1, 1));
+    }
+}
+
+#[cfg(test)]
+mod record_box_tests {
+    use super::{ArgProblem, Args, POOLED_CAPACITY};
+    use std::rc::Rc;
+
+    #[test]
+    fn a_taken_byte_record_leaves_its_box_for_the_next_record() {
+        let mut v = Vec::with_capacity(POOLED_CAPACITY);
+        v.push(Rc::new(b"line".to_vec()) as super::Arg);
+        v.push(Rc::new(7u32) as super::Arg);
+        let mut args = Args(v);
+        assert_eq!(
+            args.take::<u32>(0).unwrap_err().problem,
+            ArgProblem::WrongType
+        );
+        assert_eq!(
+            args.get::<Vec<u8>>(0).unwrap(),
+            b"line",
+            "a failed take keeps the bytes"
+        );
+        assert_eq!(args.take::<Vec<u8>>(0).unwrap(), b"line");
+        assert!(args.get::<Vec<u8>>(0).unwrap().is_empty());
+        let (mut lists, mut boxes) = (Vec::new(), Vec::new());
+        args.recycle_into(&mut lists, &mut boxes);
+        assert_eq!((lists.len(), boxes.len()), (1, 1));
+        // A record still shared, or not taken, is not harvested.
+        let kept = Rc::new(b"kept".to_vec()) as super::Arg;
+        let mut v = Vec::with_capacity(POOLED_CAPACITY);
+        v.push(Rc::clone(&kept));
+        v.push(Rc::new(b"untaken".to_vec()) as super::Arg);
+        Args(v).recycle_into(&mut lists, &mut boxes);
+        assert_eq!(boxes.len(), 1);
     }
 }

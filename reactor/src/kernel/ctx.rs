@@ -179,7 +179,10 @@ pub(crate) fn erase<H: 'static, R: Outcome + 'static>(
         };
         let out = f(&mut ctx).into_outcome();
         if ctx.inv.args.pooled() {
-            ctx.inv.args.recycle_into(&mut ctx.kernel.arg_lists);
+            let k = &mut *ctx.kernel;
+            ctx.inv
+                .args
+                .recycle_into(&mut k.arg_lists, &mut k.record_boxes);
         }
         out
     })

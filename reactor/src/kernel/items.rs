@@ -208,6 +208,22 @@ impl Kernel {
         Args::from(v)
     }
 
+    /// A byte record as an event argument, in a box a handler emptied before if there is
+    /// one: a record that is delivered, taken and sent on costs no allocation.
+    #[inline]
+    pub fn record_arg(&mut self, record: Vec<u8>) -> crate::value::Arg {
+        match self.record_boxes.pop() {
+            Some(mut b) => match std::rc::Rc::get_mut(&mut b) {
+                Some(slot) => {
+                    *slot = record;
+                    b
+                }
+                None => std::rc::Rc::new(record),
+            },
+            None => std::rc::Rc::new(record),
+        }
+    }
+
     /// Item `id` has left the queue: releases what it held (its sessions' counts) and
     /// returns its arguments.
     pub(crate) fn item_left(&mut self, id: ItemId, it: Item) -> Box<[crate::value::Arg]> {

@@ -160,6 +160,7 @@ impl KernelBuilder {
             queue: Queue::new(),
             extras: Vec::new(),
             arg_lists: Vec::new(),
+            record_boxes: Vec::new(),
             last_fifo: Time::MIN,
             batch_prev: Time::MIN,
             timer_items: 0,
@@ -201,6 +202,9 @@ pub struct Kernel {
     /// Empty argument lists for wheels' events, given back when handlers return
     /// ([`Args`](crate::Args)).
     pub(crate) arg_lists: Vec<Vec<crate::value::Arg>>,
+    /// Boxes of byte records whose bytes a handler took, for wheels' next records
+    /// ([`Kernel::record_arg`]).
+    pub(crate) record_boxes: Vec<Rc<Vec<u8>>>,
     pub(crate) last_fifo: Time,
     /// The snapshot of the last batch.
     pub(crate) batch_prev: Time,

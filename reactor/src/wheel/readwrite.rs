@@ -845,7 +845,8 @@ impl ReadWrite {
                         w.parse_pending = false;
                     }
                     for rec in first.into_iter().chain(more) {
-                        let args = kernel.pooled_args([Rc::new(rec), Rc::clone(&id_arg)]);
+                        let rec = kernel.record_arg(rec);
+                        let args = kernel.pooled_args([rec, Rc::clone(&id_arg)]);
                         kernel.wheel_call(owner, ev, args);
                     }
                     if drained {
