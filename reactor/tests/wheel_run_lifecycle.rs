@@ -216,3 +216,61 @@ fn kill_refuses_an_unknown_signal_and_a_child_that_never_started() {
     .unwrap();
     k.run().unwrap();
 }
+
+#[test]
+fn user_and_group_set_the_childs_ids_or_the_child_cannot_start() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _watchdog = common::timeout(10, "user and group");
+    let nobody = 65534;
+    let root = rustix::process::geteuid().is_root();
+    let log: Log = Rc::default();
+    let (l1, l2) = (Rc::clone(&log), Rc::clone(&log));
+    let mut k = Kernel::new().unwrap();
+    k.create(
+        Session::new(None::<WheelHandle>)
+            .on(
+                "_start",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    let w = Run::program("sh")
+                        .program_args(["-c", "echo $(id -u) $(id -g)"])
+                        .user(nobody)
+                        .group(nobody)
+                        .stdout_event("out")
+                        .error_event("error")
+                        .close_event("close")
+                        .build(ctx)?;
+                    *ctx.heap() = Some(w);
+                    Ok(())
+                },
+            )
+            .on(
+                "out",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    l1.borrow_mut()
+                        .push(String::from_utf8(ctx.arg::<Vec<u8>>(0)?.clone())?);
+                    Ok(())
+                },
+            )
+            .on(
+                "error",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    let e = ctx.arg::<WheelError>(0)?;
+                    if !e.is_eof() {
+                        l2.borrow_mut().push(format!("{} {}", e.operation, e.errno));
+                    }
+                    Ok(())
+                },
+            )
+            .on("close", |ctx: &mut Ctx<'_, Option<WheelHandle>>| {
+                *ctx.heap() = None
+            }),
+    )
+    .unwrap();
+    k.run().unwrap();
+    if root {
+        assert_eq!(*log.borrow(), ["65534 65534"]);
+    } else {
+        // Not permitted: the child cannot start (EPERM), which is an error event.
+        assert_eq!(*log.borrow(), ["exec 1"]);
+    }
+}
