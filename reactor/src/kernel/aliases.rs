@@ -31,7 +31,10 @@ impl Kernel {
         }
         let key = self.key_of(me).ok_or(Error::NoSuchSession)?;
         self.aliases.insert(name.to_owned(), me);
-        self.sessions[key].aliases.push(name.to_owned());
+        self.sessions[key]
+            .aliases
+            .get_or_insert_with(Box::default)
+            .push(name.to_owned());
         self.ref_inc(me);
         Ok(())
     }
@@ -46,7 +49,9 @@ impl Kernel {
             Some(_) => {
                 self.aliases.remove(name);
                 if let Some(key) = self.key_of(me) {
-                    self.sessions[key].aliases.retain(|a| a != name);
+                    if let Some(a) = self.sessions[key].aliases.as_mut() {
+                        a.retain(|a| a != name);
+                    }
                     self.ref_dec(me);
                 }
                 Ok(())
@@ -70,7 +75,11 @@ impl Kernel {
             v.sort();
             return Ok(v);
         };
-        let mut v = self.sessions[key].aliases.clone();
+        let mut v = self.sessions[key]
+            .aliases
+            .as_deref()
+            .cloned()
+            .unwrap_or_default();
         v.sort();
         Ok(v)
     }

@@ -50,7 +50,8 @@ pub(crate) struct SessionRec {
     pub(super) refcount: i64,
     pub(crate) events_to: u32,
     pub(super) posts_from: u32,
-    pub(crate) aliases: Vec<String>,
+    /// The session's aliases; boxed, as most sessions (a server's connections) have none.
+    pub(crate) aliases: Option<Box<Vec<String>>>,
     pub(crate) timers: u32,
     /// External references by tag; boxed, as few sessions ever have one.
     pub(super) extrefs: Option<Box<HashMap<String, u64>>>,
@@ -218,7 +219,7 @@ impl Kernel {
             refcount: 0,
             events_to: 0,
             posts_from: 0,
-            aliases: Vec::new(),
+            aliases: None,
             timers: 0,
             extrefs: None,
             depth: 0,
@@ -361,7 +362,12 @@ impl Kernel {
             }
         }
         self.signals_clear_session(id);
-        for alias in std::mem::take(&mut self.sessions[key].aliases) {
+        for alias in self.sessions[key]
+            .aliases
+            .take()
+            .map(|a| *a)
+            .unwrap_or_default()
+        {
             self.aliases.remove(&alias);
         }
         if self.sessions[key].extrefs.take().is_some() {
