@@ -50,7 +50,9 @@ pub(crate) struct SessionRec {
     pub(super) refcount: i64,
     pub(crate) events_to: u32,
     pub(super) posts_from: u32,
-    /// The session's aliases; boxed, as most sessions (a server's connections) have none.
+    /// The session's aliases; boxed, as most sessions (a server's connections) have none:
+    /// one word in every session record rather than a `Vec`'s three.
+    #[allow(clippy::box_collection)]
     pub(crate) aliases: Option<Box<Vec<String>>>,
     pub(crate) timers: u32,
     /// External references by tag; boxed, as few sessions ever have one.
