@@ -6,7 +6,9 @@
 //! `POE_EVENTS` (default 200,000) and `POE_TIMERS` (default `TIMERS`) for POE, whose costs
 //! per operation grow with the number of pending timers, so compare at equal `TIMERS`.
 //! `POE=0` leaves POE out; words after `--` pick operations by name
-//! (`cargo bench --bench kernel -- timer_cancel`).
+//! (`cargo bench --bench kernel -- timer_cancel`). `session_churn` (ours only; `SESSIONS`,
+//! default 100,000) creates that many sessions under one parent, each ending after one
+//! timer: ns per session, which stays flat as the number of siblings grows.
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -112,6 +114,28 @@ fn timers_fire(n: usize) -> f64 {
     start.get().elapsed().as_nanos() as f64 / n as f64
 }
 
+/// ns per session for `n` sessions created under one parent that each end after one
+/// timer: what a server's connections cost to come and go while many others stay.
+fn session_churn(n: usize) -> f64 {
+    let mut k = Kernel::new().unwrap();
+    let start = Instant::now();
+    k.create(Session::new(()).on("_start", move |ctx: &mut Ctx<'_, ()>| {
+        for _ in 0..n {
+            ctx.create(
+                Session::new(())
+                    .on("_start", |ctx: &mut Ctx<'_, ()>| {
+                        let _ = ctx.delay("bye", 0.001, ());
+                    })
+                    .on("bye", |_: &mut Ctx<'_, ()>| {}),
+            )
+            .unwrap();
+        }
+    }))
+    .unwrap();
+    k.run().unwrap();
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
 fn best<T: PartialOrd + Copy>(runs: usize, mut f: impl FnMut() -> T) -> T {
     let mut b = f();
     for _ in 1..runs {
@@ -194,6 +218,13 @@ fn main() {
     } else {
         (f64::NAN, f64::NAN)
     };
+    let churn = if picked("session_churn") {
+        best(runs, || {
+            session_churn(env_usize("SESSIONS", 100_000).min(if quick { 1000 } else { usize::MAX }))
+        })
+    } else {
+        f64::NAN
+    };
     let fire = if picked("timer_fire") {
         best(runs, || timers_fire(timers))
     } else {
@@ -213,6 +244,7 @@ fn main() {
         ("timer_set", set),
         ("timer_cancel", cancel),
         ("timer_fire", fire),
+        ("session_churn", churn),
     ] {
         if !picked(name) {
             continue;

@@ -155,7 +155,7 @@ impl KernelBuilder {
             sessions: Slab::new(),
             by_id: HashMap::default(),
             next_sid: 1,
-            kernel_children: Vec::new(),
+            kernel_children: std::collections::BTreeSet::new(),
             names: Names::new(),
             queue: Queue::new(),
             extras: Vec::new(),
@@ -194,7 +194,7 @@ pub struct Kernel {
     pub(crate) sessions: Slab<SessionRec>,
     pub(crate) by_id: HashMap<u64, usize>,
     next_sid: u64,
-    pub(crate) kernel_children: Vec<SessionId>,
+    pub(crate) kernel_children: std::collections::BTreeSet<SessionId>,
     pub(crate) names: Names,
     pub(crate) queue: Queue<Item>,
     /// The rest of each queued item, at its queue slot ([`ItemExtra`]).

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::value::{Args, Value};
 use rustc_hash::FxHashMap as HashMap;
 use std::any::Any;
+use std::collections::BTreeSet;
 use std::panic::Location;
 use std::rc::Rc;
 /// A session's handlers, sorted by event id: sessions have a handful, and a binary search
@@ -44,7 +45,9 @@ impl Handlers {
 pub(crate) struct SessionRec {
     pub(crate) id: SessionId,
     pub(crate) parent: SessionId,
-    pub(crate) children: Vec<SessionId>,
+    /// In creation order (ids count up): a child leaves in O(log n), so a server's
+    /// connections come and go without a scan of all the others.
+    pub(crate) children: BTreeSet<SessionId>,
     pub(super) heap: Box<dyn Any>,
     pub(super) handlers: Rc<Handlers>,
     pub(super) refcount: i64,
@@ -133,10 +136,10 @@ impl Kernel {
     /// The children of a session, in creation order.
     pub fn children_of(&self, id: SessionId) -> Result<Vec<SessionId>> {
         if id.is_kernel() {
-            return Ok(self.kernel_children.clone());
+            return Ok(self.kernel_children.iter().copied().collect());
         }
         let key = self.key_of(id).ok_or(Error::NoSuchSession)?;
-        Ok(self.sessions[key].children.clone())
+        Ok(self.sessions[key].children.iter().copied().collect())
     }
 
     /// The session with this number (POE's `ID_id_to_session`).
@@ -151,7 +154,7 @@ impl Kernel {
         Ok(self.resolve(dest)?.0)
     }
 
-    fn children_mut(&mut self, id: SessionId) -> &mut Vec<SessionId> {
+    fn children_mut(&mut self, id: SessionId) -> &mut BTreeSet<SessionId> {
         if id.is_kernel() {
             &mut self.kernel_children
         } else {
@@ -215,7 +218,7 @@ impl Kernel {
         let key = self.sessions.insert(SessionRec {
             id,
             parent,
-            children: Vec::new(),
+            children: BTreeSet::new(),
             heap: Box::new(heap),
             handlers: map,
             refcount: 0,
@@ -230,7 +233,7 @@ impl Kernel {
             options,
         });
         self.by_id.insert(id.0, key);
-        self.children_mut(parent).push(id);
+        self.children_mut(parent).insert(id);
         self.ref_inc(parent);
         log::debug!("session {id} created by {parent}");
 
@@ -319,7 +322,7 @@ impl Kernel {
         };
         let caller = Location::caller();
         let parent = self.sessions[key].parent;
-        let children = self.sessions[key].children.clone();
+        let children: Vec<SessionId> = self.sessions[key].children.iter().copied().collect();
         for child in children {
             self.lifecycle(parent, EV_CHILD, args_of(("gain".to_owned(), child)));
             if let Some(ck) = self.key_of(child) {
@@ -350,7 +353,7 @@ impl Kernel {
         log::debug!("session {id} freed");
         let parent = self.sessions[key].parent;
         if self.session_exists(parent) {
-            self.children_mut(parent).retain(|&c| c != id);
+            self.children_mut(parent).remove(&id);
             self.ref_dec(parent);
         }
         let children = std::mem::take(&mut self.sessions[key].children);
@@ -358,7 +361,7 @@ impl Kernel {
             if let Some(ck) = self.key_of(child) {
                 self.sessions[ck].parent = parent;
                 if self.session_exists(parent) {
-                    self.children_mut(parent).push(child);
+                    self.children_mut(parent).insert(child);
                     self.ref_inc(parent);
                 }
             }
@@ -483,10 +486,10 @@ impl Kernel {
         let old = self.sessions[ck].parent;
         self.sessions[ck].parent = KERNEL;
         if let Some(pk) = self.key_of(old) {
-            self.sessions[pk].children.retain(|&c| c != child);
+            self.sessions[pk].children.remove(&child);
             self.ref_dec(old);
         }
-        self.kernel_children.push(child);
+        self.kernel_children.insert(child);
         self.gc_sweep();
     }
 
