@@ -224,6 +224,7 @@ impl Kernel {
                 });
                 self.io.by_fd.insert(fd, k);
                 self.ref_inc(me);
+                self.handles_add(me, 1);
                 k
             }
         };
@@ -265,6 +266,7 @@ impl Kernel {
         if rec.read.is_none() && rec.write.is_none() {
             self.io.fds.remove(key);
             self.io.by_fd.remove(&fd);
+            self.handles_add(me, -1);
             self.ref_dec(me);
         }
         Ok(())

@@ -58,6 +58,9 @@ pub(crate) struct SessionRec {
     #[allow(clippy::box_collection)]
     pub(crate) aliases: Option<Box<Vec<String>>>,
     pub(crate) timers: u32,
+    /// Wheels and watched descriptors the session owns: freeing a session that owns none
+    /// (a connection whose wheel is already gone) looks through neither table.
+    pub(crate) handles: u32,
     /// External references by tag; boxed, as few sessions ever have one.
     pub(super) extrefs: Option<Box<HashMap<String, u64>>>,
     pub(super) depth: u32,
@@ -81,6 +84,14 @@ impl Kernel {
             KERNEL
         } else {
             self.sessions[key as usize].id
+        }
+    }
+
+    /// Counts a wheel or watched descriptor taken (`+1`) or let go (`-1`) by session `id`.
+    pub(crate) fn handles_add(&mut self, id: SessionId, delta: i32) {
+        if let Some(k) = self.key_of(id) {
+            let h = &mut self.sessions[k].handles;
+            *h = h.saturating_add_signed(delta);
         }
     }
 
@@ -226,6 +237,7 @@ impl Kernel {
             posts_from: 0,
             aliases: None,
             timers: 0,
+            handles: 0,
             extrefs: None,
             depth: 0,
             freed: false,
@@ -378,8 +390,10 @@ impl Kernel {
         if self.sessions[key].extrefs.take().is_some() {
             self.extref_sessions -= 1;
         }
-        self.io_clear_session(id);
-        self.wheels_clear_session(id);
+        if self.sessions[key].handles > 0 {
+            self.io_clear_session(id);
+            self.wheels_clear_session(id);
+        }
         let r = &self.sessions[key];
         if r.events_to > 0 || r.posts_from > 0 {
             let extras = &self.extras;

@@ -336,6 +336,7 @@ impl Kernel {
     /// The last steps of putting a wheel in slot `key`: listed under its id, holding a
     /// reference on its owner until it watches nothing, activated; its handle.
     fn wheel_enlist(&mut self, key: usize, id: WheelId, owner: SessionId) -> WheelHandle {
+        self.handles_add(owner, 1);
         self.wheels.slots[key].holding = true;
         self.wheels.holding += 1;
         self.ref_inc(owner);
@@ -446,6 +447,7 @@ impl Kernel {
         self.wheel_wake_clear(id);
         let mut slot = self.wheels.slots.remove(key);
         slot.obj.deregister(self.io.registry());
+        self.handles_add(slot.owner, -1);
         if slot.holding {
             self.wheels.holding -= 1;
             self.ref_dec(slot.owner);
@@ -484,6 +486,7 @@ impl Kernel {
         let (owner, holding, gen) = (slot.owner, slot.holding, slot.gen);
         slot.owner = super::session::KERNEL;
         slot.holding = false;
+        self.handles_add(owner, -1);
         if holding {
             self.wheels.holding -= 1;
             self.ref_dec(owner);
