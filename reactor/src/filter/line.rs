@@ -6,7 +6,6 @@ use super::{
     param_max, BoxedFilter, ConfigError, Filter, FilterError, DEFAULT_MAX_BUFFER,
     DEFAULT_MAX_LENGTH,
 };
-use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 use std::rc::Rc;
@@ -79,6 +78,11 @@ impl fmt::Debug for Input {
 /// POE's default output newline.
 const CRLF: &[u8] = b"\r\n";
 
+/// A limit as a filter keeps it: in 32 bits, larger ones taken as 4 GiB.
+fn limit32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// `POE::Filter::Line`: splits input into lines and appends a newline to output lines.
 ///
 /// - [`Line::new`]: any of CR, CRLF, LF or LFCR ends an input line; output lines end with
@@ -102,9 +106,12 @@ pub struct Line {
     buf: ByteBuf,
     input: Input,
     /// The output newline: POE's default CRLF is not copied into every filter.
-    output: Cow<'static, [u8]>,
-    max_length: usize,
-    max_buffer: usize,
+    /// `None`: CRLF, POE's default.
+    output: Option<Box<[u8]>>,
+    /// `MaxLength` and `MaxBuffer`, in 32 bits (limits past 4 GiB are taken as 4 GiB):
+    /// a connection's filter is small.
+    max_length: u32,
+    max_buffer: u32,
     /// Where the next terminator search may start: bytes before this offset are known
     /// not to begin a terminator (reset whenever a line is consumed).
     scan_from: usize,
@@ -122,9 +129,9 @@ impl Line {
         Line {
             buf: ByteBuf::new(),
             input: Input::Default,
-            output: Cow::Borrowed(CRLF),
-            max_length: DEFAULT_MAX_LENGTH,
-            max_buffer: DEFAULT_MAX_BUFFER,
+            output: None,
+            max_length: limit32(DEFAULT_MAX_LENGTH),
+            max_buffer: limit32(DEFAULT_MAX_BUFFER),
             scan_from: 0,
         }
     }
@@ -141,7 +148,7 @@ impl Line {
 
     /// The newline appended to output records.
     pub fn output_literal(&self) -> &[u8] {
-        &self.output
+        self.output.as_deref().unwrap_or(CRLF)
     }
 
     /// The input newline, when it is a literal (given or autodetected).
@@ -154,20 +161,20 @@ impl Line {
 
     /// The `MaxLength` limit.
     pub fn max_length(&self) -> usize {
-        self.max_length
+        self.max_length as usize
     }
 
     /// The `MaxBuffer` limit.
     pub fn max_buffer(&self) -> usize {
-        self.max_buffer
+        self.max_buffer as usize
     }
 
     /// `MaxBuffer`: the buffer may not grow past it (the chunks stay appended, as in POE).
     fn check_buffer(&self) -> Result<(), FilterError> {
-        if self.buf.len() > self.max_buffer {
+        if self.buf.len() > self.max_buffer as usize {
             return Err(FilterError::BufferTooLarge {
                 length: self.buf.len(),
-                max: self.max_buffer,
+                max: self.max_buffer as usize,
             });
         }
         Ok(())
@@ -263,7 +270,7 @@ impl Line {
 
     /// `line` with the output newline after it.
     fn terminated(&self, mut line: Vec<u8>) -> Vec<u8> {
-        line.extend_from_slice(&self.output);
+        line.extend_from_slice(self.output.as_deref().unwrap_or(CRLF));
         line
     }
 
@@ -271,10 +278,10 @@ impl Line {
     fn emit(&mut self, end: usize, term_len: usize) -> Result<Option<Vec<u8>>, FilterError> {
         let line = self.buf.take_skip(end, term_len);
         self.scan_from = 0;
-        if line.len() > self.max_length {
+        if line.len() > self.max_length as usize {
             return Err(FilterError::LineTooLong {
                 length: line.len(),
-                max: self.max_length,
+                max: self.max_length as usize,
             });
         }
         Ok(Some(line))
@@ -526,10 +533,19 @@ impl LineBuilder {
         Ok(Line {
             buf: ByteBuf::new(),
             input,
-            output: output.map_or(Cow::Borrowed(CRLF), Cow::Owned),
-            max_length,
-            max_buffer,
+            output: output.map(Vec::into_boxed_slice),
+            max_length: limit32(max_length),
+            max_buffer: limit32(max_buffer),
             scan_from: 0,
         })
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// A connection's filter is boxed beside its wheel: it fits a 96-byte allocation.
+    #[test]
+    fn a_line_filter_stays_small() {
+        assert!(std::mem::size_of::<super::Line>() <= 88);
     }
 }
