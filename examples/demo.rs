@@ -360,7 +360,7 @@ fn got_conn(ctx: C) -> Result<(), HandlerError> {
     s.wheel = Some(id);
     s.reused = from_cache.is_some();
     s.timer = Some(timer);
-    s.parser.reset();
+    s.parser.reset(false);
     h.by_wheel.insert(id, slot);
     Ok(())
 }
@@ -557,7 +557,7 @@ fn run(o: Options) -> Result<u64, String> {
                 conn: None,
                 wheel: None,
                 reused: false,
-                parser: ResponseParser::new(),
+                parser: ResponseParser::new(false),
                 timer: None,
             })
             .collect(),

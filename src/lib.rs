@@ -111,6 +111,7 @@
 //! - There is no process-wide state: request ids, resolvers and limits belong to one
 //!   manager.
 
+mod client;
 pub mod http;
 mod manager;
 pub mod pool;
@@ -118,6 +119,10 @@ pub mod resolver;
 mod stream;
 pub mod tls;
 
+pub use client::{
+    ClientError, CookieJar, HttpClient, HttpClientBuilder, Progress, Redirects, ReqId,
+    RequestPacket, Submit, Trailers,
+};
 pub use manager::{Connection, Error, Keepalive, KeepaliveBuilder, Request, Response};
 pub use pool::{Failure, Origin, PoolKey, RequestId, Settings, Stats};
 pub use reactor;

@@ -274,6 +274,7 @@ pub struct Connection {
     parking: Option<Parking>,
     wheel: Option<WheelHandle>,
     closed: bool,
+    idle_limit: Option<Duration>,
     home: Rc<Shared>,
     reclaim: Postback,
 }
@@ -348,6 +349,14 @@ impl Connection {
         self.conn
     }
 
+    /// Shortens how long the socket may stay idle in the pool after this use (at most the
+    /// manager's `keep_alive`): for a server's `Keep-Alive: timeout=N` hint, pass N minus
+    /// a second, so the socket is dropped before the server closes it. Zero keeps it out
+    /// of the pool.
+    pub fn set_idle_timeout(&mut self, limit: Duration) {
+        self.idle_limit = Some(limit);
+    }
+
     /// Gives the socket back now (Perl's `free`); the same as dropping the connection.
     pub fn free(self) {}
 }
@@ -371,6 +380,7 @@ impl Drop for Connection {
             stream: self.stream.take(),
             wheel: self.wheel.take(),
             closed: self.closed,
+            idle_limit: self.idle_limit,
         });
         if !self.home.housekeeping.replace(true) {
             self.reclaim.post(());
@@ -385,6 +395,7 @@ struct Returned {
     stream: Option<Stream>,
     wheel: Option<WheelHandle>,
     closed: bool,
+    idle_limit: Option<Duration>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -910,8 +921,12 @@ impl Shared {
             mut stream,
             wheel,
             closed,
+            idle_limit,
         } = r;
-        let mut clean = !closed;
+        let mut clean = !closed && idle_limit != Some(Duration::ZERO);
+        if let Some(limit) = idle_limit {
+            let _ = inner.pool.set_idle_limit(conn, limit);
+        }
         let mut unread = false;
         if let Some(h) = wheel {
             match k.wheel_park::<ReadWrite>(h) {
@@ -1512,6 +1527,7 @@ impl Shared {
                         parking,
                         wheel: None,
                         closed: false,
+                        idle_limit: None,
                         home: self.clone(),
                         reclaim,
                     }),

@@ -965,6 +965,8 @@ struct Conn {
     host: HostId,
     state: CState,
     timer: Option<TimerKey>,
+    /// A shorter idle life than `keep_alive` for this socket (the server's hint).
+    idle_limit: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -1306,6 +1308,19 @@ impl Pool {
         );
         self.settle(h, now, &mut out);
         Ok(out)
+    }
+
+    /// Shortens socket `conn`'s idle life in the pool, from its next free on, to `limit`
+    /// (at most `keep_alive`): a server that says `Keep-Alive: timeout=N` closes it after N
+    /// seconds idle, so a client that stops reusing it a second earlier never sends a
+    /// request into that close. Zero means it is not pooled again.
+    pub fn set_idle_limit(&mut self, conn: ConnId, limit: Duration) -> Result<(), CallError> {
+        let c = self
+            .conns
+            .get_mut(conn.0)
+            .ok_or(CallError::UnknownConn(conn))?;
+        c.idle_limit = Some(limit);
+        Ok(())
     }
 
     /// The user gave a socket back. `reusable` is the socket layer's verdict at free time
@@ -1974,10 +1989,14 @@ impl Pool {
     /// Pools a socket that was in use (its in-use count already released).
     fn park(&mut self, conn: ConnId, now: Duration, out: &mut Vec<Action>) {
         let seq = self.next_seq();
-        let timer = self.arm(
-            now.saturating_add(self.settings.keep_alive),
-            Timer::Conn(conn),
-        );
+        let life = self
+            .conns
+            .get(conn.0)
+            .and_then(|c| c.idle_limit)
+            .map_or(self.settings.keep_alive, |l| {
+                l.min(self.settings.keep_alive)
+            });
+        let timer = self.arm(now.saturating_add(life), Timer::Conn(conn));
         let Some(c) = self.conns.get_mut(conn.0) else {
             self.timers.remove(&timer);
             return;
@@ -2259,6 +2278,7 @@ impl Pool {
             host: h,
             state: CState::Connecting(rid),
             timer: None,
+            idle_limit: None,
         }));
         if let Some(limit) = self.settings.connect_timeout {
             let timer = self.arm(now.saturating_add(limit), Timer::Conn(conn));
