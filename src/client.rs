@@ -246,6 +246,22 @@ pub struct Redirects(pub Vec<Response<Vec<u8>>>);
 #[derive(Clone, Debug, Default)]
 pub struct Trailers(pub HeaderMap);
 
+/// Counts over a client's life ([`HttpClient::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientStats {
+    /// Requests accepted.
+    pub requests: u64,
+    /// Responses delivered (errors included).
+    pub responses: u64,
+    /// Error responses among them.
+    pub errors: u64,
+    /// Requests sent again on a new connection after a reused one failed.
+    pub retries: u64,
+    /// Redirects followed.
+    pub redirects: u64,
+}
+
 /// Why the client refused a call (it never answers these with a response event).
 #[derive(Debug)]
 #[non_exhaustive]
@@ -625,6 +641,7 @@ impl HttpClientBuilder {
                 pending: 0,
                 by_wheel: HashMap::new(),
                 next_agent: 0,
+                stats: ClientStats::default(),
                 last_key: None,
             }),
         });
@@ -728,6 +745,11 @@ impl HttpClient {
             .unwrap_or(false)
     }
 
+    /// Counts over the client's life.
+    pub fn stats(&self) -> ClientStats {
+        self.shared.inner.borrow().stats
+    }
+
     /// How many requests are pending (POE's `pending_requests_count`).
     pub fn pending_requests_count(&self) -> usize {
         self.shared.inner.borrow().pending
@@ -760,6 +782,7 @@ struct Inner {
     pending: usize,
     by_wheel: HashMap<WheelId, u32>,
     next_agent: usize,
+    stats: ClientStats,
     /// The pool key of the last request: consecutive requests to one origin share it.
     last_key: Option<Arc<PoolKey>>,
 }
@@ -1171,6 +1194,7 @@ impl Shared {
                 (inner.reqs.len() - 1) as u32
             }
         };
+        inner.stats.requests += 1;
         let slot = &mut inner.reqs[index as usize];
         slot.generation = slot.generation.wrapping_add(1);
         let id = ReqId {
@@ -1199,6 +1223,8 @@ impl Shared {
                     tag,
                 };
                 let r = error_response(error_code(&e), e, None, None);
+                inner.stats.responses += 1;
+                inner.stats.errors += 1;
                 Self::answer_now(k, requester, &event, packet, r);
                 return id;
             }
@@ -1759,6 +1785,7 @@ impl Shared {
         let mut req = (*p.current).clone();
         p.history.push(response);
         p.redirects += 1;
+        inner.stats.redirects += 1;
         *req.uri_mut() = next;
         // Browsers' rules: 303 (and 301/302 after a POST) become a GET without a body.
         let to_get = status == StatusCode::SEE_OTHER && *req.method() != Method::HEAD
@@ -1812,6 +1839,10 @@ impl Shared {
         };
         inner.free.push(index);
         inner.pending -= 1;
+        inner.stats.responses += 1;
+        if response.extensions().get::<ClientError>().is_some() {
+            inner.stats.errors += 1;
+        }
         if let Some(t) = p.timer.take() {
             let _ = k.alarm_remove(t);
         }
@@ -1889,6 +1920,7 @@ impl Shared {
             // The server closed the idle connection as the request went out: once more,
             // on a new connection.
             p.retried = true;
+            inner.stats.retries += 1;
             let Stage::Exchange(mut ex) = std::mem::replace(&mut p.stage, Stage::None) else {
                 return;
             };

@@ -120,7 +120,7 @@ mod stream;
 pub mod tls;
 
 pub use client::{
-    ClientError, CookieJar, HttpClient, HttpClientBuilder, Progress, Redirects, ReqId,
+    ClientError, ClientStats, CookieJar, HttpClient, HttpClientBuilder, Progress, Redirects, ReqId,
     RequestPacket, Submit, Trailers,
 };
 pub use manager::{Connection, Error, Keepalive, KeepaliveBuilder, Request, Response};
