@@ -749,16 +749,174 @@ fn trim(mut s: &[u8]) -> &[u8] {
 
 /// Decodes a body sent with `Content-Encoding: gzip` or `deflate` (zlib-wrapped, or raw
 /// deflate as some servers send it), as it arrives.
+///
+/// gzip is read member by member: the header, the deflate data, then the trailer, whose
+/// checksum and length are checked when they are there. A stream whose data is whole but
+/// whose trailer is cut short (or followed by stray bytes, as some servers send) is
+/// accepted, as browsers do.
 pub struct ContentDecoder {
     inner: Decoder,
 }
 
 enum Decoder {
-    Gzip(flate2::write::MultiGzDecoder<Vec<u8>>),
+    Gzip(Gzip),
     Zlib(flate2::write::ZlibDecoder<Vec<u8>>),
     Raw(flate2::write::DeflateDecoder<Vec<u8>>),
-    /// `deflate` before its first byte says which form it is.
+    /// `deflate` before its first bytes say which form it is.
     Deflate,
+}
+
+/// A gzip reader: where it is in the current member.
+struct Gzip {
+    state: GzState,
+    /// Header or trailer bytes carried between calls.
+    buf: Vec<u8>,
+    crc: flate2::Crc,
+}
+
+enum GzState {
+    Header,
+    Data(Box<flate2::write::DeflateDecoder<Vec<u8>>>),
+    Trailer,
+    /// A member ended: another one may follow.
+    Between,
+    /// Bytes after a member that do not start another one: ignored.
+    Done,
+}
+
+fn bad(msg: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_owned())
+}
+
+impl Gzip {
+    fn new() -> Gzip {
+        Gzip {
+            state: GzState::Header,
+            buf: Vec::new(),
+            crc: flate2::Crc::new(),
+        }
+    }
+
+    /// The length of a complete gzip header at the start of `b`, `None` if more bytes are
+    /// needed.
+    fn header_len(b: &[u8]) -> std::io::Result<Option<usize>> {
+        if b.len() < 10 {
+            if b.first().is_some_and(|&x| x != 0x1f) || b.get(1).is_some_and(|&x| x != 0x8b) {
+                return Err(bad("not a gzip stream"));
+            }
+            return Ok(None);
+        }
+        if b[0] != 0x1f || b[1] != 0x8b || b[2] != 8 {
+            return Err(bad("not a gzip stream"));
+        }
+        let flags = b[3];
+        let mut at = 10;
+        if flags & 4 != 0 {
+            let Some(x) = b.get(at..at + 2) else {
+                return Ok(None);
+            };
+            at += 2 + usize::from(u16::from_le_bytes([x[0], x[1]]));
+        }
+        for bit in [8u8, 16] {
+            if flags & bit != 0 {
+                match b.get(at..).and_then(|r| memchr::memchr(0, r)) {
+                    Some(z) => at += z + 1,
+                    None => return Ok(None),
+                }
+            }
+        }
+        if flags & 2 != 0 {
+            at += 2;
+        }
+        Ok((b.len() >= at).then_some(at))
+    }
+
+    fn decode(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+        while !data.is_empty() {
+            match &mut self.state {
+                GzState::Header => {
+                    let carried = self.buf.len();
+                    self.buf.extend_from_slice(data);
+                    match Self::header_len(&self.buf)? {
+                        Some(n) => {
+                            data = &data[n - carried..];
+                            self.buf.clear();
+                            self.crc.reset();
+                            self.state = GzState::Data(Box::new(
+                                flate2::write::DeflateDecoder::new(Vec::new()),
+                            ));
+                        }
+                        None => return Ok(()),
+                    }
+                }
+                GzState::Data(d) => {
+                    let n = d.write(data)?;
+                    let produced = std::mem::take(d.get_mut());
+                    self.crc.update(&produced);
+                    out.extend_from_slice(&produced);
+                    if n == 0 {
+                        // The deflate stream ended: the trailer follows.
+                        d.try_finish()?;
+                        let rest = std::mem::take(d.get_mut());
+                        self.crc.update(&rest);
+                        out.extend_from_slice(&rest);
+                        self.state = GzState::Trailer;
+                    } else {
+                        data = &data[n..];
+                    }
+                }
+                GzState::Trailer => {
+                    let need = 8 - self.buf.len();
+                    let take = need.min(data.len());
+                    self.buf.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if self.buf.len() == 8 {
+                        let crc = u32::from_le_bytes([
+                            self.buf[0],
+                            self.buf[1],
+                            self.buf[2],
+                            self.buf[3],
+                        ]);
+                        let len = u32::from_le_bytes([
+                            self.buf[4],
+                            self.buf[5],
+                            self.buf[6],
+                            self.buf[7],
+                        ]);
+                        if crc != self.crc.sum() || len != self.crc.amount() {
+                            // Stray bytes where the trailer should be (a CRLF after the data,
+                            // say) are forgiven; a real trailer that disagrees is not.
+                            if self.buf.starts_with(b"\r\n") {
+                                self.state = GzState::Done;
+                                continue;
+                            }
+                            return Err(bad("corrupt gzip stream: checksum mismatch"));
+                        }
+                        self.buf.clear();
+                        self.state = GzState::Between;
+                    }
+                }
+                GzState::Between => {
+                    self.state = if data[0] == 0x1f {
+                        GzState::Header
+                    } else {
+                        GzState::Done
+                    };
+                }
+                GzState::Done => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        if let GzState::Data(d) = &mut self.state {
+            d.try_finish()?;
+            let rest = std::mem::take(d.get_mut());
+            out.extend_from_slice(&rest);
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for ContentDecoder {
@@ -773,7 +931,7 @@ impl ContentDecoder {
     pub fn for_coding(coding: &str) -> Option<ContentDecoder> {
         let c = coding.trim();
         let inner = if c.eq_ignore_ascii_case("gzip") || c.eq_ignore_ascii_case("x-gzip") {
-            Decoder::Gzip(flate2::write::MultiGzDecoder::new(Vec::new()))
+            Decoder::Gzip(Gzip::new())
         } else if c.eq_ignore_ascii_case("deflate") {
             Decoder::Deflate
         } else {
@@ -799,10 +957,7 @@ impl ContentDecoder {
             };
         }
         let produced = match &mut self.inner {
-            Decoder::Gzip(d) => {
-                d.write_all(data)?;
-                std::mem::take(d.get_mut())
-            }
+            Decoder::Gzip(g) => return g.decode(data, out),
             Decoder::Zlib(d) => {
                 d.write_all(data)?;
                 std::mem::take(d.get_mut())
@@ -813,21 +968,14 @@ impl ContentDecoder {
             }
             Decoder::Deflate => Vec::new(),
         };
-        if out.is_empty() {
-            *out = produced;
-        } else {
-            out.extend_from_slice(&produced);
-        }
+        out.extend_from_slice(&produced);
         Ok(())
     }
 
     /// The body ended: the rest of the decoded bytes.
     pub fn finish(&mut self, out: &mut Vec<u8>) -> std::io::Result<()> {
         let rest = match &mut self.inner {
-            Decoder::Gzip(d) => {
-                d.try_finish()?;
-                std::mem::take(d.get_mut())
-            }
+            Decoder::Gzip(g) => return g.finish(out),
             Decoder::Zlib(d) => {
                 d.try_finish()?;
                 std::mem::take(d.get_mut())
@@ -1088,6 +1236,25 @@ mod tests {
             assert_eq!(out, text, "{coding}");
         }
         assert!(ContentDecoder::for_coding("br").is_none());
+        // Two members, fed a byte at a time; then a trailer that lies.
+        let mut g = GzEncoder::new(Vec::new(), Compression::default());
+        g.write_all(b"one ").unwrap();
+        let mut two = g.finish().unwrap();
+        let mut g = GzEncoder::new(Vec::new(), Compression::default());
+        g.write_all(b"two").unwrap();
+        two.extend(g.finish().unwrap());
+        let mut d = ContentDecoder::for_coding("gzip").unwrap();
+        let mut out = Vec::new();
+        for b in &two {
+            d.decode(std::slice::from_ref(b), &mut out).unwrap();
+        }
+        d.finish(&mut out).unwrap();
+        assert_eq!(out, b"one two");
+        let mut lying = two.clone();
+        let at = lying.len() - 5;
+        lying[at] ^= 0xff;
+        let mut d = ContentDecoder::for_coding("gzip").unwrap();
+        assert!(d.decode(&lying, &mut Vec::new()).is_err());
         let mut d = ContentDecoder::for_coding("gzip").unwrap();
         let mut out = Vec::new();
         assert!(d.decode(b"not gzip at all", &mut out).is_err());
