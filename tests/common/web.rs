@@ -202,6 +202,10 @@ pub struct Got {
     /// Streaming events: chunk (`None` at the end).
     pub chunks: Vec<Option<Vec<u8>>>,
     pub progress: Vec<keepalive::Progress>,
+    /// The client's counts at the end.
+    pub stats: keepalive::ClientStats,
+    /// The manager's counts at the end.
+    pub pool: keepalive::pool::Counters,
 }
 
 /// Sends `submits` one after another (each after the previous response) through a client
@@ -273,6 +277,11 @@ fn run(builder: HttpClientBuilder, submits: Vec<Submit>, serial: bool) -> Got {
                 drop(g);
                 if done == ctx.heap().expected {
                     let ua = ctx.heap().ua.clone();
+                    {
+                        let mut g = got.borrow_mut();
+                        g.stats = ua.stats();
+                        g.pool = ua.manager().stats().counters;
+                    }
                     ua.shutdown(ctx);
                 } else if ctx.heap().serial {
                     next(ctx);
