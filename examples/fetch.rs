@@ -173,7 +173,7 @@ fn main() -> ExitCode {
         kernel.create(
             Session::new(fetch)
                 .on("_start", move |ctx: &mut Ctx<'_, Fetch>| {
-                    for req in std::mem::take(&mut requests) {
+                    for req in requests.clone() {
                         let s = Submit::new("response", req).tag(Instant::now());
                         if let Err(e) = ua.submit(ctx, s) {
                             eprintln!("fetch: {e}");
