@@ -721,3 +721,34 @@ fn a_keep_alive_timeout_hint_shortens_the_idle_life() {
     let conns: Vec<usize> = server.seen().iter().map(|s| s.conn).collect();
     assert_eq!(conns, [0, 0, 0, 1]);
 }
+
+/// A cookie jar keeps what responses set and sends it back where it belongs.
+#[test]
+fn a_cookie_jar_keeps_and_sends_cookies() {
+    let _w = common::timeout(20, "a_cookie_jar_keeps_and_sends_cookies");
+    let _serial = common::ka::serial();
+    let server = Server::answering(|req| {
+        if req.line.contains("/login") {
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: session=abc; Path=/\r\nSet-Cookie: narrow=1; Path=/admin\r\nContent-Length: 0\r\n\r\n".to_vec()
+        } else {
+            ok(req.header("cookie").unwrap_or("none"))
+        }
+    });
+    let jar: keepalive::CookieJar = std::rc::Rc::default();
+    let got = run_serial(
+        client().cookie_jar(jar.clone()),
+        vec![
+            Submit::new("response", get(&server.url("/"))),
+            Submit::new("response", get(&server.url("/login"))),
+            Submit::new("response", get(&server.url("/page"))),
+            Submit::new("response", get(&server.url("/admin/x"))),
+        ],
+    );
+    assert_eq!(got.responses[0].1.body(), b"none");
+    assert_eq!(got.responses[2].1.body(), b"session=abc");
+    let admin = String::from_utf8(got.responses[3].1.body().clone()).unwrap();
+    let mut parts: Vec<&str> = admin.split("; ").collect();
+    parts.sort_unstable();
+    assert_eq!(parts, ["narrow=1", "session=abc"]);
+    assert_eq!(jar.borrow().iter_unexpired().count(), 2);
+}
