@@ -458,6 +458,28 @@ impl KeepaliveBuilder {
         self
     }
 
+    /// The longest a socket is used, from its connect (default: no limit): past it, the
+    /// socket is closed when freed, or when it reaches it idle. Each socket's limit is
+    /// shortened at random by up to [`lifetime_jitter`](Self::lifetime_jitter) percent, so
+    /// sockets opened together are renewed apart.
+    pub fn max_lifetime(mut self, d: Duration) -> Self {
+        self.settings.max_lifetime = Some(d);
+        self
+    }
+
+    /// The most requests a socket serves (default: no limit), jittered as
+    /// [`max_lifetime`](Self::max_lifetime).
+    pub fn max_uses(mut self, n: u32) -> Self {
+        self.settings.max_uses = Some(n);
+        self
+    }
+
+    /// The jitter of `max_lifetime` and `max_uses`, in percent (default 10, at most 100).
+    pub fn lifetime_jitter(mut self, percent: u8) -> Self {
+        self.settings.jitter_percent = percent;
+        self
+    }
+
     /// A bound on each connect alone (default: none beyond the request timeout).
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.settings.connect_timeout = Some(d);
@@ -508,7 +530,15 @@ impl KeepaliveBuilder {
 
     /// Creates the manager and its session in `kernel`.
     pub fn build(self, kernel: &mut Kernel) -> Result<Keepalive, Error> {
-        let pool = Pool::new(self.settings.clone())?;
+        let mut settings = self.settings.clone();
+        if settings.jitter_seed == 0 {
+            // Each process (and manager) its own jitter.
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(std::process::id());
+            settings.jitter_seed = h.finish();
+        }
+        let pool = Pool::new(settings)?;
         let shared = Rc::new(Shared {
             inner: RefCell::new(Inner {
                 pool,
