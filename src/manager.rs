@@ -411,6 +411,7 @@ pub struct KeepaliveBuilder {
     tls: Option<Arc<rustls::ClientConfig>>,
     nodelay: bool,
     refused_backoff: Option<(Duration, Duration)>,
+    attempt_delay: Option<Duration>,
 }
 
 impl Default for KeepaliveBuilder {
@@ -423,6 +424,7 @@ impl Default for KeepaliveBuilder {
             tls: None,
             nodelay: true,
             refused_backoff: Some((Duration::from_millis(50), Duration::from_secs(2))),
+            attempt_delay: Some(Duration::from_millis(250)),
         }
     }
 }
@@ -528,6 +530,16 @@ impl KeepaliveBuilder {
         self
     }
 
+    /// Happy Eyeballs (RFC 8305): when a host has several addresses, a connect that has
+    /// not completed after `delay` (default 250 ms; Go waits 300, curl 200) is joined by
+    /// one to the next address, families alternating, and so on; the first to connect is
+    /// used and the others are closed. A failed attempt starts the next at once. `None`
+    /// connects to the first address only.
+    pub fn connection_attempt_delay(mut self, delay: Option<Duration>) -> Self {
+        self.attempt_delay = delay;
+        self
+    }
+
     /// Creates the manager and its session in `kernel`.
     pub fn build(self, kernel: &mut Kernel) -> Result<Keepalive, Error> {
         let mut settings = self.settings.clone();
@@ -555,6 +567,8 @@ impl KeepaliveBuilder {
                 timer: None,
                 to_watch: Vec::new(),
                 refused: HashMap::new(),
+                lookup_hosts: HashMap::new(),
+                addrs: HashMap::new(),
             }),
             returns: RefCell::new(Vec::new()),
             housekeeping: std::cell::Cell::new(false),
@@ -630,6 +644,21 @@ struct Sock {
     addr: SocketAddr,
     /// The timer of a deferred connect.
     deferred: Option<reactor::AlarmId>,
+    /// Happy Eyeballs: the other addresses, and the attempts racing the first.
+    race: Option<Box<Race>>,
+}
+
+/// A connect racing others to the same host (RFC 8305): the attempts after the first, one
+/// more each connection attempt delay (or at once when one fails); the first that
+/// connects wins and the others are closed.
+struct Race {
+    /// Addresses not tried yet, in the order to try them (families alternating).
+    rest: std::collections::VecDeque<SocketAddr>,
+    /// Attempts in flight besides the socket's own stream, by number.
+    racers: Vec<(u32, mio::net::TcpStream, SocketAddr)>,
+    next_id: u32,
+    /// The timer that starts the next attempt.
+    timer: Option<reactor::AlarmId>,
 }
 
 struct Inner {
@@ -650,6 +679,10 @@ struct Inner {
     /// Addresses that refused a connection: until when connects to them wait, and the
     /// pause that led there.
     refused: HashMap<SocketAddr, (Duration, Duration)>,
+    /// The host of each lookup in flight, and every address of each host's last answer
+    /// (the pool connects to the first; Happy Eyeballs races the others).
+    lookup_hosts: HashMap<u64, String>,
+    addrs: HashMap<String, Vec<IpAddr>>,
 }
 
 fn lookup_key(l: LookupId) -> u64 {
@@ -814,6 +847,22 @@ fn manager_session(sh: Rc<Shared>) -> Session<()> {
             }),
         )
         .on("ka_dns", with(&sh, |sh, ctx| sh.dns(ctx.kernel())))
+        .on(
+            "ka_race",
+            with(&sh, |sh, ctx| {
+                if let Ok(&conn) = ctx.arg::<ConnId>(0) {
+                    sh.race_next(ctx.kernel(), conn, true);
+                }
+            }),
+        )
+        .on(
+            "ka_race_ready",
+            with(&sh, |sh, ctx| {
+                if let (Ok(&conn), Ok(&id)) = (ctx.arg::<ConnId>(2), ctx.arg::<u32>(3)) {
+                    sh.racer_ready(ctx.kernel(), conn, id);
+                }
+            }),
+        )
         .on("ka_timer", with(&sh, |sh, ctx| sh.on_timer(ctx.kernel())))
 }
 
@@ -1060,12 +1109,20 @@ impl Shared {
             None => return,
         };
         for (id, result) in answers {
+            let host = inner.lookup_hosts.remove(&id);
             let Some(lookup) = inner.lookups.remove(&id) else {
                 continue;
             };
             let now = Self::now(inner, k);
             let actions = match result {
                 Ok(addrs) => {
+                    if let Some(h) = host {
+                        if addrs.len() > 1 {
+                            inner.addrs.insert(h, addrs.clone());
+                        } else {
+                            inner.addrs.remove(&h);
+                        }
+                    }
                     let Inner { pool, socks, .. } = &mut *inner;
                     pool.resolved(lookup, &addrs, now, |c| check_idle(socks, c))
                 }
@@ -1163,8 +1220,18 @@ impl Shared {
         match result {
             Err(e) => {
                 s.stream = None;
+                let racing = s
+                    .race
+                    .as_ref()
+                    .is_some_and(|r| !r.racers.is_empty() || !r.rest.is_empty());
                 if e.raw_os_error() == Some(ECONNREFUSED) {
                     Self::note_refused(inner, addr, now);
+                }
+                if racing {
+                    // Other attempts carry on (the next one starts now).
+                    drop(guard);
+                    self.race_next(k, conn, false);
+                    return;
                 }
                 if let Ok(actions) = inner
                     .pool
@@ -1174,6 +1241,9 @@ impl Shared {
                 }
             }
             Ok(()) => {
+                if let Some(race) = s.race.take() {
+                    end_race(k, *race);
+                }
                 inner.refused.remove(&addr);
                 let key = inner.pool.conn_key(conn).cloned();
                 let tls = key.as_ref().is_some_and(|key| key.scheme == "https");
@@ -1269,9 +1339,195 @@ impl Shared {
     fn connect_failed(self: &Rc<Self>, k: &mut Kernel, conn: ConnId, f: Failure) {
         let mut guard = self.inner.borrow_mut();
         let inner = &mut *guard;
+        let racing = match inner.socks.get(conn.index()) {
+            Some(Some(s)) if s.id == conn => s
+                .race
+                .as_ref()
+                .is_some_and(|r| !r.racers.is_empty() || !r.rest.is_empty()),
+            _ => false,
+        };
+        if racing {
+            drop(guard);
+            self.race_next(k, conn, false);
+            return;
+        }
         let now = Self::now(inner, k);
         if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
             self.perform(k, inner, actions);
+        }
+    }
+
+    /// Sets up Happy Eyeballs for socket `conn`, whose first attempt goes to `first`: the
+    /// host's other addresses, families alternating, one more every attempt delay.
+    fn start_race(
+        &self,
+        k: &mut Kernel,
+        inner: &mut Inner,
+        conn: ConnId,
+        host: &str,
+        first: SocketAddr,
+    ) {
+        let Some(delay) = inner.config.attempt_delay else {
+            return;
+        };
+        let Some(all) = inner.addrs.get(host) else {
+            return;
+        };
+        let port = first.port();
+        let others: Vec<IpAddr> = all.iter().copied().filter(|ip| *ip != first.ip()).collect();
+        if others.is_empty() {
+            return;
+        }
+        // The other family first, then alternating (RFC 8305, 4).
+        let (mut same, mut other): (
+            std::collections::VecDeque<IpAddr>,
+            std::collections::VecDeque<IpAddr>,
+        ) = others
+            .iter()
+            .partition(|ip| ip.is_ipv4() == first.is_ipv4());
+        let mut rest = std::collections::VecDeque::new();
+        loop {
+            match (other.pop_front(), same.pop_front()) {
+                (None, None) => break,
+                (a, b) => {
+                    rest.extend(a.map(|ip| SocketAddr::new(ip, port)));
+                    rest.extend(b.map(|ip| SocketAddr::new(ip, port)));
+                }
+            }
+        }
+        let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+            return;
+        };
+        if s.id != conn {
+            return;
+        }
+        let timer = k.delay_set("ka_race", delay, (conn,)).ok();
+        s.race = Some(Box::new(Race {
+            rest,
+            racers: Vec::new(),
+            next_id: 1,
+            timer,
+        }));
+    }
+
+    /// Starts the next attempt of `conn`'s race (the attempt delay passed, or an attempt
+    /// failed). When nothing is left to try and nothing is in flight, the connect fails.
+    fn race_next(self: &Rc<Self>, k: &mut Kernel, conn: ConnId, from_timer: bool) {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let delay = inner.config.attempt_delay.unwrap_or_default();
+        loop {
+            let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+                return;
+            };
+            if s.id != conn {
+                return;
+            }
+            let main_alive = s.stream.is_some() && s.watch == Watch::Connect;
+            let Some(race) = s.race.as_mut() else { return };
+            if from_timer {
+                race.timer = None;
+            }
+            let Some(addr) = race.rest.pop_front() else {
+                if race.racers.is_empty() && !main_alive {
+                    s.race = None;
+                    let now = Self::now(inner, k);
+                    let f = Failure::new(
+                        "connect",
+                        Some(reactor::errno::ETIMEDOUT),
+                        "no address could be connected to",
+                    );
+                    if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
+                        self.perform(k, inner, actions);
+                    }
+                }
+                return;
+            };
+            let id = race.next_id;
+            race.next_id += 1;
+            match self.start_connect(inner, addr.ip(), addr.port()) {
+                Ok(tcp) => {
+                    let fd = tcp.as_raw_fd();
+                    let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+                        return;
+                    };
+                    let Some(race) = s.race.as_mut() else { return };
+                    if k.select_write(&fd, "ka_race_ready", (conn, id)).is_ok() {
+                        race.racers.push((id, tcp, addr));
+                    }
+                    if !race.rest.is_empty() && race.timer.is_none() {
+                        race.timer = k.delay_set("ka_race", delay, (conn,)).ok();
+                    }
+                    log::debug!("{conn}: racing a connect to {addr}");
+                    return;
+                }
+                Err(f) => {
+                    log::debug!("{conn}: connect to {addr} failed: {f}");
+                    // Try the next one at once.
+                }
+            }
+        }
+    }
+
+    /// Attempt `id` of `conn`'s race is writable: connected (it wins: it becomes the
+    /// socket, the others are closed) or failed.
+    fn racer_ready(self: &Rc<Self>, k: &mut Kernel, conn: ConnId, id: u32) {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let now = Self::now(inner, k);
+        let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+            return;
+        };
+        if s.id != conn {
+            return;
+        }
+        let Some(race) = s.race.as_mut() else { return };
+        let Some(pos) = race.racers.iter().position(|(i, ..)| *i == id) else {
+            return;
+        };
+        let result = {
+            let tcp = &race.racers[pos].1;
+            match tcp.take_error() {
+                Ok(Some(e)) | Err(e) => Err(e),
+                Ok(None) => match tcp.peer_addr() {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                    Err(e) => Err(e),
+                },
+            }
+        };
+        let (_, tcp, addr) = race.racers.remove(pos);
+        let _ = k.select_write_clear(&tcp.as_raw_fd());
+        match result {
+            Err(e) => {
+                if e.raw_os_error() == Some(ECONNREFUSED) {
+                    Self::note_refused(inner, addr, now);
+                }
+                drop(tcp);
+                drop(guard);
+                self.race_next(k, conn, false);
+            }
+            Ok(()) => {
+                log::debug!("{conn}: {addr} won the race");
+                // The winner takes the socket's place; the first attempt and the others go.
+                if let Some(old) = s.stream.take() {
+                    if s.watch == Watch::Connect {
+                        let _ = k.select_write_clear(&old.as_raw_fd());
+                    }
+                }
+                if let Some(race) = s.race.take() {
+                    end_race(k, *race);
+                }
+                let fd = tcp.as_raw_fd();
+                s.stream = Some(Stream::Tcp(tcp));
+                s.addr = addr;
+                s.watch = Watch::None;
+                // Through the usual path (TLS, then connected), at the next poll: the socket
+                // is writable already.
+                if k.select_write(&fd, "ka_conn_ready", (conn,)).is_ok() {
+                    s.watch = Watch::Connect;
+                }
+            }
         }
     }
 
@@ -1299,6 +1555,7 @@ impl Shared {
                     watch,
                     addr,
                     deferred: None,
+                    race: None,
                 });
                 log::debug!("{conn}: connecting to {addr}");
             }
@@ -1310,6 +1567,7 @@ impl Shared {
                     watch: Watch::None,
                     addr,
                     deferred: None,
+                    race: None,
                 });
                 log::debug!("{conn}: connect to {addr} failed: {f}");
                 if f.errnum == Some(ECONNREFUSED) {
@@ -1422,9 +1680,13 @@ impl Shared {
                                 watch: Watch::Deferred,
                                 addr,
                                 deferred: timer,
+                                race: None,
                             });
                         }
-                        _ => self.connect_now(k, inner, conn, addr),
+                        _ => {
+                            self.connect_now(k, inner, conn, addr);
+                            self.start_race(k, inner, conn, &key.addr, addr);
+                        }
                     }
                 }
                 Action::AbortConnect { conn } | Action::Close { conn, .. } => {
@@ -1483,6 +1745,7 @@ impl Shared {
         }
         let key = lookup_key(lookup);
         inner.lookups.insert(key, lookup);
+        inner.lookup_hosts.insert(key, host.to_owned());
         let r = inner.resolver.as_mut().expect("made above");
         r.start(key, host);
         if !inner.dns_watched {
@@ -1587,10 +1850,23 @@ fn check_idle(socks: &mut [Option<Sock>], c: ConnId) -> bool {
     }
 }
 
+/// Closes a race's other attempts and stops its timer.
+fn end_race(k: &mut Kernel, race: Race) {
+    if let Some(t) = race.timer {
+        let _ = k.alarm_remove(t);
+    }
+    for (_, tcp, _) in race.racers {
+        let _ = k.select_write_clear(&tcp.as_raw_fd());
+    }
+}
+
 /// Stops watching a socket and closes it.
 fn close_sock(k: &mut Kernel, mut s: Sock) {
     if let Some(t) = s.deferred.take() {
         let _ = k.alarm_remove(t);
+    }
+    if let Some(race) = s.race.take() {
+        end_race(k, *race);
     }
     if let Some(p) = s.parking.take() {
         k.wheel_unpark(p);
