@@ -1081,11 +1081,6 @@ fn target_of(uri: &Uri, proxy: Option<&Proxy>, no_proxy: &[String]) -> Result<Ta
         .to_owned();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let proxy = proxy.filter(|_| !bypass(&host, no_proxy)).cloned();
-    if https && proxy.is_some() {
-        return Err(ClientError::BadRequest(
-            "https through a proxy (CONNECT) is not supported".to_owned(),
-        ));
-    }
     let target = if proxy.is_some() && !https {
         uri.to_string()
     } else {
@@ -1345,7 +1340,12 @@ impl Shared {
         };
         let t = &p.target;
         let (scheme, addr, port) = match &t.proxy {
-            Some(pr) => ("http", pr.host.as_str(), pr.port),
+            // https goes through a CONNECT tunnel, which the manager opens.
+            Some(pr) => (
+                if t.https { "https" } else { "http" },
+                pr.host.as_str(),
+                pr.port,
+            ),
             None => (
                 if t.https { "https" } else { "http" },
                 t.host.as_str(),

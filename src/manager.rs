@@ -632,6 +632,8 @@ enum Watch {
     IdlePending,
     /// Idle and watched for readability.
     Idle,
+    /// Through a proxy: `CONNECT` sent, its answer awaited (readability).
+    Tunnel,
 }
 
 struct Sock {
@@ -646,6 +648,8 @@ struct Sock {
     deferred: Option<reactor::AlarmId>,
     /// Happy Eyeballs: the other addresses, and the attempts racing the first.
     race: Option<Box<Race>>,
+    /// The proxy's answer to `CONNECT`, as it arrives.
+    tunnel: Vec<u8>,
 }
 
 /// A connect racing others to the same host (RFC 8305): the attempts after the first, one
@@ -828,6 +832,7 @@ fn manager_session(sh: Rc<Shared>) -> Session<()> {
         )
         .on("ka_conn_ready", watcher(&sh, Shared::connect_ready))
         .on("ka_tls", watcher(&sh, Shared::tls_step))
+        .on("ka_tunnel", watcher(&sh, Shared::tunnel_input))
         .on("ka_idle", watcher(&sh, Shared::idle_activity))
         .on(
             "ka_conn_failed",
@@ -1254,26 +1259,181 @@ impl Shared {
                     return;
                 }
                 let key = key.expect("checked above");
-                let config = inner
-                    .config
-                    .tls
-                    .get_or_insert_with(crate::tls::default_client_config)
-                    .clone();
-                let Some(Stream::Tcp(tcp)) = s.stream.take() else {
+                drop(guard);
+                if key.addr != key.for_addr || key.port != key.for_port {
+                    self.begin_tunnel(k, conn);
+                } else {
+                    self.begin_tls(k, conn);
+                }
+            }
+        }
+    }
+
+    /// Wraps socket `conn` in TLS for its origin (`for_addr`, the name certificates are
+    /// checked against and sent as SNI) and starts the handshake.
+    fn begin_tls(self: &Rc<Self>, k: &mut Kernel, conn: ConnId) {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let now = Self::now(inner, k);
+        let Some(key) = inner.pool.conn_key(conn).cloned() else {
+            return;
+        };
+        let config = inner
+            .config
+            .tls
+            .get_or_insert_with(crate::tls::default_client_config)
+            .clone();
+        let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+            return;
+        };
+        if s.id != conn {
+            return;
+        }
+        let Some(Stream::Tcp(tcp)) = s.stream.take() else {
+            return;
+        };
+        match TlsStream::new(tcp, config, &key.for_addr) {
+            Ok(t) => {
+                s.stream = Some(Stream::Tls(Box::new(t)));
+                drop(guard);
+                self.tls_step(k, conn);
+            }
+            Err(msg) => {
+                let f = Failure::new("sslify", None, msg);
+                if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
+                    self.perform(k, inner, actions);
+                }
+            }
+        }
+    }
+
+    /// An https connection through a proxy: asks the proxy (connected to) for a tunnel to
+    /// the origin with `CONNECT`; its answer comes as `ka_tunnel`.
+    fn begin_tunnel(self: &Rc<Self>, k: &mut Kernel, conn: ConnId) {
+        use std::io::Write;
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let now = Self::now(inner, k);
+        let Some(key) = inner.pool.conn_key(conn).cloned() else {
+            return;
+        };
+        let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+            return;
+        };
+        let Some(Stream::Tcp(tcp)) = s.stream.as_mut().filter(|_| s.id == conn) else {
+            return;
+        };
+        let host = if key.for_addr.contains(':') && !key.for_addr.starts_with('[') {
+            format!("[{}]", key.for_addr)
+        } else {
+            key.for_addr.clone()
+        };
+        let authority = format!("{host}:{}", key.for_port);
+        let req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+        let fd = tcp.as_raw_fd();
+        let failure = match tcp.write(req.as_bytes()) {
+            Ok(n) if n == req.len() => {
+                if k.select_read(&fd, "ka_tunnel", (conn,)).is_ok() {
+                    s.watch = Watch::Tunnel;
+                    s.tunnel.clear();
                     return;
-                };
-                match TlsStream::new(tcp, config, &key.addr) {
-                    Ok(t) => {
-                        s.stream = Some(Stream::Tls(Box::new(t)));
-                        drop(guard);
-                        self.tls_step(k, conn);
+                }
+                Failure::new("proxy", None, "cannot watch the proxy connection")
+            }
+            Ok(_) => Failure::new("proxy", None, "CONNECT request not sent whole"),
+            Err(e) => io_failure("proxy", &e),
+        };
+        s.stream = None;
+        if let Ok(actions) = inner.pool.connect_failed(conn, failure, now) {
+            self.perform(k, inner, actions);
+        }
+    }
+
+    /// The proxy answered (part of) `CONNECT`: on a 2xx head, TLS to the origin over it.
+    fn tunnel_input(self: &Rc<Self>, k: &mut Kernel, conn: ConnId) {
+        use std::io::Read;
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let now = Self::now(inner, k);
+        let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+            return;
+        };
+        if s.id != conn || s.watch != Watch::Tunnel {
+            return;
+        }
+        let Some(Stream::Tcp(tcp)) = s.stream.as_mut() else {
+            return;
+        };
+        let fd = tcp.as_raw_fd();
+        let mut buf = [0u8; 2048];
+        let mut failure = None;
+        loop {
+            match tcp.read(&mut buf) {
+                Ok(0) => {
+                    failure = Some(Failure::new(
+                        "proxy",
+                        None,
+                        "the proxy closed the connection",
+                    ));
+                    break;
+                }
+                Ok(n) => {
+                    s.tunnel.extend_from_slice(&buf[..n]);
+                    if s.tunnel.len() > 16 * 1024 {
+                        failure = Some(Failure::new("proxy", None, "proxy answer too long"));
+                        break;
                     }
-                    Err(msg) => {
-                        let f = Failure::new("sslify", None, msg);
-                        if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
-                            self.perform(k, inner, actions);
-                        }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failure = Some(io_failure("proxy", &e));
+                    break;
+                }
+            }
+        }
+        if failure.is_none() {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut head = httparse::Response::new(&mut headers);
+            match head.parse(&s.tunnel) {
+                Ok(httparse::Status::Partial) => return,
+                Ok(httparse::Status::Complete(n)) => {
+                    let code = head.code.unwrap_or(0);
+                    if !(200..300).contains(&code) {
+                        failure = Some(Failure::new(
+                            "proxy",
+                            None,
+                            format!("CONNECT refused: {code} {}", head.reason.unwrap_or("")),
+                        ));
+                    } else if n != s.tunnel.len() {
+                        failure = Some(Failure::new(
+                            "proxy",
+                            None,
+                            "bytes after the proxy's answer",
+                        ));
                     }
+                }
+                Err(e) => {
+                    failure = Some(Failure::new(
+                        "proxy",
+                        None,
+                        format!("bad proxy answer: {e}"),
+                    ))
+                }
+            }
+        }
+        let _ = k.select_read_clear(&fd);
+        s.watch = Watch::None;
+        s.tunnel = Vec::new();
+        match failure {
+            None => {
+                drop(guard);
+                self.begin_tls(k, conn);
+            }
+            Some(f) => {
+                s.stream = None;
+                if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
+                    self.perform(k, inner, actions);
                 }
             }
         }
@@ -1556,6 +1716,7 @@ impl Shared {
                     addr,
                     deferred: None,
                     race: None,
+                    tunnel: Vec::new(),
                 });
                 log::debug!("{conn}: connecting to {addr}");
             }
@@ -1568,6 +1729,7 @@ impl Shared {
                     addr,
                     deferred: None,
                     race: None,
+                    tunnel: Vec::new(),
                 });
                 log::debug!("{conn}: connect to {addr} failed: {f}");
                 if f.errnum == Some(ECONNREFUSED) {
@@ -1681,6 +1843,7 @@ impl Shared {
                                 addr,
                                 deferred: timer,
                                 race: None,
+                                tunnel: Vec::new(),
                             });
                         }
                         _ => {
@@ -1877,7 +2040,7 @@ fn close_sock(k: &mut Kernel, mut s: Sock) {
             Watch::Connect | Watch::TlsWrite => {
                 let _ = k.select_write_clear(&fd);
             }
-            Watch::TlsRead | Watch::Idle => {
+            Watch::TlsRead | Watch::Idle | Watch::Tunnel => {
                 let _ = k.select_read_clear(&fd);
             }
             Watch::None | Watch::IdlePending | Watch::Deferred => {}

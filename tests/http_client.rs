@@ -752,3 +752,89 @@ fn a_cookie_jar_keeps_and_sends_cookies() {
     assert_eq!(parts, ["narrow=1", "session=abc"]);
     assert_eq!(jar.borrow().iter_unexpired().count(), 2);
 }
+
+/// https through a proxy: the manager asks for a `CONNECT` tunnel, then speaks TLS to
+/// the origin through it (certificate checked for the origin's name), and the tunnel is
+/// pooled under the origin. A proxy that refuses the tunnel is an error response.
+#[test]
+fn https_through_a_connect_proxy() {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use std::io::{BufRead, Read, Write};
+    use std::sync::Arc;
+    let _w = common::timeout(20, "https_through_a_connect_proxy");
+    let _serial = common::ka::serial();
+    let ck = rcgen::generate_simple_self_signed(vec!["origin.test".to_owned()]).unwrap();
+    let cert = ck.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()));
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap(),
+    );
+    // The proxy: answers CONNECT for origin.test:443, then is the origin itself (TLS and
+    // HTTP on the tunnel), which is all a client can see of a tunnel.
+    let proxy = Server::start(move |p| {
+        let mut line = String::new();
+        p.reader.read_line(&mut line).unwrap();
+        let mut h = String::new();
+        while p.reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+            h.clear();
+        }
+        if !line.starts_with("CONNECT origin.test:443 ") {
+            p.send(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+            return;
+        }
+        p.send(b"HTTP/1.1 200 Connection established\r\n\r\n");
+        let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, p.stream.try_clone().unwrap());
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                buf.drain(..end + 4);
+                let body = "secret over tls";
+                let r = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if tls.write_all(r.as_bytes()).is_err() {
+                    return;
+                }
+            }
+            match tls.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    });
+    let roots = keepalive::tls::client_config_with_roots([cert]).unwrap();
+    let got = run_serial(
+        client().proxy(&proxy.url("")).tls_config(roots),
+        vec![
+            Submit::new("response", get("https://origin.test/a")),
+            Submit::new("response", get("https://origin.test/b")),
+            Submit::new("response", get("https://elsewhere.test/")),
+        ],
+    );
+    for (_, r) in &got.responses[..2] {
+        assert_eq!(r.status(), 200, "{}", errmsg(r));
+        assert_eq!(r.body(), b"secret over tls");
+    }
+    // One tunnel served both requests.
+    assert_eq!(proxy.seen().len(), 0);
+    assert_eq!(got.pool.connected, 1);
+    assert_eq!(got.pool.immediate, 1);
+    assert_eq!(got.pool.connect_failures, 1);
+    let refused = &got.responses[2].1;
+    assert_eq!(refused.status(), 500);
+    assert!(
+        errmsg(refused).contains("CONNECT refused: 403"),
+        "{}",
+        errmsg(refused)
+    );
+}
