@@ -1169,6 +1169,7 @@ impl Shared {
     }
 
     fn submit(self: &Rc<Self>, k: &mut Kernel, requester: SessionId, s: Submit) -> ReqId {
+        log::trace!("HTTP client: request from session {}", requester.get());
         let mut guard = self.inner.borrow_mut();
         let inner = &mut *guard;
         let Submit {
@@ -1437,13 +1438,10 @@ impl Shared {
                 return;
             }
         };
-        let peer = conn
-            .stream()
-            .and_then(|s| s.tcp().peer_addr().ok())
-            .map_or_else(
-                || "error: not connected".to_owned(),
-                |a| format!("{}.{}", a.ip(), a.port()),
-            );
+        let peer = conn.peer_addr().map_or_else(
+            || "error: not connected".to_owned(),
+            |a| format!("{}.{}", a.ip(), a.port()),
+        );
         let wheel = match conn.start(k, |b| {
             b.filter(StreamFilter::new())
                 .input_event("htc_input")
@@ -1748,8 +1746,8 @@ impl Shared {
             response.extensions_mut().insert(Trailers(t));
         }
         let redirect = ex.redirect.take();
-        drop(ex); // the connection goes back to the pool (or was closed)
         if let Some(next) = redirect {
+            drop(ex); // the connection goes back to the pool (or was closed) for the next hop
             self.follow(k, inner, index, response, next);
             return;
         }
@@ -1767,6 +1765,10 @@ impl Shared {
                 .insert(ClientError::TooManyRedirects(n));
         }
         self.deliver(k, inner, index, response);
+        // The connection goes back to the pool after the response is posted: a requester
+        // that sends its next request from the response handler gets it back at once,
+        // before the manager's housekeeping would start watching it idle.
+        drop(ex);
     }
 
     /// Sends the request again to the redirect's target.
@@ -1867,6 +1869,7 @@ impl Shared {
             } else {
                 k.post(p.requester, &p.event, (p.packet, response))
             };
+        log::trace!("HTTP client: response to {} posted", p.id);
         if let Err(e) = result {
             log::debug!("HTTP client: response not delivered: {e}");
         }

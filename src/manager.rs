@@ -25,6 +25,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a pooled socket waits before it is watched while idle (see `watch_idle`).
+const WATCH_GRACE: Duration = Duration::from_millis(10);
+
 /// The refcount tag a pending request holds on its requester (as in Perl).
 const REQUESTER_TAG: &str = "poco-client-keepalive";
 
@@ -275,6 +278,7 @@ pub struct Connection {
     wheel: Option<WheelHandle>,
     closed: bool,
     idle_limit: Option<Duration>,
+    peer: Option<SocketAddr>,
     home: Rc<Shared>,
     reclaim: Postback,
 }
@@ -342,6 +346,12 @@ impl Connection {
     /// The pool key the socket belongs to.
     pub fn key(&self) -> &PoolKey {
         &self.key
+    }
+
+    /// The address the socket is connected to (the proxy's, through a proxy), as the
+    /// manager connected it: no system call.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
     }
 
     /// The socket's id in the manager.
@@ -679,7 +689,8 @@ struct Inner {
     reclaim: Option<Postback>,
     out: usize,
     timer: Option<(reactor::AlarmId, Duration)>,
-    to_watch: Vec<ConnId>,
+    /// Idle sockets to watch, with when they were pooled.
+    to_watch: Vec<(ConnId, Duration)>,
     /// Addresses that refused a connection: until when connects to them wait, and the
     /// pause that led there.
     refused: HashMap<SocketAddr, (Duration, Duration)>,
@@ -822,11 +833,11 @@ fn manager_session(sh: Rc<Shared>) -> Session<()> {
         .on(
             "ka_housekeeping",
             with(&sh, |sh, ctx| {
-                sh.housekeeping.set(false);
                 {
                     let mut inner = sh.inner.borrow_mut();
                     sh.drain_returns(ctx.kernel(), &mut inner);
                 }
+                sh.housekeeping.set(false);
                 sh.watch_idle(ctx.kernel());
             }),
         )
@@ -1043,6 +1054,7 @@ impl Shared {
             }
         }
         let now = Self::now(inner, k);
+        log::trace!("{conn}: given back (reusable: {clean})");
         match inner.pool.free(conn, clean, now) {
             Ok(actions) => {
                 if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
@@ -1064,10 +1076,27 @@ impl Shared {
         }
     }
 
+    /// Watches the sockets pooled at least [`WATCH_GRACE`] ago that are still idle; the
+    /// others are looked at again when their grace is over. A socket handed out again
+    /// within its grace (the usual case under load: the next request comes a moment after
+    /// the last response) costs no watch and unwatch, two system calls.
     fn watch_idle(self: &Rc<Self>, k: &mut Kernel) {
         let mut inner = self.inner.borrow_mut();
+        let now = Self::now(&inner, k);
         let list = std::mem::take(&mut inner.to_watch);
-        for conn in list {
+        let mut later = Vec::new();
+        for (conn, since) in list {
+            let still_idle = matches!(
+                inner.socks.get(conn.index()),
+                Some(Some(s)) if s.id == conn && s.watch == Watch::IdlePending
+            );
+            if !still_idle {
+                continue;
+            }
+            if now < since + WATCH_GRACE {
+                later.push((conn, since));
+                continue;
+            }
             if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                 if s.id == conn && s.watch == Watch::IdlePending {
                     if let Some(st) = &s.stream {
@@ -1075,10 +1104,20 @@ impl Shared {
                         if let Some(p) = s.parking.take() {
                             k.wheel_unpark(p);
                         }
+                        log::trace!("{conn}: watched while idle");
                         if k.select_read(&st.as_raw_fd(), "ka_idle", (conn,)).is_ok() {
                             s.watch = Watch::Idle;
                         }
                     }
+                }
+            }
+        }
+        if let Some(&(_, first)) = later.iter().min_by_key(|(_, t)| *t) {
+            inner.to_watch.extend(later);
+            if !self.housekeeping.replace(true) {
+                let wait = (first + WATCH_GRACE).saturating_sub(now);
+                if k.delay_set("ka_housekeeping", wait, ()).is_err() {
+                    self.housekeeping.set(false);
                 }
             }
         }
@@ -1367,14 +1406,11 @@ impl Shared {
         let fd = tcp.as_raw_fd();
         let mut buf = [0u8; 2048];
         let mut failure = None;
+        let mut eof = false;
         loop {
             match tcp.read(&mut buf) {
                 Ok(0) => {
-                    failure = Some(Failure::new(
-                        "proxy",
-                        None,
-                        "the proxy closed the connection",
-                    ));
+                    eof = true;
                     break;
                 }
                 Ok(n) => {
@@ -1396,7 +1432,14 @@ impl Shared {
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut head = httparse::Response::new(&mut headers);
             match head.parse(&s.tunnel) {
-                Ok(httparse::Status::Partial) => return,
+                Ok(httparse::Status::Partial) if !eof => return,
+                Ok(httparse::Status::Partial) => {
+                    failure = Some(Failure::new(
+                        "proxy",
+                        None,
+                        "the proxy closed the connection",
+                    ));
+                }
                 Ok(httparse::Status::Complete(n)) => {
                     let code = head.code.unwrap_or(0);
                     if !(200..300).contains(&code) {
@@ -1405,7 +1448,7 @@ impl Shared {
                             None,
                             format!("CONNECT refused: {code} {}", head.reason.unwrap_or("")),
                         ));
-                    } else if n != s.tunnel.len() {
+                    } else if n != s.tunnel.len() || eof {
                         failure = Some(Failure::new(
                             "proxy",
                             None,
@@ -1870,7 +1913,8 @@ impl Shared {
                     if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                         if s.id == conn {
                             s.watch = Watch::IdlePending;
-                            inner.to_watch.push(conn);
+                            let now = Self::now(inner, k);
+                            inner.to_watch.push((conn, now));
                             if !self.housekeeping.replace(true) {
                                 let _ = k.yield_("ka_housekeeping", ());
                             }
@@ -1946,10 +1990,13 @@ impl Shared {
                 (Err(f), None)
             }
             Outcome::Connected { conn, origin } => {
+                log::trace!("{conn}: handed out to {request} ({origin:?})");
                 let mut stream = None;
                 let mut parking = None;
+                let mut peer = None;
                 if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                     if s.id == conn {
+                        peer = Some(s.addr);
                         if s.watch == Watch::Idle {
                             if let Some(st) = &s.stream {
                                 let _ = k.select_read_clear(&st.as_raw_fd());
@@ -1984,6 +2031,7 @@ impl Shared {
                         wheel: None,
                         closed: false,
                         idle_limit: None,
+                        peer,
                         home: self.clone(),
                         reclaim,
                     }),
