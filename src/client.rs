@@ -1515,7 +1515,7 @@ impl Shared {
             match step {
                 Step::NeedMore => return,
                 Step::Head(head) => {
-                    if let Err(e) = self.on_head(k, inner, index, head) {
+                    if let Err(e) = self.on_head(k, inner, index, *head) {
                         self.fail(k, inner, index, e, None);
                         return;
                     }
@@ -1540,7 +1540,7 @@ impl Shared {
         k: &mut Kernel,
         inner: &mut Inner,
         index: u32,
-        head: Box<Head>,
+        head: Head,
     ) -> Result<(), ClientError> {
         let config = &inner.config;
         let p = inner.reqs[index as usize].req.as_mut().expect("live");
@@ -1554,7 +1554,7 @@ impl Shared {
             content_length,
             keep_alive_timeout,
             ..
-        } = *head;
+        } = head;
         // Transfer codings undone here leave the header (POE removes them).
         if let Some(te) = headers
             .get(header::TRANSFER_ENCODING)

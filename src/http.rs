@@ -19,7 +19,7 @@
 //! assert_eq!(head.status, 200);
 //! let Step::Data(body) = p.step(&mut input)? else { unreachable!() };
 //! assert_eq!(body, b"hello");
-//! let Step::Done(end) = p.step(&mut input)? else { unreachable!() };
+//! let Step::End(end) = p.step(&mut input)? else { unreachable!() };
 //! assert!(end.keep_alive);
 //! # Ok::<(), keepalive::http::HttpError>(())
 //! ```
@@ -142,9 +142,6 @@ pub enum Step<'a> {
     /// The response is complete; what remains of the input came after it.
     End(End),
 }
-
-/// The old name of [`Step::End`], kept for the short form.
-pub use Step::End as Done;
 
 /// The result of [`ResponseParser::feed`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -623,8 +620,7 @@ fn parse_head(
             .as_bytes()
             .split(|&b| b == b',')
             .map(trim)
-            .filter(|t| !t.is_empty())
-            .last()
+            .rfind(|t| !t.is_empty())
             .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
     }
     let mut length: Option<u64> = None;

@@ -48,7 +48,7 @@ fn fetch_prints_one_line_per_url() {
         .expect("fetch runs");
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!out.status.success());
-    assert!(text.contains(&format!("404 Not Found 4 bytes")), "{text}");
+    assert!(text.contains("404 Not Found 4 bytes"), "{text}");
     assert!(text.contains("*** their response:"), "{text}");
     assert!(
         text.lines().any(|l| l.starts_with("500 ")
