@@ -1,41 +1,4 @@
-//! An HTTP/1.1 client on the keep-alive manager: the port of
-//! `POE::Component::Client::HTTP` ([`HttpClient`]).
-//!
-//! The client runs as a session with an alias (`"weeble"` unless told otherwise, as in
-//! POE). Requests are [`http::Request`]s; each one gets exactly one response event, an
-//! [`http::Response`] with its body, posted to the session that asked, with the request
-//! and its tag beside it ([`RequestPacket`]). Errors are responses too, as in POE: a
-//! status (400, 406, 408 or 500), the message in an `X-PCCH-Errmsg` header and an HTML
-//! body, and the typed [`ClientError`] in the response's extensions.
-//!
-//! ```no_run
-//! use keepalive::reactor::{Kernel, Session};
-//! use keepalive::{HttpClient, RequestPacket};
-//!
-//! let mut kernel = Kernel::new()?;
-//! let ua = HttpClient::builder().alias("ua").timeout(std::time::Duration::from_secs(10))
-//!     .build(&mut kernel)?;
-//! kernel.create(
-//!     Session::new(())
-//!         .on("_start", move |ctx| {
-//!             let req = http::Request::get("http://127.0.0.1:8080/").body(Vec::new()).unwrap();
-//!             ua.request(ctx, "response", req).expect("an active session");
-//!         })
-//!         .on("response", |ctx| {
-//!             let _req: RequestPacket = ctx.take_arg(0).unwrap();
-//!             let res: http::Response<Vec<u8>> = ctx.take_arg(1).unwrap();
-//!             println!("{} ({} bytes)", res.status(), res.body().len());
-//!             ctx.post("ua", "shutdown", ()).unwrap();
-//!         }),
-//! )?;
-//! kernel.run()?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! Perl's interface works as it is: `post("ua", "request", (event, request, tag,
-//! progress_event, proxy))`, `post("ua", "cancel", (id,))`, `call("ua",
-//! "pending_requests_count", ())` and `post("ua", "shutdown", ())`; the methods on
-//! [`HttpClient`] do the same without an event in between.
+//! The HTTP client ([`HttpClient`]): the port of `POE::Component::Client::HTTP`.
 
 use crate::http::{ContentDecoder, End, Head, HttpError, ResponseParser, Step};
 use crate::manager::{
@@ -655,7 +618,43 @@ impl HttpClientBuilder {
 // The component.
 
 /// The HTTP client component (POE::Component::Client::HTTP): a cheap handle (clone it
-/// freely) on a session of the kernel it was spawned in. See the [module docs](self).
+/// freely) on a session of the kernel it was spawned in.
+///
+/// The client runs as a session with an alias (`"weeble"` unless told otherwise, as in
+/// POE). Requests are [`http::Request`]s; each one gets exactly one response event, an
+/// [`http::Response`] with its body, posted to the session that asked, with the request
+/// and its tag beside it ([`RequestPacket`]). Errors are responses too, as in POE: a
+/// status (400, 406, 408 or 500), the message in an `X-PCCH-Errmsg` header and an HTML
+/// body, and the typed [`ClientError`] in the response's extensions.
+///
+/// ```no_run
+/// use keepalive::reactor::{Kernel, Session};
+/// use keepalive::{HttpClient, RequestPacket};
+///
+/// let mut kernel = Kernel::new()?;
+/// let ua = HttpClient::builder().alias("ua").timeout(std::time::Duration::from_secs(10))
+///     .build(&mut kernel)?;
+/// kernel.create(
+///     Session::new(())
+///         .on("_start", move |ctx| {
+///             let req = http::Request::get("http://127.0.0.1:8080/").body(Vec::new()).unwrap();
+///             ua.request(ctx, "response", req).expect("an active session");
+///         })
+///         .on("response", |ctx| {
+///             let _req: RequestPacket = ctx.take_arg(0).unwrap();
+///             let res: http::Response<Vec<u8>> = ctx.take_arg(1).unwrap();
+///             println!("{} ({} bytes)", res.status(), res.body().len());
+///             ctx.post("ua", "shutdown", ()).unwrap();
+///         }),
+/// )?;
+/// kernel.run()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Perl's interface works as it is: `post("ua", "request", (event, request, tag,
+/// progress_event, proxy))`, `post("ua", "cancel", (id,))`, `call("ua",
+/// "pending_requests_count", ())` and `post("ua", "shutdown", ())`; the methods on
+/// [`HttpClient`] do the same without an event in between.
 #[derive(Clone)]
 pub struct HttpClient {
     shared: Rc<Shared>,
