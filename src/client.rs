@@ -18,6 +18,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// POE's error message header.
+const X_PCCH_ERRMSG: HeaderName = HeaderName::from_static("x-pcch-errmsg");
+/// POE's peer address header.
+const X_PCCH_PEER: HeaderName = HeaderName::from_static("x-pcch-peer");
+
 /// The refcount tag a pending request holds on its requester (POE's postback holds one).
 const REQUESTER_TAG: &str = "poco-client-http";
 
@@ -592,6 +597,11 @@ impl HttpClientBuilder {
                 (b.build(kernel).map_err(Error::Manager)?, true)
             }
         };
+        let agent_values = self
+            .agents
+            .iter()
+            .filter_map(|a| HeaderValue::from_str(a).ok())
+            .collect::<Vec<_>>();
         let shared = Rc::new(Shared {
             inner: RefCell::new(Inner {
                 config: self,
@@ -606,6 +616,9 @@ impl HttpClientBuilder {
                 next_agent: 0,
                 stats: ClientStats::default(),
                 last_key: None,
+                last_host: None,
+                last_peer: None,
+                agent_values,
             }),
         });
         let sid = kernel.create(client_session(shared.clone()))?;
@@ -784,6 +797,12 @@ struct Inner {
     stats: ClientStats,
     /// The pool key of the last request: consecutive requests to one origin share it.
     last_key: Option<Arc<PoolKey>>,
+    /// The last `Host` header made, and for what (https, host, port).
+    last_host: Option<(bool, String, u16, HeaderValue)>,
+    /// The last peer address formatted for `X-PCCH-Peer`.
+    last_peer: Option<(std::net::SocketAddr, HeaderValue)>,
+    /// The agents as header values.
+    agent_values: Vec<HeaderValue>,
 }
 
 struct Slot {
@@ -834,7 +853,8 @@ struct Exchange {
     conn: Connection,
     wheel: WheelId,
     reused: bool,
-    peer: String,
+    /// `X-PCCH-Peer`'s value (POE's "address.port").
+    peer: HeaderValue,
     parser: ResponseParser,
     response: Option<Response<Vec<u8>>>,
     /// Follow this redirect once the response ends.
@@ -1015,7 +1035,7 @@ fn error_response(
     code: u16,
     error: ClientError,
     detail: Option<String>,
-    peer: Option<&str>,
+    peer: Option<HeaderValue>,
 ) -> Response<Vec<u8>> {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
     let http_msg = status.canonical_reason().unwrap_or("Error");
@@ -1030,12 +1050,12 @@ fn error_response(
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     if let Ok(v) = HeaderValue::from_str(&clean) {
-        r.headers_mut().insert("x-pcch-errmsg", v);
+        r.headers_mut().insert(X_PCCH_ERRMSG, v);
     }
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
-    if let Some(p) = peer.and_then(|p| HeaderValue::from_str(p).ok()) {
-        r.headers_mut().insert("x-pcch-peer", p);
+    if let Some(p) = peer {
+        r.headers_mut().insert(X_PCCH_PEER, p);
     }
     r.extensions_mut().insert(error);
     r
@@ -1264,20 +1284,32 @@ impl Shared {
         } else if inner.config.protocol == Version::HTTP_10 {
             *req.version_mut() = Version::HTTP_10;
         }
-        let config = &inner.config;
         let h = req.headers_mut();
         if !h.contains_key(header::HOST) {
-            let v = HeaderValue::from_str(&host_header(t))
-                .map_err(|e| ClientError::BadRequest(e.to_string()))?;
+            let v = match &inner.last_host {
+                Some((https, host, port, v))
+                    if *https == t.https && *port == t.port && *host == t.host =>
+                {
+                    v.clone()
+                }
+                _ => {
+                    let v = HeaderValue::from_str(&host_header(t))
+                        .map_err(|e| ClientError::BadRequest(e.to_string()))?;
+                    inner.last_host = Some((t.https, t.host.clone(), t.port, v.clone()));
+                    v
+                }
+            };
             h.insert(header::HOST, v);
         }
         if !h.contains_key(header::USER_AGENT) {
-            let agent = &config.agents[inner.next_agent % config.agents.len()];
+            if inner.agent_values.is_empty() {
+                return Err(ClientError::BadRequest("no valid agent".to_owned()));
+            }
+            let v = inner.agent_values[inner.next_agent % inner.agent_values.len()].clone();
             inner.next_agent = inner.next_agent.wrapping_add(1);
-            let v =
-                HeaderValue::from_str(agent).map_err(|e| ClientError::BadRequest(e.to_string()))?;
             h.insert(header::USER_AGENT, v);
         }
+        let config = &inner.config;
         if let Some(from) = &config.from {
             if !h.contains_key(header::FROM) {
                 let v = HeaderValue::from_str(from)
@@ -1437,10 +1469,18 @@ impl Shared {
                 return;
             }
         };
-        let peer = conn.peer_addr().map_or_else(
-            || "error: not connected".to_owned(),
-            |a| format!("{}.{}", a.ip(), a.port()),
-        );
+        let peer = match conn.peer_addr() {
+            Some(a) => match &inner.last_peer {
+                Some((last, v)) if *last == a => v.clone(),
+                _ => {
+                    let v = HeaderValue::try_from(format!("{}.{}", a.ip(), a.port()))
+                        .unwrap_or(HeaderValue::from_static("error: bad address"));
+                    inner.last_peer = Some((a, v.clone()));
+                    v
+                }
+            },
+            None => HeaderValue::from_static("error: not connected"),
+        };
         let wheel = match conn.start(k, |b| {
             b.filter(StreamFilter::new())
                 .input_event("htc_input")
@@ -1579,9 +1619,7 @@ impl Shared {
         if let Some(jar) = &config.cookie_jar {
             Self::keep_cookies(jar, p.current.uri(), &headers);
         }
-        if let Ok(v) = HeaderValue::from_str(&ex.peer) {
-            headers.insert("x-pcch-peer", v);
-        }
+        headers.insert(X_PCCH_PEER, ex.peer.clone());
         ex.keep_alive_timeout = keep_alive_timeout;
         ex.total = content_length.filter(|_| *p.current.method() != Method::HEAD);
         // A redirect to follow?
@@ -1757,7 +1795,7 @@ impl Shared {
         {
             let n = p.redirects;
             if let Ok(v) = HeaderValue::from_str(&ClientError::TooManyRedirects(n).to_string()) {
-                response.headers_mut().insert("x-pcch-errmsg", v);
+                response.headers_mut().insert(X_PCCH_ERRMSG, v);
             }
             response
                 .extensions_mut()
@@ -1891,7 +1929,7 @@ impl Shared {
             Stage::Exchange(ex) => Some(ex.peer.clone()),
             _ => None,
         };
-        let r = error_response(error_code(&error), error, detail, peer.as_deref());
+        let r = error_response(error_code(&error), error, detail, peer);
         self.deliver(k, inner, index, r);
     }
 

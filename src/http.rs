@@ -106,7 +106,8 @@ pub struct Head {
     pub status: StatusCode,
     /// HTTP/1.0 or HTTP/1.1.
     pub version: Version,
-    /// The reason phrase as sent.
+    /// The reason phrase as sent when it is not the standard one for the status (empty
+    /// otherwise: no allocation for the usual case).
     pub reason: String,
     /// The headers as sent.
     pub headers: HeaderMap,
@@ -594,16 +595,58 @@ fn parse_head(
     } else {
         Version::HTTP_11
     };
-    let reason = resp.reason.unwrap_or("").to_owned();
-    let headers = header_map(resp.headers)?;
+    let reason = match resp.reason {
+        Some(r) if Some(r) != status.canonical_reason() => r.to_owned(),
+        _ => String::new(),
+    };
+    let headers = header_map_shared(buf, used, resp.headers)?;
 
+    // The framing headers, read from httparse's list in one pass (no map lookups).
     let mut close = false;
     let mut keep = false;
-    for v in headers.get_all(http::header::CONNECTION) {
-        for t in v.as_bytes().split(|&b| b == b',') {
-            let t = trim(t);
-            close |= t.eq_ignore_ascii_case(b"close");
-            keep |= t.eq_ignore_ascii_case(b"keep-alive");
+    let mut chunked = false;
+    let mut te = false;
+    let mut length: Option<u64> = None;
+    let mut ka_hint = None;
+    for h in resp.headers.iter() {
+        let name = h.name.as_bytes();
+        match name.len() {
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for t in h.value.split(|&b| b == b',') {
+                    let t = trim(t);
+                    close |= t.eq_ignore_ascii_case(b"close");
+                    keep |= t.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
+            10 if name.eq_ignore_ascii_case(b"keep-alive") => {
+                ka_hint = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(keep_alive_timeout);
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                te = true;
+                // Only the last coding counts: chunked must come last to frame the body.
+                chunked = h
+                    .value
+                    .split(|&b| b == b',')
+                    .map(trim)
+                    .rfind(|t| !t.is_empty())
+                    .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+            }
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                for t in h.value.split(|&b| b == b',') {
+                    let t = trim(t);
+                    if t.is_empty() || t.len() > 19 || !t.iter().all(u8::is_ascii_digit) {
+                        return Err(HttpError::BadContentLength);
+                    }
+                    let n = t.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+                    if length.is_some_and(|l| l != n) {
+                        return Err(HttpError::BadContentLength);
+                    }
+                    length = Some(n);
+                }
+            }
+            _ => {}
         }
     }
     let mut keep_alive = if version == Version::HTTP_10 {
@@ -611,35 +654,6 @@ fn parse_head(
     } else {
         !close
     };
-    let mut chunked = false;
-    let mut te = false;
-    for v in headers.get_all(http::header::TRANSFER_ENCODING) {
-        te = true;
-        // Only the last coding counts: chunked must come last to frame the body.
-        chunked = v
-            .as_bytes()
-            .split(|&b| b == b',')
-            .map(trim)
-            .rfind(|t| !t.is_empty())
-            .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
-    }
-    let mut length: Option<u64> = None;
-    for v in headers.get_all(http::header::CONTENT_LENGTH) {
-        for t in v.as_bytes().split(|&b| b == b',') {
-            let t = trim(t);
-            if t.is_empty() || !t.iter().all(u8::is_ascii_digit) {
-                return Err(HttpError::BadContentLength);
-            }
-            let n: u64 = std::str::from_utf8(t)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or(HttpError::BadContentLength)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(HttpError::BadContentLength);
-            }
-            length = Some(n);
-        }
-    }
     let no_body = head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -671,10 +685,7 @@ fn parse_head(
         Framing::None => Some(0),
         _ => None,
     };
-    let keep_alive_timeout = headers
-        .get("keep-alive")
-        .and_then(|v| v.to_str().ok())
-        .and_then(keep_alive_timeout);
+    let keep_alive_timeout = ka_hint;
     let head = Head {
         status,
         version,
@@ -706,6 +717,34 @@ fn keep_alive_timeout(v: &str) -> Option<Duration> {
 /// head rather than a stream that is not HTTP at all.
 fn has_status_line(buf: &[u8]) -> bool {
     buf.len() >= 12 && buf.starts_with(b"HTTP/1.") && buf[8] == b' '
+}
+
+/// The headers of a head parsed from `buf` (its first `used` bytes): their values share
+/// one copy of the head rather than one allocation each.
+fn header_map_shared(
+    buf: &[u8],
+    used: usize,
+    parsed: &[httparse::Header<'_>],
+) -> Result<HeaderMap, HttpError> {
+    let shared = bytes::Bytes::copy_from_slice(&buf[..used]);
+    let base = buf.as_ptr() as usize;
+    let mut map = HeaderMap::with_capacity(parsed.len());
+    for h in parsed {
+        if h.name.is_empty() {
+            continue;
+        }
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HttpError::BadHeader)?;
+        let start = (h.value.as_ptr() as usize).wrapping_sub(base);
+        let value = match shared.get(start..start + h.value.len()) {
+            Some(v) if v == h.value => {
+                HeaderValue::from_maybe_shared(shared.slice(start..start + h.value.len()))
+            }
+            _ => HeaderValue::from_bytes(h.value),
+        }
+        .map_err(|_| HttpError::BadHeader)?;
+        map.append(name, value);
+    }
+    Ok(map)
 }
 
 fn header_map(parsed: &[httparse::Header<'_>]) -> Result<HeaderMap, HttpError> {
