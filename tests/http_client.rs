@@ -838,3 +838,21 @@ fn https_through_a_connect_proxy() {
         errmsg(refused)
     );
 }
+
+/// `BindAddr`: new connections come from the address asked for.
+#[test]
+fn bind_addr_sets_the_local_address() {
+    let _w = common::timeout(20, "bind_addr_sets_the_local_address");
+    let _serial = common::ka::serial();
+    let server = Server::start(|p| {
+        let from = p.stream.peer_addr().unwrap().ip().to_string();
+        while p.request().is_some() {
+            p.send(&ok(&from));
+        }
+    });
+    let got = run_serial(
+        client().bind_addr("127.0.0.2".parse().unwrap()),
+        vec![Submit::new("response", get(&server.url("/")))],
+    );
+    assert_eq!(got.responses[0].1.body(), b"127.0.0.2");
+}
