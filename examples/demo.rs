@@ -9,32 +9,27 @@
 //! cargo run --release --example demo -- [--url URL] [-n REQUESTS] [-c IN_FLIGHT] [--timeout SECS] [--response-timeout SECS]
 //! ```
 //!
-//! Each of the `C` workers allocates a connection, sends one GET, reads the response to
-//! its end, and frees the connection (dropping it) before asking for the next one, so
-//! sockets are reused through the pool. A response with `Connection: close` closes the
-//! socket instead. A GET that fails on a reused connection before any response byte (the
-//! server closed it while it was idle) is retried once on a fresh connection
-//! (`Request::fresh_connection`, so the retry cannot meet another stale socket), as Go's
-//! and hyper's pools do. A response that has not ended `--response-timeout` seconds (30 by
-//! default) after the request was sent is an error, so a server that never answers cannot
-//! hang the demo; `--timeout` (30 s) bounds getting a connection (lookup, wait, connect
-//! and TLS handshake). The last line printed is:
+//! The requests go through the HTTP client ([`HttpClient`], POE::Component::Client::HTTP)
+//! on a keep-alive manager shared with the demo: `C` requests are in flight, each one sent
+//! as the previous one of its worker is answered, so sockets are reused through the pool.
+//! A response with `Connection: close` closes the socket instead. A GET that fails on a
+//! reused connection before any response byte (the server closed it while it was idle) is
+//! retried once on a fresh connection by the client, as Go's and hyper's clients do. A
+//! request that has not been answered `--response-timeout` seconds (30 by default) after
+//! it was sent is an error, so a server that never answers cannot hang the demo;
+//! `--timeout` (30 s) bounds getting a connection (lookup, wait, connect and TLS
+//! handshake). The last line printed is:
 //!
 //! ```text
 //! requests=N errors=E new_connections=K reused=R rps=X p50_us=A p99_us=B
 //! ```
 
-use keepalive::http::{get_request, Parse, ResponseParser};
 use keepalive::reactor::component::ServerTcpBuilder;
 use keepalive::reactor::filter::Stream as StreamFilter;
-use keepalive::reactor::wheel::ReadWrite;
-use keepalive::reactor::wheel::WheelError;
-use keepalive::reactor::{AlarmId, Ctx, HandlerError, Kernel, Session, WheelId};
-use keepalive::{Connection, Keepalive, PoolKey, Request, Response};
-use std::collections::HashMap;
+use keepalive::reactor::{Ctx, HandlerError, Kernel, Session};
+use keepalive::{ClientError, HttpClient, Keepalive, RequestPacket, Submit};
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The embedded server closes a connection after this many requests, as nginx's
@@ -105,48 +100,17 @@ fn parse_args() -> Result<Options, String> {
     Ok(o)
 }
 
-/// `scheme://host[:port][/path]`.
-struct Url {
-    scheme: String,
-    host: String,
-    port: u16,
-    path: String,
-}
-
-fn parse_url(url: &str) -> Result<Url, String> {
-    let bad = || format!("bad URL {url:?}: expected http://HOST:PORT/PATH");
-    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
-    let default_port = match scheme {
-        "http" => 80,
-        "https" => 443,
-        _ => return Err(format!("unsupported scheme {scheme:?} (http or https)")),
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, tail) = v6.split_once(']').ok_or_else(bad)?;
-        let port = match tail.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| bad())?,
-            None => default_port,
-        };
-        (h.to_owned(), port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), p.parse().map_err(|_| bad())?),
-            None => (authority.to_owned(), default_port),
-        }
-    };
-    if host.is_empty() || port == 0 {
-        return Err(bad());
+/// Checks a URL given on the command line: http or https, with a host.
+fn check_url(u: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(u).map_err(|e| format!("bad URL {u:?}: {e}"))?;
+    match parsed.scheme() {
+        "http" | "https" => {}
+        s => return Err(format!("unsupported scheme {s:?} (http or https)")),
     }
-    Ok(Url {
-        scheme: scheme.to_owned(),
-        host,
-        port,
-        path: path.to_owned(),
-    })
+    if parsed.host_str().map_or(true, str::is_empty) {
+        return Err(format!("bad URL {u:?}: expected http://HOST:PORT/PATH"));
+    }
+    Ok(parsed.into())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -220,256 +184,79 @@ fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
 // ---------------------------------------------------------------------------------------------
 // The client.
 
-/// One request in flight.
-struct Job {
-    started: Instant,
-    retried: bool,
-}
-
-/// One worker slot: at most one request at a time.
-struct Slot {
-    job: Option<Job>,
-    conn: Option<Connection>,
-    wheel: Option<WheelId>,
-    reused: bool,
-    parser: ResponseParser,
-    /// The response timeout of the request on the wheel.
-    timer: Option<AlarmId>,
-}
-
 struct Client {
+    ua: HttpClient,
     ka: Keepalive,
-    /// The pool key and event name, built once for every request.
-    key: Arc<PoolKey>,
+    /// The request, built once; each worker sends a copy.
+    request: http::Request<Vec<u8>>,
     event: Rc<str>,
-    request: Rc<Vec<u8>>,
     total: u64,
     issued: u64,
     done: u64,
     errors: u64,
-    new_connections: u64,
-    reused: u64,
-    retries: u64,
     latencies: Vec<u32>,
-    response_timeout: Duration,
-    slots: Vec<Slot>,
-    by_wheel: HashMap<WheelId, usize>,
     started: Instant,
     embedded: bool,
 }
 
 type C<'a, 'b> = &'a mut Ctx<'b, Client>;
 
-impl Client {
-    fn request_for(&self, slot: usize) -> Request {
-        Request::for_key(self.key.clone(), self.event.clone()).context(slot)
-    }
-}
-
-/// Starts the next request in `slot`, if any are left.
-fn next(ctx: C, slot: usize) {
+/// Sends the next request, if any are left.
+fn next(ctx: C) {
     let h = ctx.heap();
     if h.issued >= h.total {
         return;
     }
     h.issued += 1;
-    h.slots[slot].job = Some(Job {
-        started: Instant::now(),
-        retried: false,
-    });
-    allocate(ctx, slot);
-}
-
-fn allocate(ctx: C, slot: usize) {
-    let ka = ctx.heap().ka.clone();
-    let mut req = ctx.heap().request_for(slot);
-    if ctx.heap().slots[slot]
-        .job
-        .as_ref()
-        .is_some_and(|j| j.retried)
-    {
-        req = req.fresh_connection();
-    }
-    if let Err(e) = ka.allocate(ctx, req) {
-        eprintln!("allocate: {e}");
-        finish_job(ctx, slot, false);
+    let submit = Submit::with_event(h.event.clone(), h.request.clone()).tag(Instant::now());
+    let ua = h.ua.clone();
+    if let Err(e) = ua.submit(ctx, submit) {
+        eprintln!("request: {e}");
+        let h = ctx.heap();
+        h.errors += 1;
+        h.done += 1;
     }
 }
 
-/// Records the end of the job in `slot` and starts the next one.
-fn finish_job(ctx: C, slot: usize, ok: bool) {
-    cancel_response_timeout(ctx, slot);
+fn got_response(ctx: C) -> Result<(), HandlerError> {
+    let packet: RequestPacket = ctx.take_arg(0)?;
+    let response: http::Response<Vec<u8>> = ctx.take_arg(1)?;
     let h = ctx.heap();
-    let s = &mut h.slots[slot];
-    if let Some(w) = s.wheel.take() {
-        h.by_wheel.remove(&w);
-    }
-    s.conn = None;
-    if let Some(job) = s.job.take() {
-        if ok {
-            let us = job.started.elapsed().as_micros().min(u32::MAX as u128) as u32;
-            h.latencies.push(us);
-        } else {
+    h.done += 1;
+    match response.extensions().get::<ClientError>() {
+        Some(ClientError::Timeout) => {
+            eprintln!("response timeout");
             h.errors += 1;
         }
-        h.done += 1;
+        Some(e) => {
+            let msg = response
+                .headers()
+                .get("x-pcch-errmsg")
+                .and_then(|v| v.to_str().ok())
+                .map_or_else(|| e.to_string(), str::to_owned);
+            eprintln!("request failed: {msg}");
+            h.errors += 1;
+        }
+        None if !(200..400).contains(&response.status().as_u16()) => {
+            eprintln!("HTTP status {}", response.status().as_u16());
+            h.errors += 1;
+        }
+        None => {
+            let started = packet.tag::<Instant>().copied().unwrap_or(h.started);
+            let us = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
+            h.latencies.push(us);
+        }
     }
     if h.done >= h.total {
         all_done(ctx);
     } else {
-        next(ctx, slot);
+        next(ctx);
     }
-}
-
-fn got_conn(ctx: C) -> Result<(), HandlerError> {
-    let r: Response = ctx.take_arg(0)?;
-    let slot = *r
-        .context_ref::<usize>()
-        .ok_or_else(|| HandlerError::new("response without a slot"))?;
-    let from_cache = r.from_cache();
-    let mut conn = match r.connection {
-        Ok(c) => c,
-        Err(f) => {
-            eprintln!("request failed: {f}");
-            finish_job(ctx, slot, false);
-            return Ok(());
-        }
-    };
-    let h = ctx.heap();
-    let request = h.request.clone();
-    if from_cache.is_some() {
-        h.reused += 1;
-    } else {
-        h.new_connections += 1;
-    }
-    let id = conn.start(ctx, |b| {
-        b.filter(StreamFilter::new())
-            .input_event("got_input")
-            .error_event("got_error")
-    })?;
-    if let Some(w) = ctx.wheel_mut::<ReadWrite>(id) {
-        w.put_one(request.as_slice())?;
-    }
-    // Send now rather than at the next I/O phase (POE's `flush`).
-    ReadWrite::flush(ctx, id);
-    let limit = ctx.heap().response_timeout;
-    let timer = ctx.delay_set("response_timeout", limit, (slot, id))?;
-    let h = ctx.heap();
-    let s = &mut h.slots[slot];
-    s.conn = Some(conn);
-    s.wheel = Some(id);
-    s.reused = from_cache.is_some();
-    s.timer = Some(timer);
-    s.parser.reset();
-    h.by_wheel.insert(id, slot);
-    Ok(())
-}
-
-fn got_input(ctx: C) -> Result<(), HandlerError> {
-    let chunk: Vec<u8> = ctx.take_arg(0)?;
-    let id: WheelId = *ctx.arg(1)?;
-    let Some(&slot) = ctx.heap().by_wheel.get(&id) else {
-        return Ok(());
-    };
-    let parsed = ctx.heap().slots[slot].parser.feed(&chunk);
-    match parsed {
-        Ok(Parse::Incomplete) => Ok(()),
-        Ok(Parse::Done(info)) => {
-            if !info.keep_alive {
-                if let Some(mut c) = ctx.heap().slots[slot].conn.take() {
-                    c.close(ctx);
-                }
-            }
-            let ok = (200..400).contains(&info.status);
-            if !ok {
-                eprintln!("HTTP status {}", info.status);
-            }
-            finish_job(ctx, slot, ok);
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("bad response: {e}");
-            if let Some(mut c) = ctx.heap().slots[slot].conn.take() {
-                c.close(ctx);
-            }
-            finish_job(ctx, slot, false);
-            Ok(())
-        }
-    }
-}
-
-fn got_error(ctx: C) -> Result<(), HandlerError> {
-    let e = ctx.arg::<WheelError>(0)?;
-    let (op, errnum, errstr) = (e.operation, e.errno, e.message.clone());
-    let id: WheelId = *ctx.arg(1)?;
-    let Some(&slot) = ctx.heap().by_wheel.get(&id) else {
-        return Ok(());
-    };
-    cancel_response_timeout(ctx, slot);
-    let h = ctx.heap();
-    h.by_wheel.remove(&id);
-    let s = &mut h.slots[slot];
-    s.wheel = None;
-    let mut conn = s.conn.take();
-    if let Some(c) = conn.as_mut() {
-        c.close(ctx);
-    }
-    drop(conn);
-    let h = ctx.heap();
-    let s = &mut h.slots[slot];
-    // A body delimited by the close ends here.
-    if errnum == 0 && op == "read" {
-        if let Ok(Parse::Done(info)) = s.parser.eof() {
-            let ok = (200..400).contains(&info.status);
-            finish_job(ctx, slot, ok);
-            return Ok(());
-        }
-    }
-    let untouched = !s.parser.started();
-    let can_retry = s.reused && untouched && s.job.as_ref().is_some_and(|j| !j.retried);
-    if can_retry {
-        // The server closed the idle connection as we reused it: once more, on a new one.
-        if let Some(j) = s.job.as_mut() {
-            j.retried = true;
-        }
-        h.retries += 1;
-        allocate(ctx, slot);
-        return Ok(());
-    }
-    eprintln!("{op} error {errnum}: {errstr}");
-    finish_job(ctx, slot, false);
-    Ok(())
-}
-
-/// Stops the response timeout of the request in `slot`, if one runs.
-fn cancel_response_timeout(ctx: C, slot: usize) {
-    if let Some(t) = ctx.heap().slots[slot].timer.take() {
-        let _ = ctx.alarm_remove(t);
-    }
-}
-
-/// The response in `ARG0`'s slot, on the wheel `ARG1`, took too long.
-fn response_timeout(ctx: C) -> Result<(), HandlerError> {
-    let (slot, id) = (*ctx.arg::<usize>(0)?, *ctx.arg::<WheelId>(1)?);
-    let s = &mut ctx.heap().slots[slot];
-    if s.wheel != Some(id) {
-        return Ok(());
-    }
-    s.timer = None;
-    if let Some(mut c) = s.conn.take() {
-        c.close(ctx);
-    }
-    eprintln!("response timeout");
-    finish_job(ctx, slot, false);
     Ok(())
 }
 
 fn all_done(ctx: C) {
     let h = ctx.heap();
-    if h.done > h.total {
-        return;
-    }
-    h.done = h.total + 1;
     let elapsed = h.started.elapsed();
     let mut lat = std::mem::take(&mut h.latencies);
     lat.sort_unstable();
@@ -481,21 +268,24 @@ fn all_done(ctx: C) {
         }
     };
     let rps = h.total as f64 / elapsed.as_secs_f64().max(1e-9);
-    if h.retries > 0 {
-        eprintln!("retried on a new connection: {}", h.retries);
+    let retries = h.ua.stats().retries;
+    if retries > 0 {
+        eprintln!("retried on a new connection: {retries}");
     }
+    let c = h.ka.stats().counters;
     println!(
         "requests={} errors={} new_connections={} reused={} rps={:.0} p50_us={} p99_us={}",
         h.total,
         h.errors,
-        h.new_connections,
-        h.reused,
+        c.connected,
+        c.immediate + c.deferred,
         rps,
         pct(0.50),
         pct(0.99)
     );
-    let ka = h.ka.clone();
+    let (ua, ka) = (h.ua.clone(), h.ka.clone());
     let embedded = h.embedded;
+    ua.shutdown(ctx);
     ka.shutdown(ctx);
     if embedded {
         let _ = ctx.post("embedded_http", "shutdown", ());
@@ -505,26 +295,14 @@ fn all_done(ctx: C) {
 fn run(o: Options) -> Result<u64, String> {
     let mut kernel = Kernel::new().map_err(|e| e.to_string())?;
     let (url, embedded) = match &o.url {
-        Some(u) => (parse_url(u)?, false),
+        Some(u) => (check_url(u)?, false),
         None => {
             let port = embedded_server(&mut kernel)?;
-            (
-                Url {
-                    scheme: "http".into(),
-                    host: "127.0.0.1".into(),
-                    port,
-                    path: "/".into(),
-                },
-                true,
-            )
+            (format!("http://127.0.0.1:{port}/"), true)
         }
     };
     println!(
-        "fetching {}://{}:{}{} requests={} in_flight={}{}",
-        url.scheme,
-        url.host,
-        url.port,
-        url.path,
+        "fetching {url} requests={} in_flight={}{}",
         o.requests,
         o.concurrency,
         if embedded { " (embedded server)" } else { "" }
@@ -535,33 +313,27 @@ fn run(o: Options) -> Result<u64, String> {
         .timeout(o.connect_timeout)
         .build(&mut kernel)
         .map_err(|e| e.to_string())?;
-    let request = Rc::new(get_request(&url.host, url.port, &url.path));
+    let ua = HttpClient::builder()
+        .alias("demo_ua")
+        .agent("keepalive-demo")
+        .connection_manager(ka.clone())
+        .timeout(o.response_timeout)
+        .build(&mut kernel)
+        .map_err(|e| e.to_string())?;
+    let request = http::Request::get(url.as_str())
+        .body(Vec::new())
+        .map_err(|e| format!("bad URL {url:?}: {e}"))?;
     let workers = o.concurrency.min(o.requests as usize);
     let client = Client {
+        ua,
         ka,
-        key: Arc::new(PoolKey::new(&url.scheme, &url.host, url.port)),
-        event: Rc::from("got_conn"),
         request,
+        event: Rc::from("got_response"),
         total: o.requests,
         issued: 0,
         done: 0,
         errors: 0,
-        new_connections: 0,
-        reused: 0,
-        retries: 0,
         latencies: Vec::with_capacity(o.requests as usize),
-        response_timeout: o.response_timeout,
-        slots: (0..workers)
-            .map(|_| Slot {
-                job: None,
-                conn: None,
-                wheel: None,
-                reused: false,
-                parser: ResponseParser::new(),
-                timer: None,
-            })
-            .collect(),
-        by_wheel: HashMap::new(),
         started: Instant::now(),
         embedded,
     };
@@ -572,14 +344,11 @@ fn run(o: Options) -> Result<u64, String> {
             Session::new(client)
                 .on("_start", move |ctx| {
                     ctx.heap().started = Instant::now();
-                    for slot in 0..ctx.heap().slots.len() {
-                        next(ctx, slot);
+                    for _ in 0..workers {
+                        next(ctx);
                     }
                 })
-                .on("got_conn", got_conn)
-                .on("got_input", got_input)
-                .on("got_error", got_error)
-                .on("response_timeout", response_timeout)
+                .on("got_response", got_response)
                 .on("_stop", move |ctx| errs.set(ctx.heap().errors)),
         )
         .map_err(|e| e.to_string())?;

@@ -1,25 +1,34 @@
-//! A small HTTP/1.1 client codec: building a `GET` request and finding where a response
-//! ends (`Content-Length`, chunked, or the end of the connection), and whether the
-//! connection may be kept alive afterwards.
+//! The HTTP/1.1 client codec: requests written from [`http::Request`]s, responses read
+//! into [`http::Response`] parts, with heads parsed by [`httparse`].
 //!
-//! It is pure code, fed with the bytes a [`ReadWrite`](reactor::wheel::ReadWrite) wheel delivers,
-//! and made for keep-alive clients on top of the [`Keepalive`](crate::Keepalive) manager:
-//! the demo and the tests use it. Bodies are counted, not kept.
+//! It is pure code, fed with the bytes a [`ReadWrite`](reactor::wheel::ReadWrite) wheel
+//! delivers. [`ResponseParser::step`] reads one response: its head (every interim `1xx`
+//! response before it, `100 Continue` and `103 Early Hints` among them, is skipped), then
+//! its body however it is framed (`Content-Length`, chunked with trailers, or the end of
+//! the connection; none after `HEAD`, `204` and `304`), and says whether the connection
+//! may carry another request. [`HttpClient`](crate::HttpClient) is built on it;
+//! [`ResponseParser::feed`] is the short form for code that only counts a body.
 //!
 //! ```
-//! use keepalive::http::{Parse, ResponseParser};
+//! use keepalive::http::{ResponseParser, Step};
 //!
-//! let mut p = ResponseParser::new();
-//! assert_eq!(p.feed(b"HTTP/1.1 200 OK\r\nContent-Le").unwrap(), Parse::Incomplete);
-//! match p.feed(b"ngth: 5\r\n\r\nhello").unwrap() {
-//!     Parse::Done(r) => {
-//!         assert_eq!((r.status, r.body_len, r.keep_alive, r.extra), (200, 5, true, 0));
-//!     }
-//!     Parse::Incomplete => unreachable!(),
-//! }
+//! let mut p = ResponseParser::new(false);
+//! let mut input: &[u8] = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n\
+//!     HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+//! let Step::Head(head) = p.step(&mut input)? else { unreachable!() };
+//! assert_eq!(head.status, 200);
+//! let Step::Data(body) = p.step(&mut input)? else { unreachable!() };
+//! assert_eq!(body, b"hello");
+//! let Step::End(end) = p.step(&mut input)? else { unreachable!() };
+//! assert!(end.keep_alive);
+//! # Ok::<(), keepalive::http::HttpError>(())
 //! ```
 
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{StatusCode, Version};
 use std::fmt;
+use std::io::Write;
+use std::time::Duration;
 
 /// A `GET` request for `path` on `host`:`port`, HTTP/1.1 with keep-alive.
 pub fn get_request(host: &str, port: u16, path: &str) -> Vec<u8> {
@@ -28,17 +37,48 @@ pub fn get_request(host: &str, port: u16, path: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-/// Why a response could not be parsed.
+/// Writes `request` as HTTP/1.x bytes into `out`: the request line with `target` (the
+/// path and query, or the absolute URI for a proxy), the headers as they are, a blank
+/// line and the body. The version is the request's (HTTP/1.0 or HTTP/1.1; anything else
+/// is written as HTTP/1.1).
+pub fn encode_request<B: AsRef<[u8]>>(request: &http::Request<B>, target: &str, out: &mut Vec<u8>) {
+    let body = request.body().as_ref();
+    let version = match request.version() {
+        Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    };
+    let method = request.method().as_str();
+    out.reserve(method.len() + target.len() + 16 + request.headers().len() * 32 + body.len());
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(version.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in request.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// Why a response could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HttpError {
     /// The status line is not `HTTP/1.x NNN ...`.
     BadStatusLine,
-    /// A header line has no colon, or a number does not parse.
+    /// A header line is malformed (httparse refused it, or its name or value is not one
+    /// the `http` crate accepts).
     BadHeader,
-    /// A chunk-size line is not hexadecimal.
+    /// `Content-Length` is not a number, or several disagree.
+    BadContentLength,
+    /// A chunk-size line is not hexadecimal, or a chunk does not end with CRLF.
     BadChunk,
-    /// The head is larger than the limit (64 KiB).
+    /// The head (or the trailers) is larger than the limit (64 KiB).
     HeadTooLarge,
     /// The connection ended before the response was complete.
     Truncated,
@@ -49,7 +89,8 @@ impl fmt::Display for HttpError {
         f.write_str(match self {
             HttpError::BadStatusLine => "malformed status line",
             HttpError::BadHeader => "malformed header",
-            HttpError::BadChunk => "malformed chunk size",
+            HttpError::BadContentLength => "malformed Content-Length",
+            HttpError::BadChunk => "malformed chunk",
             HttpError::HeadTooLarge => "response head too large",
             HttpError::Truncated => "connection closed before the response ended",
         })
@@ -58,23 +99,52 @@ impl fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
-/// A complete response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ResponseInfo {
+/// The head of a final response.
+#[derive(Clone, Debug)]
+pub struct Head {
     /// The status code.
-    pub status: u16,
-    /// Body bytes (after de-chunking).
-    pub body_len: u64,
-    /// Whether the connection may carry another request (HTTP/1.1 without
-    /// `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`, and a body whose
-    /// end was known).
-    pub keep_alive: bool,
-    /// Bytes of the last chunk fed that came after the response (a server that sends more
-    /// than asked for). A keep-alive client should not reuse such a connection.
-    pub extra: usize,
+    pub status: StatusCode,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// The reason phrase as sent when it is not the standard one for the status (empty
+    /// otherwise: no allocation for the usual case).
+    pub reason: String,
+    /// The headers as sent.
+    pub headers: HeaderMap,
+    /// The body's length when the head gives it (`Content-Length` without chunking).
+    pub content_length: Option<u64>,
+    /// The server's `Keep-Alive: timeout=N` hint.
+    pub keep_alive_timeout: Option<Duration>,
+    /// Interim (`1xx`) responses skipped before this one.
+    pub interim: u32,
 }
 
-/// The result of feeding bytes.
+/// The end of a response.
+#[derive(Clone, Debug, Default)]
+pub struct End {
+    /// Whether the connection may carry another request: HTTP/1.1 without
+    /// `Connection: close` (HTTP/1.0 only with `Connection: keep-alive`), a body whose
+    /// end was known, and nothing unexpected. The caller must also check that no bytes
+    /// followed the response.
+    pub keep_alive: bool,
+    /// The trailers of a chunked body, if any were sent.
+    pub trailers: Option<HeaderMap>,
+}
+
+/// One step of reading a response.
+#[derive(Debug)]
+pub enum Step<'a> {
+    /// The input is used up: feed more.
+    NeedMore,
+    /// The final response's head.
+    Head(Box<Head>),
+    /// Some of the body (after de-chunking), borrowed from the input.
+    Data(&'a [u8]),
+    /// The response is complete; what remains of the input came after it.
+    End(End),
+}
+
+/// The result of [`ResponseParser::feed`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Parse {
     /// More bytes are needed.
@@ -83,70 +153,110 @@ pub enum Parse {
     Done(ResponseInfo),
 }
 
+/// A complete response, as [`ResponseParser::feed`] counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseInfo {
+    /// The status code.
+    pub status: u16,
+    /// Body bytes (after de-chunking).
+    pub body_len: u64,
+    /// Whether the connection may carry another request (see [`End::keep_alive`]); false
+    /// when bytes followed the response.
+    pub keep_alive: bool,
+    /// Bytes of the last chunk fed that came after the response.
+    pub extra: usize,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Head,
+    /// The head was handed out; the body starts (or the response ends) next.
+    Body(Framing),
     Fixed(u64),
     ChunkSize,
     ChunkData(u64),
-    ChunkDataEnd,
+    ChunkEnd,
     Trailers,
     UntilClose,
     Done,
 }
 
-const MAX_HEAD: usize = 64 * 1024;
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    Close,
+}
 
-/// Finds the end of one HTTP/1.1 response in a byte stream. Reuse it for the next response
-/// with [`reset`](ResponseParser::reset).
+/// The largest head, chunk-size line or trailer section accepted.
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// Reads one HTTP/1.x response at a time from a byte stream. Reuse it for the next
+/// response on the same connection with [`reset`](ResponseParser::reset).
 #[derive(Clone, Debug)]
 pub struct ResponseParser {
     state: State,
-    /// Head bytes (or a partial chunk-size/trailer line) carried between feeds.
-    line: Vec<u8>,
-    status: u16,
-    keep_alive: bool,
-    body_len: u64,
-    seen: bool,
+    /// Head, chunk-size or trailer bytes carried between feeds.
+    buf: Vec<u8>,
     head_request: bool,
+    http09: bool,
+    keep_alive: bool,
+    seen: bool,
+    interim: u32,
+    /// Counted by [`feed`](ResponseParser::feed).
+    status: u16,
+    body_len: u64,
 }
 
 impl Default for ResponseParser {
     fn default() -> Self {
-        Self::new()
+        Self::new(false)
     }
 }
 
 impl ResponseParser {
-    /// A parser for the response to a `GET`.
-    pub fn new() -> Self {
+    /// A parser for the response to a request; `head_request` is true for `HEAD` (no
+    /// body whatever the headers say).
+    pub fn new(head_request: bool) -> Self {
         ResponseParser {
             state: State::Head,
-            line: Vec::new(),
-            status: 0,
+            buf: Vec::new(),
+            head_request,
+            http09: false,
             keep_alive: true,
-            body_len: 0,
             seen: false,
-            head_request: false,
+            interim: 0,
+            status: 0,
+            body_len: 0,
         }
     }
 
-    /// A parser for the response to a `HEAD` (no body whatever the headers say).
+    /// A parser for the response to a `HEAD`.
     pub fn for_head() -> Self {
-        ResponseParser {
-            head_request: true,
-            ..Self::new()
-        }
+        Self::new(true)
     }
 
-    /// Ready for the next response on the same connection.
-    pub fn reset(&mut self) {
+    /// Whether a response that does not start with `HTTP/` is taken as an HTTP/0.9 one
+    /// (status 200, `Content-Type: text/html`, the bytes as the body until the connection
+    /// ends), as POE's client does. Off by default: such a response is
+    /// [`HttpError::BadStatusLine`].
+    pub fn allow_http09(mut self, on: bool) -> Self {
+        self.http09 = on;
+        self
+    }
+
+    /// Ready for the next response on the same connection (to a request that is a `HEAD`
+    /// if `head_request`).
+    pub fn reset(&mut self, head_request: bool) {
         self.state = State::Head;
-        self.line.clear();
-        self.status = 0;
+        self.buf.clear();
+        self.head_request = head_request;
         self.keep_alive = true;
-        self.body_len = 0;
         self.seen = false;
+        self.interim = 0;
+        self.status = 0;
+        self.body_len = 0;
     }
 
     /// Whether any byte of the response has arrived.
@@ -154,54 +264,101 @@ impl ResponseParser {
         self.seen
     }
 
-    /// Feeds the next bytes of the stream.
-    pub fn feed(&mut self, mut data: &[u8]) -> Result<Parse, HttpError> {
-        if !data.is_empty() {
+    /// Whether the final head has been read.
+    pub fn has_head(&self) -> bool {
+        self.state != State::Head
+    }
+
+    /// Whether the response is complete.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Reads from the front of `input` (which it advances) up to the next thing to report.
+    pub fn step<'a>(&mut self, input: &mut &'a [u8]) -> Result<Step<'a>, HttpError> {
+        if !input.is_empty() {
             self.seen = true;
         }
         loop {
             match self.state {
-                State::Done => {
-                    return Ok(Parse::Done(self.info(data.len())));
-                }
-                State::Head => {
-                    let Some(used) = self.take_head(data)? else {
-                        return Ok(Parse::Incomplete);
+                State::Done => return Ok(Step::NeedMore),
+                State::Head => match self.take_head(input)? {
+                    Some(head) => return Ok(Step::Head(head)),
+                    None if self.state == State::Head => return Ok(Step::NeedMore),
+                    None => {}
+                },
+                State::Body(f) => {
+                    self.state = match f {
+                        Framing::None | Framing::Length(0) => State::Done,
+                        Framing::Length(n) => State::Fixed(n),
+                        Framing::Chunked => State::ChunkSize,
+                        Framing::Close => State::UntilClose,
                     };
-                    data = &data[used..];
+                    if self.state == State::Done {
+                        return Ok(Step::End(self.end(None)));
+                    }
                 }
                 State::Fixed(left) => {
-                    let n = left.min(data.len() as u64);
-                    self.body_len += n;
-                    data = &data[n as usize..];
-                    if left == n {
-                        self.state = State::Done;
-                    } else {
-                        self.state = State::Fixed(left - n);
-                        return Ok(Parse::Incomplete);
+                    if input.is_empty() {
+                        return Ok(Step::NeedMore);
                     }
+                    let n = left.min(input.len() as u64) as usize;
+                    let (data, rest) = input.split_at(n);
+                    *input = rest;
+                    self.state = if left == n as u64 {
+                        State::Body(Framing::None)
+                    } else {
+                        State::Fixed(left - n as u64)
+                    };
+                    return Ok(Step::Data(data));
                 }
                 State::UntilClose => {
-                    self.body_len += data.len() as u64;
-                    return Ok(Parse::Incomplete);
+                    if input.is_empty() {
+                        return Ok(Step::NeedMore);
+                    }
+                    let data = std::mem::take(input);
+                    return Ok(Step::Data(data));
                 }
-                State::ChunkSize | State::ChunkDataEnd | State::Trailers => {
-                    let Some((line, used)) = self.take_line(data)? else {
-                        return Ok(Parse::Incomplete);
+                State::ChunkSize => {
+                    let Some(line) = self.take_line(input)? else {
+                        return Ok(Step::NeedMore);
                     };
-                    data = &data[used..];
-                    self.chunk_line(&line)?;
+                    let size = chunk_size(&line)?;
+                    self.state = if size == 0 {
+                        State::Trailers
+                    } else {
+                        State::ChunkData(size)
+                    };
                 }
                 State::ChunkData(left) => {
-                    let n = left.min(data.len() as u64);
-                    self.body_len += n;
-                    data = &data[n as usize..];
-                    if left == n {
-                        self.state = State::ChunkDataEnd;
-                    } else {
-                        self.state = State::ChunkData(left - n);
-                        return Ok(Parse::Incomplete);
+                    if input.is_empty() {
+                        return Ok(Step::NeedMore);
                     }
+                    let n = left.min(input.len() as u64) as usize;
+                    let (data, rest) = input.split_at(n);
+                    *input = rest;
+                    self.state = if left == n as u64 {
+                        State::ChunkEnd
+                    } else {
+                        State::ChunkData(left - n as u64)
+                    };
+                    return Ok(Step::Data(data));
+                }
+                State::ChunkEnd => {
+                    let Some(line) = self.take_line(input)? else {
+                        return Ok(Step::NeedMore);
+                    };
+                    if !line.is_empty() {
+                        return Err(HttpError::BadChunk);
+                    }
+                    self.state = State::ChunkSize;
+                }
+                State::Trailers => {
+                    let Some(trailers) = self.take_trailers(input)? else {
+                        return Ok(Step::NeedMore);
+                    };
+                    self.state = State::Done;
+                    return Ok(Step::End(self.end(trailers)));
                 }
             }
         }
@@ -209,193 +366,407 @@ impl ResponseParser {
 
     /// The connection ended: a body delimited by the close is complete now; anything else
     /// unfinished is [`HttpError::Truncated`].
-    pub fn eof(&mut self) -> Result<Parse, HttpError> {
+    pub fn eof(&mut self) -> Result<End, HttpError> {
         match self.state {
-            State::UntilClose => {
+            State::UntilClose | State::Body(Framing::Close) => {
                 self.state = State::Done;
-                Ok(Parse::Done(self.info(0)))
+                self.keep_alive = false;
+                Ok(self.end(None))
             }
-            State::Done => Ok(Parse::Done(self.info(0))),
+            State::Body(Framing::None | Framing::Length(0)) => {
+                self.state = State::Done;
+                Ok(self.end(None))
+            }
+            // The last chunk came, the blank line after it did not: the body is whole.
+            State::Trailers if self.buf.is_empty() => {
+                self.state = State::Done;
+                self.keep_alive = false;
+                Ok(self.end(None))
+            }
             _ => Err(HttpError::Truncated),
         }
     }
 
-    fn info(&self, extra: usize) -> ResponseInfo {
-        ResponseInfo {
-            status: self.status,
-            body_len: self.body_len,
-            keep_alive: self.keep_alive && extra == 0,
-            extra,
+    /// The short form: feeds bytes and counts the body; `Done` once the response is
+    /// complete (bytes after it count as `extra` and make the connection unfit).
+    pub fn feed(&mut self, mut data: &[u8]) -> Result<Parse, HttpError> {
+        loop {
+            match self.step(&mut data)? {
+                Step::NeedMore => return Ok(Parse::Incomplete),
+                Step::Head(h) => self.status = h.status.as_u16(),
+                Step::Data(d) => self.body_len += d.len() as u64,
+                Step::End(end) => {
+                    return Ok(Parse::Done(ResponseInfo {
+                        status: self.status,
+                        body_len: self.body_len,
+                        keep_alive: end.keep_alive && data.is_empty(),
+                        extra: data.len(),
+                    }))
+                }
+            }
         }
     }
 
-    /// Collects one CRLF-terminated line across feeds: `(line, bytes used)`.
-    fn take_line(&mut self, data: &[u8]) -> Result<Option<(Vec<u8>, usize)>, HttpError> {
-        match data.iter().position(|&b| b == b'\n') {
+    fn end(&self, trailers: Option<HeaderMap>) -> End {
+        End {
+            keep_alive: self.keep_alive,
+            trailers,
+        }
+    }
+
+    /// Collects one CRLF-terminated line across feeds.
+    fn take_line(&mut self, input: &mut &[u8]) -> Result<Option<Vec<u8>>, HttpError> {
+        match memchr::memchr(b'\n', input) {
             Some(i) => {
-                let mut line = std::mem::take(&mut self.line);
-                line.extend_from_slice(&data[..i]);
+                let mut line = std::mem::take(&mut self.buf);
+                line.extend_from_slice(&input[..i]);
+                *input = &input[i + 1..];
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
-                Ok(Some((line, i + 1)))
+                Ok(Some(line))
             }
             None => {
-                self.line.extend_from_slice(data);
-                if self.line.len() > MAX_HEAD {
-                    return Err(HttpError::HeadTooLarge);
+                self.buf.extend_from_slice(input);
+                *input = &[];
+                if self.buf.len() > MAX_HEAD {
+                    return Err(HttpError::BadChunk);
                 }
                 Ok(None)
             }
         }
     }
 
-    fn chunk_line(&mut self, line: &[u8]) -> Result<(), HttpError> {
-        match self.state {
-            State::ChunkSize => {
-                let hex = line.split(|&b| b == b';').next().unwrap_or(&[]);
-                let hex = std::str::from_utf8(hex).map_err(|_| HttpError::BadChunk)?;
-                let size = u64::from_str_radix(hex.trim(), 16).map_err(|_| HttpError::BadChunk)?;
-                self.state = if size == 0 {
-                    State::Trailers
-                } else {
-                    State::ChunkData(size)
-                };
-            }
-            State::ChunkDataEnd => {
-                if !line.is_empty() {
-                    return Err(HttpError::BadChunk);
-                }
-                self.state = State::ChunkSize;
-            }
-            State::Trailers if line.is_empty() => self.state = State::Done,
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Reads the head; returns the bytes of `data` it used once the head is complete.
-    fn take_head(&mut self, data: &[u8]) -> Result<Option<usize>, HttpError> {
-        if self.line.is_empty() {
-            // The usual case: the whole head arrives in one read.
-            if let Some(used) = self.parse_head(data)? {
-                return Ok(Some(used));
-            }
-            self.line.extend_from_slice(data);
-        } else {
-            let carried = self.line.len();
-            self.line.extend_from_slice(data);
-            let buf = std::mem::take(&mut self.line);
-            if let Some(used) = self.parse_head(&buf)? {
-                return Ok(Some(used - carried));
-            }
-            self.line = buf;
-        }
-        if self.line.len() > MAX_HEAD {
-            return Err(HttpError::HeadTooLarge);
-        }
-        Ok(None)
-    }
-
-    /// Parses a head from the start of `buf` in one pass. `None` (and no change) if the
-    /// blank line that ends it is not there yet; otherwise the head's length.
-    fn parse_head(&mut self, buf: &[u8]) -> Result<Option<usize>, HttpError> {
-        let mut pos = 0;
-        let mut first = true;
-        let mut http10 = false;
-        let mut status = 0u16;
-        let mut length = None;
-        let mut chunked = false;
-        let mut conn_close = false;
-        let mut conn_keep = false;
+    /// Collects the trailer section (ended by an empty line) and parses it.
+    fn take_trailers(&mut self, input: &mut &[u8]) -> Result<Option<Option<HeaderMap>>, HttpError> {
         loop {
-            let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) else {
-                if buf.len() > MAX_HEAD {
+            let Some(i) = memchr::memchr(b'\n', input) else {
+                self.buf.extend_from_slice(input);
+                *input = &[];
+                if self.buf.len() > MAX_HEAD {
                     return Err(HttpError::HeadTooLarge);
                 }
                 return Ok(None);
             };
-            let mut line = &buf[pos..pos + nl];
-            pos += nl + 1;
-            if let [rest @ .., b'\r'] = line {
-                line = rest;
-            }
-            if first {
-                first = false;
-                (http10, status) = status_line(line)?;
-                continue;
-            }
-            if line.is_empty() {
+            let line_start = memchr::memrchr(b'\n', &self.buf).map_or(0, |j| j + 1);
+            self.buf.extend_from_slice(&input[..=i]);
+            *input = &input[i + 1..];
+            let line = &self.buf[line_start..];
+            if line == b"\r\n" || line == b"\n" {
                 break;
             }
-            let colon = memchr::memchr(b':', line).ok_or(HttpError::BadHeader)?;
-            let name = &line[..colon];
-            let value = trim(&line[colon + 1..]);
-            match name.len() {
-                14 if name.eq_ignore_ascii_case(b"content-length") => {
-                    let n = std::str::from_utf8(value)
-                        .ok()
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .ok_or(HttpError::BadHeader)?;
-                    length = Some(n);
-                }
-                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                    chunked = value
-                        .split(|&b| b == b',')
-                        .any(|t| trim(t).eq_ignore_ascii_case(b"chunked"));
-                }
-                10 if name.eq_ignore_ascii_case(b"connection") => {
-                    for t in value.split(|&b| b == b',') {
-                        let t = trim(t);
-                        conn_close |= t.eq_ignore_ascii_case(b"close");
-                        conn_keep |= t.eq_ignore_ascii_case(b"keep-alive");
-                    }
-                }
-                _ => {}
+            if self.buf.len() > MAX_HEAD {
+                return Err(HttpError::HeadTooLarge);
             }
         }
-        self.status = status;
-        self.keep_alive = if http10 {
-            conn_keep && !conn_close
-        } else {
-            !conn_close
-        };
-        let no_body = self.head_request || status < 200 || status == 204 || status == 304;
-        self.state = if no_body {
-            State::Done
-        } else if chunked {
-            State::ChunkSize
-        } else if let Some(n) = length {
-            if n == 0 {
-                State::Done
-            } else {
-                State::Fixed(n)
+        let block = std::mem::take(&mut self.buf);
+        if block.len() <= 2 {
+            return Ok(Some(None));
+        }
+        let mut raw = [httparse::EMPTY_HEADER; 32];
+        let mut big;
+        let headers: &mut [httparse::Header<'_>] = match httparse::parse_headers(&block, &mut raw) {
+            Err(httparse::Error::TooManyHeaders) => {
+                big = vec![httparse::EMPTY_HEADER; 1024];
+                &mut big
             }
-        } else {
-            self.keep_alive = false;
-            State::UntilClose
+            _ => &mut raw,
         };
-        Ok(Some(pos))
+        match httparse::parse_headers(&block, headers) {
+            Ok(httparse::Status::Complete((_, parsed))) => Ok(Some(Some(header_map(parsed)?))),
+            _ => Err(HttpError::BadHeader),
+        }
+    }
+
+    /// Reads heads until a final one; `None` if more bytes are needed (or an interim one
+    /// was skipped and the input is used up).
+    fn take_head(&mut self, input: &mut &[u8]) -> Result<Option<Box<Head>>, HttpError> {
+        loop {
+            if input.is_empty() {
+                return Ok(None);
+            }
+            let carried = self.buf.len();
+            if self.interim == 0 && !self.starts_like_http(input) {
+                if !self.http09 {
+                    return Err(HttpError::BadStatusLine);
+                }
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html"),
+                );
+                // The carried bytes are body too.
+                self.state = State::Body(Framing::Close);
+                self.keep_alive = false;
+                return Ok(Some(Box::new(Head {
+                    status: StatusCode::OK,
+                    version: Version::HTTP_09,
+                    reason: "OK".to_owned(),
+                    headers,
+                    content_length: None,
+                    keep_alive_timeout: None,
+                    interim: 0,
+                })));
+            }
+            let parsed = if carried == 0 {
+                parse_head(input, self.head_request)?
+            } else {
+                self.buf.extend_from_slice(input);
+                parse_head(&self.buf, self.head_request)?
+            };
+            let Some((used, head, framing, keep_alive)) = parsed else {
+                if carried == 0 {
+                    self.buf.extend_from_slice(input);
+                }
+                *input = &[];
+                if self.buf.len() > MAX_HEAD {
+                    return Err(HttpError::HeadTooLarge);
+                }
+                return Ok(None);
+            };
+            self.buf.clear();
+            *input = &input[used - carried..];
+            if head.status.is_informational() && head.status != StatusCode::SWITCHING_PROTOCOLS {
+                // 100 Continue, 102 Processing, 103 Early Hints: the final response follows.
+                self.interim += 1;
+                continue;
+            }
+            let mut head = head;
+            head.interim = self.interim;
+            self.keep_alive = keep_alive;
+            self.state = State::Body(framing);
+            return Ok(Some(Box::new(head)));
+        }
     }
 }
 
-/// `HTTP/1.x NNN reason`: (is HTTP/1.0, status).
-fn status_line(line: &[u8]) -> Result<(bool, u16), HttpError> {
-    let http10 = match line.get(..9) {
-        Some(b"HTTP/1.1 ") => false,
-        Some(b"HTTP/1.0 ") => true,
-        _ => return Err(HttpError::BadStatusLine),
-    };
-    match line.get(9..12) {
-        Some(&[a, b, c]) if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => {
-            let code = u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
-            if code < 100 || matches!(line.get(12), Some(d) if *d != b' ') {
-                return Err(HttpError::BadStatusLine);
-            }
-            Ok((http10, code))
-        }
-        _ => Err(HttpError::BadStatusLine),
+impl ResponseParser {
+    /// Whether the head so far (carried bytes, then `input`) can still start with `HTTP/`.
+    fn starts_like_http(&self, input: &[u8]) -> bool {
+        const PREFIX: &[u8] = b"HTTP/";
+        let carried = &self.buf[..self.buf.len().min(PREFIX.len())];
+        let more = &input[..input.len().min(PREFIX.len() - carried.len())];
+        carried
+            .iter()
+            .chain(more)
+            .zip(PREFIX)
+            .all(|(a, b)| a.eq_ignore_ascii_case(b))
     }
+}
+
+/// Parses one head from the start of `buf`: `(length, head, framing, keep-alive)`, or
+/// `None` if it is not complete yet.
+fn parse_head(
+    buf: &[u8],
+    head_request: bool,
+) -> Result<Option<(usize, Head, Framing, bool)>, HttpError> {
+    let mut raw = [httparse::EMPTY_HEADER; 64];
+    let mut big;
+    let mut resp = httparse::Response::new(&mut raw);
+    let status = match resp.parse(buf) {
+        Err(httparse::Error::TooManyHeaders) => {
+            big = vec![httparse::EMPTY_HEADER; 1024];
+            resp = httparse::Response::new(&mut big);
+            resp.parse(buf)
+        }
+        other => other,
+    };
+    let used = match status {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > MAX_HEAD {
+                return Err(HttpError::HeadTooLarge);
+            }
+            return Ok(None);
+        }
+        Err(
+            httparse::Error::Status
+            | httparse::Error::Version
+            | httparse::Error::NewLine
+            | httparse::Error::Token,
+        ) if !has_status_line(buf) => return Err(HttpError::BadStatusLine),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+        Err(_) => return Err(HttpError::BadHeader),
+    };
+    let code = resp.code.ok_or(HttpError::BadStatusLine)?;
+    let status = StatusCode::from_u16(code).map_err(|_| HttpError::BadStatusLine)?;
+    let version = if resp.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let reason = match resp.reason {
+        Some(r) if Some(r) != status.canonical_reason() => r.to_owned(),
+        _ => String::new(),
+    };
+    let headers = header_map_shared(buf, used, resp.headers)?;
+
+    // The framing headers, read from httparse's list in one pass (no map lookups).
+    let mut close = false;
+    let mut keep = false;
+    let mut chunked = false;
+    let mut te = false;
+    let mut length: Option<u64> = None;
+    let mut ka_hint = None;
+    for h in resp.headers.iter() {
+        let name = h.name.as_bytes();
+        match name.len() {
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for t in h.value.split(|&b| b == b',') {
+                    let t = trim(t);
+                    close |= t.eq_ignore_ascii_case(b"close");
+                    keep |= t.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
+            10 if name.eq_ignore_ascii_case(b"keep-alive") => {
+                ka_hint = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(keep_alive_timeout);
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                te = true;
+                // Only the last coding counts: chunked must come last to frame the body.
+                chunked = h
+                    .value
+                    .split(|&b| b == b',')
+                    .map(trim)
+                    .rfind(|t| !t.is_empty())
+                    .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+            }
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                for t in h.value.split(|&b| b == b',') {
+                    let t = trim(t);
+                    if t.is_empty() || t.len() > 19 || !t.iter().all(u8::is_ascii_digit) {
+                        return Err(HttpError::BadContentLength);
+                    }
+                    let n = t.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+                    if length.is_some_and(|l| l != n) {
+                        return Err(HttpError::BadContentLength);
+                    }
+                    length = Some(n);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut keep_alive = if version == Version::HTTP_10 {
+        keep && !close
+    } else {
+        !close
+    };
+    let no_body = head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = if no_body {
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            keep_alive = false;
+        }
+        Framing::None
+    } else if te {
+        if length.is_some() {
+            // Both: Transfer-Encoding wins and the connection is not trusted again.
+            keep_alive = false;
+        }
+        if chunked {
+            Framing::Chunked
+        } else {
+            keep_alive = false;
+            Framing::Close
+        }
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        keep_alive = false;
+        Framing::Close
+    };
+    let content_length = match framing {
+        Framing::Length(n) => Some(n),
+        Framing::None => Some(0),
+        _ => None,
+    };
+    let keep_alive_timeout = ka_hint;
+    let head = Head {
+        status,
+        version,
+        reason,
+        headers,
+        content_length: if no_body && !head_request {
+            Some(0)
+        } else {
+            content_length.filter(|_| !head_request).or(length)
+        },
+        keep_alive_timeout,
+        interim: 0,
+    };
+    Ok(Some((used, head, framing, keep_alive)))
+}
+
+/// `timeout=N` in a `Keep-Alive` header.
+fn keep_alive_timeout(v: &str) -> Option<Duration> {
+    v.split(',').find_map(|p| {
+        let (k, n) = p.split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case("timeout") {
+            return None;
+        }
+        n.trim().parse::<u64>().ok().map(Duration::from_secs)
+    })
+}
+
+/// Whether `buf` starts like a status line (`HTTP/`), so that a parse error is in the
+/// head rather than a stream that is not HTTP at all.
+fn has_status_line(buf: &[u8]) -> bool {
+    buf.len() >= 12 && buf.starts_with(b"HTTP/1.") && buf[8] == b' '
+}
+
+/// The headers of a head parsed from `buf` (its first `used` bytes): their values share
+/// one copy of the head rather than one allocation each.
+fn header_map_shared(
+    buf: &[u8],
+    used: usize,
+    parsed: &[httparse::Header<'_>],
+) -> Result<HeaderMap, HttpError> {
+    let shared = bytes::Bytes::copy_from_slice(&buf[..used]);
+    let base = buf.as_ptr() as usize;
+    let mut map = HeaderMap::with_capacity(parsed.len());
+    for h in parsed {
+        if h.name.is_empty() {
+            continue;
+        }
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HttpError::BadHeader)?;
+        let start = (h.value.as_ptr() as usize).wrapping_sub(base);
+        let value = match shared.get(start..start + h.value.len()) {
+            Some(v) if v == h.value => {
+                HeaderValue::from_maybe_shared(shared.slice(start..start + h.value.len()))
+            }
+            _ => HeaderValue::from_bytes(h.value),
+        }
+        .map_err(|_| HttpError::BadHeader)?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn header_map(parsed: &[httparse::Header<'_>]) -> Result<HeaderMap, HttpError> {
+    let mut map = HeaderMap::with_capacity(parsed.len());
+    for h in parsed {
+        if h.name.is_empty() {
+            continue;
+        }
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HttpError::BadHeader)?;
+        let value = HeaderValue::from_bytes(h.value).map_err(|_| HttpError::BadHeader)?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn chunk_size(line: &[u8]) -> Result<u64, HttpError> {
+    let hex = trim(line.split(|&b| b == b';').next().unwrap_or(&[]));
+    if hex.is_empty() || hex.len() > 15 || !hex.iter().all(u8::is_ascii_hexdigit) {
+        return Err(HttpError::BadChunk);
+    }
+    let hex = std::str::from_utf8(hex).map_err(|_| HttpError::BadChunk)?;
+    u64::from_str_radix(hex, 16).map_err(|_| HttpError::BadChunk)
 }
 
 fn trim(mut s: &[u8]) -> &[u8] {
@@ -406,6 +777,253 @@ fn trim(mut s: &[u8]) -> &[u8] {
         s = rest;
     }
     s
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content codings.
+
+/// Decodes a body sent with `Content-Encoding: gzip` or `deflate` (zlib-wrapped, or raw
+/// deflate as some servers send it), as it arrives.
+///
+/// gzip is read member by member: the header, the deflate data, then the trailer, whose
+/// checksum and length are checked when they are there. A stream whose data is whole but
+/// whose trailer is cut short (or followed by stray bytes, as some servers send) is
+/// accepted, as browsers do.
+pub struct ContentDecoder {
+    inner: Decoder,
+}
+
+enum Decoder {
+    Gzip(Gzip),
+    Zlib(flate2::write::ZlibDecoder<Vec<u8>>),
+    Raw(flate2::write::DeflateDecoder<Vec<u8>>),
+    /// `deflate` before its first bytes say which form it is.
+    Deflate,
+}
+
+/// A gzip reader: where it is in the current member.
+struct Gzip {
+    state: GzState,
+    /// Header or trailer bytes carried between calls.
+    buf: Vec<u8>,
+    crc: flate2::Crc,
+}
+
+enum GzState {
+    Header,
+    Data(Box<flate2::write::DeflateDecoder<Vec<u8>>>),
+    Trailer,
+    /// A member ended: another one may follow.
+    Between,
+    /// Bytes after a member that do not start another one: ignored.
+    Done,
+}
+
+fn bad(msg: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_owned())
+}
+
+impl Gzip {
+    fn new() -> Gzip {
+        Gzip {
+            state: GzState::Header,
+            buf: Vec::new(),
+            crc: flate2::Crc::new(),
+        }
+    }
+
+    /// The length of a complete gzip header at the start of `b`, `None` if more bytes are
+    /// needed.
+    fn header_len(b: &[u8]) -> std::io::Result<Option<usize>> {
+        if b.len() < 10 {
+            if b.first().is_some_and(|&x| x != 0x1f) || b.get(1).is_some_and(|&x| x != 0x8b) {
+                return Err(bad("not a gzip stream"));
+            }
+            return Ok(None);
+        }
+        if b[0] != 0x1f || b[1] != 0x8b || b[2] != 8 {
+            return Err(bad("not a gzip stream"));
+        }
+        let flags = b[3];
+        let mut at = 10;
+        if flags & 4 != 0 {
+            let Some(x) = b.get(at..at + 2) else {
+                return Ok(None);
+            };
+            at += 2 + usize::from(u16::from_le_bytes([x[0], x[1]]));
+        }
+        for bit in [8u8, 16] {
+            if flags & bit != 0 {
+                match b.get(at..).and_then(|r| memchr::memchr(0, r)) {
+                    Some(z) => at += z + 1,
+                    None => return Ok(None),
+                }
+            }
+        }
+        if flags & 2 != 0 {
+            at += 2;
+        }
+        Ok((b.len() >= at).then_some(at))
+    }
+
+    fn decode(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+        while !data.is_empty() {
+            match &mut self.state {
+                GzState::Header => {
+                    let carried = self.buf.len();
+                    self.buf.extend_from_slice(data);
+                    match Self::header_len(&self.buf)? {
+                        Some(n) => {
+                            data = &data[n - carried..];
+                            self.buf.clear();
+                            self.crc.reset();
+                            self.state = GzState::Data(Box::new(
+                                flate2::write::DeflateDecoder::new(Vec::new()),
+                            ));
+                        }
+                        None => return Ok(()),
+                    }
+                }
+                GzState::Data(d) => {
+                    let n = d.write(data)?;
+                    let produced = std::mem::take(d.get_mut());
+                    self.crc.update(&produced);
+                    out.extend_from_slice(&produced);
+                    if n == 0 {
+                        // The deflate stream ended: the trailer follows.
+                        d.try_finish()?;
+                        let rest = std::mem::take(d.get_mut());
+                        self.crc.update(&rest);
+                        out.extend_from_slice(&rest);
+                        self.state = GzState::Trailer;
+                    } else {
+                        data = &data[n..];
+                    }
+                }
+                GzState::Trailer => {
+                    let need = 8 - self.buf.len();
+                    let take = need.min(data.len());
+                    self.buf.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if self.buf.len() == 8 {
+                        let crc = u32::from_le_bytes([
+                            self.buf[0],
+                            self.buf[1],
+                            self.buf[2],
+                            self.buf[3],
+                        ]);
+                        let len = u32::from_le_bytes([
+                            self.buf[4],
+                            self.buf[5],
+                            self.buf[6],
+                            self.buf[7],
+                        ]);
+                        if crc != self.crc.sum() || len != self.crc.amount() {
+                            // Stray bytes where the trailer should be (a CRLF after the data,
+                            // say) are forgiven; a real trailer that disagrees is not.
+                            if self.buf.starts_with(b"\r\n") {
+                                self.state = GzState::Done;
+                                continue;
+                            }
+                            return Err(bad("corrupt gzip stream: checksum mismatch"));
+                        }
+                        self.buf.clear();
+                        self.state = GzState::Between;
+                    }
+                }
+                GzState::Between => {
+                    self.state = if data[0] == 0x1f {
+                        GzState::Header
+                    } else {
+                        GzState::Done
+                    };
+                }
+                GzState::Done => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        if let GzState::Data(d) = &mut self.state {
+            d.try_finish()?;
+            let rest = std::mem::take(d.get_mut());
+            out.extend_from_slice(&rest);
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ContentDecoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContentDecoder").finish_non_exhaustive()
+    }
+}
+
+impl ContentDecoder {
+    /// A decoder for the coding named (`gzip`, `x-gzip` or `deflate`), or `None` for any
+    /// other.
+    pub fn for_coding(coding: &str) -> Option<ContentDecoder> {
+        let c = coding.trim();
+        let inner = if c.eq_ignore_ascii_case("gzip") || c.eq_ignore_ascii_case("x-gzip") {
+            Decoder::Gzip(Gzip::new())
+        } else if c.eq_ignore_ascii_case("deflate") {
+            Decoder::Deflate
+        } else {
+            return None;
+        };
+        Some(ContentDecoder { inner })
+    }
+
+    /// Decodes the next bytes of the body, appending what they decode to into `out`.
+    pub fn decode(&mut self, data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if let Decoder::Deflate = self.inner {
+            // A zlib stream starts with CMF 0x?8 and a header whose check bits hold.
+            let zlib = data.len() >= 2
+                && data[0] & 0x0f == 8
+                && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0;
+            self.inner = if zlib {
+                Decoder::Zlib(flate2::write::ZlibDecoder::new(Vec::new()))
+            } else {
+                Decoder::Raw(flate2::write::DeflateDecoder::new(Vec::new()))
+            };
+        }
+        let produced = match &mut self.inner {
+            Decoder::Gzip(g) => return g.decode(data, out),
+            Decoder::Zlib(d) => {
+                d.write_all(data)?;
+                std::mem::take(d.get_mut())
+            }
+            Decoder::Raw(d) => {
+                d.write_all(data)?;
+                std::mem::take(d.get_mut())
+            }
+            Decoder::Deflate => Vec::new(),
+        };
+        out.extend_from_slice(&produced);
+        Ok(())
+    }
+
+    /// The body ended: the rest of the decoded bytes.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let rest = match &mut self.inner {
+            Decoder::Gzip(g) => return g.finish(out),
+            Decoder::Zlib(d) => {
+                d.try_finish()?;
+                std::mem::take(d.get_mut())
+            }
+            Decoder::Raw(d) => {
+                d.try_finish()?;
+                std::mem::take(d.get_mut())
+            }
+            Decoder::Deflate => Vec::new(),
+        };
+        out.extend_from_slice(&rest);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -420,9 +1038,23 @@ mod tests {
         }
     }
 
+    /// Reads a whole response: (head, body, end, bytes left over).
+    fn read_all(p: &mut ResponseParser, mut input: &[u8]) -> (Box<Head>, Vec<u8>, End, usize) {
+        let mut head = None;
+        let mut body = Vec::new();
+        loop {
+            match p.step(&mut input).unwrap() {
+                Step::NeedMore => panic!("incomplete"),
+                Step::Head(h) => head = Some(h),
+                Step::Data(d) => body.extend_from_slice(d),
+                Step::End(e) => return (head.unwrap(), body, e, input.len()),
+            }
+        }
+    }
+
     #[test]
     fn content_length() {
-        let mut p = ResponseParser::new();
+        let mut p = ResponseParser::new(false);
         let i = whole(&mut p, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
         assert_eq!(
             i,
@@ -436,90 +1068,168 @@ mod tests {
     }
 
     #[test]
+    fn interim_responses_are_skipped() {
+        let mut p = ResponseParser::new(false);
+        let (h, body, end, _) = read_all(
+            &mut p,
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n\
+              HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+        );
+        assert_eq!((h.status.as_u16(), h.interim), (201, 2));
+        assert_eq!(body, b"ok");
+        assert!(end.keep_alive);
+        // Split inside the interim head.
+        let mut p = ResponseParser::new(false);
+        assert!(matches!(
+            p.step(&mut &b"HTTP/1.1 103 Early"[..]).unwrap(),
+            Step::NeedMore
+        ));
+        let mut rest: &[u8] = b" Hints\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert!(matches!(p.step(&mut rest).unwrap(), Step::Head(h) if h.status == 200));
+        assert!(matches!(p.step(&mut rest).unwrap(), Step::End(_)));
+    }
+
+    #[test]
     fn connection_close_and_http10() {
-        let mut p = ResponseParser::new();
+        let mut p = ResponseParser::new(false);
         let i = whole(
             &mut p,
             b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
         );
         assert!(!i.keep_alive);
-        p.reset();
+        p.reset(false);
         let i = whole(&mut p, b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx");
         assert!(!i.keep_alive);
-        p.reset();
+        p.reset(false);
         let i = whole(
             &mut p,
-            b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1\r\n\r\nx",
+            b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nKeep-Alive: timeout=5, max=100\r\nContent-Length: 1\r\n\r\nx",
         );
         assert!(i.keep_alive);
+        p.reset(false);
+        let (h, ..) = read_all(
+            &mut p,
+            b"HTTP/1.1 200 OK\r\nKeep-Alive: max=3, timeout=7\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert_eq!(h.keep_alive_timeout, Some(Duration::from_secs(7)));
     }
 
     #[test]
     fn chunked_with_trailer() {
-        let mut p = ResponseParser::new();
-        let i = whole(
+        let mut p = ResponseParser::new(false);
+        let (_, body, end, left) = read_all(
             &mut p,
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n1\r\n!\r\n0\r\nX-T: 1\r\n\r\n",
         );
-        assert_eq!((i.body_len, i.keep_alive), (6, true));
+        assert_eq!(body, b"hello!");
+        assert!(end.keep_alive);
+        assert_eq!(left, 0);
+        assert_eq!(end.trailers.unwrap()["x-t"], "1");
     }
 
     #[test]
     fn until_close() {
-        let mut p = ResponseParser::new();
+        let mut p = ResponseParser::new(false);
         assert_eq!(
             p.feed(b"HTTP/1.1 200 OK\r\n\r\nabc").unwrap(),
             Parse::Incomplete
         );
-        match p.eof().unwrap() {
-            Parse::Done(i) => assert_eq!((i.body_len, i.keep_alive), (3, false)),
-            Parse::Incomplete => panic!(),
-        }
+        let end = p.eof().unwrap();
+        assert!(!end.keep_alive);
+        assert_eq!(p.body_len, 3);
     }
 
     #[test]
     fn no_body_statuses_and_extra_bytes() {
-        let mut p = ResponseParser::new();
+        let mut p = ResponseParser::new(false);
         let i = whole(
             &mut p,
             b"HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n",
         );
         assert_eq!((i.status, i.body_len), (204, 0));
-        p.reset();
+        p.reset(false);
+        let i = whole(
+            &mut p,
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+        );
+        assert_eq!((i.status, i.body_len, i.keep_alive), (304, 0, true));
+        p.reset(false);
         let i = whole(
             &mut p,
             b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxEXTRA",
         );
         assert_eq!((i.extra, i.keep_alive), (5, false));
         let mut h = ResponseParser::for_head();
-        let i = whole(&mut h, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
-        assert_eq!(i.body_len, 0);
+        let (head, body, ..) = read_all(&mut h, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+        assert!(body.is_empty());
+        assert_eq!(head.content_length, Some(100));
+    }
+
+    #[test]
+    fn transfer_encoding_beats_content_length() {
+        let mut p = ResponseParser::new(false);
+        let (_, body, end, _) = read_all(
+            &mut p,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        );
+        assert_eq!(body, b"ok");
+        assert!(!end.keep_alive);
     }
 
     #[test]
     fn errors() {
         assert_eq!(
-            ResponseParser::new().feed(b"SSH-2.0-OpenSSH\r\n\r\n"),
+            ResponseParser::new(false).feed(b"SSH-2.0-OpenSSH\r\n\r\n"),
             Err(HttpError::BadStatusLine)
         );
         assert_eq!(
-            ResponseParser::new().feed(b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n"),
+            ResponseParser::new(false).feed(b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n"),
             Err(HttpError::BadHeader)
         );
         assert_eq!(
-            ResponseParser::new()
+            ResponseParser::new(false)
                 .feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
             Err(HttpError::BadChunk)
         );
-        let mut p = ResponseParser::new();
+        assert_eq!(
+            ResponseParser::new(false).feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n"),
+            Err(HttpError::BadContentLength)
+        );
+        assert_eq!(
+            ResponseParser::new(false).feed(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"),
+            Err(HttpError::BadContentLength)
+        );
+        let mut p = ResponseParser::new(false);
         p.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab")
             .unwrap();
-        assert_eq!(p.eof(), Err(HttpError::Truncated));
+        assert_eq!(p.eof().unwrap_err(), HttpError::Truncated);
+        let mut long = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+        long.extend(vec![b'a'; MAX_HEAD + 10]);
         assert_eq!(
-            ResponseParser::new().feed(&vec![b'a'; MAX_HEAD + 10]),
+            ResponseParser::new(false).feed(&long),
             Err(HttpError::HeadTooLarge)
         );
-        assert!(!ResponseParser::new().started());
+        assert!(!ResponseParser::new(false).started());
+    }
+
+    #[test]
+    fn http09_when_allowed() {
+        let mut p = ResponseParser::new(false).allow_http09(true);
+        let mut input: &[u8] = b"<html>hi";
+        let Step::Head(h) = p.step(&mut input).unwrap() else {
+            panic!()
+        };
+        assert_eq!((h.status.as_u16(), h.version), (200, Version::HTTP_09));
+        assert!(matches!(
+            p.step(&mut input).unwrap(),
+            Step::Data(b"<html>hi")
+        ));
+        assert!(!p.eof().unwrap().keep_alive);
+        let mut p = ResponseParser::new(false);
+        assert_eq!(p.feed(b"<ht").unwrap_err(), HttpError::BadStatusLine);
+        let mut p = ResponseParser::new(false);
+        assert_eq!(p.feed(b"HT").unwrap(), Parse::Incomplete);
+        assert_eq!(p.feed(b"TP/1.1 200 OK\r\n\r\n").unwrap(), Parse::Incomplete);
     }
 
     #[test]
@@ -528,6 +1238,61 @@ mod tests {
             get_request("h", 8080, ""),
             b"GET / HTTP/1.1\r\nHost: h:8080\r\nUser-Agent: keepalive-demo\r\n\r\n"
         );
+        let req = http::Request::post("http://h/x?y=1")
+            .header("host", "h")
+            .body(b"abc".to_vec())
+            .unwrap();
+        let mut out = Vec::new();
+        encode_request(&req, "/x?y=1", &mut out);
+        assert_eq!(out, b"POST /x?y=1 HTTP/1.1\r\nhost: h\r\n\r\nabc");
+    }
+
+    #[test]
+    fn gzip_and_deflate() {
+        use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
+        use flate2::Compression;
+        let text = b"hello hello hello hello".repeat(100);
+        let mut g = GzEncoder::new(Vec::new(), Compression::default());
+        g.write_all(&text).unwrap();
+        let gz = g.finish().unwrap();
+        let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
+        z.write_all(&text).unwrap();
+        let zl = z.finish().unwrap();
+        let mut r = DeflateEncoder::new(Vec::new(), Compression::default());
+        r.write_all(&text).unwrap();
+        let raw = r.finish().unwrap();
+        for (coding, data) in [("gzip", gz), ("deflate", zl), ("deflate", raw)] {
+            let mut d = ContentDecoder::for_coding(coding).unwrap();
+            let mut out = Vec::new();
+            for piece in data.chunks(7) {
+                d.decode(piece, &mut out).unwrap();
+            }
+            d.finish(&mut out).unwrap();
+            assert_eq!(out, text, "{coding}");
+        }
+        assert!(ContentDecoder::for_coding("br").is_none());
+        // Two members, fed a byte at a time; then a trailer that lies.
+        let mut g = GzEncoder::new(Vec::new(), Compression::default());
+        g.write_all(b"one ").unwrap();
+        let mut two = g.finish().unwrap();
+        let mut g = GzEncoder::new(Vec::new(), Compression::default());
+        g.write_all(b"two").unwrap();
+        two.extend(g.finish().unwrap());
+        let mut d = ContentDecoder::for_coding("gzip").unwrap();
+        let mut out = Vec::new();
+        for b in &two {
+            d.decode(std::slice::from_ref(b), &mut out).unwrap();
+        }
+        d.finish(&mut out).unwrap();
+        assert_eq!(out, b"one two");
+        let mut lying = two.clone();
+        let at = lying.len() - 5;
+        lying[at] ^= 0xff;
+        let mut d = ContentDecoder::for_coding("gzip").unwrap();
+        assert!(d.decode(&lying, &mut Vec::new()).is_err());
+        let mut d = ContentDecoder::for_coding("gzip").unwrap();
+        let mut out = Vec::new();
+        assert!(d.decode(b"not gzip at all", &mut out).is_err());
     }
 
     /// Bytes that look like a response head, to reach the parser's deeper states.
@@ -535,6 +1300,7 @@ mod tests {
         let piece = prop_oneof![
             Just(b"HTTP/1.1 200 OK\r\n".to_vec()),
             Just(b"HTTP/1.0 101 x\r\n".to_vec()),
+            Just(b"HTTP/1.1 103 Early Hints\r\n".to_vec()),
             Just(b"Content-Length: 5\r\n".to_vec()),
             Just(b"Content-Length: 99999999999999999999\r\n".to_vec()),
             Just(b"Transfer-Encoding: chunked\r\n".to_vec()),
@@ -554,11 +1320,12 @@ mod tests {
         fn garbage_never_panics(
             input in prop_oneof![proptest::collection::vec(any::<u8>(), 0..800), responseish()],
             cuts in proptest::collection::vec(0usize..900, 0..6),
+            head in any::<bool>(),
         ) {
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (input.len() + 1)).collect();
             cuts.push(input.len());
             cuts.sort_unstable();
-            let mut p = ResponseParser::new();
+            let mut p = ResponseParser::new(head);
             let mut last = 0;
             for c in cuts {
                 match p.feed(&input[last..c]) {
@@ -571,15 +1338,15 @@ mod tests {
 
         /// Split anywhere, in any number of pieces, the answer is the same.
         #[test]
-        fn any_split_gives_the_same_answer(cuts in proptest::collection::vec(0usize..200, 0..6), chunked in any::<bool>()) {
+        fn any_split_gives_the_same_answer(cuts in proptest::collection::vec(0usize..300, 0..6), chunked in any::<bool>()) {
             let msg: &[u8] = if chunked {
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwiki\r\n5\r\npedia\r\n0\r\n\r\n"
+                b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwiki\r\n5\r\npedia\r\n0\r\nT: 1\r\n\r\n"
             } else {
                 b"HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 9\r\n\r\nwikipedia"
             };
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (msg.len() + 1)).collect();
             cuts.sort_unstable();
-            let mut p = ResponseParser::new();
+            let mut p = ResponseParser::new(false);
             let mut last = 0;
             let mut result = Parse::Incomplete;
             for c in cuts.into_iter().chain([msg.len()]) {

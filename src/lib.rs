@@ -1,5 +1,6 @@
 //! Keep-alive connection manager: a Rust port of `POE::Component::Client::Keepalive` and
-//! `POE::Component::Connection::Keepalive`, on the [`reactor`] kernel.
+//! `POE::Component::Connection::Keepalive`, on the [`reactor`] kernel, and the HTTP client
+//! built on it, [`HttpClient`] (`POE::Component::Client::HTTP`).
 //!
 //! ```no_run
 //! use keepalive::reactor::{Kernel, Session};
@@ -25,6 +26,21 @@
 //! kernel.run()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! ## The HTTP client
+//!
+//! [`HttpClient`] is what most programs use: a session (alias `"weeble"` by default) that
+//! takes [`http::Request`](::http::Request)s and answers each one with exactly one event
+//! carrying a [`RequestPacket`] (the request and its tag) and the
+//! [`http::Response`](::http::Response), errors included (POE's status codes,
+//! `X-PCCH-Errmsg`, and the typed [`ClientError`] in the response's extensions). It reads
+//! responses with [`http::ResponseParser`] (heads by `httparse`): every body framing,
+//! interim `1xx` responses skipped, no body after `HEAD`, 204 and 304, `Connection: close`
+//! and HTTP/1.0 honoured. It retries an idempotent request that failed on a reused socket
+//! before any response byte, shortens a socket's idle life to a server's `Keep-Alive:
+//! timeout` minus a second, follows redirects, decodes gzip and deflate, streams, keeps
+//! cookies and goes through proxies (https by `CONNECT`). See its module docs and the
+//! table in `docs/porting.md`.
 //!
 //! ## Idle connections can close at any moment
 //!
@@ -83,6 +99,16 @@
 //! the kernel's clock; the manager keeps one kernel alarm at or before the earliest and
 //! only moves it earlier, so handing sockets out and back costs no timer operations.
 //!
+//! **Racing connects.** A host with several addresses gets Happy Eyeballs v2 (RFC 8305):
+//! the pool connects to the first address; if that has not connected after the connection
+//! attempt delay (250 ms), the socket layer starts another attempt to the next address,
+//! families alternating, and so on (at once after a failure); the first to connect becomes
+//! the socket and the others are closed. The pool sees one connect.
+//!
+//! **Renewal.** `max_lifetime` and `max_uses` retire sockets when freed (or idle at their
+//! lifetime), each socket's limit shortened at random by up to `lifetime_jitter` percent,
+//! so a fleet that connected together does not reconnect together.
+//!
 //! **Lookups** run getaddrinfo on a small pool of worker threads
 //! ([`resolver::Resolver`]) that wakes the kernel through a socket pair; IPv4 addresses come
 //! first, lookups of one host are shared, IP literals skip them, and a cancelled lookup's
@@ -111,6 +137,7 @@
 //! - There is no process-wide state: request ids, resolvers and limits belong to one
 //!   manager.
 
+mod client;
 pub mod http;
 mod manager;
 pub mod pool;
@@ -118,6 +145,10 @@ pub mod resolver;
 mod stream;
 pub mod tls;
 
+pub use client::{
+    ClientError, ClientStats, CookieJar, HttpClient, HttpClientBuilder, Progress, Redirects, ReqId,
+    RequestPacket, Submit, Trailers,
+};
 pub use manager::{Connection, Error, Keepalive, KeepaliveBuilder, Request, Response};
 pub use pool::{Failure, Origin, PoolKey, RequestId, Settings, Stats};
 pub use reactor;

@@ -25,6 +25,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a pooled socket waits before it is watched while idle (see `watch_idle`).
+const WATCH_GRACE: Duration = Duration::from_millis(10);
+
 /// The refcount tag a pending request holds on its requester (as in Perl).
 const REQUESTER_TAG: &str = "poco-client-keepalive";
 
@@ -274,6 +277,8 @@ pub struct Connection {
     parking: Option<Parking>,
     wheel: Option<WheelHandle>,
     closed: bool,
+    idle_limit: Option<Duration>,
+    peer: Option<SocketAddr>,
     home: Rc<Shared>,
     reclaim: Postback,
 }
@@ -343,9 +348,23 @@ impl Connection {
         &self.key
     }
 
+    /// The address the socket is connected to (the proxy's, through a proxy), as the
+    /// manager connected it: no system call.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
     /// The socket's id in the manager.
     pub fn id(&self) -> ConnId {
         self.conn
+    }
+
+    /// Shortens how long the socket may stay idle in the pool after this use (at most the
+    /// manager's `keep_alive`): for a server's `Keep-Alive: timeout=N` hint, pass N minus
+    /// a second, so the socket is dropped before the server closes it. Zero keeps it out
+    /// of the pool.
+    pub fn set_idle_timeout(&mut self, limit: Duration) {
+        self.idle_limit = Some(limit);
     }
 
     /// Gives the socket back now (Perl's `free`); the same as dropping the connection.
@@ -371,6 +390,7 @@ impl Drop for Connection {
             stream: self.stream.take(),
             wheel: self.wheel.take(),
             closed: self.closed,
+            idle_limit: self.idle_limit,
         });
         if !self.home.housekeeping.replace(true) {
             self.reclaim.post(());
@@ -385,6 +405,7 @@ struct Returned {
     stream: Option<Stream>,
     wheel: Option<WheelHandle>,
     closed: bool,
+    idle_limit: Option<Duration>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -400,6 +421,7 @@ pub struct KeepaliveBuilder {
     tls: Option<Arc<rustls::ClientConfig>>,
     nodelay: bool,
     refused_backoff: Option<(Duration, Duration)>,
+    attempt_delay: Option<Duration>,
 }
 
 impl Default for KeepaliveBuilder {
@@ -412,6 +434,7 @@ impl Default for KeepaliveBuilder {
             tls: None,
             nodelay: true,
             refused_backoff: Some((Duration::from_millis(50), Duration::from_secs(2))),
+            attempt_delay: Some(Duration::from_millis(250)),
         }
     }
 }
@@ -444,6 +467,28 @@ impl KeepaliveBuilder {
     /// The default request timeout (default 120 s): lookup, queue and connect.
     pub fn timeout(mut self, d: Duration) -> Self {
         self.settings.timeout = d;
+        self
+    }
+
+    /// The longest a socket is used, from its connect (default: no limit): past it, the
+    /// socket is closed when freed, or when it reaches it idle. Each socket's limit is
+    /// shortened at random by up to [`lifetime_jitter`](Self::lifetime_jitter) percent, so
+    /// sockets opened together are renewed apart.
+    pub fn max_lifetime(mut self, d: Duration) -> Self {
+        self.settings.max_lifetime = Some(d);
+        self
+    }
+
+    /// The most requests a socket serves (default: no limit), jittered as
+    /// [`max_lifetime`](Self::max_lifetime).
+    pub fn max_uses(mut self, n: u32) -> Self {
+        self.settings.max_uses = Some(n);
+        self
+    }
+
+    /// The jitter of `max_lifetime` and `max_uses`, in percent (default 10, at most 100).
+    pub fn lifetime_jitter(mut self, percent: u8) -> Self {
+        self.settings.jitter_percent = percent;
         self
     }
 
@@ -495,9 +540,27 @@ impl KeepaliveBuilder {
         self
     }
 
+    /// Happy Eyeballs (RFC 8305): when a host has several addresses, a connect that has
+    /// not completed after `delay` (default 250 ms; Go waits 300, curl 200) is joined by
+    /// one to the next address, families alternating, and so on; the first to connect is
+    /// used and the others are closed. A failed attempt starts the next at once. `None`
+    /// connects to the first address only.
+    pub fn connection_attempt_delay(mut self, delay: Option<Duration>) -> Self {
+        self.attempt_delay = delay;
+        self
+    }
+
     /// Creates the manager and its session in `kernel`.
     pub fn build(self, kernel: &mut Kernel) -> Result<Keepalive, Error> {
-        let pool = Pool::new(self.settings.clone())?;
+        let mut settings = self.settings.clone();
+        if settings.jitter_seed == 0 {
+            // Each process (and manager) its own jitter.
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(std::process::id());
+            settings.jitter_seed = h.finish();
+        }
+        let pool = Pool::new(settings)?;
         let shared = Rc::new(Shared {
             inner: RefCell::new(Inner {
                 pool,
@@ -514,6 +577,8 @@ impl KeepaliveBuilder {
                 timer: None,
                 to_watch: Vec::new(),
                 refused: HashMap::new(),
+                lookup_hosts: HashMap::new(),
+                addrs: HashMap::new(),
             }),
             returns: RefCell::new(Vec::new()),
             housekeeping: std::cell::Cell::new(false),
@@ -577,6 +642,8 @@ enum Watch {
     IdlePending,
     /// Idle and watched for readability.
     Idle,
+    /// Through a proxy: `CONNECT` sent, its answer awaited (readability).
+    Tunnel,
 }
 
 struct Sock {
@@ -589,6 +656,23 @@ struct Sock {
     addr: SocketAddr,
     /// The timer of a deferred connect.
     deferred: Option<reactor::AlarmId>,
+    /// Happy Eyeballs: the other addresses, and the attempts racing the first.
+    race: Option<Box<Race>>,
+    /// The proxy's answer to `CONNECT`, as it arrives.
+    tunnel: Vec<u8>,
+}
+
+/// A connect racing others to the same host (RFC 8305): the attempts after the first, one
+/// more each connection attempt delay (or at once when one fails); the first that
+/// connects wins and the others are closed.
+struct Race {
+    /// Addresses not tried yet, in the order to try them (families alternating).
+    rest: std::collections::VecDeque<SocketAddr>,
+    /// Attempts in flight besides the socket's own stream, by number.
+    racers: Vec<(u32, mio::net::TcpStream, SocketAddr)>,
+    next_id: u32,
+    /// The timer that starts the next attempt.
+    timer: Option<reactor::AlarmId>,
 }
 
 struct Inner {
@@ -605,10 +689,15 @@ struct Inner {
     reclaim: Option<Postback>,
     out: usize,
     timer: Option<(reactor::AlarmId, Duration)>,
-    to_watch: Vec<ConnId>,
+    /// Idle sockets to watch, with when they were pooled.
+    to_watch: Vec<(ConnId, Duration)>,
     /// Addresses that refused a connection: until when connects to them wait, and the
     /// pause that led there.
     refused: HashMap<SocketAddr, (Duration, Duration)>,
+    /// The host of each lookup in flight, and every address of each host's last answer
+    /// (the pool connects to the first; Happy Eyeballs races the others).
+    lookup_hosts: HashMap<u64, String>,
+    addrs: HashMap<String, Vec<IpAddr>>,
 }
 
 fn lookup_key(l: LookupId) -> u64 {
@@ -744,16 +833,17 @@ fn manager_session(sh: Rc<Shared>) -> Session<()> {
         .on(
             "ka_housekeeping",
             with(&sh, |sh, ctx| {
-                sh.housekeeping.set(false);
                 {
                     let mut inner = sh.inner.borrow_mut();
                     sh.drain_returns(ctx.kernel(), &mut inner);
                 }
+                sh.housekeeping.set(false);
                 sh.watch_idle(ctx.kernel());
             }),
         )
         .on("ka_conn_ready", watcher(&sh, Shared::connect_ready))
         .on("ka_tls", watcher(&sh, Shared::tls_step))
+        .on("ka_tunnel", watcher(&sh, Shared::tunnel_input))
         .on("ka_idle", watcher(&sh, Shared::idle_activity))
         .on(
             "ka_conn_failed",
@@ -773,6 +863,22 @@ fn manager_session(sh: Rc<Shared>) -> Session<()> {
             }),
         )
         .on("ka_dns", with(&sh, |sh, ctx| sh.dns(ctx.kernel())))
+        .on(
+            "ka_race",
+            with(&sh, |sh, ctx| {
+                if let Ok(&conn) = ctx.arg::<ConnId>(0) {
+                    sh.race_next(ctx.kernel(), conn, true);
+                }
+            }),
+        )
+        .on(
+            "ka_race_ready",
+            with(&sh, |sh, ctx| {
+                if let (Ok(&conn), Ok(&id)) = (ctx.arg::<ConnId>(2), ctx.arg::<u32>(3)) {
+                    sh.racer_ready(ctx.kernel(), conn, id);
+                }
+            }),
+        )
         .on("ka_timer", with(&sh, |sh, ctx| sh.on_timer(ctx.kernel())))
 }
 
@@ -910,8 +1016,12 @@ impl Shared {
             mut stream,
             wheel,
             closed,
+            idle_limit,
         } = r;
-        let mut clean = !closed;
+        let mut clean = !closed && idle_limit != Some(Duration::ZERO);
+        if let Some(limit) = idle_limit {
+            let _ = inner.pool.set_idle_limit(conn, limit);
+        }
         let mut unread = false;
         if let Some(h) = wheel {
             match k.wheel_park::<ReadWrite>(h) {
@@ -944,6 +1054,7 @@ impl Shared {
             }
         }
         let now = Self::now(inner, k);
+        log::trace!("{conn}: given back (reusable: {clean})");
         match inner.pool.free(conn, clean, now) {
             Ok(actions) => {
                 if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
@@ -965,10 +1076,27 @@ impl Shared {
         }
     }
 
+    /// Watches the sockets pooled at least [`WATCH_GRACE`] ago that are still idle; the
+    /// others are looked at again when their grace is over. A socket handed out again
+    /// within its grace (the usual case under load: the next request comes a moment after
+    /// the last response) costs no watch and unwatch, two system calls.
     fn watch_idle(self: &Rc<Self>, k: &mut Kernel) {
         let mut inner = self.inner.borrow_mut();
+        let now = Self::now(&inner, k);
         let list = std::mem::take(&mut inner.to_watch);
-        for conn in list {
+        let mut later = Vec::new();
+        for (conn, since) in list {
+            let still_idle = matches!(
+                inner.socks.get(conn.index()),
+                Some(Some(s)) if s.id == conn && s.watch == Watch::IdlePending
+            );
+            if !still_idle {
+                continue;
+            }
+            if now < since + WATCH_GRACE {
+                later.push((conn, since));
+                continue;
+            }
             if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                 if s.id == conn && s.watch == Watch::IdlePending {
                     if let Some(st) = &s.stream {
@@ -976,10 +1104,20 @@ impl Shared {
                         if let Some(p) = s.parking.take() {
                             k.wheel_unpark(p);
                         }
+                        log::trace!("{conn}: watched while idle");
                         if k.select_read(&st.as_raw_fd(), "ka_idle", (conn,)).is_ok() {
                             s.watch = Watch::Idle;
                         }
                     }
+                }
+            }
+        }
+        if let Some(&(_, first)) = later.iter().min_by_key(|(_, t)| *t) {
+            inner.to_watch.extend(later);
+            if !self.housekeeping.replace(true) {
+                let wait = (first + WATCH_GRACE).saturating_sub(now);
+                if k.delay_set("ka_housekeeping", wait, ()).is_err() {
+                    self.housekeeping.set(false);
                 }
             }
         }
@@ -1015,12 +1153,20 @@ impl Shared {
             None => return,
         };
         for (id, result) in answers {
+            let host = inner.lookup_hosts.remove(&id);
             let Some(lookup) = inner.lookups.remove(&id) else {
                 continue;
             };
             let now = Self::now(inner, k);
             let actions = match result {
                 Ok(addrs) => {
+                    if let Some(h) = host {
+                        if addrs.len() > 1 {
+                            inner.addrs.insert(h, addrs.clone());
+                        } else {
+                            inner.addrs.remove(&h);
+                        }
+                    }
                     let Inner { pool, socks, .. } = &mut *inner;
                     pool.resolved(lookup, &addrs, now, |c| check_idle(socks, c))
                 }
@@ -1118,8 +1264,18 @@ impl Shared {
         match result {
             Err(e) => {
                 s.stream = None;
+                let racing = s
+                    .race
+                    .as_ref()
+                    .is_some_and(|r| !r.racers.is_empty() || !r.rest.is_empty());
                 if e.raw_os_error() == Some(ECONNREFUSED) {
                     Self::note_refused(inner, addr, now);
+                }
+                if racing {
+                    // Other attempts carry on (the next one starts now).
+                    drop(guard);
+                    self.race_next(k, conn, false);
+                    return;
                 }
                 if let Ok(actions) = inner
                     .pool
@@ -1129,6 +1285,9 @@ impl Shared {
                 }
             }
             Ok(()) => {
+                if let Some(race) = s.race.take() {
+                    end_race(k, *race);
+                }
                 inner.refused.remove(&addr);
                 let key = inner.pool.conn_key(conn).cloned();
                 let tls = key.as_ref().is_some_and(|key| key.scheme == "https");
@@ -1139,26 +1298,185 @@ impl Shared {
                     return;
                 }
                 let key = key.expect("checked above");
-                let config = inner
-                    .config
-                    .tls
-                    .get_or_insert_with(crate::tls::default_client_config)
-                    .clone();
-                let Some(Stream::Tcp(tcp)) = s.stream.take() else {
+                drop(guard);
+                if key.addr != key.for_addr || key.port != key.for_port {
+                    self.begin_tunnel(k, conn);
+                } else {
+                    self.begin_tls(k, conn);
+                }
+            }
+        }
+    }
+
+    /// Wraps socket `conn` in TLS for its origin (`for_addr`, the name certificates are
+    /// checked against and sent as SNI) and starts the handshake.
+    fn begin_tls(self: &Rc<Self>, k: &mut Kernel, conn: ConnId) {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let now = Self::now(inner, k);
+        let Some(key) = inner.pool.conn_key(conn).cloned() else {
+            return;
+        };
+        let config = inner
+            .config
+            .tls
+            .get_or_insert_with(crate::tls::default_client_config)
+            .clone();
+        let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+            return;
+        };
+        if s.id != conn {
+            return;
+        }
+        let Some(Stream::Tcp(tcp)) = s.stream.take() else {
+            return;
+        };
+        match TlsStream::new(tcp, config, &key.for_addr) {
+            Ok(t) => {
+                s.stream = Some(Stream::Tls(Box::new(t)));
+                drop(guard);
+                self.tls_step(k, conn);
+            }
+            Err(msg) => {
+                let f = Failure::new("sslify", None, msg);
+                if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
+                    self.perform(k, inner, actions);
+                }
+            }
+        }
+    }
+
+    /// An https connection through a proxy: asks the proxy (connected to) for a tunnel to
+    /// the origin with `CONNECT`; its answer comes as `ka_tunnel`.
+    fn begin_tunnel(self: &Rc<Self>, k: &mut Kernel, conn: ConnId) {
+        use std::io::Write;
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let now = Self::now(inner, k);
+        let Some(key) = inner.pool.conn_key(conn).cloned() else {
+            return;
+        };
+        let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+            return;
+        };
+        let Some(Stream::Tcp(tcp)) = s.stream.as_mut().filter(|_| s.id == conn) else {
+            return;
+        };
+        let host = if key.for_addr.contains(':') && !key.for_addr.starts_with('[') {
+            format!("[{}]", key.for_addr)
+        } else {
+            key.for_addr.clone()
+        };
+        let authority = format!("{host}:{}", key.for_port);
+        let req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+        let fd = tcp.as_raw_fd();
+        let failure = match tcp.write(req.as_bytes()) {
+            Ok(n) if n == req.len() => {
+                if k.select_read(&fd, "ka_tunnel", (conn,)).is_ok() {
+                    s.watch = Watch::Tunnel;
+                    s.tunnel.clear();
                     return;
-                };
-                match TlsStream::new(tcp, config, &key.addr) {
-                    Ok(t) => {
-                        s.stream = Some(Stream::Tls(Box::new(t)));
-                        drop(guard);
-                        self.tls_step(k, conn);
+                }
+                Failure::new("proxy", None, "cannot watch the proxy connection")
+            }
+            Ok(_) => Failure::new("proxy", None, "CONNECT request not sent whole"),
+            Err(e) => io_failure("proxy", &e),
+        };
+        s.stream = None;
+        if let Ok(actions) = inner.pool.connect_failed(conn, failure, now) {
+            self.perform(k, inner, actions);
+        }
+    }
+
+    /// The proxy answered (part of) `CONNECT`: on a 2xx head, TLS to the origin over it.
+    fn tunnel_input(self: &Rc<Self>, k: &mut Kernel, conn: ConnId) {
+        use std::io::Read;
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let now = Self::now(inner, k);
+        let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+            return;
+        };
+        if s.id != conn || s.watch != Watch::Tunnel {
+            return;
+        }
+        let Some(Stream::Tcp(tcp)) = s.stream.as_mut() else {
+            return;
+        };
+        let fd = tcp.as_raw_fd();
+        let mut buf = [0u8; 2048];
+        let mut failure = None;
+        let mut eof = false;
+        loop {
+            match tcp.read(&mut buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    s.tunnel.extend_from_slice(&buf[..n]);
+                    if s.tunnel.len() > 16 * 1024 {
+                        failure = Some(Failure::new("proxy", None, "proxy answer too long"));
+                        break;
                     }
-                    Err(msg) => {
-                        let f = Failure::new("sslify", None, msg);
-                        if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
-                            self.perform(k, inner, actions);
-                        }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failure = Some(io_failure("proxy", &e));
+                    break;
+                }
+            }
+        }
+        if failure.is_none() {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut head = httparse::Response::new(&mut headers);
+            match head.parse(&s.tunnel) {
+                Ok(httparse::Status::Partial) if !eof => return,
+                Ok(httparse::Status::Partial) => {
+                    failure = Some(Failure::new(
+                        "proxy",
+                        None,
+                        "the proxy closed the connection",
+                    ));
+                }
+                Ok(httparse::Status::Complete(n)) => {
+                    let code = head.code.unwrap_or(0);
+                    if !(200..300).contains(&code) {
+                        failure = Some(Failure::new(
+                            "proxy",
+                            None,
+                            format!("CONNECT refused: {code} {}", head.reason.unwrap_or("")),
+                        ));
+                    } else if n != s.tunnel.len() || eof {
+                        failure = Some(Failure::new(
+                            "proxy",
+                            None,
+                            "bytes after the proxy's answer",
+                        ));
                     }
+                }
+                Err(e) => {
+                    failure = Some(Failure::new(
+                        "proxy",
+                        None,
+                        format!("bad proxy answer: {e}"),
+                    ))
+                }
+            }
+        }
+        let _ = k.select_read_clear(&fd);
+        s.watch = Watch::None;
+        s.tunnel = Vec::new();
+        match failure {
+            None => {
+                drop(guard);
+                self.begin_tls(k, conn);
+            }
+            Some(f) => {
+                s.stream = None;
+                if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
+                    self.perform(k, inner, actions);
                 }
             }
         }
@@ -1224,9 +1542,195 @@ impl Shared {
     fn connect_failed(self: &Rc<Self>, k: &mut Kernel, conn: ConnId, f: Failure) {
         let mut guard = self.inner.borrow_mut();
         let inner = &mut *guard;
+        let racing = match inner.socks.get(conn.index()) {
+            Some(Some(s)) if s.id == conn => s
+                .race
+                .as_ref()
+                .is_some_and(|r| !r.racers.is_empty() || !r.rest.is_empty()),
+            _ => false,
+        };
+        if racing {
+            drop(guard);
+            self.race_next(k, conn, false);
+            return;
+        }
         let now = Self::now(inner, k);
         if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
             self.perform(k, inner, actions);
+        }
+    }
+
+    /// Sets up Happy Eyeballs for socket `conn`, whose first attempt goes to `first`: the
+    /// host's other addresses, families alternating, one more every attempt delay.
+    fn start_race(
+        &self,
+        k: &mut Kernel,
+        inner: &mut Inner,
+        conn: ConnId,
+        host: &str,
+        first: SocketAddr,
+    ) {
+        let Some(delay) = inner.config.attempt_delay else {
+            return;
+        };
+        let Some(all) = inner.addrs.get(host) else {
+            return;
+        };
+        let port = first.port();
+        let others: Vec<IpAddr> = all.iter().copied().filter(|ip| *ip != first.ip()).collect();
+        if others.is_empty() {
+            return;
+        }
+        // The other family first, then alternating (RFC 8305, 4).
+        let (mut same, mut other): (
+            std::collections::VecDeque<IpAddr>,
+            std::collections::VecDeque<IpAddr>,
+        ) = others
+            .iter()
+            .partition(|ip| ip.is_ipv4() == first.is_ipv4());
+        let mut rest = std::collections::VecDeque::new();
+        loop {
+            match (other.pop_front(), same.pop_front()) {
+                (None, None) => break,
+                (a, b) => {
+                    rest.extend(a.map(|ip| SocketAddr::new(ip, port)));
+                    rest.extend(b.map(|ip| SocketAddr::new(ip, port)));
+                }
+            }
+        }
+        let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+            return;
+        };
+        if s.id != conn {
+            return;
+        }
+        let timer = k.delay_set("ka_race", delay, (conn,)).ok();
+        s.race = Some(Box::new(Race {
+            rest,
+            racers: Vec::new(),
+            next_id: 1,
+            timer,
+        }));
+    }
+
+    /// Starts the next attempt of `conn`'s race (the attempt delay passed, or an attempt
+    /// failed). When nothing is left to try and nothing is in flight, the connect fails.
+    fn race_next(self: &Rc<Self>, k: &mut Kernel, conn: ConnId, from_timer: bool) {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let delay = inner.config.attempt_delay.unwrap_or_default();
+        loop {
+            let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+                return;
+            };
+            if s.id != conn {
+                return;
+            }
+            let main_alive = s.stream.is_some() && s.watch == Watch::Connect;
+            let Some(race) = s.race.as_mut() else { return };
+            if from_timer {
+                race.timer = None;
+            }
+            let Some(addr) = race.rest.pop_front() else {
+                if race.racers.is_empty() && !main_alive {
+                    s.race = None;
+                    let now = Self::now(inner, k);
+                    let f = Failure::new(
+                        "connect",
+                        Some(reactor::errno::ETIMEDOUT),
+                        "no address could be connected to",
+                    );
+                    if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
+                        self.perform(k, inner, actions);
+                    }
+                }
+                return;
+            };
+            let id = race.next_id;
+            race.next_id += 1;
+            match self.start_connect(inner, addr.ip(), addr.port()) {
+                Ok(tcp) => {
+                    let fd = tcp.as_raw_fd();
+                    let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+                        return;
+                    };
+                    let Some(race) = s.race.as_mut() else { return };
+                    if k.select_write(&fd, "ka_race_ready", (conn, id)).is_ok() {
+                        race.racers.push((id, tcp, addr));
+                    }
+                    if !race.rest.is_empty() && race.timer.is_none() {
+                        race.timer = k.delay_set("ka_race", delay, (conn,)).ok();
+                    }
+                    log::debug!("{conn}: racing a connect to {addr}");
+                    return;
+                }
+                Err(f) => {
+                    log::debug!("{conn}: connect to {addr} failed: {f}");
+                    // Try the next one at once.
+                }
+            }
+        }
+    }
+
+    /// Attempt `id` of `conn`'s race is writable: connected (it wins: it becomes the
+    /// socket, the others are closed) or failed.
+    fn racer_ready(self: &Rc<Self>, k: &mut Kernel, conn: ConnId, id: u32) {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let now = Self::now(inner, k);
+        let Some(Some(s)) = inner.socks.get_mut(conn.index()) else {
+            return;
+        };
+        if s.id != conn {
+            return;
+        }
+        let Some(race) = s.race.as_mut() else { return };
+        let Some(pos) = race.racers.iter().position(|(i, ..)| *i == id) else {
+            return;
+        };
+        let result = {
+            let tcp = &race.racers[pos].1;
+            match tcp.take_error() {
+                Ok(Some(e)) | Err(e) => Err(e),
+                Ok(None) => match tcp.peer_addr() {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                    Err(e) => Err(e),
+                },
+            }
+        };
+        let (_, tcp, addr) = race.racers.remove(pos);
+        let _ = k.select_write_clear(&tcp.as_raw_fd());
+        match result {
+            Err(e) => {
+                if e.raw_os_error() == Some(ECONNREFUSED) {
+                    Self::note_refused(inner, addr, now);
+                }
+                drop(tcp);
+                drop(guard);
+                self.race_next(k, conn, false);
+            }
+            Ok(()) => {
+                log::debug!("{conn}: {addr} won the race");
+                // The winner takes the socket's place; the first attempt and the others go.
+                if let Some(old) = s.stream.take() {
+                    if s.watch == Watch::Connect {
+                        let _ = k.select_write_clear(&old.as_raw_fd());
+                    }
+                }
+                if let Some(race) = s.race.take() {
+                    end_race(k, *race);
+                }
+                let fd = tcp.as_raw_fd();
+                s.stream = Some(Stream::Tcp(tcp));
+                s.addr = addr;
+                s.watch = Watch::None;
+                // Through the usual path (TLS, then connected), at the next poll: the socket
+                // is writable already.
+                if k.select_write(&fd, "ka_conn_ready", (conn,)).is_ok() {
+                    s.watch = Watch::Connect;
+                }
+            }
         }
     }
 
@@ -1254,6 +1758,8 @@ impl Shared {
                     watch,
                     addr,
                     deferred: None,
+                    race: None,
+                    tunnel: Vec::new(),
                 });
                 log::debug!("{conn}: connecting to {addr}");
             }
@@ -1265,6 +1771,8 @@ impl Shared {
                     watch: Watch::None,
                     addr,
                     deferred: None,
+                    race: None,
+                    tunnel: Vec::new(),
                 });
                 log::debug!("{conn}: connect to {addr} failed: {f}");
                 if f.errnum == Some(ECONNREFUSED) {
@@ -1377,9 +1885,14 @@ impl Shared {
                                 watch: Watch::Deferred,
                                 addr,
                                 deferred: timer,
+                                race: None,
+                                tunnel: Vec::new(),
                             });
                         }
-                        _ => self.connect_now(k, inner, conn, addr),
+                        _ => {
+                            self.connect_now(k, inner, conn, addr);
+                            self.start_race(k, inner, conn, &key.addr, addr);
+                        }
                     }
                 }
                 Action::AbortConnect { conn } | Action::Close { conn, .. } => {
@@ -1400,7 +1913,8 @@ impl Shared {
                     if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                         if s.id == conn {
                             s.watch = Watch::IdlePending;
-                            inner.to_watch.push(conn);
+                            let now = Self::now(inner, k);
+                            inner.to_watch.push((conn, now));
                             if !self.housekeeping.replace(true) {
                                 let _ = k.yield_("ka_housekeeping", ());
                             }
@@ -1438,6 +1952,7 @@ impl Shared {
         }
         let key = lookup_key(lookup);
         inner.lookups.insert(key, lookup);
+        inner.lookup_hosts.insert(key, host.to_owned());
         let r = inner.resolver.as_mut().expect("made above");
         r.start(key, host);
         if !inner.dns_watched {
@@ -1475,10 +1990,13 @@ impl Shared {
                 (Err(f), None)
             }
             Outcome::Connected { conn, origin } => {
+                log::trace!("{conn}: handed out to {request} ({origin:?})");
                 let mut stream = None;
                 let mut parking = None;
+                let mut peer = None;
                 if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                     if s.id == conn {
+                        peer = Some(s.addr);
                         if s.watch == Watch::Idle {
                             if let Some(st) = &s.stream {
                                 let _ = k.select_read_clear(&st.as_raw_fd());
@@ -1512,6 +2030,8 @@ impl Shared {
                         parking,
                         wheel: None,
                         closed: false,
+                        idle_limit: None,
+                        peer,
                         home: self.clone(),
                         reclaim,
                     }),
@@ -1541,10 +2061,23 @@ fn check_idle(socks: &mut [Option<Sock>], c: ConnId) -> bool {
     }
 }
 
+/// Closes a race's other attempts and stops its timer.
+fn end_race(k: &mut Kernel, race: Race) {
+    if let Some(t) = race.timer {
+        let _ = k.alarm_remove(t);
+    }
+    for (_, tcp, _) in race.racers {
+        let _ = k.select_write_clear(&tcp.as_raw_fd());
+    }
+}
+
 /// Stops watching a socket and closes it.
 fn close_sock(k: &mut Kernel, mut s: Sock) {
     if let Some(t) = s.deferred.take() {
         let _ = k.alarm_remove(t);
+    }
+    if let Some(race) = s.race.take() {
+        end_race(k, *race);
     }
     if let Some(p) = s.parking.take() {
         k.wheel_unpark(p);
@@ -1555,7 +2088,7 @@ fn close_sock(k: &mut Kernel, mut s: Sock) {
             Watch::Connect | Watch::TlsWrite => {
                 let _ = k.select_write_clear(&fd);
             }
-            Watch::TlsRead | Watch::Idle => {
+            Watch::TlsRead | Watch::Idle | Watch::Tunnel => {
                 let _ = k.select_read_clear(&fd);
             }
             Watch::None | Watch::IdlePending | Watch::Deferred => {}

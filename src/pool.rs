@@ -303,6 +303,19 @@ pub struct Settings {
     /// Bound on a single connect, from its start (default `None`: only the request timeout
     /// applies). Reports the same error as the request timeout.
     pub connect_timeout: Option<Duration>,
+    /// The longest a socket is used, from its connect (default `None`: no limit). A socket
+    /// past it is closed when freed, and an idle one when it reaches it.
+    pub max_lifetime: Option<Duration>,
+    /// The most requests a socket serves (default `None`: no limit); it is closed when
+    /// freed after the last.
+    pub max_uses: Option<u32>,
+    /// How far each socket's `max_lifetime` and `max_uses` are shortened at random, in
+    /// percent (default 10: each socket gets a limit between 90% and 100% of the setting),
+    /// so sockets opened together are not all renewed together.
+    pub jitter_percent: u8,
+    /// Seeds the jitter (default 0: a fixed seed, for reproducible tests; the manager
+    /// seeds it per process).
+    pub jitter_seed: u64,
 }
 
 impl Default for Settings {
@@ -313,6 +326,10 @@ impl Default for Settings {
             keep_alive: Duration::from_secs(15),
             timeout: Duration::from_secs(120),
             connect_timeout: None,
+            max_lifetime: None,
+            max_uses: None,
+            jitter_percent: 10,
+            jitter_seed: 0,
         }
     }
 }
@@ -335,6 +352,15 @@ impl Settings {
         if self.connect_timeout.is_some_and(|t| t.is_zero()) {
             return Err(SettingsError::ZeroConnectTimeout);
         }
+        if self.max_lifetime.is_some_and(|t| t.is_zero()) {
+            return Err(SettingsError::ZeroMaxLifetime);
+        }
+        if self.max_uses == Some(0) {
+            return Err(SettingsError::ZeroMaxUses);
+        }
+        if self.jitter_percent > 100 {
+            return Err(SettingsError::JitterOver100);
+        }
         Ok(())
     }
 }
@@ -353,6 +379,12 @@ pub enum SettingsError {
     ZeroTimeout,
     /// `connect_timeout` is `Some` zero.
     ZeroConnectTimeout,
+    /// `max_lifetime` is `Some` zero.
+    ZeroMaxLifetime,
+    /// `max_uses` is `Some(0)`.
+    ZeroMaxUses,
+    /// `jitter_percent` is over 100.
+    JitterOver100,
 }
 
 impl fmt::Display for SettingsError {
@@ -363,6 +395,9 @@ impl fmt::Display for SettingsError {
             SettingsError::ZeroKeepAlive => "keep_alive",
             SettingsError::ZeroTimeout => "timeout",
             SettingsError::ZeroConnectTimeout => "connect_timeout",
+            SettingsError::ZeroMaxLifetime => "max_lifetime",
+            SettingsError::ZeroMaxUses => "max_uses",
+            SettingsError::JitterOver100 => return f.write_str("'jitter_percent' is at most 100"),
         };
         write!(f, "new() needs a non-zero '{field}'")
     }
@@ -634,6 +669,8 @@ pub enum CloseReason {
     Stale,
     /// Idle at shutdown, or freed after it.
     Shutdown,
+    /// Past its `max_lifetime` or `max_uses`.
+    Retired,
 }
 
 /// Something the socket layer must do. Each call returns them in the order to perform them.
@@ -854,6 +891,8 @@ pub struct Counters {
     pub evictions: u64,
     /// Idle sockets closed by the keep-alive timer.
     pub expired: u64,
+    /// Sockets closed for their `max_lifetime` or `max_uses`.
+    pub retired: u64,
     /// Requests that left the queue to be served (a connect or a freed socket).
     pub queue_waits: u64,
     /// Their total time in the queue.
@@ -965,6 +1004,13 @@ struct Conn {
     host: HostId,
     state: CState,
     timer: Option<TimerKey>,
+    /// A shorter idle life than `keep_alive` for this socket (the server's hint).
+    idle_limit: Option<Duration>,
+    /// When the socket reaches its `max_lifetime` (jittered), from its connect.
+    expires: Option<Duration>,
+    /// Requests served, and the most it may serve (`max_uses`, jittered).
+    uses: u32,
+    max_uses: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -1014,6 +1060,8 @@ pub struct Pool {
     /// Source of sequence numbers: requests, idle order, timers.
     seq: u64,
     shut_down: bool,
+    /// The jitter's random state (xorshift).
+    rng: u64,
     requests: Arena<Req>,
     conns: Arena<Conn>,
     lookups: Arena<Lookup>,
@@ -1039,10 +1087,11 @@ impl Pool {
     pub fn new(settings: Settings) -> Result<Self, SettingsError> {
         settings.validate()?;
         Ok(Pool {
-            settings,
+            settings: settings.clone(),
             now: Duration::ZERO,
             seq: 0,
             shut_down: false,
+            rng: settings.jitter_seed | 1,
             requests: Arena::new(),
             conns: Arena::new(),
             lookups: Arena::new(),
@@ -1265,8 +1314,16 @@ impl Pool {
         let (h, rid) = self.connecting_conn(conn)?;
         let now = self.tick(now);
         let mut out = Vec::new();
+        let expires = self
+            .settings
+            .max_lifetime
+            .map(|l| now.saturating_add(self.jittered(l)));
+        let max_uses = self.settings.max_uses.map(|n| self.jittered_count(n));
         let timer = self.conns.get_mut(conn.0).and_then(|c| {
             c.state = CState::InUse;
+            c.expires = expires;
+            c.max_uses = max_uses;
+            c.uses = 1;
             c.timer.take()
         });
         self.disarm(timer);
@@ -1308,6 +1365,19 @@ impl Pool {
         Ok(out)
     }
 
+    /// Shortens socket `conn`'s idle life in the pool, from its next free on, to `limit`
+    /// (at most `keep_alive`): a server that says `Keep-Alive: timeout=N` closes it after N
+    /// seconds idle, so a client that stops reusing it a second earlier never sends a
+    /// request into that close. Zero means it is not pooled again.
+    pub fn set_idle_limit(&mut self, conn: ConnId, limit: Duration) -> Result<(), CallError> {
+        let c = self
+            .conns
+            .get_mut(conn.0)
+            .ok_or(CallError::UnknownConn(conn))?;
+        c.idle_limit = Some(limit);
+        Ok(())
+    }
+
     /// The user gave a socket back. `reusable` is the socket layer's verdict at free time
     /// (open, nothing to read, no EOF, no error). A reusable socket goes to the oldest waiter
     /// of its key ([`Origin::Deferred`]) or into the pool with a fresh keep-alive timer
@@ -1329,8 +1399,12 @@ impl Pool {
                 actual: c.state.public(),
             });
         }
+        let (uses, max_uses, expires) = (c.uses, c.max_uses, c.expires);
         let now = self.tick(now);
         let mut out = Vec::new();
+        let worn = max_uses.is_some_and(|m| uses >= m) || expires.is_some_and(|e| now >= e);
+        let retire = reusable && worn && !self.shut_down;
+        let reusable = reusable && !worn;
         self.gauge(h, Gauge::InUse, false);
         // The key's oldest waiter takes the socket, unless an older request of another key
         // waits for room under max_open: then the room goes to that one first (no starving).
@@ -1359,6 +1433,9 @@ impl Pool {
             self.conns.remove(conn.0);
             let reason = if reusable {
                 CloseReason::Shutdown
+            } else if retire {
+                self.count(h, |c| c.retired += 1);
+                CloseReason::Retired
             } else {
                 self.count(h, |c| c.not_reusable += 1);
                 CloseReason::NotReusable
@@ -1366,6 +1443,9 @@ impl Pool {
             out.push(Action::Close { conn, reason });
         } else if let Some((_, rid)) = waiter {
             // Straight to the oldest waiter of the key.
+            if let Some(c) = self.conns.get_mut(conn.0) {
+                c.uses = c.uses.saturating_add(1);
+            }
             self.queued = self.queued.saturating_sub(1);
             self.gauge(h, Gauge::InUse, true);
             let wait = self.queue_wait(rid, now);
@@ -1452,16 +1532,20 @@ impl Pool {
                     }
                     c.timer = None;
                     let h = c.host;
+                    let worn = c.expires.is_some_and(|e| now >= e);
                     match c.state {
                         CState::Connecting(rid) => self.time_out(rid, &mut out),
                         CState::Idle(_) => {
                             self.unpark(conn);
                             self.conns.remove(conn.0);
-                            self.count(h, |c| c.expired += 1);
-                            out.push(Action::Close {
-                                conn,
-                                reason: CloseReason::KeepAliveExpired,
-                            });
+                            let reason = if worn {
+                                self.count(h, |c| c.retired += 1);
+                                CloseReason::Retired
+                            } else {
+                                self.count(h, |c| c.expired += 1);
+                                CloseReason::KeepAliveExpired
+                            };
+                            out.push(Action::Close { conn, reason });
                             self.touch(h);
                         }
                         CState::InUse => {}
@@ -1939,6 +2023,7 @@ impl Pool {
             if check(conn) {
                 if let Some(c) = self.conns.get_mut(conn.0) {
                     c.state = CState::InUse;
+                    c.uses = c.uses.saturating_add(1);
                 }
                 self.gauge(h, Gauge::InUse, true);
                 return Some(conn);
@@ -1971,13 +2056,54 @@ impl Pool {
         }
     }
 
+    /// The next random number (xorshift64).
+    fn random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// `d` shortened by a random part of up to `jitter_percent`.
+    fn jittered(&mut self, d: Duration) -> Duration {
+        let pct = u64::from(self.settings.jitter_percent);
+        if pct == 0 {
+            return d;
+        }
+        let cut = self.random() % (pct * 100 + 1); // in hundredths of a percent
+        let nanos = d.as_nanos();
+        let kept = nanos - nanos * u128::from(cut) / 10_000;
+        Duration::from_nanos(u64::try_from(kept).unwrap_or(u64::MAX)).max(Duration::from_nanos(1))
+    }
+
+    /// `n` lowered by a random part of up to `jitter_percent`, at least 1.
+    fn jittered_count(&mut self, n: u32) -> u32 {
+        let most = u64::from(n) * u64::from(self.settings.jitter_percent) / 100;
+        let cut = if most == 0 {
+            0
+        } else {
+            self.random() % (most + 1)
+        };
+        (u64::from(n) - cut).max(1) as u32
+    }
+
     /// Pools a socket that was in use (its in-use count already released).
     fn park(&mut self, conn: ConnId, now: Duration, out: &mut Vec<Action>) {
         let seq = self.next_seq();
-        let timer = self.arm(
-            now.saturating_add(self.settings.keep_alive),
-            Timer::Conn(conn),
-        );
+        let (limit, expires) = self
+            .conns
+            .get(conn.0)
+            .map_or((None, None), |c| (c.idle_limit, c.expires));
+        let life = limit.map_or(self.settings.keep_alive, |l| {
+            l.min(self.settings.keep_alive)
+        });
+        let mut until = now.saturating_add(life);
+        if let Some(e) = expires {
+            until = until.min(e.max(now));
+        }
+        let timer = self.arm(until, Timer::Conn(conn));
         let Some(c) = self.conns.get_mut(conn.0) else {
             self.timers.remove(&timer);
             return;
@@ -2259,6 +2385,10 @@ impl Pool {
             host: h,
             state: CState::Connecting(rid),
             timer: None,
+            idle_limit: None,
+            expires: None,
+            uses: 0,
+            max_uses: None,
         }));
         if let Some(limit) = self.settings.connect_timeout {
             let timer = self.arm(now.saturating_add(limit), Timer::Conn(conn));

@@ -90,7 +90,7 @@ fn got_conn(ctx: C) -> Result<(), HandlerError> {
     })?;
     let bytes = ctx.heap().request.clone();
     ctx.wheel_mut::<ReadWrite>(id).unwrap().put_one(bytes)?;
-    ctx.heap().in_flight[slot] = Some((conn, id, ResponseParser::new()));
+    ctx.heap().in_flight[slot] = Some((conn, id, ResponseParser::new(false)));
     Ok(())
 }
 
@@ -297,7 +297,7 @@ fn server_idle_timeout_is_never_handed_out() {
     let log = Rc::new(RefCell::new(Vec::<String>::new()));
     let (l, l2, ka2) = (log.clone(), log.clone(), ka.clone());
     k.create(
-        Session::new((None::<Connection>, ResponseParser::new(), 0u32))
+        Session::new((None::<Connection>, ResponseParser::new(false), 0u32))
             .on("_start", {
                 let ka = ka.clone();
                 move |ctx| {
@@ -317,7 +317,7 @@ fn server_idle_timeout_is_never_handed_out() {
                     .unwrap()
                     .put_one(get_request("127.0.0.1", port, "/"))?;
                 ctx.heap().0 = Some(c);
-                ctx.heap().1.reset();
+                ctx.heap().1.reset(false);
                 Ok(())
             })
             .on("got_input", {

@@ -1829,6 +1829,7 @@ fn settings() -> impl Strategy<Value = Settings> {
             keep_alive: secs(ka),
             timeout: secs(to),
             connect_timeout: ct.map(secs),
+            ..Settings::default()
         })
 }
 
@@ -2103,4 +2104,82 @@ proptest! {
         }
         s.finish();
     }
+}
+
+/// `max_uses`: a socket serves at most that many requests, then is closed at its free.
+#[test]
+fn max_uses_retires_a_socket() {
+    let mut s = Sim::with(|s| {
+        s.max_uses = Some(3);
+        s.jitter_percent = 0;
+    });
+    let (_, c) = s.held(key(LOCAL, P));
+    for _ in 0..2 {
+        assert!(closes(&s.free(c, true)).is_empty());
+        let (r, _) = s.alloc(key(LOCAL, P));
+        assert_eq!(s.conn_of(r), (c, Origin::Immediate));
+    }
+    assert_eq!(closes(&s.free(c, true)), vec![(c, CloseReason::Retired)]);
+    assert_eq!(s.pool.stats().counters.retired, 1);
+    s.finish();
+}
+
+/// `max_lifetime`: a socket past it is closed at its free, and an idle one when it
+/// reaches it, even within `keep_alive`.
+#[test]
+fn max_lifetime_retires_sockets_in_use_and_idle() {
+    let mut s = Sim::with(|s| {
+        s.max_lifetime = Some(secs(10));
+        s.keep_alive = secs(60);
+        s.jitter_percent = 0;
+    });
+    let (_, c1) = s.held(key(LOCAL, P));
+    s.advance(secs(11));
+    assert_eq!(closes(&s.free(c1, true)), vec![(c1, CloseReason::Retired)]);
+    let (_, c2) = s.held(key(LOCAL, P));
+    s.advance(secs(5));
+    assert!(closes(&s.free(c2, true)).is_empty());
+    assert!(closes(&s.advance(secs(4))).is_empty());
+    assert_eq!(
+        closes(&s.advance(secs(2))),
+        vec![(c2, CloseReason::Retired)]
+    );
+    assert_eq!(s.pool.stats().counters.retired, 2);
+    s.finish();
+}
+
+/// With jitter, sockets connected together get different limits within the band, so
+/// they are not all renewed at once.
+#[test]
+fn lifetime_jitter_spreads_renewals() {
+    let mut s = Sim::with(|s| {
+        s.max_uses = Some(100);
+        s.jitter_percent = 20;
+        s.jitter_seed = 12345;
+        s.max_per_host = 50;
+        s.max_open = 50;
+    });
+    let mut conns = Vec::new();
+    for _ in 0..20 {
+        conns.push(s.held(key(LOCAL, P)).1);
+    }
+    // Use each socket until it is retired; count its uses.
+    let mut lives = Vec::new();
+    for c in conns {
+        let mut uses = 1;
+        loop {
+            if !closes(&s.free(c, true)).is_empty() {
+                break;
+            }
+            let (r, _) = s.alloc(key(LOCAL, P));
+            assert_eq!(s.conn_of(r).0, c);
+            uses += 1;
+        }
+        lives.push(uses);
+    }
+    assert!(lives.iter().all(|&u| (80..=100).contains(&u)), "{lives:?}");
+    lives.sort_unstable();
+    lives.dedup();
+    assert!(lives.len() > 5, "limits not spread: {lives:?}");
+    s.finish();
 }

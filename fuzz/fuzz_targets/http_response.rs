@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&cut, body)) = data.split_first() else {
         return;
     };
-    let mut p = ResponseParser::new();
+    let mut p = ResponseParser::new(false);
     for piece in body.chunks(usize::from(cut).max(1)) {
         match p.feed(piece) {
             Ok(Parse::Incomplete) => {}

@@ -5,6 +5,7 @@ pub mod example_server;
 pub mod ka;
 pub mod nginx;
 pub mod test_server;
+pub mod web;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -8,7 +8,12 @@
 //!   [`NginxConfig::keepalive_timeout`];
 //! - `GET /close`: the same body with `keepalive_timeout 0`, so the server answers with
 //!   `Connection: close` and closes the connection after the response;
-//! - `GET /big`: a 1 MiB static file (bytes `i % 251`).
+//! - `GET /big`: a 1 MiB static file (bytes `i % 251`);
+//! - `GET /sizes/N`: with [`NginxConfig::sizes`], files of `N` bytes for each `N` of
+//!   [`SIZES`] (bytes `i % 251`);
+//! - `GET /gzip/text.txt`: a text file sent through nginx's gzip filter to clients that
+//!   accept it, which nginx sends chunked (its length is not known in advance);
+//! - `GET /redirect`: a 302 to `/`; `GET /redirect2`: a 301 to `/redirect`.
 //!
 //! Anything else is a 404.
 #![allow(dead_code)]
@@ -29,6 +34,22 @@ pub fn big_body() -> Vec<u8> {
     (0..BIG_LEN).map(|i| (i % 251) as u8).collect()
 }
 
+/// The sizes served under `/sizes/` when [`NginxConfig::sizes`] is set: 0 bytes to 10 MiB.
+pub const SIZES: [usize; 7] = [0, 1, 1000, 16 * 1024, 65_536, 1 << 20, 10 << 20];
+
+/// The content of `/sizes/N`.
+pub fn sized_body(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// The text served at `/gzip/text.txt`.
+pub fn gzip_text() -> Vec<u8> {
+    (0..2000)
+        .map(|i| format!("line {i} of a text that compresses well\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
 /// How a test nginx is configured.
 #[derive(Clone, Debug)]
 pub struct NginxConfig {
@@ -40,6 +61,8 @@ pub struct NginxConfig {
     pub body: Vec<u8>,
     /// `worker_processes`; 1 runs nginx without a master process.
     pub workers: u32,
+    /// Whether the files of `/sizes/` are written (10 MiB and more).
+    pub sizes: bool,
 }
 
 impl Default for NginxConfig {
@@ -49,6 +72,7 @@ impl Default for NginxConfig {
             keepalive_timeout: "75s".to_owned(),
             body: b"hello\n".to_vec(),
             workers: 1,
+            sizes: false,
         }
     }
 }
@@ -140,6 +164,9 @@ http {{
         location = / {{ try_files /index.html =404; }}
         location = /close {{ keepalive_timeout 0; try_files /index.html =404; }}
         location = /big {{ try_files /big.bin =404; }}
+        location /gzip/ {{ gzip on; gzip_types text/plain; gzip_min_length 0; gzip_http_version 1.0; }}
+        location = /redirect {{ return 302 /; }}
+        location = /redirect2 {{ return 301 /redirect; }}
         location / {{ }}
     }}
 }}
@@ -191,6 +218,14 @@ impl Nginx {
         }
         fs::write(dir.join("html/index.html"), &cfg.body)?;
         fs::write(dir.join("html/big.bin"), big_body())?;
+        fs::create_dir_all(dir.join("html/gzip"))?;
+        fs::write(dir.join("html/gzip/text.txt"), gzip_text())?;
+        if cfg.sizes {
+            fs::create_dir_all(dir.join("html/sizes"))?;
+            for n in SIZES {
+                fs::write(dir.join(format!("html/sizes/{n}")), sized_body(n))?;
+            }
+        }
 
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
