@@ -412,13 +412,7 @@ impl<T> Queue<T> {
 
     fn push_node(&mut self, node: Node) {
         self.heap.push(node);
-        let pos = self.heap.len() - 1;
-        self.sift_up(pos, node);
-    }
-
-    /// Puts `node` at `pos` or above, moving larger parents down.
-    #[inline]
-    fn sift_up(&mut self, mut pos: usize, node: Node) {
+        let mut pos = self.heap.len() - 1;
         while pos > 0 {
             let parent = (pos - 1) / ARITY;
             if node.before(&self.heap[parent]) {
@@ -431,36 +425,12 @@ impl<T> Queue<T> {
         self.heap[pos] = node;
     }
 
-    /// Removes the head node. Floyd's way: the hole left at the top goes down to a leaf
-    /// along the smallest children (three comparisons a level, none against the node
-    /// that fills it), then the last node fills it and rises, which it seldom does far:
-    /// it came from the bottom.
     fn pop_node(&mut self) {
-        let Some(last) = self.heap.pop() else {
-            return;
-        };
-        let len = self.heap.len();
-        if len == 0 {
-            return;
+        let last = self.heap.pop().expect("pop_node on a non-empty heap");
+        if !self.heap.is_empty() {
+            self.heap[0] = last;
+            self.sift_down(0);
         }
-        let mut pos = 0;
-        loop {
-            let first = ARITY * pos + 1;
-            if first >= len {
-                break;
-            }
-            let kids = &self.heap[first..(first + ARITY).min(len)];
-            let mut best = 0;
-            for (i, k) in kids.iter().enumerate().skip(1) {
-                if k.before(&kids[best]) {
-                    best = i;
-                }
-            }
-            let child = kids[best];
-            self.heap[pos] = child;
-            pos = first + best;
-        }
-        self.sift_up(pos, last);
     }
 
     fn sift_down(&mut self, mut pos: usize) {
