@@ -116,6 +116,8 @@ mod manager;
 pub mod pool;
 pub mod resolver;
 mod stream;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
 
 pub use manager::{Connection, Error, Keepalive, KeepaliveBuilder, Request, Response};

@@ -9,6 +9,7 @@ use crate::pool::{
 };
 use crate::resolver::{Resolver, ResolverKind};
 use crate::stream::Stream;
+#[cfg(feature = "tls")]
 use crate::tls::{Handshake, TlsStream};
 use reactor::errno::EINPROGRESS;
 use reactor::wheel::ReadWrite;
@@ -326,9 +327,7 @@ impl Connection {
                 .and_then(|rw| rw.into_handle::<Stream>());
         }
         if let Some(mut s) = self.stream.take() {
-            if let Stream::Tls(t) = &mut s {
-                t.send_close_notify();
-            }
+            s.close_notify();
             let _ = s.tcp().shutdown(std::net::Shutdown::Both);
         }
     }
@@ -397,6 +396,7 @@ pub struct KeepaliveBuilder {
     bind_address: Option<IpAddr>,
     resolver: ResolverKind,
     resolver_threads: usize,
+    #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ClientConfig>>,
     nodelay: bool,
     refused_backoff: Option<(Duration, Duration)>,
@@ -409,6 +409,7 @@ impl Default for KeepaliveBuilder {
             bind_address: None,
             resolver: ResolverKind::System,
             resolver_threads: 4,
+            #[cfg(feature = "tls")]
             tls: None,
             nodelay: true,
             refused_backoff: Some((Duration::from_millis(50), Duration::from_secs(2))),
@@ -472,7 +473,9 @@ impl KeepaliveBuilder {
     }
 
     /// The TLS configuration for `https` (default: the webpki roots, certificates
-    /// verified, SNI sent).
+    /// verified, SNI sent). Needs the `tls` feature (on by default).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
         self
@@ -563,6 +566,7 @@ struct ReqMeta {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
 enum Watch {
     None,
     /// Connecting: waiting for writability.
@@ -1131,32 +1135,42 @@ impl Shared {
             Ok(()) => {
                 inner.refused.remove(&addr);
                 let key = inner.pool.conn_key(conn).cloned();
-                let tls = key.as_ref().is_some_and(|key| key.scheme == "https");
-                if !tls {
+                let Some(key) = key.filter(|key| key.scheme == "https") else {
                     if let Ok(actions) = inner.pool.connected(conn, now) {
                         self.perform(k, inner, actions);
                     }
                     return;
-                }
-                let key = key.expect("checked above");
-                let config = inner
-                    .config
-                    .tls
-                    .get_or_insert_with(crate::tls::default_client_config)
-                    .clone();
-                let Some(Stream::Tcp(tcp)) = s.stream.take() else {
-                    return;
                 };
-                match TlsStream::new(tcp, config, &key.addr) {
-                    Ok(t) => {
-                        s.stream = Some(Stream::Tls(Box::new(t)));
-                        drop(guard);
-                        self.tls_step(k, conn);
+                #[cfg(not(feature = "tls"))]
+                {
+                    let f = Failure::new("sslify", None, "https needs the `tls` feature");
+                    s.stream = None;
+                    let _ = key;
+                    if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
+                        self.perform(k, inner, actions);
                     }
-                    Err(msg) => {
-                        let f = Failure::new("sslify", None, msg);
-                        if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
-                            self.perform(k, inner, actions);
+                }
+                #[cfg(feature = "tls")]
+                {
+                    let config = inner
+                        .config
+                        .tls
+                        .get_or_insert_with(crate::tls::default_client_config)
+                        .clone();
+                    let Some(Stream::Tcp(tcp)) = s.stream.take() else {
+                        return;
+                    };
+                    match TlsStream::new(tcp, config, &key.addr) {
+                        Ok(t) => {
+                            s.stream = Some(Stream::Tls(Box::new(t)));
+                            drop(guard);
+                            self.tls_step(k, conn);
+                        }
+                        Err(msg) => {
+                            let f = Failure::new("sslify", None, msg);
+                            if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
+                                self.perform(k, inner, actions);
+                            }
                         }
                     }
                 }
@@ -1164,6 +1178,11 @@ impl Shared {
         }
     }
 
+    /// Without TLS no handshake is ever watched.
+    #[cfg(not(feature = "tls"))]
+    fn tls_step(self: &Rc<Self>, _k: &mut Kernel, _conn: ConnId) {}
+
+    #[cfg(feature = "tls")]
     fn tls_step(self: &Rc<Self>, k: &mut Kernel, conn: ConnId) {
         let mut guard = self.inner.borrow_mut();
         let inner = &mut *guard;
@@ -1560,8 +1579,6 @@ fn close_sock(k: &mut Kernel, mut s: Sock) {
             }
             Watch::None | Watch::IdlePending | Watch::Deferred => {}
         }
-        if let Stream::Tls(t) = st {
-            t.send_close_notify();
-        }
+        st.close_notify();
     }
 }
