@@ -113,7 +113,7 @@
 
 pub mod http;
 mod manager;
-pub mod pool;
+mod pool;
 pub mod resolver;
 mod stream;
 #[cfg(feature = "tls")]
@@ -121,7 +121,10 @@ mod stream;
 pub mod tls;
 
 pub use manager::{Connection, Error, Keepalive, KeepaliveBuilder, Request, Response};
-pub use pool::{Failure, Origin, PoolKey, RequestId, Settings, Stats};
+pub use pool::{
+    AllocateError, CallError, ConnId, Counters, Failure, Gauges, HostStats, Origin, PoolKey,
+    RequestId, RequestStage, Settings, SettingsError, Stats,
+};
 pub use reactor;
 pub use resolver::ResolverKind;
 pub use stream::Stream;

@@ -214,10 +214,11 @@ pub struct Response {
 }
 
 impl Response {
-    /// Perl's `from_cache`: `None` for a new connection (or an error), `"immediate"` or
-    /// `"deferred"` for a reused one.
-    pub fn from_cache(&self) -> Option<&'static str> {
-        self.origin.and_then(Origin::from_cache)
+    /// Perl's `from_cache`: `None` for a new connection (or an error), and for a reused one
+    /// whether it was [`Origin::Immediate`] or [`Origin::Deferred`]
+    /// ([`Origin::as_str`] gives Perl's string).
+    pub fn from_cache(&self) -> Option<Origin> {
+        self.origin.filter(|o| o.is_reused())
     }
 
     /// The context as a `T`, if it is one.
@@ -658,7 +659,7 @@ impl Keepalive {
     /// delivered as an event); otherwise the request waits for a lookup, a free slot or a
     /// connect. Returns the request's id.
     pub fn allocate(&self, kernel: &mut Kernel, request: Request) -> Result<RequestId, Error> {
-        let requester = kernel.get_active_session();
+        let requester = kernel.active_session();
         if requester.is_kernel() {
             return Err(Error::NoRequester);
         }
@@ -703,7 +704,7 @@ impl Keepalive {
         f: impl FnOnce(&mut Kernel, &Rc<Shared>) -> R,
     ) -> Result<R, Error> {
         let sid = self.ensure_session(kernel)?;
-        if kernel.get_active_session() == sid {
+        if kernel.active_session() == sid {
             return Ok(f(kernel, &self.shared));
         }
         Ok(kernel.run_as(sid, |k| f(k, &self.shared))?)
@@ -924,7 +925,7 @@ impl Shared {
                     // Input the wheel read and did not deliver, a shut-down direction or
                     // unsent output make the socket unfit without a look at it.
                     unread = rw.input_pending_octets() > 0;
-                    if unread || rw.is_shut_down() || rw.get_driver_out_octets() > 0 {
+                    if unread || rw.is_shut_down() || rw.driver_out_octets() > 0 {
                         clean = false;
                     }
                     stream = rw.into_handle::<Stream>();
@@ -1511,7 +1512,7 @@ impl Shared {
                 let reclaim = match &inner.reclaim {
                     Some(p) => p.clone(),
                     None => {
-                        let me = k.get_active_session();
+                        let me = k.active_session();
                         let p = k.postback(me, "ka_housekeeping", Args::new());
                         inner.reclaim = Some(p.clone());
                         p

@@ -1,4 +1,4 @@
-//! The pool's bookkeeping: a pure state machine with no sockets, no clock and no kernel.
+//! The pool's bookkeeping (internal): a pure state machine with no sockets, no clock and no kernel.
 //!
 //! [`Pool`] keeps everything `POE::Component::Client::Keepalive` keeps (connection keys,
 //! per-key counts, idle lists, request queues, DNS piggybacking, timers) as plain data. The
@@ -28,33 +28,8 @@
 //! that fails the check is closed ([`CloseReason::Stale`]) and the next idle one, or a new
 //! connect, is used instead.
 //!
-//! ```
-//! use std::time::Duration;
-//! use keepalive::pool::{Action, Origin, Outcome, Pool, PoolKey, Settings};
+//! The test `the_module_example` in `tests.rs` walks one request through it.
 //!
-//! let mut pool = Pool::new(Settings::default()).unwrap();
-//! let t0 = Duration::ZERO;
-//! let key = PoolKey::new("http", "127.0.0.1", 8080);
-//!
-//! // An address literal needs no lookup: the connect starts at once.
-//! let (req, actions) = pool.allocate(key.clone().into(), t0, |_| true).unwrap();
-//! let conn = actions.iter().find_map(|a| match a {
-//!     Action::Connect { conn, .. } => Some(*conn),
-//!     _ => None,
-//! }).unwrap();
-//!
-//! // The socket layer reports success; the pool answers the request.
-//! let actions = pool.connected(conn, t0).unwrap();
-//! assert!(actions.iter().any(|a| matches!(a,
-//!     Action::Respond { request, outcome: Outcome::Connected { origin: Origin::New, .. }, .. }
-//!         if *request == req)));
-//!
-//! // Freed clean, the socket is pooled; the next request for the key reuses it at once.
-//! pool.free(conn, true, t0).unwrap();
-//! let (_, actions) = pool.allocate(key.into(), t0, |_| true).unwrap();
-//! assert!(actions.iter().any(|a| matches!(a,
-//!     Action::Respond { outcome: Outcome::Connected { origin: Origin::Immediate, .. }, .. })));
-//! ```
 //!
 //! # Scheduling
 //!
@@ -120,6 +95,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// `EADDRNOTAVAIL` as Linux numbers it: what a failed bind reports, e.g. `("bind", 99, ...)`.
+#[cfg(test)]
 pub const EADDRNOTAVAIL: i32 = reactor::errno::EADDRNOTAVAIL;
 /// `ETIMEDOUT` as Linux numbers it: the errnum of every timeout ([`Failure::timeout`]).
 pub const ETIMEDOUT: i32 = reactor::errno::ETIMEDOUT;
@@ -225,6 +201,7 @@ impl<T> Arena<T> {
         })
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.len
     }
@@ -509,13 +486,25 @@ pub enum Origin {
 }
 
 impl Origin {
-    /// Perl's `from_cache` value.
-    pub fn from_cache(self) -> Option<&'static str> {
+    /// The name Perl's `from_cache` gives a reused connection (`"immediate"`,
+    /// `"deferred"`), and `"new"` for a new one (Perl's `undef`).
+    pub fn as_str(self) -> &'static str {
         match self {
-            Origin::New => None,
-            Origin::Immediate => Some("immediate"),
-            Origin::Deferred => Some("deferred"),
+            Origin::New => "new",
+            Origin::Immediate => "immediate",
+            Origin::Deferred => "deferred",
         }
+    }
+
+    /// Whether the connection was reused from the pool.
+    pub fn is_reused(self) -> bool {
+        self != Origin::New
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -543,6 +532,12 @@ impl Failure {
             errnum,
             errstr: errstr.into(),
         }
+    }
+
+    /// The error number as an [`std::io::Error`] (its [`kind`](std::io::Error::kind) says
+    /// e.g. `ConnectionRefused`), if the failure has one.
+    pub fn io_error(&self) -> Option<std::io::Error> {
+        self.errnum.map(std::io::Error::from_raw_os_error)
     }
 
     /// `("connect", 110, "Connection timed out")`: every timeout, whatever the stage (as Perl).
@@ -580,6 +575,11 @@ impl fmt::Display for Failure {
         }
     }
 }
+
+/// A failure is an ordinary error, so `r.connection?` works in a handler that returns
+/// `Result<_, HandlerError>` or `Box<dyn Error>`. Its `$!` is kept as a number, not as a
+/// source: [`Failure::io_error`] rebuilds the `io::Error`.
+impl std::error::Error for Failure {}
 
 /// The answer to a request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -1072,6 +1072,7 @@ impl Pool {
     }
 
     /// The latest `now` passed in. An earlier `now` than this is taken as this one.
+    #[cfg(test)]
     pub fn now(&self) -> Duration {
         self.now
     }
@@ -1082,6 +1083,7 @@ impl Pool {
     }
 
     /// The stage of a pending request; `None` once it is answered or deallocated.
+    #[cfg(test)]
     pub fn request_stage(&self, request: RequestId) -> Option<RequestStage> {
         self.requests.get(request.0).map(|r| match r.stage {
             ReqStage::Allocating => RequestStage::Allocating,
@@ -1091,13 +1093,8 @@ impl Pool {
         })
     }
 
-    /// The key of a pending request.
-    pub fn request_key(&self, request: RequestId) -> Option<&Arc<PoolKey>> {
-        let req = self.requests.get(request.0)?;
-        self.hosts.get(req.host.0).map(|h| &h.key)
-    }
-
     /// The state of a live socket; `None` once it is closed.
+    #[cfg(test)]
     pub fn conn_state(&self, conn: ConnId) -> Option<ConnState> {
         self.conns.get(conn.0).map(|c| c.state.public())
     }
@@ -1131,6 +1128,7 @@ impl Pool {
     }
 
     /// One key's numbers; `None` if the key has no entry.
+    #[cfg(test)]
     pub fn host_stats(&self, key: &PoolKey) -> Option<HostStats> {
         let h = self.host_by_key.get(key)?;
         self.hosts.get(h.0).map(host_stats)
@@ -1522,6 +1520,7 @@ impl Pool {
     /// and `idle + in use + connecting <= max_per_host` per key; `in use + connecting + idle
     /// <= max_open`; no key with waiters could be served now; every record, queue entry,
     /// lookup and timer points back at its owner.
+    #[cfg(test)]
     pub fn check_invariants(&self) -> Result<(), String> {
         macro_rules! ensure {
             ($cond:expr, $($fmt:tt)*) => {
@@ -2309,3 +2308,8 @@ fn host_stats(h: &Host) -> HostStats {
         counters: h.counters.clone(),
     }
 }
+
+/// The pool's rules, exactly and exhaustively: the upstream tests' scheduling, the Perl
+/// module's bugs (B1-B16) as fixed behaviour, and properties over random call sequences.
+#[cfg(test)]
+mod tests;

@@ -207,7 +207,7 @@ mod ids;
 mod kernel;
 pub mod nfa;
 pub mod pipe;
-pub mod queue;
+mod queue;
 mod value;
 pub mod wheel;
 

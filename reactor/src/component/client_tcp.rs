@@ -176,6 +176,21 @@ pub struct ClientTcpBuilder<U = ()> {
     data: U,
 }
 
+impl<U> std::fmt::Debug for ClientTcpBuilder<U> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTcpBuilder")
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .field("alias", &self.alias)
+            .field("bind_address", &self.bind_address)
+            .field("bind_port", &self.bind_port)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("backpressure", &self.backpressure)
+            .field("drain_deadline", &self.drain_deadline)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<U: Default + 'static> Default for ClientTcpBuilder<U> {
     fn default() -> Self {
         Self::new()
@@ -703,7 +718,7 @@ fn shutdown<U: 'static>(
     if ctx.heap().connected {
         ctx.heap().connected = false;
         if ctx.heap().server.is_some() {
-            let buffered = ctx.server().map_or(0, |w| w.get_driver_out_octets());
+            let buffered = ctx.server().map_or(0, |w| w.driver_out_octets());
             if ctx.heap().got_an_error || buffered == 0 {
                 ctx.heap().server = None;
                 run_cb(&c.disconnected, ctx)?;

@@ -11,8 +11,8 @@
 //! Listener session (post them to the `Alias` or to [`ServerHandle::session`]):
 //! - `shutdown`: stops listening and removes the alias. Connections carry on; the listener
 //!   session ends after its last connection.
-//! - `set_concurrency(N)`: changes the connection limit (`-1` = none), pausing or resuming
-//!   accepts at once.
+//! - `set_concurrency(N)`: changes the connection limit, pausing or resuming accepts at
+//!   once. `ARG0` is an integer (POE's `-1` means no limit) or an `Option<usize>`.
 //! - `disconnected`: one connection fewer (connection sessions send it from `_stop`;
 //!   `Acceptor` sessions must send it themselves, as in POE).
 //!
@@ -123,8 +123,8 @@ impl ServerTcp {
 pub struct ListenerHeap {
     /// The `Alias`, if one was given.
     pub alias: Option<String>,
-    /// The connection limit; `-1` means none.
-    pub concurrency: i64,
+    /// The connection limit (POE's `concurrency`, where `-1` means none).
+    pub concurrency: Option<usize>,
     /// Connections accepted and not yet disconnected.
     pub connections: i64,
     /// The listening [`SocketFactory`] (POE's `$_[HEAP]{listener}`); `None` once shut
@@ -303,7 +303,7 @@ pub struct ServerTcpBuilder<U = ()> {
     domain: Domain,
     unix_path: Option<PathBuf>,
     alias: Option<String>,
-    concurrency: i64,
+    concurrency: Option<usize>,
     survive_exhaustion: bool,
     acceptor: Option<Callback<ListenerHeap>>,
     error: Option<Callback<ListenerHeap>>,
@@ -315,6 +315,19 @@ pub struct ServerTcpBuilder<U = ()> {
     client_params: Vec<&'static str>,
     /// Whether connection states were given (ignored without ClientInput).
     has_states: bool,
+}
+
+impl<U> std::fmt::Debug for ServerTcpBuilder<U> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTcpBuilder")
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .field("unix_path", &self.unix_path)
+            .field("alias", &self.alias)
+            .field("concurrency", &self.concurrency)
+            .field("survive_exhaustion", &self.survive_exhaustion)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<U: Default + 'static> Default for ServerTcpBuilder<U> {
@@ -332,7 +345,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
             domain: Domain::Inet,
             unix_path: None,
             alias: None,
-            concurrency: -1,
+            concurrency: None,
             survive_exhaustion: true,
             acceptor: None,
             error: None,
@@ -405,10 +418,12 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// The most connections open at once (`Concurrency`; `-1`, the default, means no
-    /// limit). At the limit the listener pauses accepting until one disconnects.
-    pub fn concurrency(mut self, n: i64) -> Self {
-        self.concurrency = n;
+    /// The most connections open at once (`Concurrency`); `None`, the default, is no
+    /// limit (POE's `-1`). At the limit the listener pauses accepting until one
+    /// disconnects.
+    #[doc(alias = "Concurrency")]
+    pub fn concurrency(mut self, limit: Option<usize>) -> Self {
+        self.concurrency = limit;
         self
     }
 
@@ -837,7 +852,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
                 let h = ctx.heap();
                 h.exhausted = None;
                 h.connections += 1;
-                if h.concurrency != -1 && h.listener.is_some() && h.connections >= h.concurrency {
+                if h.listener.is_some() && !below_limit(h) {
                     if let Some(l) = ctx.listener() {
                         l.pause_accept();
                     }
@@ -853,25 +868,37 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
                 log::warn!("Excessive 'disconnected' event from {file} at line {line}");
                 h.connections = 0;
             }
-            if h.concurrency != -1
-                && h.listener.is_some()
-                && h.connections == h.concurrency - 1
-                && !h.exhausted_waiting
-            {
+            let reopened = h
+                .concurrency
+                .is_some_and(|limit| usize::try_from(h.connections + 1) == Ok(limit));
+            if reopened && h.listener.is_some() && !h.exhausted_waiting {
                 if let Some(l) = ctx.listener() {
                     l.resume_accept();
                 }
             }
         })
         .on("set_concurrency", |ctx: &mut Ctx<'_, ListenerHeap>| {
-            let Some(n) = int_arg(ctx.args(), 0) else {
-                log::warn!("ServerTcp: set_concurrency needs an integer ARG0");
-                return;
+            let limit = match ctx.args().opt::<Option<usize>>(0) {
+                Some(limit) => *limit,
+                None => match int_arg(ctx.args(), 0) {
+                    Some(-1) => None,
+                    Some(n) => match usize::try_from(n) {
+                        Ok(n) => Some(n),
+                        Err(_) => {
+                            log::warn!("ServerTcp: set_concurrency needs -1 or a count, not {n}");
+                            return;
+                        }
+                    },
+                    None => {
+                        log::warn!("ServerTcp: set_concurrency needs an integer ARG0");
+                        return;
+                    }
+                },
             };
             let h = ctx.heap();
-            h.concurrency = n;
-            if n != -1 && h.listener.is_some() {
-                let pause = h.connections >= n || h.exhausted_waiting;
+            h.concurrency = limit;
+            if limit.is_some() && h.listener.is_some() {
+                let pause = !below_limit(h) || h.exhausted_waiting;
                 if let Some(l) = ctx.listener() {
                     if pause {
                         l.pause_accept();
@@ -948,7 +975,10 @@ fn pause_exhausted(ctx: &mut Ctx<'_, ListenerHeap>) -> Result<(), HandlerError> 
 
 /// Whether the connection limit lets the listener accept.
 fn below_limit(h: &ListenerHeap) -> bool {
-    h.concurrency == -1 || h.connections < h.concurrency
+    match h.concurrency {
+        None => true,
+        Some(limit) => usize::try_from(h.connections).map_or(true, |n| n < limit),
+    }
 }
 
 fn default_server_error(ctx: &mut Ctx<'_, ListenerHeap>) {
@@ -1077,7 +1107,7 @@ fn conn_states<U: Default + 'static>(
         move |ctx: &mut Ctx<'_, ConnHeap<U>>| -> Result<(), HandlerError> {
             ctx.heap().shutdown = true;
             if ctx.heap().client.is_some() {
-                let buffered = ctx.client().map_or(0, |w| w.get_driver_out_octets());
+                let buffered = ctx.client().map_or(0, |w| w.driver_out_octets());
                 if ctx.heap().got_an_error || buffered == 0 {
                     run_cb(&c.disconnected, ctx)?;
                     ctx.heap().client = None;
@@ -1098,7 +1128,7 @@ fn conn_states<U: Default + 'static>(
         "tcp_server_drain_deadline",
         move |ctx: &mut Ctx<'_, ConnHeap<U>>| -> Result<(), HandlerError> {
             if ctx.heap().client.is_some() {
-                let left = ctx.client().map_or(0, |w| w.get_driver_out_octets());
+                let left = ctx.client().map_or(0, |w| w.driver_out_octets());
                 log::warn!(
                     "ServerTcp connection {}: closed with {left} octets unsent, the drain deadline passed",
                     ctx.session()

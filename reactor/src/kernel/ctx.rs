@@ -39,6 +39,16 @@ pub struct Ctx<'k, H> {
     pub(crate) _heap: PhantomData<fn() -> H>,
 }
 
+impl<H> std::fmt::Debug for Ctx<'_, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("session", &self.inv.session)
+            .field("sender", &self.inv.sender)
+            .field("event", &self.inv.state.name())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<H: 'static> Ctx<'_, H> {
     /// The session's heap (POE's `HEAP`).
     pub fn heap(&mut self) -> &mut H {

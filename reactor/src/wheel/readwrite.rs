@@ -236,6 +236,16 @@ pub struct ReadWrite {
     block_size: u32,
 }
 
+impl std::fmt::Debug for ReadWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadWrite")
+            .field("id", &self.id_arg.as_deref())
+            .field("input_paused", &self.input_paused)
+            .field("peer_closed", &self.peer_closed)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The largest written-out buffer a wheel keeps for its next read: enough for the records
 /// of request/response protocols, little for an idle connection to hold.
 const SPARE_MAX: usize = 1024;
@@ -254,6 +264,18 @@ pub struct ReadWriteBuilder {
     backpressure: Option<(usize, usize)>,
     registered: bool,
     parking: Option<Parking>,
+}
+
+impl std::fmt::Debug for ReadWriteBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadWriteBuilder")
+            .field("high_mark", &self.high_mark)
+            .field("low_mark", &self.low_mark)
+            .field("auto_flush", &self.auto_flush)
+            .field("block_size", &self.block_size)
+            .field("backpressure", &self.backpressure)
+            .finish_non_exhaustive()
+    }
 }
 
 const DEFAULT_BLOCK: usize = 65536;
@@ -576,13 +598,15 @@ impl ReadWrite {
         }
     }
 
-    /// Octets waiting to be written (POE's `get_driver_out_octets`).
-    pub fn get_driver_out_octets(&self) -> usize {
+    /// Octets waiting to be written (POE's `driver_out_octets`).
+    #[doc(alias = "get_driver_out_octets")]
+    pub fn driver_out_octets(&self) -> usize {
         self.out_octets
     }
 
-    /// Chunks waiting to be written (POE's `get_driver_out_messages`).
-    pub fn get_driver_out_messages(&self) -> usize {
+    /// Chunks waiting to be written (POE's `driver_out_messages`).
+    #[doc(alias = "get_driver_out_messages")]
+    pub fn driver_out_messages(&self) -> usize {
         self.out.len()
     }
 
@@ -622,46 +646,50 @@ impl ReadWrite {
         self.in_filter = f;
     }
 
-    /// The input filter itself (POE's `get_input_filter`): its
+    /// The input filter itself (POE's `input_filter`): its
     /// [`get_pending`](Filter::get_pending) after an error, or its own methods through
-    /// [`get_input_filter_mut`](ReadWrite::get_input_filter_mut).
-    pub fn get_input_filter(&self) -> &dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
+    /// [`input_filter_mut`](ReadWrite::input_filter_mut).
+    #[doc(alias = "get_input_filter")]
+    pub fn input_filter(&self) -> &dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
         &*self.in_filter
     }
 
     /// The input filter, to change it in place: `downcast_mut::<Grep<Vec<u8>>>()` reaches
-    /// a filter's own methods, as POE's `$wheel->get_input_filter->modify(...)` does.
+    /// a filter's own methods, as POE's `$wheel->input_filter->modify(...)` does.
     ///
     /// ```
     /// # use reactor::filter::{Filter, Grep};
     /// # fn f(w: &mut reactor::wheel::ReadWrite) {
-    /// if let Some(grep) = w.get_input_filter_mut().downcast_mut::<Grep<Vec<u8>>>() {
+    /// if let Some(grep) = w.input_filter_mut().downcast_mut::<Grep<Vec<u8>>>() {
     ///     grep.modify_get(|line: &Vec<u8>| !line.starts_with(b"#"));
     /// }
     /// # }
     /// ```
-    pub fn get_input_filter_mut(&mut self) -> &mut dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
+    #[doc(alias = "get_input_filter_mut")]
+    pub fn input_filter_mut(&mut self) -> &mut dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
         &mut *self.in_filter
     }
 
-    /// The output filter itself (POE's `get_output_filter`): the input filter when one
+    /// The output filter itself (POE's `output_filter`): the input filter when one
     /// filter serves both directions.
-    pub fn get_output_filter(&self) -> &dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
+    #[doc(alias = "get_output_filter")]
+    pub fn output_filter(&self) -> &dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
         &**self.out_filter.as_ref().unwrap_or(&self.in_filter)
     }
 
     /// The output filter, to change it in place (see
-    /// [`get_input_filter_mut`](ReadWrite::get_input_filter_mut)).
-    pub fn get_output_filter_mut(&mut self) -> &mut dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
+    /// [`input_filter_mut`](ReadWrite::input_filter_mut)).
+    #[doc(alias = "get_output_filter_mut")]
+    pub fn output_filter_mut(&mut self) -> &mut dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
         &mut **self.out_filter.as_mut().unwrap_or(&mut self.in_filter)
     }
 
-    /// The input filter's type (`ref($wheel->get_input_filter)`).
+    /// The input filter's type (`ref($wheel->input_filter)`).
     pub fn input_filter_type(&self) -> &'static str {
         self.in_filter.filter_type()
     }
 
-    /// The output filter's type (`ref($wheel->get_output_filter)`).
+    /// The output filter's type (`ref($wheel->output_filter)`).
     pub fn output_filter_type(&self) -> &'static str {
         self.out_filter
             .as_ref()

@@ -194,6 +194,15 @@ pub struct SocketFactory {
     connect_ready: bool,
 }
 
+impl std::fmt::Debug for SocketFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketFactory")
+            .field("local", &self.local)
+            .field("nodelay", &self.nodelay)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Configures a [`SocketFactory`] (POE's constructor parameters).
 pub struct SocketFactoryBuilder {
     domain: Domain,
@@ -208,6 +217,19 @@ pub struct SocketFactoryBuilder {
     nodelay: bool,
     success: Option<EventId>,
     failure: Option<EventId>,
+}
+
+impl std::fmt::Debug for SocketFactoryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketFactoryBuilder")
+            .field("domain", &self.domain)
+            .field("protocol", &self.protocol)
+            .field("remote", &self.remote)
+            .field("path", &self.path)
+            .field("bind_address", &self.bind_address)
+            .field("bind_port", &self.bind_port)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SocketFactory {
@@ -787,6 +809,14 @@ pub struct ListenAccept {
     paused: bool,
     accept: EventId,
     error: Option<EventId>,
+}
+
+impl std::fmt::Debug for ListenAccept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenAccept")
+            .field("paused", &self.paused)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ListenAccept {
