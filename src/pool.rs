@@ -31,54 +31,6 @@
 //! The test `the_module_example` in `tests.rs` walks one request through it.
 //!
 //!
-//! # Scheduling
-//!
-//! - A request first takes the most recently freed idle socket of its key (LIFO), checked at
-//!   hand-out. Failing that it waits in its key's FIFO queue (ordered by allocation).
-//! - `max_per_host` bounds a key's sockets in use plus connecting; idle sockets do not count
-//!   (and `idle + in use + connecting <= max_per_host` holds per key anyway, because idle
-//!   sockets only come from frees).
-//! - `max_open` bounds all sockets: in use, connecting and idle. When it is reached, the least
-//!   recently freed idle socket of any key is closed to make room ([`CloseReason::Evicted`]).
-//! - A key blocked by `max_per_host` never delays other keys: only keys that could start a
-//!   connect right now ("runnable" keys) compete for `max_open` room, oldest waiter first.
-//!   Every operation is O(log n); nothing rescans a queue.
-//! - A socket freed clean goes straight to the oldest waiter of its key ([`Origin::Deferred`]),
-//!   unless an older request of another key waits for room under `max_open`: requests
-//!   competing for `max_open` room are served in allocation order, so no key starves another.
-//!
-//! # Differences from the Perl module (bugs fixed here)
-//!
-//! - **B1, B2, B3** [`Pool::deallocate`] works in every stage (resolving, queued,
-//!   connecting): it never touches the idle pool, cancels a lookup nobody else waits for
-//!   ([`Action::CancelResolve`]; a late answer for it is [`CallError::UnknownLookup`]),
-//!   aborts a connect in flight ([`Action::AbortConnect`]) and no response follows.
-//! - **B4, B5** No head-of-line stall, no dead queue entries: a timed-out or cancelled request
-//!   leaves its queue at once, and every change that frees room starts the next runnable
-//!   waiter.
-//! - **B6, B7, B8** [`Pool::shutdown`] answers every pending request once with
-//!   [`Failure::shutdown`], aborts connects in flight, cancels lookups, closes idle sockets;
-//!   sockets freed afterwards are closed, never pooled; nothing is delivered after it.
-//! - **B9** A TLS failure is a [`Pool::connect_failed`] like any other: the key's slot is
-//!   released and the next waiter starts.
-//! - **B11** Zero limits are [`SettingsError`]s, not "use the default"; a zero port or an empty
-//!   scheme or address is an [`AllocateError`].
-//! - **B12** Hand-out is LIFO (most recently freed) and eviction is LRU (least recently freed),
-//!   instead of arbitrary and random.
-//! - **B13** A timeout still reports Perl's `("connect", 110, "Connection timed out")` triple
-//!   whatever the stage, but [`Action::Respond`] also says which [`RequestStage`] it was in.
-//! - **B14** Idle sockets are checked when handed out, not only when freed.
-//! - **B15** Request ids are per pool; constructing a pool consumes none.
-//! - Every request gets an id, even one answered at once from the pool (Perl returned
-//!   `undef` then), and every answer, immediate ones included, is an [`Action::Respond`].
-//!
-//! - **B16** A resolver failure ([`Pool::resolve_failed`]) answers the requests waiting for
-//!   the lookup; it never fails [`Pool::allocate`].
-//! - Any IPv4 or IPv6 literal skips the lookup (Perl: dotted quads only). Requests for the
-//!   same host name share one lookup whatever their scheme or port, as in Perl.
-//! - Lookups and connects of a request are bounded by its timeout; a connect can also be
-//!   bounded alone ([`Settings::connect_timeout`]).
-//!
 //! What stays with the socket layer: deciding whether a freed socket is clean (unread data,
 //! EOF, error, closed), peeking at idle sockets, the resolver's ownership (B10, B16), TLS
 //! itself, and echoing the user's context and key fields in responses.
@@ -236,14 +188,14 @@ macro_rules! typed_id {
 }
 
 typed_id!(
-    /// A request, from [`Pool::allocate`] until its one [`Action::Respond`] (or its
-    /// [`Pool::deallocate`]).
+    /// A request, from [`Keepalive::allocate`](crate::Keepalive::allocate) until its one
+    /// [`Response`](crate::Response) (or its [`Keepalive::deallocate`](crate::Keepalive::deallocate)).
     RequestId,
     "req#"
 );
 typed_id!(
-    /// A socket, from [`Action::Connect`] until it is closed ([`Action::Close`],
-    /// [`Action::AbortConnect`], or [`Pool::connect_failed`]). The same id names it while it
+    /// A socket, from its connect until it is closed (by the pool, an aborted connect, or a
+    /// failed one). The same id names it while it
     /// connects, while it is in use and while it is idle.
     ConnId,
     "conn#"
@@ -274,7 +226,7 @@ pub struct Settings {
     pub max_open: usize,
     /// How long a freed socket stays pooled (default 15 s). Restarted at every free.
     pub keep_alive: Duration,
-    /// Default request timeout (default 120 s), measured from [`Pool::allocate`]: it covers
+    /// Default request timeout (default 120 s), measured from [`Keepalive::allocate`](crate::Keepalive::allocate): it covers
     /// the lookup, the wait in the queue and the connect.
     pub timeout: Duration,
     /// Bound on a single connect, from its start (default `None`: only the request timeout
@@ -478,7 +430,8 @@ impl From<PoolKey> for RequestSpec {
 pub enum Origin {
     /// A new connection (`from_cache` undef).
     New,
-    /// Taken from the pool inside [`Pool::allocate`] (`"immediate"`).
+    /// Taken from the pool inside [`Keepalive::allocate`](crate::Keepalive::allocate)
+    /// (`"immediate"`).
     Immediate,
     /// Taken from the pool after waiting: a socket freed to a waiter, or found idle when the
     /// request's lookup finished (`"deferred"`).
@@ -561,7 +514,7 @@ impl Failure {
     }
 
     /// `("shutdown", 125, "connection manager shut down")`: the answer to every request
-    /// pending at [`Pool::shutdown`]. (Perl sent none.)
+    /// pending at [`Keepalive::shutdown`](crate::Keepalive::shutdown). (Perl sent none.)
     pub fn shutdown() -> Self {
         Failure::new("shutdown", Some(ECANCELED), "connection manager shut down")
     }
@@ -598,7 +551,8 @@ pub enum Outcome {
 /// Where a request is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RequestStage {
-    /// Inside [`Pool::allocate`] (only seen on an immediate answer).
+    /// Inside [`Keepalive::allocate`](crate::Keepalive::allocate) (only seen on an
+    /// immediate answer).
     Allocating,
     /// Waiting for its lookup.
     Resolving,
@@ -734,7 +688,8 @@ impl KeyField {
     }
 }
 
-/// Why [`Pool::allocate`] refused a request. Nothing changed in the pool.
+/// Why [`Keepalive::allocate`](crate::Keepalive::allocate) refused a request. Nothing
+/// changed in the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AllocateError {
@@ -766,7 +721,7 @@ pub enum CallError {
     /// Not a pending request: already answered, deallocated, or never issued.
     UnknownRequest(RequestId),
     /// Not a live socket: closed, aborted, failed, or never issued. (A connect reported after
-    /// its [`Action::AbortConnect`] lands here: close that socket.)
+    /// its aborted connect lands here: close that socket.)
     UnknownConn(ConnId),
     /// Not a pending lookup: answered, cancelled, or never issued.
     UnknownLookup(LookupId),
@@ -826,7 +781,7 @@ impl Gauges {
 /// Cumulative counts, per key (while the key has an entry) or for the pool's whole life.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Requests accepted by [`Pool::allocate`].
+    /// Requests accepted by [`Keepalive::allocate`](crate::Keepalive::allocate).
     pub requests: u64,
     /// Answered at once from the pool.
     pub immediate: u64,
@@ -836,7 +791,7 @@ pub struct Counters {
     pub connects: u64,
     /// Connects that succeeded.
     pub connected: u64,
-    /// Connects that failed ([`Pool::connect_failed`]).
+    /// Connects that failed.
     pub connect_failures: u64,
     /// Requests failed by their lookup.
     pub resolve_failures: u64,
@@ -844,7 +799,7 @@ pub struct Counters {
     pub timeouts: u64,
     /// Requests deallocated.
     pub deallocated: u64,
-    /// Requests answered by [`Pool::shutdown`].
+    /// Requests answered by [`Keepalive::shutdown`](crate::Keepalive::shutdown).
     pub shutdown_cancelled: u64,
     /// Idle sockets found bad: activity while idle, or refused by the hand-out check.
     pub stale_discards: u64,

@@ -433,7 +433,8 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// Called in the listener's `_start` once the listening socket exists (`Started`).
+    /// Called in the listener's `_start` once the listening socket exists (`Started`):
+    /// `ARG0`.. are the [`listener_args`](ServerTcpBuilder::listener_args).
     pub fn started<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ListenerHeap>) -> R + 'static,
@@ -442,7 +443,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// Called in the listener's `_stop` (`Stopped`).
+    /// Called in the listener's `_stop` (`Stopped`): `ARG0`.. are the `listener_args`.
     pub fn stopped<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ListenerHeap>) -> R + 'static,
@@ -467,7 +468,9 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
     }
 
     /// Handles listener failures (`Error`); the default logs
-    /// "PID: Server N got OP error ERRNO (MESSAGE)" and drops the listener.
+    /// "PID: Server N got OP error ERRNO (MESSAGE)" and drops the listener. `ARG0` is the
+    /// [`WheelError`] (operation `"bind"`, `"listen"`, `"accept"`, ...), `ARG1` the
+    /// [`WheelId`].
     pub fn error<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ListenerHeap>) -> R + 'static,
@@ -477,7 +480,10 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
     }
 
     /// Handles each accepted connection in the listener session instead of creating a
-    /// connection session (`Acceptor`; excludes `ClientInput`).
+    /// connection session (`Acceptor`; excludes `ClientInput`). `ARG0` is the accepted
+    /// `mio::net::TcpStream` (`mio::net::UnixStream` on a UNIX path; take it with
+    /// [`Ctx::take_arg`]), `ARG1` the peer address (`Option<std::net::IpAddr>`), `ARG2`
+    /// the peer port (`u16`), `ARG3` the listener's [`WheelId`].
     pub fn acceptor<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ListenerHeap>) -> R + 'static,
@@ -486,7 +492,27 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// Handles each record a client sends (`ClientInput`; excludes `Acceptor`).
+    /// Handles each record a client sends (`ClientInput`; excludes `Acceptor`): `ARG0` is
+    /// the record (`Vec<u8>` with the default line filter, without its newline; take it
+    /// with `ctx.take_arg::<Vec<u8>>(0)`), `ARG1` the connection's [`WheelId`]. Answer
+    /// through [`Ctx::client`].
+    ///
+    /// ```
+    /// use reactor::component::{ConnHeap, ServerTcp};
+    /// use reactor::{Ctx, HandlerError};
+    ///
+    /// let builder = ServerTcp::builder().client_input(
+    ///     |ctx: &mut Ctx<'_, ConnHeap>| -> Result<(), HandlerError> {
+    ///         let line: Vec<u8> = ctx.take_arg(0)?;
+    ///         let reply = format!("{} octets", line.len());
+    ///         if let Some(client) = ctx.client() {
+    ///             client.put_one(reply)?;
+    ///         }
+    ///         Ok(())
+    ///     },
+    /// );
+    /// # let _ = builder;
+    /// ```
     pub fn client_input<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
@@ -496,7 +522,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
     }
 
     /// Called when a connection session starts, after its wheel exists
-    /// (`ClientConnected`).
+    /// (`ClientConnected`): `ARG0`.. are the [`client_args`](ServerTcpBuilder::client_args).
     pub fn client_connected<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
@@ -506,7 +532,8 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// Called when the connection is closed by `shutdown` (`ClientDisconnected`).
+    /// Called when the connection is closed by `shutdown` (`ClientDisconnected`), with the
+    /// arguments of the event that closed it.
     pub fn client_disconnected<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
@@ -517,7 +544,9 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
     }
 
     /// Called on a read or write error, EOF included (`ClientError`); the default logs
-    /// everything but EOF and `ECONNRESET` on read.
+    /// everything but EOF and `ECONNRESET` on read. `ARG0` is the [`WheelError`]
+    /// (operation `"read"` or `"write"`; end of file is [`WheelError::is_eof`]), `ARG1` the
+    /// [`WheelId`].
     pub fn client_error<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
@@ -527,7 +556,8 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// Called each time the connection's output buffer empties (`ClientFlushed`).
+    /// Called each time the connection's output buffer empties (`ClientFlushed`): `ARG0`
+    /// is the [`WheelId`].
     pub fn client_flushed<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
@@ -635,7 +665,8 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// Called when the output buffer reaches `HighMark` (`ClientHigh`).
+    /// Called when the output buffer reaches `HighMark` (`ClientHigh`): `ARG0` is the
+    /// [`WheelId`].
     pub fn client_high<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
@@ -644,7 +675,8 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// Called when the output buffer drains to `LowMark` (`ClientLow`).
+    /// Called when the output buffer drains to `LowMark` (`ClientLow`): `ARG0` is the
+    /// [`WheelId`].
     pub fn client_low<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,

@@ -33,7 +33,7 @@ fn complement(c: u8) -> u8 {
 ///
 /// Closures `Fn(&[u8]) -> Option<Range<usize>>` are matchers, so any engine plugs in
 /// (`|h: &[u8]| re.find(h).map(|m| m.range())` with `regex::bytes::Regex`); the `regex`
-/// feature adds [`LineBuilder::input_regexp_pattern`], which compiles a pattern string.
+/// feature adds `LineBuilder::input_regexp_pattern`, which compiles a pattern string.
 pub trait LineMatcher {
     /// The range of the first terminator in `haystack`, if any.
     fn find(&self, haystack: &[u8]) -> Option<Range<usize>>;
@@ -449,7 +449,7 @@ impl LineBuilder {
     }
 
     /// `InputRegexp => qr/.../`: input lines end where `matcher` finds a terminator.
-    /// Replaces an earlier [`input_regexp_pattern`](LineBuilder::input_regexp_pattern).
+    /// Replaces an earlier `input_regexp_pattern`.
     pub fn input_regexp(mut self, matcher: impl LineMatcher + 'static) -> Self {
         self.input_regexp = Some(Regexp::Matcher(Rc::new(matcher)));
         self

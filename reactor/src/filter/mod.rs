@@ -49,7 +49,7 @@
 //!   no counterpart; zero sizes are still [`ConfigError`]s.
 //! - [`LineBuilder::input_regexp`] takes a compiled [`LineMatcher`] (any
 //!   `Fn(&[u8]) -> Option<Range<usize>>`), POE's `InputRegexp => qr/.../`; a pattern
-//!   *string* ([`LineBuilder::input_regexp_pattern`]) is compiled with the `regex` crate,
+//!   *string* (`LineBuilder::input_regexp_pattern`) is compiled with the `regex` crate,
 //!   and an invalid one fails with [`ConfigError::RegexpUnsupported`].
 //!   A matcher that reports an empty or out-of-range match fails with
 //!   [`FilterError::InvalidMatch`] (POE loops forever on an empty match).

@@ -1044,22 +1044,23 @@ impl FollowTailBuilder {
         self
     }
 
-    /// `InputEvent` (required).
+    /// `InputEvent` (required): `ARG0` is one record (`Vec<u8>`), `ARG1` the [`WheelId`].
     pub fn input_event(self, name: &str) -> Self {
         self.event(TailEvent::Input, name)
     }
 
-    /// `ErrorEvent`.
+    /// `ErrorEvent`: `ARG0` is the [`WheelError`](super::WheelError) (operation `"read"`,
+    /// `"stat"`, `"open"`, ...), `ARG1` the [`WheelId`].
     pub fn error_event(self, name: &str) -> Self {
         self.event(TailEvent::Error, name)
     }
 
-    /// `ResetEvent`.
+    /// `ResetEvent`: `ARG0` is the [`WheelId`]; the file was rotated or truncated.
     pub fn reset_event(self, name: &str) -> Self {
         self.event(TailEvent::Reset, name)
     }
 
-    /// `IdleEvent`.
+    /// `IdleEvent`: `ARG0` is the [`WheelId`]; a poll found nothing new.
     pub fn idle_event(self, name: &str) -> Self {
         self.event(TailEvent::Idle, name)
     }

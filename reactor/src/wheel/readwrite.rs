@@ -358,19 +358,38 @@ impl ReadWriteBuilder {
         self.events.set(which, Some(EventId::of(name)));
         self
     }
-    /// `InputEvent`.
+    /// `InputEvent`: `ARG0` is one record (`Vec<u8>` with the byte filters; take it with
+    /// `ctx.take_arg::<Vec<u8>>(0)`), `ARG1` the [`WheelId`].
+    ///
+    /// ```
+    /// use reactor::wheel::ReadWrite;
+    /// use reactor::{Ctx, HandlerError};
+    ///
+    /// fn got_line(ctx: &mut Ctx<'_, ()>) -> Result<(), HandlerError> {
+    ///     let line: Vec<u8> = ctx.take_arg(0)?;
+    ///     let wheel: reactor::WheelId = *ctx.arg(1)?;
+    ///     if let Some(rw) = ctx.wheel_mut::<ReadWrite>(wheel) {
+    ///         rw.put_one(line)?; // echo it
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # let _ = got_line;
+    /// ```
     pub fn input_event(self, name: &str) -> Self {
         self.event(RwEvent::Input, name)
     }
-    /// `ErrorEvent`.
+    /// `ErrorEvent`: `ARG0` is the [`WheelError`](super::WheelError) (operation `"read"` or
+    /// `"write"`; end of file is a read error with [`is_eof`](super::WheelError::is_eof)),
+    /// `ARG1` the [`WheelId`].
     pub fn error_event(self, name: &str) -> Self {
         self.event(RwEvent::Error, name)
     }
-    /// `FlushedEvent`.
+    /// `FlushedEvent`: `ARG0` is the [`WheelId`]; the output buffer has just emptied.
     pub fn flushed_event(self, name: &str) -> Self {
         self.event(RwEvent::Flushed, name)
     }
-    /// `HighMark` and `LowMark` (both > 0, low < high), with their events.
+    /// `HighMark` and `LowMark` (both > 0, low < high), with their events (`HighEvent`,
+    /// `LowEvent`: `ARG0` is the [`WheelId`]).
     pub fn watermarks(mut self, high: usize, low: usize) -> Self {
         self.high_mark = Some(high);
         self.low_mark = Some(low);

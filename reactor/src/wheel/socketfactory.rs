@@ -365,12 +365,16 @@ impl SocketFactoryBuilder {
         self.nodelay = on;
         self
     }
-    /// `SuccessEvent` (required).
+    /// `SuccessEvent` (required): `ARG0` is the socket (`mio::net::TcpStream`, or the
+    /// stream or datagram type of the domain and protocol; take it with `ctx.take_arg`),
+    /// `ARG1` the peer address (`Option<std::net::IpAddr>`), `ARG2` the peer port (`u16`),
+    /// `ARG3` the [`WheelId`]. See [`SocketFactory`] for each case.
     pub fn success_event(mut self, e: &str) -> Self {
         self.success = Some(EventId::of(e));
         self
     }
-    /// `FailureEvent` (required).
+    /// `FailureEvent` (required): `ARG0` is the [`WheelError`] (operation `"connect"`,
+    /// `"bind"`, `"resolve"`, ...), `ARG1` the [`WheelId`].
     pub fn failure_event(mut self, e: &str) -> Self {
         self.failure = Some(EventId::of(e));
         self
@@ -851,7 +855,8 @@ impl ListenAccept {
         }
     }
 
-    /// `ErrorEvent`.
+    /// `ErrorEvent`: `ARG0` is the [`WheelError`] (operation `"accept"`), `ARG1` the
+    /// [`WheelId`].
     pub fn error_event(mut self, e: &str) -> Self {
         self.error = Some(EventId::of(e));
         self

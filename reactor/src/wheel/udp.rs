@@ -366,15 +366,17 @@ impl UdpBuilder {
         self.events[which as usize] = Some(EventId::of(name));
         self
     }
-    /// `InputEvent`: one per datagram.
+    /// `InputEvent`, one per datagram: `ARG0` is the payload (`Vec<u8>`), `ARG1` the
+    /// sender (`std::net::SocketAddr`), `ARG2` the [`WheelId`].
     pub fn input_event(self, name: &str) -> Self {
         self.event(UdpEvent::Input, name)
     }
-    /// `ErrorEvent`.
+    /// `ErrorEvent`: `ARG0` is the [`WheelError`] (operation `"recv"` or `"send"`), `ARG1`
+    /// the [`WheelId`].
     pub fn error_event(self, name: &str) -> Self {
         self.event(UdpEvent::Error, name)
     }
-    /// `FlushedEvent`: the output queue became empty.
+    /// `FlushedEvent`: `ARG0` is the [`WheelId`]; the output queue became empty.
     pub fn flushed_event(self, name: &str) -> Self {
         self.event(UdpEvent::Flushed, name)
     }

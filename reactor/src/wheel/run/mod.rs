@@ -211,27 +211,32 @@ impl RunBuilder {
         self
     }
 
-    /// `StdinEvent`: all queued input has been written.
+    /// `StdinEvent`: `ARG0` is the [`WheelId`]; all queued input has been written.
     pub fn stdin_event(self, name: &str) -> Self {
         self.event(RunEvent::Stdin, name)
     }
 
-    /// `StdoutEvent`: a record read from the child's stdout.
+    /// `StdoutEvent`: `ARG0` is a record from the child's stdout (`Vec<u8>` with the
+    /// byte filters), `ARG1` the [`WheelId`].
     pub fn stdout_event(self, name: &str) -> Self {
         self.event(RunEvent::Stdout, name)
     }
 
-    /// `StderrEvent`: a record read from the child's stderr.
+    /// `StderrEvent`: `ARG0` is a record from the child's stderr (`Vec<u8>`), `ARG1` the
+    /// [`WheelId`].
     pub fn stderr_event(self, name: &str) -> Self {
         self.event(RunEvent::Stderr, name)
     }
 
-    /// `ErrorEvent`.
+    /// `ErrorEvent`: `ARG0` is the [`WheelError`] (operation `"read"` or `"write"`),
+    /// `ARG1` the [`WheelId`], `ARG2` the handle's name (`String`: `"STDIN"`, `"STDOUT"`,
+    /// `"STDERR"`).
     pub fn error_event(self, name: &str) -> Self {
         self.event(RunEvent::Error, name)
     }
 
-    /// `CloseEvent`.
+    /// `CloseEvent`: `ARG0` is the [`WheelId`]; the child's output handles have all ended (its
+    /// exit status comes through [`Kernel::sig_child`](crate::Kernel::sig_child)).
     pub fn close_event(self, name: &str) -> Self {
         self.event(RunEvent::Close, name)
     }
