@@ -1299,7 +1299,7 @@ impl Pool {
                     .find(|(_, rid)| !requests.get(rid.0).is_some_and(|r| r.fresh))
                     .map(|(&seq, &rid)| (seq, rid));
                 match first {
-                    Some((seq, rid)) if oldest_runnable.map_or(true, |r| r >= seq) => {
+                    Some((seq, rid)) if oldest_runnable.is_none_or(|r| r >= seq) => {
                         host.waiters.remove(&seq);
                         Some((seq, rid))
                     }
