@@ -268,6 +268,30 @@ impl fmt::Debug for Response {
 /// Dropping it gives the socket back to the manager, which pools it if it is clean (open,
 /// nothing unread, nothing unsent) and closes it otherwise. After [`close`](Connection::close)
 /// the socket is never reused.
+///
+/// # Examples
+///
+/// In the handler that receives the [`Response`]: start a wheel on the connection, send a
+/// request, and keep the connection (here in the heap) while the answer comes; the
+/// [crate documentation](crate) has the whole round trip.
+///
+/// ```
+/// use keepalive::reactor::wheel::ReadWrite;
+/// use keepalive::reactor::{Ctx, HandlerError};
+/// use keepalive::{Connection, Response};
+///
+/// fn got_conn(ctx: &mut Ctx<'_, Option<Connection>>) -> Result<(), HandlerError> {
+///     let r: Response = ctx.take_arg(0)?;
+///     let mut conn = r.connection?;
+///     let wheel = conn.start(ctx, |w| w.input_event("got_line").error_event("got_error"))?;
+///     if let Some(rw) = ctx.wheel_mut::<ReadWrite>(wheel) {
+///         rw.put_one("QUIT")?;
+///     }
+///     *ctx.heap() = Some(conn); // `*ctx.heap() = None` later gives it back
+///     Ok(())
+/// }
+/// # let _ = got_conn;
+/// ```
 pub struct Connection {
     conn: ConnId,
     key: Arc<PoolKey>,
@@ -534,6 +558,26 @@ impl KeepaliveBuilder {
 /// was built in. [`allocate`](Keepalive::allocate) asks for a connection; the answer, a
 /// [`Response`], arrives as the named event in the session that asked. See the
 /// [crate documentation](crate) for the model and the differences from Perl.
+///
+/// # Examples
+///
+/// ```
+/// use keepalive::reactor::Kernel;
+/// use keepalive::Keepalive;
+/// use std::time::Duration;
+///
+/// let mut kernel = Kernel::new()?;
+/// let cm = Keepalive::builder()
+///     .max_per_host(4) // sockets per scheme, host and port
+///     .max_open(128) // sockets in all
+///     .keep_alive(Duration::from_secs(15)) // how long an idle socket is kept
+///     .timeout(Duration::from_secs(30)) // lookup, queue and connect of a request
+///     .build(&mut kernel)?;
+/// assert_eq!(cm.settings().max_per_host, 4);
+/// // Give it to the sessions that need connections (it is a cheap clone), then:
+/// kernel.run()?;
+/// # Ok::<(), keepalive::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Keepalive {
     shared: Rc<Shared>,

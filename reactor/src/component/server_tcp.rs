@@ -297,6 +297,42 @@ struct ConnConfig<U> {
 
 /// Configures a [`ServerTcp`] (POE's constructor parameters). `U` is the type of
 /// [`ConnHeap::data`].
+///
+/// # Examples
+///
+/// A server with a per-connection counter in its heap, a greeting, a limit on
+/// connections, and its address read back; posting `shutdown` to its alias stops it.
+///
+/// ```
+/// use reactor::component::{ConnHeap, ServerTcpBuilder};
+/// use reactor::{Ctx, HandlerError, Kernel};
+///
+/// let mut kernel = Kernel::new()?;
+/// let server = ServerTcpBuilder::<u32>::new() // ConnHeap<u32>: a counter per connection
+///     .address("127.0.0.1")
+///     .port(0)
+///     .alias("counter")
+///     .concurrency(Some(100))
+///     .client_connected(|ctx: &mut Ctx<'_, ConnHeap<u32>>| -> Result<(), HandlerError> {
+///         if let Some(client) = ctx.client() {
+///             client.put_one("hello: every line you send is counted")?;
+///         }
+///         Ok(())
+///     })
+///     .client_input(|ctx: &mut Ctx<'_, ConnHeap<u32>>| -> Result<(), HandlerError> {
+///         ctx.heap().data += 1;
+///         let reply = format!("{} lines", ctx.heap().data);
+///         if let Some(client) = ctx.client() {
+///             client.put_one(reply)?;
+///         }
+///         Ok(())
+///     })
+///     .build(&mut kernel)?;
+/// assert!(server.local_addr().is_some());
+/// kernel.post("counter", "shutdown", ())?;
+/// kernel.run()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ServerTcpBuilder<U = ()> {
     address: Option<String>,
     port: u16,

@@ -212,6 +212,33 @@ impl KernelBuilder {
 
 /// The event kernel: POE's `$poe_kernel`. One per thread; it owns every session, the
 /// queue of pending events and timers, the I/O watchers and the signal state.
+///
+/// Make one with [`Kernel::new`] (or [`Kernel::builder`] for another clock or policy),
+/// [`create`](Kernel::create) sessions, then [`run`](Kernel::run) it: `run` returns once no
+/// session is left. Handlers reach it through their [`Ctx`], which dereferences to it.
+///
+/// # Examples
+///
+/// Events can be posted from outside any handler too (the sender is the kernel):
+///
+/// ```
+/// use reactor::{Ctx, Error, Kernel, Session};
+///
+/// let mut kernel = Kernel::new()?;
+/// kernel.create(
+///     Session::new(Vec::<String>::new())
+///         // An alias keeps a session alive while it waits, and names it.
+///         .on("_start", |ctx: &mut Ctx<'_, Vec<String>>| ctx.alias_set("log"))
+///         .on("note", |ctx: &mut Ctx<'_, Vec<String>>| -> Result<(), Error> {
+///             let text: String = ctx.take_arg(0)?;
+///             ctx.heap().push(text);
+///             ctx.alias_remove("log") // nothing else can reach it: it ends
+///         }),
+/// )?;
+/// kernel.post("log", "note", String::from("hello"))?;
+/// kernel.run()?;
+/// # Ok::<(), Error>(())
+/// ```
 pub struct Kernel {
     /// Tells kernels apart (event ids are per kernel): see [`crate::States`].
     pub(crate) serial: u64,

@@ -185,6 +185,60 @@ impl Events {
 /// output handles). Reach it from a handler with
 /// `ctx.wheel_mut::<ReadWrite>(id)` to [`put`](ReadWrite::put) records, pause or resume
 /// input, shut down a direction or switch filters.
+///
+/// # Examples
+///
+/// A line echo on one connected socket: the session keeps the wheel's handle in its heap
+/// (dropping the handle removes the wheel), and each line arrives as `ARG0` of `got_line`.
+///
+/// ```
+/// use mio::net::UnixStream;
+/// use reactor::wheel::{ReadWrite, WheelError, WheelHandle};
+/// use reactor::{Ctx, HandlerError, Kernel, Session, WheelId};
+/// use std::io::{BufRead, BufReader, Write};
+///
+/// let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+/// ours.set_nonblocking(true)?;
+/// // The handler is an `Fn`: it takes the socket out of a cell when it runs.
+/// let socket = std::cell::Cell::new(Some(UnixStream::from_std(ours)));
+///
+/// let mut kernel = Kernel::new()?;
+/// kernel.create(
+///     Session::new(None::<WheelHandle>)
+///         .on("_start", move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+///             let socket = socket.take().ok_or("started twice")?;
+///             let wheel = ReadWrite::builder(socket)
+///                 .input_event("got_line") // the default filter: lines
+///                 .error_event("got_error")
+///                 .build(ctx)?;
+///             *ctx.heap() = Some(wheel);
+///             Ok(())
+///         })
+///         .on("got_line", |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+///             let line: Vec<u8> = ctx.take_arg(0)?;
+///             let id: WheelId = *ctx.arg(1)?;
+///             if let Some(rw) = ctx.wheel_mut::<ReadWrite>(id) {
+///                 rw.put_one(line)?;
+///             }
+///             Ok(())
+///         })
+///         .on("got_error", |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+///             let error: &WheelError = ctx.arg(0)?;
+///             assert!(error.is_eof()); // the peer hung up
+///             *ctx.heap() = None; // drop the wheel; the session ends
+///             Ok(())
+///         }),
+/// )?;
+/// let peer = std::thread::spawn(move || -> std::io::Result<String> {
+///     (&theirs).write_all(b"ping\n")?;
+///     let mut answer = String::new();
+///     BufReader::new(&theirs).read_line(&mut answer)?;
+///     Ok(answer)
+/// });
+/// kernel.run()?;
+/// assert_eq!(peer.join().expect("peer thread")?, "ping\r\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ReadWrite {
     handles: Handles,
     in_filter: ByteFilter,
