@@ -14,6 +14,9 @@
 //! The cookbook listens on port 32080; this one listens on 127.0.0.1, port 0 (the system
 //! picks) unless `--port` says otherwise, and prints `listening on ADDRESS` first.
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
 use reactor::component::{ConnHeap, ServerTcp};
 use reactor::{Ctx, HandlerError, Kernel, SessionId};
 use std::cell::RefCell;
@@ -24,16 +27,29 @@ use std::rc::Rc;
 /// The users in the chat room (the cookbook's `%users`).
 type Users = Rc<RefCell<BTreeSet<SessionId>>>;
 
+const USAGE: &str = "\
+Usage: chat_server [--port P]
+
+A chat room on ServerTcp: what one client types, every client sees.
+
+Options:
+  --port P    listen on 127.0.0.1 port P (default 0: the system picks; the first line
+              printed is `listening on ADDRESS`)
+  -h, --help  print this help";
+
 /// The value of `--port`, 0 without it.
-fn port_arg() -> Result<u16, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "--port") {
-        None => Ok(0),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| "--port needs a port number (0-65535)".to_owned()),
-    }
+fn port_arg() -> u16 {
+    cli::parse(USAGE, |p| {
+        let mut port = 0;
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("port") => port = cli::value(p, "--port")?,
+                Short('h') | Long("help") => cli::help(USAGE),
+                _ => return Err(arg.unexpected()),
+            }
+        }
+        Ok(port)
+    })
 }
 
 /// Broadcasts a message to all the users in the chat room: a plain function, not an
@@ -64,7 +80,7 @@ fn handle_send(ctx: &mut Ctx<'_, ConnHeap>) -> Result<(), HandlerError> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port = port_arg()?;
+    let port = port_arg();
     let mut kernel = Kernel::new()?;
     let users: Users = Rc::default();
     let (u1, u2, u3, u4) = (users.clone(), users.clone(), users.clone(), users);

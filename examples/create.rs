@@ -14,6 +14,8 @@
 //! The Perl program hands each child its name through a global set just before
 //! `create` (its "stupid scope trick"); here the name is the child's heap from the start.
 
+#[path = "common/cli.rs"]
+mod cli;
 use reactor::{Ctx, HandlerError, Kernel, Session, SessionId, Value};
 use std::rc::Rc;
 
@@ -155,8 +157,16 @@ fn main_child(ctx: &mut Ctx<'_, ()>) -> Result<(), HandlerError> {
     Ok(())
 }
 
+const USAGE: &str = "\
+Usage: create
+
+POE's create.perl: ten sessions made with POE::Session->create count to five.
+
+Options:
+  -h, --help  print this help";
+
 fn main() -> Result<(), reactor::Error> {
-    env_logger::init();
+    cli::no_args(USAGE);
     let mut kernel = Kernel::new()?;
     kernel.create(
         Session::new(())

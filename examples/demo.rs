@@ -107,7 +107,7 @@ fn check_url(u: &str) -> Result<String, String> {
         "http" | "https" => {}
         s => return Err(format!("unsupported scheme {s:?} (http or https)")),
     }
-    if parsed.host_str().map_or(true, str::is_empty) {
+    if parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!("bad URL {u:?}: expected http://HOST:PORT/PATH"));
     }
     Ok(parsed.into())

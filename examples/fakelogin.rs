@@ -23,6 +23,9 @@
 //! `--sessions N` is given: then the listener closes after its N-th connection, and the
 //! program ends once those sessions have.
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
 use reactor::filter::{Line, Stream};
 use reactor::wheel::WheelError;
 use reactor::wheel::{ReadWrite, RwEvent, SocketFactory, WheelHandle, WheelId};
@@ -36,41 +39,42 @@ struct Options {
     sessions: Option<u32>,
 }
 
-fn options() -> Result<Options, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut options = Options {
-        port: None,
-        sessions: None,
-    };
-    let mut i = 0;
-    while i < args.len() {
-        let value = args.get(i + 1);
-        match args[i].as_str() {
-            "--port" => {
-                options.port = Some(
-                    value
-                        .and_then(|v| v.parse().ok())
-                        .ok_or("--port needs a port number (0-65535)")?,
-                );
-                i += 2;
+const USAGE: &str = "\
+Usage: fakelogin [--port P | P] [--sessions N]
+
+POE's fakelogin.perl: a fake login prompt on a TCP port.
+
+Options:
+  P, --port P     listen on port P (default 23, announced; 0 lets the system pick)
+  --sessions N    stop after N sessions (default: run for ever)
+  -h, --help      print this help";
+
+fn options() -> Options {
+    cli::parse(USAGE, |p| {
+        let mut options = Options {
+            port: None,
+            sessions: None,
+        };
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("port") => options.port = Some(cli::value(p, "--port")?),
+                Long("sessions") => match cli::value(p, "--sessions")? {
+                    0 => return Err("--sessions needs a positive count".into()),
+                    n => options.sessions = Some(n),
+                },
+                Short('h') | Long("help") => cli::help(USAGE),
+                cli::Value(bare) if options.port.is_none() => {
+                    let bare = cli::text(bare);
+                    let port = bare
+                        .parse()
+                        .map_err(|e| format!("invalid port '{bare}': {e}"))?;
+                    options.port = Some(port);
+                }
+                _ => return Err(arg.unexpected()),
             }
-            "--sessions" => {
-                options.sessions = Some(
-                    value
-                        .and_then(|v| v.parse().ok())
-                        .filter(|&n| n > 0)
-                        .ok_or("--sessions needs a positive count")?,
-                );
-                i += 2;
-            }
-            bare if options.port.is_none() => {
-                options.port = Some(bare.parse().map_err(|_| format!("bad port: {bare}"))?);
-                i += 1;
-            }
-            other => return Err(format!("unexpected argument: {other}")),
         }
-    }
-    Ok(options)
+        Ok(options)
+    })
 }
 
 /// A login session's heap: `$heap->{wheel}`.
@@ -186,8 +190,7 @@ fn login_session_create<H: 'static>(ctx: &mut Ctx<'_, H>) -> R {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::init();
-    let options = options()?;
+    let options = options();
     let port = options.port.unwrap_or_else(|| {
         let me = std::env::args().next().unwrap_or_default();
         print!(

@@ -18,6 +18,9 @@
 //! same list given to the Perl program's `rand` (see `tests/examples_perl.rs`) the output
 //! is byte-identical.
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
 use reactor::{Ctx, HandlerError, Kernel, Session, SessionId, States, Value};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -26,6 +29,15 @@ use std::rc::Rc;
 const MAX_SESSIONS: u32 = 200;
 /// Below this many, sessions always keep forking (`$half_sessions`).
 const HALF_SESSIONS: u32 = MAX_SESSIONS / 2;
+
+const USAGE: &str = "\
+Usage: forkbomb [--rand U1,U2,...]
+
+POE's forkbomb.perl: sessions that create sessions, up to a limit.
+
+Options:
+  --rand U1,U2,...  use these fractions in [0, 1), in turn, instead of random ones
+  -h, --help        print this help";
 
 /// Perl's `rand()`: a random fraction, or the next of a fixed list.
 enum Rand {
@@ -37,14 +49,22 @@ enum Rand {
 
 impl Rand {
     /// From `--rand U1,U2,...`, or random without it.
-    fn from_args() -> Result<Rand, String> {
-        let args: Vec<String> = std::env::args().collect();
-        let Some(i) = args.iter().position(|a| a == "--rand") else {
-            return Ok(Rand::Random);
-        };
-        let list = args
-            .get(i + 1)
-            .ok_or("--rand needs a list of fractions: 0.5,0.25,...")?;
+    fn from_args() -> Rand {
+        cli::parse(USAGE, |p| {
+            let mut rand = Rand::Random;
+            while let Some(arg) = p.next()? {
+                match arg {
+                    Long("rand") => rand = Rand::from_list(&cli::text(p.value()?))?,
+                    Short('h') | Long("help") => cli::help(USAGE),
+                    _ => return Err(arg.unexpected()),
+                }
+            }
+            Ok(rand)
+        })
+    }
+
+    /// From a list of fractions: `0.5,0.25,...`.
+    fn from_list(list: &str) -> Result<Rand, String> {
         let us = list
             .split(',')
             .map(|u| u.parse::<f64>().map_err(|e| format!("--rand {u}: {e}")))
@@ -198,10 +218,9 @@ fn create_new_forkbomber(kernel: &mut Kernel, world: &Rc<World>) -> reactor::Res
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::init();
     let world = Rc::new(World {
         count: Cell::new(0),
-        rand: RefCell::new(Rand::from_args()?),
+        rand: RefCell::new(Rand::from_args()),
         states: States::new()
             .on("_start", start)
             .on("_stop", stop)

@@ -26,9 +26,22 @@
 //! `$kernel->sig_child($wheel->PID, "sig_child")`, and a `next_job` event that starts jobs
 //! while fewer than K run.
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
 use reactor::wheel::{Run, WheelError};
 use reactor::{Ctx, HandlerError, Kernel, Session, WheelHandle, WheelId};
 use std::collections::{HashMap, VecDeque};
+
+const USAGE: &str = "\
+Usage: job_runner [--max K] [COMMAND ...]
+
+Runs shell commands with at most K at once, streaming their output lines; with no
+commands, six demonstration jobs. Exits with status 1 if any job failed.
+
+Options:
+  --max K     jobs running at once (default 2)
+  -h, --help  print this help";
 
 /// The jobs run when none are given: output, a pause, more output, a failure.
 const DEMO: [&str; 6] = [
@@ -140,19 +153,22 @@ fn number(ctx: &mut C<'_>, id: WheelId) -> usize {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut max = 2;
-    let mut commands = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if a == "--max" {
-            max = args.next().ok_or("--max needs a number")?.parse()?;
-            if max == 0 {
-                return Err("--max must be at least 1".into());
+    let (max, mut commands) = cli::parse(USAGE, |p| {
+        let mut max = 2;
+        let mut commands = Vec::new();
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("max") => match cli::value(p, "--max")? {
+                    0 => return Err("--max must be at least 1".into()),
+                    n => max = n,
+                },
+                Short('h') | Long("help") => cli::help(USAGE),
+                cli::Value(command) => commands.push(cli::text(command)),
+                _ => return Err(arg.unexpected()),
             }
-        } else {
-            commands.push(a);
         }
-    }
+        Ok((max, commands))
+    });
     if commands.is_empty() {
         commands = DEMO.iter().map(|s| s.to_string()).collect();
     }

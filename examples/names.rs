@@ -20,6 +20,8 @@
 //! (`tests/examples_perl.rs`). The Perl client's `timer_loop` method, never registered as
 //! a handler, is left out.
 
+#[path = "common/cli.rs"]
+mod cli;
 use reactor::{Ctx, HandlerError, Kernel, Session, SessionId};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -254,8 +256,17 @@ impl Drop for LockClient {
     }
 }
 
+const USAGE: &str = "\
+Usage: names
+
+POE's names.perl: a lock daemon known by an alias, and five clients of it.
+Runs until interrupted.
+
+Options:
+  -h, --help  print this help";
+
 fn main() -> Result<(), reactor::Error> {
-    env_logger::init();
+    cli::no_args(USAGE);
     let mut kernel = Kernel::new()?;
     LockDaemon::create(&mut kernel)?;
     for n in 1..=5 {

@@ -15,6 +15,8 @@
 //! POE's object form `$kernel->state('runtime_state', $object, 'poe_runtime_state')` is
 //! `ctx.object_state("runtime_state", object, Counter::poe_runtime_state)`.
 
+#[path = "common/cli.rs"]
+mod cli;
 use reactor::{Ctx, HandlerError, Kernel, Session, SessionId};
 use std::rc::{Rc, Weak};
 
@@ -105,8 +107,17 @@ impl Drop for Counter {
     }
 }
 
+const USAGE: &str = "\
+Usage: objmaps
+
+POE's objmaps.perl: sessions whose handlers are an object's methods, mapped to
+events of other names.
+
+Options:
+  -h, --help  print this help";
+
 fn main() -> Result<(), reactor::Error> {
-    env_logger::init();
+    cli::no_args(USAGE);
     let mut kernel = Kernel::new()?;
     for name in [
         "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",

@@ -14,6 +14,8 @@
 //! POE's object form `$kernel->state('runtime_state', $object)` is
 //! `ctx.object_state("runtime_state", object, Counter::runtime_state)`.
 
+#[path = "common/cli.rs"]
+mod cli;
 use reactor::{Ctx, HandlerError, Kernel, Session, SessionId};
 use std::rc::{Rc, Weak};
 
@@ -101,8 +103,16 @@ impl Drop for Counter {
     }
 }
 
+const USAGE: &str = "\
+Usage: objsessions
+
+POE's objsessions.perl: sessions whose handlers are an object's methods.
+
+Options:
+  -h, --help  print this help";
+
 fn main() -> Result<(), reactor::Error> {
-    env_logger::init();
+    cli::no_args(USAGE);
     let mut kernel = Kernel::new()?;
     for name in [
         "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",

@@ -14,6 +14,8 @@
 //! read in `_start`; here the name is in the heap from the start. POE's package form of
 //! `$kernel->state('runtime_state', $package)` is a closure calling the package function.
 
+#[path = "common/cli.rs"]
+mod cli;
 use reactor::{Ctx, HandlerError, Kernel, Session, SessionId};
 
 type R = Result<(), HandlerError>;
@@ -88,8 +90,16 @@ mod counter {
     }
 }
 
+const USAGE: &str = "\
+Usage: packagesessions
+
+POE's packagesessions.perl: sessions whose handlers are a package's functions.
+
+Options:
+  -h, --help  print this help";
+
 fn main() -> Result<(), reactor::Error> {
-    env_logger::init();
+    cli::no_args(USAGE);
     let mut kernel = Kernel::new()?;
     for name in [
         "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",

@@ -13,6 +13,9 @@
 //! turn, over and over (`rand(N)` is `N * u`): with the same list given to the Perl
 //! program's `rand`, both print the same lines (see `tests/examples_perl.rs`).
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
 use reactor::{Ctx, HandlerError, Kernel, Session, SessionId};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -170,20 +173,34 @@ fn parent_stop(ctx: &mut Ctx<'_, Parent>) {
     eprintln!("Parent {} stopped.", ctx.session());
 }
 
-/// The value following `flag` on the command line.
-fn flag(flag: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    let i = args.iter().position(|a| a == flag)?;
-    args.get(i + 1).cloned()
+const USAGE: &str = "\
+Usage: queue [--rand U1,U2,...] [--jobs N]
+
+POE's queue.perl: a parent keeps five child jobs running; prints to standard error.
+
+Options:
+  --rand U1,U2,...  use these fractions in [0, 1), in turn, instead of random ones
+  --jobs N          start N jobs in all, then end (default: run for ever)
+  -h, --help        print this help";
+
+/// `--rand` and `--jobs`.
+fn options() -> (Rand, Option<u64>) {
+    cli::parse(USAGE, |p| {
+        let (mut rand, mut jobs) = (Rand::Random, None);
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("rand") => rand = Rand::new(Some(&cli::text(p.value()?)))?,
+                Long("jobs") => jobs = Some(cli::value(p, "--jobs")?),
+                Short('h') | Long("help") => cli::help(USAGE),
+                _ => return Err(arg.unexpected()),
+            }
+        }
+        Ok((rand, jobs))
+    })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::init();
-    let rand = Rand::new(flag("--rand").as_deref())?;
-    let jobs_left = match flag("--jobs") {
-        None => None,
-        Some(n) => Some(n.parse().map_err(|e| format!("--jobs {n}: {e}"))?),
-    };
+    let (rand, jobs_left) = options();
     let mut kernel = Kernel::new()?;
     kernel.create(
         Session::new(Parent {

@@ -20,6 +20,8 @@
 //! client disconnected
 //! ```
 
+#[path = "common/cli.rs"]
+mod cli;
 use reactor::component::{ClientTcpBuilder, ComponentError, ServerTcp};
 use reactor::{HandlerError, Kernel};
 
@@ -40,7 +42,17 @@ fn rot13(input: &[u8]) -> Vec<u8> {
         .collect()
 }
 
+const USAGE: &str = "\
+Usage: rot13
+
+A rot13 server on ServerTcp and a client on ClientTcp, in one program that ends by
+itself.
+
+Options:
+  -h, --help  print this help";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    cli::no_args(USAGE);
     let mut kernel = Kernel::new()?;
 
     ServerTcp::builder()

@@ -30,6 +30,9 @@
 //! address), and the client connects to 127.0.0.1 (Perl: `localhost`, which
 //! `IO::Socket::INET` resolves to the same); `--port` and `--clients` are additions.
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
 use reactor::{Args, Ctx, HandlerError, Kernel, Session, Value};
 use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
@@ -45,24 +48,37 @@ struct Options {
     clients: Option<u32>,
 }
 
-fn options() -> Result<Options, String> {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| args.iter().position(|a| a == name).map(|i| args.get(i + 1));
-    let port = match value("--port") {
-        None => 32100,
-        Some(v) => v
-            .and_then(|v| v.parse().ok())
-            .ok_or("--port needs a port number (0-65535)")?,
-    };
-    let clients = match value("--clients") {
-        None => None,
-        Some(v) => Some(
-            v.and_then(|v| v.parse().ok())
-                .filter(|&n| n > 0)
-                .ok_or("--clients needs a positive count")?,
-        ),
-    };
-    Ok(Options { port, clients })
+const USAGE: &str = "\
+Usage: selects [--port P] [--clients N]
+
+POE's selects.perl: a chargen server and a client on bare select_read/select_write
+watchers. Ends on SIGINT.
+
+Options:
+  --port P     listen on 127.0.0.1 port P (default 32100, the Perl program's; 0: the
+               system picks)
+  --clients N  stop the server after N clients (default: run until interrupted)
+  -h, --help   print this help";
+
+fn options() -> Options {
+    cli::parse(USAGE, |p| {
+        let mut options = Options {
+            port: 32100,
+            clients: None,
+        };
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("port") => options.port = cli::value(p, "--port")?,
+                Long("clients") => match cli::value(p, "--clients")? {
+                    0 => return Err("--clients needs a positive count".into()),
+                    n => options.clients = Some(n),
+                },
+                Short('h') | Long("help") => cli::help(USAGE),
+                _ => return Err(arg.unexpected()),
+            }
+        }
+        Ok(options)
+    })
 }
 
 /// The text of an OS error as Perl's `$!` gives it, with its number.
@@ -480,8 +496,7 @@ mod client {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::init();
-    let options = options()?;
+    let options = options();
     let mut kernel = Kernel::new()?;
     // The client connects to the port the server bound (the one asked for, unless 0).
     let port = server::create(&mut kernel, options.port, options.clients)?;

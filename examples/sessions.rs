@@ -8,6 +8,8 @@
 //!
 //! Run: `cargo run --example sessions`
 
+#[path = "common/cli.rs"]
+mod cli;
 use reactor::{Ctx, HandlerError, Kernel, Session, SessionId, Value};
 
 type R = Result<Value, HandlerError>;
@@ -116,7 +118,16 @@ fn main_child(ctx: &mut Ctx<'_, ()>) -> Result<(), HandlerError> {
     Ok(())
 }
 
+const USAGE: &str = "\
+Usage: sessions
+
+POE's sessions.perl: ten sessions count to five with post, yield and call.
+
+Options:
+  -h, --help  print this help";
+
 fn main() -> Result<(), reactor::Error> {
+    cli::no_args(USAGE);
     let mut kernel = Kernel::new()?;
     kernel.create(
         Session::new(())

@@ -15,12 +15,23 @@
 //! together depends on timing, in Perl as here; `tests/examples_perl.rs` compares what
 //! does not.
 
+#[path = "common/cli.rs"]
+mod cli;
 use reactor::{Ctx, HandlerError, Kernel, Session, KERNEL};
 
 type R = Result<(), HandlerError>;
 
+const USAGE: &str = "\
+Usage: signals
+
+POE's signals.perl: real and fake signals, to one session and to every session.
+Runs until SIGINT.
+
+Options:
+  -h, --help  print this help";
+
 fn main() -> Result<(), reactor::Error> {
-    env_logger::init();
+    cli::no_args(USAGE);
     let mut kernel = Kernel::new()?;
 
     kernel.create(

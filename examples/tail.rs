@@ -16,6 +16,9 @@
 //! polls as without `--notify`. It runs until interrupted; an error (FILE is a directory,
 //! or cannot be read) ends it with status 1.
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
 use reactor::wheel::{FollowTail, TailWatch, WheelError, WheelHandle};
 use reactor::{Ctx, HandlerError, Kernel, Session};
 use std::path::PathBuf;
@@ -30,32 +33,41 @@ struct Options {
     notify: bool,
 }
 
-fn options() -> Result<Options, String> {
-    let usage = "usage: tail FILE [--interval SECONDS] [--notify]";
-    let mut args = std::env::args().skip(1);
-    let mut file = None;
-    let mut interval = None;
-    let mut notify = false;
-    while let Some(a) = args.next() {
-        if a == "--interval" {
-            interval = Some(
-                args.next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .filter(|s| *s >= 0.0)
-                    .ok_or("--interval needs a number of seconds")?,
-            );
-        } else if a == "--notify" {
-            notify = true;
-        } else if file.is_none() && !a.starts_with("--") {
-            file = Some(PathBuf::from(a));
-        } else {
-            return Err(usage.to_owned());
+const USAGE: &str = "\
+Usage: tail FILE [--interval SECONDS] [--notify]
+
+Follows FILE as `tail -F` does, printing each new line; runs until interrupted.
+
+Options:
+  --interval SECONDS  time between polls of FILE (default 1, or 10 with --notify)
+  --notify            read what is appended as soon as inotify reports it (Linux)
+  -h, --help          print this help";
+
+fn options() -> Options {
+    cli::parse(USAGE, |p| {
+        let mut file = None;
+        let mut interval = None;
+        let mut notify = false;
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("interval") => {
+                    let seconds: f64 = cli::value(p, "--interval")?;
+                    if seconds.is_nan() || seconds < 0.0 {
+                        return Err("--interval needs a number of seconds".into());
+                    }
+                    interval = Some(seconds);
+                }
+                Long("notify") => notify = true,
+                Short('h') | Long("help") => cli::help(USAGE),
+                cli::Value(path) if file.is_none() => file = Some(PathBuf::from(path)),
+                _ => return Err(arg.unexpected()),
+            }
         }
-    }
-    Ok(Options {
-        file: file.ok_or(usage)?,
-        interval,
-        notify,
+        Ok(Options {
+            file: file.ok_or("missing FILE")?,
+            interval,
+            notify,
+        })
     })
 }
 
@@ -67,12 +79,11 @@ struct Heap {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::init();
     let Options {
         file,
         interval,
         notify,
-    } = options()?;
+    } = options();
     let mut kernel = Kernel::new()?;
     let shown = file.display().to_string();
     let failed = std::rc::Rc::new(std::cell::Cell::new(false));

@@ -20,11 +20,22 @@ use reactor::Kernel;
 
 #[path = "common/chargen.rs"]
 mod chargen;
+#[path = "common/cli.rs"]
+mod cli;
 use chargen::{connection, port_arg, R};
 
+const USAGE: &str = "\
+Usage: tcp_watermarks [--port P]
+
+POE's tcp_watermarks.perl: the self-throttling chargen server on ServerTcp.
+
+Options:
+  --port P    listen on 127.0.0.1 port P (default 32100, the Perl program's; 0: the system
+              picks)
+  -h, --help  print this help";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::init();
-    let port = port_arg()?;
+    let port = port_arg(USAGE);
     let mut kernel = Kernel::new()?;
     // The Perl program prints the banner first; here the server is made first, so that
     // the banner can name the port bound when the one asked for is 0.

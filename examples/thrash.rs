@@ -30,6 +30,9 @@
 //! the source (`$server_port`, `DEBUG`), and the listener closing under `--clients` is
 //! an addition.
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
 use reactor::filter::Line;
 use reactor::wheel::WheelError;
 use reactor::wheel::{ReadWrite, SocketFactory, WheelHandle};
@@ -542,35 +545,46 @@ mod server {
     }
 }
 
+const USAGE: &str = "\
+Usage: thrash [--port P] [--debug] [--clients N]
+
+POE's thrash.perl: a daytime server and a pool of clients that connect to it over and
+over; a leak test and a benchmark.
+
+Options:
+  --port P     listen on 127.0.0.1 port P (default 32100, the Perl program's; 0: the
+               system picks)
+  --debug      print every step of every session, and stop starting clients after 60 s
+  --clients N  start N clients in all, then end (default: run for ever)
+  -h, --help   print this help";
+
 /// The command line.
-fn config() -> Result<Config, String> {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| args.iter().position(|a| a == name).map(|i| args.get(i + 1));
-    let port = match value("--port") {
-        None => 32100,
-        Some(v) => v
-            .and_then(|v| v.parse().ok())
-            .ok_or("--port needs a port number (0-65535)")?,
-    };
-    let clients = match value("--clients") {
-        None => None,
-        Some(v) => Some(
-            v.and_then(|v| v.parse().ok())
-                .filter(|&n| n > 0)
-                .ok_or("--clients needs a positive count")?,
-        ),
-    };
-    Ok(Config {
-        port: Cell::new(port),
-        debug: args.iter().any(|a| a == "--debug"),
-        clients,
-        started: time(),
+fn config() -> Config {
+    cli::parse(USAGE, |p| {
+        let (mut port, mut debug, mut clients) = (32100, false, None);
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("port") => port = cli::value(p, "--port")?,
+                Long("debug") => debug = true,
+                Long("clients") => match cli::value(p, "--clients")? {
+                    0 => return Err("--clients needs a positive count".into()),
+                    n => clients = Some(n),
+                },
+                Short('h') | Long("help") => cli::help(USAGE),
+                _ => return Err(arg.unexpected()),
+            }
+        }
+        Ok(Config {
+            port: Cell::new(port),
+            debug,
+            clients,
+            started: time(),
+        })
     })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::init();
-    let config = Rc::new(config()?);
+    let config = Rc::new(config());
     let mut kernel = Kernel::new()?;
     server::create(&mut kernel, &config)?;
     pool::create(&mut kernel, &config)?;

@@ -10,6 +10,9 @@
 //! cargo run --release --example token_ring -- [--sessions N] [--hops H]
 //! ```
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
 use reactor::{Ctx, Error, HandlerError, Kernel, Session, Value, KERNEL};
 use std::time::Instant;
 
@@ -19,15 +22,36 @@ struct Member {
     seen: u64,
 }
 
-fn arg(name: &str, default: u64) -> Result<u64, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .filter(|&v| v > 0)
-            .ok_or_else(|| format!("{name} needs a positive number")),
+const USAGE: &str = "\
+Usage: token_ring [--sessions N] [--hops H]
+
+A token travels a ring of sessions; one summary line is printed.
+
+Options:
+  --sessions N  members of the ring (default 100)
+  --hops H      hops the token makes (default 10000)
+  -h, --help    print this help";
+
+/// `--sessions` and `--hops`, each a positive number.
+fn options() -> (u64, u64) {
+    cli::parse(USAGE, |p| {
+        let (mut sessions, mut hops) = (100, 10_000);
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("sessions") => sessions = positive(p, "--sessions")?,
+                Long("hops") => hops = positive(p, "--hops")?,
+                Short('h') | Long("help") => cli::help(USAGE),
+                _ => return Err(arg.unexpected()),
+            }
+        }
+        Ok((sessions, hops))
+    })
+}
+
+fn positive(p: &mut cli::Parser, option: &str) -> Result<u64, cli::Error> {
+    match cli::value(p, option)? {
+        0 => Err(format!("{option} needs a positive number").into()),
+        n => Ok(n),
     }
 }
 
@@ -67,9 +91,7 @@ fn member(alias: String, next: String) -> Session<Member> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::init();
-    let sessions = arg("--sessions", 100)?;
-    let hops = arg("--hops", 10_000)?;
+    let (sessions, hops) = options();
     let mut kernel = Kernel::new()?;
     let started = Instant::now();
     kernel.create(

@@ -16,21 +16,37 @@
 //! that); the wheel does the same work and queues what the socket cannot take at once.
 
 use mio::net::UdpSocket;
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
 use reactor::wheel::{SocketFactory, Udp, WheelError};
 use reactor::{Ctx, HandlerError, Kernel, Session, WheelHandle, WheelId};
 use std::io::Write;
 use std::net::SocketAddr;
 
+const USAGE: &str = "\
+Usage: udp_echo [--port P]
+
+A UDP echo server: every datagram goes back to its sender. Stops on SIGINT or SIGTERM.
+
+Options:
+  --port P    bind 127.0.0.1 port P (default 0: the system picks; the first line printed
+              is `listening on ADDRESS`)
+  -h, --help  print this help";
+
 /// The value of `--port`, 0 without it.
-fn port_arg() -> Result<u16, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "--port") {
-        None => Ok(0),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| "--port needs a port number (0-65535)".to_owned()),
-    }
+fn port_arg() -> u16 {
+    cli::parse(USAGE, |p| {
+        let mut port = 0;
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("port") => port = cli::value(p, "--port")?,
+                Short('h') | Long("help") => cli::help(USAGE),
+                _ => return Err(arg.unexpected()),
+            }
+        }
+        Ok(port)
+    })
 }
 
 /// The session's heap: the factory while it works, then the echoing wheel.
@@ -43,8 +59,7 @@ struct Echo {
 type R = Result<(), HandlerError>;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::init();
-    let port = port_arg()?;
+    let port = port_arg();
     let mut kernel = Kernel::new()?;
 
     kernel.create(

@@ -14,6 +14,9 @@
 //! On SIGINT or SIGTERM it stops listening, closes every connection once its replies are
 //! flushed, removes the socket file and exits with status 0.
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
 use reactor::component::ServerTcp;
 use reactor::{Ctx, HandlerError, Kernel, Session};
 use std::cell::Cell;
@@ -22,24 +25,37 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 use std::rc::Rc;
 
+const USAGE: &str = "\
+Usage: unix_echo [--path PATH]
+
+A line echo server on a UNIX socket. Stops on SIGINT or SIGTERM and removes its socket.
+
+Options:
+  --path PATH  listen at PATH (default: unix_echo-PID.sock in the temporary directory);
+               @NAME is a Linux abstract name. The first line printed is
+               `listening on PATH`.
+  -h, --help   print this help";
+
 /// The value of `--path`, or a fresh name in the temporary directory.
-fn path_arg() -> Result<String, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "--path") {
-        None => {
-            let p = std::env::temp_dir().join(format!("unix_echo-{}.sock", std::process::id()));
-            Ok(p.to_string_lossy().into_owned())
+fn path_arg() -> String {
+    cli::parse(USAGE, |p| {
+        let mut path = None;
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("path") => path = Some(cli::text(p.value()?)),
+                Short('h') | Long("help") => cli::help(USAGE),
+                _ => return Err(arg.unexpected()),
+            }
         }
-        Some(i) => args
-            .get(i + 1)
-            .cloned()
-            .ok_or_else(|| "--path needs a socket path".to_owned()),
-    }
+        Ok(path.unwrap_or_else(|| {
+            let p = std::env::temp_dir().join(format!("unix_echo-{}.sock", std::process::id()));
+            p.to_string_lossy().into_owned()
+        }))
+    })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::init();
-    let shown = path_arg()?;
+    let shown = path_arg();
     // "@name" is how tools write an abstract name; the socket API wants a NUL first.
     let (path, file) = match shown.strip_prefix('@') {
         Some(name) => (PathBuf::from(format!("\0{name}")), None),

@@ -24,6 +24,8 @@ use std::rc::Rc;
 
 #[path = "common/chargen.rs"]
 mod chargen;
+#[path = "common/cli.rs"]
+mod cli;
 use chargen::{connection, port_arg, R};
 
 /// `Chargen::Server`: a session holding the listening factory.
@@ -72,9 +74,19 @@ mod server {
     }
 }
 
+const USAGE: &str = "\
+Usage: watermarks [--port P]
+
+POE's watermarks.perl: a chargen server that throttles itself with ReadWrite's
+output watermarks.
+
+Options:
+  --port P    listen on 127.0.0.1 port P (default 32100, the Perl program's; 0: the system
+              picks)
+  -h, --help  print this help";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::init();
-    let port = port_arg()?;
+    let port = port_arg(USAGE);
     let mut kernel = Kernel::new()?;
     // The banner names the port asked for, or the one bound when that was 0.
     let shown = server::new(&mut kernel, port)?.map_or(port, |a| a.port());

@@ -16,6 +16,9 @@
 //! Standard input and output must be pipes or terminals (the poller cannot watch plain
 //! files).
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
 use reactor::filter::Stream;
 use reactor::wheel::WheelError;
 use reactor::wheel::{ReadWrite, SocketFactory, WheelHandle, WheelId};
@@ -32,16 +35,29 @@ struct Heap {
     socket_wheel: Option<WheelHandle>,
 }
 
+const USAGE: &str = "\
+Usage: wheels2 [--port P]
+
+POE's wheels2.perl: connects to a rot13 server and relays standard input to it and its
+answers to standard output.
+
+Options:
+  --port P    the server's port on 127.0.0.1 (default 32100, the Perl program's)
+  -h, --help  print this help";
+
 /// The value of `--port`, 32100 (the Perl program's `$rot13_port`) without it.
-fn port_arg() -> Result<u16, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "--port") {
-        None => Ok(32100),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| "--port needs a port number (0-65535)".to_owned()),
-    }
+fn port_arg() -> u16 {
+    cli::parse(USAGE, |p| {
+        let mut port = 32100;
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("port") => port = cli::value(p, "--port")?,
+                Short('h') | Long("help") => cli::help(USAGE),
+                _ => return Err(arg.unexpected()),
+            }
+        }
+        Ok(port)
+    })
 }
 
 /// Puts `data` on the wheel `which` of the heap, if it is there.
@@ -139,8 +155,7 @@ fn session_socket_error(ctx: &mut Ctx<'_, Heap>) -> R {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::init();
-    let port = port_arg()?;
+    let port = port_arg();
     let mut kernel = Kernel::new()?;
     kernel.create(
         Session::new(Heap::default())

@@ -724,7 +724,7 @@ impl HttpClient {
 
     /// Sends a request with a tag, a progress event or a proxy of its own ([`Submit`]).
     pub fn submit(&self, kernel: &mut Kernel, submit: Submit) -> Result<ReqId, Error> {
-        let requester = kernel.get_active_session();
+        let requester = kernel.active_session();
         if requester.is_kernel() {
             return Err(Error::NoRequester);
         }
@@ -733,7 +733,7 @@ impl HttpClient {
         }
         let sid = self.shared.inner.borrow().session;
         match sid {
-            Some(sid) if kernel.get_active_session() == sid => {
+            Some(sid) if kernel.active_session() == sid => {
                 Ok(self.shared.submit(kernel, requester, submit))
             }
             Some(sid) => match kernel.run_as(sid, |k| self.shared.submit(k, requester, submit)) {

@@ -1,48 +1,111 @@
-//! Keep-alive connection manager: a Rust port of `POE::Component::Client::Keepalive` and
-//! `POE::Component::Connection::Keepalive`, on the [`reactor`] kernel, and the HTTP client
-//! built on it, [`HttpClient`] (`POE::Component::Client::HTTP`).
+//! # poe-keepalive: a keep-alive connection pool, and an HTTP client on it, for the POE-style kernel
 //!
-//! ```no_run
-//! use keepalive::reactor::{Kernel, Session};
-//! use keepalive::{Keepalive, Request, Response};
+//! A port of Perl's `POE::Component::Client::Keepalive` and
+//! `POE::Component::Connection::Keepalive` to the [`reactor`] kernel
+//! ([poe-reactor](https://docs.rs/poe-reactor)): a session asks the manager
+//! ([`Keepalive`]) for a connection to a scheme, host and port, gets it as an event
+//! ([`Response`]), talks over it through a [`reactor::wheel::ReadWrite`] wheel
+//! ([`Connection::start`]), and drops it to give the socket back to the pool, where the
+//! next request for the same host reuses it. Limits per host and in all, idle timeouts,
+//! request timeouts, lookups off the event loop and https (rustls) are handled for you.
+//!
+//! # Getting started
+//!
+//! ```toml
+//! [dependencies]
+//! poe-keepalive = "0.1"
+//! ```
+//!
+//! The library is called `keepalive` and re-exports the kernel as `keepalive::reactor`, so
+//! one dependency is enough. Below, a session asks for a connection to a line server (a
+//! plain thread here), sends a line, prints the answer and gives the connection back.
+//!
+//! ```
+//! use keepalive::reactor::wheel::ReadWrite;
+//! use keepalive::reactor::{Ctx, HandlerError, Kernel, Session};
+//! use keepalive::{Connection, Keepalive, Request, Response};
+//! use std::io::{BufRead, BufReader, Write};
+//!
+//! // A one-line server to talk to.
+//! let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! let port = listener.local_addr()?.port();
+//! std::thread::spawn(move || -> std::io::Result<()> {
+//!     let (socket, _) = listener.accept()?;
+//!     let mut line = String::new();
+//!     BufReader::new(&socket).read_line(&mut line)?;
+//!     (&socket).write_all(format!("you said {line}").as_bytes())
+//! });
 //!
 //! let mut kernel = Kernel::new()?;
 //! let cm = Keepalive::builder().max_per_host(4).build(&mut kernel)?;
+//! let (ask, done) = (cm.clone(), cm.clone());
 //! kernel.create(
-//!     Session::new(())
-//!         .on("_start", move |ctx| {
-//!             cm.allocate(ctx, Request::new("http", "127.0.0.1", 8080, "got_conn"))
-//!                 .expect("a valid request");
+//!     Session::new(None::<Connection>)
+//!         .on("_start", move |ctx: &mut Ctx<'_, Option<Connection>>| {
+//!             let request = Request::new("http", "127.0.0.1", port, "got_conn");
+//!             ask.allocate(ctx, request).map(|_| ())
 //!         })
-//!         .on("got_conn", |ctx| {
-//!             let r: Response = ctx.take_arg(0).unwrap();
-//!             match r.connection {
-//!                 Ok(_conn) => println!("connected, from_cache={:?}", r.origin),
-//!                 Err(f) => println!("{f}"),
+//!         .on("got_conn", |ctx: &mut Ctx<'_, Option<Connection>>| -> Result<(), HandlerError> {
+//!             let r: Response = ctx.take_arg(0)?;
+//!             let mut conn = r.connection?; // a Failure says what went wrong
+//!             let wheel = conn.start(ctx, |w| w.input_event("got_line"))?;
+//!             if let Some(rw) = ctx.wheel_mut::<ReadWrite>(wheel) {
+//!                 rw.put_one("hello")?; // the Line filter adds CRLF
 //!             }
-//!             // The connection is dropped here: its socket goes back to the pool.
+//!             *ctx.heap() = Some(conn);
+//!             Ok(())
+//!         })
+//!         .on("got_line", move |ctx: &mut Ctx<'_, Option<Connection>>| -> Result<(), HandlerError> {
+//!             let line: Vec<u8> = ctx.take_arg(0)?;
+//!             assert_eq!(line, b"you said hello");
+//!             *ctx.heap() = None; // dropped: the socket goes back to the pool (checked)
+//!             done.shutdown(ctx); // and the manager ends, so run() returns
+//!             Ok(())
 //!         }),
 //! )?;
 //! kernel.run()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! ## The HTTP client
+//! The answer to every [`Keepalive::allocate`] is one [`Response`] event, even when a
+//! pooled socket is handed out at once: `connection` is a `Result<Connection, Failure>`
+//! (a [`Failure`] is Perl's error triple: `function`, `errnum`, `errstr`),
+//! [`Response::from_cache`] says whether the socket was reused ([`Origin`]), and the
+//! request's context (any type) comes back in `context`. [`Keepalive::deallocate`] cancels
+//! a request in any stage, and [`Keepalive::shutdown`] answers everything still pending
+//! and closes every socket.
 //!
-//! [`HttpClient`] is what most programs use: a session (alias `"weeble"` by default) that
-//! takes [`http::Request`](::http::Request)s and answers each one with exactly one event
-//! carrying a [`RequestPacket`] (the request and its tag) and the
-//! [`http::Response`](::http::Response), errors included (POE's status codes,
+//! # The HTTP client
+//!
+//! [`HttpClient`] (`POE::Component::Client::HTTP`) is what most programs use: a session
+//! (alias `"weeble"` by default) that takes [`http::Request`](::http::Request)s and answers
+//! each one with exactly one event carrying a [`RequestPacket`] (the request and its tag)
+//! and the [`http::Response`](::http::Response), errors included (POE's status codes,
 //! `X-PCCH-Errmsg`, and the typed [`ClientError`] in the response's extensions). It reads
 //! responses with [`http::ResponseParser`] (heads by `httparse`): every body framing,
 //! interim `1xx` responses skipped, no body after `HEAD`, 204 and 304, `Connection: close`
 //! and HTTP/1.0 honoured. It retries an idempotent request that failed on a reused socket
 //! before any response byte, shortens a socket's idle life to a server's `Keep-Alive:
 //! timeout` minus a second, follows redirects, decodes gzip and deflate, streams, keeps
-//! cookies and goes through proxies (https by `CONNECT`). See its module docs and the
-//! table in `docs/porting.md`.
+//! cookies and goes through proxies (https by `CONNECT`). See its docs and the table in
+//! `docs/porting.md`.
 //!
-//! ## Idle connections can close at any moment
+//! # Threads and platforms
+//!
+//! The manager is a session of one kernel and lives on its thread, like everything of the
+//! kernel's: [`Keepalive`], [`Connection`] and [`Response`] are not `Send`. Host-name
+//! lookups run on a few worker threads of their own (or your [`ResolverKind::Custom`]),
+//! so they never block the kernel. The errors ([`Error`], [`Failure`]) are
+//! `Send + Sync`. It runs on Linux, where it is tested (against nginx among others);
+//! other Unix systems may work but are untested, and Windows is not supported.
+//!
+//! # Features
+//!
+//! - `tls` (on by default): `https` through rustls with the webpki roots
+//!   (`KeepaliveBuilder::tls_config` for your own). Without it an `https` request is
+//!   answered with a `Failure` whose function is `"sslify"`.
+//!
+//! # Idle connections can close at any moment
 //!
 //! A server may close an idle keep-alive connection whenever it likes (nginx after
 //! `keepalive_timeout`, most servers after some number of requests), and its close can cross
@@ -54,76 +117,11 @@
 //! [`Request::fresh_connection`]: it is never handed a pooled socket, so it cannot fail the
 //! same way on another socket that sat idle as long. `examples/demo.rs` does exactly this.
 //!
-//! ## Design
-//!
-//! **Two layers.** [`pool::Pool`] is the bookkeeping as a pure state machine (keys, limits,
-//! queues, lookups shared by host, deadlines) that answers every call with a list of
-//! [`pool::Action`]s; it has no sockets and no clock, so its rules are tested exactly and
-//! exhaustively (`tests/pool.rs`). The manager ([`Keepalive`]) is the socket layer that
-//! performs those actions on the kernel: non-blocking connects (socket2, bound to
-//! `bind_address` if set), lookups, TLS handshakes, idle watching, one timer, responses.
-//!
-//! **A session, as in POE.** Each manager runs as a session of the kernel it was built in,
-//! with the alias `POE::Component::Client::Keepalive::<id>`. Its methods are called from
-//! other sessions' handlers and act as the manager's session for their duration
-//! ([`reactor::Kernel::run_as`], the cheap form of POE's `call` into a component), so the
-//! manager's watchers and timers are its own and its responses name it as the sender. The
-//! session ends when the manager has nothing left (no socket, request, lookup or
-//! connection out), as Perl's does, and is created again by the next call that needs it.
-//!
-//! **One answer per request, as an event.** The answer is a [`Response`] posted to the
-//! session that called `allocate`, as `ARG0` of the named event, even when a pooled socket
-//! is handed out at once. While a request is pending the requester holds an extra reference
-//! (tag `poco-client-keepalive`), so it lives to get its answer; `deallocate` and
-//! `shutdown` release it exactly once.
-//!
-//! **Drop gives the socket back.** A [`Connection`] owns its socket and, once started, its
-//! [`reactor::wheel::ReadWrite`] wheel. Dropping it (Perl's `DESTROY`) queues the socket for the
-//! manager and posts one `ka_housekeeping` event; a later `allocate` takes queued sockets
-//! back first, so "drop the connection, then ask again" reuses it at once, as in Perl. The
-//! wheel is taken out with [`reactor::Kernel::wheel_park`]: the socket keeps its poller
-//! registration and the readiness seen meanwhile, and the next connection on it starts
-//! without a system call.
-//!
-//! **A socket is checked twice.** At free, a socket whose wheel holds undelivered input or
-//! unsent output or had a direction shut down, one closed with [`Connection::close`], and
-//! one that a peek (`recv(MSG_PEEK)`, Perl's `select` at free) finds readable (data,
-//! end-of-file, an error) is closed, never pooled; a socket freed with unread data is
-//! reset, as Perl does. At hand-out every pooled socket is peeked at again: one the server
-//! closed, or that received anything, since it was freed is discarded and the next one, or
-//! a new connect, is used. Idle sockets are
-//! also watched (from the next housekeeping event) and closed on any activity, and closed
-//! after `keep_alive`, restarted at each free.
-//!
-//! **Time.** Deadlines (request timeouts, connect timeouts, keep-alive) live in the pool on
-//! the kernel's clock; the manager keeps one kernel alarm at or before the earliest and
-//! only moves it earlier, so handing sockets out and back costs no timer operations.
-//!
-//! **Racing connects.** A host with several addresses gets Happy Eyeballs v2 (RFC 8305):
-//! the pool connects to the first address; if that has not connected after the connection
-//! attempt delay (250 ms), the socket layer starts another attempt to the next address,
-//! families alternating, and so on (at once after a failure); the first to connect becomes
-//! the socket and the others are closed. The pool sees one connect.
-//!
-//! **Renewal.** `max_lifetime` and `max_uses` retire sockets when freed (or idle at their
-//! lifetime), each socket's limit shortened at random by up to `lifetime_jitter` percent,
-//! so a fleet that connected together does not reconnect together.
-//!
-//! **Lookups** run getaddrinfo on a small pool of worker threads
-//! ([`resolver::Resolver`]) that wakes the kernel through a socket pair; IPv4 addresses come
-//! first, lookups of one host are shared, IP literals skip them, and a cancelled lookup's
-//! answer is dropped. [`ResolverKind::Custom`] plugs in any other resolver.
-//!
-//! **https** is rustls ([`tls`]): certificates verified against the webpki roots by
-//! default (or [`KeepaliveBuilder::tls_config`]), SNI sent, the handshake driven by the
-//! manager without blocking before the connection is handed out; a failed handshake is an
-//! error response (function `"sslify"`) and releases its slot.
-//!
-//! ## Differences from the Perl module
+//! # Differences from the Perl module
 //!
 //! The scheduling fixes (B1-B16 of the Perl module: cancels in every stage, no
 //! head-of-line stall, LIFO hand-out and LRU eviction, shutdown that answers everything and
-//! closes everything) are listed in the [`pool`] docs. At the API:
+//! closes everything) are listed in [`design`], with how the pool schedules requests. At the API:
 //!
 //! - `allocate` returns a [`RequestId`] even for an immediate hit (Perl returned nothing),
 //!   and that answer is an event like any other.
@@ -136,13 +134,20 @@
 //!   builder (the handle is always the connection's socket), and `close` needs the kernel.
 //! - There is no process-wide state: request ids, resolvers and limits belong to one
 //!   manager.
+//!
+//! How it works inside is in [`design`].
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
+pub mod design;
 pub mod http;
 mod manager;
-pub mod pool;
+mod pool;
 pub mod resolver;
 mod stream;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
 
 pub use client::{
@@ -150,7 +155,10 @@ pub use client::{
     RequestPacket, Submit, Trailers,
 };
 pub use manager::{Connection, Error, Keepalive, KeepaliveBuilder, Request, Response};
-pub use pool::{Failure, Origin, PoolKey, RequestId, Settings, Stats};
+pub use pool::{
+    AllocateError, CallError, ConnId, Counters, Failure, Gauges, HostStats, Origin, PoolKey,
+    RequestId, RequestStage, Settings, SettingsError, Stats,
+};
 pub use reactor;
 pub use resolver::ResolverKind;
 pub use stream::Stream;

@@ -9,6 +9,7 @@ use crate::pool::{
 };
 use crate::resolver::{Resolver, ResolverKind};
 use crate::stream::Stream;
+#[cfg(feature = "tls")]
 use crate::tls::{Handshake, TlsStream};
 use reactor::errno::EINPROGRESS;
 use reactor::wheel::ReadWrite;
@@ -216,10 +217,11 @@ pub struct Response {
 }
 
 impl Response {
-    /// Perl's `from_cache`: `None` for a new connection (or an error), `"immediate"` or
-    /// `"deferred"` for a reused one.
-    pub fn from_cache(&self) -> Option<&'static str> {
-        self.origin.and_then(Origin::from_cache)
+    /// Perl's `from_cache`: `None` for a new connection (or an error), and for a reused one
+    /// whether it was [`Origin::Immediate`] or [`Origin::Deferred`]
+    /// ([`Origin::as_str`] gives Perl's string).
+    pub fn from_cache(&self) -> Option<Origin> {
+        self.origin.filter(|o| o.is_reused())
     }
 
     /// The context as a `T`, if it is one.
@@ -269,6 +271,30 @@ impl fmt::Debug for Response {
 /// Dropping it gives the socket back to the manager, which pools it if it is clean (open,
 /// nothing unread, nothing unsent) and closes it otherwise. After [`close`](Connection::close)
 /// the socket is never reused.
+///
+/// # Examples
+///
+/// In the handler that receives the [`Response`]: start a wheel on the connection, send a
+/// request, and keep the connection (here in the heap) while the answer comes; the
+/// [crate documentation](crate) has the whole round trip.
+///
+/// ```
+/// use keepalive::reactor::wheel::ReadWrite;
+/// use keepalive::reactor::{Ctx, HandlerError};
+/// use keepalive::{Connection, Response};
+///
+/// fn got_conn(ctx: &mut Ctx<'_, Option<Connection>>) -> Result<(), HandlerError> {
+///     let r: Response = ctx.take_arg(0)?;
+///     let mut conn = r.connection?;
+///     let wheel = conn.start(ctx, |w| w.input_event("got_line").error_event("got_error"))?;
+///     if let Some(rw) = ctx.wheel_mut::<ReadWrite>(wheel) {
+///         rw.put_one("QUIT")?;
+///     }
+///     *ctx.heap() = Some(conn); // `*ctx.heap() = None` later gives it back
+///     Ok(())
+/// }
+/// # let _ = got_conn;
+/// ```
 pub struct Connection {
     conn: ConnId,
     key: Arc<PoolKey>,
@@ -331,9 +357,7 @@ impl Connection {
                 .and_then(|rw| rw.into_handle::<Stream>());
         }
         if let Some(mut s) = self.stream.take() {
-            if let Stream::Tls(t) = &mut s {
-                t.send_close_notify();
-            }
+            s.close_notify();
             let _ = s.tcp().shutdown(std::net::Shutdown::Both);
         }
     }
@@ -418,6 +442,7 @@ pub struct KeepaliveBuilder {
     bind_address: Option<IpAddr>,
     resolver: ResolverKind,
     resolver_threads: usize,
+    #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ClientConfig>>,
     nodelay: bool,
     refused_backoff: Option<(Duration, Duration)>,
@@ -431,6 +456,7 @@ impl Default for KeepaliveBuilder {
             bind_address: None,
             resolver: ResolverKind::System,
             resolver_threads: 4,
+            #[cfg(feature = "tls")]
             tls: None,
             nodelay: true,
             refused_backoff: Some((Duration::from_millis(50), Duration::from_secs(2))),
@@ -517,7 +543,9 @@ impl KeepaliveBuilder {
     }
 
     /// The TLS configuration for `https` (default: the webpki roots, certificates
-    /// verified, SNI sent).
+    /// verified, SNI sent). Needs the `tls` feature (on by default).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
         self
@@ -595,6 +623,26 @@ impl KeepaliveBuilder {
 /// was built in. [`allocate`](Keepalive::allocate) asks for a connection; the answer, a
 /// [`Response`], arrives as the named event in the session that asked. See the
 /// [crate documentation](crate) for the model and the differences from Perl.
+///
+/// # Examples
+///
+/// ```
+/// use keepalive::reactor::Kernel;
+/// use keepalive::Keepalive;
+/// use std::time::Duration;
+///
+/// let mut kernel = Kernel::new()?;
+/// let cm = Keepalive::builder()
+///     .max_per_host(4) // sockets per scheme, host and port
+///     .max_open(128) // sockets in all
+///     .keep_alive(Duration::from_secs(15)) // how long an idle socket is kept
+///     .timeout(Duration::from_secs(30)) // lookup, queue and connect of a request
+///     .build(&mut kernel)?;
+/// assert_eq!(cm.settings().max_per_host, 4);
+/// // Give it to the sessions that need connections (it is a cheap clone), then:
+/// kernel.run()?;
+/// # Ok::<(), keepalive::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Keepalive {
     shared: Rc<Shared>,
@@ -628,6 +676,7 @@ struct ReqMeta {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
 enum Watch {
     None,
     /// Connecting: waiting for writability.
@@ -743,7 +792,7 @@ impl Keepalive {
     /// delivered as an event); otherwise the request waits for a lookup, a free slot or a
     /// connect. Returns the request's id.
     pub fn allocate(&self, kernel: &mut Kernel, request: Request) -> Result<RequestId, Error> {
-        let requester = kernel.get_active_session();
+        let requester = kernel.active_session();
         if requester.is_kernel() {
             return Err(Error::NoRequester);
         }
@@ -788,7 +837,7 @@ impl Keepalive {
         f: impl FnOnce(&mut Kernel, &Rc<Shared>) -> R,
     ) -> Result<R, Error> {
         let sid = self.ensure_session(kernel)?;
-        if kernel.get_active_session() == sid {
+        if kernel.active_session() == sid {
             return Ok(f(kernel, &self.shared));
         }
         Ok(kernel.run_as(sid, |k| f(k, &self.shared))?)
@@ -1030,7 +1079,7 @@ impl Shared {
                     // Input the wheel read and did not deliver, a shut-down direction or
                     // unsent output make the socket unfit without a look at it.
                     unread = rw.input_pending_octets() > 0;
-                    if unread || rw.is_shut_down() || rw.get_driver_out_octets() > 0 {
+                    if unread || rw.is_shut_down() || rw.driver_out_octets() > 0 {
                         clean = false;
                     }
                     stream = rw.into_handle::<Stream>();
@@ -1290,14 +1339,12 @@ impl Shared {
                 }
                 inner.refused.remove(&addr);
                 let key = inner.pool.conn_key(conn).cloned();
-                let tls = key.as_ref().is_some_and(|key| key.scheme == "https");
-                if !tls {
+                let Some(key) = key.filter(|key| key.scheme == "https") else {
                     if let Ok(actions) = inner.pool.connected(conn, now) {
                         self.perform(k, inner, actions);
                     }
                     return;
-                }
-                let key = key.expect("checked above");
+                };
                 drop(guard);
                 if key.addr != key.for_addr || key.port != key.for_port {
                     self.begin_tunnel(k, conn);
@@ -1317,6 +1364,34 @@ impl Shared {
         let Some(key) = inner.pool.conn_key(conn).cloned() else {
             return;
         };
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = key;
+            if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
+                if s.id == conn {
+                    s.stream = None;
+                }
+            }
+            let f = Failure::new("sslify", None, "https needs the `tls` feature");
+            if let Ok(actions) = inner.pool.connect_failed(conn, f, now) {
+                self.perform(k, inner, actions);
+            }
+        }
+        #[cfg(feature = "tls")]
+        self.begin_tls_with(k, conn, guard, key, now);
+    }
+
+    /// [`begin_tls`](Shared::begin_tls) once the origin is known.
+    #[cfg(feature = "tls")]
+    fn begin_tls_with(
+        self: &Rc<Self>,
+        k: &mut Kernel,
+        conn: ConnId,
+        mut guard: std::cell::RefMut<'_, Inner>,
+        key: Arc<crate::pool::PoolKey>,
+        now: Duration,
+    ) {
+        let inner = &mut *guard;
         let config = inner
             .config
             .tls
@@ -1482,6 +1557,11 @@ impl Shared {
         }
     }
 
+    /// Without TLS no handshake is ever watched.
+    #[cfg(not(feature = "tls"))]
+    fn tls_step(self: &Rc<Self>, _k: &mut Kernel, _conn: ConnId) {}
+
+    #[cfg(feature = "tls")]
     fn tls_step(self: &Rc<Self>, k: &mut Kernel, conn: ConnId) {
         let mut guard = self.inner.borrow_mut();
         let inner = &mut *guard;
@@ -2010,7 +2090,7 @@ impl Shared {
                 let reclaim = match &inner.reclaim {
                     Some(p) => p.clone(),
                     None => {
-                        let me = k.get_active_session();
+                        let me = k.active_session();
                         let p = k.postback(me, "ka_housekeeping", Args::new());
                         inner.reclaim = Some(p.clone());
                         p
@@ -2093,8 +2173,6 @@ fn close_sock(k: &mut Kernel, mut s: Sock) {
             }
             Watch::None | Watch::IdlePending | Watch::Deferred => {}
         }
-        if let Stream::Tls(t) = st {
-            t.send_close_notify();
-        }
+        st.close_notify();
     }
 }

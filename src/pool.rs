@@ -1,4 +1,4 @@
-//! The pool's bookkeeping: a pure state machine with no sockets, no clock and no kernel.
+//! The pool's bookkeeping (internal): a pure state machine with no sockets, no clock and no kernel.
 //!
 //! [`Pool`] keeps everything `POE::Component::Client::Keepalive` keeps (connection keys,
 //! per-key counts, idle lists, request queues, DNS piggybacking, timers) as plain data. The
@@ -28,81 +28,8 @@
 //! that fails the check is closed ([`CloseReason::Stale`]) and the next idle one, or a new
 //! connect, is used instead.
 //!
-//! ```
-//! use std::time::Duration;
-//! use keepalive::pool::{Action, Origin, Outcome, Pool, PoolKey, Settings};
+//! The test `the_module_example` in `tests.rs` walks one request through it.
 //!
-//! let mut pool = Pool::new(Settings::default()).unwrap();
-//! let t0 = Duration::ZERO;
-//! let key = PoolKey::new("http", "127.0.0.1", 8080);
-//!
-//! // An address literal needs no lookup: the connect starts at once.
-//! let (req, actions) = pool.allocate(key.clone().into(), t0, |_| true).unwrap();
-//! let conn = actions.iter().find_map(|a| match a {
-//!     Action::Connect { conn, .. } => Some(*conn),
-//!     _ => None,
-//! }).unwrap();
-//!
-//! // The socket layer reports success; the pool answers the request.
-//! let actions = pool.connected(conn, t0).unwrap();
-//! assert!(actions.iter().any(|a| matches!(a,
-//!     Action::Respond { request, outcome: Outcome::Connected { origin: Origin::New, .. }, .. }
-//!         if *request == req)));
-//!
-//! // Freed clean, the socket is pooled; the next request for the key reuses it at once.
-//! pool.free(conn, true, t0).unwrap();
-//! let (_, actions) = pool.allocate(key.into(), t0, |_| true).unwrap();
-//! assert!(actions.iter().any(|a| matches!(a,
-//!     Action::Respond { outcome: Outcome::Connected { origin: Origin::Immediate, .. }, .. })));
-//! ```
-//!
-//! # Scheduling
-//!
-//! - A request first takes the most recently freed idle socket of its key (LIFO), checked at
-//!   hand-out. Failing that it waits in its key's FIFO queue (ordered by allocation).
-//! - `max_per_host` bounds a key's sockets in use plus connecting; idle sockets do not count
-//!   (and `idle + in use + connecting <= max_per_host` holds per key anyway, because idle
-//!   sockets only come from frees).
-//! - `max_open` bounds all sockets: in use, connecting and idle. When it is reached, the least
-//!   recently freed idle socket of any key is closed to make room ([`CloseReason::Evicted`]).
-//! - A key blocked by `max_per_host` never delays other keys: only keys that could start a
-//!   connect right now ("runnable" keys) compete for `max_open` room, oldest waiter first.
-//!   Every operation is O(log n); nothing rescans a queue.
-//! - A socket freed clean goes straight to the oldest waiter of its key ([`Origin::Deferred`]),
-//!   unless an older request of another key waits for room under `max_open`: requests
-//!   competing for `max_open` room are served in allocation order, so no key starves another.
-//!
-//! # Differences from the Perl module (bugs fixed here)
-//!
-//! - **B1, B2, B3** [`Pool::deallocate`] works in every stage (resolving, queued,
-//!   connecting): it never touches the idle pool, cancels a lookup nobody else waits for
-//!   ([`Action::CancelResolve`]; a late answer for it is [`CallError::UnknownLookup`]),
-//!   aborts a connect in flight ([`Action::AbortConnect`]) and no response follows.
-//! - **B4, B5** No head-of-line stall, no dead queue entries: a timed-out or cancelled request
-//!   leaves its queue at once, and every change that frees room starts the next runnable
-//!   waiter.
-//! - **B6, B7, B8** [`Pool::shutdown`] answers every pending request once with
-//!   [`Failure::shutdown`], aborts connects in flight, cancels lookups, closes idle sockets;
-//!   sockets freed afterwards are closed, never pooled; nothing is delivered after it.
-//! - **B9** A TLS failure is a [`Pool::connect_failed`] like any other: the key's slot is
-//!   released and the next waiter starts.
-//! - **B11** Zero limits are [`SettingsError`]s, not "use the default"; a zero port or an empty
-//!   scheme or address is an [`AllocateError`].
-//! - **B12** Hand-out is LIFO (most recently freed) and eviction is LRU (least recently freed),
-//!   instead of arbitrary and random.
-//! - **B13** A timeout still reports Perl's `("connect", 110, "Connection timed out")` triple
-//!   whatever the stage, but [`Action::Respond`] also says which [`RequestStage`] it was in.
-//! - **B14** Idle sockets are checked when handed out, not only when freed.
-//! - **B15** Request ids are per pool; constructing a pool consumes none.
-//! - Every request gets an id, even one answered at once from the pool (Perl returned
-//!   `undef` then), and every answer, immediate ones included, is an [`Action::Respond`].
-//!
-//! - **B16** A resolver failure ([`Pool::resolve_failed`]) answers the requests waiting for
-//!   the lookup; it never fails [`Pool::allocate`].
-//! - Any IPv4 or IPv6 literal skips the lookup (Perl: dotted quads only). Requests for the
-//!   same host name share one lookup whatever their scheme or port, as in Perl.
-//! - Lookups and connects of a request are bounded by its timeout; a connect can also be
-//!   bounded alone ([`Settings::connect_timeout`]).
 //!
 //! What stays with the socket layer: deciding whether a freed socket is clean (unread data,
 //! EOF, error, closed), peeking at idle sockets, the resolver's ownership (B10, B16), TLS
@@ -120,6 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// `EADDRNOTAVAIL` as Linux numbers it: what a failed bind reports, e.g. `("bind", 99, ...)`.
+#[cfg(test)]
 pub const EADDRNOTAVAIL: i32 = reactor::errno::EADDRNOTAVAIL;
 /// `ETIMEDOUT` as Linux numbers it: the errnum of every timeout ([`Failure::timeout`]).
 pub const ETIMEDOUT: i32 = reactor::errno::ETIMEDOUT;
@@ -225,6 +153,7 @@ impl<T> Arena<T> {
         })
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.len
     }
@@ -259,14 +188,14 @@ macro_rules! typed_id {
 }
 
 typed_id!(
-    /// A request, from [`Pool::allocate`] until its one [`Action::Respond`] (or its
-    /// [`Pool::deallocate`]).
+    /// A request, from [`Keepalive::allocate`](crate::Keepalive::allocate) until its one
+    /// [`Response`](crate::Response) (or its [`Keepalive::deallocate`](crate::Keepalive::deallocate)).
     RequestId,
     "req#"
 );
 typed_id!(
-    /// A socket, from [`Action::Connect`] until it is closed ([`Action::Close`],
-    /// [`Action::AbortConnect`], or [`Pool::connect_failed`]). The same id names it while it
+    /// A socket, from its connect until it is closed (by the pool, an aborted connect, or a
+    /// failed one). The same id names it while it
     /// connects, while it is in use and while it is idle.
     ConnId,
     "conn#"
@@ -297,7 +226,7 @@ pub struct Settings {
     pub max_open: usize,
     /// How long a freed socket stays pooled (default 15 s). Restarted at every free.
     pub keep_alive: Duration,
-    /// Default request timeout (default 120 s), measured from [`Pool::allocate`]: it covers
+    /// Default request timeout (default 120 s), measured from [`Keepalive::allocate`](crate::Keepalive::allocate): it covers
     /// the lookup, the wait in the queue and the connect.
     pub timeout: Duration,
     /// Bound on a single connect, from its start (default `None`: only the request timeout
@@ -536,7 +465,8 @@ impl From<PoolKey> for RequestSpec {
 pub enum Origin {
     /// A new connection (`from_cache` undef).
     New,
-    /// Taken from the pool inside [`Pool::allocate`] (`"immediate"`).
+    /// Taken from the pool inside [`Keepalive::allocate`](crate::Keepalive::allocate)
+    /// (`"immediate"`).
     Immediate,
     /// Taken from the pool after waiting: a socket freed to a waiter, or found idle when the
     /// request's lookup finished (`"deferred"`).
@@ -544,13 +474,25 @@ pub enum Origin {
 }
 
 impl Origin {
-    /// Perl's `from_cache` value.
-    pub fn from_cache(self) -> Option<&'static str> {
+    /// The name Perl's `from_cache` gives a reused connection (`"immediate"`,
+    /// `"deferred"`), and `"new"` for a new one (Perl's `undef`).
+    pub fn as_str(self) -> &'static str {
         match self {
-            Origin::New => None,
-            Origin::Immediate => Some("immediate"),
-            Origin::Deferred => Some("deferred"),
+            Origin::New => "new",
+            Origin::Immediate => "immediate",
+            Origin::Deferred => "deferred",
         }
+    }
+
+    /// Whether the connection was reused from the pool.
+    pub fn is_reused(self) -> bool {
+        self != Origin::New
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -580,6 +522,12 @@ impl Failure {
         }
     }
 
+    /// The error number as an [`std::io::Error`] (its [`kind`](std::io::Error::kind) says
+    /// e.g. `ConnectionRefused`), if the failure has one.
+    pub fn io_error(&self) -> Option<std::io::Error> {
+        self.errnum.map(std::io::Error::from_raw_os_error)
+    }
+
     /// `("connect", 110, "Connection timed out")`: every timeout, whatever the stage (as Perl).
     pub fn timeout() -> Self {
         Failure::new("connect", Some(ETIMEDOUT), "Connection timed out")
@@ -601,7 +549,7 @@ impl Failure {
     }
 
     /// `("shutdown", 125, "connection manager shut down")`: the answer to every request
-    /// pending at [`Pool::shutdown`]. (Perl sent none.)
+    /// pending at [`Keepalive::shutdown`](crate::Keepalive::shutdown). (Perl sent none.)
     pub fn shutdown() -> Self {
         Failure::new("shutdown", Some(ECANCELED), "connection manager shut down")
     }
@@ -615,6 +563,11 @@ impl fmt::Display for Failure {
         }
     }
 }
+
+/// A failure is an ordinary error, so `r.connection?` works in a handler that returns
+/// `Result<_, HandlerError>` or `Box<dyn Error>`. Its `$!` is kept as a number, not as a
+/// source: [`Failure::io_error`] rebuilds the `io::Error`.
+impl std::error::Error for Failure {}
 
 /// The answer to a request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -633,7 +586,8 @@ pub enum Outcome {
 /// Where a request is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RequestStage {
-    /// Inside [`Pool::allocate`] (only seen on an immediate answer).
+    /// Inside [`Keepalive::allocate`](crate::Keepalive::allocate) (only seen on an
+    /// immediate answer).
     Allocating,
     /// Waiting for its lookup.
     Resolving,
@@ -771,7 +725,8 @@ impl KeyField {
     }
 }
 
-/// Why [`Pool::allocate`] refused a request. Nothing changed in the pool.
+/// Why [`Keepalive::allocate`](crate::Keepalive::allocate) refused a request. Nothing
+/// changed in the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AllocateError {
@@ -803,7 +758,7 @@ pub enum CallError {
     /// Not a pending request: already answered, deallocated, or never issued.
     UnknownRequest(RequestId),
     /// Not a live socket: closed, aborted, failed, or never issued. (A connect reported after
-    /// its [`Action::AbortConnect`] lands here: close that socket.)
+    /// its aborted connect lands here: close that socket.)
     UnknownConn(ConnId),
     /// Not a pending lookup: answered, cancelled, or never issued.
     UnknownLookup(LookupId),
@@ -863,7 +818,7 @@ impl Gauges {
 /// Cumulative counts, per key (while the key has an entry) or for the pool's whole life.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Requests accepted by [`Pool::allocate`].
+    /// Requests accepted by [`Keepalive::allocate`](crate::Keepalive::allocate).
     pub requests: u64,
     /// Answered at once from the pool.
     pub immediate: u64,
@@ -873,7 +828,7 @@ pub struct Counters {
     pub connects: u64,
     /// Connects that succeeded.
     pub connected: u64,
-    /// Connects that failed ([`Pool::connect_failed`]).
+    /// Connects that failed.
     pub connect_failures: u64,
     /// Requests failed by their lookup.
     pub resolve_failures: u64,
@@ -881,7 +836,7 @@ pub struct Counters {
     pub timeouts: u64,
     /// Requests deallocated.
     pub deallocated: u64,
-    /// Requests answered by [`Pool::shutdown`].
+    /// Requests answered by [`Keepalive::shutdown`](crate::Keepalive::shutdown).
     pub shutdown_cancelled: u64,
     /// Idle sockets found bad: activity while idle, or refused by the hand-out check.
     pub stale_discards: u64,
@@ -1121,6 +1076,7 @@ impl Pool {
     }
 
     /// The latest `now` passed in. An earlier `now` than this is taken as this one.
+    #[cfg(test)]
     pub fn now(&self) -> Duration {
         self.now
     }
@@ -1131,6 +1087,7 @@ impl Pool {
     }
 
     /// The stage of a pending request; `None` once it is answered or deallocated.
+    #[cfg(test)]
     pub fn request_stage(&self, request: RequestId) -> Option<RequestStage> {
         self.requests.get(request.0).map(|r| match r.stage {
             ReqStage::Allocating => RequestStage::Allocating,
@@ -1140,13 +1097,8 @@ impl Pool {
         })
     }
 
-    /// The key of a pending request.
-    pub fn request_key(&self, request: RequestId) -> Option<&Arc<PoolKey>> {
-        let req = self.requests.get(request.0)?;
-        self.hosts.get(req.host.0).map(|h| &h.key)
-    }
-
     /// The state of a live socket; `None` once it is closed.
+    #[cfg(test)]
     pub fn conn_state(&self, conn: ConnId) -> Option<ConnState> {
         self.conns.get(conn.0).map(|c| c.state.public())
     }
@@ -1180,6 +1132,7 @@ impl Pool {
     }
 
     /// One key's numbers; `None` if the key has no entry.
+    #[cfg(test)]
     pub fn host_stats(&self, key: &PoolKey) -> Option<HostStats> {
         let h = self.host_by_key.get(key)?;
         self.hosts.get(h.0).map(host_stats)
@@ -1420,7 +1373,7 @@ impl Pool {
                     .find(|(_, rid)| !requests.get(rid.0).is_some_and(|r| r.fresh))
                     .map(|(&seq, &rid)| (seq, rid));
                 match first {
-                    Some((seq, rid)) if oldest_runnable.map_or(true, |r| r >= seq) => {
+                    Some((seq, rid)) if oldest_runnable.is_none_or(|r| r >= seq) => {
                         host.waiters.remove(&seq);
                         Some((seq, rid))
                     }
@@ -1606,6 +1559,7 @@ impl Pool {
     /// and `idle + in use + connecting <= max_per_host` per key; `in use + connecting + idle
     /// <= max_open`; no key with waiters could be served now; every record, queue entry,
     /// lookup and timer points back at its owner.
+    #[cfg(test)]
     pub fn check_invariants(&self) -> Result<(), String> {
         macro_rules! ensure {
             ($cond:expr, $($fmt:tt)*) => {
@@ -2439,3 +2393,8 @@ fn host_stats(h: &Host) -> HostStats {
         counters: h.counters.clone(),
     }
 }
+
+/// The pool's rules, exactly and exhaustively: the upstream tests' scheduling, the Perl
+/// module's bugs (B1-B16) as fixed behaviour, and properties over random call sequences.
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
 //! [`Stream`]: the socket a [`Connection`](crate::Connection) owns, plain TCP or TLS.
 
+#[cfg(feature = "tls")]
 use crate::tls::TlsStream;
 use mio::event::Source;
 use mio::net::TcpStream;
@@ -12,11 +13,16 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 /// It is a duplex handle for [`reactor::wheel::ReadWrite`]: it reads and writes plaintext, and a
 /// TLS stream's own buffered output is pushed out through `flush`, which the wheel calls
 /// once its buffer is empty.
+///
+/// `Tls` exists with the `tls` feature (on by default), so the enum is non-exhaustive.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Stream {
     /// Plain TCP.
     Tcp(TcpStream),
     /// TLS (rustls) over TCP.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     Tls(Box<TlsStream>),
 }
 
@@ -25,13 +31,17 @@ impl Stream {
     pub fn tcp(&self) -> &TcpStream {
         match self {
             Stream::Tcp(s) => s,
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => s.tcp(),
         }
     }
 
     /// Whether this is a TLS stream.
     pub fn is_tls(&self) -> bool {
-        matches!(self, Stream::Tls(_))
+        #[cfg(feature = "tls")]
+        return matches!(self, Stream::Tls(_));
+        #[cfg(not(feature = "tls"))]
+        false
     }
 
     /// Whether the socket is quiet: open, with nothing to read (no data, no end-of-file, no
@@ -43,7 +53,16 @@ impl Stream {
                 let mut b = [0u8; 1];
                 matches!(s.peek(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
             }
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => s.idle_check(),
+        }
+    }
+
+    /// Sends TLS's `close_notify` (nothing on plain TCP).
+    pub(crate) fn close_notify(&mut self) {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(t) = self {
+            t.send_close_notify();
         }
     }
 
@@ -58,6 +77,7 @@ impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.read(buf),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => s.read(buf),
         }
     }
@@ -67,6 +87,7 @@ impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write(buf),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => s.write(buf),
         }
     }
@@ -74,6 +95,7 @@ impl Write for Stream {
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write_vectored(bufs),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => s.write_vectored(bufs),
         }
     }
@@ -81,6 +103,7 @@ impl Write for Stream {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Stream::Tcp(_) => Ok(()),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => s.flush(),
         }
     }
@@ -95,6 +118,7 @@ impl Source for Stream {
     ) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.register(registry, token, interests),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => s.register(registry, token, interests),
         }
     }
@@ -107,6 +131,7 @@ impl Source for Stream {
     ) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.reregister(registry, token, interests),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => s.reregister(registry, token, interests),
         }
     }
@@ -114,6 +139,7 @@ impl Source for Stream {
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.deregister(registry),
+            #[cfg(feature = "tls")]
             Stream::Tls(s) => s.deregister(registry),
         }
     }

@@ -24,7 +24,7 @@ fn black_hole(port: u16) -> Option<(Socket, std::net::TcpStream)> {
     Some((l, filler))
 }
 
-fn fetch_through(delay: Option<Duration>, port: u16) -> (u16, Duration, keepalive::pool::Counters) {
+fn fetch_through(delay: Option<Duration>, port: u16) -> (u16, Duration, keepalive::Counters) {
     fetch_via(delay, port, Ipv4Addr::new(127, 0, 0, 2))
 }
 
@@ -33,7 +33,7 @@ fn fetch_via(
     delay: Option<Duration>,
     port: u16,
     first: Ipv4Addr,
-) -> (u16, Duration, keepalive::pool::Counters) {
+) -> (u16, Duration, keepalive::Counters) {
     let mut kernel = Kernel::new().unwrap();
     let resolver = ResolverKind::Custom(Arc::new(move |_: &str| {
         Ok(vec![IpAddr::V4(first), IpAddr::V4(Ipv4Addr::LOCALHOST)])

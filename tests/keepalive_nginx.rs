@@ -12,7 +12,7 @@ use keepalive::reactor::filter::Stream as StreamFilter;
 use keepalive::reactor::wheel::ReadWrite;
 use keepalive::reactor::wheel::WheelError;
 use keepalive::reactor::{Ctx, HandlerError, Kernel, Session, WheelId};
-use keepalive::{Connection, Keepalive, PoolKey, Request, Response};
+use keepalive::{Connection, Keepalive, Origin, PoolKey, Request, Response};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -307,8 +307,10 @@ fn server_idle_timeout_is_never_handed_out() {
             })
             .on("got_conn", move |ctx| -> Result<(), HandlerError> {
                 let r: Response = ctx.take_arg(0)?;
-                l.borrow_mut()
-                    .push(format!("conn from_cache={:?}", r.from_cache()));
+                l.borrow_mut().push(format!(
+                    "conn from_cache={:?}",
+                    r.from_cache().map(Origin::as_str)
+                ));
                 let mut c = r.connection.expect("connected");
                 let id = c.start(ctx, |b| {
                     b.filter(StreamFilter::new()).input_event("got_input")

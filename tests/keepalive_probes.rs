@@ -7,12 +7,13 @@ mod common;
 
 use common::ka::{describe, finish, finish_then, label, serial, start, v4_resolver, wait_for};
 use common::test_server::TestServer;
-use keepalive::pool::{CallError, EADDRNOTAVAIL, ECANCELED, ETIMEDOUT};
 use keepalive::reactor::component::ServerTcp;
+use keepalive::reactor::errno::{EADDRNOTAVAIL, ECANCELED, ETIMEDOUT};
 use keepalive::reactor::wheel::ReadWrite;
 use keepalive::reactor::wheel::WheelError;
 use keepalive::reactor::{Kernel, Session, SessionId};
-use keepalive::{Connection, Keepalive, Request, RequestId, ResolverKind, Response};
+use keepalive::CallError;
+use keepalive::{Connection, Keepalive, Origin, Request, RequestId, ResolverKind, Response};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -874,7 +875,7 @@ fn ce_response_fields() {
                     let same_id = ctx.heap().ids.get(t.label) == Some(&r.request);
                     let k = &r.key;
                     let result = match &r.connection {
-                        Ok(_) => format!("from_cache={:?}", r.from_cache()),
+                        Ok(_) => format!("from_cache={:?}", r.from_cache().map(Origin::as_str)),
                         Err(f) => format!("{} {:?} {}", f.function, f.errnum, f.errstr),
                     };
                     push(

@@ -7,7 +7,7 @@ mod common;
 
 use common::ka::{describe, finish, label, start, v4_resolver, wait_for};
 use common::test_server::TestServer;
-use keepalive::pool::{ECONNREFUSED, ETIMEDOUT};
+use keepalive::reactor::errno::{ECONNREFUSED, ETIMEDOUT};
 use keepalive::reactor::wheel::ReadWrite;
 use keepalive::reactor::wheel::WheelError;
 use keepalive::reactor::Session;

@@ -12,15 +12,19 @@ use reactor::{Ctx, HandlerError, Kernel, Session};
 pub type R = Result<(), HandlerError>;
 
 /// The value of `--port`, 32100 (the Perl program's `$chargen_port`) without it.
-pub fn port_arg() -> Result<u16, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "--port") {
-        None => Ok(32100),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| "--port needs a port number (0-65535)".to_owned()),
-    }
+pub fn port_arg(usage: &str) -> u16 {
+    use crate::cli::{Long, Short};
+    crate::cli::parse(usage, |p| {
+        let mut port = 32100;
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("port") => port = crate::cli::value(p, "--port")?,
+                Short('h') | Long("help") => crate::cli::help(usage),
+                _ => return Err(arg.unexpected()),
+            }
+        }
+        Ok(port)
+    })
 }
 
 /// The chargen line starting at character `start` (32..=126): 72 printable characters,

@@ -34,7 +34,9 @@ pub enum Error {
     HandleInUse,
     /// A `call`ed handler failed; the DIE signal has been queued for its session.
     Died(HandlerError),
-    /// An unhandled exception ended `run()`: POE's `run()` dying with `$@`.
+    /// An unhandled exception ended `run()`: POE's `run()` dying with `$@`
+    /// ([`HandlerError::message`]). It names the session and event that failed
+    /// ([`HandlerError::session`], [`HandlerError::event`]), and so does its message.
     Exception(HandlerError),
     /// An argument had the wrong type or was missing.
     Arg(ArgError),
@@ -79,7 +81,14 @@ impl fmt::Display for Error {
                 f.write_str("two sessions were caught watching the same file descriptor")
             }
             Error::Died(e) => write!(f, "handler died: {e}"),
-            Error::Exception(e) => f.write_str(e.message()),
+            Error::Exception(e) => match (e.session(), e.event()) {
+                (Some(session), Some(event)) => write!(
+                    f,
+                    "unhandled failure in session {session}, event '{event}': {}",
+                    e.message()
+                ),
+                _ => f.write_str(e.message()),
+            },
             Error::Arg(e) => e.fmt(f),
             Error::Io(e) => e.fmt(f),
             Error::Filter(e) => e.fmt(f),

@@ -1,21 +1,41 @@
-//! # reactor: POE's execution model on mio
+//! # poe-reactor: Perl POE's event model on mio
 //!
-//! A single-threaded event kernel that mirrors Perl's [POE](https://metacpan.org/pod/POE):
-//! sessions with a heap and named event handlers, `post`/`yield`/`call`, the whole
-//! delay/alarm family, aliases, signals, I/O watchers and reference-counted session
-//! lifetime, with POE's observable ordering.
+//! An event kernel for network servers and clients, written the way
+//! [POE](https://metacpan.org/pod/POE) programs are: **sessions** hold some state (the
+//! heap) and handle **named events**; they send each other events (`post`, `yield_`,
+//! `call`), set timers (`delay`, `alarm`), watch signals and sockets, and end when nothing
+//! can reach them any more. Buffered sockets, child processes and file tails are
+//! **wheels**; bytes become records (lines, blocks) through **filters**; and TCP, UDP and
+//! UNIX-socket servers and clients come ready-made as **components**. A POE program ports
+//! handler by handler, and prints what the Perl one prints.
+//!
+//! # Getting started
+//!
+//! Add the dependency (the package is `poe-reactor`, the library `reactor`):
+//!
+//! ```toml
+//! [dependencies]
+//! poe-reactor = "0.1"
+//! ```
+//!
+//! ## A timer
+//!
+//! A [`Kernel`] runs [`Session`]s. A session is its heap (here a counter) and a handler
+//! per event; every handler gets a [`Ctx`], POE's `@_`: the kernel (`ctx` dereferences to
+//! it), the heap, and the event's arguments. `_start` runs when the session is created;
+//! [`Kernel::run`] returns when no session is left.
 //!
 //! ```
-//! use reactor::{Kernel, Session, HandlerError};
+//! use reactor::{Ctx, HandlerError, Kernel, Session};
 //!
 //! let mut kernel = Kernel::new()?;
 //! kernel.create(
 //!     Session::new(0u32)
-//!         .on("_start", |ctx| ctx.yield_("tick", ()))
-//!         .on("tick", |ctx| -> Result<(), HandlerError> {
+//!         .on("_start", |ctx: &mut Ctx<'_, u32>| ctx.yield_("tick", ()))
+//!         .on("tick", |ctx: &mut Ctx<'_, u32>| -> Result<(), HandlerError> {
 //!             *ctx.heap() += 1;
 //!             if *ctx.heap() < 3 {
-//!                 ctx.delay("tick", 0.001, ())?;
+//!                 ctx.delay("tick", 0.001, ())?; // again in 1 ms
 //!             }
 //!             Ok(())
 //!         }),
@@ -24,140 +44,135 @@
 //! # Ok::<(), reactor::Error>(())
 //! ```
 //!
-//! ## Design
+//! ## A server
 //!
-//! **Who owns the heap.** Sessions live in a [`slab`] inside the [`Kernel`]; each keeps its
-//! heap there, as `Box<dyn Any>`. Handlers are shared closures (`Rc<dyn Fn>`) that receive a
-//! [`Ctx`], which holds `&mut Kernel` and dereferences to it. The heap is reached through
-//! the context ([`Ctx::heap`]), so the borrow checker forbids holding a heap reference
-//! across a kernel call. That is exactly what makes POE's re-entrancy safe without
-//! `RefCell`: a handler may `call` itself, A may call B which calls A, a handler may create
-//! or stop sessions, and nothing can observe a heap in the middle of a mutation. A session
-//! stopped while one of its handlers is still on the stack keeps its record (and heap) until
-//! that handler returns, so [`Ctx::heap`] never fails.
+//! [`component::ServerTcp`] listens, and gives every connection a session of its own with
+//! a line-buffered socket; `client_input` runs for each line. Here the server shuts itself
+//! down after the first line so that the example ends; a real one runs until told to stop.
 //!
-//! **Names and arguments.** Event names are interned once into small integers; dispatch
-//! compares integers, while `_default` and messages still see the names. Arguments are
-//! `Rc<dyn Any>` values with typed accessors ([`Args::get`]) that fail with an
-//! [`ArgError`] naming the position and type; one signal's arguments reach every watcher
-//! without copies. Handler return values are [`Value`]s.
+//! ```
+//! use reactor::component::{ConnHeap, ServerTcp};
+//! use reactor::{Ctx, HandlerError, Kernel};
+//! use std::io::{BufRead, BufReader, Write};
 //!
-//! **Shared handler tables.** Each session's handlers are a small table sorted by event id,
-//! behind an `Rc`: sessions created from the same [`States`] (a server's per-connection
-//! sessions) share one table, so dispatching to any of a thousand of them reads the same
-//! cache lines. A session that changes its handlers with `state` copies the table first.
+//! let mut kernel = Kernel::new()?;
+//! let server = ServerTcp::builder()
+//!     .address("127.0.0.1")
+//!     .port(0) // the system picks a free port
+//!     .alias("echo")
+//!     .client_input(|ctx: &mut Ctx<'_, ConnHeap>| -> Result<(), HandlerError> {
+//!         let line: Vec<u8> = ctx.take_arg(0)?; // ARG0: the line, without its newline
+//!         if let Some(client) = ctx.client() {
+//!             client.put_one(line)?; // sent back, with CRLF
+//!         }
+//!         ctx.yield_("shutdown", ())?; // this connection: close once flushed
+//!         ctx.post("echo", "shutdown", ())?; // the listener: stop accepting
+//!         Ok(())
+//!     })
+//!     .build(&mut kernel)?;
+//! let addr = server.local_addr().expect("listening");
 //!
-//! **Reads and writes without lists.** POE's filter interface passes lists of chunks and
-//! records; the wheels use the provided methods [`filter::Filter::get_one_start_chunk`],
-//! [`filter::Filter::get_one_with`] and [`filter::Filter::put_one_with`] instead, so a line
-//! read, delivered and echoed allocates no list, and `Line` hands a whole buffered line
-//! over rather than copying it.
+//! // A blocking client on another thread.
+//! let client = std::thread::spawn(move || -> std::io::Result<String> {
+//!     let mut socket = std::net::TcpStream::connect(addr)?;
+//!     socket.write_all(b"hello\n")?;
+//!     let mut answer = String::new();
+//!     BufReader::new(socket).read_line(&mut answer)?;
+//!     Ok(answer)
+//! });
+//! kernel.run()?;
+//! assert_eq!(client.join().expect("client thread")?, "hello\r\n");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
-//! **When I/O happens: POE's timeslice.** A timeslice polls, dispatches the I/O that is
-//! ready (all reads, then all writes), reads the clock, then dispatches every event due by
-//! that reading, as POE's select loop does. So an event posted or yielded by an I/O handler
-//! runs in the same timeslice, after the I/O. A wheel writes output when a poll made after
-//! the output was queued reports the handle writable (POE watches a handle for writing
-//! only while output waits): output queued by any handler, I/O or event, is written after
-//! the next poll returns, and `FlushedEvent` is called there. The peer of a socket in the
-//! same process therefore reads it one timeslice later, exactly as under POE. That next
-//! poll does not wait while output waits, so this adds no latency; it costs one poll that
-//! finds nothing when the process had nothing else to do. `tests/order_perl.rs` pins the
-//! order against the real POE.
+//! ## A client
 //!
-//! **Failures.** A handler that returns `Err` or panics is POE's `die`: with exception
-//! catching on (the default) it becomes a `DIE` signal to the failed session, its
-//! descendants and ancestors; unhandled, it stops every session and [`Kernel::run`] returns
-//! [`Error::Exception`]. The process never aborts because of a handler. Kernel calls fail
-//! with typed [`Error`]s that keep POE's errno meaning ([`Error::errno`]).
+//! [`component::ClientTcp`] connects, and calls `server_input` for each line the server
+//! sends; [`component`] shows a server and a client in one kernel. Below them,
+//! [`wheel::SocketFactory`] connects or listens and [`wheel::ReadWrite`] buffers a socket
+//! through a [`filter`], for protocols the components do not fit.
 //!
-//! **One queue.** Posts, timers and signals share one time-ordered [`queue::Queue`] (a
-//! 4-ary heap of small nodes over a slab, with lazy removal: set, cancel and re-time are
-//! O(log n) amortized); equal times are FIFO. Posts take "now", strictly after the
-//! snapshot of the batch being dispatched, so an event posted during a batch runs in the
-//! next timeslice, as under POE. A queue entry is 24 bytes: what ordering, cancelling and
-//! dispatching decide on (sequence, time, the destination's slab key, and the event, kind
-//! and has-arguments packed in one word). The arguments, the caller and the sender wait
-//! beside the queue at the entry's slot and are taken out whenever the item leaves it.
-//! With a million timers a cancel is bound by memory, not instructions, so what it touches
-//! decides its cost: one entry and one word.
+//! ```no_run
+//! use reactor::component::{ClientHeap, ClientTcp};
+//! use reactor::{Ctx, HandlerError, Kernel};
 //!
-//! **Event names.** A name is numbered once per process, like a symbol: its [`EventId`]
-//! is the same in every kernel, and its text a `&'static str` handed back as an
-//! [`EventName`] with no reference count to keep. Handler tables and queue entries hold
-//! ids. A program's string names (`post(dest, "tick", ..)`) go through the kernel's own
-//! cache of ids, with no lock; what emits the same events again and again resolves them
-//! once, when it is built: sessions their handlers, wheels their events ([`EventId::of`],
-//! [`Kernel::wheel_call`]), postbacks and callbacks their event.
+//! let mut kernel = Kernel::new()?;
+//! ClientTcp::builder("127.0.0.1", 7000)
+//!     .connected(|ctx: &mut Ctx<'_, ClientHeap>| -> Result<(), HandlerError> {
+//!         ctx.server().expect("connected").put_one("hello")?;
+//!         Ok(())
+//!     })
+//!     .server_input(|ctx: &mut Ctx<'_, ClientHeap>| -> Result<(), HandlerError> {
+//!         let line: Vec<u8> = ctx.take_arg(0)?;
+//!         println!("{}", String::from_utf8_lossy(&line));
+//!         ctx.yield_("shutdown", ())?;
+//!         Ok(())
+//!     })
+//!     .build(&mut kernel)?;
+//! kernel.run()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
-//! **Time.** The queue runs on a monotonic timeline read from a [`Clock`]. `alarm` epochs
-//! and the times `alarm_remove`/`alarm_adjust` return are wall-clock: point `t` is the
-//! clock's [`Clock::wall_origin`] plus `t`, converted at the API boundary.
-//! [`ManualClock`] makes timer tests exact and instant.
+//! # Threads and platforms
 //!
-//! **Level-triggered I/O on mio.** A `select_read` or `select_write` watcher's handler runs
-//! in every timeslice while its descriptor stays ready, as under POE's select loop. mio
-//! reports a readiness edge once; after each dispatch the kernel re-arms the registration
-//! (one `epoll_ctl(MOD)`), so the poller reports the descriptor again at the next poll if
-//! the handler left data unread or the socket is still writable, and not otherwise. Wheels
-//! instead keep a ready flag per direction, cleared only by `WouldBlock` or a short read,
-//! so an echoed message costs one `read` and one `write` and no re-registration.
+//! A kernel, its sessions, their heaps and their connections live on the thread that made
+//! them: [`Kernel`], [`Ctx`], [`Postback`] and the wheels are not `Send`, handlers are
+//! plain closures (`Fn`, not `Send`), and nothing is locked. To use more cores, run one
+//! kernel per thread. Errors ([`Error`] and the others) are `Send + Sync`, so they can
+//! leave the thread.
 //!
-//! **Wheels that work by time: tails.** A regular file cannot be watched by the poller
-//! (epoll refuses it), so [`wheel::FollowTail`] polls it, as POE's does with a `delay` on a
-//! state of its own. Here a wheel asks the kernel for a wake-up ([`Kernel::wheel_wake`]): a
-//! timer addressed to the kernel in the one queue, ordered among the session's timers as
-//! that `delay` is, which calls the wheel back in the event phase. It is not a timer of the
-//! session (its handlers and `alarm_remove_all` never see it), a wheel has at most one,
-//! and removing the wheel cancels it. A tail keeps its session alive while it follows
-//! ([`wheel::Wheel::holds_session`]); a pipe or socket given to it is followed by
-//! readiness, as any wheel's handle.
+//! It runs on Linux, where the whole test suite runs (including POE's own tests against
+//! the Perl implementation). It uses mio and Unix APIs (signals, `fork`-free child
+//! processes, UNIX sockets), so other Unix systems may work but are untested; Windows is
+//! not supported.
 //!
-//! **Components act as their session.** [`Kernel::run_as`] runs a component's method,
-//! called from another session's handler, as the component's own session (its watchers,
-//! timers and posts are its own), as a `call` into it would, without dispatching an event.
+//! # Events and their arguments
 //!
-//! **Children.** [`wheel::Run`] starts a child with `std::process::Command` (and
-//! `pty-process` for a pty), since no Rust code may run between `fork` and `exec` without
-//! `unsafe`; POE's `Program => sub {...}` starts the program itself again and runs an entry
-//! point there ([`wheel::child_main`]). Stdout and stderr share one poller token: an edge on
-//! it makes both read until `WouldBlock`, so three descriptors fit the two sources a wheel
-//! has. As in POE the wheel does not wait for its child: [`Kernel::sig_child`] reports the
-//! exit, and [`Kernel::adopt_child`] hands the child of a dropped wheel to the kernel, which
-//! reaps it (`SIGCHLD`, `waitpid` on that pid only) unless a `sig_child` watch waits for it.
+//! An event's arguments are POE's `ARG0`, `ARG1`, ...: read them with [`Ctx::arg`] (a
+//! reference) or [`Ctx::take_arg`] (the value, moved out), naming the Rust type; a wrong
+//! type or a missing argument is an [`ArgError`] that says which. Send them as `()` (none),
+//! one value, or a tuple: `ctx.post(dest, "event", (a, b))`; see [`IntoArgs`].
 //!
-//! **State machines are sessions.** [`nfa`] (POE's `POE::NFA`) builds a session whose heap
-//! is the machine's runstate and whose handler table holds, for each event the machine's
-//! states name, one dispatcher that indexes that event's handlers by the current state's
-//! number; the session's `_default` takes the rest (a state's `_default`, or the failure
-//! POE's machine dies with). Transitions are the machine's own events, posted like any
-//! other, so they keep their place in the queue. The kernel knows nothing of machines: its
-//! dispatch is unchanged and ordinary sessions pay nothing for them.
+//! What the kernel, wheels and components send is documented with each event, with its
+//! types: the lifecycle events on [`Session`] (`_start`, `_stop`, `_child`, `_parent`,
+//! `_default`), signals on [`Kernel::sig`], each wheel's events on the builder method that
+//! names them (e.g. [`wheel::ReadWriteBuilder::input_event`]: `ARG0` is a `Vec<u8>`, `ARG1`
+//! the [`WheelId`]), and the components' callbacks in [`component::server_tcp`] and
+//! [`component::client_tcp`].
 //!
-//! **Sockets handed from wheel to wheel.** [`Kernel::wheel_park`] takes a wheel out and
-//! keeps its socket's poller registration, with the readiness reported meanwhile, for the
-//! next wheel on the same socket ([`wheel::ReadWriteBuilder::parked`]): a connection pool
-//! hands a socket to a new `ReadWrite` per request without a system call.
+//! An event that no handler takes (and no `_default`) is logged at `warn` and dropped, so
+//! a misspelt event name shows at once with `RUST_LOG=warn`
+//! ([`KernelBuilder::warn_unhandled`]). A handler's failure (an `Err` or a panic) is POE's
+//! `die`: it becomes a `DIE` signal, and if nothing handles that, [`Kernel::run`] returns
+//! [`Error::Exception`], naming the session and the event.
 //!
-//! **Datagrams.** As in POE, a [`wheel::SocketFactory`] with `SocketProtocol => 'udp'`
-//! ([`wheel::Protocol::Udp`]) neither listens nor connects: the bound socket is yielded to
-//! the session at once, a `mio::net::UdpSocket` in `SuccessEvent`'s `ARG0` (with a remote
-//! address, the connected socket comes when the poller reports it writable, with its
-//! peer). A POE program's way of reading it works unchanged: `select_read` on the socket,
-//! whose level-triggered handler calls `recv_from` once per timeslice while datagrams
-//! wait. The [`wheel::Udp`] wheel does that work instead (CPAN's `POE::Wheel::UDP`): an
-//! event per datagram with its payload and sender, read a few at a time; datagrams to send
-//! wait in a queue bounded at 1 MiB (POE's `send` on a full buffer just fails), and a
-//! failed `recv` or `send` is a [`wheel::WheelError`]. UNIX datagram sockets
-//! ([`wheel::SocketType::Datagram`]) are read with `select_read`; on Linux a UNIX path whose
-//! first byte is NUL is an abstract name, for datagram and stream sockets alike, the
-//! components included.
+//! # Coming from POE
 //!
-//! **Drop-driven release.** [`Postback`]s and [`Callback`]s hold an external reference on
-//! their session; dropping the last clone pushes a release onto a queue the kernel shares
-//! with them and drains right after the running handler returns.
+//! | POE | here |
+//! |---|---|
+//! | `POE::Session->create(inline_states => {...}, heap => ...)` | [`Kernel::create`]`(`[`Session::new`]`(heap).on("event", handler))` |
+//! | `$_[KERNEL]`, `$_[HEAP]`, `$_[SESSION]`, `$_[SENDER]`, `$_[STATE]` | `ctx` (derefs to [`Kernel`]), [`Ctx::heap`], [`Ctx::session`], [`Ctx::sender`], [`Ctx::event`] |
+//! | `$_[ARG0]` | [`Ctx::arg`]`::<T>(0)`, [`Ctx::take_arg`] |
+//! | `$kernel->yield(...)`, `post`, `call` | [`Kernel::yield_`], [`Kernel::post`], [`Kernel::call`] |
+//! | `delay`, `alarm`, `delay_set`, `alarm_remove`, ... | the same names on [`Kernel`] |
+//! | `die` in a handler | return `Err(...)`: a [`HandlerError`] |
+//! | `POE::Wheel::ReadWrite`, `SocketFactory`, `ListenAccept`, `Run`, `FollowTail` | [`wheel`] |
+//! | `POE::Filter::Line`, `Stream`, `Block`, ... | [`filter`] |
+//! | `POE::Component::Server::TCP`, `Client::TCP` | [`component`] |
+//! | `POE::NFA` | [`nfa`] |
+//! | `get_active_session`, `get_runstate`, ... | `active_session`, `runstate`, ... (Rust's getters drop `get_`; POE's names are search aliases) |
 //!
-//! ## Limits by default
+//! The repository's `docs/porting.md` is a guide to porting a whole program, and its
+//! `examples/` are ports of POE's own examples. How the kernel works inside (dispatch,
+//! the queue, interning, I/O readiness) is in [`design`].
+//!
+//! # Features
+//!
+//! - `regex` (off by default): `LineBuilder::input_regexp_pattern`, POE's
+//!   `InputRegexp => STRING`. A compiled matcher ([`filter::LineBuilder::input_regexp`])
+//!   needs no feature.
+//!
+//! # Limits by default
 //!
 //! A server built on [`component::ServerTcp`] faces clients it does not trust, so its
 //! defaults bound what one client can cost, where POE's bound nothing (each is a builder
@@ -178,28 +193,18 @@
 //! that never reads, a line without end, SIGTERM with a client that never drains, 5,000
 //! idle connections (under 1 KiB each), garbage, resets and half-closes.
 //!
-//! ## Layout
-//!
-//! The structure follows the design: the kernel is one folder, `kernel/`, one idea a file
-//! (dispatch, the session table and its collection, reference counts, timers, aliases,
-//! postbacks, I/O watchers, signals, the wheel trait and table, wheels' wake-ups, poller
-//! tokens, the run loop); its only imports from outside are the pure foundations: [`queue`], the clock,
-//! values, ids and errors. It knows wheels only through its own [`wheel::Wheel`] trait.
-//! `wheel/` holds the concrete wheels, `filter/` the filters (pure bytes-to-records code),
-//! `component/` the TCP components built on both, `nfa.rs` POE's state machines (built on
-//! the kernel's sessions), and `pipe.rs` POE's pipes. Each public type has one path: the
-//! kernel's types at the crate root, the others in their module.
-//!
-//! ## Deviations from POE
+//! # Deviations from POE
 //!
 //! - Calls that take an optional event to mean "remove" in POE have a separate name here:
 //!   `alarm(NAME)`/`delay(NAME)` is [`Kernel::alarm_clear`], `sig(NAME)` is
 //!   [`Kernel::sig_clear`], `select_read(FH)` is [`Kernel::select_read_clear`].
 //! - `alarm_remove_all` reports the real due time of `delay` timers (POE reports 0).
 //! - `alarm_remove` only removes timers (POE removes any queued item by id).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod clock;
 pub mod component;
+pub mod design;
 pub mod errno;
 mod error;
 pub mod filter;
@@ -207,7 +212,7 @@ mod ids;
 mod kernel;
 pub mod nfa;
 pub mod pipe;
-pub mod queue;
+mod queue;
 mod value;
 pub mod wheel;
 
@@ -220,3 +225,8 @@ pub use kernel::{
 };
 pub use value::{Arg, ArgError, ArgProblem, Args, HandlerError, IntoArgs, Outcome, Value};
 pub use wheel::{WheelHandle, WheelId};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

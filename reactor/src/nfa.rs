@@ -33,11 +33,11 @@
 //!     .spawn(&mut kernel)?;
 //! // A machine in no state yet makes its first transition at once.
 //! light.goto_state(&mut kernel, "off", "enter", ())?;
-//! assert_eq!(light.get_current_state(), Some("off"));
-//! assert_eq!(light.get_runstate(&mut kernel), Some(&mut 0));
+//! assert_eq!(light.current_state(), Some("off"));
+//! assert_eq!(light.runstate(&mut kernel), Some(&mut 0));
 //! kernel.run()?;
-//! assert_eq!(light.get_current_state(), Some("off"));
-//! assert_eq!(light.get_runstate(&mut kernel), None); // stopped
+//! assert_eq!(light.current_state(), Some("off"));
+//! assert_eq!(light.runstate(&mut kernel), None); // stopped
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -542,8 +542,9 @@ impl<R: 'static> Machine<R> {
     }
 
     /// The name of the machine's current state, `None` before its first transition (POE's
-    /// `get_current_state`, which says `(undef)`).
-    pub fn get_current_state(&self) -> Option<&str> {
+    /// `current_state`, which says `(undef)`).
+    #[doc(alias = "get_current_state")]
+    pub fn current_state(&self) -> Option<&str> {
         self.shape.current_name()
     }
 
@@ -558,9 +559,10 @@ impl<R: 'static> Machine<R> {
         self.shape.options.replace(options)
     }
 
-    /// The machine's runstate (POE's `get_runstate`), `None` once the machine has stopped.
+    /// The machine's runstate (POE's `runstate`), `None` once the machine has stopped.
     /// Inside the machine's handlers, [`NfaCtx::runstate`] is the short way.
-    pub fn get_runstate<'k>(&self, kernel: &'k mut Kernel) -> Option<&'k mut R> {
+    #[doc(alias = "get_runstate")]
+    pub fn runstate<'k>(&self, kernel: &'k mut Kernel) -> Option<&'k mut R> {
         let key = kernel.key_of(self.id())?;
         Some(kernel.heap_of::<R>(key))
     }
@@ -945,8 +947,17 @@ pub struct NfaCtx<'a, R> {
     core: &'a Rc<Core<R>>,
 }
 
+impl<R> fmt::Debug for NfaCtx<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NfaCtx")
+            .field("session", &self.inv.session)
+            .field("event", &self.inv.state.name())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: 'static> NfaCtx<'_, R> {
-    /// The machine's runstate (POE's `RUNSTATE`, or `$_[MACHINE]->get_runstate`).
+    /// The machine's runstate (POE's `RUNSTATE`, or `$_[MACHINE]->runstate`).
     #[doc(alias = "RUNSTATE")]
     #[doc(alias = "get_runstate")]
     pub fn runstate(&mut self) -> &mut R {
@@ -974,7 +985,8 @@ impl<R: 'static> NfaCtx<'_, R> {
     /// The name of the machine's current state (POE's `STATE`): during a `leave` handler
     /// the state being left, during an entry event the state entered.
     #[doc(alias = "STATE")]
-    pub fn get_current_state(&self) -> &str {
+    #[doc(alias = "get_current_state")]
+    pub fn current_state(&self) -> &str {
         self.core.shape().current_name().unwrap_or(NO_STATE)
     }
 

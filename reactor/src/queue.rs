@@ -186,6 +186,7 @@ impl<T> Queue<T> {
     }
 
     /// The next item, without removing it.
+    #[cfg(test)]
     pub fn peek(&self) -> Option<(Time, ItemId, &T)> {
         let n = self.heap.first()?;
         let e = &self.slab[n.slot as usize];
@@ -244,12 +245,6 @@ impl<T> Queue<T> {
     pub fn get(&self, id: ItemId) -> Option<(Time, &T)> {
         let e = &self.slab[self.slot_of(id)?];
         Some((e.time, &e.payload))
-    }
-
-    /// Mutable access to the payload of item `id`.
-    pub fn get_mut(&mut self, id: ItemId) -> Option<&mut T> {
-        let slot = self.slot_of(id)?;
-        Some(&mut self.slab[slot].payload)
     }
 
     /// Removes item `id` if `allow` accepts its payload.
@@ -348,6 +343,7 @@ impl<T> Queue<T> {
     }
 
     /// Iterates over every waiting item in no particular order.
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (Time, ItemId, &T)> + '_ {
         self.slab.iter().map(|(slot, e)| {
             (
@@ -458,3 +454,7 @@ impl<T> Queue<T> {
         self.heap[pos] = node;
     }
 }
+
+/// POE's `t/10_units/06_queues/01_array.t`, and a comparison against a model.
+#[cfg(test)]
+mod array_tests;

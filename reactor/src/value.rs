@@ -4,6 +4,8 @@
 //! reference-counted so that one signal's arguments reach every watcher without copies.
 //! Typed accessors fail with an [`ArgError`] that names the position and both types.
 
+use crate::ids::SessionId;
+use crate::kernel::EventName;
 use std::any::{type_name, Any};
 use std::fmt;
 use std::rc::Rc;
@@ -259,7 +261,29 @@ fn placeholder() -> Arg {
     PLACEHOLDER.with(Rc::clone)
 }
 
-/// Values that can become event arguments: `()`, tuples of up to eight values, [`Args`].
+/// Values that can become event arguments: `()` (none), tuples of up to eight values,
+/// [`Args`], and a single value of a standard type (numbers, `bool`, `char`, `String`,
+/// `&'static str`, `Vec<T>`, `Option<T>`, `Box<T>`, `Duration`, `PathBuf`, socket and IP
+/// addresses, [`SessionId`], [`WheelId`](crate::WheelId), [`Value`]) with no one-tuple
+/// around it. [`impl_into_args!`](crate::impl_into_args) adds your own types to the last
+/// list; `(value,)` works for any type.
+///
+/// ```
+/// use reactor::{Kernel, Session};
+///
+/// let mut kernel = Kernel::new()?;
+/// kernel.create(
+///     Session::new(0u32)
+///         .on("_start", |ctx| ctx.yield_("add", 5u32)) // ARG0 is 5u32
+///         .on("add", |ctx| -> Result<(), reactor::Error> {
+///             let n: u32 = *ctx.arg(0)?;
+///             *ctx.heap() += n;
+///             Ok(())
+///         }),
+/// )?;
+/// kernel.run()?;
+/// # Ok::<(), reactor::Error>(())
+/// ```
 pub trait IntoArgs {
     /// Converts into [`Args`].
     fn into_args(self) -> Args;
@@ -296,6 +320,82 @@ tuple_args!(A, B, C, D, E);
 tuple_args!(A, B, C, D, E, F);
 tuple_args!(A, B, C, D, E, F, G);
 tuple_args!(A, B, C, D, E, F, G, H);
+
+/// Lets values of your own types be passed as a single event argument without a one-tuple,
+/// as the standard types are: `reactor::impl_into_args!(Order, Quote);` then
+/// `ctx.yield_("fill", order)`. Without it, `(order,)` works for any type.
+#[macro_export]
+macro_rules! impl_into_args {
+    ($($t:ty),+ $(,)?) => {
+        $(
+            impl $crate::IntoArgs for $t {
+                fn into_args(self) -> $crate::Args {
+                    let mut args = $crate::Args::new();
+                    args.push(self);
+                    args
+                }
+            }
+        )+
+    };
+}
+
+// One argument needs no one-tuple: `ctx.yield_("n", 5u32)` is `ctx.yield_("n", (5u32,))`.
+macro_rules! single_args {
+    ($($t:ty),+ $(,)?) => {
+        $(
+            impl IntoArgs for $t {
+                fn into_args(self) -> Args {
+                    Args(vec![Rc::new(self) as Arg])
+                }
+            }
+        )+
+    };
+}
+single_args!(
+    bool,
+    char,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    String,
+    &'static str,
+    std::time::Duration,
+    std::path::PathBuf,
+    std::net::SocketAddr,
+    std::net::IpAddr,
+    crate::ids::SessionId,
+    crate::ids::WheelId,
+    Value,
+);
+
+impl<T: Any> IntoArgs for Vec<T> {
+    fn into_args(self) -> Args {
+        Args(vec![Rc::new(self) as Arg])
+    }
+}
+
+impl<T: Any> IntoArgs for Option<T> {
+    fn into_args(self) -> Args {
+        Args(vec![Rc::new(self) as Arg])
+    }
+}
+
+impl<T: Any> IntoArgs for Box<T> {
+    fn into_args(self) -> Args {
+        Args(vec![Rc::new(self) as Arg])
+    }
+}
 
 /// Builds [`Args`] from a list of expressions: `args![1, "two", 3.0]`.
 #[macro_export]
@@ -361,35 +461,102 @@ impl Value {
 /// Why a handler failed: POE's `die`. Made from any [`std::error::Error`], a `String` or a
 /// `&str`, so `?` works inside handlers; the error it was made from stays reachable as
 /// [`HandlerError::source`]. Two failures are equal when their messages are.
+///
+/// Like `anyhow::Error`, it is the catch-all that `?` converts every error into, so it
+/// does not implement [`std::error::Error`] itself (that would make `From<E>` overlap
+/// with `From<HandlerError>`). It dereferences to `dyn Error + Send + Sync`, and converts
+/// into `Box<dyn Error + Send + Sync>` (so `?` works in a `main` that returns one); the
+/// kernel's [`Error::Died`](crate::Error::Died) and [`Error::Exception`](crate::Error::Exception),
+/// which carry it, are ordinary errors with the same source chain.
+///
+/// ```
+/// use reactor::HandlerError;
+///
+/// let e = HandlerError::from(std::io::Error::other("disk on fire"));
+/// assert_eq!(e.message(), "disk on fire");
+/// let source = e.source().expect("made from an io::Error");
+/// assert!(source.downcast_ref::<std::io::Error>().is_some());
+/// let boxed: Box<dyn std::error::Error> = e.into();
+/// assert_eq!(boxed.to_string(), "disk on fire");
+/// ```
 #[derive(Clone)]
-pub struct HandlerError {
+pub struct HandlerError(Failed);
+
+/// The error behind a [`HandlerError`]: its message, what it was made from, and where the
+/// kernel saw it.
+#[derive(Clone)]
+struct Failed {
     message: String,
     source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>>,
+    at: Option<(SessionId, EventName)>,
+}
+
+impl fmt::Debug for Failed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.message, f)
+    }
+}
+
+impl fmt::Display for Failed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl HandlerError {
     /// A failure with this message.
     pub fn new(message: impl Into<String>) -> Self {
-        HandlerError {
+        HandlerError(Failed {
             message: message.into(),
             source: None,
-        }
+            at: None,
+        })
     }
 
     /// The message (POE's `$@`).
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The error the failure was made from, if it was made from one.
     pub fn source(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
-        self.source.as_deref()
+        self.0.source.as_deref()
+    }
+
+    /// The session whose handler failed, once the kernel has seen the failure.
+    pub fn session(&self) -> Option<SessionId> {
+        self.0.at.map(|(session, _)| session)
+    }
+
+    /// The event whose handler failed, once the kernel has seen the failure.
+    pub fn event(&self) -> Option<EventName> {
+        self.0.at.map(|(_, event)| event)
+    }
+
+    /// The failure as a boxed standard error (its source chain kept), e.g. to return it
+    /// from a function whose error type is `Box<dyn Error + Send + Sync>`.
+    pub fn into_boxed_error(self) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        Box::new(self.0)
+    }
+
+    /// The same failure, located in `session`'s handler for `event`.
+    pub(crate) fn at(mut self, session: SessionId, event: EventName) -> Self {
+        self.0.at = Some((session, event));
+        self
     }
 }
 
 impl PartialEq for HandlerError {
     fn eq(&self, other: &Self) -> bool {
-        self.message == other.message
+        self.0.message == other.0.message
     }
 }
 
@@ -397,23 +564,43 @@ impl Eq for HandlerError {}
 
 impl fmt::Debug for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.message, f)
+        fmt::Debug::fmt(&self.0, f)
     }
 }
 
 impl fmt::Display for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::ops::Deref for HandlerError {
+    type Target = dyn std::error::Error + Send + Sync + 'static;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl AsRef<dyn std::error::Error + Send + Sync + 'static> for HandlerError {
+    fn as_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &self.0
+    }
+}
+
+impl From<HandlerError> for Box<dyn std::error::Error + 'static> {
+    fn from(e: HandlerError) -> Self {
+        Box::new(e.0)
     }
 }
 
 impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for HandlerError {
     fn from(e: E) -> Self {
         let e: Box<dyn std::error::Error + Send + Sync> = e.into();
-        HandlerError {
+        HandlerError(Failed {
             message: e.to_string(),
             source: Some(std::sync::Arc::from(e)),
-        }
+            at: None,
+        })
     }
 }
 

@@ -74,8 +74,7 @@ fn echo(
                         let w = ctx.wheel_mut::<ReadWrite>(id).ok_or("gone")?;
                         w.put_one(line)?;
                         s.lines_in.set(s.lines_in.get() + 1);
-                        s.most_out
-                            .set(s.most_out.get().max(w.get_driver_out_octets()));
+                        s.most_out.set(s.most_out.get().max(w.driver_out_octets()));
                         s.held_back.set(s.held_back.get() || w.is_held_back());
                         Ok(())
                     },

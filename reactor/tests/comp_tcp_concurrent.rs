@@ -194,7 +194,7 @@ fn concurrency_limits_hold_body() -> Result<(), Box<dyn std::error::Error>> {
         .port(0)
         .address("127.0.0.1")
         .alias("acceptor_server")
-        .concurrency(1)
+        .concurrency(Some(1))
         .acceptor(move |ctx| -> Result<(), HandlerError> {
             let socket = ctx.take_arg::<TcpStream>(0)?;
             if s.acceptor_connected.get() {
@@ -214,7 +214,7 @@ fn concurrency_limits_hold_body() -> Result<(), Box<dyn std::error::Error>> {
         .port(0)
         .address("127.0.0.1")
         .alias("callback_server")
-        .concurrency(4)
+        .concurrency(Some(4))
         .client_input(move |ctx| -> Result<(), HandlerError> {
             let input = String::from_utf8(ctx.arg::<Vec<u8>>(0)?.clone())?;
             s1.callback_n.set(s1.callback_n.get() + 1);

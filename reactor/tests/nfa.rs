@@ -55,7 +55,7 @@ fn a_machine_needs_a_state_and_may_not_use_the_machine_s_own_events() {
     // A state with no handlers at all is a state.
     let m = Nfa::new(()).state("idle").spawn(&mut k).unwrap();
     m.goto_state(&mut k, "idle", None, ()).unwrap();
-    assert_eq!(m.get_current_state(), Some("idle"));
+    assert_eq!(m.current_state(), Some("idle"));
 }
 
 // ----------------------------------------------------------------- transition errors
@@ -64,7 +64,7 @@ fn a_machine_needs_a_state_and_may_not_use_the_machine_s_own_events() {
 fn goto_state_checks_the_state_and_the_entry_event_at_once() {
     let mut k = Kernel::new().unwrap();
     let m = two_states().spawn(&mut k).unwrap();
-    let queued = k.get_event_count();
+    let queued = k.event_count();
     let e = m.goto_state(&mut k, "nowhere", None, ()).unwrap_err();
     assert!(matches!(&e, NfaError::NoSuchState { state, .. } if state == "nowhere"));
     assert_eq!(
@@ -78,9 +78,9 @@ fn goto_state_checks_the_state_and_the_entry_event_at_once() {
     let e = m.goto_state(&mut k, "a", "enter", ()).unwrap_err();
     assert!(matches!(&e, NfaError::NoSuchEntryEvent { state, event, .. }
         if state == "a" && event == "enter"));
-    assert_eq!(m.get_current_state(), None);
+    assert_eq!(m.current_state(), None);
     assert_eq!(
-        k.get_event_count(),
+        k.event_count(),
         queued,
         "nothing is queued for a refused transition"
     );
@@ -90,14 +90,14 @@ fn goto_state_checks_the_state_and_the_entry_event_at_once() {
     assert!(matches!(e, NfaError::NoSuchEntryEvent { .. }));
 
     m.goto_state(&mut k, "a", "start", ()).unwrap();
-    assert_eq!(m.get_current_state(), Some("a"));
+    assert_eq!(m.current_state(), Some("a"));
     k.run().unwrap();
     // A machine that has stopped can no longer be driven.
     assert!(matches!(
         m.goto_state(&mut k, "b", None, ()),
         Err(NfaError::Kernel(Error::NoSuchSession))
     ));
-    assert!(m.get_runstate(&mut k).is_none());
+    assert!(m.runstate(&mut k).is_none());
 }
 
 /// A handler that propagates a refused transition with `?` fails, as POE's machine dies
@@ -255,7 +255,7 @@ fn entry_and_leave_events_come_from_the_machine_itself() {
         let line = format!(
             "{} in {} from {} after '{}'",
             m.event(),
-            m.get_current_state(),
+            m.current_state(),
             if m.sender() == m.machine().id() {
                 "itself"
             } else {
@@ -306,11 +306,11 @@ fn the_runstate_lives_as_long_as_the_machine() {
         .spawn(&mut k)
         .unwrap();
     m.goto_state(&mut k, "a", "step", ()).unwrap();
-    assert_eq!(m.get_runstate(&mut k).cloned(), Some(vec![0, 1]));
+    assert_eq!(m.runstate(&mut k).cloned(), Some(vec![0, 1]));
     k.run_one_timeslice().unwrap();
-    assert_eq!(m.get_runstate(&mut k).cloned(), Some(vec![0, 1, 2]));
+    assert_eq!(m.runstate(&mut k).cloned(), Some(vec![0, 1, 2]));
     k.run().unwrap();
-    assert_eq!(m.get_runstate(&mut k), None);
+    assert_eq!(m.runstate(&mut k), None);
 }
 
 /// `call` into a machine returns the current state's handler's value.
@@ -343,11 +343,11 @@ fn handlers_added_at_run_time_come_after_the_state_s_own_and_before_its_default(
     let m = Nfa::new(Rc::clone(&log))
         .on("a", "start", |m: &mut NfaCtx<'_, Log>| -> R {
             m.state("ev", |m: &mut NfaCtx<'_, Log>| {
-                let line = format!("added {}", m.get_current_state());
+                let line = format!("added {}", m.current_state());
                 push(m.runstate(), line);
             })?;
             m.state("only_added", |m: &mut NfaCtx<'_, Log>| {
-                let line = format!("only_added {}", m.get_current_state());
+                let line = format!("only_added {}", m.current_state());
                 push(m.runstate(), line);
             })?;
             for ev in ["ev", "only_added"] {
@@ -407,10 +407,7 @@ fn handlers_added_at_run_time_come_after_the_state_s_own_and_before_its_default(
         .spawn(&mut k)
         .unwrap();
     m.goto_state(&mut k, "a", "bad", ()).unwrap();
-    assert_eq!(
-        m.get_runstate(&mut k).unwrap().borrow().as_slice(),
-        ["checked"]
-    );
+    assert_eq!(m.runstate(&mut k).unwrap().borrow().as_slice(), ["checked"]);
 }
 
 // ------------------------------------------------------------------------ immediate
@@ -419,7 +416,7 @@ fn handlers_added_at_run_time_come_after_the_state_s_own_and_before_its_default(
 fn immediate_transitions_happen_before_the_call_returns() {
     let mut k = Kernel::new().unwrap();
     let log: Log = Rc::default();
-    let state = |m: &mut NfaCtx<'_, Log>| m.get_current_state().to_owned();
+    let state = |m: &mut NfaCtx<'_, Log>| m.current_state().to_owned();
     let m = Nfa::new(Rc::clone(&log))
         .on("a", "start", move |m: &mut NfaCtx<'_, Log>| -> R {
             m.call_state("back", "b", "enter", (7u32,))?;
@@ -446,7 +443,7 @@ fn immediate_transitions_happen_before_the_call_returns() {
         .spawn(&mut k)
         .unwrap();
     m.goto_state(&mut k, "a", "start", ()).unwrap();
-    assert_eq!(k.get_event_count(), 1, "only the garbage check is queued");
+    assert_eq!(k.event_count(), 1, "only the garbage check is queued");
     assert_eq!(
         *log.borrow(),
         [
@@ -647,5 +644,5 @@ fn one_wheel_event_handled_by_each_state_in_turn() {
             "EOF",
         ]
     );
-    assert_eq!(machine.get_current_state(), Some("cmd"));
+    assert_eq!(machine.current_state(), Some("cmd"));
 }

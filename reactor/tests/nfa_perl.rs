@@ -98,7 +98,7 @@ fn machine(log: &Log) -> Nfa<Rs> {
     .on("a", "start", |m: &mut M<'_>| -> R {
         let line = format!(
             "a start {} {} {}",
-            m.get_current_state(),
+            m.current_state(),
             from(m),
             m.args().len()
         );
@@ -107,14 +107,14 @@ fn machine(log: &Log) -> Nfa<Rs> {
         m.yield_("x", ())?;
         m.goto_state("b", "enter", ("one", "two"))?;
         m.yield_("y", ())?;
-        let line = format!("a still {}", m.machine().get_current_state().unwrap());
+        let line = format!("a still {}", m.machine().current_state().unwrap());
         say(m, line);
         Ok(())
     })
     .on("a", "x", |m: &mut M<'_>| say(m, "a x"))
     .on("a", "y", |m: &mut M<'_>| say(m, "a y"))
     .on("a", "leave", |m: &mut M<'_>| {
-        let line = format!("leave {} {}", m.get_current_state(), m.event());
+        let line = format!("leave {} {}", m.current_state(), m.event());
         say(m, line);
     })
     .on("a", "_default", |m: &mut M<'_>| -> R {
@@ -145,7 +145,7 @@ fn machine(log: &Log) -> Nfa<Rs> {
         say(m, line);
         m.call_state("back", "c", "enter", (5u32,))?;
         m.yield_("before_c", ())?;
-        let line = format!("b after call_state {}", m.get_current_state());
+        let line = format!("b after call_state {}", m.current_state());
         say(m, line);
         Ok(())
     })
@@ -160,20 +160,20 @@ fn machine(log: &Log) -> Nfa<Rs> {
         Ok(())
     })
     .on("b", "after_return", |m: &mut M<'_>| -> R {
-        let line = format!("b after_return {}", m.get_current_state());
+        let line = format!("b after_return {}", m.current_state());
         say(m, line);
         let old = m.set_options(NfaOptions {
             immediate: true,
             ..m.options()
         });
         m.goto_state("d", "enter", ())?;
-        let line = format!("b now {}", m.machine().get_current_state().unwrap());
+        let line = format!("b now {}", m.machine().current_state().unwrap());
         say(m, line);
         m.set_options(old);
         Ok(())
     })
     .on("b", "leave", |m: &mut M<'_>| {
-        let line = format!("leave {}", m.get_current_state());
+        let line = format!("leave {}", m.current_state());
         say(m, line);
     })
     .on("b", "_default", |m: &mut M<'_>| -> R {
@@ -202,7 +202,7 @@ fn machine(log: &Log) -> Nfa<Rs> {
     })
     // ------------------------------------------------------------------------------- d
     .on("d", "enter", |m: &mut M<'_>| -> R {
-        let line = format!("d enter {}", m.get_current_state());
+        let line = format!("d enter {}", m.current_state());
         say(m, line);
         m.sig("DIE", "oops", ())?;
         m.yield_("nohandler", (1u32,))?;
@@ -235,10 +235,10 @@ fn observer(log: &Log) -> Session<Log> {
         .on("_start", |ctx: &mut Ctx<'_, Log>| -> R {
             let log = Rc::clone(ctx.heap());
             let m = machine(&log).spawn(ctx)?;
-            let state = m.get_current_state().unwrap_or("(undef)");
+            let state = m.current_state().unwrap_or("(undef)");
             log.borrow_mut().push(format!("spawned {state}"));
             m.goto_state(ctx, "a", "start", ())?;
-            let state = m.get_current_state().unwrap_or("(undef)");
+            let state = m.current_state().unwrap_or("(undef)");
             log.borrow_mut().push(format!("observer sees {state}"));
             ctx.post(m.id(), "obs", ())?;
             Ok(())

@@ -1,13 +1,13 @@
 //! `POE::Pipe::OneWay`/`TwoWay` ends under `ReadWrite` wheels, and a wheel's filters
-//! reached through `get_input_filter`/`get_output_filter`.
+//! reached through `input_filter`/`output_filter`.
 //!
 //! - Two sessions talk over two one-way pipes, each wheel built on the read end of one and
 //!   the write end of the other (POE's `InputHandle`/`OutputHandle`), and over a two-way
 //!   conduit, one duplex handle a side (POE's `Handle`).
 //! - After end-of-file, the input filter still holds the unterminated tail, which POE
-//!   programs fetch with `$wheel->get_input_filter->get_pending`.
-//! - A `Grep` input filter is changed in place through `get_input_filter_mut`, as POE's
-//!   `$wheel->get_input_filter->modify(...)` does.
+//!   programs fetch with `$wheel->input_filter->get_pending`.
+//! - A `Grep` input filter is changed in place through `input_filter_mut`, as POE's
+//!   `$wheel->input_filter->modify(...)` does.
 
 mod common;
 
@@ -191,9 +191,9 @@ fn the_input_filter_keeps_the_unterminated_tail_after_eof() {
                 move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> R {
                     let w = ctx.heap().take().ok_or("no wheel")?;
                     let wheel = ctx.wheel_mut::<ReadWrite>(w.id()).ok_or("gone")?;
-                    let filter = wheel.get_input_filter();
+                    let filter = wheel.input_filter();
                     let pending = filter.get_pending().unwrap_or_default().concat();
-                    let same = wheel.get_output_filter().filter_type();
+                    let same = wheel.output_filter().filter_type();
                     l2.borrow_mut().push(format!(
                         "eof, pending {:?}, filters {} {}",
                         String::from_utf8_lossy(&pending),
@@ -252,7 +252,7 @@ fn a_grep_input_filter_is_modified_in_place() {
                     let id = ctx.heap().as_ref().ok_or("no wheel")?.id();
                     let wheel = ctx.wheel_mut::<ReadWrite>(id).ok_or("gone")?;
                     let stack = wheel
-                        .get_input_filter_mut()
+                        .input_filter_mut()
                         .downcast_mut::<Stackable<Vec<u8>>>()
                         .ok_or("not a Stackable")?;
                     let grep = stack.filters_mut()[1]

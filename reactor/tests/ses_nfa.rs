@@ -13,7 +13,7 @@
 //! - A machine that adds a handler at run time with `state` (the way a wheel does; it
 //!   answers in every state), sets and resets an option, uses a callback (handled in the
 //!   state it is called in) and a postback (handled after the transition posted before
-//!   it), and checks `get_current_state` and `get_runstate` against the handler's own
+//!   it), and checks `current_state` and `runstate` against the handler's own
 //!   `STATE` and `RUNSTATE`.
 //!
 //! All 39 upstream assertions are kept, recorded by the handlers and checked after `run`
@@ -370,21 +370,21 @@ fn spawn_dynamic(kernel: &mut Kernel, checks: &Checks) {
         })
         .on("listen", "happened", move |m: &mut Dy<'_>| {
             check(&c4, true, "wheel event happened");
-            let by_machine = m.machine().get_current_state().map(str::to_owned);
-            let state = m.get_current_state().to_owned();
+            let by_machine = m.machine().current_state().map(str::to_owned);
+            let state = m.current_state().to_owned();
             check(
                 &c4,
                 by_machine.as_deref() == Some(state.as_str()),
-                "get_current_state returns the same as $_[STATE]",
+                "current_state returns the same as $_[STATE]",
             );
             let machine = m.machine().clone();
-            let by_machine = machine.get_runstate(m).map(|r| (r.clone(), r as *const _));
+            let by_machine = machine.runstate(m).map(|r| (r.clone(), r as *const _));
             let own = m.runstate();
             let own = (own.clone(), own as *const _);
             check(
                 &c4,
                 by_machine == Some(own),
-                "get_runstate returns the same as $_[RUNSTATE]",
+                "runstate returns the same as $_[RUNSTATE]",
             );
         })
         .on("listen", "callback", move |_: &mut Dy<'_>| {

@@ -8,7 +8,7 @@
 //! - `object_states` and `package_states` sessions, with and without renamed methods;
 //! - getting and setting session options;
 //! - `create` refusing a malformed session;
-//! - `get_active_session` before, inside and after `run`;
+//! - `active_session` before, inside and after `run`;
 //! - `Kernel::stop` stopping four nested sessions (leaf first, three `_child lose`, no
 //!   `_parent`) and freeing their heaps, and running the kernel again afterwards.
 //!
@@ -415,15 +415,14 @@ fn client_session(res: &Shared) -> Session<ClientHeap> {
             Ok(())
         })
         .on("_stop", move |ctx: &mut Ctx<'_, ClientHeap>| {
-            let active = ctx.get_active_session() == ctx.session();
-            // POE compares get_active_session()->get_heap() with HEAP. There is no way to
+            let active = ctx.active_session() == ctx.session();
+            // POE compares active_session()->get_heap() with HEAP. There is no way to
             // reach a session's heap by id here: the context's heap is the active
             // session's by construction. Check instead that the heap seen in _stop is this
             // session's, with its final state (cookies 1..6 were handed out).
             let heap_ok = ctx.heap().cookie == 6;
             let mut res = r4.borrow_mut();
-            res.checks
-                .push(("get_active_session within session", active));
+            res.checks.push(("active_session within session", active));
             res.checks.push(("get_heap during stop", heap_ok));
         })
 }
@@ -555,17 +554,9 @@ fn sessions_run_together() {
     assert_eq!(err.errno(), 22);
     assert_eq!(k.session_count(), before);
 
-    assert_eq!(
-        k.get_active_session(),
-        KERNEL,
-        "get_active_session before run()"
-    );
+    assert_eq!(k.active_session(), KERNEL, "active_session before run()");
     k.run().unwrap();
-    assert_eq!(
-        k.get_active_session(),
-        KERNEL,
-        "get_active_session after run()"
-    );
+    assert_eq!(k.active_session(), KERNEL, "active_session after run()");
     assert_eq!(k.session_count(), 0);
 
     let res = res.borrow();
@@ -604,7 +595,7 @@ fn sessions_run_together() {
             "set default option successfully",
             "reset default option successfully",
             "reset default option successfully",
-            "get_active_session within session",
+            "active_session within session",
             "get_heap during stop",
         ],
         "every in-handler check ran"

@@ -8,7 +8,7 @@
 //! | `new(0)`, `new(Booga => 1)` croak               | Perl-only: no such calls can be written         |
 //! | `get()` on a write-only handle: undef, `$!` set | ErrorEvent ('read', EBADF, ...)                 |
 //! | `put([])` buffers 0 octets, 0 messages          | `put` of nothing: 0 octets, 0 messages          |
-//! | `put` returns the octets buffered, 1 message    | `get_driver_out_octets` / `_messages` after puts |
+//! | `put` returns the octets buffered, 1 message    | `driver_out_octets` / `_messages` after puts |
 //! | octets flushed == octets read from the pipe     | octets that left the wheel == octets read       |
 //! | flush until the buffer is exhausted             | out messages reach 0 while the pipe is drained  |
 //! | `get()` undef with `$! == 0` at EOF             | ErrorEvent ('read', 0, '') after all the data   |
@@ -69,7 +69,7 @@ fn owner(
                 let wid = *ctx.arg::<WheelId>(1)?;
                 let left = ctx
                     .wheel_ref::<ReadWrite>(wid)
-                    .map(|w| (w.get_driver_out_octets(), w.get_driver_out_messages()));
+                    .map(|w| (w.driver_out_octets(), w.driver_out_messages()));
                 l2.borrow_mut().push(format!(
                     "error {op} {errno} empty_msg={} left={left:?}",
                     msg.is_empty()
@@ -220,11 +220,8 @@ fn put_counts_octets_and_messages() {
                 .build(ctx)?;
             let rw = ctx.wheel_mut::<ReadWrite>(w.id()).ok_or("no wheel")?;
             let note = |rw: &ReadWrite, high: bool| {
-                s.borrow_mut().push((
-                    rw.get_driver_out_octets(),
-                    rw.get_driver_out_messages(),
-                    high,
-                ))
+                s.borrow_mut()
+                    .push((rw.driver_out_octets(), rw.driver_out_messages(), high))
             };
             // Empty put().
             let high = rw.put(Vec::<Vec<u8>>::new())?;
@@ -279,7 +276,7 @@ fn octets_flushed_equal_octets_read_and_the_buffer_drains() {
     let (wid, _) = id.get().expect("wheel made");
     let octets = |k: &Kernel| {
         k.wheel_ref::<ReadWrite>(wid)
-            .map(|w| (w.get_driver_out_octets(), w.get_driver_out_messages()))
+            .map(|w| (w.driver_out_octets(), w.driver_out_messages()))
     };
     assert_eq!(octets(&k), Some((BIG, 1)));
     // Let the wheel write until the pipe is full (EAGAIN, which is no error).

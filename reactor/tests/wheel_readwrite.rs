@@ -543,7 +543,7 @@ fn part2_pause_resume_eof_flushed_low_and_shutdown() {
     // ok($heap->{called_error}, "error event happened"): EOF, errno 0, empty message.
     assert_eq!(log.called_error, 1, "errors: {:?}", log.errors);
     assert_eq!(log.errors, [("read".to_owned(), 0, String::new())]);
-    // isa_ok(get_input_filter / get_output_filter, 'POE::Filter'): the default Line.
+    // isa_ok(input_filter / output_filter, 'POE::Filter'): the default Line.
     assert_eq!(log.filters, Some(("Line", "Line")));
     // ok($heap->{called_flushed}) and ok($heap->{called_low}). HighEvent stays silent: put()
     // already sets the high-water state when it returns true (ReadWrite.pm:444-451), so the
@@ -1308,7 +1308,7 @@ fn auto_flush_writes_inside_put() {
                 let octets = ctx
                     .wheel_ref::<ReadWrite>(id)
                     .ok_or("no wheel")?
-                    .get_driver_out_octets();
+                    .driver_out_octets();
                 sync_log(ctx, format!("after put octets={octets}"));
                 ctx.yield_("done", ())?;
                 Ok(())

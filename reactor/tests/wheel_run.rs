@@ -270,7 +270,7 @@ fn close(ctx: &mut C<'_>) -> Result<(), HandlerError> {
     };
     let (octets, messages) = ctx
         .wheel_ref::<Run>(id)
-        .map(|w| (w.get_driver_out_octets(), w.get_driver_out_messages()))
+        .map(|w| (w.driver_out_octets(), w.driver_out_messages()))
         .unwrap_or_default();
     let h = ctx.heap();
     let is_close = matches!(h.expected.front(), Some((_, Some(Expect::Close))));

@@ -416,8 +416,8 @@ fn client(r: Shared, t: &Transport, port: u16) -> Session<Client> {
             heap.put_count = 1;
             let rw = ctx.wheel_mut::<ReadWrite>(id).ok_or("no wheel")?;
             rw.put_one("1: this is a test")?;
-            // ok(get_driver_out_octets() == 19) and ok(get_driver_out_messages() == 1)
-            let buffered = (rw.get_driver_out_octets(), rw.get_driver_out_messages());
+            // ok(driver_out_octets() == 19) and ok(driver_out_messages() == 1)
+            let buffered = (rw.driver_out_octets(), rw.driver_out_messages());
             ctx.heap().r.borrow_mut().client_buffered = Some(buffered);
             Ok(())
         },
@@ -502,7 +502,7 @@ fn exchange(t: Transport) -> Results {
 /// The assertions common to every transport.
 fn check_common(r: &Results) {
     assert!(r.warnings.is_empty(), "errors: {:?}", r.warnings);
-    // ok(get_driver_out_octets() == 19, "buffered 19 octets"), ...messages() == 1
+    // ok(driver_out_octets() == 19, "buffered 19 octets"), ...messages() == 1
     assert_eq!(
         r.client_buffered,
         Some((19, 1)),

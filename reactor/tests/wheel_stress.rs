@@ -364,7 +364,7 @@ fn a_peer_reset_mid_write_is_one_write_error() {
                     let id = *ctx.arg::<WheelId>(1)?;
                     let left = ctx
                         .wheel_ref::<ReadWrite>(id)
-                        .map_or(0, |w| w.get_driver_out_octets());
+                        .map_or(0, |w| w.driver_out_octets());
                     l1.borrow_mut()
                         .push(format!("{op} error {errno} left>0={}", left > 0));
                     // Keep the wheel a little: a second error would show up meanwhile.

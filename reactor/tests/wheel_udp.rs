@@ -277,11 +277,11 @@ fn the_output_queue_is_bounded_and_hands_a_refused_datagram_back() {
                     ctx.heap().w = Some(w);
                     let u = udp(ctx, id)?;
                     u.put("123456", to)?;
-                    let q1 = (u.get_driver_out_octets(), u.get_driver_out_messages());
+                    let q1 = (u.driver_out_octets(), u.driver_out_messages());
                     let refused = u.put("12345", to).expect_err("over the bound");
-                    let q2 = (u.get_driver_out_octets(), u.get_driver_out_messages());
+                    let q2 = (u.driver_out_octets(), u.driver_out_messages());
                     u.put("1234", to)?;
-                    let q3 = (u.get_driver_out_octets(), u.get_driver_out_messages());
+                    let q3 = (u.driver_out_octets(), u.driver_out_messages());
                     let h = ctx.heap();
                     h.refused = Some(refused);
                     h.queued = vec![q1, q2, q3];

@@ -118,9 +118,9 @@ fn client(log: Log, port: u16) -> reactor::Session<Client> {
             ctx.heap().wheel = Some(w);
             let rw = ctx.wheel_mut::<ReadWrite>(id).unwrap();
             rw.put(["one", "two", "héllo"])?;
-            assert_eq!(rw.get_driver_out_octets(), 5 + 5 + 8);
+            assert_eq!(rw.driver_out_octets(), 5 + 5 + 8);
             // One chunk per record, as POE's driver counts them; they leave in one writev.
-            assert_eq!(rw.get_driver_out_messages(), 3);
+            assert_eq!(rw.driver_out_messages(), 3);
             Ok(())
         },
     )

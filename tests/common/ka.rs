@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use keepalive::reactor::{Kernel, Session, SessionId};
-use keepalive::{ResolverKind, Response};
+use keepalive::{Origin, ResolverKind, Response};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -64,7 +64,11 @@ pub fn label(r: &Response) -> &'static str {
 /// One line per response: context, whether a connection came, and from_cache.
 pub fn describe(r: &Response) -> String {
     match &r.connection {
-        Ok(_) => format!("{} conn from_cache={:?}", label(r), r.from_cache()),
+        Ok(_) => format!(
+            "{} conn from_cache={:?}",
+            label(r),
+            r.from_cache().map(Origin::as_str)
+        ),
         Err(f) => format!(
             "{} error {} {:?} {}",
             label(r),

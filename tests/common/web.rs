@@ -205,7 +205,7 @@ pub struct Got {
     /// The client's counts at the end.
     pub stats: keepalive::ClientStats,
     /// The manager's counts at the end.
-    pub pool: keepalive::pool::Counters,
+    pub pool: keepalive::Counters,
 }
 
 /// Sends `submits` one after another (each after the previous response) through a client

@@ -176,6 +176,21 @@ pub struct ClientTcpBuilder<U = ()> {
     data: U,
 }
 
+impl<U> std::fmt::Debug for ClientTcpBuilder<U> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTcpBuilder")
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .field("alias", &self.alias)
+            .field("bind_address", &self.bind_address)
+            .field("bind_port", &self.bind_port)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("backpressure", &self.backpressure)
+            .field("drain_deadline", &self.drain_deadline)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<U: Default + 'static> Default for ClientTcpBuilder<U> {
     fn default() -> Self {
         Self::new()
@@ -315,7 +330,8 @@ impl<U: 'static> ClientTcpBuilder<U> {
         self
     }
 
-    /// Called in `_start`, after `reconnect` was yielded (`Started`).
+    /// Called in `_start`, after `reconnect` was yielded (`Started`): `ARG0`.. are the
+    /// builder's `args`.
     pub fn started<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
@@ -334,7 +350,10 @@ impl<U: 'static> ClientTcpBuilder<U> {
         self
     }
 
-    /// Called once connected, after the wheel exists (`Connected`).
+    /// Called once connected, after the wheel exists (`Connected`): `ARG0` is `()` (POE's
+    /// socket, which is in the wheel here), `ARG1` the peer address
+    /// (`Option<std::net::IpAddr>`), `ARG2` the peer port (`u16`), `ARG3` the factory's
+    /// [`WheelId`]. Send through [`Ctx::server`].
     pub fn connected<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
@@ -344,7 +363,9 @@ impl<U: 'static> ClientTcpBuilder<U> {
     }
 
     /// Called when connecting fails or times out (`ConnectError`); the default logs it.
-    /// The factory is dropped afterwards.
+    /// The factory is dropped afterwards. `ARG0` is the [`WheelError`] (operation
+    /// `"connect"`, `"resolve"`, `"bind"`, ...), `ARG1` the factory's
+    /// [`WheelId`].
     pub fn connect_error<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
@@ -353,7 +374,8 @@ impl<U: 'static> ClientTcpBuilder<U> {
         self
     }
 
-    /// Called when `shutdown` closes the connection (`Disconnected`).
+    /// Called when `shutdown` closes the connection (`Disconnected`), with the arguments
+    /// of the event that closed it.
     pub fn disconnected<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
@@ -362,7 +384,9 @@ impl<U: 'static> ClientTcpBuilder<U> {
         self
     }
 
-    /// Handles each record from the server (`ServerInput`; required).
+    /// Handles each record from the server (`ServerInput`; required): `ARG0` is the record
+    /// (`Vec<u8>` with the default line filter; take it with `ctx.take_arg::<Vec<u8>>(0)`),
+    /// `ARG1` the [`WheelId`].
     pub fn server_input<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
@@ -372,7 +396,9 @@ impl<U: 'static> ClientTcpBuilder<U> {
     }
 
     /// Called on a read or write error, EOF included (`ServerError`); the default logs
-    /// "Client N got OP error ERRNO (MESSAGE)" and yields `shutdown`.
+    /// "Client N got OP error ERRNO (MESSAGE)" and yields `shutdown`. `ARG0` is the
+    /// [`WheelError`] (`"read"` or `"write"`; end of file is [`WheelError::is_eof`]),
+    /// `ARG1` the [`WheelId`].
     pub fn server_error<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
@@ -381,7 +407,8 @@ impl<U: 'static> ClientTcpBuilder<U> {
         self
     }
 
-    /// Called each time the output buffer empties (`ServerFlushed`).
+    /// Called each time the output buffer empties (`ServerFlushed`): `ARG0` is the
+    /// [`WheelId`].
     pub fn server_flushed<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
@@ -402,7 +429,8 @@ impl<U: 'static> ClientTcpBuilder<U> {
         self
     }
 
-    /// Called when the output buffer reaches `HighMark` (`ServerHigh`).
+    /// Called when the output buffer reaches `HighMark` (`ServerHigh`): `ARG0` is the
+    /// [`WheelId`].
     pub fn server_high<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
@@ -411,7 +439,8 @@ impl<U: 'static> ClientTcpBuilder<U> {
         self
     }
 
-    /// Called when the output buffer drains to `LowMark` (`ServerLow`).
+    /// Called when the output buffer drains to `LowMark` (`ServerLow`): `ARG0` is the
+    /// [`WheelId`].
     pub fn server_low<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ClientHeap<U>>) -> R + 'static,
@@ -703,7 +732,7 @@ fn shutdown<U: 'static>(
     if ctx.heap().connected {
         ctx.heap().connected = false;
         if ctx.heap().server.is_some() {
-            let buffered = ctx.server().map_or(0, |w| w.get_driver_out_octets());
+            let buffered = ctx.server().map_or(0, |w| w.driver_out_octets());
             if ctx.heap().got_an_error || buffered == 0 {
                 ctx.heap().server = None;
                 run_cb(&c.disconnected, ctx)?;

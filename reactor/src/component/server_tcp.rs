@@ -11,8 +11,8 @@
 //! Listener session (post them to the `Alias` or to [`ServerHandle::session`]):
 //! - `shutdown`: stops listening and removes the alias. Connections carry on; the listener
 //!   session ends after its last connection.
-//! - `set_concurrency(N)`: changes the connection limit (`-1` = none), pausing or resuming
-//!   accepts at once.
+//! - `set_concurrency(N)`: changes the connection limit, pausing or resuming accepts at
+//!   once. `ARG0` is an integer (POE's `-1` means no limit) or an `Option<usize>`.
 //! - `disconnected`: one connection fewer (connection sessions send it from `_stop`;
 //!   `Acceptor` sessions must send it themselves, as in POE).
 //!
@@ -123,8 +123,8 @@ impl ServerTcp {
 pub struct ListenerHeap {
     /// The `Alias`, if one was given.
     pub alias: Option<String>,
-    /// The connection limit; `-1` means none.
-    pub concurrency: i64,
+    /// The connection limit (POE's `concurrency`, where `-1` means none).
+    pub concurrency: Option<usize>,
     /// Connections accepted and not yet disconnected.
     pub connections: i64,
     /// The listening [`SocketFactory`] (POE's `$_[HEAP]{listener}`); `None` once shut
@@ -297,13 +297,49 @@ struct ConnConfig<U> {
 
 /// Configures a [`ServerTcp`] (POE's constructor parameters). `U` is the type of
 /// [`ConnHeap::data`].
+///
+/// # Examples
+///
+/// A server with a per-connection counter in its heap, a greeting, a limit on
+/// connections, and its address read back; posting `shutdown` to its alias stops it.
+///
+/// ```
+/// use reactor::component::{ConnHeap, ServerTcpBuilder};
+/// use reactor::{Ctx, HandlerError, Kernel};
+///
+/// let mut kernel = Kernel::new()?;
+/// let server = ServerTcpBuilder::<u32>::new() // ConnHeap<u32>: a counter per connection
+///     .address("127.0.0.1")
+///     .port(0)
+///     .alias("counter")
+///     .concurrency(Some(100))
+///     .client_connected(|ctx: &mut Ctx<'_, ConnHeap<u32>>| -> Result<(), HandlerError> {
+///         if let Some(client) = ctx.client() {
+///             client.put_one("hello: every line you send is counted")?;
+///         }
+///         Ok(())
+///     })
+///     .client_input(|ctx: &mut Ctx<'_, ConnHeap<u32>>| -> Result<(), HandlerError> {
+///         ctx.heap().data += 1;
+///         let reply = format!("{} lines", ctx.heap().data);
+///         if let Some(client) = ctx.client() {
+///             client.put_one(reply)?;
+///         }
+///         Ok(())
+///     })
+///     .build(&mut kernel)?;
+/// assert!(server.local_addr().is_some());
+/// kernel.post("counter", "shutdown", ())?;
+/// kernel.run()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ServerTcpBuilder<U = ()> {
     address: Option<String>,
     port: u16,
     domain: Domain,
     unix_path: Option<PathBuf>,
     alias: Option<String>,
-    concurrency: i64,
+    concurrency: Option<usize>,
     survive_exhaustion: bool,
     acceptor: Option<Callback<ListenerHeap>>,
     error: Option<Callback<ListenerHeap>>,
@@ -315,6 +351,19 @@ pub struct ServerTcpBuilder<U = ()> {
     client_params: Vec<&'static str>,
     /// Whether connection states were given (ignored without ClientInput).
     has_states: bool,
+}
+
+impl<U> std::fmt::Debug for ServerTcpBuilder<U> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTcpBuilder")
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .field("unix_path", &self.unix_path)
+            .field("alias", &self.alias)
+            .field("concurrency", &self.concurrency)
+            .field("survive_exhaustion", &self.survive_exhaustion)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<U: Default + 'static> Default for ServerTcpBuilder<U> {
@@ -332,7 +381,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
             domain: Domain::Inet,
             unix_path: None,
             alias: None,
-            concurrency: -1,
+            concurrency: None,
             survive_exhaustion: true,
             acceptor: None,
             error: None,
@@ -405,10 +454,12 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// The most connections open at once (`Concurrency`; `-1`, the default, means no
-    /// limit). At the limit the listener pauses accepting until one disconnects.
-    pub fn concurrency(mut self, n: i64) -> Self {
-        self.concurrency = n;
+    /// The most connections open at once (`Concurrency`); `None`, the default, is no
+    /// limit (POE's `-1`). At the limit the listener pauses accepting until one
+    /// disconnects.
+    #[doc(alias = "Concurrency")]
+    pub fn concurrency(mut self, limit: Option<usize>) -> Self {
+        self.concurrency = limit;
         self
     }
 
@@ -418,7 +469,8 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// Called in the listener's `_start` once the listening socket exists (`Started`).
+    /// Called in the listener's `_start` once the listening socket exists (`Started`):
+    /// `ARG0`.. are the [`listener_args`](ServerTcpBuilder::listener_args).
     pub fn started<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ListenerHeap>) -> R + 'static,
@@ -427,7 +479,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// Called in the listener's `_stop` (`Stopped`).
+    /// Called in the listener's `_stop` (`Stopped`): `ARG0`.. are the `listener_args`.
     pub fn stopped<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ListenerHeap>) -> R + 'static,
@@ -452,7 +504,9 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
     }
 
     /// Handles listener failures (`Error`); the default logs
-    /// "PID: Server N got OP error ERRNO (MESSAGE)" and drops the listener.
+    /// "PID: Server N got OP error ERRNO (MESSAGE)" and drops the listener. `ARG0` is the
+    /// [`WheelError`] (operation `"bind"`, `"listen"`, `"accept"`, ...), `ARG1` the
+    /// [`WheelId`].
     pub fn error<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ListenerHeap>) -> R + 'static,
@@ -462,7 +516,10 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
     }
 
     /// Handles each accepted connection in the listener session instead of creating a
-    /// connection session (`Acceptor`; excludes `ClientInput`).
+    /// connection session (`Acceptor`; excludes `ClientInput`). `ARG0` is the accepted
+    /// `mio::net::TcpStream` (`mio::net::UnixStream` on a UNIX path; take it with
+    /// [`Ctx::take_arg`]), `ARG1` the peer address (`Option<std::net::IpAddr>`), `ARG2`
+    /// the peer port (`u16`), `ARG3` the listener's [`WheelId`].
     pub fn acceptor<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ListenerHeap>) -> R + 'static,
@@ -471,7 +528,27 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// Handles each record a client sends (`ClientInput`; excludes `Acceptor`).
+    /// Handles each record a client sends (`ClientInput`; excludes `Acceptor`): `ARG0` is
+    /// the record (`Vec<u8>` with the default line filter, without its newline; take it
+    /// with `ctx.take_arg::<Vec<u8>>(0)`), `ARG1` the connection's [`WheelId`]. Answer
+    /// through [`Ctx::client`].
+    ///
+    /// ```
+    /// use reactor::component::{ConnHeap, ServerTcp};
+    /// use reactor::{Ctx, HandlerError};
+    ///
+    /// let builder = ServerTcp::builder().client_input(
+    ///     |ctx: &mut Ctx<'_, ConnHeap>| -> Result<(), HandlerError> {
+    ///         let line: Vec<u8> = ctx.take_arg(0)?;
+    ///         let reply = format!("{} octets", line.len());
+    ///         if let Some(client) = ctx.client() {
+    ///             client.put_one(reply)?;
+    ///         }
+    ///         Ok(())
+    ///     },
+    /// );
+    /// # let _ = builder;
+    /// ```
     pub fn client_input<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
@@ -481,7 +558,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
     }
 
     /// Called when a connection session starts, after its wheel exists
-    /// (`ClientConnected`).
+    /// (`ClientConnected`): `ARG0`.. are the [`client_args`](ServerTcpBuilder::client_args).
     pub fn client_connected<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
@@ -491,7 +568,8 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// Called when the connection is closed by `shutdown` (`ClientDisconnected`).
+    /// Called when the connection is closed by `shutdown` (`ClientDisconnected`), with the
+    /// arguments of the event that closed it.
     pub fn client_disconnected<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
@@ -502,7 +580,9 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
     }
 
     /// Called on a read or write error, EOF included (`ClientError`); the default logs
-    /// everything but EOF and `ECONNRESET` on read.
+    /// everything but EOF and `ECONNRESET` on read. `ARG0` is the [`WheelError`]
+    /// (operation `"read"` or `"write"`; end of file is [`WheelError::is_eof`]), `ARG1` the
+    /// [`WheelId`].
     pub fn client_error<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
@@ -512,7 +592,8 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// Called each time the connection's output buffer empties (`ClientFlushed`).
+    /// Called each time the connection's output buffer empties (`ClientFlushed`): `ARG0`
+    /// is the [`WheelId`].
     pub fn client_flushed<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
@@ -620,7 +701,8 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// Called when the output buffer reaches `HighMark` (`ClientHigh`).
+    /// Called when the output buffer reaches `HighMark` (`ClientHigh`): `ARG0` is the
+    /// [`WheelId`].
     pub fn client_high<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
@@ -629,7 +711,8 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         self
     }
 
-    /// Called when the output buffer drains to `LowMark` (`ClientLow`).
+    /// Called when the output buffer drains to `LowMark` (`ClientLow`): `ARG0` is the
+    /// [`WheelId`].
     pub fn client_low<R: Outcome + 'static>(
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
@@ -837,7 +920,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
                 let h = ctx.heap();
                 h.exhausted = None;
                 h.connections += 1;
-                if h.concurrency != -1 && h.listener.is_some() && h.connections >= h.concurrency {
+                if h.listener.is_some() && !below_limit(h) {
                     if let Some(l) = ctx.listener() {
                         l.pause_accept();
                     }
@@ -853,25 +936,37 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
                 log::warn!("Excessive 'disconnected' event from {file} at line {line}");
                 h.connections = 0;
             }
-            if h.concurrency != -1
-                && h.listener.is_some()
-                && h.connections == h.concurrency - 1
-                && !h.exhausted_waiting
-            {
+            let reopened = h
+                .concurrency
+                .is_some_and(|limit| usize::try_from(h.connections + 1) == Ok(limit));
+            if reopened && h.listener.is_some() && !h.exhausted_waiting {
                 if let Some(l) = ctx.listener() {
                     l.resume_accept();
                 }
             }
         })
         .on("set_concurrency", |ctx: &mut Ctx<'_, ListenerHeap>| {
-            let Some(n) = int_arg(ctx.args(), 0) else {
-                log::warn!("ServerTcp: set_concurrency needs an integer ARG0");
-                return;
+            let limit = match ctx.args().opt::<Option<usize>>(0) {
+                Some(limit) => *limit,
+                None => match int_arg(ctx.args(), 0) {
+                    Some(-1) => None,
+                    Some(n) => match usize::try_from(n) {
+                        Ok(n) => Some(n),
+                        Err(_) => {
+                            log::warn!("ServerTcp: set_concurrency needs -1 or a count, not {n}");
+                            return;
+                        }
+                    },
+                    None => {
+                        log::warn!("ServerTcp: set_concurrency needs an integer ARG0");
+                        return;
+                    }
+                },
             };
             let h = ctx.heap();
-            h.concurrency = n;
-            if n != -1 && h.listener.is_some() {
-                let pause = h.connections >= n || h.exhausted_waiting;
+            h.concurrency = limit;
+            if limit.is_some() && h.listener.is_some() {
+                let pause = !below_limit(h) || h.exhausted_waiting;
                 if let Some(l) = ctx.listener() {
                     if pause {
                         l.pause_accept();
@@ -948,7 +1043,10 @@ fn pause_exhausted(ctx: &mut Ctx<'_, ListenerHeap>) -> Result<(), HandlerError> 
 
 /// Whether the connection limit lets the listener accept.
 fn below_limit(h: &ListenerHeap) -> bool {
-    h.concurrency == -1 || h.connections < h.concurrency
+    match h.concurrency {
+        None => true,
+        Some(limit) => usize::try_from(h.connections).map_or(true, |n| n < limit),
+    }
 }
 
 fn default_server_error(ctx: &mut Ctx<'_, ListenerHeap>) {
@@ -1077,7 +1175,7 @@ fn conn_states<U: Default + 'static>(
         move |ctx: &mut Ctx<'_, ConnHeap<U>>| -> Result<(), HandlerError> {
             ctx.heap().shutdown = true;
             if ctx.heap().client.is_some() {
-                let buffered = ctx.client().map_or(0, |w| w.get_driver_out_octets());
+                let buffered = ctx.client().map_or(0, |w| w.driver_out_octets());
                 if ctx.heap().got_an_error || buffered == 0 {
                     run_cb(&c.disconnected, ctx)?;
                     ctx.heap().client = None;
@@ -1098,7 +1196,7 @@ fn conn_states<U: Default + 'static>(
         "tcp_server_drain_deadline",
         move |ctx: &mut Ctx<'_, ConnHeap<U>>| -> Result<(), HandlerError> {
             if ctx.heap().client.is_some() {
-                let left = ctx.client().map_or(0, |w| w.get_driver_out_octets());
+                let left = ctx.client().map_or(0, |w| w.driver_out_octets());
                 log::warn!(
                     "ServerTcp connection {}: closed with {left} octets unsent, the drain deadline passed",
                     ctx.session()

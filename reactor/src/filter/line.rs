@@ -30,9 +30,9 @@ fn complement(c: u8) -> u8 {
 /// range must be non-empty and inside `haystack`, or parsing fails with
 /// [`FilterError::InvalidMatch`].
 ///
-/// Closures `Fn(&[u8]) -> Option<Range<usize>>` are matchers; so will be
-/// `regex::bytes::Regex` once the crate depends on `regex`
-/// (`|h: &[u8]| re.find(h).map(|m| m.range())` works today with any engine).
+/// Closures `Fn(&[u8]) -> Option<Range<usize>>` are matchers, so any engine plugs in
+/// (`|h: &[u8]| re.find(h).map(|m| m.range())` with `regex::bytes::Regex`); the `regex`
+/// feature adds `LineBuilder::input_regexp_pattern`, which compiles a pattern string.
 pub trait LineMatcher {
     /// The range of the first terminator in `haystack`, if any.
     fn find(&self, haystack: &[u8]) -> Option<Range<usize>>;
@@ -396,6 +396,7 @@ impl Filter for Line {
 /// An `InputRegexp`, compiled or not.
 enum Regexp {
     Matcher(Rc<dyn LineMatcher>),
+    #[cfg(feature = "regex")]
     Pattern(String),
 }
 
@@ -403,6 +404,7 @@ impl fmt::Debug for Regexp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Regexp::Matcher(_) => f.write_str("Matcher(..)"),
+            #[cfg(feature = "regex")]
             Regexp::Pattern(p) => f.debug_tuple("Pattern").field(p).finish(),
         }
     }
@@ -454,7 +456,7 @@ impl LineBuilder {
     }
 
     /// `InputRegexp => qr/.../`: input lines end where `matcher` finds a terminator.
-    /// Replaces an earlier [`input_regexp_pattern`](LineBuilder::input_regexp_pattern).
+    /// Replaces an earlier `input_regexp_pattern`.
     pub fn input_regexp(mut self, matcher: impl LineMatcher + 'static) -> Self {
         self.input_regexp = Some(Regexp::Matcher(Rc::new(matcher)));
         self
@@ -464,7 +466,11 @@ impl LineBuilder {
     /// `regex::bytes::Regex` (leftmost-first, as Perl matches). An invalid pattern makes
     /// [`build`] fail with [`ConfigError::RegexpUnsupported`].
     ///
+    /// Needs the crate feature `regex`.
+    ///
     /// [`build`]: LineBuilder::build
+    #[cfg(feature = "regex")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "regex")))]
     pub fn input_regexp_pattern(mut self, pattern: impl Into<String>) -> Self {
         self.input_regexp = Some(Regexp::Pattern(pattern.into()));
         self
@@ -507,6 +513,7 @@ impl LineBuilder {
             } else if let Some(regexp) = self.input_regexp {
                 match regexp {
                     Regexp::Matcher(matcher) => Input::Matcher(matcher),
+                    #[cfg(feature = "regex")]
                     Regexp::Pattern(pattern) => {
                         match regex::bytes::Regex::new(&format!("(?s-u){pattern}")) {
                             Ok(re) => Input::Matcher(Rc::new(move |h: &[u8]| {

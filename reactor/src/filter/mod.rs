@@ -49,7 +49,7 @@
 //!   no counterpart; zero sizes are still [`ConfigError`]s.
 //! - [`LineBuilder::input_regexp`] takes a compiled [`LineMatcher`] (any
 //!   `Fn(&[u8]) -> Option<Range<usize>>`), POE's `InputRegexp => qr/.../`; a pattern
-//!   *string* ([`LineBuilder::input_regexp_pattern`]) is compiled with the `regex` crate,
+//!   *string* (`LineBuilder::input_regexp_pattern`) is compiled with the `regex` crate,
 //!   and an invalid one fails with [`ConfigError::RegexpUnsupported`].
 //!   A matcher that reports an empty or out-of-range match fails with
 //!   [`FilterError::InvalidMatch`] (POE loops forever on an empty match).
@@ -209,7 +209,7 @@ pub trait Filter {
     }
 
     /// The filter as [`Any`](std::any::Any), so that code holding it as a trait object
-    /// (a wheel's [`get_input_filter_mut`](crate::wheel::ReadWrite::get_input_filter_mut)) can
+    /// (a wheel's [`input_filter_mut`](crate::wheel::ReadWrite::input_filter_mut)) can
     /// reach its own methods, such as [`Grep::modify_get`]: see
     /// [`downcast_mut`](trait.Filter.html#method.downcast_mut). Every filter of this crate
     /// answers; the provided answer, `None`, suits a filter that offers nothing more.
@@ -220,7 +220,7 @@ pub trait Filter {
 
 impl<'a, R: 'static, S: 'static> dyn Filter<Raw = R, Record = S> + 'a {
     /// The filter as its concrete type `F`, if it is one (POE code calls a filter's own
-    /// methods on what `get_input_filter` returns).
+    /// methods on what `input_filter` returns).
     pub fn downcast_mut<F: 'static>(&mut self) -> Option<&mut F> {
         self.as_any_mut()?.downcast_mut::<F>()
     }

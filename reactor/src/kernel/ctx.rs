@@ -33,10 +33,47 @@ pub(crate) type Handler =
 /// `ctx.post(..)`, `ctx.yield_(..)`, `ctx.delay(..)`. The heap is reached with
 /// [`heap`](Ctx::heap); the borrow checker will not let a heap reference live across a
 /// kernel call, which is what makes re-entrant `call`s (A calls B calls A) safe.
+///
+/// # Examples
+///
+/// ```
+/// use reactor::{Ctx, HandlerError, Kernel, Session};
+///
+/// /// A handler as a plain function: heap `u64`, `ARG0` a `u64`.
+/// fn add(ctx: &mut Ctx<'_, u64>) -> Result<(), HandlerError> {
+///     let n: u64 = *ctx.arg(0)?; // ARG0, typed; a wrong type is an ArgError
+///     *ctx.heap() += n; // HEAP
+///     if *ctx.heap() < 10 {
+///         ctx.yield_("add", n * 2)?; // the kernel's methods, through the context
+///     }
+///     let total = *ctx.heap();
+///     println!("{total} in '{}' of session {}", ctx.event(), ctx.session());
+///     Ok(())
+/// }
+///
+/// let mut kernel = Kernel::new()?;
+/// kernel.create(
+///     Session::new(0u64)
+///         .on("_start", |ctx: &mut Ctx<'_, u64>| ctx.yield_("add", 1u64))
+///         .on("add", add),
+/// )?;
+/// kernel.run()?;
+/// # Ok::<(), reactor::Error>(())
+/// ```
 pub struct Ctx<'k, H> {
     pub(crate) kernel: &'k mut Kernel,
     pub(crate) inv: Invocation,
     pub(crate) _heap: PhantomData<fn() -> H>,
+}
+
+impl<H> std::fmt::Debug for Ctx<'_, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("session", &self.inv.session)
+            .field("sender", &self.inv.sender)
+            .field("event", &self.inv.state.name())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<H: 'static> Ctx<'_, H> {

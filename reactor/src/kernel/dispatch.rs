@@ -37,6 +37,8 @@ pub struct DieInfo {
     pub file: &'static str,
     /// Source line of the post/call that sent the event.
     pub line: u32,
+    /// The failure itself, with the error it was made from.
+    pub error: HandlerError,
 }
 
 fn panic_message(p: Box<dyn Any + Send>) -> String {
@@ -215,12 +217,13 @@ impl Kernel {
             let name = self.names.name(ev).to_owned();
             return Some((Rc::clone(h), EV_DEFAULT, args_of((name, args))));
         }
-        if r.options.default && self.names.name(ev) != "_signal" {
+        let name = self.names.name(ev);
+        if name != "_signal"
+            && (r.options.default || (self.warn_unhandled && !name.starts_with('_')))
+        {
             log::warn!(
-                "a '{}' event was sent to session {} but session {} has neither a handler for it nor one for _default",
-                self.names.name(ev),
+                "session {} has no handler for event '{name}' (and no _default): the event is dropped",
                 r.id,
-                r.id
             );
         }
         None
@@ -316,7 +319,7 @@ impl Kernel {
         );
         let fatal = !self.catch_exceptions || matches!(kind, Kind::Stop | Kind::SigDie);
         if fatal {
-            self.exception = Some(e.clone());
+            self.exception = Some(e.clone().at(session, ev.name()));
             return;
         }
         if !self.session_exists(session) {
@@ -330,6 +333,7 @@ impl Kernel {
             from_state: self.names.name(caller_state).to_owned(),
             file: caller.file(),
             line: caller.line(),
+            error: e.clone(),
         };
         let t = self.now_fifo();
         self.enqueue(

@@ -103,6 +103,19 @@ pub struct KernelBuilder {
     catch_exceptions: bool,
     early_writes: bool,
     output_budget: Option<usize>,
+    warn_unhandled: bool,
+}
+
+impl std::fmt::Debug for KernelBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelBuilder")
+            .field("clock", &self.clock.as_ref().map(|_| ".."))
+            .field("catch_exceptions", &self.catch_exceptions)
+            .field("early_writes", &self.early_writes)
+            .field("output_budget", &self.output_budget)
+            .field("warn_unhandled", &self.warn_unhandled)
+            .finish()
+    }
 }
 
 impl KernelBuilder {
@@ -147,6 +160,16 @@ impl KernelBuilder {
         self
     }
 
+    /// Whether an event that reaches a session with neither a handler for it nor a
+    /// `_default` is logged at `warn` before it is dropped (default on, so a misspelt event
+    /// name shows at once). Events whose names start with `_` (the kernel's own: `_child`,
+    /// `_parent`, ...) and signals are dropped quietly, as in POE. Off, only sessions with
+    /// [`SessionOptions::default`](crate::SessionOptions::default) warn, as POE's do.
+    pub fn warn_unhandled(mut self, on: bool) -> Self {
+        self.warn_unhandled = on;
+        self
+    }
+
     /// Makes the kernel.
     pub fn build(self) -> Result<Kernel> {
         let clock = self.clock.unwrap_or_else(|| Rc::new(SystemClock::new()));
@@ -173,6 +196,7 @@ impl KernelBuilder {
             active: KERNEL_FRAME,
             exception: None,
             catch_exceptions: self.catch_exceptions,
+            warn_unhandled: self.warn_unhandled,
             early_writes: self.early_writes,
             output_budget: self.output_budget.map(|n| Rc::new(Budget::new(n))),
             extref_sessions: 0,
@@ -188,6 +212,33 @@ impl KernelBuilder {
 
 /// The event kernel: POE's `$poe_kernel`. One per thread; it owns every session, the
 /// queue of pending events and timers, the I/O watchers and the signal state.
+///
+/// Make one with [`Kernel::new`] (or [`Kernel::builder`] for another clock or policy),
+/// [`create`](Kernel::create) sessions, then [`run`](Kernel::run) it: `run` returns once no
+/// session is left. Handlers reach it through their [`Ctx`], which dereferences to it.
+///
+/// # Examples
+///
+/// Events can be posted from outside any handler too (the sender is the kernel):
+///
+/// ```
+/// use reactor::{Ctx, Error, Kernel, Session};
+///
+/// let mut kernel = Kernel::new()?;
+/// kernel.create(
+///     Session::new(Vec::<String>::new())
+///         // An alias keeps a session alive while it waits, and names it.
+///         .on("_start", |ctx: &mut Ctx<'_, Vec<String>>| ctx.alias_set("log"))
+///         .on("note", |ctx: &mut Ctx<'_, Vec<String>>| -> Result<(), Error> {
+///             let text: String = ctx.take_arg(0)?;
+///             ctx.heap().push(text);
+///             ctx.alias_remove("log") // nothing else can reach it: it ends
+///         }),
+/// )?;
+/// kernel.post("log", "note", String::from("hello"))?;
+/// kernel.run()?;
+/// # Ok::<(), Error>(())
+/// ```
 pub struct Kernel {
     /// Tells kernels apart (event ids are per kernel): see [`crate::States`].
     pub(crate) serial: u64,
@@ -220,6 +271,8 @@ pub struct Kernel {
     pub(crate) active: Frame,
     pub(crate) exception: Option<HandlerError>,
     catch_exceptions: bool,
+    /// [`KernelBuilder::warn_unhandled`].
+    pub(crate) warn_unhandled: bool,
     /// [`KernelBuilder::early_writes`].
     early_writes: bool,
     /// [`KernelBuilder::output_budget`].
@@ -256,6 +309,7 @@ impl Kernel {
             catch_exceptions: true,
             early_writes: false,
             output_budget: None,
+            warn_unhandled: true,
         }
     }
 
@@ -308,7 +362,7 @@ impl Kernel {
     }
 
     /// The active session; outside handlers, [`Error::NoActiveSession`].
-    pub(super) fn active_session(&self) -> Result<SessionId> {
+    pub(super) fn require_active_session(&self) -> Result<SessionId> {
         let s = self.active.session;
         if s.is_kernel() {
             Err(Error::NoActiveSession)

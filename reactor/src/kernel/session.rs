@@ -72,7 +72,9 @@ pub type PackageMethod<H, R> = fn(&'static str, &mut Ctx<'_, H>) -> R;
 pub struct SessionOptions {
     /// Log every dispatch to this session at `info` level (POE's `trace`).
     pub trace: bool,
-    /// Warn when an event has neither a handler nor a `_default` (POE's `default`).
+    /// Warn when an event has neither a handler nor a `_default` (POE's `default`), even
+    /// an event whose name starts with `_`. The kernel warns about the others anyway
+    /// unless it was built with [`KernelBuilder::warn_unhandled`](crate::KernelBuilder::warn_unhandled) off.
     pub default: bool,
     /// Warn when a handler is redefined (POE's `debug`).
     pub debug: bool,
@@ -104,6 +106,21 @@ pub struct Session<H> {
     pub(crate) shared: Option<Rc<StatesInner>>,
     pub(crate) args: Args,
     pub(crate) options: SessionOptions,
+}
+
+impl<H> fmt::Debug for Session<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let events: Vec<&str> = self
+            .handlers
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        f.debug_struct("Session")
+            .field("heap", &std::any::type_name::<H>())
+            .field("events", &events)
+            .field("shares_states", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Handlers built once for many sessions: every session created with

@@ -113,13 +113,15 @@ impl Kernel {
     }
 
     /// The session whose handler is running, or [`KERNEL`] outside handlers
-    /// (POE's `get_active_session`).
-    pub fn get_active_session(&self) -> SessionId {
+    /// (POE's `active_session`).
+    #[doc(alias = "get_active_session")]
+    pub fn active_session(&self) -> SessionId {
         self.active.session
     }
 
-    /// The event being handled, or `""` outside handlers (POE's `get_active_event`).
-    pub fn get_active_event(&self) -> &str {
+    /// The event being handled, or `""` outside handlers (POE's `active_event`).
+    #[doc(alias = "get_active_event")]
+    pub fn active_event(&self) -> &str {
         self.event_name(self.active.event)
     }
 
@@ -128,13 +130,15 @@ impl Kernel {
         self.by_id.len()
     }
 
-    /// Number of pending events and timers (POE's `get_event_count`).
-    pub fn get_event_count(&self) -> usize {
+    /// Number of pending events and timers (POE's `event_count`).
+    #[doc(alias = "get_event_count")]
+    pub fn event_count(&self) -> usize {
         self.queue.len()
     }
 
-    /// When the next pending item is due, as wall-clock time (POE's `get_next_event_time`).
-    pub fn get_next_event_time(&self) -> Option<std::time::SystemTime> {
+    /// When the next pending item is due, as wall-clock time (POE's `next_event_time`).
+    #[doc(alias = "get_next_event_time")]
+    pub fn next_event_time(&self) -> Option<std::time::SystemTime> {
         self.queue.next_time().map(|t| self.wall_at(t))
     }
 
@@ -510,7 +514,7 @@ impl Kernel {
     /// Moves the active session under the kernel (POE's `detach_myself`). Its parent gets
     /// `_child lose` (not when called from `_start`), then the session gets `_parent`.
     pub fn detach_myself(&mut self) -> Result<()> {
-        let me = self.active_session()?;
+        let me = self.require_active_session()?;
         let key = self.key_of(me).ok_or(Error::NoSuchSession)?;
         if self.sessions[key].parent.is_kernel() {
             return Err(Error::AlreadyDetached);
@@ -522,7 +526,7 @@ impl Kernel {
 
     /// Moves a child of the active session under the kernel (POE's `detach_child`).
     pub fn detach_child(&mut self, child: impl Designator) -> Result<()> {
-        let me = self.active_session()?;
+        let me = self.require_active_session()?;
         let child = self.resolve(child)?;
         let ck = self.key_of(child).ok_or(Error::NoSuchSession)?;
         if self.sessions[ck].parent != me {

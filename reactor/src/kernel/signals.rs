@@ -549,18 +549,22 @@ impl Kernel {
             }
         }
         if sig == EV_DIE && !handled {
-            let msg = args
-                .opt::<super::DieInfo>(0)
-                .map(|d| d.error_str.clone())
-                .unwrap_or_default();
-            let full = match self.exception.take() {
-                Some(prev) => format!(
+            let die = args.opt::<super::DieInfo>(0);
+            let msg = die.map(|d| d.error_str.clone()).unwrap_or_default();
+            let at = die.map(|d| (d.dest_session, EventId::of(&d.event).name()));
+            let mut exception = match (self.exception.take(), die) {
+                (Some(prev), _) => crate::value::HandlerError::new(format!(
                     "{msg}Additional error thrown in handler for previous error:\n{}",
                     prev.message()
-                ),
-                None => msg,
+                )),
+                // The failure itself, its source kept.
+                (None, Some(d)) if d.error.message() == msg => d.error.clone(),
+                (None, _) => crate::value::HandlerError::new(msg),
             };
-            self.exception = Some(crate::value::HandlerError::new(full));
+            if let Some((session, event)) = at {
+                exception = exception.at(session, event);
+            }
+            self.exception = Some(exception);
         }
     }
 }

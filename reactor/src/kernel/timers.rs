@@ -121,7 +121,7 @@ impl Kernel {
         args: Args,
         caller: &'static Location<'static>,
     ) -> Result<AlarmId> {
-        let me = self.active_session()?;
+        let me = self.require_active_session()?;
         if !self.sender_alive() {
             return Err(Error::NoActiveSession);
         }
@@ -133,7 +133,7 @@ impl Kernel {
     #[track_caller]
     pub fn alarm(&mut self, name: &str, when: impl Epoch, args: impl IntoArgs) -> Result<()> {
         let caller = Location::caller();
-        let me = self.active_session()?;
+        let me = self.require_active_session()?;
         let ev = self.timer_name(name)?;
         self.clear_named(me, ev);
         let t = self.time_of(when.system_time());
@@ -143,7 +143,7 @@ impl Kernel {
     /// Clears every alarm named `name` in the active session (POE's `alarm(NAME)` and
     /// `delay(NAME)` without a time).
     pub fn alarm_clear(&mut self, name: &str) -> Result<()> {
-        let me = self.active_session()?;
+        let me = self.require_active_session()?;
         let ev = self.timer_name(name)?;
         self.clear_named(me, ev);
         Ok(())
@@ -164,7 +164,7 @@ impl Kernel {
         args: impl IntoArgs,
     ) -> Result<AlarmId> {
         let caller = Location::caller();
-        self.active_session()?;
+        self.require_active_session()?;
         let ev = self.timer_name(name)?;
         let t = self.time_of(when.system_time());
         self.add_timer(ev, t, args.into_args(), caller)
@@ -175,7 +175,7 @@ impl Kernel {
     #[track_caller]
     pub fn delay(&mut self, name: &str, secs: impl Seconds, args: impl IntoArgs) -> Result<()> {
         let caller = Location::caller();
-        let me = self.active_session()?;
+        let me = self.require_active_session()?;
         let ev = self.timer_name(name)?;
         self.clear_named(me, ev);
         let t = self.timer_base().saturating_add(secs.nanos());
@@ -197,7 +197,7 @@ impl Kernel {
         args: impl IntoArgs,
     ) -> Result<AlarmId> {
         let caller = Location::caller();
-        self.active_session()?;
+        self.require_active_session()?;
         let ev = self.timer_name(name)?;
         let t = self.timer_base().saturating_add(secs.nanos());
         self.add_timer(ev, t, args.into_args(), caller)

@@ -479,6 +479,17 @@ pub struct FollowTail {
     notified: bool,
 }
 
+impl std::fmt::Debug for FollowTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FollowTail")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .field("interval", &self.interval)
+            .field("following", &self.following)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where a tail reads: POE's `Filename` or `Handle`.
 enum Target {
     Path(PathBuf),
@@ -499,6 +510,17 @@ pub struct FollowTailBuilder {
     idle: Option<EventId>,
     block_size: usize,
     watch: TailWatch,
+}
+
+impl std::fmt::Debug for FollowTailBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FollowTailBuilder")
+            .field("interval", &self.interval)
+            .field("seek", &self.seek)
+            .field("seek_back", &self.seek_back)
+            .field("block_size", &self.block_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FollowTail {
@@ -618,7 +640,8 @@ impl FollowTail {
 
     /// The filter itself: its [`get_pending`](Filter::get_pending) shows a partial record
     /// read and not yet delivered.
-    pub fn get_filter(&self) -> &dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
+    #[doc(alias = "get_filter")]
+    pub fn filter(&self) -> &dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
         &*self.filter
     }
 
@@ -1021,22 +1044,23 @@ impl FollowTailBuilder {
         self
     }
 
-    /// `InputEvent` (required).
+    /// `InputEvent` (required): `ARG0` is one record (`Vec<u8>`), `ARG1` the [`WheelId`].
     pub fn input_event(self, name: &str) -> Self {
         self.event(TailEvent::Input, name)
     }
 
-    /// `ErrorEvent`.
+    /// `ErrorEvent`: `ARG0` is the [`WheelError`](super::WheelError) (operation `"read"`,
+    /// `"stat"`, `"open"`, ...), `ARG1` the [`WheelId`].
     pub fn error_event(self, name: &str) -> Self {
         self.event(TailEvent::Error, name)
     }
 
-    /// `ResetEvent`.
+    /// `ResetEvent`: `ARG0` is the [`WheelId`]; the file was rotated or truncated.
     pub fn reset_event(self, name: &str) -> Self {
         self.event(TailEvent::Reset, name)
     }
 
-    /// `IdleEvent`.
+    /// `IdleEvent`: `ARG0` is the [`WheelId`]; a poll found nothing new.
     pub fn idle_event(self, name: &str) -> Self {
         self.event(TailEvent::Idle, name)
     }

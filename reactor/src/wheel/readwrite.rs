@@ -185,6 +185,60 @@ impl Events {
 /// output handles). Reach it from a handler with
 /// `ctx.wheel_mut::<ReadWrite>(id)` to [`put`](ReadWrite::put) records, pause or resume
 /// input, shut down a direction or switch filters.
+///
+/// # Examples
+///
+/// A line echo on one connected socket: the session keeps the wheel's handle in its heap
+/// (dropping the handle removes the wheel), and each line arrives as `ARG0` of `got_line`.
+///
+/// ```
+/// use mio::net::UnixStream;
+/// use reactor::wheel::{ReadWrite, WheelError, WheelHandle};
+/// use reactor::{Ctx, HandlerError, Kernel, Session, WheelId};
+/// use std::io::{BufRead, BufReader, Write};
+///
+/// let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+/// ours.set_nonblocking(true)?;
+/// // The handler is an `Fn`: it takes the socket out of a cell when it runs.
+/// let socket = std::cell::Cell::new(Some(UnixStream::from_std(ours)));
+///
+/// let mut kernel = Kernel::new()?;
+/// kernel.create(
+///     Session::new(None::<WheelHandle>)
+///         .on("_start", move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+///             let socket = socket.take().ok_or("started twice")?;
+///             let wheel = ReadWrite::builder(socket)
+///                 .input_event("got_line") // the default filter: lines
+///                 .error_event("got_error")
+///                 .build(ctx)?;
+///             *ctx.heap() = Some(wheel);
+///             Ok(())
+///         })
+///         .on("got_line", |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+///             let line: Vec<u8> = ctx.take_arg(0)?;
+///             let id: WheelId = *ctx.arg(1)?;
+///             if let Some(rw) = ctx.wheel_mut::<ReadWrite>(id) {
+///                 rw.put_one(line)?;
+///             }
+///             Ok(())
+///         })
+///         .on("got_error", |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+///             let error: &WheelError = ctx.arg(0)?;
+///             assert!(error.is_eof()); // the peer hung up
+///             *ctx.heap() = None; // drop the wheel; the session ends
+///             Ok(())
+///         }),
+/// )?;
+/// let peer = std::thread::spawn(move || -> std::io::Result<String> {
+///     (&theirs).write_all(b"ping\n")?;
+///     let mut answer = String::new();
+///     BufReader::new(&theirs).read_line(&mut answer)?;
+///     Ok(answer)
+/// });
+/// kernel.run()?;
+/// assert_eq!(peer.join().expect("peer thread")?, "ping\r\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ReadWrite {
     handles: Handles,
     in_filter: ByteFilter,
@@ -236,6 +290,16 @@ pub struct ReadWrite {
     block_size: u32,
 }
 
+impl std::fmt::Debug for ReadWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadWrite")
+            .field("id", &self.id_arg.as_deref())
+            .field("input_paused", &self.input_paused)
+            .field("peer_closed", &self.peer_closed)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The largest written-out buffer a wheel keeps for its next read: enough for the records
 /// of request/response protocols, little for an idle connection to hold.
 const SPARE_MAX: usize = 1024;
@@ -254,6 +318,18 @@ pub struct ReadWriteBuilder {
     backpressure: Option<(usize, usize)>,
     registered: bool,
     parking: Option<Parking>,
+}
+
+impl std::fmt::Debug for ReadWriteBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadWriteBuilder")
+            .field("high_mark", &self.high_mark)
+            .field("low_mark", &self.low_mark)
+            .field("auto_flush", &self.auto_flush)
+            .field("block_size", &self.block_size)
+            .field("backpressure", &self.backpressure)
+            .finish_non_exhaustive()
+    }
 }
 
 const DEFAULT_BLOCK: usize = 65536;
@@ -336,19 +412,38 @@ impl ReadWriteBuilder {
         self.events.set(which, Some(EventId::of(name)));
         self
     }
-    /// `InputEvent`.
+    /// `InputEvent`: `ARG0` is one record (`Vec<u8>` with the byte filters; take it with
+    /// `ctx.take_arg::<Vec<u8>>(0)`), `ARG1` the [`WheelId`].
+    ///
+    /// ```
+    /// use reactor::wheel::ReadWrite;
+    /// use reactor::{Ctx, HandlerError};
+    ///
+    /// fn got_line(ctx: &mut Ctx<'_, ()>) -> Result<(), HandlerError> {
+    ///     let line: Vec<u8> = ctx.take_arg(0)?;
+    ///     let wheel: reactor::WheelId = *ctx.arg(1)?;
+    ///     if let Some(rw) = ctx.wheel_mut::<ReadWrite>(wheel) {
+    ///         rw.put_one(line)?; // echo it
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # let _ = got_line;
+    /// ```
     pub fn input_event(self, name: &str) -> Self {
         self.event(RwEvent::Input, name)
     }
-    /// `ErrorEvent`.
+    /// `ErrorEvent`: `ARG0` is the [`WheelError`](super::WheelError) (operation `"read"` or
+    /// `"write"`; end of file is a read error with [`is_eof`](super::WheelError::is_eof)),
+    /// `ARG1` the [`WheelId`].
     pub fn error_event(self, name: &str) -> Self {
         self.event(RwEvent::Error, name)
     }
-    /// `FlushedEvent`.
+    /// `FlushedEvent`: `ARG0` is the [`WheelId`]; the output buffer has just emptied.
     pub fn flushed_event(self, name: &str) -> Self {
         self.event(RwEvent::Flushed, name)
     }
-    /// `HighMark` and `LowMark` (both > 0, low < high), with their events.
+    /// `HighMark` and `LowMark` (both > 0, low < high), with their events (`HighEvent`,
+    /// `LowEvent`: `ARG0` is the [`WheelId`]).
     pub fn watermarks(mut self, high: usize, low: usize) -> Self {
         self.high_mark = Some(high);
         self.low_mark = Some(low);
@@ -576,13 +671,15 @@ impl ReadWrite {
         }
     }
 
-    /// Octets waiting to be written (POE's `get_driver_out_octets`).
-    pub fn get_driver_out_octets(&self) -> usize {
+    /// Octets waiting to be written (POE's `driver_out_octets`).
+    #[doc(alias = "get_driver_out_octets")]
+    pub fn driver_out_octets(&self) -> usize {
         self.out_octets
     }
 
-    /// Chunks waiting to be written (POE's `get_driver_out_messages`).
-    pub fn get_driver_out_messages(&self) -> usize {
+    /// Chunks waiting to be written (POE's `driver_out_messages`).
+    #[doc(alias = "get_driver_out_messages")]
+    pub fn driver_out_messages(&self) -> usize {
         self.out.len()
     }
 
@@ -622,46 +719,50 @@ impl ReadWrite {
         self.in_filter = f;
     }
 
-    /// The input filter itself (POE's `get_input_filter`): its
+    /// The input filter itself (POE's `input_filter`): its
     /// [`get_pending`](Filter::get_pending) after an error, or its own methods through
-    /// [`get_input_filter_mut`](ReadWrite::get_input_filter_mut).
-    pub fn get_input_filter(&self) -> &dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
+    /// [`input_filter_mut`](ReadWrite::input_filter_mut).
+    #[doc(alias = "get_input_filter")]
+    pub fn input_filter(&self) -> &dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
         &*self.in_filter
     }
 
     /// The input filter, to change it in place: `downcast_mut::<Grep<Vec<u8>>>()` reaches
-    /// a filter's own methods, as POE's `$wheel->get_input_filter->modify(...)` does.
+    /// a filter's own methods, as POE's `$wheel->input_filter->modify(...)` does.
     ///
     /// ```
     /// # use reactor::filter::{Filter, Grep};
     /// # fn f(w: &mut reactor::wheel::ReadWrite) {
-    /// if let Some(grep) = w.get_input_filter_mut().downcast_mut::<Grep<Vec<u8>>>() {
+    /// if let Some(grep) = w.input_filter_mut().downcast_mut::<Grep<Vec<u8>>>() {
     ///     grep.modify_get(|line: &Vec<u8>| !line.starts_with(b"#"));
     /// }
     /// # }
     /// ```
-    pub fn get_input_filter_mut(&mut self) -> &mut dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
+    #[doc(alias = "get_input_filter_mut")]
+    pub fn input_filter_mut(&mut self) -> &mut dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
         &mut *self.in_filter
     }
 
-    /// The output filter itself (POE's `get_output_filter`): the input filter when one
+    /// The output filter itself (POE's `output_filter`): the input filter when one
     /// filter serves both directions.
-    pub fn get_output_filter(&self) -> &dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
+    #[doc(alias = "get_output_filter")]
+    pub fn output_filter(&self) -> &dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
         &**self.out_filter.as_ref().unwrap_or(&self.in_filter)
     }
 
     /// The output filter, to change it in place (see
-    /// [`get_input_filter_mut`](ReadWrite::get_input_filter_mut)).
-    pub fn get_output_filter_mut(&mut self) -> &mut dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
+    /// [`input_filter_mut`](ReadWrite::input_filter_mut)).
+    #[doc(alias = "get_output_filter_mut")]
+    pub fn output_filter_mut(&mut self) -> &mut dyn Filter<Raw = Vec<u8>, Record = Vec<u8>> {
         &mut **self.out_filter.as_mut().unwrap_or(&mut self.in_filter)
     }
 
-    /// The input filter's type (`ref($wheel->get_input_filter)`).
+    /// The input filter's type (`ref($wheel->input_filter)`).
     pub fn input_filter_type(&self) -> &'static str {
         self.in_filter.filter_type()
     }
 
-    /// The output filter's type (`ref($wheel->get_output_filter)`).
+    /// The output filter's type (`ref($wheel->output_filter)`).
     pub fn output_filter_type(&self) -> &'static str {
         self.out_filter
             .as_ref()

@@ -194,6 +194,15 @@ pub struct SocketFactory {
     connect_ready: bool,
 }
 
+impl std::fmt::Debug for SocketFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketFactory")
+            .field("local", &self.local)
+            .field("nodelay", &self.nodelay)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Configures a [`SocketFactory`] (POE's constructor parameters).
 pub struct SocketFactoryBuilder {
     domain: Domain,
@@ -208,6 +217,19 @@ pub struct SocketFactoryBuilder {
     nodelay: bool,
     success: Option<EventId>,
     failure: Option<EventId>,
+}
+
+impl std::fmt::Debug for SocketFactoryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketFactoryBuilder")
+            .field("domain", &self.domain)
+            .field("protocol", &self.protocol)
+            .field("remote", &self.remote)
+            .field("path", &self.path)
+            .field("bind_address", &self.bind_address)
+            .field("bind_port", &self.bind_port)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SocketFactory {
@@ -343,12 +365,16 @@ impl SocketFactoryBuilder {
         self.nodelay = on;
         self
     }
-    /// `SuccessEvent` (required).
+    /// `SuccessEvent` (required): `ARG0` is the socket (`mio::net::TcpStream`, or the
+    /// stream or datagram type of the domain and protocol; take it with `ctx.take_arg`),
+    /// `ARG1` the peer address (`Option<std::net::IpAddr>`), `ARG2` the peer port (`u16`),
+    /// `ARG3` the [`WheelId`]. See [`SocketFactory`] for each case.
     pub fn success_event(mut self, e: &str) -> Self {
         self.success = Some(EventId::of(e));
         self
     }
-    /// `FailureEvent` (required).
+    /// `FailureEvent` (required): `ARG0` is the [`WheelError`] (operation `"connect"`,
+    /// `"bind"`, `"resolve"`, ...), `ARG1` the [`WheelId`].
     pub fn failure_event(mut self, e: &str) -> Self {
         self.failure = Some(EventId::of(e));
         self
@@ -789,6 +815,14 @@ pub struct ListenAccept {
     error: Option<EventId>,
 }
 
+impl std::fmt::Debug for ListenAccept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenAccept")
+            .field("paused", &self.paused)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ListenAccept {
     /// Accepts on a TCP listener (made non-blocking here).
     pub fn tcp(listener: std::net::TcpListener, accept_event: &str) -> io::Result<ListenAccept> {
@@ -821,7 +855,8 @@ impl ListenAccept {
         }
     }
 
-    /// `ErrorEvent`.
+    /// `ErrorEvent`: `ARG0` is the [`WheelError`] (operation `"accept"`), `ARG1` the
+    /// [`WheelId`].
     pub fn error_event(mut self, e: &str) -> Self {
         self.error = Some(EventId::of(e));
         self

@@ -117,6 +117,15 @@ pub struct UdpBuilder {
     max_queued: usize,
 }
 
+impl fmt::Debug for UdpBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpBuilder")
+            .field("socket", &self.socket)
+            .field("max_queued", &self.max_queued)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A datagram [`Udp::put`] refused because the output queue is full; it is handed back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -207,13 +216,15 @@ impl Udp {
         self.paused
     }
 
-    /// Octets of datagrams waiting to be sent (as ReadWrite's `get_driver_out_octets`).
-    pub fn get_driver_out_octets(&self) -> usize {
+    /// Octets of datagrams waiting to be sent (as ReadWrite's `driver_out_octets`).
+    #[doc(alias = "get_driver_out_octets")]
+    pub fn driver_out_octets(&self) -> usize {
         self.out_octets
     }
 
-    /// Datagrams waiting to be sent (as ReadWrite's `get_driver_out_messages`).
-    pub fn get_driver_out_messages(&self) -> usize {
+    /// Datagrams waiting to be sent (as ReadWrite's `driver_out_messages`).
+    #[doc(alias = "get_driver_out_messages")]
+    pub fn driver_out_messages(&self) -> usize {
         self.out.len()
     }
 
@@ -355,15 +366,17 @@ impl UdpBuilder {
         self.events[which as usize] = Some(EventId::of(name));
         self
     }
-    /// `InputEvent`: one per datagram.
+    /// `InputEvent`, one per datagram: `ARG0` is the payload (`Vec<u8>`), `ARG1` the
+    /// sender (`std::net::SocketAddr`), `ARG2` the [`WheelId`].
     pub fn input_event(self, name: &str) -> Self {
         self.event(UdpEvent::Input, name)
     }
-    /// `ErrorEvent`.
+    /// `ErrorEvent`: `ARG0` is the [`WheelError`] (operation `"recv"` or `"send"`), `ARG1`
+    /// the [`WheelId`].
     pub fn error_event(self, name: &str) -> Self {
         self.event(UdpEvent::Error, name)
     }
-    /// `FlushedEvent`: the output queue became empty.
+    /// `FlushedEvent`: `ARG0` is the [`WheelId`]; the output queue became empty.
     pub fn flushed_event(self, name: &str) -> Self {
         self.event(UdpEvent::Flushed, name)
     }

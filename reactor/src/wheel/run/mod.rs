@@ -211,27 +211,32 @@ impl RunBuilder {
         self
     }
 
-    /// `StdinEvent`: all queued input has been written.
+    /// `StdinEvent`: `ARG0` is the [`WheelId`]; all queued input has been written.
     pub fn stdin_event(self, name: &str) -> Self {
         self.event(RunEvent::Stdin, name)
     }
 
-    /// `StdoutEvent`: a record read from the child's stdout.
+    /// `StdoutEvent`: `ARG0` is a record from the child's stdout (`Vec<u8>` with the
+    /// byte filters), `ARG1` the [`WheelId`].
     pub fn stdout_event(self, name: &str) -> Self {
         self.event(RunEvent::Stdout, name)
     }
 
-    /// `StderrEvent`: a record read from the child's stderr.
+    /// `StderrEvent`: `ARG0` is a record from the child's stderr (`Vec<u8>`), `ARG1` the
+    /// [`WheelId`].
     pub fn stderr_event(self, name: &str) -> Self {
         self.event(RunEvent::Stderr, name)
     }
 
-    /// `ErrorEvent`.
+    /// `ErrorEvent`: `ARG0` is the [`WheelError`] (operation `"read"` or `"write"`),
+    /// `ARG1` the [`WheelId`], `ARG2` the handle's name (`String`: `"STDIN"`, `"STDOUT"`,
+    /// `"STDERR"`).
     pub fn error_event(self, name: &str) -> Self {
         self.event(RunEvent::Error, name)
     }
 
-    /// `CloseEvent`.
+    /// `CloseEvent`: `ARG0` is the [`WheelId`]; the child's output handles have all ended (its
+    /// exit status comes through [`Kernel::sig_child`](crate::Kernel::sig_child)).
     pub fn close_event(self, name: &str) -> Self {
         self.event(RunEvent::Close, name)
     }
@@ -730,13 +735,15 @@ impl Run {
         self.count_active();
     }
 
-    /// Octets of input waiting to be written (POE's `get_driver_out_octets`).
-    pub fn get_driver_out_octets(&self) -> usize {
+    /// Octets of input waiting to be written (POE's `driver_out_octets`).
+    #[doc(alias = "get_driver_out_octets")]
+    pub fn driver_out_octets(&self) -> usize {
         self.stdin.as_ref().map_or(0, |s| s.octets)
     }
 
-    /// Chunks of input waiting to be written (POE's `get_driver_out_messages`).
-    pub fn get_driver_out_messages(&self) -> usize {
+    /// Chunks of input waiting to be written (POE's `driver_out_messages`).
+    #[doc(alias = "get_driver_out_messages")]
+    pub fn driver_out_messages(&self) -> usize {
         self.stdin.as_ref().map_or(0, |s| s.out.len())
     }
 
@@ -783,18 +790,21 @@ impl Run {
         }
     }
 
-    /// The stdin filter (POE's `get_stdin_filter`).
-    pub fn get_stdin_filter(&self) -> Option<&dyn Filter<Raw = Vec<u8>, Record = Vec<u8>>> {
+    /// The stdin filter (POE's `stdin_filter`).
+    #[doc(alias = "get_stdin_filter")]
+    pub fn stdin_filter(&self) -> Option<&dyn Filter<Raw = Vec<u8>, Record = Vec<u8>>> {
         self.stdin.as_ref().map(|s| &*s.filter)
     }
 
-    /// The stdout filter (POE's `get_stdout_filter`).
-    pub fn get_stdout_filter(&self) -> Option<&dyn Filter<Raw = Vec<u8>, Record = Vec<u8>>> {
+    /// The stdout filter (POE's `stdout_filter`).
+    #[doc(alias = "get_stdout_filter")]
+    pub fn stdout_filter(&self) -> Option<&dyn Filter<Raw = Vec<u8>, Record = Vec<u8>>> {
         self.stdout.as_ref().map(|s| &*s.filter)
     }
 
-    /// The stderr filter (POE's `get_stderr_filter`).
-    pub fn get_stderr_filter(&self) -> Option<&dyn Filter<Raw = Vec<u8>, Record = Vec<u8>>> {
+    /// The stderr filter (POE's `stderr_filter`).
+    #[doc(alias = "get_stderr_filter")]
+    pub fn stderr_filter(&self) -> Option<&dyn Filter<Raw = Vec<u8>, Record = Vec<u8>>> {
         self.stderr.as_ref().map(|s| &*s.filter)
     }
 

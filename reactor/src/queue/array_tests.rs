@@ -1,7 +1,7 @@
 //! Ports POE's `t/10_units/06_queues/01_array.t` (basic `POE::Queue::Array` operations:
 //! ids, dequeue order, removal by id with ESRCH/EPERM, removal by filter, peeking,
 //! priority adjustment with FIFO among equal priorities, large-queue re-prioritisation)
-//! to [`reactor::queue::Queue`], and adds a randomized comparison against a sorted-`Vec`
+//! to [`Queue`], and adds a randomized comparison against a sorted-`Vec`
 //! model over many mixed operations.
 //!
 //! Mapping: `enqueue` returns an [`ItemId`] whose `seq()` is POE's id; `dequeue_next` is
@@ -10,10 +10,10 @@
 //! limit: every call below matches at most the count upstream passes); `peek_items` is
 //! `iter` sorted by time; `adjust_priority`/`set_priority` are `retime_if`.
 
+use super::{ItemId, Queue, QueueError};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use reactor::queue::{ItemId, Queue, QueueError};
 use std::collections::HashMap;
 
 fn always_ok<T>(_: &T) -> bool {

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use keepalive::pool::{
+use crate::pool::{
     Action, AllocateError, CallError, CloseReason, ConnId, ConnState, Failure, Gauges, KeyField,
     LookupId, Origin, Outcome, Pool, PoolKey, RequestId, RequestSpec, RequestStage, Settings,
     SettingsError, ECONNREFUSED, ETIMEDOUT,
@@ -497,14 +497,14 @@ fn t01_socket_reuse() {
     assert_eq!(s.pool.request_stage(r1), Some(RequestStage::Connecting));
     s.connected(c);
     assert_eq!(s.conn_of(r1), (c, Origin::New));
-    assert_eq!(Origin::New.from_cache(), None);
+    assert!(!Origin::New.is_reused());
     assert_eq!(watched(&s.free(c, true)), vec![c]);
 
     let (r2, a) = s.alloc(key("localhost", P));
     assert!(resolves(&a).is_empty(), "the pool is checked before DNS");
     assert_eq!(s.conn_of(r2), (c, Origin::Immediate));
     assert_eq!(s.stage_of(r2), RequestStage::Allocating);
-    assert_eq!(Origin::Immediate.from_cache(), Some("immediate"));
+    assert_eq!(Origin::Immediate.as_str(), "immediate");
     assert_eq!(s.pool.request_stage(r2), None, "answered at once");
     s.finish();
 }
@@ -570,7 +570,7 @@ fn t02_socket_queue() {
     let a = s.free(c1, true);
     assert_eq!(responses(&a), vec![r2]);
     assert_eq!(s.conn_of(r2), (c1, Origin::Deferred));
-    assert_eq!(Origin::Deferred.from_cache(), Some("deferred"));
+    assert_eq!(Origin::Deferred.as_str(), "deferred");
     s.free(c1, true);
 
     let (r3, _) = s.alloc(key(LOCAL, P));
@@ -974,7 +974,7 @@ fn c_e_error_triples() {
     );
     let bind = Failure::new(
         "bind",
-        Some(keepalive::pool::EADDRNOTAVAIL),
+        Some(crate::pool::EADDRNOTAVAIL),
         "Cannot assign requested address",
     );
     assert_eq!(
@@ -2182,4 +2182,42 @@ fn lifetime_jitter_spreads_renewals() {
     lives.dedup();
     assert!(lives.len() > 5, "limits not spread: {lives:?}");
     s.finish();
+}
+
+/// The module documentation's walk-through: a new connect, then the same socket reused.
+#[test]
+fn the_module_example() {
+    let mut pool = Pool::new(Settings::default()).unwrap();
+    let t0 = Duration::ZERO;
+    let key = PoolKey::new("http", "127.0.0.1", 8080);
+
+    // An address literal needs no lookup: the connect starts at once.
+    let (req, actions) = pool.allocate(key.clone().into(), t0, |_| true).unwrap();
+    let conn = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Connect { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .unwrap();
+
+    // The socket layer reports success; the pool answers the request.
+    let actions = pool.connected(conn, t0).unwrap();
+    assert!(actions.iter().any(|a| matches!(a,
+        Action::Respond { request, outcome: Outcome::Connected { origin: Origin::New, .. }, .. }
+            if *request == req)));
+
+    // Freed clean, the socket is pooled; the next request for the key reuses it at once.
+    pool.free(conn, true, t0).unwrap();
+    let (_, actions) = pool.allocate(key.into(), t0, |_| true).unwrap();
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Respond {
+            outcome: Outcome::Connected {
+                origin: Origin::Immediate,
+                ..
+            },
+            ..
+        }
+    )));
 }
