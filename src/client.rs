@@ -364,6 +364,7 @@ pub struct HttpClientBuilder {
     retry: bool,
     http09: bool,
     keep_alive_hint: bool,
+    #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -398,6 +399,7 @@ impl Default for HttpClientBuilder {
             retry: true,
             http09: false,
             keep_alive_hint: true,
+            #[cfg(feature = "tls")]
             tls: None,
         }
     }
@@ -558,7 +560,9 @@ impl HttpClientBuilder {
     }
 
     /// The TLS configuration of the client's own manager (and of tunnels through a
-    /// proxy).
+    /// proxy). Needs the `tls` feature (on by default).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
         self
@@ -591,6 +595,7 @@ impl HttpClientBuilder {
                 if let Some(ip) = self.bind_addr {
                     b = b.bind_address(ip);
                 }
+                #[cfg(feature = "tls")]
                 if let Some(t) = &self.tls {
                     b = b.tls_config(t.clone());
                 }
