@@ -201,8 +201,9 @@ pub use clock::{Clock, ManualClock, SystemClock, Time};
 pub use error::{Error, Result};
 pub use kernel::{
     epoch_secs, AlarmId, Budget, Callback, ChildGuard, Ctx, Designator, DieInfo, Epoch, EventId,
-    EventName, Kernel, KernelBuilder, Mode, ObjectMethod, PackageMethod, Postback, RemovedAlarm,
-    Seconds, Session, SessionId, SessionOptions, Share, States, KERNEL,
+    EventName, Kernel, KernelBuilder, Mode, ObjectMethod, PackageMethod, PostBatch, PostError,
+    Postback, Poster, Recipient, RemoteEvent, RemovedAlarm, Seconds, Session, SessionId,
+    SessionOptions, Share, States, KERNEL, POSTER_TAG,
 };
 pub use value::{Arg, ArgError, ArgProblem, Args, HandlerError, IntoArgs, Outcome, Value};
 pub use wheel::{WheelHandle, WheelId};
