@@ -149,14 +149,13 @@ fn a_holding_poster_keeps_its_session_until_the_last_clone_is_dropped() {
     let got = Rc::new(RefCell::new(Vec::new()));
     let g = Rc::clone(&got);
     let id = k
-        .create(
-            Session::new(())
-                .on("_start", |_: &mut Ctx<'_, ()>| {})
-                .on("hello", move |ctx: &mut Ctx<'_, ()>| {
-                    g.borrow_mut()
-                        .push((ctx.arg::<String>(0).unwrap().clone(), ctx.sender()));
-                }),
-        )
+        .create(Session::new(()).on("_start", |_: &mut Ctx<'_, ()>| {}).on(
+            "hello",
+            move |ctx: &mut Ctx<'_, ()>| {
+                g.borrow_mut()
+                    .push((ctx.arg::<String>(0).unwrap().clone(), ctx.sender()));
+            },
+        ))
         .unwrap();
     let p = k.poster_holding(id).unwrap();
     assert_eq!(p.holds(), Some(id));
@@ -197,7 +196,8 @@ fn a_post_to_a_missing_session_is_dropped() {
         )
         .unwrap();
     p.post("not here", "x", ()).unwrap();
-    p.post(SessionId::from_raw(id.get() + 1000), "x", ()).unwrap();
+    p.post(SessionId::from_raw(id.get() + 1000), "x", ())
+        .unwrap();
     p.post(KERNEL, "x", ()).unwrap();
     p.post("here", "x", ()).unwrap();
     k.run().unwrap();
@@ -237,17 +237,15 @@ fn names_made_at_run_time_and_event_ids_reach_their_handlers() {
     let got = Rc::new(RefCell::new(Vec::new()));
     let g = Rc::clone(&got);
     let id = k
-        .create(
-            Session::new(()).on("_start", |_: &mut Ctx<'_, ()>| {}).on(
-                "_default",
-                move |ctx: &mut Ctx<'_, ()>| {
-                    let name = ctx.arg::<String>(0).unwrap().clone();
-                    if !name.starts_with('_') {
-                        g.borrow_mut().push(name);
-                    }
-                },
-            ),
-        )
+        .create(Session::new(()).on("_start", |_: &mut Ctx<'_, ()>| {}).on(
+            "_default",
+            move |ctx: &mut Ctx<'_, ()>| {
+                let name = ctx.arg::<String>(0).unwrap().clone();
+                if !name.starts_with('_') {
+                    g.borrow_mut().push(name);
+                }
+            },
+        ))
         .unwrap();
     let p = k.poster_holding(id).unwrap();
     thread::spawn(move || {

@@ -226,9 +226,11 @@ struct Hold {
 impl Drop for Hold {
     fn drop(&mut self) {
         let session = self.session;
-        let _ = self.shared.send(Message::Run(Box::new(move |k: &mut Kernel| {
-            let _ = k.refcount_decrement(session, POSTER_TAG);
-        })));
+        let _ = self
+            .shared
+            .send(Message::Run(Box::new(move |k: &mut Kernel| {
+                let _ = k.refcount_decrement(session, POSTER_TAG);
+            })));
     }
 }
 
@@ -579,7 +581,6 @@ impl Kernel {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {
