@@ -5,6 +5,8 @@
 //!   [`ReadWrite`](crate::wheel::ReadWrite) wheel and the `Client*` callbacks.
 //! - [`ClientTcp`] is `POE::Component::Client::TCP`: one session that connects (with an
 //!   optional timeout), talks to the server through a `ReadWrite` wheel, and can reconnect.
+//! - [`WorkerPool`] stands for `POE::Component::Pool::Thread` and `POE::Component::JobQueue`:
+//!   blocking closures run on a bounded pool of threads, their values come back as events.
 //!
 //! Both are builders that create sessions on the kernel, as POE's `new` does: the listener
 //! or client session is a child of the session active when `build` is called (or of the
@@ -47,9 +49,11 @@
 
 pub mod client_tcp;
 pub mod server_tcp;
+pub mod worker_pool;
 
 pub use client_tcp::{ClientHeap, ClientTcp, ClientTcpBuilder};
 pub use server_tcp::{ConnHeap, ListenerHeap, ServerHandle, ServerTcp, ServerTcpBuilder};
+pub use worker_pool::{JobError, JobId, PoolError, WorkerPool, WorkerPoolBuilder};
 
 use crate::filter::{ByteFilter, Filter};
 use crate::value::{HandlerError, Outcome, Value};
