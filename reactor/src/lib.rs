@@ -189,6 +189,7 @@ pub mod component;
 pub mod errno;
 mod error;
 pub mod filter;
+pub mod group;
 mod ids;
 mod kernel;
 pub mod nfa;

@@ -233,6 +233,7 @@ pub struct ServerTcpBuilder<U = ()> {
     domain: Domain,
     alias: Option<String>,
     concurrency: i64,
+    reuse_port: bool,
     survive_exhaustion: bool,
     acceptor: Option<Callback<ListenerHeap>>,
     error: Option<Callback<ListenerHeap>>,
@@ -261,6 +262,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
             domain: Domain::Inet,
             alias: None,
             concurrency: -1,
+            reuse_port: false,
             survive_exhaustion: true,
             acceptor: None,
             error: None,
@@ -320,6 +322,16 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
     /// An alias for the listener session (`Alias`).
     pub fn alias(mut self, alias: impl Into<String>) -> Self {
         self.alias = Some(alias.into());
+        self
+    }
+
+    /// Binds with `SO_REUSEPORT` (default off; no POE name), so servers in other kernels
+    /// (one per thread, see [`crate::group`]) or other processes can listen on the same
+    /// address and port, each with its own listener; the system spreads connections
+    /// across them ([`SocketFactoryBuilder::reuse_port`](crate::wheel::SocketFactoryBuilder::reuse_port)).
+    /// Give the first server port 0 or a port, and the others the port it bound.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
         self
     }
 
@@ -652,6 +664,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
             domain,
             alias,
             concurrency,
+            reuse_port,
             survive_exhaustion,
             acceptor,
             error,
@@ -700,6 +713,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
                     .bind_port(port)
                     .domain(domain)
                     .reuse(true)
+                    .reuse_port(reuse_port)
                     .success_event("tcp_server_got_connection")
                     .failure_event("tcp_server_got_error");
                 if let Some(a) = &address {

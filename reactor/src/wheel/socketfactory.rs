@@ -79,6 +79,7 @@ pub struct SocketFactoryBuilder {
     bind_address: Option<String>,
     bind_port: u16,
     reuse: bool,
+    reuse_port: bool,
     listen_queue: i32,
     nodelay: bool,
     success: Option<EventId>,
@@ -97,6 +98,7 @@ impl SocketFactory {
             bind_address: None,
             bind_port: 0,
             reuse: false,
+            reuse_port: false,
             listen_queue: 1024,
             nodelay: true,
             success: None,
@@ -175,6 +177,14 @@ impl SocketFactoryBuilder {
     /// `SO_REUSEADDR` (POE's `Reuse`).
     pub fn reuse(mut self, on: bool) -> Self {
         self.reuse = on;
+        self
+    }
+    /// `SO_REUSEPORT` (no POE name): several sockets, in this process or others, may bind
+    /// the same address and port, and the system spreads incoming connections across the
+    /// listening ones. One kernel per core, each with its own listener on the same port,
+    /// is how a server uses more than one core. Every socket of the group must set it.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
         self
     }
     /// The listen backlog (POE's `ListenQueue`).
@@ -266,6 +276,9 @@ impl SocketFactoryBuilder {
         if self.reuse {
             sock.set_reuse_address(true)
                 .map_err(|e| ("setsockopt", e))?;
+        }
+        if self.reuse_port {
+            sock.set_reuse_port(true).map_err(|e| ("setsockopt", e))?;
         }
         if self.bind_address.is_some() || self.bind_port != 0 || remote.is_none() {
             let ip = match &self.bind_address {
