@@ -6,7 +6,7 @@
 //! too, with the system's web roots).
 //!
 //! ```text
-//! cargo run --release --example demo -- [--url URL] [-n REQUESTS] [-c IN_FLIGHT] [--timeout SECS] [--response-timeout SECS]
+//! cargo run --release --example demo -- [--url URL] [-n REQUESTS] [-c IN_FLIGHT] [--timeout SECS] [--response-timeout SECS] [--threads N]
 //! ```
 //!
 //! Each of the `C` workers allocates a connection, sends one GET, reads the response to
@@ -23,18 +23,25 @@
 //! ```text
 //! requests=N errors=E new_connections=K reused=R rps=X p50_us=A p99_us=B
 //! ```
+//!
+//! With `--threads N` (default 1) it runs N kernels on N threads, each with a keep-alive
+//! manager of its own and its share of the requests and of the workers (`-n` and `-c` are
+//! totals); the embedded server then runs in every kernel, each with a listener on the same
+//! port (`SO_REUSEPORT`). The summary line adds the kernels' numbers up.
 
 use keepalive::http::{get_request, Parse, ResponseParser};
 use keepalive::reactor::component::ServerTcpBuilder;
 use keepalive::reactor::filter::Stream as StreamFilter;
+use keepalive::reactor::group::Group;
 use keepalive::reactor::wheel::ReadWrite;
 use keepalive::reactor::wheel::WheelError;
-use keepalive::reactor::{AlarmId, Ctx, HandlerError, Kernel, Session, WheelId};
+use keepalive::reactor::{AlarmId, Ctx, HandlerError, Kernel, Poster, Session, WheelId};
 use keepalive::{Connection, Keepalive, PoolKey, Request, Response};
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The embedded server closes a connection after this many requests, as nginx's
@@ -42,16 +49,18 @@ use std::time::{Duration, Instant};
 const SERVER_MAX_REQUESTS: u32 = 100;
 const BODY: &[u8] = b"Hello from the embedded keep-alive server.\n";
 
+#[derive(Clone)]
 struct Options {
     url: Option<String>,
     requests: u64,
     concurrency: usize,
     response_timeout: Duration,
     connect_timeout: Duration,
+    threads: usize,
 }
 
 fn usage() -> String {
-    "usage: demo [--url http://HOST:PORT/PATH] [-n REQUESTS] [-c IN_FLIGHT] [--timeout SECS] [--response-timeout SECS]"
+    "usage: demo [--url http://HOST:PORT/PATH] [-n REQUESTS] [-c IN_FLIGHT] [--timeout SECS] [--response-timeout SECS] [--threads N]"
         .to_owned()
 }
 
@@ -70,6 +79,7 @@ fn parse_args() -> Result<Options, String> {
         concurrency: 8,
         response_timeout: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(30),
+        threads: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -97,6 +107,13 @@ fn parse_args() -> Result<Options, String> {
             "--timeout" => {
                 o.connect_timeout = secs(&value("--timeout")?)
                     .ok_or("--timeout needs a positive number of seconds")?
+            }
+            "--threads" => {
+                o.threads = value("--threads")?
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or("--threads needs a positive number")?
             }
             "-h" | "--help" => return Err(usage()),
             other => return Err(format!("unknown argument {other}\n{}", usage())),
@@ -158,11 +175,13 @@ struct ServerConn {
     served: u32,
 }
 
-/// Starts the HTTP/1.1 keep-alive server; returns its port.
-fn embedded_server(kernel: &mut Kernel) -> Result<u16, String> {
+/// Starts the HTTP/1.1 keep-alive server on `port` (0: any); returns its port. With
+/// `reuse_port` other kernels' servers may listen on the same port.
+fn embedded_server(kernel: &mut Kernel, port: u16, reuse_port: bool) -> Result<u16, String> {
     let handle = ServerTcpBuilder::<ServerConn>::new()
         .address("127.0.0.1")
-        .port(0)
+        .port(port)
+        .reuse_port(reuse_port)
         .alias("embedded_http")
         .client_filter(StreamFilter::new)
         .client_error(|_ctx| {})
@@ -255,7 +274,32 @@ struct Client {
     slots: Vec<Slot>,
     by_wheel: HashMap<WheelId, usize>,
     started: Instant,
-    embedded: bool,
+    /// What every kernel's client adds its numbers to, and who shuts the servers down.
+    run: Arc<RunState>,
+}
+
+/// The numbers of one run, added up over the kernels.
+#[derive(Default)]
+struct Totals {
+    requests: u64,
+    errors: u64,
+    new_connections: u64,
+    reused: u64,
+    retries: u64,
+    latencies: Vec<u32>,
+    first_start: Option<Instant>,
+    last_end: Option<Instant>,
+}
+
+/// What the kernels of a run share.
+struct RunState {
+    totals: Mutex<Totals>,
+    /// Clients still fetching; the last one shuts the embedded servers down.
+    clients_left: AtomicUsize,
+    /// Every kernel's poster, when the servers are embedded.
+    servers: Mutex<Vec<Poster>>,
+    /// The embedded servers' port, once kernel 0 has bound it.
+    port: Mutex<Option<u16>>,
 }
 
 type C<'a, 'b> = &'a mut Ctx<'b, Client>;
@@ -470,86 +514,108 @@ fn all_done(ctx: C) {
         return;
     }
     h.done = h.total + 1;
-    let elapsed = h.started.elapsed();
-    let mut lat = std::mem::take(&mut h.latencies);
-    lat.sort_unstable();
-    let pct = |p: f64| -> u32 {
-        if lat.is_empty() {
-            0
-        } else {
-            lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1]
-        }
-    };
-    let rps = h.total as f64 / elapsed.as_secs_f64().max(1e-9);
-    if h.retries > 0 {
-        eprintln!("retried on a new connection: {}", h.retries);
+    let end = Instant::now();
+    if let Ok(mut t) = h.run.totals.lock() {
+        t.requests += h.total;
+        t.errors += h.errors;
+        t.new_connections += h.new_connections;
+        t.reused += h.reused;
+        t.retries += h.retries;
+        t.latencies.append(&mut h.latencies);
+        t.first_start = Some(t.first_start.map_or(h.started, |s| s.min(h.started)));
+        t.last_end = Some(t.last_end.map_or(end, |e| e.max(end)));
     }
-    println!(
-        "requests={} errors={} new_connections={} reused={} rps={:.0} p50_us={} p99_us={}",
-        h.total,
-        h.errors,
-        h.new_connections,
-        h.reused,
-        rps,
-        pct(0.50),
-        pct(0.99)
-    );
     let ka = h.ka.clone();
-    let embedded = h.embedded;
+    let run = Arc::clone(&h.run);
     ka.shutdown(ctx);
-    if embedded {
-        let _ = ctx.post("embedded_http", "shutdown", ());
+    // The last client done shuts every kernel's embedded server down: until then another
+    // kernel's client may still be talking to this kernel's server.
+    if run.clients_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if let Ok(servers) = run.servers.lock() {
+            for p in servers.iter() {
+                let _ = p.post("embedded_http", "shutdown", ());
+            }
+        }
     }
 }
 
-fn run(o: Options) -> Result<u64, String> {
-    let mut kernel = Kernel::new().map_err(|e| e.to_string())?;
-    let (url, embedded) = match &o.url {
-        Some(u) => (parse_url(u)?, false),
+/// Kernel `index`'s part of the run: its embedded server (kernel 0 binds the port, the
+/// others share it), its manager and its client with its share of the requests.
+fn set_up(
+    index: usize,
+    kernel: &mut Kernel,
+    o: &Options,
+    run: &Arc<RunState>,
+) -> Result<(), String> {
+    let share = |total: u64| {
+        let n = o.threads as u64;
+        total / n + u64::from((index as u64) < total % n)
+    };
+    let requests = share(o.requests);
+    let concurrency = (share(o.concurrency as u64) as usize).max(1);
+    let url = match &o.url {
+        Some(u) => parse_url(u)?,
         None => {
-            let port = embedded_server(&mut kernel)?;
-            (
-                Url {
-                    scheme: "http".into(),
-                    host: "127.0.0.1".into(),
-                    port,
-                    path: "/".into(),
-                },
-                true,
-            )
+            let mut bound = run.port.lock().map_err(|_| "poisoned")?;
+            let port = embedded_server(kernel, bound.unwrap_or(0), o.threads > 1)?;
+            *bound = Some(port);
+            run.servers
+                .lock()
+                .map_err(|_| "poisoned")?
+                .push(kernel.poster().map_err(|e| e.to_string())?);
+            Url {
+                scheme: "http".into(),
+                host: "127.0.0.1".into(),
+                port,
+                path: "/".into(),
+            }
         }
     };
-    println!(
-        "fetching {}://{}:{}{} requests={} in_flight={}{}",
-        url.scheme,
-        url.host,
-        url.port,
-        url.path,
-        o.requests,
-        o.concurrency,
-        if embedded { " (embedded server)" } else { "" }
-    );
+    if index == 0 {
+        println!(
+            "fetching {}://{}:{}{} requests={} in_flight={}{}{}",
+            url.scheme,
+            url.host,
+            url.port,
+            url.path,
+            o.requests,
+            o.concurrency,
+            if o.url.is_none() {
+                " (embedded server)"
+            } else {
+                ""
+            },
+            if o.threads > 1 {
+                format!(" threads={}", o.threads)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if requests == 0 {
+        return Ok(());
+    }
     let ka = Keepalive::builder()
-        .max_per_host(o.concurrency)
-        .max_open(o.concurrency.max(128))
+        .max_per_host(concurrency)
+        .max_open(concurrency.max(128))
         .timeout(o.connect_timeout)
-        .build(&mut kernel)
+        .build(kernel)
         .map_err(|e| e.to_string())?;
     let request = Rc::new(get_request(&url.host, url.port, &url.path));
-    let workers = o.concurrency.min(o.requests as usize);
+    let workers = concurrency.min(requests as usize);
     let client = Client {
         ka,
         key: Arc::new(PoolKey::new(&url.scheme, &url.host, url.port)),
         event: Rc::from("got_conn"),
         request,
-        total: o.requests,
+        total: requests,
         issued: 0,
         done: 0,
         errors: 0,
         new_connections: 0,
         reused: 0,
         retries: 0,
-        latencies: Vec::with_capacity(o.requests as usize),
+        latencies: Vec::with_capacity(requests as usize),
         response_timeout: o.response_timeout,
         slots: (0..workers)
             .map(|_| Slot {
@@ -563,10 +629,8 @@ fn run(o: Options) -> Result<u64, String> {
             .collect(),
         by_wheel: HashMap::new(),
         started: Instant::now(),
-        embedded,
+        run: Arc::clone(run),
     };
-    let errors = Rc::new(std::cell::Cell::new(0u64));
-    let errs = errors.clone();
     kernel
         .create(
             Session::new(client)
@@ -579,12 +643,65 @@ fn run(o: Options) -> Result<u64, String> {
                 .on("got_conn", got_conn)
                 .on("got_input", got_input)
                 .on("got_error", got_error)
-                .on("response_timeout", response_timeout)
-                .on("_stop", move |ctx| errs.set(ctx.heap().errors)),
+                .on("response_timeout", response_timeout),
         )
         .map_err(|e| e.to_string())?;
-    kernel.run().map_err(|e| e.to_string())?;
-    Ok(errors.get())
+    Ok(())
+}
+
+/// Runs the demo; returns how many requests failed.
+fn run(o: Options) -> Result<u64, String> {
+    let clients = o.threads.min(o.requests as usize);
+    let run = Arc::new(RunState {
+        totals: Mutex::new(Totals::default()),
+        clients_left: AtomicUsize::new(clients),
+        servers: Mutex::new(Vec::new()),
+        port: Mutex::new(None),
+    });
+    if o.threads == 1 {
+        let mut kernel = Kernel::new().map_err(|e| e.to_string())?;
+        set_up(0, &mut kernel, &o, &run)?;
+        kernel.run().map_err(|e| e.to_string())?;
+    } else {
+        let (opts, r) = (o.clone(), Arc::clone(&run));
+        Group::new(o.threads)
+            .catch_signals(false)
+            .name("demo")
+            .run(move |i, kernel| Ok(set_up(i, kernel, &opts, &r)?))
+            .map_err(|e| e.to_string())?;
+    }
+    let mut t = std::mem::take(&mut *run.totals.lock().map_err(|_| "poisoned")?);
+    // A client that never finished (it cannot, short of a bug) counts as failures.
+    t.errors += o.requests - t.requests.min(o.requests);
+    t.requests = o.requests;
+    let elapsed = match (t.first_start, t.last_end) {
+        (Some(s), Some(e)) => e - s,
+        _ => Duration::ZERO,
+    };
+    let lat = &mut t.latencies;
+    lat.sort_unstable();
+    let pct = |p: f64| -> u32 {
+        if lat.is_empty() {
+            0
+        } else {
+            lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1]
+        }
+    };
+    let rps = t.requests as f64 / elapsed.as_secs_f64().max(1e-9);
+    if t.retries > 0 {
+        eprintln!("retried on a new connection: {}", t.retries);
+    }
+    println!(
+        "requests={} errors={} new_connections={} reused={} rps={:.0} p50_us={} p99_us={}",
+        t.requests,
+        t.errors,
+        t.new_connections,
+        t.reused,
+        rps,
+        pct(0.50),
+        pct(0.99)
+    );
+    Ok(t.errors)
 }
 
 fn main() -> ExitCode {

@@ -44,10 +44,51 @@ fn demo_fetches_from_its_embedded_server() {
 }
 
 #[test]
+fn demo_on_two_kernels_adds_their_numbers_up() {
+    let out = demo()
+        .args(["-n", "1000", "-c", "4", "--threads", "2"])
+        .output()
+        .expect("demo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(" threads=2"), "{text}");
+    let line = text.lines().last().expect("a summary line");
+    assert!(line.starts_with("requests=1000 errors=0 "), "{line}");
+    let s = summary(line);
+    // Two managers, two workers each; each embedded server closes a connection after 100
+    // requests, so 1000 requests need at least 10 connections.
+    assert!(s["new_connections"] >= 10.0, "{line}");
+    assert_eq!(s["new_connections"] + s["reused"], 1000.0, "{line}");
+}
+
+#[test]
+fn demo_with_more_kernels_than_requests() {
+    let out = demo()
+        .args(["-n", "2", "--threads", "3"])
+        .output()
+        .expect("demo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().last().expect("a summary line");
+    assert!(line.starts_with("requests=2 errors=0 "), "{line}");
+}
+
+#[test]
 fn demo_rejects_bad_arguments() {
     let out = demo().args(["-n", "many"]).output().expect("demo runs");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("-n needs a positive number"));
+    let out = demo().args(["--threads", "0"]).output().expect("demo runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads needs a positive number"));
     let out = demo()
         .args(["--url", "ftp://x/"])
         .output()
