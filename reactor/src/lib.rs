@@ -139,6 +139,31 @@
 //! next wheel on the same socket ([`wheel::ReadWriteBuilder::parked`]): a connection pool
 //! hands a socket to a new `ReadWrite` per request without a system call.
 //!
+//! **Other threads post through one waker.** A kernel is single-threaded, as POE's is;
+//! [`Kernel::poster`] gives the one way in from other threads, a [`Poster`] (`Send + Sync
+//! + Clone`). A post pushes a message (destination, event name, `Send` arguments) onto an
+//! inbox behind a mutex, shared with the kernel, and only the first post after the kernel
+//! emptied the inbox writes the kernel's [`mio::Waker`]: one wake-up per batch, however
+//! many posts it holds. The kernel empties the inbox at the start of each timeslice when
+//! a flag says it holds something (in a kernel without posters that is one branch, and
+//! one load while the inbox is empty), and when the waker interrupts its poll; each
+//! message becomes an ordinary post from the kernel, queued in the order the messages
+//! arrived, so one thread's posts keep their order. The arguments become [`Args`] on the
+//! kernel's thread. A poster does not keep the kernel running unless it holds a session
+//! ([`Kernel::poster_holding`]), and a post to a session that is gone is dropped, as
+//! POE drops one. [`component::WorkerPool`] runs blocking closures on a bounded pool of
+//! threads and posts their values back this way; the keep-alive manager's resolver does
+//! the same with its answers.
+//!
+//! **More than one core: more than one kernel.** Kernels share nothing on the hot path
+//! (event names are numbered process-wide once, then cached per kernel), so a program
+//! that outgrows one core runs one kernel per core: [`group::Group`] starts N kernels on N
+//! threads, sets each up with a closure, and stops them all on SIGINT or SIGTERM (caught
+//! by a kernel of the calling thread, which tells the others through their posters). A
+//! server gives every kernel its own listener on the same port
+//! ([`component::ServerTcpBuilder::reuse_port`], `SO_REUSEPORT`) and the system spreads
+//! the connections; each connection then lives on one kernel, with no locks between them.
+//!
 //! **Drop-driven release.** [`Postback`]s and [`Callback`]s hold an external reference on
 //! their session; dropping the last clone pushes a release onto a queue the kernel shares
 //! with them and drains right after the running handler returns.
@@ -168,13 +193,14 @@
 //!
 //! The structure follows the design: the kernel is one folder, `kernel/`, one idea a file
 //! (dispatch, the session table and its collection, reference counts, timers, aliases,
-//! postbacks, I/O watchers, signals, the wheel trait and table, wheels' wake-ups, poller
-//! tokens, the run loop); its only imports from outside are the pure foundations: [`queue`], the clock,
-//! values, ids and errors. It knows wheels only through its own [`wheel::Wheel`] trait.
-//! `wheel/` holds the concrete wheels, `filter/` the filters (pure bytes-to-records code),
-//! `component/` the TCP components built on both, `nfa.rs` POE's state machines (built on
-//! the kernel's sessions), and `pipe.rs` POE's pipes. Each public type has one path: the
-//! kernel's types at the crate root, the others in their module.
+//! postbacks, posts from other threads, I/O watchers, signals, the wheel trait and table,
+//! wheels' wake-ups, poller tokens, the run loop); its only imports from outside are the
+//! pure foundations: [`queue`], the clock, values, ids and errors. It knows wheels only
+//! through its own [`wheel::Wheel`] trait. `wheel/` holds the concrete wheels, `filter/`
+//! the filters (pure bytes-to-records code), `component/` the TCP components built on both
+//! and the worker pool, `group.rs` many kernels on many threads, `nfa.rs` POE's state
+//! machines (built on the kernel's sessions), and `pipe.rs` POE's pipes. Each public type
+//! has one path: the kernel's types at the crate root, the others in their module.
 //!
 //! ## Deviations from POE
 //!

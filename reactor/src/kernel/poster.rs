@@ -523,6 +523,14 @@ impl Kernel {
         }
     }
 
+    /// Queues what other threads posted, after the waker interrupted the poll: takes the
+    /// inbox's lock without looking at the flag first.
+    pub(crate) fn drain_posts_woken(&mut self) {
+        if self.posts.shared.is_some() {
+            self.drain_posts_slow();
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn drain_posts_slow(&mut self) {
