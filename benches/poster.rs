@@ -11,7 +11,9 @@
 //! - `stream`: one thread posts `POSTS` events as fast as it can; the clock stops when
 //!   the last one has been handled. Both sides run at once (two cores), so the slower side
 //!   sets the rate.
-//! - `stream_batch`: the same, 64 posts per [`PostBatch`](reactor::PostBatch) (bare: the
+//! - `stream_noargs`: the same, the events without arguments (the bare loop still sends a
+//!   number).
+//! - `stream_batch`: the same as `stream`, 64 posts per [`PostBatch`](reactor::PostBatch) (bare: the
 //!   waker checked once per 64 sends).
 //! - `stream_2threads`: two posting threads, `POSTS / 2` each.
 //! - `ping`: one post, then wait for the handler's answer (a `std::sync::mpsc` message
@@ -47,6 +49,8 @@ fn best(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
 enum Mode {
     One,
     Batch,
+    /// One at a time, with no arguments.
+    Bare,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -63,7 +67,7 @@ fn counting_kernel(total: u64) -> (Kernel, SessionId, Rc<Cell<Option<Instant>>>)
             Session::new(0u64)
                 .on("_start", |_: &mut Ctx<'_, u64>| {})
                 .on("n", move |ctx: &mut Ctx<'_, u64>| {
-                    let v: u64 = *ctx.arg(0).unwrap();
+                    let v: u64 = ctx.arg(0).map_or(0, |v| *v);
                     let h = ctx.heap();
                     *h += 1;
                     if *h == total {
@@ -92,6 +96,11 @@ fn kernel_stream(total: u64, threads: u64, mode: Mode) -> f64 {
                     Mode::One => {
                         for n in from..to {
                             p.post(id, "n", (n,)).unwrap();
+                        }
+                    }
+                    Mode::Bare => {
+                        for _ in from..to {
+                            p.post(id, "n", ()).unwrap();
                         }
                     }
                     Mode::Batch => {
@@ -266,7 +275,7 @@ fn bare_stream(total: u64, threads: u64, mode: Mode) -> f64 {
                 start.wait();
                 let (from, to) = (t * each, (t + 1) * each);
                 match mode {
-                    Mode::One => {
+                    Mode::One | Mode::Bare => {
                         for n in from..to {
                             s.send(n);
                         }
@@ -364,6 +373,11 @@ fn main() {
             "stream",
             Box::new(move || kernel_stream(posts, 1, Mode::One)),
             Box::new(move || bare_stream(posts, 1, Mode::One)),
+        ),
+        (
+            "stream_noargs",
+            Box::new(move || kernel_stream(posts, 1, Mode::Bare)),
+            Box::new(move || bare_stream(posts, 1, Mode::Bare)),
         ),
         (
             "stream_batch",

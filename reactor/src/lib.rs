@@ -230,7 +230,7 @@ pub use kernel::{
     epoch_secs, AlarmId, Budget, Callback, ChildGuard, Ctx, Designator, DieInfo, Epoch, EventId,
     EventName, Kernel, KernelBuilder, Mode, ObjectMethod, PackageMethod, PostBatch, PostError,
     Postback, Poster, Recipient, RemoteEvent, RemovedAlarm, Seconds, Session, SessionId,
-    SessionOptions, Share, States, KERNEL, POSTER_TAG,
+    SessionOptions, Share, States, KERNEL, POSTER_TAG, POSTS_PER_TIMESLICE,
 };
 pub use value::{Arg, ArgError, ArgProblem, Args, HandlerError, IntoArgs, Outcome, Value};
 pub use wheel::{WheelHandle, WheelId};

@@ -60,7 +60,9 @@ pub(crate) use names::{
 pub(crate) use postback::Releases;
 pub use postback::{Callback, Postback};
 pub(crate) use poster::KernelFn;
-pub use poster::{PostBatch, PostError, Poster, Recipient, RemoteEvent, POSTER_TAG};
+pub use poster::{
+    PostBatch, PostError, Poster, Recipient, RemoteEvent, POSTER_TAG, POSTS_PER_TIMESLICE,
+};
 pub use select::Mode;
 pub use session::{
     Ctx, Designator, ObjectMethod, PackageMethod, Session, SessionId, SessionOptions, States,

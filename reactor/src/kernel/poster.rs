@@ -19,6 +19,7 @@ use super::{EventId, ItemKind, Kernel};
 use crate::error::{Error, Result};
 use crate::value::{Args, IntoArgs};
 use mio::Waker;
+use std::collections::VecDeque;
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -429,6 +430,11 @@ impl Drop for PostBatch<'_> {
     }
 }
 
+/// At most this many posts from other threads are queued per timeslice; the rest wait
+/// for the next timeslices, in order. A flood from other threads then cannot hold the
+/// kernel's I/O back, and the queue stays small enough to stay in cache.
+pub const POSTS_PER_TIMESLICE: usize = 1024;
+
 /// The kernel's side: its inbox, once it has made a poster.
 #[derive(Default)]
 pub(crate) struct Posts {
@@ -436,6 +442,10 @@ pub(crate) struct Posts {
     /// The list the inbox gets back when the kernel takes its messages, so the two swap
     /// allocations instead of making new ones.
     spare: Vec<Message>,
+    /// Messages taken from the inbox and not yet delivered ([`POSTS_PER_TIMESLICE`]).
+    backlog: VecDeque<Message>,
+    /// The clock has been read for the posts of this drain.
+    stamped: bool,
 }
 
 impl Drop for Posts {
@@ -512,13 +522,13 @@ impl Kernel {
     }
 
     /// Queues what other threads posted: called at the start of every timeslice and when
-    /// the waker interrupts the poll. Costs one branch in a kernel without posters, and one
-    /// load while the inbox is empty.
+    /// the waker interrupts the poll. Costs one branch in a kernel without posters, and two
+    /// loads while the inbox is empty.
     #[inline]
     pub(crate) fn drain_posts(&mut self) {
         if let Some(s) = &self.posts.shared {
-            if s.pending.load(Ordering::Acquire) {
-                self.drain_posts_slow();
+            if s.pending.load(Ordering::Acquire) || !self.posts.backlog.is_empty() {
+                self.drain_posts_slow(false);
             }
         }
     }
@@ -527,47 +537,73 @@ impl Kernel {
     /// inbox's lock without looking at the flag first.
     pub(crate) fn drain_posts_woken(&mut self) {
         if self.posts.shared.is_some() {
-            self.drain_posts_slow();
+            self.drain_posts_slow(true);
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn drain_posts_slow(&mut self) {
+    fn drain_posts_slow(&mut self, woken: bool) {
         let Some(shared) = self.posts.shared.clone() else {
             return;
         };
-        let mut batch = std::mem::take(&mut self.posts.spare);
-        {
-            let mut inbox = shared.lock();
-            std::mem::swap(&mut inbox.messages, &mut batch);
-            inbox.woken = false;
-            shared.pending.store(false, Ordering::Release);
-        }
-        for m in batch.drain(..) {
-            match m {
-                Message::Post {
-                    dest,
-                    event,
-                    args,
-                    caller,
-                } => self.deliver(dest, event, args.into_args(), caller),
-                Message::Run(f) => f(self),
+        self.posts.stamped = false;
+        if woken || shared.pending.load(Ordering::Acquire) {
+            let mut batch = std::mem::take(&mut self.posts.spare);
+            {
+                let mut inbox = shared.lock();
+                std::mem::swap(&mut inbox.messages, &mut batch);
+                inbox.woken = false;
+                shared.pending.store(false, Ordering::Release);
+            }
+            if self.posts.backlog.is_empty() && batch.len() <= POSTS_PER_TIMESLICE {
+                // The usual case: everything goes now, straight from the list.
+                for m in batch.drain(..) {
+                    self.deliver_message(m);
+                }
+            } else {
+                self.posts.backlog.extend(batch.drain(..));
+            }
+            if self.posts.spare.capacity() < batch.capacity() {
+                self.posts.spare = batch;
             }
         }
-        if self.posts.spare.capacity() < batch.capacity() {
-            self.posts.spare = batch;
+        let mut queued = 0;
+        while queued < POSTS_PER_TIMESLICE {
+            let Some(m) = self.posts.backlog.pop_front() else {
+                break;
+            };
+            queued += usize::from(self.deliver_message(m));
+        }
+        // With posts left over, this timeslice queued POSTS_PER_TIMESLICE of them, so the
+        // next one will not wait in its poll, and takes the next share.
+    }
+
+    /// Delivers one message; returns whether it queued an event.
+    fn deliver_message(&mut self, m: Message) -> bool {
+        match m {
+            Message::Post {
+                dest,
+                event,
+                args,
+                caller,
+            } => self.deliver(dest, event, args.into_args(), caller),
+            Message::Run(f) => {
+                f(self);
+                false
+            }
         }
     }
 
-    /// Queues one post from another thread, from the kernel.
+    /// Queues one post from another thread, from the kernel; returns whether it did (the
+    /// session may be gone).
     fn deliver(
         &mut self,
         dest: Recipient,
         event: RemoteEvent,
         args: Args,
         caller: &'static Location<'static>,
-    ) {
+    ) -> bool {
         let to = match &dest {
             Recipient::Id(id) => id.resolve(self),
             Recipient::Name(name) => name.resolve(self),
@@ -579,13 +615,25 @@ impl Kernel {
         };
         match to {
             Some(to) if !to.is_kernel() => {
-                let t = self.now_fifo();
+                // One clock reading per drain: the posts that follow the first are FIFO
+                // after it, as posts made in one handler are after its batch's time.
+                let t = if self.posts.stamped {
+                    self.last_fifo += 1;
+                    self.last_fifo
+                } else {
+                    self.posts.stamped = true;
+                    self.now_fifo()
+                };
                 self.enqueue(ItemKind::Post, to, KERNEL, ev, args, t, caller);
+                true
             }
-            _ => log::debug!(
-                "post of {:?} from another thread to {dest:?}: no such session (ESRCH)",
-                self.event_name(ev)
-            ),
+            _ => {
+                log::debug!(
+                    "post of {:?} from another thread to {dest:?}: no such session (ESRCH)",
+                    self.event_name(ev)
+                );
+                false
+            }
         }
     }
 }
@@ -646,6 +694,23 @@ mod tests {
         assert_eq!(wakes(&p), 3, "one wake-up for the whole batch");
         k.run().unwrap();
         assert_eq!(*got.borrow(), (0..1030).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn a_flood_is_queued_a_share_per_timeslice_in_order() {
+        let mut k = Kernel::new().unwrap();
+        let got = sink(&mut k);
+        let p = k.poster().unwrap();
+        let n = 2 * POSTS_PER_TIMESLICE as u32 + 100;
+        for i in 0..n {
+            p.post("sink", "n", (i,)).unwrap();
+        }
+        let before = k.get_event_count();
+        k.drain_posts();
+        assert_eq!(k.get_event_count() - before, POSTS_PER_TIMESLICE);
+        assert_eq!(wakes(&p), 1);
+        k.run().unwrap();
+        assert_eq!(*got.borrow(), (0..n).collect::<Vec<u32>>());
     }
 
     #[test]
