@@ -49,7 +49,8 @@
 //! only moves it earlier, so handing sockets out and back costs no timer operations.
 //!
 //! **Lookups** run getaddrinfo on a small pool of worker threads
-//! ([`resolver::Resolver`](crate::resolver::Resolver)) that wakes the kernel through a socket pair; IPv4 addresses come
+//! ([`resolver::Resolver`](crate::resolver::Resolver)), whose answers come back as events posted to the manager's
+//! session through the kernel's [`Poster`](reactor::Poster); IPv4 addresses come
 //! first, lookups of one host are shared, IP literals skip them, and a cancelled lookup's
 //! answer is dropped. [`ResolverKind::Custom`](crate::ResolverKind::Custom) plugs in any other resolver.
 //!

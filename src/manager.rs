@@ -31,6 +31,8 @@ const WATCH_GRACE: Duration = Duration::from_millis(10);
 
 /// The refcount tag a pending request holds on its requester (as in Perl).
 const REQUESTER_TAG: &str = "poco-client-keepalive";
+/// The reference the manager holds on its own session while lookups are pending.
+const DNS_TAG: &str = "poco-client-keepalive-dns";
 
 // ---------------------------------------------------------------------------------------------
 // Errors.
@@ -51,7 +53,7 @@ pub enum Error {
     NoEvent,
     /// The kernel refused (e.g. the manager's session could not be created).
     Kernel(reactor::Error),
-    /// An I/O setup failure (the resolver's wake-up pipe).
+    /// An I/O setup failure.
     Io(io::Error),
 }
 
@@ -598,7 +600,7 @@ impl KeepaliveBuilder {
                 reqs: Vec::new(),
                 socks: Vec::new(),
                 resolver: None,
-                dns_watched: false,
+                dns_held: false,
                 lookups: HashMap::new(),
                 reclaim: None,
                 out: 0,
@@ -732,7 +734,7 @@ struct Inner {
     reqs: Vec<Option<ReqMeta>>,
     socks: Vec<Option<Sock>>,
     resolver: Option<Resolver>,
-    dns_watched: bool,
+    dns_held: bool,
     lookups: HashMap<u64, LookupId>,
     /// Template of the postback each connection carries (held while connections are out).
     reclaim: Option<Postback>,
@@ -943,7 +945,7 @@ impl Shared {
         }
         // Watchers and timers went with the session; nothing registered is left.
         inner.timer = None;
-        inner.dns_watched = false;
+        inner.dns_held = false;
         self.housekeeping.set(false);
         for s in inner.socks.iter_mut().flatten() {
             if s.watch == Watch::Idle {
@@ -1024,11 +1026,11 @@ impl Shared {
         let now = Self::now(inner, k);
         let actions = inner.pool.shutdown(now);
         self.perform(k, inner, actions);
-        if inner.dns_watched {
-            if let Some(r) = &inner.resolver {
-                let _ = k.select_read_clear(&r.wake_fd().as_raw_fd());
+        if inner.dns_held {
+            if let Some(me) = inner.session {
+                let _ = k.refcount_decrement(me, DNS_TAG);
             }
-            inner.dns_watched = false;
+            inner.dns_held = false;
         }
         inner.resolver = None;
         inner.lookups.clear();
@@ -1229,11 +1231,11 @@ impl Shared {
     }
 
     fn dns_unwatch_if_idle(&self, k: &mut Kernel, inner: &mut Inner) {
-        if inner.dns_watched && inner.lookups.is_empty() {
-            if let Some(r) = &inner.resolver {
-                let _ = k.select_read_clear(&r.wake_fd().as_raw_fd());
+        if inner.dns_held && inner.lookups.is_empty() {
+            if let Some(me) = inner.session {
+                let _ = k.refcount_decrement(me, DNS_TAG);
             }
-            inner.dns_watched = false;
+            inner.dns_held = false;
         }
     }
 
@@ -2019,7 +2021,18 @@ impl Shared {
         host: &str,
     ) {
         if inner.resolver.is_none() {
-            match Resolver::new(inner.config.resolver.clone(), inner.config.resolver_threads) {
+            // Workers post `ka_dns` to the manager's session when answers are ready.
+            let made = k.poster().map_err(io::Error::other).and_then(|poster| {
+                let me = k.active_session();
+                Resolver::new(
+                    inner.config.resolver.clone(),
+                    inner.config.resolver_threads,
+                    move || {
+                        let _ = poster.post(me, "ka_dns", ());
+                    },
+                )
+            });
+            match made {
                 Ok(r) => inner.resolver = Some(r),
                 Err(e) => {
                     let now = Self::now(inner, k);
@@ -2035,10 +2048,12 @@ impl Shared {
         inner.lookup_hosts.insert(key, host.to_owned());
         let r = inner.resolver.as_mut().expect("made above");
         r.start(key, host);
-        if !inner.dns_watched {
-            let fd = r.wake_fd().as_raw_fd();
-            if k.select_read(&fd, "ka_dns", ()).is_ok() {
-                inner.dns_watched = true;
+        // Pending lookups keep the manager's session alive, as a watched descriptor would.
+        if !inner.dns_held {
+            if let Some(me) = inner.session {
+                if k.refcount_increment(me, DNS_TAG).is_ok() {
+                    inner.dns_held = true;
+                }
             }
         }
         log::debug!("resolving {host}");

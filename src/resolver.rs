@@ -1,12 +1,15 @@
 //! Non-blocking host name lookups for the keep-alive manager.
 //!
 //! The manager runs on a single-threaded kernel and must never wait in `getaddrinfo`.
-//! [`Resolver`] hands each lookup to a small pool of worker threads and reports the answers
-//! back through a wake-up socket the kernel watches:
+//! [`Resolver`] hands each lookup to a small pool of worker threads, and a worker that
+//! finishes one tells the owner through a wake-up function given to [`Resolver::new`]:
 //!
 //! 1. [`Resolver::start`] queues a lookup under a caller-chosen id;
-//! 2. the kernel watches [`Resolver::wake_fd`] with `select_read`;
-//! 3. when it turns readable, [`Resolver::drain`] returns every answer that is ready.
+//! 2. a worker calls the wake-up function when answers are ready and none has been
+//!    announced since the last [`Resolver::drain`]: one call per batch of answers, on the
+//!    worker's thread. The manager's posts an event to its own session through the
+//!    kernel's [`Poster`](reactor::Poster);
+//! 3. [`Resolver::drain`] returns every answer that is ready.
 //!
 //! Workers start on demand (never more than the configured limit), exit after being idle
 //! for a while, and are detached: dropping the [`Resolver`] never waits for a thread stuck
@@ -14,24 +17,23 @@
 //!
 //! ```
 //! use std::net::{IpAddr, Ipv4Addr};
-//! use std::sync::Arc;
+//! use std::sync::{mpsc, Arc, Mutex};
+//! use std::time::Duration;
 //! use keepalive::resolver::{Resolver, ResolverKind};
 //!
 //! let kind = ResolverKind::Custom(Arc::new(|_host: &str| Ok(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)])));
-//! let mut resolver = Resolver::new(kind, 2).unwrap();
+//! // A kernel would post an event through its `Poster`; here, a channel.
+//! let (tx, woken) = mpsc::channel();
+//! let tx = Mutex::new(tx);
+//! let mut resolver = Resolver::new(kind, 2, move || {
+//!     let _ = tx.lock().unwrap().send(());
+//! })
+//! .unwrap();
 //! resolver.start(7, "example.test");
 //! assert_eq!(resolver.pending(), 1);
-//! // The kernel would watch `resolver.wake_fd()` with `select_read`; here, mio directly.
-//! use std::os::fd::AsRawFd;
-//! let mut poll = mio::Poll::new().unwrap();
-//! let fd = resolver.wake_fd().as_raw_fd();
-//! poll.registry()
-//!     .register(&mut mio::unix::SourceFd(&fd), mio::Token(0), mio::Interest::READABLE)
-//!     .unwrap();
-//! let mut events = mio::Events::with_capacity(1);
 //! let mut answers = resolver.drain();
 //! while answers.is_empty() {
-//!     poll.poll(&mut events, Some(std::time::Duration::from_secs(5))).unwrap();
+//!     woken.recv_timeout(Duration::from_secs(5)).unwrap();
 //!     answers = resolver.drain();
 //! }
 //! assert_eq!(answers, vec![(7, Ok(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]))]);
@@ -40,9 +42,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{IpAddr, ToSocketAddrs};
-use std::os::unix::net::UnixStream;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -56,6 +57,9 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The prefix std puts before `gai_strerror`'s text in a failed lookup's error.
 const GAI_PREFIX: &str = "failed to lookup address information: ";
+
+/// What a worker calls when answers are ready ([`Resolver::new`]).
+pub type WakeFn = dyn Fn() + Send + Sync;
 
 /// A custom lookup function: host -> addresses or an error text.
 pub type LookupFn = dyn Fn(&str) -> Result<Vec<IpAddr>, String> + Send + Sync;
@@ -154,13 +158,10 @@ struct State {
     workers: usize,
     /// Workers waiting for a job.
     idle: usize,
-    /// A wake-up byte was written since the last drain.
+    /// The owner was woken since the last drain.
     wake_pending: bool,
     /// The owner is gone: workers exit and answers are dropped.
     shutdown: bool,
-    /// The write end of the wake-up socket (non-blocking). Closed (`None`) when the
-    /// resolver is dropped, so no descriptor outlives it while workers wind down.
-    waker: Option<UnixStream>,
 }
 
 struct Shared {
@@ -171,6 +172,8 @@ struct Shared {
     exited: Condvar,
     kind: ResolverKind,
     idle_timeout: Duration,
+    /// Tells the owner answers are ready.
+    wake: Box<WakeFn>,
 }
 
 impl Shared {
@@ -178,29 +181,19 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes the read end readable unless a wake-up is already pending. Called with the
-    /// lock held and `shutdown` false, so the read end is still open.
-    fn wake(&self, state: &mut State) {
-        if state.wake_pending {
-            return;
+    /// Whether the owner must be woken (by [`Shared::wake`], after unlocking): not if a
+    /// wake-up is pending already, or the owner is gone.
+    fn needs_wake(state: &mut State) -> bool {
+        if state.wake_pending || state.shutdown {
+            return false;
         }
-        let Some(waker) = state.waker.as_ref() else {
-            return;
-        };
-        loop {
-            match (&*waker).write(&[1]) {
-                // A full socket means a wake-up is pending already.
-                Ok(_) => break state.wake_pending = true,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    break state.wake_pending = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::warn!("resolver: cannot write the wake-up byte: {e}");
-                    break;
-                }
-            }
-        }
+        state.wake_pending = true;
+        true
+    }
+
+    /// Calls the owner's wake-up function; never with the lock held.
+    fn wake(&self) {
+        (self.wake)();
     }
 }
 
@@ -235,20 +228,22 @@ fn worker_loop(shared: &Shared) {
             break;
         }
         state.results.push((job.seq, answer));
-        shared.wake(&mut state);
+        if Shared::needs_wake(&mut state) {
+            drop(state);
+            shared.wake();
+            state = shared.lock();
+        }
     }
     state.workers -= 1;
     drop(state);
     shared.exited.notify_all();
 }
 
-/// Non-blocking DNS lookups: a lazily grown pool of worker threads and a wake-up socket.
+/// Non-blocking DNS lookups: a lazily grown pool of worker threads and a wake-up function.
 ///
 /// See the [module documentation](self) for how the kernel drives it.
 pub struct Resolver {
     shared: Arc<Shared>,
-    /// The read end of the wake-up socket (non-blocking).
-    reader: UnixStream,
     max_threads: usize,
     next_seq: u64,
     /// Live lookups: sequence number -> caller's id.
@@ -273,8 +268,16 @@ impl Resolver {
     /// demand and exit after being idle ~10 s ([`DEFAULT_IDLE_TIMEOUT`]) or when the
     /// Resolver is dropped; they never keep the process alive (dropping the Resolver does
     /// not wait for threads stuck in getaddrinfo: they are detached).
-    pub fn new(kind: ResolverKind, threads: usize) -> io::Result<Resolver> {
-        Resolver::with_idle_timeout(kind, threads, DEFAULT_IDLE_TIMEOUT)
+    ///
+    /// `wake` is called on a worker's thread when an answer is ready and the owner has not
+    /// been woken since its last [`drain`](Resolver::drain); it is not called once the
+    /// Resolver is dropped, except by a worker already on its way to calling it.
+    pub fn new(
+        kind: ResolverKind,
+        threads: usize,
+        wake: impl Fn() + Send + Sync + 'static,
+    ) -> io::Result<Resolver> {
+        Resolver::with_idle_timeout(kind, threads, DEFAULT_IDLE_TIMEOUT, wake)
     }
 
     /// Like [`Resolver::new`], with idle workers exiting after `idle_timeout`.
@@ -282,10 +285,8 @@ impl Resolver {
         kind: ResolverKind,
         threads: usize,
         idle_timeout: Duration,
+        wake: impl Fn() + Send + Sync + 'static,
     ) -> io::Result<Resolver> {
-        let (reader, waker) = UnixStream::pair()?;
-        reader.set_nonblocking(true)?;
-        waker.set_nonblocking(true)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -294,16 +295,15 @@ impl Resolver {
                 idle: 0,
                 wake_pending: false,
                 shutdown: false,
-                waker: Some(waker),
             }),
             work: Condvar::new(),
             exited: Condvar::new(),
             kind,
             idle_timeout,
+            wake: Box::new(wake),
         });
         Ok(Resolver {
             shared,
-            reader,
             max_threads: threads.max(1),
             next_seq: 0,
             by_seq: HashMap::new(),
@@ -359,7 +359,10 @@ impl Resolver {
                 while let Some(job) = state.queue.pop_front() {
                     state.results.push((job.seq, Err(text.clone())));
                 }
-                self.shared.wake(&mut state);
+                if Shared::needs_wake(&mut state) {
+                    drop(state);
+                    self.shared.wake();
+                }
             }
         }
     }
@@ -392,30 +395,10 @@ impl Resolver {
         self.shared.lock().workers
     }
 
-    /// The read end the kernel watches (`select_read`): becomes readable when answers are
-    /// ready. It is non-blocking; only [`Resolver::drain`] should read it.
-    pub fn wake_fd(&self) -> &UnixStream {
-        &self.reader
-    }
-
-    /// Empties the wake-up socket (non-blocking reads until `WouldBlock`) and returns every
-    /// finished, non-cancelled answer since the last call, in the order they finished.
+    /// Returns every finished, non-cancelled answer since the last call, in the order
+    /// they finished. An answer that finishes after this takes the answers wakes the owner
+    /// again.
     pub fn drain(&mut self) -> Vec<(u64, Answer)> {
-        // Read first, then take the answers: an answer pushed after the take writes a
-        // new wake-up byte (its `wake_pending` is cleared below), so none is missed.
-        let mut buf = [0u8; 256];
-        loop {
-            match (&self.reader).read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    log::warn!("resolver: cannot read the wake-up socket: {e}");
-                    break;
-                }
-            }
-        }
         let results = {
             let mut state = self.shared.lock();
             state.wake_pending = false;
@@ -436,7 +419,6 @@ impl Drop for Resolver {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         state.shutdown = true;
-        state.waker = None;
         state.queue.clear();
         state.results.clear();
         drop(state);
@@ -447,11 +429,8 @@ impl Drop for Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mio::unix::SourceFd;
-    use mio::{Events, Interest, Poll, Token};
     use std::collections::HashSet;
     use std::net::{Ipv4Addr, Ipv6Addr};
-    use std::os::fd::AsRawFd;
     use std::sync::mpsc;
 
     const LIMIT: Duration = Duration::from_secs(5);
@@ -460,27 +439,35 @@ mod tests {
         IpAddr::V4(Ipv4Addr::new(a, b, c, d))
     }
 
-    /// Waits (poll on the wake fd, bounded) until `want` answers were drained.
-    fn collect(res: &mut Resolver, want: usize) -> Vec<(u64, Answer)> {
-        let mut poll = Poll::new().unwrap();
-        let fd = res.wake_fd().as_raw_fd();
-        poll.registry()
-            .register(&mut SourceFd(&fd), Token(0), Interest::READABLE)
-            .unwrap();
-        let mut events = Events::with_capacity(4);
+    /// A resolver whose wake-ups arrive on the receiver.
+    fn new_res(kind: ResolverKind, threads: usize) -> (Resolver, mpsc::Receiver<()>) {
+        new_res_idle(kind, threads, DEFAULT_IDLE_TIMEOUT)
+    }
+
+    fn new_res_idle(
+        kind: ResolverKind,
+        threads: usize,
+        idle: Duration,
+    ) -> (Resolver, mpsc::Receiver<()>) {
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let res = Resolver::with_idle_timeout(kind, threads, idle, move || {
+            let _ = tx.lock().unwrap().send(());
+        })
+        .unwrap();
+        (res, rx)
+    }
+
+    /// Waits (for wake-ups, bounded) until `want` answers were drained.
+    fn collect(res: &mut Resolver, woken: &mpsc::Receiver<()>, want: usize) -> Vec<(u64, Answer)> {
         let deadline = Instant::now() + LIMIT;
         let mut got = res.drain();
         while got.len() < want {
             let now = Instant::now();
             assert!(now < deadline, "only {} of {want} answers", got.len());
-            match poll.poll(&mut events, Some(deadline - now)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => panic!("poll: {e}"),
-            }
+            let _ = woken.recv_timeout(deadline - now);
             got.extend(res.drain());
         }
-        poll.registry().deregister(&mut SourceFd(&fd)).unwrap();
         got
     }
 
@@ -552,13 +539,13 @@ mod tests {
             "empty" => Ok(vec![]),
             _ => Err("no such host".to_owned()),
         }));
-        let mut res = Resolver::new(kind, 2).unwrap();
+        let (mut res, woken) = new_res(kind, 2);
         assert_eq!(res.workers(), 0, "workers start lazily");
         res.start(1, "good");
         res.start(2, "empty");
         res.start(3, "bad");
         assert_eq!(res.pending(), 3);
-        let mut got = collect(&mut res, 3);
+        let mut got = collect(&mut res, &woken, 3);
         got.sort_by_key(|(id, _)| *id);
         assert_eq!(
             got,
@@ -576,9 +563,25 @@ mod tests {
     }
 
     #[test]
+    fn answers_between_drains_wake_the_owner_once() {
+        let kind = ResolverKind::Custom(Arc::new(|_: &str| Ok(vec![v4(127, 0, 0, 1)])));
+        let (mut res, woken) = new_res_idle(kind, 4, Duration::from_millis(20));
+        for id in 0..50 {
+            res.start(id, "h");
+        }
+        // Once every worker has gone idle and exited, every answer is in.
+        wait_no_workers(&res.shared);
+        assert_eq!(woken.try_iter().count(), 1, "one wake-up for 50 answers");
+        assert_eq!(res.drain().len(), 50);
+        res.start(50, "h");
+        assert_eq!(collect(&mut res, &woken, 1).len(), 1);
+        assert!(woken.try_recv().is_err(), "and one for the next answer");
+    }
+
+    #[test]
     fn cancelled_queued_lookup_never_runs() {
         let (kind, gate, calls, rx) = gated();
-        let mut res = Resolver::new(kind, 1).unwrap();
+        let (mut res, woken) = new_res(kind, 1);
         res.start(1, "one");
         assert_eq!(entered(&rx), "one");
         res.start(2, "two");
@@ -588,7 +591,7 @@ mod tests {
         res.cancel(99); // unknown: ignored
         assert_eq!(res.pending(), 2);
         gate.open();
-        let mut got = collect(&mut res, 2);
+        let mut got = collect(&mut res, &woken, 2);
         got.sort_by_key(|(id, _)| *id);
         assert_eq!(
             got,
@@ -605,7 +608,7 @@ mod tests {
     #[test]
     fn cancelled_running_lookup_answer_is_dropped() {
         let (kind, gate, calls, rx) = gated();
-        let mut res = Resolver::new(kind, 1).unwrap();
+        let (mut res, woken) = new_res(kind, 1);
         res.start(1, "one");
         assert_eq!(entered(&rx), "one");
         res.start(2, "two");
@@ -613,7 +616,7 @@ mod tests {
         assert_eq!(res.pending(), 1);
         gate.open();
         // One worker: lookup 1 finishes before lookup 2, so its answer would show up here.
-        let got = collect(&mut res, 1);
+        let got = collect(&mut res, &woken, 1);
         assert_eq!(got, vec![(2, Ok(vec![v4(10, 0, 0, b't')]))]);
         assert_eq!(*calls.lock().unwrap(), vec!["one", "two"]);
         assert!(res.drain().is_empty());
@@ -622,13 +625,13 @@ mod tests {
     #[test]
     fn restarted_id_gets_only_the_new_answer() {
         let (kind, gate, _calls, rx) = gated();
-        let mut res = Resolver::new(kind, 1).unwrap();
+        let (mut res, woken) = new_res(kind, 1);
         res.start(5, "alpha");
         assert_eq!(entered(&rx), "alpha");
         res.start(5, "beta"); // replaces the running lookup
         assert_eq!(res.pending(), 1);
         gate.open();
-        let got = collect(&mut res, 1);
+        let got = collect(&mut res, &woken, 1);
         assert_eq!(got, vec![(5, Ok(vec![v4(10, 0, 0, b'b')]))]);
         assert_eq!(res.pending(), 0);
     }
@@ -636,7 +639,7 @@ mod tests {
     #[test]
     fn workers_are_lazy_and_limited() {
         let (kind, gate, _calls, rx) = gated();
-        let mut res = Resolver::new(kind, 3).unwrap();
+        let (mut res, woken) = new_res(kind, 3);
         assert_eq!(res.workers(), 0);
         for id in 0..10 {
             res.start(id, "x");
@@ -647,7 +650,7 @@ mod tests {
         }
         assert_eq!(res.pending(), 10);
         gate.open();
-        let got = collect(&mut res, 10);
+        let got = collect(&mut res, &woken, 10);
         let ids: HashSet<u64> = got.iter().map(|(id, _)| *id).collect();
         assert_eq!(ids, (0..10).collect());
         assert!(res.workers() <= 3);
@@ -656,21 +659,24 @@ mod tests {
     #[test]
     fn idle_workers_exit_and_come_back() {
         let kind = ResolverKind::Custom(Arc::new(|_: &str| Ok(vec![v4(127, 0, 0, 1)])));
-        let mut res = Resolver::with_idle_timeout(kind, 2, Duration::from_millis(20)).unwrap();
+        let (mut res, woken) = new_res_idle(kind, 2, Duration::from_millis(20));
         for id in 0..4 {
             res.start(id, "h");
         }
-        assert_eq!(collect(&mut res, 4).len(), 4);
+        assert_eq!(collect(&mut res, &woken, 4).len(), 4);
         wait_no_workers(&res.shared);
         assert_eq!(res.workers(), 0);
         res.start(9, "h");
-        assert_eq!(collect(&mut res, 1), vec![(9, Ok(vec![v4(127, 0, 0, 1)]))]);
+        assert_eq!(
+            collect(&mut res, &woken, 1),
+            vec![(9, Ok(vec![v4(127, 0, 0, 1)]))]
+        );
     }
 
     #[test]
     fn drop_does_not_wait_for_busy_workers() {
         let (kind, gate, calls, rx) = gated();
-        let mut res = Resolver::new(kind, 2).unwrap();
+        let (mut res, _woken) = new_res(kind, 2);
         for (id, host) in ["a", "b", "c"].iter().enumerate() {
             res.start(id as u64, host);
         }
@@ -692,13 +698,13 @@ mod tests {
             let n: u32 = host.trim_start_matches('h').parse().map_err(|_| "bad")?;
             Ok(vec![IpAddr::V4(Ipv4Addr::from(n))])
         }));
-        let mut res = Resolver::new(kind, 8).unwrap();
+        let (mut res, woken) = new_res(kind, 8);
         for id in 0..1000u64 {
             res.start(id, &format!("h{id}"));
         }
         assert_eq!(res.pending(), 1000);
         assert!(res.workers() <= 8);
-        let got = collect(&mut res, 1000);
+        let got = collect(&mut res, &woken, 1000);
         assert_eq!(got.len(), 1000);
         let mut seen = HashSet::new();
         for (id, answer) in got {
@@ -717,10 +723,10 @@ mod tests {
             }
             Ok(vec![v4(1, 2, 3, 4)])
         }));
-        let mut res = Resolver::new(kind, 1).unwrap();
+        let (mut res, woken) = new_res(kind, 1);
         res.start(1, "boom");
         res.start(2, "fine");
-        let mut got = collect(&mut res, 2);
+        let mut got = collect(&mut res, &woken, 2);
         got.sort_by_key(|(id, _)| *id);
         assert_eq!(
             got,
@@ -733,9 +739,9 @@ mod tests {
 
     #[test]
     fn system_resolves_localhost_ipv4_first() {
-        let mut res = Resolver::new(ResolverKind::default(), 2).unwrap();
+        let (mut res, woken) = new_res(ResolverKind::default(), 2);
         res.start(1, "localhost");
-        let got = collect(&mut res, 1);
+        let got = collect(&mut res, &woken, 1);
         let addrs = match &got[..] {
             [(1, Ok(addrs))] => addrs.clone(),
             other => panic!("unexpected answer {other:?}"),
@@ -749,10 +755,10 @@ mod tests {
 
     #[test]
     fn system_address_literals() {
-        let mut res = Resolver::new(ResolverKind::System, 2).unwrap();
+        let (mut res, woken) = new_res(ResolverKind::System, 2);
         res.start(1, "192.0.2.7");
         res.start(2, "::1");
-        let mut got = collect(&mut res, 2);
+        let mut got = collect(&mut res, &woken, 2);
         got.sort_by_key(|(id, _)| *id);
         assert_eq!(
             got,
@@ -788,7 +794,7 @@ mod tests {
         assert_eq!(format!("{:?}", ResolverKind::default()), "System");
         let kind = ResolverKind::Custom(Arc::new(|_: &str| Ok(vec![])));
         assert_eq!(format!("{kind:?}"), "Custom(..)");
-        let res = Resolver::new(kind, 0).unwrap();
+        let (res, _woken) = new_res(kind, 0);
         let text = format!("{res:?}");
         assert!(text.contains("max_threads: 1"), "{text}");
         assert!(text.contains("pending: 0"), "{text}");

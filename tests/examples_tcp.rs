@@ -1,5 +1,5 @@
 //! The network examples, run as programs: `echo_server` (echo, then a clean exit on SIGINT
-//! and SIGTERM), `chat_server` (fan-out to two clients) and `rot13` (its whole output).
+//! and SIGTERM, on one kernel or, with `--threads 2`, on two), `chat_server` (fan-out to two clients) and `rot13` (its whole output).
 //!
 //! The servers listen on 127.0.0.1 port 0 and print `listening on ADDRESS` first; the
 //! tests read that line, then talk to them with plain `std::net` sockets. Every read and
@@ -49,6 +49,65 @@ fn echo_server_exits_0_on_sigint_when_idle() {
     server.signal("-INT");
     let status = server.wait();
     assert!(status.success(), "echo_server exited with {status}");
+}
+
+/// The names of a process's threads.
+fn thread_names(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the server's threads")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim_end().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn echo_server_on_two_kernels_echoes_and_exits_0_on_sigterm() {
+    let mut server = Server::start_with("echo_server", &["--threads", "2"]);
+    let names = thread_names(server.pid);
+    assert!(
+        names.iter().any(|n| n == "echo-0") && names.iter().any(|n| n == "echo-1"),
+        "threads: {names:?}"
+    );
+    // Enough clients that both kernels take some (the system spreads them by a hash).
+    let mut clients: Vec<Client> = (0..32).map(|_| Client::new(server.connect())).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.say(&format!("client {i}"));
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_eq!(c.line(), format!("client {i}"));
+    }
+    server.signal("-TERM");
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert!(c.at_eof(), "client {i} not disconnected");
+    }
+    let status = server.wait();
+    assert!(
+        status.success(),
+        "echo_server --threads 2 exited with {status}"
+    );
+}
+
+#[test]
+fn echo_server_on_two_kernels_exits_0_on_sigint_when_idle() {
+    let mut server = Server::start_with("echo_server", &["--threads", "2"]);
+    server.signal("-INT");
+    let status = server.wait();
+    assert!(
+        status.success(),
+        "echo_server --threads 2 exited with {status}"
+    );
+}
+
+#[test]
+fn echo_server_refuses_zero_threads() {
+    let out = Command::new(common::example("echo_server"))
+        .args(["--threads", "0"])
+        .output()
+        .expect("echo_server runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads needs a positive number"));
 }
 
 /// Parses "N rest" into N.

@@ -132,6 +132,31 @@
 //! first byte is NUL is an abstract name, for datagram and stream sockets alike, the
 //! components included.
 //!
+//! **Other threads post through one waker.** A kernel is single-threaded, as POE's is;
+//! [`Kernel::poster`](crate::Kernel::poster) gives the one way in from other threads, a
+//! [`Poster`](crate::Poster) (`Send + Sync + Clone`). A post pushes a message (destination, event name, `Send` arguments) onto an
+//! inbox behind a mutex, shared with the kernel, and only the first post after the kernel
+//! emptied the inbox writes the kernel's `mio::Waker`: one wake-up per batch, however
+//! many posts it holds. The kernel empties the inbox at the start of each timeslice when
+//! a flag says it holds something (in a kernel without posters that is one branch, and
+//! one load while the inbox is empty), and when the waker interrupts its poll; each
+//! message becomes an ordinary post from the kernel, queued in the order the messages
+//! arrived, so one thread's posts keep their order. The arguments become [`Args`](crate::Args) on the
+//! kernel's thread. A poster does not keep the kernel running unless it holds a session
+//! ([`Kernel::poster_holding`](crate::Kernel::poster_holding)), and a post to a session that is gone is dropped, as
+//! POE drops one. [`component::WorkerPool`](crate::component::WorkerPool) runs blocking closures on a bounded pool of
+//! threads and posts their values back this way; the keep-alive manager's resolver does
+//! the same with its answers.
+//!
+//! **More than one core: more than one kernel.** Kernels share nothing on the hot path
+//! (event names are numbered process-wide once, then cached per kernel), so a program
+//! that outgrows one core runs one kernel per core: [`group::Group`](crate::group::Group) starts N kernels on N
+//! threads, sets each up with a closure, and stops them all on SIGINT or SIGTERM (caught
+//! by a kernel of the calling thread, which tells the others through their posters). A
+//! server gives every kernel its own listener on the same port
+//! ([`component::ServerTcpBuilder::reuse_port`](crate::component::ServerTcpBuilder::reuse_port), `SO_REUSEPORT`) and the system spreads
+//! the connections; each connection then lives on one kernel, with no locks between them.
+//!
 //! **Drop-driven release.** [`Postback`](crate::Postback)s and [`Callback`](crate::Callback)s hold an external reference on
 //! their session; dropping the last clone pushes a release onto a queue the kernel shares
 //! with them and drains right after the running handler returns.

@@ -117,9 +117,13 @@
 //!
 //! A kernel, its sessions, their heaps and their connections live on the thread that made
 //! them: [`Kernel`], [`Ctx`], [`Postback`] and the wheels are not `Send`, handlers are
-//! plain closures (`Fn`, not `Send`), and nothing is locked. To use more cores, run one
-//! kernel per thread. Errors ([`Error`] and the others) are `Send + Sync`, so they can
-//! leave the thread.
+//! plain closures (`Fn`, not `Send`), and nothing is locked. Other threads reach a kernel
+//! through a [`Poster`] ([`Kernel::poster`], `Send + Sync + Clone`): a post from any thread
+//! is dispatched in the kernel's next timeslice. Blocking work goes to a
+//! [`component::WorkerPool`], whose results come back as events. To use more cores, run
+//! one kernel per core: [`group::Group`] starts N kernels on N threads and stops them
+//! together, and servers share a port with `reuse_port`. Errors ([`Error`] and the others)
+//! are `Send + Sync`, so they can leave the thread.
 //!
 //! It runs on Linux, where the whole test suite runs (including POE's own tests against
 //! the Perl implementation). It uses mio and Unix APIs (signals, `fork`-free child
@@ -208,6 +212,7 @@ pub mod design;
 pub mod errno;
 mod error;
 pub mod filter;
+pub mod group;
 mod ids;
 mod kernel;
 pub mod nfa;
@@ -220,8 +225,9 @@ pub use clock::{Clock, ManualClock, SystemClock, Time};
 pub use error::{Error, Result};
 pub use kernel::{
     epoch_secs, AlarmId, Budget, Callback, ChildGuard, Ctx, Designator, DieInfo, Epoch, EventId,
-    EventName, Kernel, KernelBuilder, Mode, ObjectMethod, PackageMethod, Postback, RemovedAlarm,
-    Seconds, Session, SessionId, SessionOptions, Share, States, KERNEL,
+    EventName, Kernel, KernelBuilder, Mode, ObjectMethod, PackageMethod, PostBatch, PostError,
+    Postback, Poster, Recipient, RemoteEvent, RemovedAlarm, Seconds, Session, SessionId,
+    SessionOptions, Share, States, KERNEL, POSTER_TAG, POSTS_PER_TIMESLICE,
 };
 pub use value::{Arg, ArgError, ArgProblem, Args, HandlerError, IntoArgs, Outcome, Value};
 pub use wheel::{WheelHandle, WheelId};

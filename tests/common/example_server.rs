@@ -28,6 +28,14 @@ impl Server {
         Self::start_command(name, cmd)
     }
 
+    /// Starts example `name` with `--port 0` and `args`.
+    pub fn start_with(name: &str, args: &[&str]) -> Server {
+        let bin = super::example(name);
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--port", "0"]).args(args);
+        Self::start_command(name, cmd)
+    }
+
     /// Starts example `name` as [`start`](Server::start) does, allowed `nofile` open
     /// descriptors (`ulimit -n`), with warnings logged; the log arrives on the receiver.
     pub fn start_limited(name: &str, nofile: u32) -> (Server, mpsc::Receiver<String>) {

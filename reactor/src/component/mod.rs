@@ -5,6 +5,8 @@
 //!   [`ReadWrite`](crate::wheel::ReadWrite) wheel and the `Client*` callbacks.
 //! - [`ClientTcp`] is `POE::Component::Client::TCP`: one session that connects (with an
 //!   optional timeout), talks to the server through a `ReadWrite` wheel, and can reconnect.
+//! - [`WorkerPool`] stands for `POE::Component::Pool::Thread` and `POE::Component::JobQueue`:
+//!   blocking closures run on a bounded pool of threads, their values come back as events.
 //!
 //! Both also work on UNIX sockets, as POE's `Domain => AF_UNIX` does
 //! ([`ServerTcpBuilder::unix_path`], [`ClientTcp::unix`]).
@@ -50,9 +52,11 @@
 
 pub mod client_tcp;
 pub mod server_tcp;
+pub mod worker_pool;
 
 pub use client_tcp::{ClientHeap, ClientTcp, ClientTcpBuilder};
 pub use server_tcp::{ConnHeap, ListenerHeap, RemoteIp, ServerHandle, ServerTcp, ServerTcpBuilder};
+pub use worker_pool::{JobError, JobId, PoolError, WorkerPool, WorkerPoolBuilder};
 
 use crate::filter::{ByteFilter, Filter};
 use crate::value::{HandlerError, Outcome, Value};

@@ -340,6 +340,7 @@ pub struct ServerTcpBuilder<U = ()> {
     unix_path: Option<PathBuf>,
     alias: Option<String>,
     concurrency: Option<usize>,
+    reuse_port: bool,
     survive_exhaustion: bool,
     acceptor: Option<Callback<ListenerHeap>>,
     error: Option<Callback<ListenerHeap>>,
@@ -382,6 +383,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
             unix_path: None,
             alias: None,
             concurrency: None,
+            reuse_port: false,
             survive_exhaustion: true,
             acceptor: None,
             error: None,
@@ -451,6 +453,16 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
     /// An alias for the listener session (`Alias`).
     pub fn alias(mut self, alias: impl Into<String>) -> Self {
         self.alias = Some(alias.into());
+        self
+    }
+
+    /// Binds with `SO_REUSEPORT` (default off; no POE name), so servers in other kernels
+    /// (one per thread, see [`crate::group`]) or other processes can listen on the same
+    /// address and port, each with its own listener; the system spreads connections
+    /// across them ([`SocketFactoryBuilder::reuse_port`](crate::wheel::SocketFactoryBuilder::reuse_port)).
+    /// Give the first server port 0 or a port, and the others the port it bound.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
         self
     }
 
@@ -824,6 +836,7 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
             unix_path,
             alias,
             concurrency,
+            reuse_port,
             survive_exhaustion,
             acceptor,
             error,
@@ -875,7 +888,8 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
                     _ => SocketFactory::listen()
                         .bind_port(port)
                         .domain(domain)
-                        .reuse(true),
+                        .reuse(true)
+                        .reuse_port(reuse_port),
                 }
                 .success_event("tcp_server_got_connection")
                 .failure_event("tcp_server_got_error");

@@ -13,6 +13,7 @@
 //! | `timers.rs` | the delay and alarm family |
 //! | `aliases.rs` | aliases |
 //! | `postback.rs` | postbacks, callbacks, and the releases dropped handles leave |
+//! | `poster.rs` | posting from other threads: [`Poster`], the inbox and the kernel's waker |
 //! | `select.rs` | I/O watchers (`select_read`, `select_write`) and the poll |
 //! | `signals.rs` | soft and OS signals, `DIE`, `sig_child` |
 //! | `wheels.rs` | the [`Wheel`](crate::wheel::Wheel) trait and the wheel table |
@@ -33,6 +34,7 @@ mod dispatch;
 mod items;
 mod names;
 mod postback;
+mod poster;
 mod refcount;
 mod run;
 pub(crate) mod select;
@@ -57,6 +59,10 @@ pub(crate) use names::{
 };
 pub(crate) use postback::Releases;
 pub use postback::{Callback, Postback};
+pub(crate) use poster::KernelFn;
+pub use poster::{
+    PostBatch, PostError, Poster, Recipient, RemoteEvent, POSTER_TAG, POSTS_PER_TIMESLICE,
+};
 pub use select::Mode;
 pub use session::{
     Ctx, Designator, ObjectMethod, PackageMethod, Session, SessionId, SessionOptions, States,
@@ -206,6 +212,7 @@ impl KernelBuilder {
             wheels: Default::default(),
             wheel_wakes: Default::default(),
             signals: SignalState::default(),
+            posts: Default::default(),
         })
     }
 }
@@ -285,6 +292,8 @@ pub struct Kernel {
     /// Wheels' pending wake-ups ([`Kernel::wheel_wake`]).
     pub(crate) wheel_wakes: wakes::Wakes,
     pub(crate) signals: SignalState,
+    /// The inbox of posts from other threads ([`Kernel::poster`]).
+    posts: poster::Posts,
 }
 
 impl std::fmt::Debug for Kernel {

@@ -66,6 +66,7 @@ impl Kernel {
 
     fn timeslice(&mut self) -> Result<()> {
         self.flush_postbacks();
+        self.drain_posts();
         // 1. Nothing can make new events: tell everyone.
         if self.is_idle() {
             let t = self.now_fifo();

@@ -334,6 +334,7 @@ impl Kernel {
                     self.wheel_event(key, gen, which, r, w, closed)
                 }
                 Target::Watcher { .. } => {}
+                Target::Poster => self.drain_posts_woken(),
             }
         }
         for mode in [Mode::Read, Mode::Write] {

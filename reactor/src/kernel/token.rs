@@ -5,7 +5,8 @@
 //! | bits | what it names |
 //! |---|---|
 //! | `0…` (bit 63 clear) | a `select_*` watcher: descriptor slot in the low 32 bits, generation in bits 32-60 |
-//! | `11…1` minus `n`, for `n` below [`MAX_SIGNALS`] | the pipe of the kernel's `n`-th OS signal |
+//! | `11…1` | the kernel's waker, which [posters](super::Poster) write |
+//! | `11…1` minus `1 + n`, for `n` below [`MAX_SIGNALS`] | the pipe of the kernel's `n`-th OS signal |
 //! | `1…` otherwise | a wheel source: wheel slot in the low 32 bits, generation in bits 32-60, bit 62 set for the wheel's second source |
 //!
 //! Generations make readiness for a slot that was freed and reused since the poll
@@ -23,6 +24,7 @@ pub(crate) const MAX_SIGNALS: usize = 64;
 const WHEEL_BIT: usize = 1 << 63;
 const SECOND_BIT: usize = 1 << 62;
 const SIGNAL_TOP: usize = usize::MAX - 1;
+const POSTER: usize = usize::MAX;
 const KEY_MASK: usize = 0xffff_ffff;
 
 /// What a token names.
@@ -34,6 +36,8 @@ pub(crate) enum Target {
     Wheel { key: usize, gen: u32, which: usize },
     /// The pipe of the kernel's OS signal number `index` (in the order it began watching).
     Signal(usize),
+    /// The kernel's waker: another thread posted.
+    Poster,
 }
 
 /// The token of a `select_*` watcher's descriptor slot.
@@ -53,6 +57,11 @@ pub(crate) fn signal(index: usize) -> Token {
     Token(SIGNAL_TOP - index)
 }
 
+/// The token of the kernel's waker.
+pub(crate) fn poster() -> Token {
+    Token(POSTER)
+}
+
 /// What `t` names.
 #[inline]
 pub(crate) fn decode(t: Token) -> Target {
@@ -62,7 +71,11 @@ pub(crate) fn decode(t: Token) -> Target {
     if v & WHEEL_BIT == 0 {
         Target::Watcher { key, gen }
     } else if v > SIGNAL_TOP - MAX_SIGNALS {
-        Target::Signal(SIGNAL_TOP - v)
+        if v == POSTER {
+            Target::Poster
+        } else {
+            Target::Signal(SIGNAL_TOP - v)
+        }
     } else {
         Target::Wheel {
             key,
@@ -92,6 +105,7 @@ mod tests {
         for i in 0..MAX_SIGNALS {
             assert_eq!(decode(signal(i)), Target::Signal(i));
         }
+        assert_eq!(decode(poster()), Target::Poster);
     }
 
     #[test]

@@ -213,6 +213,7 @@ pub struct SocketFactoryBuilder {
     bind_address: Option<String>,
     bind_port: u16,
     reuse: bool,
+    reuse_port: bool,
     listen_queue: Option<i32>,
     nodelay: bool,
     success: Option<EventId>,
@@ -246,6 +247,7 @@ impl SocketFactory {
             bind_address: None,
             bind_port: 0,
             reuse: false,
+            reuse_port: false,
             listen_queue: None,
             nodelay: true,
             success: None,
@@ -352,6 +354,14 @@ impl SocketFactoryBuilder {
     /// `SO_REUSEADDR` (POE's `Reuse`).
     pub fn reuse(mut self, on: bool) -> Self {
         self.reuse = on;
+        self
+    }
+    /// `SO_REUSEPORT` (no POE name): several sockets, in this process or others, may bind
+    /// the same address and port, and the system spreads incoming connections across the
+    /// listening ones. One kernel per core, each with its own listener on the same port,
+    /// is how a server uses more than one core. Every socket of the group must set it.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
         self
     }
     /// The listen backlog (POE's `ListenQueue`; default 1024). A datagram socket does not
@@ -486,6 +496,9 @@ impl SocketFactoryBuilder {
         if self.reuse {
             sock.set_reuse_address(true)
                 .map_err(|e| ("setsockopt", e))?;
+        }
+        if self.reuse_port {
+            sock.set_reuse_port(true).map_err(|e| ("setsockopt", e))?;
         }
         // A listening socket is bound to every address when no address is given; a
         // datagram socket only binds when asked to, as in POE.
