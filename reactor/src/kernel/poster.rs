@@ -168,13 +168,15 @@ struct Inbox {
     woken: bool,
     /// The kernel is gone.
     closed: bool,
+    /// The kernel's waker; dropped (its descriptor closed) with the kernel, so posters
+    /// that outlive the kernel hold no descriptor.
+    waker: Option<Waker>,
 }
 
 struct Shared {
     inbox: Mutex<Inbox>,
     /// Mirrors "the inbox holds messages" for the kernel to read without the lock.
     pending: AtomicBool,
-    waker: Waker,
     /// Wake-ups written, for the tests of coalescing.
     #[cfg(test)]
     wakes: std::sync::atomic::AtomicUsize,
@@ -213,7 +215,10 @@ impl Shared {
     fn wake(&self) -> std::result::Result<(), PostError> {
         #[cfg(test)]
         self.wakes.fetch_add(1, Ordering::Relaxed);
-        self.waker.wake().map_err(PostError::Wake)
+        match &self.lock().waker {
+            Some(w) => w.wake().map_err(PostError::Wake),
+            None => Err(PostError::KernelGone),
+        }
     }
 }
 
@@ -451,11 +456,12 @@ pub(crate) struct Posts {
 impl Drop for Posts {
     fn drop(&mut self) {
         if let Some(s) = &self.shared {
-            let left = {
+            let (left, waker) = {
                 let mut inbox = s.lock();
                 inbox.closed = true;
-                std::mem::take(&mut inbox.messages)
+                (std::mem::take(&mut inbox.messages), inbox.waker.take())
             };
+            drop(waker);
             // Arguments and closures are dropped outside the lock: a holding poster's
             // release, dropped here, takes it.
             drop(left);
@@ -511,9 +517,9 @@ impl Kernel {
                 messages: Vec::new(),
                 woken: false,
                 closed: false,
+                waker: Some(waker),
             }),
             pending: AtomicBool::new(false),
-            waker,
             #[cfg(test)]
             wakes: Default::default(),
         });
