@@ -148,7 +148,8 @@
 //! a flag says it holds something (in a kernel without posters that is one branch, and
 //! one load while the inbox is empty), and when the waker interrupts its poll; each
 //! message becomes an ordinary post from the kernel, queued in the order the messages
-//! arrived, so one thread's posts keep their order. The arguments become [`Args`] on the
+//! arrived, so one thread's posts keep their order (at most [`POSTS_PER_TIMESLICE`] a
+//! timeslice: a flood waits its turn and cannot hold I/O back). The arguments become [`Args`] on the
 //! kernel's thread. A poster does not keep the kernel running unless it holds a session
 //! ([`Kernel::poster_holding`]), and a post to a session that is gone is dropped, as
 //! POE drops one. [`component::WorkerPool`] runs blocking closures on a bounded pool of
