@@ -676,7 +676,7 @@ mod tests {
     #[test]
     fn drop_does_not_wait_for_busy_workers() {
         let (kind, gate, calls, rx) = gated();
-        let (mut res, woken) = new_res(kind, 2);
+        let (mut res, _woken) = new_res(kind, 2);
         for (id, host) in ["a", "b", "c"].iter().enumerate() {
             res.start(id as u64, host);
         }

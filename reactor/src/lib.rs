@@ -140,21 +140,21 @@
 //! hands a socket to a new `ReadWrite` per request without a system call.
 //!
 //! **Other threads post through one waker.** A kernel is single-threaded, as POE's is;
-//! [`Kernel::poster`] gives the one way in from other threads, a [`Poster`] (`Send + Sync
-//! + Clone`). A post pushes a message (destination, event name, `Send` arguments) onto an
-//! inbox behind a mutex, shared with the kernel, and only the first post after the kernel
-//! emptied the inbox writes the kernel's [`mio::Waker`]: one wake-up per batch, however
-//! many posts it holds. The kernel empties the inbox at the start of each timeslice when
-//! a flag says it holds something (in a kernel without posters that is one branch, and
-//! one load while the inbox is empty), and when the waker interrupts its poll; each
-//! message becomes an ordinary post from the kernel, queued in the order the messages
-//! arrived, so one thread's posts keep their order (at most [`POSTS_PER_TIMESLICE`] a
-//! timeslice: a flood waits its turn and cannot hold I/O back). The arguments become [`Args`] on the
-//! kernel's thread. A poster does not keep the kernel running unless it holds a session
-//! ([`Kernel::poster_holding`]), and a post to a session that is gone is dropped, as
-//! POE drops one. [`component::WorkerPool`] runs blocking closures on a bounded pool of
-//! threads and posts their values back this way; the keep-alive manager's resolver does
-//! the same with its answers.
+//! [`Kernel::poster`] gives the one way in from other threads, a [`Poster`] (it is `Send`,
+//! `Sync` and `Clone`). A post pushes a message (destination, event name, `Send`
+//! arguments) onto an inbox behind a mutex, shared with the kernel, and only the first
+//! post after the kernel emptied the inbox writes the kernel's [`mio::Waker`]: one wake-up
+//! per batch, however many posts it holds. The kernel empties the inbox at the start of
+//! each timeslice when a flag says it holds something (in a kernel without posters that
+//! is one branch, and a load or two while the inbox is empty), and when the waker
+//! interrupts its poll; each message becomes an ordinary post from the kernel, queued in
+//! the order the messages arrived, so one thread's posts keep their order (at most
+//! [`POSTS_PER_TIMESLICE`] a timeslice: a flood waits its turn and cannot hold I/O back).
+//! The arguments become [`Args`] on the kernel's thread. A poster does not keep the kernel
+//! running unless it holds a session ([`Kernel::poster_holding`]), and a post to a session
+//! that is gone is dropped, as POE drops one. [`component::WorkerPool`] runs blocking
+//! closures on a bounded pool of threads and posts their values back this way; the
+//! keep-alive manager's resolver does the same with its answers.
 //!
 //! **More than one core: more than one kernel.** Kernels share nothing on the hot path
 //! (event names are numbered process-wide once, then cached per kernel), so a program
