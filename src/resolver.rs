@@ -7,8 +7,8 @@
 //! 1. [`Resolver::start`] queues a lookup under a caller-chosen id;
 //! 2. a worker calls the wake-up function when answers are ready and none has been
 //!    announced since the last [`Resolver::drain`]: one call per batch of answers, on the
-//!    worker's thread. The manager's posts an event to its own session through the
-//!    kernel's [`Poster`](reactor::Poster);
+//!    worker's thread. The manager's function posts an event to the manager's session
+//!    through the kernel's [`Poster`](reactor::Poster);
 //! 3. [`Resolver::drain`] returns every answer that is ready.
 //!
 //! Workers start on demand (never more than the configured limit), exit after being idle

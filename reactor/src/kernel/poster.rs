@@ -250,7 +250,9 @@ impl Drop for Hold {
 ///
 /// The kernel is woken once per batch, not once per post: the first post after the kernel
 /// emptied its inbox writes the kernel's [`mio::Waker`], the following ones only queue.
-/// [`batch`](Poster::batch) posts many events under one lock.
+/// [`batch`](Poster::batch) posts many events under one lock. A kernel queues at most
+/// [`POSTS_PER_TIMESLICE`] posts from other threads per timeslice; under a flood the rest
+/// wait, in order, for the following timeslices, so I/O and timers keep their turns.
 ///
 /// A poster does not keep its kernel running: with no session left, [`Kernel::run`]
 /// returns, as it does without posters. A session that waits for posts keeps itself alive

@@ -117,6 +117,22 @@ fn thread_cpu(pid: u32) -> Res<BTreeMap<u32, (String, f64)>> {
     Ok(out)
 }
 
+/// CPU seconds the whole machine has been busy (every CPU, all but idle and iowait), from
+/// `/proc/stat`: less the server's and the load generators', what other processes used.
+fn machine_busy() -> Res<f64> {
+    let s = std::fs::read_to_string("/proc/stat")?;
+    let line = s.lines().next().ok_or("empty /proc/stat")?;
+    let busy: f64 = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v.parse::<f64>().unwrap_or(0.0))
+        .sum();
+    Ok(busy / rustix::param::clock_ticks_per_second() as f64)
+}
+
 /// CPU seconds of a whole process.
 fn process_cpu(pid: u32) -> Res<f64> {
     Ok(thread_cpu(pid)?.values().map(|(_, c)| c).sum())
@@ -129,6 +145,50 @@ struct Window {
     /// Server CPU over the window, by thread: (name, seconds).
     threads: Vec<(String, f64)>,
     loadgen_cpu: f64,
+    /// CPU seconds other processes used over the window.
+    other_cpu: f64,
+    /// Per message, over one more window: (syscalls, epoll_waits), if perf could count them.
+    syscalls: Option<(f64, f64)>,
+}
+
+/// Counts the server's system calls (all its threads) with `perf stat` while `work` runs.
+fn count_syscalls(pid: u32, work: impl FnOnce() -> Res<(u64, f64)>) -> Res<(f64, f64)> {
+    let out = std::env::temp_dir().join(format!("echo-threads-{}.perf", std::process::id()));
+    let mut perf = Command::new("perf")
+        .args(["stat", "-x,", "-o"])
+        .arg(&out)
+        .args([
+            "-e",
+            "raw_syscalls:sys_enter,syscalls:sys_enter_epoll_wait",
+            "-p",
+            &pid.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    // Let perf attach; the server is idle meanwhile (the load generators are paused).
+    std::thread::sleep(Duration::from_millis(700));
+    let (msgs, _) = work()?;
+    if let Some(p) = rustix::process::Pid::from_raw(perf.id() as i32) {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::INT);
+    }
+    perf.wait()?;
+    let text = std::fs::read_to_string(&out)?;
+    let _ = std::fs::remove_file(&out);
+    let count = |name: &str| -> f64 {
+        text.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f.len() > 2 && f[2] == name).then(|| f[0].parse().ok())?
+            })
+            .next()
+            .unwrap_or(f64::NAN)
+    };
+    let n = msgs.max(1) as f64;
+    Ok((
+        count("raw_syscalls:sys_enter") / n,
+        count("syscalls:sys_enter_epoll_wait") / n,
+    ))
 }
 
 fn measure(
@@ -190,6 +250,7 @@ fn measure(
         window(&mut lgs, warmup)?;
         let mut windows = Vec::new();
         for _ in 0..reps.max(1) {
+            let m0 = machine_busy()?;
             let t0 = thread_cpu(srv.pid())?;
             let l0: f64 = lgs
                 .iter()
@@ -201,21 +262,26 @@ fn measure(
                 .iter()
                 .map(|p| process_cpu(p.pid()))
                 .sum::<Res<f64>>()?;
-            let threads = t1
+            let m1 = machine_busy()?;
+            let threads: Vec<(String, f64)> = t1
                 .iter()
                 .map(|(tid, (name, c1))| {
                     let c0 = t0.get(tid).map_or(0.0, |(_, c)| *c);
                     (name.clone(), c1 - c0)
                 })
                 .collect();
+            let server: f64 = threads.iter().map(|(_, c): &(String, f64)| c).sum();
             windows.push(Window {
                 rate: msgs as f64 / secs,
                 msgs,
                 secs,
                 threads,
                 loadgen_cpu: l1 - l0,
+                other_cpu: (m1 - m0 - server - (l1 - l0)).max(0.0),
+                syscalls: None,
             });
         }
+        let syscalls = count_syscalls(srv.pid(), || window(&mut lgs, duration)).ok();
         for p in lgs {
             let mut p = p;
             let _ = p.send("quit");
@@ -223,7 +289,9 @@ fn measure(
         }
         windows.sort_by(|a, b| a.rate.total_cmp(&b.rate));
         let mid = windows.len() / 2;
-        Ok(windows.swap_remove(mid))
+        let mut w = windows.swap_remove(mid);
+        w.syscalls = syscalls;
+        Ok(w)
     })();
     srv.stop();
     result
@@ -269,9 +337,9 @@ fn main() -> Res<()> {
          same {cores} cores; median of {reps} windows of {duration} s"
     );
     println!(
-        "| kernels | round trips/s | × 1 kernel | server CPU µs/msg | kernel threads: CPU (cores) | load generators: CPU (cores) |"
+        "| kernels | round trips/s | × 1 kernel | server CPU µs/msg | kernel threads: CPU (cores) | load generators: CPU (cores) | other processes (cores) | syscalls/msg | epoll_waits/msg |"
     );
-    println!("|---:|---:|---:|---:|---|---:|");
+    println!("|---:|---:|---:|---:|---|---:|---:|---:|---:|");
     let mut base = None;
     for &k in &kernels {
         eprintln!("kernels={k}");
@@ -288,11 +356,14 @@ fn main() -> Res<()> {
         let rate = w.rate;
         let b = *base.get_or_insert(rate);
         println!(
-            "| {k} | {rate:.0} | {:.2} | {:.2} | {} | {:.2} |",
+            "| {k} | {rate:.0} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {} | {} |",
             rate / b,
             total * 1e6 / w.msgs as f64,
             kernel_threads.join(", "),
             w.loadgen_cpu / w.secs,
+            w.other_cpu / w.secs,
+            w.syscalls.map_or("–".into(), |s| format!("{:.2}", s.0)),
+            w.syscalls.map_or("–".into(), |s| format!("{:.3}", s.1)),
         );
     }
     Ok(())
