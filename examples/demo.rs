@@ -45,70 +45,81 @@ struct Options {
     connect_timeout: Duration,
 }
 
-fn usage() -> String {
-    "usage: demo [--url http://HOST:PORT/PATH] [-n REQUESTS] [-c IN_FLIGHT] [--timeout SECS] [--response-timeout SECS]"
-        .to_owned()
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
+
+const USAGE: &str = "\
+Usage: demo [--url URL] [-n REQUESTS] [-c IN_FLIGHT] [--timeout SECS] [--response-timeout SECS]
+
+HTTP/1.1 GETs through the keep-alive manager and the HTTP client, from an embedded server
+or from --url; the last line printed is the summary. On long runs a progress line goes to
+standard error every second; repeated errors are counted, not repeated; when the first
+requests all fail the same way, the run stops there.
+
+Options:
+  --url URL                 fetch from URL (http or https) instead of the embedded server
+  -n REQUESTS               how many GETs (default 10000)
+  -c IN_FLIGHT              how many at once (default 8)
+  --timeout SECS            bound on getting a connection (default 30)
+  --response-timeout SECS   bound on each request (default 30)
+  -h, --help                print this help";
 
 /// A positive, finite number of seconds.
-fn secs(s: &str) -> Option<Duration> {
-    s.parse::<f64>()
-        .ok()
-        .filter(|&s| s > 0.0 && s.is_finite())
-        .map(Duration::from_secs_f64)
+fn secs(p: &mut cli::Parser, option: &str) -> Result<Duration, cli::Error> {
+    let s: f64 = cli::value(p, option)?;
+    if s > 0.0 && s.is_finite() {
+        Ok(Duration::from_secs_f64(s))
+    } else {
+        Err(format!("{option} needs a positive number of seconds").into())
+    }
 }
 
-fn parse_args() -> Result<Options, String> {
-    let mut o = Options {
-        url: None,
-        requests: 10_000,
-        concurrency: 8,
-        response_timeout: Duration::from_secs(30),
-        connect_timeout: Duration::from_secs(30),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        match a.as_str() {
-            "--url" => o.url = Some(value("--url")?),
-            "-n" => {
-                o.requests = value("-n")?
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or("-n needs a positive number")?
-            }
-            "-c" => {
-                o.concurrency = value("-c")?
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or("-c needs a positive number")?
-            }
-            "--response-timeout" => {
-                o.response_timeout = secs(&value("--response-timeout")?)
-                    .ok_or("--response-timeout needs a positive number of seconds")?
-            }
-            "--timeout" => {
-                o.connect_timeout = secs(&value("--timeout")?)
-                    .ok_or("--timeout needs a positive number of seconds")?
-            }
-            "-h" | "--help" => return Err(usage()),
-            other => return Err(format!("unknown argument {other}\n{}", usage())),
-        }
+/// A positive count.
+fn count<T: std::str::FromStr + PartialOrd + Default>(
+    p: &mut cli::Parser,
+    option: &str,
+) -> Result<T, cli::Error> {
+    let raw = p.value()?;
+    match raw.to_string_lossy().parse::<T>() {
+        Ok(n) if n > T::default() => Ok(n),
+        _ => Err(format!("{option} needs a positive number").into()),
     }
-    Ok(o)
+}
+
+fn options() -> Options {
+    cli::parse(USAGE, |p| {
+        let mut o = Options {
+            url: None,
+            requests: 10_000,
+            concurrency: 8,
+            response_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(30),
+        };
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("url") => o.url = Some(cli::text(p.value()?)),
+                Short('n') => o.requests = count(p, "-n")?,
+                Short('c') => o.concurrency = count(p, "-c")?,
+                Long("timeout") => o.connect_timeout = secs(p, "--timeout")?,
+                Long("response-timeout") => o.response_timeout = secs(p, "--response-timeout")?,
+                Short('h') | Long("help") => cli::help(USAGE),
+                _ => return Err(arg.unexpected()),
+            }
+        }
+        Ok(o)
+    })
 }
 
 /// Checks a URL given on the command line: http or https, with a host.
 fn check_url(u: &str) -> Result<String, String> {
-    let parsed = url::Url::parse(u).map_err(|e| format!("bad URL {u:?}: {e}"))?;
+    let parsed = url::Url::parse(u).map_err(|e| format!("bad URL '{u}': {e}"))?;
     match parsed.scheme() {
         "http" | "https" => {}
-        s => return Err(format!("unsupported scheme {s:?} (http or https)")),
+        s => return Err(format!("unsupported scheme '{s}' (http or https)")),
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(format!("bad URL {u:?}: expected http://HOST:PORT/PATH"));
+        return Err(format!("bad URL '{u}': expected http://HOST:PORT/PATH"));
     }
     Ok(parsed.into())
 }
@@ -197,6 +208,34 @@ struct Client {
     latencies: Vec<u32>,
     started: Instant,
     embedded: bool,
+    /// Errors by message: the first of each is printed at once, the repeats counted.
+    errors_by: std::collections::BTreeMap<String, u64>,
+}
+
+/// When this many requests have failed, all the same way, and none has succeeded, the run
+/// stops: a host that does not resolve or a port that refuses will not get better.
+const EARLY_STOP: u64 = 20;
+
+/// Counts an error: prints the first of its kind at once and counts the repeats; stops
+/// issuing requests when every one so far failed the same way.
+fn note_error(h: &mut Client, msg: String) {
+    h.errors += 1;
+    let n = h.errors_by.entry(msg.clone()).or_insert(0);
+    *n += 1;
+    if *n == 1 {
+        eprintln!("{msg}");
+    }
+    if h.latencies.is_empty()
+        && h.errors_by.len() == 1
+        && h.errors >= EARLY_STOP
+        && h.issued < h.total
+    {
+        eprintln!(
+            "stopping early: the first {} requests all failed the same way ({msg})",
+            h.errors
+        );
+        h.total = h.issued;
+    }
 }
 
 type C<'a, 'b> = &'a mut Ctx<'b, Client>;
@@ -211,10 +250,9 @@ fn next(ctx: C) {
     let submit = Submit::with_event(h.event.clone(), h.request.clone()).tag(Instant::now());
     let ua = h.ua.clone();
     if let Err(e) = ua.submit(ctx, submit) {
-        eprintln!("request: {e}");
         let h = ctx.heap();
-        h.errors += 1;
         h.done += 1;
+        note_error(h, format!("request: {e}"));
     }
 }
 
@@ -224,22 +262,17 @@ fn got_response(ctx: C) -> Result<(), HandlerError> {
     let h = ctx.heap();
     h.done += 1;
     match response.extensions().get::<ClientError>() {
-        Some(ClientError::Timeout) => {
-            eprintln!("response timeout");
-            h.errors += 1;
-        }
+        Some(ClientError::Timeout) => note_error(h, "response timeout".to_owned()),
         Some(e) => {
             let msg = response
                 .headers()
                 .get("x-pcch-errmsg")
                 .and_then(|v| v.to_str().ok())
                 .map_or_else(|| e.to_string(), str::to_owned);
-            eprintln!("request failed: {msg}");
-            h.errors += 1;
+            note_error(h, format!("request failed: {msg}"));
         }
         None if !(200..400).contains(&response.status().as_u16()) => {
-            eprintln!("HTTP status {}", response.status().as_u16());
-            h.errors += 1;
+            note_error(h, format!("HTTP status {}", response.status().as_u16()));
         }
         None => {
             let started = packet.tag::<Instant>().copied().unwrap_or(h.started);
@@ -255,8 +288,28 @@ fn got_response(ctx: C) -> Result<(), HandlerError> {
     Ok(())
 }
 
-fn all_done(ctx: C) {
+/// Once a second on long runs: how far the run is.
+fn progress(ctx: C) {
     let h = ctx.heap();
+    if h.done >= h.total {
+        return;
+    }
+    let rps = h.done as f64 / h.started.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "progress: {}/{} done, {} errors, {rps:.0} requests/s",
+        h.done, h.total, h.errors
+    );
+    let _ = ctx.delay("progress", 1.0, ());
+}
+
+fn all_done(ctx: C) {
+    let _ = ctx.alarm_clear("progress");
+    let h = ctx.heap();
+    for (msg, n) in &h.errors_by {
+        if *n > 1 {
+            eprintln!("{n} x {msg}");
+        }
+    }
     let elapsed = h.started.elapsed();
     let mut lat = std::mem::take(&mut h.latencies);
     lat.sort_unstable();
@@ -322,7 +375,7 @@ fn run(o: Options) -> Result<u64, String> {
         .map_err(|e| e.to_string())?;
     let request = http::Request::get(url.as_str())
         .body(Vec::new())
-        .map_err(|e| format!("bad URL {url:?}: {e}"))?;
+        .map_err(|e| format!("bad URL '{url}': {e}"))?;
     let workers = o.concurrency.min(o.requests as usize);
     let client = Client {
         ua,
@@ -336,6 +389,7 @@ fn run(o: Options) -> Result<u64, String> {
         latencies: Vec::with_capacity(o.requests as usize),
         started: Instant::now(),
         embedded,
+        errors_by: Default::default(),
     };
     let errors = Rc::new(std::cell::Cell::new(0u64));
     let errs = errors.clone();
@@ -344,11 +398,13 @@ fn run(o: Options) -> Result<u64, String> {
             Session::new(client)
                 .on("_start", move |ctx| {
                     ctx.heap().started = Instant::now();
+                    let _ = ctx.delay("progress", 1.0, ());
                     for _ in 0..workers {
                         next(ctx);
                     }
                 })
                 .on("got_response", got_response)
+                .on("progress", progress)
                 .on("_stop", move |ctx| errs.set(ctx.heap().errors)),
         )
         .map_err(|e| e.to_string())?;
@@ -357,14 +413,7 @@ fn run(o: Options) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::init();
-    let o = match parse_args() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    let o = options();
     match run(o) {
         Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,

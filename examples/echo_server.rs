@@ -22,16 +22,40 @@ use reactor::{Ctx, HandlerError, Kernel, Session, SessionId};
 use std::io::Write;
 use std::net::SocketAddr;
 
-/// The value of `--NAME`, or `default` without it.
-fn arg<T: std::str::FromStr>(name: &str, default: T, what: &str) -> Result<T, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} needs {what}")),
-    }
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
+
+const USAGE: &str = "\
+Usage: echo_server [--port P] [--threads N]
+
+A line echo server on 127.0.0.1; prints `listening on ADDRESS` first, and stops cleanly
+on SIGINT or SIGTERM.
+
+Options:
+  --port P      the port to listen on (default 0: the system picks one)
+  --threads N   N kernels on N threads sharing the port (default 1)
+  -h, --help    print this help";
+
+/// The command line: (port, threads).
+fn options() -> (u16, usize) {
+    cli::parse(USAGE, |p| {
+        let (mut port, mut threads) = (0u16, 1usize);
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("port") => port = cli::value(p, "--port")?,
+                Long("threads") => {
+                    threads = cli::value(p, "--threads")?;
+                    if threads == 0 {
+                        return Err("--threads needs a positive number".into());
+                    }
+                }
+                Short('h') | Long("help") => cli::help(USAGE),
+                _ => return Err(arg.unexpected()),
+            }
+        }
+        Ok((port, threads))
+    })
 }
 
 /// The echo server in `kernel`, on `port`; returns where it listens and its listener
@@ -145,12 +169,7 @@ fn many_kernels(port: u16, threads: usize) -> Result<(), Box<dyn std::error::Err
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    env_logger::init();
-    let port = arg("--port", 0u16, "a port number (0-65535)")?;
-    let threads = arg("--threads", 1usize, "a positive number of threads")?;
-    if threads == 0 {
-        return Err("--threads needs a positive number of threads".into());
-    }
+    let (port, threads) = options();
     if threads == 1 {
         one_kernel(port)
     } else {

@@ -79,6 +79,53 @@ fn demo_reports_errors_against_a_closed_port() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("Connection refused"));
 }
 
+/// Every request failing the same way (a port that refuses): the run stops after the first
+/// few instead of trying all 100,000, says why, and prints the error once with its count,
+/// not once per request.
+#[test]
+fn demo_stops_early_when_every_request_fails_the_same_way() {
+    let _watchdog = common::timeout(60, "demo_stops_early");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let out = demo()
+        .args([
+            "--url",
+            &format!("http://127.0.0.1:{port}/"),
+            "-n",
+            "100000",
+        ])
+        .output()
+        .expect("demo runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains("stopping early: the first 20 requests all failed the same way"),
+        "{stderr}"
+    );
+    let refused = stderr
+        .lines()
+        .filter(|l| l.contains("Connection refused"))
+        .count();
+    assert_eq!(
+        refused, 3,
+        "the error once, in the stop message, and counted: {stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.ends_with("Connection refused") && l.contains(" x ")),
+        "{stderr}"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().last().expect("a summary line");
+    let s = summary(line);
+    assert!(
+        s["requests"] < 100.0 && s["requests"] == s["errors"],
+        "{line}"
+    );
+}
+
 /// A GET that fails on a reused connection before any response byte (the server closed it
 /// as the request went out) is retried once on a new connection, and counts as no error.
 #[test]

@@ -14,6 +14,8 @@ use std::sync::Mutex;
 const EXAMPLES: &[(&str, bool)] = &[
     ("chat_server", false),
     ("create", false),
+    ("demo", false),
+    ("echo_server", false),
     ("fakelogin", true),
     ("forkbomb", false),
     ("job_runner", true),
@@ -113,6 +115,7 @@ fn malformed_values_are_refused_with_status_2() {
     let _watchdog = common::timeout(300, "malformed_values_are_refused_with_status_2");
     for name in [
         "chat_server",
+        "echo_server",
         "selects",
         "tcp_watermarks",
         "thrash",
@@ -126,6 +129,11 @@ fn malformed_values_are_refused_with_status_2() {
             "invalid value 'http' for --port: invalid digit found in string",
         );
     }
+    assert_refused(
+        "echo_server",
+        &["--threads", "0"],
+        "--threads needs a positive number",
+    );
     assert_refused(
         "token_ring",
         &["--hops", "0"],
