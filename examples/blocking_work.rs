@@ -31,32 +31,49 @@ struct Options {
     size: u64,
 }
 
-fn parse_args() -> Result<Options, String> {
-    let mut o = Options {
-        jobs: 8,
-        threads: 2,
-        size: 200_000,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut number = |name: &str| -> Result<u64, String> {
-            args.next()
-                .and_then(|v| v.parse().ok())
-                .filter(|&n: &u64| n > 0)
-                .ok_or(format!("{name} needs a positive number"))
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
+
+const USAGE: &str = "\
+Usage: blocking_work [--jobs N] [--threads T] [--size S]
+
+Counts primes below S (by trial division, on purpose) in N jobs on a pool of T threads,
+while the kernel keeps ticking.
+
+Options:
+  --jobs N      how many jobs (default 8)
+  --threads T   threads in the pool (default 2)
+  --size S      count primes below S in each job (default 200000)
+  -h, --help    print this help";
+
+/// A positive count.
+fn positive(p: &mut cli::Parser, option: &str) -> Result<u64, cli::Error> {
+    let n: u64 = cli::value(p, option)?;
+    if n == 0 {
+        return Err(format!("{option} needs a positive number").into());
+    }
+    Ok(n)
+}
+
+fn options() -> Options {
+    cli::parse(USAGE, |p| {
+        let mut o = Options {
+            jobs: 8,
+            threads: 2,
+            size: 200_000,
         };
-        match a.as_str() {
-            "--jobs" => o.jobs = number("--jobs")?,
-            "--threads" => o.threads = number("--threads")? as usize,
-            "--size" => o.size = number("--size")?,
-            other => {
-                return Err(format!(
-                    "unknown argument {other}\nusage: blocking_work [--jobs N] [--threads T] [--size S]"
-                ))
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("jobs") => o.jobs = positive(p, "--jobs")?,
+                Long("threads") => o.threads = positive(p, "--threads")? as usize,
+                Long("size") => o.size = positive(p, "--size")?,
+                Short('h') | Long("help") => cli::help(USAGE),
+                _ => return Err(arg.unexpected()),
             }
         }
-    }
-    Ok(o)
+        Ok(o)
+    })
 }
 
 /// The blocking part: trial division, on purpose.
@@ -77,14 +94,7 @@ struct Heap {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    env_logger::init();
-    let o = match parse_args() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let o = options();
     let mut kernel = Kernel::new()?;
     let pool = WorkerPool::builder()
         .threads(o.threads)

@@ -29,41 +29,51 @@ struct Options {
     urls: Vec<String>,
 }
 
-fn parse_args() -> Result<Options, String> {
-    let usage = "usage: fetch [--timeout SECS] [--redirects N] [--verbose] URL...";
-    let mut o = Options {
-        timeout: Duration::from_secs(20),
-        redirects: 5,
-        verbose: false,
-        urls: Vec::new(),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--timeout" => {
-                o.timeout = args
-                    .next()
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .filter(|s| *s > 0.0 && s.is_finite())
-                    .map(Duration::from_secs_f64)
-                    .ok_or("--timeout needs a positive number of seconds")?
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{Long, Short};
+
+const USAGE: &str = "\
+Usage: fetch [--timeout SECS] [--redirects N] [--verbose] URL...
+
+Fetches every URL at once through the HTTP client and prints, for each, its status, size
+and time (POE's pcchget.perl).
+
+Options:
+  --timeout SECS   bound on each request (default 20)
+  --redirects N    redirects followed (default 5)
+  -v, --verbose    print the request and the response heads
+  -h, --help       print this help";
+
+fn options() -> Options {
+    cli::parse(USAGE, |p| {
+        let mut o = Options {
+            timeout: Duration::from_secs(20),
+            redirects: 5,
+            verbose: false,
+            urls: Vec::new(),
+        };
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("timeout") => {
+                    let s: f64 = cli::value(p, "--timeout")?;
+                    if !(s > 0.0 && s.is_finite()) {
+                        return Err("--timeout needs a positive number of seconds".into());
+                    }
+                    o.timeout = Duration::from_secs_f64(s);
+                }
+                Long("redirects") => o.redirects = cli::value(p, "--redirects")?,
+                Short('v') | Long("verbose") => o.verbose = true,
+                Short('h') | Long("help") => cli::help(USAGE),
+                cli::Value(u) => o.urls.push(cli::text(u)),
+                _ => return Err(arg.unexpected()),
             }
-            "--redirects" => {
-                o.redirects = args
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or("--redirects needs a number")?
-            }
-            "-v" | "--verbose" => o.verbose = true,
-            "-h" | "--help" => return Err(usage.to_owned()),
-            u if u.starts_with('-') => return Err(format!("unknown argument {u}\n{usage}")),
-            u => o.urls.push(u.to_owned()),
         }
-    }
-    if o.urls.is_empty() {
-        return Err(usage.to_owned());
-    }
-    Ok(o)
+        if o.urls.is_empty() {
+            return Err("missing URL".into());
+        }
+        Ok(o)
+    })
 }
 
 struct Fetch {
@@ -139,14 +149,7 @@ fn response(ctx: &mut Ctx<'_, Fetch>) -> Result<(), HandlerError> {
 }
 
 fn main() -> ExitCode {
-    env_logger::init();
-    let o = match parse_args() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    let o = options();
     let run = || -> Result<usize, Box<dyn std::error::Error>> {
         let mut kernel = Kernel::new()?;
         let ua = HttpClient::builder()

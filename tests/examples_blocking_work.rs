@@ -58,5 +58,8 @@ fn every_job_is_answered_while_the_kernel_ticks() {
 fn bad_arguments_are_an_error() {
     let out = run(&["--threads", "none"]);
     assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'none' for --threads"));
+    let out = run(&["--threads", "0"]);
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--threads needs a positive number"));
 }

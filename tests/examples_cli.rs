@@ -13,10 +13,12 @@ use std::sync::Mutex;
 /// arguments (a port, a file, commands).
 const EXAMPLES: &[(&str, bool)] = &[
     ("chat_server", false),
+    ("blocking_work", false),
     ("create", false),
     ("demo", false),
     ("echo_server", false),
     ("fakelogin", true),
+    ("fetch", true),
     ("forkbomb", false),
     ("job_runner", true),
     ("names", false),
@@ -145,5 +147,11 @@ fn malformed_values_are_refused_with_status_2() {
         "missing argument for option '--max'",
     );
     assert_refused("tail", &[], "missing FILE");
+    assert_refused("fetch", &[], "missing URL");
+    assert_refused(
+        "blocking_work",
+        &["--jobs", "0"],
+        "--jobs needs a positive number",
+    );
     assert_refused("fakelogin", &["23", "24"], "unexpected argument '24'");
 }

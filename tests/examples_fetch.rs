@@ -61,5 +61,5 @@ fn fetch_prints_one_line_per_url() {
         .output()
         .expect("fetch runs");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: fetch"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: fetch"));
 }
