@@ -43,6 +43,7 @@ struct Options {
     concurrency: usize,
     response_timeout: Duration,
     connect_timeout: Duration,
+    keep_going: bool,
 }
 
 #[path = "common/cli.rs"]
@@ -50,7 +51,7 @@ mod cli;
 use cli::{Long, Short};
 
 const USAGE: &str = "\
-Usage: demo [--url URL] [-n REQUESTS] [-c IN_FLIGHT] [--timeout SECS] [--response-timeout SECS]
+Usage: demo [--url URL] [-n REQUESTS] [-c IN_FLIGHT] [--timeout SECS] [--response-timeout SECS] [--keep-going]
 
 HTTP/1.1 GETs through the keep-alive manager and the HTTP client, from an embedded server
 or from --url; the last line printed is the summary. On long runs a progress line goes to
@@ -63,6 +64,7 @@ Options:
   -c IN_FLIGHT              how many at once (default 8)
   --timeout SECS            bound on getting a connection (default 30)
   --response-timeout SECS   bound on each request (default 30)
+  --keep-going              make every request even when the first ones all fail
   -h, --help                print this help";
 
 /// A positive, finite number of seconds.
@@ -95,6 +97,7 @@ fn options() -> Options {
             concurrency: 8,
             response_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),
+            keep_going: false,
         };
         while let Some(arg) = p.next()? {
             match arg {
@@ -103,6 +106,7 @@ fn options() -> Options {
                 Short('c') => o.concurrency = count(p, "-c")?,
                 Long("timeout") => o.connect_timeout = secs(p, "--timeout")?,
                 Long("response-timeout") => o.response_timeout = secs(p, "--response-timeout")?,
+                Long("keep-going") => o.keep_going = true,
                 Short('h') | Long("help") => cli::help(USAGE),
                 _ => return Err(arg.unexpected()),
             }
@@ -210,6 +214,8 @@ struct Client {
     embedded: bool,
     /// Errors by message: the first of each is printed at once, the repeats counted.
     errors_by: std::collections::BTreeMap<String, u64>,
+    /// `--keep-going`: no early stop.
+    keep_going: bool,
 }
 
 /// When this many requests have failed, all the same way, and none has succeeded, the run
@@ -225,7 +231,8 @@ fn note_error(h: &mut Client, msg: String) {
     if *n == 1 {
         eprintln!("{msg}");
     }
-    if h.latencies.is_empty()
+    if !h.keep_going
+        && h.latencies.is_empty()
         && h.errors_by.len() == 1
         && h.errors >= EARLY_STOP
         && h.issued < h.total
@@ -390,6 +397,7 @@ fn run(o: Options) -> Result<u64, String> {
         started: Instant::now(),
         embedded,
         errors_by: Default::default(),
+        keep_going: o.keep_going,
     };
     let errors = Rc::new(std::cell::Cell::new(0u64));
     let errs = errors.clone();

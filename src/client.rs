@@ -1526,6 +1526,9 @@ impl Shared {
         let mut bytes = Vec::new();
         crate::http::encode_request(&p.current, &p.target.target, &mut bytes);
         p.stage = Stage::Exchange(ex);
+        // The flush may call the wheel's events at once (a write error): they borrow the
+        // client's state, so it is let go first.
+        drop(guard);
         if let Some(w) = k.wheel_mut::<ReadWrite>(wheel) {
             let _ = w.put_one(bytes);
         }
