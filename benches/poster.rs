@@ -80,6 +80,12 @@ fn counting_kernel(total: u64) -> (Kernel, SessionId, Rc<Cell<Option<Instant>>>)
     (k, id, done)
 }
 
+thread_local! {
+    /// What the last [`kernel_stream`] measured on the posting side: ns per post of the
+    /// slowest posting thread, from its first post to its last.
+    static POSTING_NS: Cell<f64> = const { Cell::new(f64::NAN) };
+}
+
 /// ns per post: `threads` threads post `total` events in all.
 fn kernel_stream(total: u64, threads: u64, mode: Mode) -> f64 {
     let (mut k, id, done) = counting_kernel(total);
@@ -91,6 +97,7 @@ fn kernel_stream(total: u64, threads: u64, mode: Mode) -> f64 {
             let start = Arc::clone(&start);
             thread::spawn(move || {
                 start.wait();
+                let t0 = Instant::now();
                 let (from, to) = (t * each, (t + 1) * each);
                 match mode {
                     Mode::One => {
@@ -114,15 +121,19 @@ fn kernel_stream(total: u64, threads: u64, mode: Mode) -> f64 {
                         }
                     }
                 }
+                t0.elapsed()
             })
         })
         .collect();
     start.wait();
     let t0 = Instant::now();
     k.run().unwrap();
-    for p in posters {
-        p.join().unwrap();
-    }
+    let posting = posters
+        .into_iter()
+        .map(|p| p.join().unwrap())
+        .max()
+        .unwrap_or_default();
+    POSTING_NS.with(|c| c.set(posting.as_nanos() as f64 / each as f64));
     let end = done.get().expect("every post arrived");
     (end - t0).as_nanos() as f64 / total as f64
 }
@@ -365,8 +376,10 @@ fn main() {
          kernel's own post_dispatch: {:.1} ns",
         best(runs, || same_thread_post(posts))
     );
-    println!("| operation | Poster ns/post | mpsc + Waker ns/msg | Poster / bare |");
-    println!("|---|---:|---:|---:|");
+    println!(
+        "| operation | Poster ns/post | mpsc + Waker ns/msg | Poster / bare | posting thread ns/post |"
+    );
+    println!("|---|---:|---:|---:|---:|");
     type Op = (&'static str, Box<dyn Fn() -> f64>, Box<dyn Fn() -> f64>);
     let ops: Vec<Op> = vec![
         (
@@ -400,11 +413,18 @@ fn main() {
             continue;
         }
         // Interleaved, so both see the same machine.
-        let (mut o, mut b) = (f64::INFINITY, f64::INFINITY);
+        let (mut o, mut b, mut posting) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
         for _ in 0..runs {
+            POSTING_NS.with(|c| c.set(f64::NAN));
             o = o.min(ours());
+            posting = posting.min(POSTING_NS.with(Cell::get));
             b = b.min(bare());
         }
-        println!("| {name} | {o:.1} | {b:.1} | {:.2}x |", o / b);
+        let posting = if posting.is_finite() {
+            format!("{posting:.1}")
+        } else {
+            "–".to_owned()
+        };
+        println!("| {name} | {o:.1} | {b:.1} | {:.2}x | {posting} |", o / b);
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! The binaries are `loadgen` (the load generator), the servers `mio_echo`, `tokio_echo`
 //! and `reactor_echo` (plus `poe_echo.pl` in Perl), and `bench`, the runner that measures
-//! them side by side. See `docs/benchmarks.md` of the main repository.
+//! them side by side; `threads` measures the main workspace's `echo_server` on one kernel
+//! and on several. See `docs/benchmarks.md` of the main repository.
 
 use std::collections::HashMap;
 use std::fmt;

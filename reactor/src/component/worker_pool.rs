@@ -7,7 +7,7 @@
 //! back to the session that asked, as the event it named: `ARG0` = the [`JobId`], `ARG1`
 //! = `Result<T, JobError>` (the closure's value, or why there is none). The session stays
 //! alive while its jobs are out. Results cross back through the kernel's
-//! [`Poster`](crate::Poster), so a pool costs the kernel nothing while it is idle.
+//! [`Poster`], so a pool costs the kernel nothing while it is idle.
 //!
 //! Workers start as jobs need them and exit after being idle for
 //! [`idle_timeout`](WorkerPoolBuilder::idle_timeout). Dropping the last handle (or

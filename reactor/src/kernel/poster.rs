@@ -722,6 +722,12 @@ mod tests {
     }
 
     #[test]
+    fn a_message_is_small() {
+        // Each post crosses between cores as one of these: keep it to a cache line and a bit.
+        assert!(std::mem::size_of::<Message>() <= 72, "{}", std::mem::size_of::<Message>());
+    }
+
+    #[test]
     fn a_kernel_without_posts_never_takes_the_lock() {
         let mut k = Kernel::new().unwrap();
         let p = k.poster().unwrap();
