@@ -724,7 +724,11 @@ mod tests {
     #[test]
     fn a_message_is_small() {
         // Each post crosses between cores as one of these: keep it to a cache line and a bit.
-        assert!(std::mem::size_of::<Message>() <= 72, "{}", std::mem::size_of::<Message>());
+        assert!(
+            std::mem::size_of::<Message>() <= 72,
+            "{}",
+            std::mem::size_of::<Message>()
+        );
     }
 
     #[test]
