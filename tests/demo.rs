@@ -43,11 +43,95 @@ fn demo_fetches_from_its_embedded_server() {
     assert!(s["p50_us"] <= s["p99_us"], "{line}");
 }
 
+/// `--threads 2`: two kernels, each with its own manager, client and embedded server on
+/// the same port; the summary adds both kernels' numbers up.
+#[test]
+fn demo_on_two_kernels_adds_their_numbers_up() {
+    let _w = common::timeout(120, "demo_on_two_kernels");
+    let out = demo()
+        .args(["-n", "1000", "-c", "4", "--threads", "2"])
+        .output()
+        .expect("demo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(" threads=2"), "{text}");
+    let line = text.lines().last().expect("a summary line");
+    assert!(line.starts_with("requests=1000 errors=0 "), "{line}");
+    let s = summary(line);
+    // Two managers, two workers each; each embedded server closes a connection after 100
+    // requests, so 1000 requests need at least 10 connections, and every request is
+    // counted once, on one kernel or the other.
+    assert!(s["new_connections"] >= 10.0, "{line}");
+    assert_eq!(s["new_connections"] + s["reused"], 1000.0, "{line}");
+    assert!(s["p50_us"] > 0.0 && s["p50_us"] <= s["p99_us"], "{line}");
+}
+
+/// More kernels than requests: the kernels with no share finish at once, and the servers
+/// still stop once the others are done (the run ends, repeatedly).
+#[test]
+fn demo_with_more_kernels_than_requests() {
+    let _w = common::timeout(120, "demo_with_more_kernels_than_requests");
+    for _ in 0..5 {
+        let out = demo()
+            .args(["-n", "2", "--threads", "3"])
+            .output()
+            .expect("demo runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text.lines().last().expect("a summary line");
+        assert!(line.starts_with("requests=2 errors=0 "), "{line}");
+    }
+}
+
+/// Against a port that refuses, on two kernels: each stops early, the error is printed
+/// once across both, and the summary counts every failure.
+#[test]
+fn demo_on_two_kernels_reports_errors_once() {
+    let _w = common::timeout(60, "demo_on_two_kernels_reports_errors_once");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let out = demo()
+        .args([
+            "--url",
+            &format!("http://127.0.0.1:{port}/"),
+            "-n",
+            "100000",
+            "--threads",
+            "2",
+        ])
+        .output()
+        .expect("demo runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let first = stderr
+        .lines()
+        .filter(|l| l.starts_with("request failed:") && l.contains("Connection refused"))
+        .count();
+    assert_eq!(first, 1, "{stderr}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().last().expect("a summary line");
+    let s = summary(line);
+    assert!(s["requests"] >= 40.0 && s["requests"] < 1000.0, "{line}");
+    assert_eq!(s["errors"], s["requests"], "{line}");
+}
+
 #[test]
 fn demo_rejects_bad_arguments() {
     let out = demo().args(["-n", "many"]).output().expect("demo runs");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("-n needs a positive number"));
+    let out = demo().args(["--threads", "0"]).output().expect("demo runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads needs a positive number"));
     let out = demo()
         .args(["--url", "ftp://x/"])
         .output()
