@@ -711,6 +711,14 @@ struct Sock {
     race: Option<Box<Race>>,
     /// The proxy's answer to `CONNECT`, as it arrives.
     tunnel: Vec<u8>,
+    /// The kernel's [`poll_count`](Kernel::poll_count) plus one when a peek at free
+    /// found the socket quiet (0: not known quiet). A socket given back and handed out
+    /// again with no poll between (the common "response, then the next request") is not
+    /// peeked at again: no readiness was taken in meanwhile, and the look at free is as
+    /// fresh as the one the hand-out would make, whose answer is itself used only after
+    /// the `connected` event is dispatched. One `recv(MSG_PEEK)` a request instead of
+    /// two.
+    quiet_at: u64,
 }
 
 /// A connect racing others to the same host (RFC 8305): the attempts after the first, one
@@ -980,7 +988,8 @@ impl Shared {
             spec = spec.fresh_connection();
         }
         let Inner { pool, socks, .. } = inner;
-        let (rid, actions) = pool.allocate(spec, now, |c| check_idle(socks, c))?;
+        let fresh = k.poll_count() + 1;
+        let (rid, actions) = pool.allocate(spec, now, |c| check_idle(socks, c, fresh))?;
         let i = rid.index();
         if inner.reqs.len() <= i {
             inner.reqs.resize_with(i + 1, || None);
@@ -1106,12 +1115,14 @@ impl Shared {
         }
         let now = Self::now(inner, k);
         log::trace!("{conn}: given back (reusable: {clean})");
+        let fresh = k.poll_count() + 1;
         match inner.pool.free(conn, clean, now) {
             Ok(actions) => {
                 if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                     if s.id == conn {
                         s.stream = stream;
                         s.parking = parking;
+                        s.quiet_at = if clean { fresh } else { 0 };
                     } else if let Some(p) = parking {
                         k.wheel_unpark(p);
                     }
@@ -1219,7 +1230,8 @@ impl Shared {
                         }
                     }
                     let Inner { pool, socks, .. } = &mut *inner;
-                    pool.resolved(lookup, &addrs, now, |c| check_idle(socks, c))
+                    let fresh = k.poll_count() + 1;
+                    pool.resolved(lookup, &addrs, now, |c| check_idle(socks, c, fresh))
                 }
                 Err(msg) => inner.pool.resolve_failed(lookup, &msg, now),
             };
@@ -1842,6 +1854,7 @@ impl Shared {
                     deferred: None,
                     race: None,
                     tunnel: Vec::new(),
+                    quiet_at: 0,
                 });
                 log::debug!("{conn}: connecting to {addr}");
             }
@@ -1855,6 +1868,7 @@ impl Shared {
                     deferred: None,
                     race: None,
                     tunnel: Vec::new(),
+                    quiet_at: 0,
                 });
                 log::debug!("{conn}: connect to {addr} failed: {f}");
                 if f.errnum == Some(ECONNREFUSED) {
@@ -1969,6 +1983,7 @@ impl Shared {
                                 deferred: timer,
                                 race: None,
                                 tunnel: Vec::new(),
+                                quiet_at: 0,
                             });
                         }
                         _ => {
@@ -2149,9 +2164,15 @@ impl Shared {
 }
 
 /// Whether idle socket `c` may be handed out: open and quiet.
-fn check_idle(socks: &mut [Option<Sock>], c: ConnId) -> bool {
+/// Whether pooled socket `c` may be handed out: it was found quiet when given back with no
+/// poll since (`fresh` is the kernel's poll count plus one; see [`Sock::quiet_at`]), or a
+/// peek finds it quiet now.
+fn check_idle(socks: &mut [Option<Sock>], c: ConnId, fresh: u64) -> bool {
     match socks.get_mut(c.index()) {
-        Some(Some(s)) if s.id == c => s.stream.as_mut().is_some_and(Stream::is_quiet),
+        Some(Some(s)) if s.id == c => {
+            (fresh != 0 && s.quiet_at == fresh && s.stream.is_some())
+                || s.stream.as_mut().is_some_and(Stream::is_quiet)
+        }
         _ => false,
     }
 }

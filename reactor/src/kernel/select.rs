@@ -69,6 +69,8 @@ pub(crate) struct Io {
     pub(crate) signal_registered: bool,
     /// Scratch list of the last poll's readiness, kept to reuse its allocation.
     ready: Vec<(Token, bool, bool, bool)>,
+    /// Polls made so far ([`Kernel::poll_count`]).
+    polls: u64,
 }
 
 impl Io {
@@ -81,6 +83,7 @@ impl Io {
             next_gen: 0,
             signal_registered: false,
             ready: Vec::new(),
+            polls: 0,
         })
     }
 
@@ -142,6 +145,14 @@ pub(crate) fn register_fd(
 }
 
 impl Kernel {
+    /// How many times this kernel has polled for I/O. Two equal readings bracket code
+    /// during which no readiness was taken in and no I/O handler ran: what a program
+    /// learned from a socket in between (that it was quiet, say) is as fresh as the
+    /// current timeslice.
+    pub fn poll_count(&self) -> u64 {
+        self.io.polls
+    }
+
     /// Watches `fd` for reading in the active session: while it is readable, `event` is
     /// dispatched in every timeslice with `ARG0` = the fd, `ARG1` = [`Mode::Read`], then
     /// `args` (POE's `select_read`). Watching an fd the session already watches only
@@ -308,6 +319,7 @@ impl Kernel {
     /// Polls for readiness and dispatches watchers: every readable one, then every
     /// writable one, then re-arms what was dispatched.
     pub(crate) fn poll_io(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.io.polls += 1;
         if let Err(e) = self.io.poll.poll(&mut self.io.events, timeout) {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 return Err(Error::Io(e));
