@@ -623,6 +623,7 @@ impl HttpClientBuilder {
                 last_key: None,
                 last_host: None,
                 last_peer: None,
+                timer: None,
                 agent_values,
             }),
         });
@@ -808,6 +809,9 @@ struct Inner {
     last_peer: Option<(std::net::SocketAddr, HeaderValue)>,
     /// The agents as header values.
     agent_values: Vec<HeaderValue>,
+    /// The one alarm for every request's deadline, and when it is set to fire: at or
+    /// before the earliest (see [`Shared::arm`]).
+    timer: Option<(AlarmId, reactor::Time)>,
 }
 
 struct Slot {
@@ -839,7 +843,8 @@ struct Pending {
     redirects: u32,
     history: Vec<Response<Vec<u8>>>,
     stage: Stage,
-    timer: Option<AlarmId>,
+    /// When the request times out, on the kernel's clock.
+    deadline: reactor::Time,
     retried: bool,
     /// A streaming response's first event went out.
     streamed: bool,
@@ -1007,14 +1012,7 @@ fn client_session(sh: Rc<Shared>) -> Session<()> {
                 sh.wheel_error(ctx, wheel, e);
             }),
         )
-        .on(
-            "htc_timeout",
-            with(&sh, |sh, ctx| {
-                if let Ok(&id) = ctx.arg::<ReqId>(0) {
-                    sh.timed_out(ctx, id);
-                }
-            }),
-        )
+        .on("htc_timeout", with(&sh, |sh, ctx| sh.timed_out(ctx)))
 }
 
 /// Whether a method is idempotent (RFC 9110 9.2.2): safe to send again.
@@ -1250,7 +1248,9 @@ impl Shared {
             }
         };
         let request = Rc::new(request);
-        let timer = k.delay_set("htc_timeout", inner.config.timeout, (id,)).ok();
+        let timeout = i64::try_from(inner.config.timeout.as_nanos()).unwrap_or(i64::MAX);
+        let deadline = k.monotime().saturating_add(timeout);
+        Self::arm(k, inner, deadline);
         let _ = k.refcount_increment(requester, REQUESTER_TAG);
         let pending = Box::new(Pending {
             id,
@@ -1267,7 +1267,7 @@ impl Shared {
             redirects: 0,
             history: Vec::new(),
             stage: Stage::None,
-            timer,
+            deadline,
             retried: false,
             streamed: false,
         });
@@ -1890,8 +1890,11 @@ impl Shared {
         if response.extensions().get::<ClientError>().is_some() {
             inner.stats.errors += 1;
         }
-        if let Some(t) = p.timer.take() {
-            let _ = k.alarm_remove(t);
+        if inner.pending == 0 {
+            // Nothing left to time out: the alarm must not keep the session alive.
+            if let Some((t, _)) = inner.timer.take() {
+                let _ = k.alarm_remove(t);
+            }
         }
         match std::mem::replace(&mut p.stage, Stage::None) {
             Stage::Connecting(rid) => {
@@ -2000,16 +2003,49 @@ impl Shared {
         self.fail(k, inner, index, err, None);
     }
 
-    fn timed_out(self: &Rc<Self>, k: &mut Kernel, id: ReqId) {
-        let mut guard = self.inner.borrow_mut();
-        let inner = &mut *guard;
-        if !Self::live(inner, id) {
+    /// Keeps the one deadline alarm at or before `deadline`. It is only ever moved earlier:
+    /// a later deadline leaves it where it is (when it fires it finds the requests due,
+    /// and is set again for the earliest left), so a request costs no timer operation of
+    /// its own. With one timeout for every request, deadlines come in submission order and
+    /// the alarm is set once per timeout period while requests keep coming. It is removed
+    /// when no request is pending, so it never keeps the session alive.
+    fn arm(k: &mut Kernel, inner: &mut Inner, deadline: reactor::Time) {
+        if inner.timer.is_some_and(|(_, at)| at <= deadline) {
             return;
         }
-        if let Some(p) = inner.reqs[id.index as usize].req.as_mut() {
-            p.timer = None;
+        if let Some((t, _)) = inner.timer.take() {
+            let _ = k.alarm_remove(t);
         }
-        self.fail(k, inner, id.index, ClientError::Timeout, None);
+        let wait = Duration::from_nanos(u64::try_from(deadline - k.monotime()).unwrap_or(0));
+        if let Ok(t) = k.delay_set("htc_timeout", wait, ()) {
+            inner.timer = Some((t, deadline));
+        }
+    }
+
+    /// The deadline alarm fired: every request due fails with a timeout, and the alarm is
+    /// set again for the earliest deadline left.
+    fn timed_out(self: &Rc<Self>, k: &mut Kernel) {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        let armed = inner.timer.take().map_or(reactor::Time::MIN, |(_, at)| at);
+        // The kernel fires at or after the time set; rounding must not make it look early.
+        let now = k.monotime().max(armed);
+        let mut next = None::<reactor::Time>;
+        for index in 0..inner.reqs.len() as u32 {
+            let Some(deadline) = inner.reqs[index as usize].req.as_ref().map(|p| p.deadline) else {
+                continue;
+            };
+            if deadline <= now {
+                self.fail(k, inner, index, ClientError::Timeout, None);
+            } else {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
+            }
+        }
+        if let Some(next) = next {
+            if inner.pending > 0 {
+                Self::arm(k, inner, next);
+            }
+        }
     }
 
     fn cancel(self: &Rc<Self>, k: &mut Kernel, id: ReqId, why: ClientError) -> bool {

@@ -259,6 +259,61 @@ fn a_server_that_never_answers_times_out() {
     assert_eq!(client_error(r), Some(&ClientError::Timeout));
 }
 
+/// One alarm serves every request's deadline: on a virtual clock, a request sent at 0 s and
+/// one sent at 4 s, to a server that never answers, time out at exactly 10 s and 14 s
+/// (the timeout is 10 s), and once both have, no alarm is left: the kernel ends at 14 s,
+/// not later.
+#[test]
+fn each_request_times_out_at_its_own_deadline() {
+    let _w = common::timeout(20, "each_request_times_out_at_its_own_deadline");
+    let _serial = common::ka::serial();
+    let server = Server::start(|p| while p.request().is_some() {});
+    let clock = keepalive::reactor::ManualClock::new();
+    let mut kernel = Kernel::builder().clock(clock.clone()).build().unwrap();
+    let ua = client().build(&mut kernel).unwrap();
+    let url = server.url("/");
+    type Heap = (HttpClient, String, Vec<(u32, u16, i64)>);
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let out = seen.clone();
+    kernel
+        .create(
+            Session::new((ua, url, Vec::new()))
+                .on("_start", |ctx: &mut Ctx<'_, Heap>| {
+                    let (ua, url) = (ctx.heap().0.clone(), ctx.heap().1.clone());
+                    ua.submit(ctx, Submit::new("response", get(&url)).tag(1u32))
+                        .unwrap();
+                    ctx.delay("second", 4.0, ()).unwrap();
+                })
+                .on("second", |ctx: &mut Ctx<'_, Heap>| {
+                    let (ua, url) = (ctx.heap().0.clone(), ctx.heap().1.clone());
+                    ua.submit(ctx, Submit::new("response", get(&url)).tag(2u32))
+                        .unwrap();
+                })
+                .on("response", move |ctx: &mut Ctx<'_, Heap>| {
+                    let packet: RequestPacket = ctx.take_arg(0).unwrap();
+                    let r: http::Response<Vec<u8>> = ctx.take_arg(1).unwrap();
+                    let at = ctx.kernel().monotime();
+                    out.borrow_mut()
+                        .push((*packet.tag::<u32>().unwrap(), r.status().as_u16(), at));
+                    if out.borrow().len() == 2 {
+                        let ua = ctx.heap().0.clone();
+                        ua.shutdown(ctx);
+                    }
+                }),
+        )
+        .unwrap();
+    kernel.run().unwrap();
+    // In milliseconds: an event posted at a time is dispatched a nanosecond or two later.
+    let ms = |t: i64| t / 1_000_000;
+    let seen: Vec<_> = seen
+        .borrow()
+        .iter()
+        .map(|&(t, c, at)| (t, c, ms(at)))
+        .collect();
+    assert_eq!(seen, vec![(1, 408, 10_000), (2, 408, 14_000)]);
+    assert_eq!(ms(kernel.monotime()), 14_000, "no alarm left behind");
+}
+
 #[test]
 fn malformed_responses_are_406() {
     let _w = common::timeout(20, "malformed_responses_are_406");
