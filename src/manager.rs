@@ -1942,8 +1942,8 @@ impl Shared {
     }
 
     /// Performs what the pool asked for, in order.
-    fn perform(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, actions: Vec<Action>) {
-        for a in actions {
+    fn perform(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, mut actions: Vec<Action>) {
+        for a in actions.drain(..) {
             match a {
                 Action::Resolve { lookup, host } => self.do_resolve(k, inner, lookup, &host),
                 Action::CancelResolve { lookup } => {
@@ -2026,6 +2026,7 @@ impl Shared {
                 } => self.respond(k, inner, request, stage, outcome),
             }
         }
+        inner.pool.recycle(actions);
     }
 
     fn do_resolve(

@@ -1035,6 +1035,9 @@ pub struct Pool {
     resolving: usize,
     queued: usize,
     counters: Counters,
+    /// An emptied list of actions given back by the caller ([`Pool::recycle`]), reused
+    /// for the next call's answer: a hand-out or a free allocates no list.
+    spare: Vec<Action>,
 }
 
 impl Pool {
@@ -1062,7 +1065,16 @@ impl Pool {
             resolving: 0,
             queued: 0,
             counters: Counters::default(),
+            spare: Vec::new(),
         })
+    }
+
+    /// Gives back a list of actions the caller has emptied, to carry a later answer.
+    pub fn recycle(&mut self, mut actions: Vec<Action>) {
+        actions.clear();
+        if actions.capacity() > self.spare.capacity() {
+            self.spare = actions;
+        }
     }
 
     /// The settings.
@@ -1181,7 +1193,7 @@ impl Pool {
             timer: None,
         }));
         self.count(h, |c| c.requests += 1);
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.spare);
 
         let idle = if fresh {
             None
@@ -1223,7 +1235,7 @@ impl Pool {
             .map(|r| r.host)
             .ok_or(CallError::UnknownRequest(request))?;
         let now = self.tick(now);
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.spare);
         self.detach(request, &mut out);
         if let Some(req) = self.requests.remove(request.0) {
             self.disarm(req.timer);
@@ -1266,7 +1278,7 @@ impl Pool {
     pub fn connected(&mut self, conn: ConnId, now: Duration) -> Result<Vec<Action>, CallError> {
         let (h, rid) = self.connecting_conn(conn)?;
         let now = self.tick(now);
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.spare);
         let expires = self
             .settings
             .max_lifetime
@@ -1302,7 +1314,7 @@ impl Pool {
     ) -> Result<Vec<Action>, CallError> {
         let (h, rid) = self.connecting_conn(conn)?;
         let now = self.tick(now);
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.spare);
         if let Some(c) = self.conns.remove(conn.0) {
             self.disarm(c.timer);
         }
@@ -1354,7 +1366,7 @@ impl Pool {
         }
         let (uses, max_uses, expires) = (c.uses, c.max_uses, c.expires);
         let now = self.tick(now);
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.spare);
         let worn = max_uses.is_some_and(|m| uses >= m) || expires.is_some_and(|e| now >= e);
         let retire = reusable && worn && !self.shut_down;
         let reusable = reusable && !worn;
@@ -1443,7 +1455,7 @@ impl Pool {
             });
         }
         let now = self.tick(now);
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.spare);
         self.unpark(conn);
         self.conns.remove(conn.0);
         self.count(h, |c| c.stale_discards += 1);
@@ -1460,7 +1472,7 @@ impl Pool {
     /// expiries ([`CloseReason::KeepAliveExpired`]).
     pub fn advance(&mut self, now: Duration) -> Vec<Action> {
         let now = self.tick(now);
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.spare);
         while let Some((&tk, &timer)) = self.timers.first_key_value() {
             if tk.0 > now {
                 break;
@@ -1516,7 +1528,7 @@ impl Pool {
     /// closed. Afterwards [`allocate`](Self::allocate) is refused, sockets still in use are
     /// closed when freed, and no response is ever delivered. A second call does nothing.
     pub fn shutdown(&mut self, now: Duration) -> Vec<Action> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.spare);
         if self.shut_down {
             return out;
         }
@@ -2196,7 +2208,7 @@ impl Pool {
             .ok_or(CallError::UnknownLookup(lookup))?;
         self.lookup_by_host.remove(&l.host);
         let now = self.tick(now);
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.spare);
         for rid in l.waiters.into_values() {
             let Some(req) = self.requests.get_mut(rid.0) else {
                 continue;
