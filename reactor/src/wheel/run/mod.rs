@@ -5,6 +5,7 @@ mod spawn;
 
 pub use entry::{child_main, ChildFn};
 
+use super::out_queue::OutQueue;
 use super::{Wheel, WheelError, WheelHandle, WheelId};
 use crate::error::{Error, Result};
 use crate::filter::{ByteFilter, Filter, Line};
@@ -13,7 +14,6 @@ use crate::value::{Arg, IntoArgs};
 use crate::{EventId, Kernel, Mode};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -468,7 +468,7 @@ impl RunBuilder {
                 wheel.stdin = Some(Stdin {
                     fd: s.stdin,
                     filter: stdin_filter,
-                    out: VecDeque::new(),
+                    out: OutQueue::default(),
                     octets: 0,
                     ready: false,
                     armed: false,
@@ -533,7 +533,7 @@ struct Stdin {
     /// `None` when stdin goes through the stdout descriptor (pty, socketpair).
     fd: Option<OwnedFd>,
     filter: ByteFilter,
-    out: VecDeque<Vec<u8>>,
+    out: OutQueue,
     octets: usize,
     ready: bool,
     /// May write in this timeslice (see [`Wheel::arm`]).
@@ -1014,7 +1014,7 @@ impl Run {
 /// Writes queued input until it is all out or the handle is full.
 fn write_out(
     fd: &OwnedFd,
-    out: &mut VecDeque<Vec<u8>>,
+    out: &mut OutQueue,
     octets: &mut usize,
     ready: &mut bool,
 ) -> std::result::Result<(), WheelError> {
