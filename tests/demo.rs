@@ -18,6 +18,18 @@ fn summary(line: &str) -> std::collections::HashMap<String, f64> {
         .collect()
 }
 
+/// Runs the demo with `args` against a loopback port nobody listens on.
+fn against_a_refusing_port(args: &[&str]) -> std::process::Output {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    demo()
+        .args(["--url", &format!("http://127.0.0.1:{port}/")])
+        .args(args)
+        .output()
+        .expect("demo runs")
+}
+
 #[test]
 fn demo_fetches_from_its_embedded_server() {
     let out = demo()
@@ -96,20 +108,7 @@ fn demo_with_more_kernels_than_requests() {
 #[test]
 fn demo_on_two_kernels_reports_errors_once() {
     let _w = common::timeout(60, "demo_on_two_kernels_reports_errors_once");
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    let out = demo()
-        .args([
-            "--url",
-            &format!("http://127.0.0.1:{port}/"),
-            "-n",
-            "100000",
-            "--threads",
-            "2",
-        ])
-        .output()
-        .expect("demo runs");
+    let out = against_a_refusing_port(&["-n", "100000", "--threads", "2"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let first = stderr
@@ -142,20 +141,7 @@ fn demo_rejects_bad_arguments() {
 
 #[test]
 fn demo_reports_errors_against_a_closed_port() {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    let out = demo()
-        .args([
-            "--url",
-            &format!("http://127.0.0.1:{port}/"),
-            "-n",
-            "3",
-            "-c",
-            "2",
-        ])
-        .output()
-        .expect("demo runs");
+    let out = against_a_refusing_port(&["-n", "3", "-c", "2"]);
     assert!(!out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let line = text.lines().last().expect("a summary line");
@@ -169,18 +155,7 @@ fn demo_reports_errors_against_a_closed_port() {
 #[test]
 fn demo_stops_early_when_every_request_fails_the_same_way() {
     let _watchdog = common::timeout(60, "demo_stops_early");
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    let out = demo()
-        .args([
-            "--url",
-            &format!("http://127.0.0.1:{port}/"),
-            "-n",
-            "100000",
-        ])
-        .output()
-        .expect("demo runs");
+    let out = against_a_refusing_port(&["-n", "100000"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
