@@ -30,21 +30,24 @@ fn against_a_refusing_port(args: &[&str]) -> std::process::Output {
         .expect("demo runs")
 }
 
-#[test]
-fn demo_fetches_from_its_embedded_server() {
-    let out = demo()
-        .args(["-n", "1000", "-c", "4"])
-        .output()
-        .expect("demo runs");
+/// Runs the demo with `args`, which must succeed: its standard output and summary line.
+fn run_ok(args: &[&str]) -> (String, String) {
+    let out = demo().args(args).output().expect("demo runs");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    let line = text.lines().last().expect("a summary line");
+    let line = text.lines().last().expect("a summary line").to_owned();
+    (text, line)
+}
+
+#[test]
+fn demo_fetches_from_its_embedded_server() {
+    let (_, line) = run_ok(&["-n", "1000", "-c", "4"]);
     assert!(line.starts_with("requests=1000 errors=0 "), "{line}");
-    let s = summary(line);
+    let s = summary(&line);
     for key in ["new_connections", "reused", "rps", "p50_us", "p99_us"] {
         assert!(s.contains_key(key), "{key} missing in {line}");
     }
@@ -60,20 +63,10 @@ fn demo_fetches_from_its_embedded_server() {
 #[test]
 fn demo_on_two_kernels_adds_their_numbers_up() {
     let _w = common::timeout(120, "demo_on_two_kernels");
-    let out = demo()
-        .args(["-n", "1000", "-c", "4", "--threads", "2"])
-        .output()
-        .expect("demo runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let (text, line) = run_ok(&["-n", "1000", "-c", "4", "--threads", "2"]);
     assert!(text.contains(" threads=2"), "{text}");
-    let line = text.lines().last().expect("a summary line");
     assert!(line.starts_with("requests=1000 errors=0 "), "{line}");
-    let s = summary(line);
+    let s = summary(&line);
     // Two managers, two workers each; each embedded server closes a connection after 100
     // requests, so 1000 requests need at least 10 connections, and every request is
     // counted once, on one kernel or the other.
@@ -88,17 +81,7 @@ fn demo_on_two_kernels_adds_their_numbers_up() {
 fn demo_with_more_kernels_than_requests() {
     let _w = common::timeout(120, "demo_with_more_kernels_than_requests");
     for _ in 0..5 {
-        let out = demo()
-            .args(["-n", "2", "--threads", "3"])
-            .output()
-            .expect("demo runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let line = text.lines().last().expect("a summary line");
+        let (_, line) = run_ok(&["-n", "2", "--threads", "3"]);
         assert!(line.starts_with("requests=2 errors=0 "), "{line}");
     }
 }
@@ -118,7 +101,7 @@ fn demo_on_two_kernels_reports_errors_once() {
     assert_eq!(first, 1, "{stderr}");
     let text = String::from_utf8(out.stdout).unwrap();
     let line = text.lines().last().expect("a summary line");
-    let s = summary(line);
+    let s = summary(&line);
     assert!(s["requests"] >= 40.0 && s["requests"] < 1000.0, "{line}");
     assert_eq!(s["errors"], s["requests"], "{line}");
 }
@@ -178,7 +161,7 @@ fn demo_stops_early_when_every_request_fails_the_same_way() {
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let line = text.lines().last().expect("a summary line");
-    let s = summary(line);
+    let s = summary(&line);
     assert!(
         s["requests"] < 100.0 && s["requests"] == s["errors"],
         "{line}"
