@@ -101,7 +101,7 @@ fn demo_on_two_kernels_reports_errors_once() {
     assert_eq!(first, 1, "{stderr}");
     let text = String::from_utf8(out.stdout).unwrap();
     let line = text.lines().last().expect("a summary line");
-    let s = summary(&line);
+    let s = summary(line);
     assert!(s["requests"] >= 40.0 && s["requests"] < 1000.0, "{line}");
     assert_eq!(s["errors"], s["requests"], "{line}");
 }
@@ -161,7 +161,7 @@ fn demo_stops_early_when_every_request_fails_the_same_way() {
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let line = text.lines().last().expect("a summary line");
-    let s = summary(&line);
+    let s = summary(line);
     assert!(
         s["requests"] < 100.0 && s["requests"] == s["errors"],
         "{line}"
