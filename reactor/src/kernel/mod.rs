@@ -190,6 +190,7 @@ impl KernelBuilder {
             extras: Vec::new(),
             arg_lists: Vec::new(),
             record_boxes: Vec::new(),
+            id_box: None,
             last_fifo: Time::MIN,
             batch_prev: Time::MIN,
             timer_items: 0,
@@ -263,6 +264,9 @@ pub struct Kernel {
     /// Boxes of byte records whose bytes a handler took, for wheels' next records
     /// ([`Kernel::record_arg`]).
     pub(crate) record_boxes: Vec<Rc<Vec<u8>>>,
+    /// The wheel id argument of the last wheel event, reused for the next one once the
+    /// handler let go of it ([`Kernel::wheel_id_arg`]).
+    pub(crate) id_box: Option<Rc<crate::ids::WheelId>>,
     pub(crate) last_fifo: Time,
     /// The snapshot of the last batch.
     pub(crate) batch_prev: Time,

@@ -6,7 +6,8 @@ use super::{Parking, Readiness, Wheel, WheelError, WheelHandle, WheelId};
 use crate::errno::EPERM;
 use crate::error::{Error, Result};
 use crate::filter::{ByteFilter, Filter, Line};
-use crate::value::{Arg, IntoArgs};
+use crate::kernel::wheels::{keep_spare_buffer, spare_buffer_for};
+use crate::value::IntoArgs;
 use crate::EventId;
 use crate::Kernel;
 use crate::Mode;
@@ -16,8 +17,6 @@ use mio::{Interest, Registry, Token};
 use std::any::Any;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-
-use std::rc::Rc;
 
 /// Spare capacity of the copy of each read: room for a line terminator (CRLF) when the
 /// record goes back out.
@@ -246,11 +245,6 @@ pub struct ReadWrite {
     out_filter: Option<ByteFilter>,
     /// Event names, interned (see [`crate::EventName`]): naming an event is a pointer copy.
     events: Events,
-    /// `ARG1` of input events (`ARG0` of others): the wheel id, made once and shared by
-    /// every event, so delivering a record allocates no argument for it.
-    id_arg: Option<Rc<WheelId>>,
-    /// A written-out buffer kept for the next read ([`ReadWrite::keep_spare`]).
-    spare: Vec<u8>,
     read_ready: bool,
     write_ready: bool,
     /// The poller saw the peer close: read until end-of-file.
@@ -293,16 +287,11 @@ pub struct ReadWrite {
 impl std::fmt::Debug for ReadWrite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadWrite")
-            .field("id", &self.id_arg.as_deref())
             .field("input_paused", &self.input_paused)
             .field("peer_closed", &self.peer_closed)
             .finish_non_exhaustive()
     }
 }
-
-/// The largest written-out buffer a wheel keeps for its next read: enough for the records
-/// of request/response protocols, little for an idle connection to hold.
-const SPARE_MAX: usize = 1024;
 
 /// Configures a [`ReadWrite`] wheel (POE's constructor parameters).
 pub struct ReadWriteBuilder {
@@ -528,8 +517,6 @@ impl ReadWriteBuilder {
             in_filter,
             out_filter,
             events: self.events,
-            id_arg: None,
-            spare: Vec::new(),
             read_ready: false,
             write_ready: false,
             peer_closed: false,
@@ -819,91 +806,70 @@ impl ReadWrite {
         self.events.get(which)
     }
 
-    /// Keeps a chunk that has been written out, to hold the next read: in a request and
-    /// response exchange each record's buffer then serves the next one, with no allocation.
-    /// Larger buffers are let go, so an idle wheel holds at most [`SPARE_MAX`] bytes.
-    fn keep_spare(&mut self, mut done: Vec<u8>) {
-        if done.capacity() <= SPARE_MAX {
-            done.clear();
-            self.spare = done;
-        }
-    }
-
-    /// An empty buffer for a read of up to `len` bytes: the spare one if it fits, and is not
-    /// so much bigger that the record handed to the session would waste memory.
-    fn spare_for(&mut self, len: usize) -> Vec<u8> {
-        let cap = self.spare.capacity();
-        if cap >= len && cap <= 2 * len + 64 {
-            std::mem::take(&mut self.spare)
-        } else {
-            Vec::with_capacity(len)
-        }
-    }
-
-    /// The wheel id as a shared event argument.
-    fn id_arg(&mut self, id: WheelId) -> Arg {
-        Rc::clone(self.id_arg.get_or_insert_with(|| Rc::new(id))) as Arg
-    }
-
     fn read_dispatch(kernel: &mut Kernel, id: WheelId) {
         let Some((at, owner)) = kernel.wheel_locate(id) else {
             return;
         };
-        // One read buffer serves every wheel of the kernel: reads copy out what they got.
-        let mut shared = std::mem::take(kernel.wheel_read_buffer());
-        let Some(w) = kernel.wheel_at::<ReadWrite>(at) else {
-            *kernel.wheel_read_buffer() = shared;
+        // One read buffer serves every wheel of the kernel: reads copy out what they got,
+        // into a buffer some wheel wrote out before if one fits.
+        let Some((w, shared, spares)) = kernel.wheel_at_with_buffers::<ReadWrite>(at) else {
             return;
         };
         if w.events.get(RwEvent::Input).is_none() {
-            *kernel.wheel_read_buffer() = shared;
             return;
         }
         if w.read_ready && w.input_open && w.reading_allowed() {
-            let block = w.block_size as usize;
-            if shared.len() < block {
-                shared.resize(block, 0);
-            }
-            let buf = &mut shared[..block];
-            let r = w.handles.reader().read_some(buf);
-            let failure = match r {
-                Ok(0) => Some(WheelError::eof()),
-                Ok(n) => {
-                    if n < buf.len() && !w.peer_closed && !w.in_unpollable {
-                        // Drained: the next arrival raises a new edge. Once the peer has
-                        // closed there is no edge to come: read on to end-of-file.
-                        w.read_ready = false;
-                    }
-                    // The copy keeps a few spare bytes: a line handed back for output
-                    // gets its terminator without reallocating.
-                    let mut chunk = w.spare_for(n + READ_SLACK);
-                    chunk.extend_from_slice(&buf[..n]);
-                    match w.in_filter.get_one_start_chunk(chunk) {
-                        Ok(()) => {
-                            w.parse_pending = true;
-                            None
-                        }
-                        Err(e) => Some(WheelError::filter("read", e)),
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    w.read_ready = false;
-                    None
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
-                Err(e) => Some(WheelError::io("read", &e)),
-            };
-            if let Some(failure) = failure {
-                w.read_ready = false;
-                w.input_open = false;
+            if let Some(failure) = w.read_once(shared, spares) {
                 if let Some(ev) = w.event_id(RwEvent::Error) {
                     kernel.wheel_call(owner, ev, (failure, id).into_args());
                 }
                 // Records already parsed still go out below.
             }
         }
-        *kernel.wheel_read_buffer() = shared;
         Self::deliver_parsed(kernel, id, at, owner);
+    }
+
+    /// One read into `shared`; what it got is copied into a buffer of its size (from
+    /// `spares` if one fits) and handed to the input filter. Returns the failure that
+    /// closed the input, if any.
+    fn read_once(&mut self, shared: &mut Vec<u8>, spares: &mut Vec<Vec<u8>>) -> Option<WheelError> {
+        let block = self.block_size as usize;
+        if shared.len() < block {
+            shared.resize(block, 0);
+        }
+        let buf = &mut shared[..block];
+        let failure = match self.handles.reader().read_some(buf) {
+            Ok(0) => Some(WheelError::eof()),
+            Ok(n) => {
+                if n < buf.len() && !self.peer_closed && !self.in_unpollable {
+                    // Drained: the next arrival raises a new edge. Once the peer has
+                    // closed there is no edge to come: read on to end-of-file.
+                    self.read_ready = false;
+                }
+                // The copy keeps a few spare bytes: a line handed back for output
+                // gets its terminator without reallocating.
+                let mut chunk = spare_buffer_for(spares, n + READ_SLACK);
+                chunk.extend_from_slice(&buf[..n]);
+                match self.in_filter.get_one_start_chunk(chunk) {
+                    Ok(()) => {
+                        self.parse_pending = true;
+                        None
+                    }
+                    Err(e) => Some(WheelError::filter("read", e)),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.read_ready = false;
+                None
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+            Err(e) => Some(WheelError::io("read", &e)),
+        };
+        if failure.is_some() {
+            self.read_ready = false;
+            self.input_open = false;
+        }
+        failure
     }
 
     /// Delivers the records parsed and waiting in the input filter, one at a time: a
@@ -938,7 +904,6 @@ impl ReadWrite {
                     return;
                 }
                 Ok(_) => {
-                    let id_arg = w.id_arg(id);
                     // With nothing left buffered, the next parse would find nothing: it is
                     // skipped. (A handler that switches filters sets this again.)
                     let drained = !w.in_filter.may_have_record();
@@ -947,7 +912,8 @@ impl ReadWrite {
                     }
                     for rec in first.into_iter().chain(more) {
                         let rec = kernel.record_arg(rec);
-                        let args = kernel.pooled_args([rec, Rc::clone(&id_arg)]);
+                        let id_arg = kernel.wheel_id_arg(id);
+                        let args = kernel.pooled_args([rec, id_arg]);
                         kernel.wheel_call(owner, ev, args);
                     }
                     if drained {
@@ -984,7 +950,9 @@ impl ReadWrite {
         }
     }
 
-    fn write_out(&mut self) -> Option<WheelError> {
+    /// Writes what the handle takes; the last small chunk written out goes to `spares`
+    /// for a later read.
+    fn write_out(&mut self, spares: &mut Vec<Vec<u8>>) -> Option<WheelError> {
         let mut error = None;
         while !self.out.is_empty() {
             let (result, wanted) = if self.out.len() == 1 {
@@ -1002,7 +970,7 @@ impl ReadWrite {
                         if n >= front.len() {
                             n -= front.len();
                             if let Some(done) = self.out.pop_front() {
-                                self.keep_spare(done);
+                                keep_spare_buffer(spares, done);
                             }
                         } else {
                             front.drain(..n);
@@ -1078,14 +1046,15 @@ impl ReadWrite {
         let Some((at, owner)) = kernel.wheel_locate(id) else {
             return;
         };
-        let Some(w) = kernel.wheel_at::<ReadWrite>(at) else {
+        // Chunks written out are kept in the kernel for later reads.
+        let Some((w, _, spares)) = kernel.wheel_at_with_buffers::<ReadWrite>(at) else {
             return;
         };
         if !w.write_armed || !w.output_open || (w.out.is_empty() && !w.handle_unflushed) {
             return;
         }
         w.write_armed = false;
-        let mut error = w.write_out();
+        let mut error = w.write_out(spares);
         if w.out.is_empty() && error.is_none() {
             error = w.flush_handle();
         }
@@ -1113,13 +1082,13 @@ impl ReadWrite {
             w.event_id(RwEvent::Low),
             w.event_id(RwEvent::Flushed),
         );
-        let id_arg = w.id_arg(id);
         if let (Some(error), Some(ev)) = (error, names.0) {
             kernel.wheel_call(owner, ev, (error, id).into_args());
         }
         for (happened, name) in [(high, names.1), (low, names.2), (emptied, names.3)] {
             if let (true, Some(ev)) = (happened, name) {
-                let args = kernel.pooled_args([Rc::clone(&id_arg)]);
+                let id_arg = kernel.wheel_id_arg(id);
+                let args = kernel.pooled_args([id_arg]);
                 kernel.wheel_call(owner, ev, args);
             }
         }
