@@ -184,7 +184,7 @@ impl KernelBuilder {
             sessions: Slab::new(),
             by_id: HashMap::default(),
             next_sid: 1,
-            kernel_children: std::collections::BTreeSet::new(),
+            kernel_children: sessions::Children::default(),
             names: Names::new(),
             queue: Queue::new(),
             extras: Vec::new(),
@@ -253,7 +253,7 @@ pub struct Kernel {
     pub(crate) sessions: Slab<SessionRec>,
     pub(crate) by_id: HashMap<u64, usize>,
     next_sid: u64,
-    pub(crate) kernel_children: std::collections::BTreeSet<SessionId>,
+    pub(crate) kernel_children: sessions::Children,
     pub(crate) names: Names,
     pub(crate) queue: Queue<Item>,
     /// The rest of each queued item, at its queue slot ([`ItemExtra`]).

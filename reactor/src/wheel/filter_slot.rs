@@ -119,7 +119,7 @@ impl FilterSlot {
 #[cfg(test)]
 mod tests {
     use super::FilterSlot;
-    use crate::filter::{ByteFilter, Filter, Grep, Line, Stream};
+    use crate::filter::{ByteFilter, Grep, Line, Stream};
 
     #[test]
     fn line_and_stream_are_kept_inline_and_others_boxed() {
