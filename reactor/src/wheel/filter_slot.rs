@@ -130,7 +130,7 @@ mod tests {
         ));
         let grep = Grep::<Vec<u8>>::new(|_: &Vec<u8>| true);
         assert!(matches!(FilterSlot::new(grep), FilterSlot::Boxed(_)));
-        let boxed: ByteFilter = Box::new(Line::new());
+        let boxed: ByteFilter = Box::<Line>::default();
         let slot = FilterSlot::new(boxed);
         assert!(matches!(slot, FilterSlot::Boxed(_)));
         assert_eq!(slot.as_dyn().filter_type(), "Line", "not boxed twice");
