@@ -226,7 +226,7 @@ pub(crate) struct Wheels {
     /// The read buffer every wheel borrows for one read.
     read_buf: Vec<u8>,
     /// Small buffers written out, for the copies of the next reads (see
-    /// [`Kernel::wheel_spare_buffer`]): kept here, not in each wheel, so an idle wheel
+    /// [`Kernel::wheel_at_with_buffers`]): kept here, not in each wheel, so an idle wheel
     /// holds none.
     spares: Vec<Vec<u8>>,
 }
