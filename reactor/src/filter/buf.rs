@@ -3,10 +3,18 @@
 /// A byte buffer consumed from the front in O(1): a `Vec` plus the offset of its first
 /// live byte. The dead prefix is reclaimed when it is at least half of the storage and more
 /// data is appended, so appends and consumption are amortized O(1) per byte.
+///
+/// The offset is kept in 32 bits (a prefix that would pass 4 GiB is reclaimed at once),
+/// and the other 32 bits of the word hold [`ByteBuf::scan_from`] for the filter that owns
+/// the buffer: a connection's filter is small.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ByteBuf {
     data: Vec<u8>,
-    start: usize,
+    start: u32,
+    /// Where the owning filter's next terminator search may start (live bytes before it
+    /// are known not to begin one); 0 when unknown. Offsets past 4 GiB are kept as
+    /// `u32::MAX`, which only makes a search start earlier.
+    pub(crate) scan_from: u32,
 }
 
 impl ByteBuf {
@@ -17,7 +25,7 @@ impl ByteBuf {
 
     /// Live bytes.
     pub(crate) fn len(&self) -> usize {
-        self.data.len().saturating_sub(self.start)
+        self.data.len().saturating_sub(self.start as usize)
     }
 
     /// Whether no live byte is buffered.
@@ -27,7 +35,7 @@ impl ByteBuf {
 
     /// The live bytes.
     pub(crate) fn as_slice(&self) -> &[u8] {
-        self.data.get(self.start..).unwrap_or(&[])
+        self.data.get(self.start as usize..).unwrap_or(&[])
     }
 
     /// A copy of the live bytes as one chunk, or `None` when there are none: a byte
@@ -57,8 +65,8 @@ impl ByteBuf {
             self.start = 0;
             return;
         }
-        if self.start > 0 && self.start >= self.data.len() / 2 {
-            self.data.drain(..self.start);
+        if self.start > 0 && self.start as usize >= self.data.len() / 2 {
+            self.data.drain(..self.start as usize);
             self.start = 0;
         }
         self.data.extend_from_slice(&chunk);
@@ -81,9 +89,14 @@ impl ByteBuf {
     /// Drops the first `n` live bytes (all of them if fewer are buffered).
     pub(crate) fn consume(&mut self, n: usize) {
         let n = n.min(self.len());
-        self.start += n;
-        if self.start >= self.data.len() {
+        let start = self.start as usize + n;
+        if start >= self.data.len() {
             self.data.clear();
+            self.start = 0;
+        } else if let Ok(start) = u32::try_from(start) {
+            self.start = start;
+        } else {
+            self.data.drain(..start);
             self.start = 0;
         }
     }
@@ -103,7 +116,7 @@ impl ByteBuf {
     pub(crate) fn take_all(&mut self) -> Vec<u8> {
         let mut data = std::mem::take(&mut self.data);
         if self.start > 0 {
-            data.drain(..self.start.min(data.len()));
+            data.drain(..(self.start as usize).min(data.len()));
         }
         self.start = 0;
         data

@@ -28,6 +28,10 @@
 //! buffered input of the old filter comes out of [`Filter::get_pending`] and goes into the
 //! new one's [`Filter::get_one_start`]. POE's `clone()` is [`Filter::clone_empty`] (typed)
 //! and [`Filter::clone_boxed`] (through a trait object). Boxed filters are filters too.
+//! A [`ReadWrite`](crate::wheel::ReadWrite) wheel keeps the two common ones, [`Line`] and
+//! [`Stream`], inside itself rather than boxed (no allocation of their own, no dynamic
+//! call per record) and boxes any other; its `input_filter` and `output_filter` show
+//! either kind through the trait.
 //!
 //! Stacking comes in two forms. [`Stackable`] is POE's `POE::Filter::Stackable`: a
 //! run-time list of same-typed filters (`Raw = Record = T`) with `push`, `pop`, `shift` and
@@ -94,7 +98,8 @@ pub const DEFAULT_MAX_BUFFER: usize = 512 * 1024 * 1024;
 pub type BoxedFilter<R, S> = Box<dyn Filter<Raw = R, Record = S>>;
 
 /// A boxed bytes-in, bytes-out filter ([`Line`], [`Stream`], [`Block`], byte [`Map`]s and
-/// [`Grep`]s, [`Stackable`]s of those): what a `ReadWrite` wheel holds.
+/// [`Grep`]s, [`Stackable`]s of those): what a `ReadWrite` wheel holds when the filter is
+/// neither a [`Line`] nor a [`Stream`] (those it keeps inline).
 pub type ByteFilter = BoxedFilter<Vec<u8>, Vec<u8>>;
 
 /// POE's filter interface (`POE::Filter`).

@@ -32,8 +32,9 @@ impl Kernel {
         let key = self.key_of(me).ok_or(Error::NoSuchSession)?;
         self.aliases.insert(name.to_owned(), me);
         self.sessions[key]
-            .aliases
+            .extras
             .get_or_insert_with(Box::default)
+            .aliases
             .push(name.to_owned());
         self.ref_inc(me);
         Ok(())
@@ -49,8 +50,8 @@ impl Kernel {
             Some(_) => {
                 self.aliases.remove(name);
                 if let Some(key) = self.key_of(me) {
-                    if let Some(a) = self.sessions[key].aliases.as_mut() {
-                        a.retain(|a| a != name);
+                    if let Some(x) = self.sessions[key].extras.as_mut() {
+                        x.aliases.retain(|a| a != name);
                     }
                     self.ref_dec(me);
                 }
@@ -76,9 +77,9 @@ impl Kernel {
             return Ok(v);
         };
         let mut v = self.sessions[key]
-            .aliases
-            .as_deref()
-            .cloned()
+            .extras
+            .as_ref()
+            .map(|x| x.aliases.clone())
             .unwrap_or_default();
         v.sort();
         Ok(v)

@@ -224,6 +224,22 @@ impl Kernel {
         }
     }
 
+    /// A wheel id as an event argument. The kernel keeps the box of the last one and
+    /// writes the next id into it when no handler holds it any more: the events wheels
+    /// hand their sessions allocate nothing for their id, and an idle wheel holds no box.
+    #[inline]
+    pub fn wheel_id_arg(&mut self, id: crate::WheelId) -> crate::value::Arg {
+        if let Some(slot) = self.id_box.as_mut().and_then(std::rc::Rc::get_mut) {
+            *slot = id;
+        } else {
+            self.id_box = Some(std::rc::Rc::new(id));
+        }
+        match &self.id_box {
+            Some(b) => std::rc::Rc::clone(b) as crate::value::Arg,
+            None => std::rc::Rc::new(id),
+        }
+    }
+
     /// Item `id` has left the queue: releases what it held (its sessions' counts) and
     /// returns its arguments.
     pub(crate) fn item_left(&mut self, id: ItemId, it: Item) -> Box<[crate::value::Arg]> {

@@ -184,12 +184,13 @@ impl KernelBuilder {
             sessions: Slab::new(),
             by_id: HashMap::default(),
             next_sid: 1,
-            kernel_children: std::collections::BTreeSet::new(),
+            kernel_children: sessions::Children::default(),
             names: Names::new(),
             queue: Queue::new(),
             extras: Vec::new(),
             arg_lists: Vec::new(),
             record_boxes: Vec::new(),
+            id_box: None,
             last_fifo: Time::MIN,
             batch_prev: Time::MIN,
             timer_items: 0,
@@ -252,7 +253,7 @@ pub struct Kernel {
     pub(crate) sessions: Slab<SessionRec>,
     pub(crate) by_id: HashMap<u64, usize>,
     next_sid: u64,
-    pub(crate) kernel_children: std::collections::BTreeSet<SessionId>,
+    pub(crate) kernel_children: sessions::Children,
     pub(crate) names: Names,
     pub(crate) queue: Queue<Item>,
     /// The rest of each queued item, at its queue slot ([`ItemExtra`]).
@@ -263,6 +264,9 @@ pub struct Kernel {
     /// Boxes of byte records whose bytes a handler took, for wheels' next records
     /// ([`Kernel::record_arg`]).
     pub(crate) record_boxes: Vec<Rc<Vec<u8>>>,
+    /// The wheel id argument of the last wheel event, reused for the next one once the
+    /// handler let go of it ([`Kernel::wheel_id_arg`]).
+    pub(crate) id_box: Option<Rc<crate::ids::WheelId>>,
     pub(crate) last_fifo: Time,
     /// The snapshot of the last batch.
     pub(crate) batch_prev: Time,

@@ -100,10 +100,11 @@ impl Kernel {
     pub fn refcount_increment(&mut self, id: SessionId, tag: &str) -> Result<u64> {
         let key = self.key_of(id).ok_or(Error::NoSuchSession)?;
         let r = &mut self.sessions[key];
-        let was_empty = r.extrefs.is_none();
+        let was_empty = r.extras.as_ref().is_none_or(|x| x.extrefs.is_empty());
         let c = r
+            .extras
+            .get_or_insert_with(Box::default)
             .extrefs
-            .get_or_insert_with(Default::default)
             .entry(tag.to_owned())
             .or_insert(0);
         *c += 1;
@@ -122,7 +123,7 @@ impl Kernel {
     pub fn refcount_decrement(&mut self, id: SessionId, tag: &str) -> Result<u64> {
         let key = self.key_of(id).ok_or(Error::NoSuchSession)?;
         let r = &mut self.sessions[key];
-        let Some(tags) = r.extrefs.as_mut() else {
+        let Some(tags) = r.extras.as_mut().map(|x| &mut x.extrefs) else {
             return Ok(0);
         };
         let Some(c) = tags.get_mut(tag) else {
@@ -133,7 +134,6 @@ impl Kernel {
         if n == 0 {
             tags.remove(tag);
             if tags.is_empty() {
-                r.extrefs = None;
                 self.extref_sessions -= 1;
             }
             self.ref_dec(id);

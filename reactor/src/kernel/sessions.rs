@@ -42,27 +42,67 @@ impl Handlers {
     }
 }
 
+/// A session's children, in creation order (ids count up): a child leaves in O(log n), so
+/// a server's connections come and go without a scan of all the others. Boxed, as most
+/// sessions (a server's connections) have none: one word in every session record rather
+/// than a `BTreeSet`'s three.
+#[derive(Default)]
+#[allow(clippy::box_collection)]
+pub(crate) struct Children(Option<Box<BTreeSet<SessionId>>>);
+
+impl Children {
+    pub(crate) fn insert(&mut self, id: SessionId) {
+        self.0.get_or_insert_with(Box::default).insert(id);
+    }
+
+    pub(crate) fn remove(&mut self, id: &SessionId) {
+        if let Some(set) = &mut self.0 {
+            set.remove(id);
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &SessionId> {
+        self.0.iter().flat_map(|set| set.iter())
+    }
+}
+
+impl IntoIterator for Children {
+    type Item = SessionId;
+    type IntoIter = std::iter::Flatten<std::option::IntoIter<BTreeSet<SessionId>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.map(|set| *set).into_iter().flatten()
+    }
+}
+
+/// What few sessions have: aliases and external references.
+#[derive(Default)]
+pub(crate) struct SessionExtras {
+    /// The session's aliases.
+    pub(crate) aliases: Vec<String>,
+    /// External references by tag ([`Kernel::refcount_increment`]); a session with any
+    /// counts in `extref_sessions`.
+    pub(crate) extrefs: HashMap<String, u64>,
+}
+
 pub(crate) struct SessionRec {
     pub(crate) id: SessionId,
     pub(crate) parent: SessionId,
-    /// In creation order (ids count up): a child leaves in O(log n), so a server's
-    /// connections come and go without a scan of all the others.
-    pub(crate) children: BTreeSet<SessionId>,
+    pub(crate) children: Children,
     pub(super) heap: Box<dyn Any>,
     pub(super) handlers: Rc<Handlers>,
-    pub(super) refcount: i64,
+    /// What keeps the session alive (events, children, wheels, aliases, ...), in 32
+    /// bits: a session record is small.
+    pub(super) refcount: i32,
     pub(crate) events_to: u32,
     pub(super) posts_from: u32,
-    /// The session's aliases; boxed, as most sessions (a server's connections) have none:
-    /// one word in every session record rather than a `Vec`'s three.
-    #[allow(clippy::box_collection)]
-    pub(crate) aliases: Option<Box<Vec<String>>>,
     pub(crate) timers: u32,
     /// Wheels and watched descriptors the session owns: freeing a session that owns none
     /// (a connection whose wheel is already gone) looks through neither table.
     pub(crate) handles: u32,
-    /// External references by tag; boxed, as few sessions ever have one.
-    pub(super) extrefs: Option<Box<HashMap<String, u64>>>,
+    /// Aliases and external references; boxed, as most sessions (a server's
+    /// connections) have neither: one word in every session record.
+    pub(crate) extras: Option<Box<SessionExtras>>,
     pub(super) depth: u32,
     pub(super) freed: bool,
     /// Marked for collection at the next sweep (POE's `%kr_marked_for_gc`).
@@ -169,7 +209,7 @@ impl Kernel {
         Ok(self.resolve(dest)?.0)
     }
 
-    fn children_mut(&mut self, id: SessionId) -> &mut BTreeSet<SessionId> {
+    fn children_mut(&mut self, id: SessionId) -> &mut Children {
         if id.is_kernel() {
             &mut self.kernel_children
         } else {
@@ -233,16 +273,15 @@ impl Kernel {
         let key = self.sessions.insert(SessionRec {
             id,
             parent,
-            children: BTreeSet::new(),
+            children: Children::default(),
             heap: Box::new(heap),
             handlers: map,
             refcount: 0,
             events_to: 0,
             posts_from: 0,
-            aliases: None,
             timers: 0,
             handles: 0,
-            extrefs: None,
+            extras: None,
             depth: 0,
             freed: false,
             marked: false,
@@ -383,16 +422,13 @@ impl Kernel {
             }
         }
         self.signals_clear_session(id);
-        for alias in self.sessions[key]
-            .aliases
-            .take()
-            .map(|a| *a)
-            .unwrap_or_default()
-        {
-            self.aliases.remove(&alias);
-        }
-        if self.sessions[key].extrefs.take().is_some() {
-            self.extref_sessions -= 1;
+        if let Some(extras) = self.sessions[key].extras.take() {
+            for alias in &extras.aliases {
+                self.aliases.remove(alias);
+            }
+            if !extras.extrefs.is_empty() {
+                self.extref_sessions -= 1;
+            }
         }
         if self.sessions[key].handles > 0 {
             self.io_clear_session(id);
@@ -534,5 +570,14 @@ impl Kernel {
         }
         self.detach(child, true);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// Every session, a server's connections included, has a record in the session slab.
+    #[test]
+    fn a_session_record_stays_small() {
+        assert!(std::mem::size_of::<super::SessionRec>() <= 88);
     }
 }

@@ -225,7 +225,20 @@ pub(crate) struct Wheels {
     holding: usize,
     /// The read buffer every wheel borrows for one read.
     read_buf: Vec<u8>,
+    /// Small buffers written out, for the copies of the next reads (see
+    /// [`Kernel::wheel_at_with_buffers`]): kept here, not in each wheel, so an idle wheel
+    /// holds none.
+    spares: Vec<Vec<u8>>,
 }
+
+/// The most written-out buffers the kernel keeps for reads: enough for as many
+/// connections with a message in flight, so that in steady request/response traffic
+/// every read finds one (at most 512 KiB).
+const SPARES_MAX: usize = 512;
+
+/// The largest written-out buffer kept for a read: enough for the records of
+/// request/response protocols.
+const SPARE_BYTES_MAX: usize = 1024;
 
 impl Wheels {
     /// The slot of wheel `id`, if it is still there: the id names its slot, and the slot
@@ -425,6 +438,25 @@ impl Kernel {
             .get_mut(at.key)
             .filter(|s| s.id == at.id)?;
         s.obj.as_any_mut().downcast_mut::<W>()
+    }
+
+    /// [`Kernel::wheel_at`], with the kernel's shared read buffer and the buffers wheels
+    /// have written out beside it (see `spare_buffer_for` and `keep_spare_buffer`): in
+    /// a request and response exchange each record's buffer then serves the next read.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn wheel_at_with_buffers<W: Wheel>(
+        &mut self,
+        at: WheelAt,
+    ) -> Option<(&mut W, &mut Vec<u8>, &mut Vec<Vec<u8>>)> {
+        let Wheels {
+            slots,
+            read_buf,
+            spares,
+            ..
+        } = &mut self.wheels;
+        let s = slots.get_mut(at.key).filter(|s| s.id == at.id)?;
+        let w = s.obj.as_any_mut().downcast_mut::<W>()?;
+        Some((w, read_buf, spares))
     }
 
     /// The session that owns wheel `id`.
@@ -643,5 +675,28 @@ impl Kernel {
                 }
             }
         }
+    }
+}
+
+/// An empty buffer for a read of up to `len` bytes from `spares` (see
+/// [`Kernel::wheel_at_with_buffers`]): the last one kept if it fits, and is not so much
+/// bigger that the record handed to the session would waste memory; else a new one.
+#[inline]
+pub(crate) fn spare_buffer_for(spares: &mut Vec<Vec<u8>>, len: usize) -> Vec<u8> {
+    match spares.last() {
+        Some(b) if b.capacity() >= len && b.capacity() <= 2 * len + 64 => {
+            spares.pop().unwrap_or_default()
+        }
+        _ => Vec::with_capacity(len),
+    }
+}
+
+/// Keeps a written-out buffer in `spares` for a later read, if it is small and there is
+/// room.
+#[inline]
+pub(crate) fn keep_spare_buffer(spares: &mut Vec<Vec<u8>>, mut done: Vec<u8>) {
+    if done.capacity() <= SPARE_BYTES_MAX && spares.len() < SPARES_MAX {
+        done.clear();
+        spares.push(done);
     }
 }

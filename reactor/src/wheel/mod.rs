@@ -7,6 +7,7 @@
 //! ([`Kernel::wheel_wake`](crate::Kernel::wheel_wake)).
 
 mod error;
+mod filter_slot;
 mod followtail;
 mod out_queue;
 mod readwrite;
