@@ -958,7 +958,12 @@ impl CState {
 struct Conn {
     host: HostId,
     state: CState,
+    /// The socket's timer: its connect timeout while it connects; while it is idle, a
+    /// keep-alive timer at or before `idle_until`. A socket handed out keeps the timer it
+    /// had as idle (see [`Pool::park`]); it is dropped when it fires on a socket in use.
     timer: Option<TimerKey>,
+    /// While idle: when its keep-alive (or its lifetime) ends.
+    idle_until: Duration,
     /// A shorter idle life than `keep_alive` for this socket (the server's hint).
     idle_limit: Option<Duration>,
     /// When the socket reaches its `max_lifetime` (jittered), from its connect.
@@ -1035,6 +1040,8 @@ pub struct Pool {
     resolving: usize,
     queued: usize,
     counters: Counters,
+    /// The host last interned, found again by its key's address.
+    last_host: Option<HostId>,
     /// An emptied list of actions given back by the caller ([`Pool::recycle`]), reused
     /// for the next call's answer: a hand-out or a free allocates no list.
     spare: Vec<Action>,
@@ -1066,6 +1073,7 @@ impl Pool {
             queued: 0,
             counters: Counters::default(),
             spare: Vec::new(),
+            last_host: None,
         })
     }
 
@@ -1181,8 +1189,7 @@ impl Pool {
             None => self.settings.timeout,
         };
         let now = self.tick(now);
-        let literal = spec.key.addr.parse::<IpAddr>().ok();
-        let h = self.intern(spec.key);
+        let h = self.intern(&spec.key);
         let seq = self.next_seq();
         let fresh = spec.fresh;
         let rid = RequestId(self.requests.insert(Req {
@@ -1212,9 +1219,9 @@ impl Pool {
             if let Some(req) = self.requests.get_mut(rid.0) {
                 req.timer = Some(timer);
             }
-            match literal {
-                Some(ip) => self.enqueue(rid, ip, now, &mut check, &mut out),
-                None => self.start_lookup(rid, &mut out),
+            match spec.key.addr.parse::<IpAddr>() {
+                Ok(ip) => self.enqueue(rid, ip, now, &mut check, &mut out),
+                Err(_) => self.start_lookup(rid, &mut out),
             }
         }
         self.settle(h, now, &mut out);
@@ -1315,9 +1322,7 @@ impl Pool {
         let (h, rid) = self.connecting_conn(conn)?;
         let now = self.tick(now);
         let mut out = std::mem::take(&mut self.spare);
-        if let Some(c) = self.conns.remove(conn.0) {
-            self.disarm(c.timer);
-        }
+        self.drop_conn(conn.0);
         self.gauge(h, Gauge::Connecting, false);
         self.count(h, |c| c.connect_failures += 1);
         self.respond(
@@ -1395,7 +1400,7 @@ impl Pool {
             _ => None,
         };
         if self.shut_down || !reusable {
-            self.conns.remove(conn.0);
+            self.drop_conn(conn.0);
             let reason = if reusable {
                 CloseReason::Shutdown
             } else if retire {
@@ -1429,7 +1434,7 @@ impl Pool {
         {
             // Parked, it would be the least recently used idle socket and be evicted at once
             // for a runnable waiter of another key: close it without watching it first.
-            self.conns.remove(conn.0);
+            self.drop_conn(conn.0);
             self.count(h, |c| c.evictions += 1);
             out.push(Action::Close {
                 conn,
@@ -1457,7 +1462,7 @@ impl Pool {
         let now = self.tick(now);
         let mut out = std::mem::take(&mut self.spare);
         self.unpark(conn);
-        self.conns.remove(conn.0);
+        self.drop_conn(conn.0);
         self.count(h, |c| c.stale_discards += 1);
         out.push(Action::Close {
             conn,
@@ -1500,9 +1505,17 @@ impl Pool {
                     let worn = c.expires.is_some_and(|e| now >= e);
                     match c.state {
                         CState::Connecting(rid) => self.time_out(rid, &mut out),
+                        CState::Idle(_) if c.idle_until > now => {
+                            // Early: the timer of an earlier idle spell.
+                            let until = c.idle_until;
+                            let timer = self.arm(until, Timer::Conn(conn));
+                            if let Some(c) = self.conns.get_mut(conn.0) {
+                                c.timer = Some(timer);
+                            }
+                        }
                         CState::Idle(_) => {
                             self.unpark(conn);
-                            self.conns.remove(conn.0);
+                            self.drop_conn(conn.0);
                             let reason = if worn {
                                 self.count(h, |c| c.retired += 1);
                                 CloseReason::Retired
@@ -1555,12 +1568,22 @@ impl Pool {
                 continue;
             };
             self.unpark(conn);
-            self.conns.remove(conn.0);
+            self.drop_conn(conn.0);
             out.push(Action::Close {
                 conn,
                 reason: CloseReason::Shutdown,
             });
             self.touch(h);
+        }
+        // Sockets still in use may hold the keep-alive timer of an earlier idle spell;
+        // they will be closed when freed.
+        let lingering: Vec<TimerKey> = self.timers.keys().copied().collect();
+        for tk in lingering {
+            if let Some(Timer::Conn(conn)) = self.timers.remove(&tk) {
+                if let Some(c) = self.conns.get_mut(conn.0) {
+                    c.timer = None;
+                }
+            }
         }
         self.report_timer(&mut out);
         out
@@ -1628,7 +1651,11 @@ impl Pool {
                 CState::InUse => {
                     counts[1] += 1;
                     in_use_total += 1;
-                    ensure!(c.timer.is_none(), "{conn} in use has a timer");
+                    // Only the keep-alive timer of its last idle spell (see `park`).
+                    ensure!(
+                        c.timer.is_none() || c.uses > 0,
+                        "{conn} in use since its connect has a timer"
+                    );
                 }
                 CState::Idle(seq) => {
                     counts[2] += 1;
@@ -1639,7 +1666,10 @@ impl Pool {
                         host.and_then(|h| h.idle.get(&seq)) == Some(&conn),
                         "{conn} missing from its key's idle list"
                     );
-                    ensure!(c.timer.is_some(), "{conn} idle without keep-alive timer");
+                    ensure!(
+                        c.timer.is_some_and(|tk| tk.0 <= c.idle_until),
+                        "{conn} idle without a keep-alive timer at or before its end"
+                    );
                 }
             }
             if let Some(tk) = c.timer {
@@ -1900,10 +1930,23 @@ impl Pool {
         f(&mut self.counters);
     }
 
-    fn intern(&mut self, key: Arc<PoolKey>) -> HostId {
-        if let Some(&h) = self.host_by_key.get(&*key) {
+    fn intern(&mut self, key: &Arc<PoolKey>) -> HostId {
+        // A caller that shares its keys (`Request::for_key`) asks for the same key again
+        // and again: the last key interned is known by its address, without hashing.
+        if let Some(h) = self.last_host {
+            if self
+                .hosts
+                .get(h.0)
+                .is_some_and(|host| Arc::ptr_eq(&host.key, key))
+            {
+                return h;
+            }
+        }
+        if let Some(&h) = self.host_by_key.get(&**key) {
+            self.last_host = Some(h);
             return h;
         }
+        let key = Arc::clone(key);
         let h = HostId(self.hosts.insert(Host {
             key: Arc::clone(&key),
             in_use: 0,
@@ -1915,6 +1958,7 @@ impl Pool {
             counters: Counters::default(),
         }));
         self.host_by_key.insert(key, h);
+        self.last_host = Some(h);
         h
     }
 
@@ -1994,7 +2038,7 @@ impl Pool {
                 self.gauge(h, Gauge::InUse, true);
                 return Some(conn);
             }
-            self.conns.remove(conn.0);
+            self.drop_conn(conn.0);
             self.count(h, |c| c.stale_discards += 1);
             out.push(Action::Close {
                 conn,
@@ -2003,8 +2047,16 @@ impl Pool {
         }
     }
 
-    /// Takes an idle socket out of the idle lists and stops its keep-alive timer. Its state
-    /// becomes `InUse` (the caller hands it out or removes it).
+    /// Removes a socket's record and its timer.
+    fn drop_conn(&mut self, index: Key) -> Option<Conn> {
+        let c = self.conns.remove(index)?;
+        self.disarm(c.timer);
+        Some(c)
+    }
+
+    /// Takes an idle socket out of the idle lists. Its state becomes `InUse` (the caller
+    /// hands it out or removes it); its keep-alive timer stays, to serve its next idle
+    /// spell (see [`park`](Self::park)).
     fn unpark(&mut self, conn: ConnId) {
         let Some(c) = self.conns.get_mut(conn.0) else {
             return;
@@ -2013,9 +2065,7 @@ impl Pool {
             return;
         };
         c.state = CState::InUse;
-        let timer = c.timer.take();
         let h = c.host;
-        self.disarm(timer);
         self.lru.remove(&seq);
         if let Some(host) = self.hosts.get_mut(h.0) {
             host.idle.remove(&seq);
@@ -2069,13 +2119,30 @@ impl Pool {
         if let Some(e) = expires {
             until = until.min(e.max(now));
         }
-        let timer = self.arm(until, Timer::Conn(conn));
+        // A socket handed out and given back within its keep-alive keeps the timer of its
+        // last idle spell: it fires early, finds the socket idle until later, and is set
+        // again then. A request served on a pooled socket so costs no timer operation (a
+        // removal and an insertion in the timer map each time otherwise).
+        let lingering = self
+            .conns
+            .get(conn.0)
+            .and_then(|c| c.timer)
+            .filter(|tk| tk.0 <= until);
+        let timer = match lingering {
+            Some(tk) => tk,
+            None => {
+                let old = self.conns.get_mut(conn.0).and_then(|c| c.timer.take());
+                self.disarm(old);
+                self.arm(until, Timer::Conn(conn))
+            }
+        };
         let Some(c) = self.conns.get_mut(conn.0) else {
             self.timers.remove(&timer);
             return;
         };
         c.state = CState::Idle(seq);
         c.timer = Some(timer);
+        c.idle_until = until;
         let h = c.host;
         self.lru.insert(seq, conn);
         if let Some(host) = self.hosts.get_mut(h.0) {
@@ -2142,9 +2209,7 @@ impl Pool {
                 RequestStage::Queued
             }
             ReqStage::Connecting(conn) => {
-                if let Some(c) = self.conns.remove(conn.0) {
-                    self.disarm(c.timer);
-                }
+                self.drop_conn(conn.0);
                 self.gauge(h, Gauge::Connecting, false);
                 out.push(Action::AbortConnect { conn });
                 RequestStage::Connecting
@@ -2281,7 +2346,7 @@ impl Pool {
                 };
                 let vh = self.conns.get(victim.0).map(|c| c.host);
                 self.unpark(victim);
-                self.conns.remove(victim.0);
+                self.drop_conn(victim.0);
                 out.push(Action::Close {
                     conn: victim,
                     reason: CloseReason::Evicted,
@@ -2328,7 +2393,7 @@ impl Pool {
                 return;
             };
             self.unpark(victim);
-            self.conns.remove(victim.0);
+            self.drop_conn(victim.0);
             self.count(h, |c| c.evictions += 1);
             out.push(Action::Close {
                 conn: victim,
@@ -2351,6 +2416,7 @@ impl Pool {
             host: h,
             state: CState::Connecting(rid),
             timer: None,
+            idle_until: Duration::ZERO,
             idle_limit: None,
             expires: None,
             uses: 0,
