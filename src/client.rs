@@ -624,6 +624,7 @@ impl HttpClientBuilder {
                 last_host: None,
                 last_peer: None,
                 timer: None,
+                held: Default::default(),
                 agent_values,
             }),
         });
@@ -812,6 +813,9 @@ struct Inner {
     /// The one alarm for every request's deadline, and when it is set to fire: at or
     /// before the earliest (see [`Shared::arm`]).
     timer: Option<(AlarmId, reactor::Time)>,
+    /// The sessions with requests pending, and how many each: a session is kept alive by
+    /// one reference while it has any (see [`Shared::hold`]).
+    held: rustc_hash::FxHashMap<SessionId, u32>,
 }
 
 struct Slot {
@@ -1251,7 +1255,7 @@ impl Shared {
         let timeout = i64::try_from(inner.config.timeout.as_nanos()).unwrap_or(i64::MAX);
         let deadline = k.monotime().saturating_add(timeout);
         Self::arm(k, inner, deadline);
-        let _ = k.refcount_increment(requester, REQUESTER_TAG);
+        Self::hold(k, inner, requester);
         let pending = Box::new(Pending {
             id,
             requester,
@@ -1921,7 +1925,7 @@ impl Shared {
         if let Err(e) = result {
             log::debug!("HTTP client: response not delivered: {e}");
         }
-        let _ = k.refcount_decrement(p.requester, REQUESTER_TAG);
+        Self::release(k, inner, p.requester);
     }
 
     /// Ends the request with an error response.
@@ -2001,6 +2005,29 @@ impl Shared {
             }
         };
         self.fail(k, inner, index, err, None);
+    }
+
+    /// Counts a pending request of `requester`; its first keeps the session alive (one
+    /// reference tagged `poco-client-http`, as POE's client holds its requesters), so a
+    /// stream of requests costs no reference count operation of its own.
+    fn hold(k: &mut Kernel, inner: &mut Inner, requester: SessionId) {
+        let n = inner.held.entry(requester).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            let _ = k.refcount_increment(requester, REQUESTER_TAG);
+        }
+    }
+
+    /// A request of `requester` was answered; its last lets the session go.
+    fn release(k: &mut Kernel, inner: &mut Inner, requester: SessionId) {
+        let Some(n) = inner.held.get_mut(&requester) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            inner.held.remove(&requester);
+            let _ = k.refcount_decrement(requester, REQUESTER_TAG);
+        }
     }
 
     /// Keeps the one deadline alarm at or before `deadline`. It is only ever moved earlier:
