@@ -625,6 +625,7 @@ impl HttpClientBuilder {
                 last_peer: None,
                 timer: None,
                 held: Default::default(),
+                last_target: None,
                 agent_values,
             }),
         });
@@ -816,6 +817,8 @@ struct Inner {
     /// The sessions with requests pending, and how many each: a session is kept alive by
     /// one reference while it has any (see [`Shared::hold`]).
     held: rustc_hash::FxHashMap<SessionId, u32>,
+    /// The last URI submitted without a proxy of its own, and where it goes.
+    last_target: Option<(Uri, Target)>,
 }
 
 struct Slot {
@@ -827,10 +830,10 @@ struct Slot {
 #[derive(Clone, Debug)]
 struct Target {
     https: bool,
-    host: String,
+    host: Rc<str>,
     port: u16,
     /// The request-target of the request line.
-    target: String,
+    target: Rc<str>,
     /// Through this proxy (plain: absolute URI; https: a tunnel).
     proxy: Option<Proxy>,
 }
@@ -1123,9 +1126,9 @@ fn target_of(uri: &Uri, proxy: Option<&Proxy>, no_proxy: &[String]) -> Result<Ta
     };
     Ok(Target {
         https,
-        host,
+        host: host.into(),
         port,
-        target,
+        target: target.into(),
         proxy,
     })
 }
@@ -1148,7 +1151,7 @@ fn host_header(t: &Target) -> String {
     let host = if t.host.contains(':') {
         format!("[{}]", t.host)
     } else {
-        t.host.clone()
+        t.host.to_string()
     };
     if t.port == default {
         host
@@ -1223,14 +1226,16 @@ impl Shared {
             index,
             generation: slot.generation,
         };
-        let proxy = match proxy {
-            Some(p) => parse_proxy(&p),
-            None => inner.config.proxy.clone(),
-        };
         let target = if inner.shut_down {
             Err(ClientError::ShutDown)
         } else {
-            target_of(request.uri(), proxy.as_ref(), &inner.config.no_proxy)
+            match proxy {
+                Some(p) => {
+                    let proxy = parse_proxy(&p);
+                    target_of(request.uri(), proxy.as_ref(), &inner.config.no_proxy)
+                }
+                None => Self::target_for(inner, request.uri()),
+            }
         };
         let target = match target.and_then(|t| {
             Self::prepare(inner, &mut request, &t)?;
@@ -1297,14 +1302,14 @@ impl Shared {
         if !h.contains_key(header::HOST) {
             let v = match &inner.last_host {
                 Some((https, host, port, v))
-                    if *https == t.https && *port == t.port && *host == t.host =>
+                    if *https == t.https && *port == t.port && **host == *t.host =>
                 {
                     v.clone()
                 }
                 _ => {
                     let v = HeaderValue::from_str(&host_header(t))
                         .map_err(|e| ClientError::BadRequest(e.to_string()))?;
-                    inner.last_host = Some((t.https, t.host.clone(), t.port, v.clone()));
+                    inner.last_host = Some((t.https, t.host.to_string(), t.port, v.clone()));
                     v
                 }
             };
@@ -1387,11 +1392,7 @@ impl Shared {
                 pr.host.as_str(),
                 pr.port,
             ),
-            None => (
-                if t.https { "https" } else { "http" },
-                t.host.as_str(),
-                t.port,
-            ),
+            None => (if t.https { "https" } else { "http" }, &*t.host, t.port),
         };
         let key = match &inner.last_key {
             Some(key)
@@ -1399,14 +1400,14 @@ impl Shared {
                     && key.addr == addr
                     && key.port == port
                     && (t.proxy.is_none()
-                        || (key.for_addr == t.host && key.for_port == t.port)) =>
+                        || (*key.for_addr == *t.host && key.for_port == t.port)) =>
             {
                 key.clone()
             }
             _ => {
                 let mut key = PoolKey::new(scheme, addr, port);
                 if t.proxy.is_some() {
-                    key = key.with_origin(if t.https { "https" } else { "http" }, &t.host, t.port);
+                    key = key.with_origin(if t.https { "https" } else { "http" }, &*t.host, t.port);
                 }
                 let key = Arc::new(key);
                 inner.last_key = Some(key.clone());
@@ -1461,7 +1462,7 @@ impl Shared {
                 let p = inner.reqs[id.index as usize].req.as_ref().expect("live");
                 let (h, port) = match &p.target.proxy {
                     Some(pr) => (pr.host.clone(), pr.port),
-                    None => (p.target.host.clone(), p.target.port),
+                    None => (p.target.host.to_string(), p.target.port),
                 };
                 let err = ClientError::Connect {
                     function,
@@ -2005,6 +2006,19 @@ impl Shared {
             }
         };
         self.fail(k, inner, index, err, None);
+    }
+
+    /// Where a request to `uri` goes through the configured proxy (if any): worked out
+    /// once for a run of requests to the same URI (the last one is kept).
+    fn target_for(inner: &mut Inner, uri: &Uri) -> Result<Target, ClientError> {
+        if let Some((last, t)) = &inner.last_target {
+            if last == uri {
+                return Ok(t.clone());
+            }
+        }
+        let t = target_of(uri, inner.config.proxy.as_ref(), &inner.config.no_proxy)?;
+        inner.last_target = Some((uri.clone(), t.clone()));
+        Ok(t)
     }
 
     /// Counts a pending request of `requester`; its first keeps the session alive (one
