@@ -159,6 +159,104 @@ impl<T> Arena<T> {
     }
 }
 
+/// A socket's links in one idle list (see [`IdleList`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Link {
+    prev: Option<Key>,
+    next: Option<Key>,
+}
+
+/// Idle sockets in the order they were freed, oldest first: a doubly linked list threaded
+/// through the sockets' own records, so a socket goes in at the back, and out from
+/// anywhere, without an allocation or a search (an ordered map cost a node's worth of
+/// both at every free and every hand-out). Each list says which of a record's links it
+/// uses.
+#[derive(Debug, Default)]
+struct IdleList {
+    first: Option<Key>,
+    last: Option<Key>,
+    len: usize,
+}
+
+/// Which links of a record an [`IdleList`] uses.
+type LinkOf = fn(&mut Conn) -> &mut Link;
+
+impl IdleList {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The least recently freed.
+    fn first(&self) -> Option<Key> {
+        self.first
+    }
+
+    /// The most recently freed.
+    fn last(&self) -> Option<Key> {
+        self.last
+    }
+
+    /// Appends `k`, which is in no list of this kind.
+    fn push_back(&mut self, conns: &mut Arena<Conn>, k: Key, link: LinkOf) {
+        let prev = self.last;
+        let Some(c) = conns.get_mut(k) else {
+            return;
+        };
+        *link(c) = Link { prev, next: None };
+        match prev.and_then(|p| conns.get_mut(p)) {
+            Some(p) => link(p).next = Some(k),
+            None => self.first = Some(k),
+        }
+        self.last = Some(k);
+        self.len += 1;
+    }
+
+    /// Takes `k`, which is in this list, out of it.
+    fn remove(&mut self, conns: &mut Arena<Conn>, k: Key, link: LinkOf) {
+        let Some(c) = conns.get_mut(k) else {
+            return;
+        };
+        let Link { prev, next } = std::mem::take(link(c));
+        match prev.and_then(|p| conns.get_mut(p)) {
+            Some(p) => link(p).next = next,
+            None => self.first = next,
+        }
+        match next.and_then(|n| conns.get_mut(n)) {
+            Some(n) => link(n).prev = prev,
+            None => self.last = prev,
+        }
+        self.len -= 1;
+    }
+
+    /// The sockets in order, oldest first.
+    fn keys(&self, conns: &Arena<Conn>, link: fn(&Conn) -> &Link) -> Vec<Key> {
+        let mut out = Vec::with_capacity(self.len);
+        let mut at = self.first;
+        while let Some(k) = at {
+            out.push(k);
+            at = conns.get(k).and_then(|c| link(c).next);
+            if out.len() > self.len {
+                break; // a broken list; the invariant check reports it
+            }
+        }
+        out
+    }
+}
+
+/// The links of the list of all idle sockets.
+fn lru_link(c: &mut Conn) -> &mut Link {
+    &mut c.lru_link
+}
+
+/// The links of the list of a key's idle sockets.
+fn key_link(c: &mut Conn) -> &mut Link {
+    &mut c.key_link
+}
+
 macro_rules! typed_id {
     ($(#[$meta:meta])* $name:ident, $tag:literal) => {
         $(#[$meta])*
@@ -940,8 +1038,9 @@ struct Req {
 enum CState {
     Connecting(RequestId),
     InUse,
-    /// Freed at sequence number `seq` (LIFO hand-out, LRU eviction).
-    Idle(u64),
+    /// Freed at this sequence number: the idle lists keep this order (the invariant check
+    /// of the tests reads it).
+    Idle(#[cfg_attr(not(test), allow(dead_code))] u64),
 }
 
 impl CState {
@@ -964,6 +1063,9 @@ struct Conn {
     timer: Option<TimerKey>,
     /// While idle: when its keep-alive (or its lifetime) ends.
     idle_until: Duration,
+    /// While idle: its place among all idle sockets, and among its key's.
+    lru_link: Link,
+    key_link: Link,
     /// A shorter idle life than `keep_alive` for this socket (the server's hint).
     idle_limit: Option<Duration>,
     /// When the socket reaches its `max_lifetime` (jittered), from its connect.
@@ -987,7 +1089,7 @@ struct Host {
     connecting: usize,
     resolving: usize,
     /// Idle sockets by free order: the last is the most recently freed.
-    idle: BTreeMap<u64, ConnId>,
+    idle: IdleList,
     /// Queued requests by allocation order.
     waiters: BTreeMap<u64, RequestId>,
     /// This key's entry in `Pool::runnable`, if any.
@@ -1029,7 +1131,7 @@ pub struct Pool {
     hosts: Arena<Host>,
     host_by_key: FxHashMap<Arc<PoolKey>, HostId>,
     /// All idle sockets by free order: the first is the least recently freed.
-    lru: BTreeMap<u64, ConnId>,
+    lru: IdleList,
     /// Keys with waiters and room under `max_per_host`, by their oldest waiter's `seq`.
     runnable: BTreeMap<u64, HostId>,
     timers: BTreeMap<TimerKey, Timer>,
@@ -1063,7 +1165,7 @@ impl Pool {
             lookup_by_host: FxHashMap::default(),
             hosts: Arena::new(),
             host_by_key: FxHashMap::default(),
-            lru: BTreeMap::new(),
+            lru: IdleList::default(),
             runnable: BTreeMap::new(),
             timers: BTreeMap::new(),
             reported: None,
@@ -1562,7 +1664,12 @@ impl Pool {
             self.respond(rid, stage, Outcome::Failed(Failure::shutdown()), &mut out);
             self.touch(h);
         }
-        let idle: Vec<ConnId> = self.lru.values().copied().collect();
+        let idle: Vec<ConnId> = self
+            .lru
+            .keys(&self.conns, |c| &c.lru_link)
+            .into_iter()
+            .map(ConnId)
+            .collect();
         for conn in idle {
             let Some(h) = self.conns.get(conn.0).map(|c| c.host) else {
                 continue;
@@ -1625,6 +1732,7 @@ impl Pool {
         let mut connecting_total = 0;
         let mut in_use_total = 0;
         let mut idle_total = 0;
+        let lru_keys = self.lru.keys(&self.conns, |c| &c.lru_link);
         for (k, c) in self.conns.iter() {
             let conn = ConnId(k);
             let counts = per_host
@@ -1657,15 +1765,14 @@ impl Pool {
                         "{conn} in use since its connect has a timer"
                     );
                 }
-                CState::Idle(seq) => {
+                CState::Idle(_) => {
                     counts[2] += 1;
                     idle_total += 1;
-                    ensure!(self.lru.get(&seq) == Some(&conn), "{conn} missing from LRU");
-                    let host = self.hosts.get(c.host.0);
-                    ensure!(
-                        host.and_then(|h| h.idle.get(&seq)) == Some(&conn),
-                        "{conn} missing from its key's idle list"
-                    );
+                    ensure!(lru_keys.contains(&conn.0), "{conn} missing from LRU");
+                    let listed = self.hosts.get(c.host.0).is_some_and(|h| {
+                        h.idle.keys(&self.conns, |c| &c.key_link).contains(&conn.0)
+                    });
+                    ensure!(listed, "{conn} missing from its key's idle list");
                     ensure!(
                         c.timer.is_some_and(|tk| tk.0 <= c.idle_until),
                         "{conn} idle without a keep-alive timer at or before its end"
@@ -1680,10 +1787,30 @@ impl Pool {
             }
         }
         ensure!(
-            self.lru.len() == idle_total,
-            "LRU has {} entries",
-            self.lru.len()
+            self.lru.len() == idle_total && lru_keys.len() == idle_total,
+            "LRU has {} entries ({} linked)",
+            self.lru.len(),
+            lru_keys.len()
         );
+        // Oldest first: the order of the frees.
+        let seq_of = |k: &Key| match self.conns.get(*k).map(|c| c.state) {
+            Some(CState::Idle(seq)) => seq,
+            _ => 0,
+        };
+        ensure!(
+            lru_keys.windows(2).all(|w| seq_of(&w[0]) < seq_of(&w[1])),
+            "LRU out of order"
+        );
+        for (_, host) in self.hosts.iter() {
+            let keys = host.idle.keys(&self.conns, |c| &c.key_link);
+            ensure!(
+                keys.len() == host.idle.len()
+                    && keys.windows(2).all(|w| seq_of(&w[0]) < seq_of(&w[1])),
+                "{}: idle list broken or out of order",
+                host.key
+            );
+        }
+
         // Requests.
         let mut resolving_total = 0;
         let mut queued_total = 0;
@@ -1952,7 +2079,7 @@ impl Pool {
             in_use: 0,
             connecting: 0,
             resolving: 0,
-            idle: BTreeMap::new(),
+            idle: IdleList::default(),
             waiters: BTreeMap::new(),
             runnable: None,
             counters: Counters::default(),
@@ -2028,7 +2155,7 @@ impl Pool {
         out: &mut Vec<Action>,
     ) -> Option<ConnId> {
         loop {
-            let conn = *self.hosts.get(h.0)?.idle.last_key_value()?.1;
+            let conn = ConnId(self.hosts.get(h.0)?.idle.last()?);
             self.unpark(conn);
             if check(conn) {
                 if let Some(c) = self.conns.get_mut(conn.0) {
@@ -2061,14 +2188,14 @@ impl Pool {
         let Some(c) = self.conns.get_mut(conn.0) else {
             return;
         };
-        let CState::Idle(seq) = c.state else {
+        let CState::Idle(_) = c.state else {
             return;
         };
         c.state = CState::InUse;
         let h = c.host;
-        self.lru.remove(&seq);
+        self.lru.remove(&mut self.conns, conn.0, lru_link);
         if let Some(host) = self.hosts.get_mut(h.0) {
-            host.idle.remove(&seq);
+            host.idle.remove(&mut self.conns, conn.0, key_link);
         }
     }
 
@@ -2144,9 +2271,9 @@ impl Pool {
         c.timer = Some(timer);
         c.idle_until = until;
         let h = c.host;
-        self.lru.insert(seq, conn);
+        self.lru.push_back(&mut self.conns, conn.0, lru_link);
         if let Some(host) = self.hosts.get_mut(h.0) {
-            host.idle.insert(seq, conn);
+            host.idle.push_back(&mut self.conns, conn.0, key_link);
         }
         out.push(Action::WatchIdle { conn });
     }
@@ -2341,7 +2468,7 @@ impl Pool {
         }
         while let Some((&head, &h)) = self.runnable.first_key_value() {
             if self.open() >= self.settings.max_open {
-                let Some((_, &victim)) = self.lru.first_key_value() else {
+                let Some(victim) = self.lru.first().map(ConnId) else {
                     break;
                 };
                 let vh = self.conns.get(victim.0).map(|c| c.host);
@@ -2384,9 +2511,7 @@ impl Pool {
         let max = self.settings.max_per_host;
         loop {
             let victim = match self.hosts.get(h.0) {
-                Some(host) if host.busy() + host.idle.len() >= max => {
-                    host.idle.first_key_value().map(|(_, &c)| c)
-                }
+                Some(host) if host.busy() + host.idle.len() >= max => host.idle.first().map(ConnId),
                 _ => None,
             };
             let Some(victim) = victim else {
@@ -2417,6 +2542,8 @@ impl Pool {
             state: CState::Connecting(rid),
             timer: None,
             idle_until: Duration::ZERO,
+            lru_link: Link::default(),
+            key_link: Link::default(),
             idle_limit: None,
             expires: None,
             uses: 0,
