@@ -158,6 +158,7 @@ impl<T> Queue<T> {
     }
 
     /// Queues `payload` at `time`; returns its id.
+    #[inline]
     pub fn enqueue(&mut self, time: Time, payload: T) -> ItemId {
         let seq = self.next_seq;
         self.next_seq = seq.saturating_add(1);

@@ -99,6 +99,7 @@ impl Kernel {
     /// The priority of a new post: "now", FIFO after every earlier post. During a batch
     /// "now" is the batch's snapshot (the kernel reads the clock once per timeslice, as
     /// libev and libuv do); the post then runs in the next timeslice.
+    #[inline]
     pub(crate) fn now_fifo(&mut self) -> Time {
         let mut p = match self.batch_now {
             Some(b) => b + 1,
@@ -112,6 +113,7 @@ impl Kernel {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(crate) fn enqueue(
         &mut self,
         kind: ItemKind,
@@ -124,7 +126,12 @@ impl Kernel {
     ) -> ItemId {
         self.flush_postbacks();
         let dest_key = self.key_or_none(dest);
-        let sender_key = self.key_or_none(sender);
+        // Yields and timers: a session sending to itself.
+        let sender_key = if sender == dest {
+            dest_key
+        } else {
+            self.key_or_none(sender)
+        };
         self.ev_ref_inc(dest_key, sender_key);
         if kind == ItemKind::Timer {
             self.timer_items += 1;
@@ -164,25 +171,35 @@ impl Kernel {
             .queue
             .enqueue(time, Item::new(kind, has_args, dest_key, event));
         let slot = id.slot();
-        if slot >= self.extras.len() {
-            // The queue's slab grows one slot at a time, so this is a push.
-            self.extras.resize_with(slot, ItemExtra::vacant);
-            self.extras.push(ItemExtra {
-                args,
-                caller,
-                caller_state,
-                sender_key,
-            });
-        } else {
-            let x = &mut self.extras[slot];
+        if let Some(x) = self.extras.get_mut(slot) {
             x.caller = caller;
             x.caller_state = caller_state;
             x.sender_key = sender_key;
             if has_args {
                 x.args = args;
             }
+        } else {
+            self.push_extra(
+                slot,
+                ItemExtra {
+                    args,
+                    caller,
+                    caller_state,
+                    sender_key,
+                },
+            );
         }
         id
+    }
+
+    /// The first item at a new queue slot: the queue's slab grows one slot at a time, so
+    /// this is a push.
+    #[inline]
+    fn push_extra(&mut self, slot: usize, x: ItemExtra) {
+        if slot > self.extras.len() {
+            self.extras.resize_with(slot, ItemExtra::vacant);
+        }
+        self.extras.push(x);
     }
 
     /// The arguments of item `id`, which has just left the queue (empty if it had none).
@@ -242,6 +259,7 @@ impl Kernel {
 
     /// Item `id` has left the queue: releases what it held (its sessions' counts) and
     /// returns its arguments.
+    #[inline]
     pub(crate) fn item_left(&mut self, id: ItemId, it: Item) -> Box<[crate::value::Arg]> {
         let sender_key = self.extras[id.slot()].sender_key;
         let args = self.take_args(id, it);

@@ -329,6 +329,7 @@ impl Kernel {
     // ----------------------------------------------------------------- names and time
 
     /// Interns an event name.
+    #[inline]
     pub(crate) fn intern(&mut self, name: &str) -> EventId {
         self.names.intern(name)
     }
