@@ -54,6 +54,7 @@ fn panic_message(p: Box<dyn Any + Send>) -> String {
 impl Kernel {
     /// Whether the active session may send: a session that has been stopped (its `_stop`
     /// already ran) sends nothing, as in POE where its queued events are discarded.
+    #[inline]
     pub(crate) fn sender_alive(&self) -> bool {
         match self.active.key {
             None => true,

@@ -70,12 +70,12 @@ impl Item {
 }
 
 /// The part of a queued item that only its dispatch reads, kept in [`Kernel::extras`] at
-/// the item's queue slot. Its arguments are taken out whenever the item leaves the queue
-/// ([`Kernel::item_left`], [`Kernel::take_args`]), so they are dropped then, never later
-/// when the slot is reused.
+/// the item's queue slot, 16 bytes. Its arguments, if it has any, wait in
+/// [`Kernel::item_args`] at the same slot: an item without arguments (most timers) never
+/// touches that array, which grows only as far as the slots of items that had some.
+/// Arguments are taken out whenever their item leaves the queue ([`Kernel::item_left`],
+/// [`Kernel::take_args`]), so they are dropped then, never later when the slot is reused.
 pub(crate) struct ItemExtra {
-    /// The arguments ([`Args::into_boxed`]); empty unless the slot's item `has_args`.
-    pub(crate) args: Box<[crate::value::Arg]>,
     pub(crate) caller: &'static Location<'static>,
     pub(crate) caller_state: EventId,
     /// Slab key of the sender ([`NO_KEY`] for the kernel); a timer's is its destination's.
@@ -85,7 +85,6 @@ pub(crate) struct ItemExtra {
 impl ItemExtra {
     fn vacant() -> Self {
         ItemExtra {
-            args: Box::default(),
             caller: Location::caller(),
             caller_state: EventId(0),
             sender_key: NO_KEY,
@@ -99,6 +98,7 @@ impl Kernel {
     /// The priority of a new post: "now", FIFO after every earlier post. During a batch
     /// "now" is the batch's snapshot (the kernel reads the clock once per timeslice, as
     /// libev and libuv do); the post then runs in the next timeslice.
+    #[inline]
     pub(crate) fn now_fifo(&mut self) -> Time {
         let mut p = match self.batch_now {
             Some(b) => b + 1,
@@ -112,6 +112,7 @@ impl Kernel {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(crate) fn enqueue(
         &mut self,
         kind: ItemKind,
@@ -124,7 +125,12 @@ impl Kernel {
     ) -> ItemId {
         self.flush_postbacks();
         let dest_key = self.key_or_none(dest);
-        let sender_key = self.key_or_none(sender);
+        // Yields and timers: a session sending to itself.
+        let sender_key = if sender == dest {
+            dest_key
+        } else {
+            self.key_or_none(sender)
+        };
         self.ev_ref_inc(dest_key, sender_key);
         if kind == ItemKind::Timer {
             self.timer_items += 1;
@@ -164,25 +170,40 @@ impl Kernel {
             .queue
             .enqueue(time, Item::new(kind, has_args, dest_key, event));
         let slot = id.slot();
-        if slot >= self.extras.len() {
-            // The queue's slab grows one slot at a time, so this is a push.
-            self.extras.resize_with(slot, ItemExtra::vacant);
-            self.extras.push(ItemExtra {
-                args,
-                caller,
-                caller_state,
-                sender_key,
-            });
+        let x = ItemExtra {
+            caller,
+            caller_state,
+            sender_key,
+        };
+        if let Some(e) = self.extras.get_mut(slot) {
+            *e = x;
         } else {
-            let x = &mut self.extras[slot];
-            x.caller = caller;
-            x.caller_state = caller_state;
-            x.sender_key = sender_key;
-            if has_args {
-                x.args = args;
-            }
+            self.push_extra(slot, x);
+        }
+        if has_args {
+            self.put_args(slot, args);
         }
         id
+    }
+
+    #[inline]
+    fn put_args(&mut self, slot: usize, args: Box<[crate::value::Arg]>) {
+        if let Some(a) = self.item_args.get_mut(slot) {
+            *a = args;
+        } else {
+            self.item_args.resize_with(slot, Box::default);
+            self.item_args.push(args);
+        }
+    }
+
+    /// The first item at a new queue slot: the queue's slab grows one slot at a time, so
+    /// this is a push.
+    #[inline]
+    fn push_extra(&mut self, slot: usize, x: ItemExtra) {
+        if slot > self.extras.len() {
+            self.extras.resize_with(slot, ItemExtra::vacant);
+        }
+        self.extras.push(x);
     }
 
     /// The arguments of item `id`, which has just left the queue (empty if it had none).
@@ -191,7 +212,7 @@ impl Kernel {
     #[inline]
     pub(crate) fn take_args(&mut self, id: ItemId, it: Item) -> Box<[crate::value::Arg]> {
         if it.has_args() {
-            std::mem::take(&mut self.extras[id.slot()].args)
+            std::mem::take(&mut self.item_args[id.slot()])
         } else {
             Box::default()
         }
@@ -242,6 +263,7 @@ impl Kernel {
 
     /// Item `id` has left the queue: releases what it held (its sessions' counts) and
     /// returns its arguments.
+    #[inline]
     pub(crate) fn item_left(&mut self, id: ItemId, it: Item) -> Box<[crate::value::Arg]> {
         let sender_key = self.extras[id.slot()].sender_key;
         let args = self.take_args(id, it);
@@ -265,6 +287,12 @@ mod tests {
     #[test]
     fn a_queued_item_fits_in_8_bytes() {
         assert_eq!(std::mem::size_of::<Item>(), 8);
+    }
+
+    /// What waits beside the queue for an item without arguments: 16 bytes.
+    #[test]
+    fn an_item_extra_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<super::ItemExtra>(), 16);
     }
 
     #[test]

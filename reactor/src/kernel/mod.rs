@@ -188,6 +188,7 @@ impl KernelBuilder {
             names: Names::new(),
             queue: Queue::new(),
             extras: Vec::new(),
+            item_args: Vec::new(),
             arg_lists: Vec::new(),
             record_boxes: Vec::new(),
             id_box: None,
@@ -258,6 +259,9 @@ pub struct Kernel {
     pub(crate) queue: Queue<Item>,
     /// The rest of each queued item, at its queue slot ([`ItemExtra`]).
     pub(crate) extras: Vec<ItemExtra>,
+    /// The arguments of queued items that have some, at their queue slots; no longer
+    /// than the last such slot.
+    pub(crate) item_args: Vec<Box<[crate::value::Arg]>>,
     /// Empty argument lists for wheels' events, given back when handlers return
     /// ([`Args`](crate::Args)).
     pub(crate) arg_lists: Vec<Vec<crate::value::Arg>>,
@@ -329,6 +333,7 @@ impl Kernel {
     // ----------------------------------------------------------------- names and time
 
     /// Interns an event name.
+    #[inline]
     pub(crate) fn intern(&mut self, name: &str) -> EventId {
         self.names.intern(name)
     }

@@ -89,6 +89,27 @@ impl Registry {
     }
 }
 
+/// Whether two event names are equal, inline for the short names programs use: a name
+/// a handler posts is usually a literal of the program, never the same pointer as the
+/// table's copy, and the library's `memcmp` call costs more than the comparison.
+#[inline]
+fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap());
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().unwrap());
+    match n {
+        // Two loads from each side, overlapping when the name is shorter than their sum.
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        _ => a == b,
+    }
+}
+
 /// A kernel's cache of the registry: the names it has used and their ids, read without
 /// the lock.
 pub(crate) struct Names {
@@ -115,7 +136,7 @@ impl Names {
     #[inline]
     pub(super) fn intern(&mut self, s: &str) -> EventId {
         let (name, id) = self.last;
-        if std::ptr::eq(name, s) || name == s {
+        if same_name(name, s) {
             return id;
         }
         self.intern_lookup(s)
@@ -208,5 +229,43 @@ impl PartialEq<&str> for EventName {
 impl From<EventName> for String {
     fn from(n: EventName) -> String {
         n.0.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_name;
+
+    #[test]
+    fn same_name_agrees_with_string_equality() {
+        let names = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abcde",
+            "tick",
+            "tock",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefgi",
+            "bbcdefgh",
+            "abcdefghijklmno",
+            "abcdefghijklmnop",
+            "abcdefghijklmnoq",
+            "xbcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopr",
+            "_start",
+            "_stop",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(same_name(a, b), a == b, "{a:?} {b:?}");
+                let owned = b.to_owned();
+                assert_eq!(same_name(a, &owned), a == b, "{a:?} {b:?}");
+            }
+        }
     }
 }

@@ -50,6 +50,7 @@ impl Kernel {
         }
     }
 
+    #[inline]
     pub(crate) fn key_or_none(&self, id: SessionId) -> u32 {
         if id == self.active.session {
             if let Some(k) = self.active.key {
@@ -59,6 +60,7 @@ impl Kernel {
         self.key_of(id).map_or(NO_KEY, |k| k as u32)
     }
 
+    #[inline]
     pub(crate) fn ev_ref_inc(&mut self, dest_key: u32, sender_key: u32) {
         if dest_key != NO_KEY {
             let r = &mut self.sessions[dest_key as usize];

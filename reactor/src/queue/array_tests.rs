@@ -341,8 +341,17 @@ impl Model {
 
 #[test]
 fn randomized_against_sorted_vec_model() {
+    against_model(Queue::new());
+}
+
+/// The same, with the queue's 32-bit orders numbered again every few hundred items.
+#[test]
+fn randomized_against_sorted_vec_model_with_renumbering() {
+    against_model(Queue::with_order_limit(700));
+}
+
+fn against_model(mut q: Queue<u32>) {
     let mut rng = StdRng::seed_from_u64(0x5eed_0001);
-    let mut q: Queue<u32> = Queue::new();
     let mut m = Model {
         next_seq: 1,
         ..Model::default()
@@ -455,4 +464,10 @@ fn randomized_against_sorted_vec_model() {
     }
     let want: Vec<_> = m.items.iter().map(|e| (e.0, e.2, e.3)).collect();
     assert_eq!(rest, want, "drain");
+}
+
+/// Heap nodes stay at 16 bytes: four siblings in one cache line.
+#[test]
+fn a_heap_node_is_16_bytes() {
+    assert_eq!(std::mem::size_of::<super::Node>(), 16);
 }
