@@ -40,9 +40,14 @@
 //! end-of-file, an error) is closed, never pooled; a socket freed with unread data is
 //! reset, as Perl does. At hand-out every pooled socket is peeked at again: one the server
 //! closed, or that received anything, since it was freed is discarded and the next one, or
-//! a new connect, is used. Idle sockets are
+//! a new connect, is used. A socket given back and handed out again with no poll between
+//! (the usual "response, then the next request" in one handler) is not peeked at twice:
+//! the look at free, a moment old, is the answer ([`reactor::Kernel::poll_count`] tells).
+//! Idle sockets are
 //! also watched (from the next housekeeping event) and closed on any activity, and closed
-//! after `keep_alive`, restarted at each free.
+//! after `keep_alive`, restarted at each free (a socket reused within its keep-alive keeps
+//! the timer of its last idle spell, which fires early and is set again then, so a request
+//! on a pooled socket costs no timer operation).
 //!
 //! **Time.** Deadlines (request timeouts, connect timeouts, keep-alive) live in the pool on
 //! the kernel's clock; the manager keeps one kernel alarm at or before the earliest and

@@ -1452,7 +1452,7 @@ impl Pool {
 
     /// The user gave a socket back. `reusable` is the socket layer's verdict at free time
     /// (open, nothing to read, no EOF, no error). A reusable socket goes to the oldest waiter
-    /// of its key ([`Origin::Deferred`]) or into the pool with a fresh keep-alive timer
+    /// of its key ([`Origin::Deferred`]) or into the pool with its keep-alive restarted
     /// ([`Action::WatchIdle`]); any other is closed. If an older request of another key is
     /// waiting for room under `max_open`, that request goes first: the socket is evicted to
     /// make room for it. After shutdown every freed socket is closed.
