@@ -74,7 +74,8 @@ requests all fail the same way, the run stops there.
 Options:
   --url URL                 fetch from URL (http or https) instead of the embedded server
   -n REQUESTS               how many GETs (default 10000)
-  -c IN_FLIGHT              how many at once (default 8)
+  -c IN_FLIGHT              how many at once (default 8; with --threads, shared among the
+                            kernels, at least one each)
   --threads N               N kernels on N threads, each with its own manager, client and
                             embedded server, sharing the requests (default 1)
   --timeout SECS            bound on getting a connection (default 30)
