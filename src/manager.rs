@@ -434,6 +434,69 @@ struct Returned {
     idle_limit: Option<Duration>,
 }
 
+/// A returned socket between its wheel's parking and its free.
+struct TakenBack {
+    conn: ConnId,
+    parking: Option<Parking>,
+    stream: Option<Stream>,
+    /// Fit for the pool so far.
+    clean: bool,
+    /// Data came that nobody read: the close resets.
+    unread: bool,
+}
+
+/// The look at free, Perl's `select`: a socket with unread data, end-of-file or an error,
+/// even if it came after the last poll, is kept out of the pool. Plain TCP sockets given
+/// back together (the responses one poll brought in, say) are looked at with one `poll`
+/// system call for all of them, rather than a `recv(MSG_PEEK)` each; a lone one, and a
+/// TLS one (whose records must be read to tell data from a session ticket), are peeked at.
+fn check_quiet(taken: &mut [TakenBack]) {
+    let plain = taken
+        .iter()
+        .filter(|t| t.clean && t.stream.as_ref().is_some_and(|s| !s.is_tls()))
+        .count();
+    let mut polled = false;
+    if plain > 1 {
+        let flags = rustix::event::PollFlags::IN | rustix::event::PollFlags::RDHUP;
+        let mut fds: Vec<rustix::event::PollFd<'_>> = taken
+            .iter()
+            .filter(|t| t.clean)
+            .filter_map(|t| t.stream.as_ref().filter(|s| !s.is_tls()))
+            .map(|s| rustix::event::PollFd::new(s, flags))
+            .collect();
+        let zero = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        if rustix::event::poll(&mut fds, Some(&zero)).is_ok() {
+            let quiet: Vec<bool> = fds.iter().map(|f| f.revents().is_empty()).collect();
+            let mut answers = quiet.into_iter();
+            for t in taken
+                .iter_mut()
+                .filter(|t| t.clean && t.stream.as_ref().is_some_and(|s| !s.is_tls()))
+            {
+                if !answers.next().unwrap_or(false) {
+                    t.clean = false;
+                    t.unread = true;
+                }
+            }
+            polled = true;
+        }
+    }
+    for t in taken.iter_mut().filter(|t| t.clean) {
+        let Some(s) = t.stream.as_mut() else {
+            continue;
+        };
+        if polled && !s.is_tls() {
+            continue;
+        }
+        if !s.is_quiet() {
+            t.clean = false;
+            t.unread = true;
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The manager.
 
@@ -1059,13 +1122,19 @@ impl Shared {
             if batch.is_empty() {
                 return;
             }
-            for r in batch {
-                self.reclaim_one(k, inner, r);
+            let mut taken: Vec<TakenBack> = batch
+                .into_iter()
+                .map(|r| Self::take_back(k, inner, r))
+                .collect();
+            check_quiet(&mut taken);
+            for t in taken {
+                self.reclaim(k, inner, t);
             }
         }
     }
 
-    fn reclaim_one(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, r: Returned) {
+    /// A returned socket's first steps: its wheel parked, and what the wheel knows of it.
+    fn take_back(k: &mut Kernel, inner: &mut Inner, r: Returned) -> TakenBack {
         inner.out = inner.out.saturating_sub(1);
         if inner.out == 0 {
             inner.reclaim = None;
@@ -1098,16 +1167,28 @@ impl Shared {
                 None => clean = false,
             }
         }
-        if let Some(s) = stream.as_mut() {
-            // Then the socket itself, as Perl's select at free: unread data, end-of-file or
-            // an error, even if it came after the last poll, keep it out of the pool.
-            if clean && !s.is_quiet() {
-                clean = false;
-                unread = true;
-            }
-        } else {
+        if stream.is_none() {
             clean = false;
         }
+        TakenBack {
+            conn,
+            parking,
+            stream,
+            clean,
+            unread,
+        }
+    }
+
+    /// A returned socket, looked at (see [`check_quiet`]), goes back to the pool or is
+    /// closed.
+    fn reclaim(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, t: TakenBack) {
+        let TakenBack {
+            conn,
+            parking,
+            stream,
+            clean,
+            unread,
+        } = t;
         if unread {
             if let Some(s) = &stream {
                 s.reset_on_close();
@@ -2211,5 +2292,96 @@ fn close_sock(k: &mut Kernel, mut s: Sock) {
             Watch::None | Watch::IdlePending | Watch::Deferred => {}
         }
         st.close_notify();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_quiet, ConnId, Stream, TakenBack};
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    /// A connected pair on loopback: our side as a `Stream`, the server's side.
+    fn pair(l: &TcpListener) -> (Stream, TcpStream) {
+        let ours = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (theirs, _) = l.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        (Stream::Tcp(mio::net::TcpStream::from_std(ours)), theirs)
+    }
+
+    fn taken(stream: Stream, clean: bool) -> TakenBack {
+        TakenBack {
+            conn: ConnId::test_new(0),
+            parking: None,
+            stream: Some(stream),
+            clean,
+            unread: false,
+        }
+    }
+
+    /// Waits (bounded) until the kernel has the bytes or the FIN the peer sent: a peek on a
+    /// copy of the socket sees them.
+    fn arrived(s: &Stream) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut b = [0u8; 1];
+        while matches!(s.tcp().peek(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
+            assert!(Instant::now() < deadline, "the peer's bytes never arrived");
+            std::thread::yield_now();
+        }
+    }
+
+    /// Sockets given back together are looked at with one `poll`: the quiet ones stay fit
+    /// for the pool; one with unread data and one the server closed do not (and are marked
+    /// unread, so their close resets); one already unfit is not looked at.
+    #[test]
+    fn a_batch_is_looked_at_once_and_each_answer_goes_to_its_socket() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (quiet1, _keep1) = pair(&l);
+        let (data, mut data_peer) = pair(&l);
+        let (quiet2, _keep2) = pair(&l);
+        let (closed, closed_peer) = pair(&l);
+        let (unfit, mut unfit_peer) = pair(&l);
+        data_peer.write_all(b"x").unwrap();
+        drop(closed_peer);
+        unfit_peer.write_all(b"y").unwrap();
+        arrived(&data);
+        arrived(&closed);
+        arrived(&unfit);
+        let mut batch = vec![
+            taken(quiet1, true),
+            taken(data, true),
+            taken(quiet2, true),
+            taken(closed, true),
+            taken(unfit, false),
+        ];
+        check_quiet(&mut batch);
+        let verdicts: Vec<(bool, bool)> = batch.iter().map(|t| (t.clean, t.unread)).collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                (true, false),
+                (false, true),
+                (true, false),
+                (false, true),
+                (false, false),
+            ]
+        );
+    }
+
+    /// A lone socket is peeked at, with the same verdicts.
+    #[test]
+    fn a_lone_socket_is_peeked_at() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (quiet, _keep) = pair(&l);
+        let mut one = vec![taken(quiet, true)];
+        check_quiet(&mut one);
+        assert!(one[0].clean && !one[0].unread);
+        let (data, mut peer) = pair(&l);
+        peer.write_all(b"x").unwrap();
+        arrived(&data);
+        let mut one = vec![taken(data, true)];
+        check_quiet(&mut one);
+        assert!(!one[0].clean && one[0].unread);
     }
 }

@@ -275,6 +275,16 @@ macro_rules! typed_id {
             pub fn generation(self) -> u64 {
                 self.0.generation
             }
+
+            /// An id for tests of the socket layer.
+            #[cfg(test)]
+            #[allow(dead_code)]
+            pub(crate) fn test_new(index: usize) -> Self {
+                $name(Key {
+                    index,
+                    generation: 0,
+                })
+            }
         }
 
         impl fmt::Display for $name {
