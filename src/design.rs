@@ -37,7 +37,8 @@
 //! **A socket is checked twice.** At free, a socket whose wheel holds undelivered input or
 //! unsent output or had a direction shut down, one closed with [`Connection::close`](crate::Connection::close), and
 //! one that a peek (`recv(MSG_PEEK)`, Perl's `select` at free) finds readable (data,
-//! end-of-file, an error) is closed, never pooled; a socket freed with unread data is
+//! end-of-file, an error) is closed, never pooled (plain sockets given back together are
+//! looked at with one `poll()` for all of them); a socket freed with unread data is
 //! reset, as Perl does. At hand-out every pooled socket is peeked at again: one the server
 //! closed, or that received anything, since it was freed is discarded and the next one, or
 //! a new connect, is used. A socket given back and handed out again with no poll between
