@@ -69,7 +69,8 @@ impl Stat {
 
 /// Whether the file went from `last` to `now` by a reset (POE's test): another inode or
 /// file system, another device number (device files only), another link count, or a
-/// smaller size. `None` is a file that is not there.
+/// smaller size. `None` is a file that is not there. (The caller makes `last`'s size at
+/// least the position read up to.)
 fn was_reset(last: Option<Stat>, now: Option<Stat>) -> bool {
     match (last, now) {
         (None, None) => false,
@@ -383,7 +384,9 @@ use notify::Notifier;
 /// (1 s by default) the wheel reads what was appended, one block per timeslice until the
 /// end, and delivers the records. At the end it compares the file with what it saw at the
 /// last poll: by name ([`FollowTail::filename`]) it `stat`s the path, so a new file there
-/// (rotation by rename, or a file deleted and made again) or a shorter one (truncation)
+/// (rotation by rename, or a file deleted and made again) or a shorter one (truncation:
+/// shorter than at the last poll, or than the place the wheel has read up to, which POE
+/// does not check, so it misses a truncation that comes right after new data was read)
 /// is a reset: it closes the old file and opens the new one at its start, emitting
 /// `ResetEvent` when it does. A handle ([`FollowTail::handle`]) cannot be reopened: a
 /// truncated one is read again from its start, after `ResetEvent`.
@@ -870,7 +873,18 @@ impl FollowTail {
             },
             (None, None) => return,
         };
-        let reset = was_reset(w.last, now);
+        // The size last seen may be older than what was read since: a file now shorter
+        // than where the tail reads was truncated, even if it is not shorter than at the
+        // last look (POE compares the sizes only, and misses a truncation that comes right
+        // after new data was read).
+        let position = w.file.as_mut().and_then(|f| f.stream_position().ok());
+        let last = w.last.map(|mut l| {
+            if let Some(p) = position {
+                l.size = l.size.max(p);
+            }
+            l
+        });
+        let reset = was_reset(last, now);
         w.last = now;
         if reset {
             if w.path.is_some() {
