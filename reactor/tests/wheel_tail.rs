@@ -135,6 +135,18 @@ enum Next {
 
 type Step = Box<dyn Fn(u32, &mut Ctx<'_, Heap>) -> Result<Next, HandlerError>>;
 
+/// A step that does `change` at the first `IdleEvent` and drops the tail at the next.
+fn change_once(change: impl Fn() + 'static) -> Step {
+    Box::new(move |n, _| {
+        Ok(if n == 1 {
+            change();
+            Next::Go
+        } else {
+            Next::Drop
+        })
+    })
+}
+
 /// What a test does when its tail delivers a record (besides logging it).
 type InputHook = Option<Box<dyn Fn(&str)>>;
 
@@ -598,15 +610,7 @@ fn by_default_a_partial_record_at_the_end_is_completed_by_what_follows() {
     let (path, f) = (file.path().to_owned(), file.clone());
     let log = follow(
         move || FollowTail::filename(&path).poll_interval(0.01),
-        Box::new(move |n, _| {
-            Ok(match n {
-                1 => {
-                    f.append("ial\nnew\n");
-                    Next::Go
-                }
-                _ => Next::Drop,
-            })
-        }),
+        change_once(move || f.append("ial\nnew\n")),
     );
     // POE 1.370 gives the same: tell 14, then "partial" and "new".
     assert_eq!(log, ["tell:14", "in:partial", "in:new"]);
@@ -680,15 +684,7 @@ fn a_truncated_file_is_read_again_from_its_start() {
     let (path, f) = (file.path().to_owned(), file.clone());
     let log = follow(
         move || FollowTail::filename(&path).seek(0).poll_interval(0.01),
-        Box::new(move |n, _| {
-            Ok(match n {
-                1 => {
-                    f.write("y\n");
-                    Next::Go
-                }
-                _ => Next::Drop,
-            })
-        }),
+        change_once(move || f.write("y\n")),
     );
     assert_eq!(log, ["tell:0", "in:x1", "in:x2", "reset", "in:y"]);
 }
@@ -713,15 +709,7 @@ fn a_truncation_right_after_a_read_is_seen() {
     });
     let log = follow(
         move || FollowTail::filename(&path).seek(0).poll_interval(0.01),
-        Box::new(move |n, _| {
-            Ok(match n {
-                1 => {
-                    f.append("0123456789\n");
-                    Next::Go
-                }
-                _ => Next::Drop,
-            })
-        }),
+        change_once(move || f.append("0123456789\n")),
     );
     ON_INPUT.with(|hook| *hook.borrow_mut() = None);
     assert_eq!(log, ["tell:0", "in:0123456789", "reset", "in:cut"]);
@@ -738,15 +726,7 @@ fn a_truncated_handle_is_read_again_from_its_start() {
             let handle = std::fs::File::open(&path).expect("open");
             FollowTail::handle(handle).seek(0).poll_interval(0.01)
         },
-        Box::new(move |n, _| {
-            Ok(match n {
-                1 => {
-                    f.write("y\n");
-                    Next::Go
-                }
-                _ => Next::Drop,
-            })
-        }),
+        change_once(move || f.write("y\n")),
     );
     assert_eq!(log, ["tell:0", "in:x1", "in:x2", "reset", "in:y"]);
 }
