@@ -451,17 +451,17 @@ struct TakenBack {
 /// system call for all of them, rather than a `recv(MSG_PEEK)` each; a lone one, and a
 /// TLS one (whose records must be read to tell data from a session ticket), are peeked at.
 fn check_quiet(taken: &mut [TakenBack]) {
-    let plain = taken
-        .iter()
-        .filter(|t| t.clean && t.stream.as_ref().is_some_and(|s| !s.is_tls()))
-        .count();
+    /// Still fit, and plain TCP: one that the batch's `poll` looks at.
+    fn pollable(t: &TakenBack) -> bool {
+        t.clean && t.stream.as_ref().is_some_and(|s| !s.is_tls())
+    }
     let mut polled = false;
-    if plain > 1 {
+    if taken.iter().filter(|t| pollable(t)).count() > 1 {
         let flags = rustix::event::PollFlags::IN | rustix::event::PollFlags::RDHUP;
         let mut fds: Vec<rustix::event::PollFd<'_>> = taken
             .iter()
-            .filter(|t| t.clean)
-            .filter_map(|t| t.stream.as_ref().filter(|s| !s.is_tls()))
+            .filter(|t| pollable(t))
+            .filter_map(|t| t.stream.as_ref())
             .map(|s| rustix::event::PollFd::new(s, flags))
             .collect();
         let zero = rustix::event::Timespec {
@@ -471,10 +471,7 @@ fn check_quiet(taken: &mut [TakenBack]) {
         if rustix::event::poll(&mut fds, Some(&zero)).is_ok() {
             let quiet: Vec<bool> = fds.iter().map(|f| f.revents().is_empty()).collect();
             let mut answers = quiet.into_iter();
-            for t in taken
-                .iter_mut()
-                .filter(|t| t.clean && t.stream.as_ref().is_some_and(|s| !s.is_tls()))
-            {
+            for t in taken.iter_mut().filter(|t| pollable(t)) {
                 if !answers.next().unwrap_or(false) {
                     t.clean = false;
                     t.unread = true;
@@ -774,13 +771,11 @@ struct Sock {
     race: Option<Box<Race>>,
     /// The proxy's answer to `CONNECT`, as it arrives.
     tunnel: Vec<u8>,
-    /// The kernel's [`poll_count`](Kernel::poll_count) plus one when a peek at free
-    /// found the socket quiet (0: not known quiet). A socket given back and handed out
-    /// again with no poll between (the common "response, then the next request") is not
-    /// peeked at again: no readiness was taken in meanwhile, and the look at free is as
-    /// fresh as the one the hand-out would make, whose answer is itself used only after
-    /// the `connected` event is dispatched. One `recv(MSG_PEEK)` a request instead of
-    /// two.
+    /// The [`look_mark`] of the look at free that found the socket quiet (0: not known
+    /// quiet). A socket given back and handed out again with no poll between (the common
+    /// "response, then the next request") is not looked at again: no readiness was taken
+    /// in meanwhile, and the look at free is as fresh as the one the hand-out would make,
+    /// whose answer is itself used only after the `connected` event is dispatched.
     quiet_at: u64,
 }
 
@@ -1051,7 +1046,7 @@ impl Shared {
             spec = spec.fresh_connection();
         }
         let Inner { pool, socks, .. } = inner;
-        let fresh = k.poll_count() + 1;
+        let fresh = look_mark(k);
         let (rid, actions) = pool.allocate(spec, now, |c| check_idle(socks, c, fresh))?;
         let i = rid.index();
         if inner.reqs.len() <= i {
@@ -1196,7 +1191,7 @@ impl Shared {
         }
         let now = Self::now(inner, k);
         log::trace!("{conn}: given back (reusable: {clean})");
-        let fresh = k.poll_count() + 1;
+        let fresh = look_mark(k);
         match inner.pool.free(conn, clean, now) {
             Ok(actions) => {
                 if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
@@ -1311,7 +1306,7 @@ impl Shared {
                         }
                     }
                     let Inner { pool, socks, .. } = &mut *inner;
-                    let fresh = k.poll_count() + 1;
+                    let fresh = look_mark(k);
                     pool.resolved(lookup, &addrs, now, |c| check_idle(socks, c, fresh))
                 }
                 Err(msg) => inner.pool.resolve_failed(lookup, &msg, now),
@@ -2245,14 +2240,19 @@ impl Shared {
     }
 }
 
-/// Whether idle socket `c` may be handed out: open and quiet.
+/// What a look at a socket is stamped with: the kernel's [`poll_count`](Kernel::poll_count)
+/// plus one (never 0). Two looks with the same mark had no poll between them.
+fn look_mark(k: &Kernel) -> u64 {
+    k.poll_count() + 1
+}
+
 /// Whether pooled socket `c` may be handed out: it was found quiet when given back with no
-/// poll since (`fresh` is the kernel's poll count plus one; see [`Sock::quiet_at`]), or a
-/// peek finds it quiet now.
+/// poll since (`fresh` is [`look_mark`]; see [`Sock::quiet_at`]), or a peek finds it quiet
+/// now.
 fn check_idle(socks: &mut [Option<Sock>], c: ConnId, fresh: u64) -> bool {
     match socks.get_mut(c.index()) {
         Some(Some(s)) if s.id == c => {
-            (fresh != 0 && s.quiet_at == fresh && s.stream.is_some())
+            (s.quiet_at == fresh && s.stream.is_some())
                 || s.stream.as_mut().is_some_and(Stream::is_quiet)
         }
         _ => false,

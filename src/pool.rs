@@ -1694,9 +1694,8 @@ impl Pool {
         }
         // Sockets still in use may hold the keep-alive timer of an earlier idle spell;
         // they will be closed when freed.
-        let lingering: Vec<TimerKey> = self.timers.keys().copied().collect();
-        for tk in lingering {
-            if let Some(Timer::Conn(conn)) = self.timers.remove(&tk) {
+        for (_, timer) in std::mem::take(&mut self.timers) {
+            if let Timer::Conn(conn) = timer {
                 if let Some(c) = self.conns.get_mut(conn.0) {
                     c.timer = None;
                 }
