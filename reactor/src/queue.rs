@@ -14,6 +14,12 @@
 //! writes anywhere but the heap array, a cancel touches one slab entry and one word, and
 //! every operation is O(log n) amortized. The head of the heap is always live.
 //!
+//! When a timeslice finds a large share of the heap due at once, [`Queue::gather_due`]
+//! moves every due node out into a sorted batch beside the heap (`due.rs`): the next item
+//! is then the smaller of the heap's top and the batch's next node, so items queued while
+//! the batch drains, even at times already past, still come out in `(time, order)` order,
+//! and a batched item that is removed or re-timed goes stale there as in the heap.
+//!
 //! [`ItemId`]s carry a sequence number (from 1, shared by every kind of item, as in POE)
 //! and the slab slot; an id whose item is gone never matches again.
 
@@ -121,6 +127,9 @@ impl std::error::Error for QueueError {}
 /// A priority queue of `T` ordered by time, FIFO among equal times.
 pub struct Queue<T> {
     heap: Vec<Node>,
+    /// Due nodes taken out of the heap by [`Queue::gather_due`], sorted from last to first:
+    /// the next one is at the end. Its head, like the heap's, is always live.
+    batch: Vec<Node>,
     slab: Slab<Entry<T>>,
     /// The order of each slot's live node, [`VACANT`] when the slot is free.
     orders: Vec<u32>,
@@ -130,6 +139,9 @@ pub struct Queue<T> {
     /// When `next_order` reaches this, the live nodes are numbered again from 0
     /// ([`Queue::renumber`]): `u32::MAX` but in tests.
     order_limit: u32,
+    /// [`Queue::gather_due`] leaves heaps smaller than this alone: [`BULK_MIN`] but in
+    /// tests.
+    bulk_min: usize,
 }
 
 impl<T> Default for Queue<T> {
@@ -149,12 +161,14 @@ impl<T> Queue<T> {
     pub fn new() -> Self {
         Queue {
             heap: Vec::new(),
+            batch: Vec::new(),
             slab: Slab::new(),
             orders: Vec::new(),
             live: 0,
             next_seq: NonZeroU64::MIN,
             next_order: 0,
             order_limit: VACANT,
+            bulk_min: due::BULK_MIN,
         }
     }
 
@@ -186,6 +200,7 @@ impl<T> Queue<T> {
     #[inline(never)]
     fn renumber(&mut self) {
         let orders = &self.orders;
+        self.heap.append(&mut self.batch);
         self.heap.retain(|n| orders[n.slot as usize] == n.order);
         self.heap.sort_unstable_by_key(Node::key);
         // A sorted array is a heap.
@@ -228,16 +243,27 @@ impl<T> Queue<T> {
         }
     }
 
+    /// The next node: the heap's top or the batch's next, whichever comes first. Both are
+    /// live.
+    #[inline]
+    fn head(&self) -> Option<&Node> {
+        match (self.heap.first(), self.batch.last()) {
+            (Some(h), Some(b)) => Some(if b.before(h) { b } else { h }),
+            (h, None) => h,
+            (None, b) => b,
+        }
+    }
+
     /// Time of the next item.
     #[inline]
     pub fn next_time(&self) -> Option<Time> {
-        self.heap.first().map(|n| n.time)
+        self.head().map(|n| n.time)
     }
 
     /// The next item, without removing it.
     #[cfg(test)]
     pub fn peek(&self) -> Option<(Time, ItemId, &T)> {
-        let n = self.heap.first()?;
+        let n = self.head()?;
         let e = &self.slab[n.slot as usize];
         Some((
             n.time,
@@ -251,8 +277,21 @@ impl<T> Queue<T> {
 
     /// Removes and returns the next item.
     pub fn dequeue(&mut self) -> Option<(Time, ItemId, T)> {
-        let n = *self.heap.first()?;
-        self.pop_node();
+        let n = match (self.heap.first(), self.batch.last()) {
+            (Some(&h), Some(&b)) if h.before(&b) => {
+                self.pop_node();
+                h
+            }
+            (_, Some(&b)) => {
+                self.batch.pop();
+                b
+            }
+            (Some(&h), None) => {
+                self.pop_node();
+                h
+            }
+            (None, None) => return None,
+        };
         let e = self.free(n.slot as usize);
         self.purge_head();
         Some((
@@ -268,7 +307,7 @@ impl<T> Queue<T> {
     /// Removes and returns the next item if it is due at or before `now`.
     #[inline]
     pub fn dequeue_due(&mut self, now: Time) -> Option<(Time, ItemId, T)> {
-        match self.heap.first() {
+        match self.head() {
             Some(n) if n.time <= now => self.dequeue(),
             _ => None,
         }
@@ -410,22 +449,31 @@ impl<T> Queue<T> {
         self.orders[n.slot as usize] == n.order
     }
 
-    /// Drops stale nodes from the top so that the head is live.
+    /// Drops stale nodes from the heap's top and the batch's end so that both heads are
+    /// live.
     fn purge_head(&mut self) {
         while let Some(n) = self.heap.first().copied() {
             if self.is_live(&n) {
-                return;
+                break;
             }
             self.pop_node();
         }
+        while let Some(n) = self.batch.last() {
+            if self.is_live(n) {
+                break;
+            }
+            self.batch.pop();
+        }
     }
 
-    /// Keeps the head live, and rebuilds the heap when stale nodes outnumber live ones.
+    /// Keeps the heads live, and rebuilds the heap when stale nodes outnumber live ones.
     #[inline]
     fn after_removal(&mut self, slot: usize) {
         if self.too_stale() {
             self.rebuild();
-        } else if self.heap.first().is_some_and(|n| n.slot as usize == slot) {
+        } else if self.heap.first().is_some_and(|n| n.slot as usize == slot)
+            || self.batch.last().is_some_and(|n| n.slot as usize == slot)
+        {
             self.purge_head();
         }
     }
@@ -438,7 +486,7 @@ impl<T> Queue<T> {
 
     #[inline]
     fn too_stale(&self) -> bool {
-        let stale = self.heap.len() - self.live;
+        let stale = self.heap.len() + self.batch.len() - self.live;
         stale > 64 && stale > STALE_RATIO * self.live
     }
 
@@ -447,6 +495,12 @@ impl<T> Queue<T> {
     fn rebuild(&mut self) {
         let orders = &self.orders;
         self.heap.retain(|n| orders[n.slot as usize] == n.order);
+        self.batch.retain(|n| orders[n.slot as usize] == n.order);
+        self.heapify();
+    }
+
+    /// Makes the heap array a heap again, bottom up: O(n).
+    fn heapify(&mut self) {
         if self.heap.len() > 1 {
             for i in (0..=(self.heap.len() - 2) / ARITY).rev() {
                 self.sift_down(i);
@@ -503,6 +557,12 @@ impl<T> Queue<T> {
     }
 }
 
+mod due;
+
 /// POE's `t/10_units/06_queues/01_array.t`, and a comparison against a model.
 #[cfg(test)]
 mod array_tests;
+
+/// Batches of due items against a model: interleaved enqueues, past times, removals.
+#[cfg(test)]
+mod due_tests;

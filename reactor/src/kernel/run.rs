@@ -130,6 +130,7 @@ impl Kernel {
     fn dispatch_due(&mut self, now: Time) {
         self.batch_prev = now;
         self.batch_now = Some(now);
+        self.queue.gather_due(now);
         while let Some((_, id, it)) = self.queue.dequeue_due(now) {
             // Read the rest of the item before anything can reuse its slot.
             let x = &self.extras[id.slot()];
