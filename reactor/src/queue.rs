@@ -284,6 +284,7 @@ impl<T> Queue<T> {
             }
             (_, Some(&b)) => {
                 self.batch.pop();
+                self.touch_ahead();
                 b
             }
             (Some(&h), None) => {

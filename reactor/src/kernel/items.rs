@@ -261,6 +261,20 @@ impl Kernel {
         }
     }
 
+    /// Reads the extras of the items the queue's batch will give next
+    /// ([`Queue::slots_ahead`](crate::queue::Queue::slots_ahead)), so that their cache
+    /// misses overlap.
+    #[inline]
+    pub(crate) fn touch_extras_ahead(&self) {
+        if let Some(slots) = self.queue.slots_ahead() {
+            let mut sum = 0u32;
+            for s in slots {
+                sum ^= self.extras.get(s).map_or(0, |x| x.sender_key);
+            }
+            std::hint::black_box(sum);
+        }
+    }
+
     /// Item `id` has left the queue: releases what it held (its sessions' counts) and
     /// returns its arguments.
     #[inline]

@@ -132,6 +132,7 @@ impl Kernel {
         self.batch_now = Some(now);
         self.queue.gather_due(now);
         while let Some((_, id, it)) = self.queue.dequeue_due(now) {
+            self.touch_extras_ahead();
             // Read the rest of the item before anything can reuse its slot.
             let x = &self.extras[id.slot()];
             let (caller_state, caller, sender_key) = (x.caller_state, x.caller, x.sender_key);

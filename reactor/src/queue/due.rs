@@ -23,6 +23,13 @@ pub(super) const BULK_MIN: usize = 4096;
 /// hundred ns for each due item popped from a heap of a million.
 const BULK_SHARE: usize = 16;
 
+/// How far ahead a batch is read: the batch knows which slots come next, and each item's
+/// entry (and what the kernel keeps beside it) is at a random slot, a cache miss apiece
+/// with many items. Each time the batch is a multiple of this many nodes long, the entries
+/// of the group that comes after the next one are read, all at once, so their misses
+/// overlap instead of each stalling the item it belongs to.
+const AHEAD: usize = 8;
+
 impl<T> Queue<T> {
     /// A queue that makes batches of heaps from `min` nodes up ([`BULK_MIN`] otherwise).
     #[cfg(test)]
@@ -62,6 +69,33 @@ impl<T> Queue<T> {
         // handler's exception).
         self.batch.sort_unstable_by(last_first);
         self.purge_head();
+    }
+
+    /// The slots whose entries are to be read ahead now (see [`AHEAD`]), if any: the kernel
+    /// reads what it keeps at these slots too.
+    #[inline]
+    pub(crate) fn slots_ahead(&self) -> Option<impl Iterator<Item = usize> + '_> {
+        let len = self.batch.len();
+        if len % AHEAD != 0 || len < 2 * AHEAD {
+            return None;
+        }
+        Some(
+            self.batch[len - 2 * AHEAD..len - AHEAD]
+                .iter()
+                .map(|n| n.slot as usize),
+        )
+    }
+
+    /// Reads the slab entries and orders of [`Queue::slots_ahead`].
+    #[inline]
+    pub(super) fn touch_ahead(&self) {
+        if let Some(slots) = self.slots_ahead() {
+            let mut sum = 0u64;
+            for s in slots {
+                sum ^= u64::from(self.orders[s]) ^ self.slab.get(s).map_or(0, |e| e.seq.get());
+            }
+            std::hint::black_box(sum);
+        }
     }
 
     /// Whether at least `want` heap nodes are due at `now`. The due nodes are the top of the
