@@ -277,41 +277,59 @@ impl<T> Queue<T> {
 
     /// Removes and returns the next item.
     pub fn dequeue(&mut self) -> Option<(Time, ItemId, T)> {
-        let n = match (self.heap.first(), self.batch.last()) {
-            (Some(&h), Some(&b)) if h.before(&b) => {
-                self.pop_node();
-                h
-            }
-            (_, Some(&b)) => {
-                self.batch.pop();
-                self.touch_ahead();
-                b
-            }
-            (Some(&h), None) => {
-                self.pop_node();
-                h
-            }
-            (None, None) => return None,
-        };
+        match (self.heap.first(), self.batch.last()) {
+            (Some(h), Some(b)) if h.before(b) => Some(self.take_top()),
+            (_, Some(_)) => Some(self.take_batched()),
+            (Some(_), None) => Some(self.take_top()),
+            (None, None) => None,
+        }
+    }
+
+    /// Removes and returns the next item if it is due at or before `now`.
+    #[inline]
+    pub fn dequeue_due(&mut self, now: Time) -> Option<(Time, ItemId, T)> {
+        if !self.batch.is_empty() {
+            return match self.head() {
+                Some(n) if n.time <= now => self.dequeue(),
+                _ => None,
+            };
+        }
+        match self.heap.first() {
+            Some(n) if n.time <= now => Some(self.take_top()),
+            _ => None,
+        }
+    }
+
+    /// Removes the heap's top item.
+    fn take_top(&mut self) -> (Time, ItemId, T) {
+        let n = self.heap[0];
+        self.pop_node();
         let e = self.free(n.slot as usize);
-        self.purge_head();
-        Some((
+        self.purge_heap();
+        (
             n.time,
             ItemId {
                 seq: e.seq.get(),
                 slot: n.slot,
             },
             e.payload,
-        ))
+        )
     }
 
-    /// Removes and returns the next item if it is due at or before `now`.
-    #[inline]
-    pub fn dequeue_due(&mut self, now: Time) -> Option<(Time, ItemId, T)> {
-        match self.head() {
-            Some(n) if n.time <= now => self.dequeue(),
-            _ => None,
-        }
+    /// Removes the batch's next item.
+    fn take_batched(&mut self) -> (Time, ItemId, T) {
+        let n = self.batch.pop().expect("take_batched on an empty batch");
+        self.touch_ahead();
+        let e = self.free(n.slot as usize);
+        self.purge_batch();
+        (
+            n.time,
+            ItemId {
+                seq: e.seq.get(),
+                slot: n.slot,
+            },
+            e.payload,
+        )
     }
 
     #[inline]
@@ -453,12 +471,24 @@ impl<T> Queue<T> {
     /// Drops stale nodes from the heap's top and the batch's end so that both heads are
     /// live.
     fn purge_head(&mut self) {
+        self.purge_heap();
+        self.purge_batch();
+    }
+
+    /// Drops stale nodes from the heap's top.
+    #[inline]
+    fn purge_heap(&mut self) {
         while let Some(n) = self.heap.first().copied() {
             if self.is_live(&n) {
                 break;
             }
             self.pop_node();
         }
+    }
+
+    /// Drops stale nodes from the batch's end.
+    #[inline]
+    fn purge_batch(&mut self) {
         while let Some(n) = self.batch.last() {
             if self.is_live(n) {
                 break;

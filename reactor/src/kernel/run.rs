@@ -130,9 +130,11 @@ impl Kernel {
     fn dispatch_due(&mut self, now: Time) {
         self.batch_prev = now;
         self.batch_now = Some(now);
-        self.queue.gather_due(now);
+        let batched = self.queue.gather_due(now);
         while let Some((_, id, it)) = self.queue.dequeue_due(now) {
-            self.touch_extras_ahead();
+            if batched {
+                self.touch_extras_ahead();
+            }
             // Read the rest of the item before anything can reuse its slot.
             let x = &self.extras[id.slot()];
             let (caller_state, caller, sender_key) = (x.caller_state, x.caller, x.sender_key);

@@ -43,9 +43,18 @@ impl<T> Queue<T> {
     /// Prepares to dequeue what is due at `now`: if at least one heap node in
     /// [`BULK_SHARE`] is due (and the heap is not small), moves every due node into the
     /// sorted batch. Changes no order and no item: only how the next ones are found.
-    pub fn gather_due(&mut self, now: Time) {
+    /// Returns whether a batch waits (this one or what an earlier one left).
+    #[inline]
+    pub fn gather_due(&mut self, now: Time) -> bool {
+        if self.heap.len() >= self.bulk_min {
+            self.gather(now);
+        }
+        !self.batch.is_empty()
+    }
+
+    fn gather(&mut self, now: Time) {
         let len = self.heap.len();
-        if len < self.bulk_min || self.heap[0].time > now {
+        if self.heap[0].time > now {
             return;
         }
         if !self.due_reaches(now, (len / BULK_SHARE).max(1)) {
@@ -76,7 +85,7 @@ impl<T> Queue<T> {
     #[inline]
     pub(crate) fn slots_ahead(&self) -> Option<impl Iterator<Item = usize> + '_> {
         let len = self.batch.len();
-        if len % AHEAD != 0 || len < 2 * AHEAD {
+        if len < 2 * AHEAD || len % AHEAD != 0 {
             return None;
         }
         Some(
