@@ -14,6 +14,10 @@
 //! writes anywhere but the heap array, a cancel touches one slab entry and one word, and
 //! every operation is O(log n) amortized. The head of the heap is always live.
 //!
+//! Once the heap is large, new nodes wait unsorted beside it until the head is next looked
+//! at (`pending.rs`): a timer set and cancelled before then (a timeout that did not
+//! expire) never goes through the heap at all.
+//!
 //! When a timeslice finds a large share of the heap due at once, [`Queue::gather_due`]
 //! moves every due node out into a sorted batch beside the heap (`due.rs`): the next item
 //! is then the smaller of the heap's top and the batch's next node, so items queued while
@@ -130,6 +134,8 @@ pub struct Queue<T> {
     /// Due nodes taken out of the heap by [`Queue::gather_due`], sorted from last to first:
     /// the next one is at the end. Its head, like the heap's, is always live.
     batch: Vec<Node>,
+    /// Nodes not yet in the heap, in no order ([`Queue::settle`]).
+    pending: Vec<Node>,
     slab: Slab<Entry<T>>,
     /// The order of each slot's live node, [`VACANT`] when the slot is free.
     orders: Vec<u32>,
@@ -142,6 +148,9 @@ pub struct Queue<T> {
     /// [`Queue::gather_due`] leaves heaps smaller than this alone: [`BULK_MIN`] but in
     /// tests.
     bulk_min: usize,
+    /// New nodes go straight into heaps smaller than this: [`pending::PENDING_MIN`] but
+    /// in tests.
+    pending_min: usize,
 }
 
 impl<T> Default for Queue<T> {
@@ -162,6 +171,7 @@ impl<T> Queue<T> {
         Queue {
             heap: Vec::new(),
             batch: Vec::new(),
+            pending: Vec::new(),
             slab: Slab::new(),
             orders: Vec::new(),
             live: 0,
@@ -169,6 +179,7 @@ impl<T> Queue<T> {
             next_order: 0,
             order_limit: VACANT,
             bulk_min: due::BULK_MIN,
+            pending_min: pending::PENDING_MIN,
         }
     }
 
@@ -201,6 +212,7 @@ impl<T> Queue<T> {
     fn renumber(&mut self) {
         let orders = &self.orders;
         self.heap.append(&mut self.batch);
+        self.heap.append(&mut self.pending);
         self.heap.retain(|n| orders[n.slot as usize] == n.order);
         self.heap.sort_unstable_by_key(Node::key);
         // A sorted array is a heap.
@@ -236,7 +248,7 @@ impl<T> Queue<T> {
             self.orders.push(order);
         }
         self.live += 1;
-        self.push_node(Node { time, order, slot });
+        self.add_node(Node { time, order, slot });
         ItemId {
             seq: seq.get(),
             slot,
@@ -254,15 +266,22 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Time of the next item.
+    /// Time of the next item: O(1) after [`Queue::settle`], otherwise a look at every
+    /// pending node.
     #[inline]
     pub fn next_time(&self) -> Option<Time> {
-        self.head().map(|n| n.time)
+        let t = self.head().map(|n| n.time);
+        if self.pending.is_empty() {
+            t
+        } else {
+            self.next_time_pending(t)
+        }
     }
 
     /// The next item, without removing it.
     #[cfg(test)]
-    pub fn peek(&self) -> Option<(Time, ItemId, &T)> {
+    pub fn peek(&mut self) -> Option<(Time, ItemId, &T)> {
+        self.settle();
         let n = self.head()?;
         let e = &self.slab[n.slot as usize];
         Some((
@@ -277,6 +296,7 @@ impl<T> Queue<T> {
 
     /// Removes and returns the next item.
     pub fn dequeue(&mut self) -> Option<(Time, ItemId, T)> {
+        self.settle();
         match (self.heap.first(), self.batch.last()) {
             (Some(h), Some(b)) if h.before(b) => Some(self.take_top()),
             (_, Some(_)) => Some(self.take_batched()),
@@ -288,6 +308,7 @@ impl<T> Queue<T> {
     /// Removes and returns the next item if it is due at or before `now`.
     #[inline]
     pub fn dequeue_due(&mut self, now: Time) -> Option<(Time, ItemId, T)> {
+        self.settle();
         if !self.batch.is_empty() {
             return match self.head() {
                 Some(n) if n.time <= now => self.dequeue(),
@@ -438,7 +459,7 @@ impl<T> Queue<T> {
         let t = new_time(e.time);
         e.time = t;
         self.orders[slot] = order;
-        self.push_node(Node {
+        self.add_node(Node {
             time: t,
             order,
             slot: slot as u32,
@@ -517,7 +538,7 @@ impl<T> Queue<T> {
 
     #[inline]
     fn too_stale(&self) -> bool {
-        let stale = self.heap.len() + self.batch.len() - self.live;
+        let stale = self.heap.len() + self.batch.len() + self.pending.len() - self.live;
         stale > 64 && stale > STALE_RATIO * self.live
     }
 
@@ -527,6 +548,7 @@ impl<T> Queue<T> {
         let orders = &self.orders;
         self.heap.retain(|n| orders[n.slot as usize] == n.order);
         self.batch.retain(|n| orders[n.slot as usize] == n.order);
+        self.pending.retain(|n| orders[n.slot as usize] == n.order);
         self.heapify();
     }
 
@@ -589,6 +611,7 @@ impl<T> Queue<T> {
 }
 
 mod due;
+mod pending;
 
 /// POE's `t/10_units/06_queues/01_array.t`, and a comparison against a model.
 #[cfg(test)]
@@ -597,3 +620,7 @@ mod array_tests;
 /// Batches of due items against a model: interleaved enqueues, past times, removals.
 #[cfg(test)]
 mod due_tests;
+
+/// Nodes kept aside from a large heap: settling, cancels before and after.
+#[cfg(test)]
+mod pending_tests;

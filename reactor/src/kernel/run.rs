@@ -89,6 +89,7 @@ impl Kernel {
         } else {
             self.clock.now()
         };
+        self.queue.settle();
         let mut wait = match self.queue.next_time() {
             Some(t) => (t.saturating_sub(now)).clamp(0, MAX_WAIT),
             None => MAX_WAIT,

@@ -350,6 +350,21 @@ fn randomized_against_sorted_vec_model_with_renumbering() {
     against_model(Queue::with_order_limit(700));
 }
 
+/// The same, with new nodes kept aside from a heap of 4 nodes up (`pending.rs`).
+#[test]
+fn randomized_against_sorted_vec_model_with_pending_nodes() {
+    against_model(Queue::with_pending_min(4));
+}
+
+/// Pending nodes and renumbering together.
+#[test]
+fn randomized_against_sorted_vec_model_with_pending_nodes_and_renumbering() {
+    against_model(Queue {
+        order_limit: 700,
+        ..Queue::with_pending_min(4)
+    });
+}
+
 fn against_model(mut q: Queue<u32>) {
     let mut rng = StdRng::seed_from_u64(0x5eed_0001);
     let mut m = Model {

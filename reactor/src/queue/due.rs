@@ -46,6 +46,7 @@ impl<T> Queue<T> {
     /// Returns whether a batch waits (this one or what an earlier one left).
     #[inline]
     pub fn gather_due(&mut self, now: Time) -> bool {
+        self.settle();
         if self.heap.len() >= self.bulk_min {
             self.gather(now);
         }

@@ -187,6 +187,18 @@ fn batches_against_a_model_with_renumbering() {
     );
 }
 
+/// The same, with new nodes kept aside once the heap has 16 (`pending.rs`).
+#[test]
+fn batches_against_a_model_with_pending_nodes() {
+    against_model(
+        Queue {
+            pending_min: 16,
+            ..small()
+        },
+        3,
+    );
+}
+
 fn against_model(mut q: Queue<u32>, seed: u64) {
     let mut rng = StdRng::seed_from_u64(0x5eed_ba7c + seed);
     let mut m = Model::default();
@@ -194,6 +206,7 @@ fn against_model(mut q: Queue<u32>, seed: u64) {
     let mut payload = 0u32;
     let mut now = 0i64;
     let mut batched = 0;
+    let mut pending = 0;
     for step in 0..30_000 {
         if step % 60 == 0 {
             now += rng.gen_range(0..40);
@@ -267,6 +280,14 @@ fn against_model(mut q: Queue<u32>, seed: u64) {
             _ => {}
         }
         assert_eq!(q.len(), m.items.len(), "step {step}: len");
+        if !q.pending.is_empty() {
+            pending += 1;
+        }
+        assert_eq!(
+            q.next_time(),
+            m.items.first().map(|e| e.0),
+            "step {step}: next_time"
+        );
         let peek = q.peek().map(|(t, id, p)| (t, id.seq(), *p));
         assert_eq!(
             peek,
@@ -275,6 +296,9 @@ fn against_model(mut q: Queue<u32>, seed: u64) {
         );
     }
     assert!(batched > 100, "batches were made ({batched})");
+    if q.pending_min < 100 {
+        assert!(pending > 1000, "nodes were kept aside ({pending} steps)");
+    }
     let mut rest = Vec::new();
     while let Some((t, id, p)) = q.dequeue() {
         rest.push((t, id.seq(), p));
