@@ -173,9 +173,10 @@ impl Kernel {
         let key = self.key_of(dest).ok_or(Error::NoSuchSession)?;
         if self.active.session == dest {
             // POE invokes the handler directly: no new frame, no exception trap.
-            let Some((h, state, args)) = self.find_handler(key, ev, args) else {
+            let Some((h, state)) = self.find_handler(key, ev) else {
                 return Ok(Value::none());
             };
+            let args = self.handler_args(ev, state, args);
             let inv = Invocation {
                 key,
                 session: dest,
@@ -204,19 +205,34 @@ impl Kernel {
         .map_err(Error::Died)
     }
 
-    fn find_handler(
-        &mut self,
-        key: usize,
-        ev: EventId,
-        args: Args,
-    ) -> Option<(Handler, EventId, Args)> {
-        let r = &self.sessions[key];
-        if let Some(h) = r.handlers.get(ev) {
-            return Some((Rc::clone(h), ev, args));
+    /// The handler session `key` runs for `ev`, and the state it runs as: `ev`, or
+    /// `_default` (whose arguments are then the event's name and its arguments:
+    /// [`Kernel::handler_args`]). The arguments do not go through here: on the common path
+    /// they are moved once, into the invocation.
+    #[inline]
+    fn find_handler(&self, key: usize, ev: EventId) -> Option<(Handler, EventId)> {
+        match self.sessions[key].handlers.get(ev) {
+            Some(h) => Some((Rc::clone(h), ev)),
+            None => self.find_default(key, ev),
         }
+    }
+
+    /// The arguments a handler found by [`Kernel::find_handler`] gets for `ev`.
+    #[inline]
+    fn handler_args(&self, ev: EventId, state: EventId, args: Args) -> Args {
+        if state == ev {
+            args
+        } else {
+            args_of((self.names.name(ev).to_owned(), args))
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn find_default(&self, key: usize, ev: EventId) -> Option<(Handler, EventId)> {
+        let r = &self.sessions[key];
         if let Some(h) = r.handlers.get(EV_DEFAULT) {
-            let name = self.names.name(ev).to_owned();
-            return Some((Rc::clone(h), EV_DEFAULT, args_of((name, args))));
+            return Some((Rc::clone(h), EV_DEFAULT));
         }
         let name = self.names.name(ev);
         if name != "_signal"
@@ -247,9 +263,10 @@ impl Kernel {
         if self.sessions[key].freed {
             return Ok(Value::none());
         }
-        let Some((h, state, args)) = self.find_handler(key, ev, args) else {
+        let Some((h, state)) = self.find_handler(key, ev) else {
             return Ok(Value::none());
         };
+        let args = self.handler_args(ev, state, args);
         if self.sessions[key].options.trace {
             log::info!(
                 "{} -> {} (from {}:{})",

@@ -171,6 +171,7 @@ impl Names {
         }
     }
 
+    #[inline]
     pub(crate) fn name(&self, id: EventId) -> &'static str {
         match self.names.get(id.0 as usize) {
             Some(Some(name)) => name,
@@ -178,6 +179,7 @@ impl Names {
         }
     }
 
+    #[inline]
     pub(crate) fn shared(&self, id: EventId) -> super::EventName {
         super::EventName(self.name(id))
     }
