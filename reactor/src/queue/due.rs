@@ -86,7 +86,7 @@ impl<T> Queue<T> {
     #[inline]
     pub(crate) fn slots_ahead(&self) -> Option<impl Iterator<Item = usize> + '_> {
         let len = self.batch.len();
-        if len < 2 * AHEAD || len % AHEAD != 0 {
+        if len < 2 * AHEAD || !len.is_multiple_of(AHEAD) {
             return None;
         }
         Some(
