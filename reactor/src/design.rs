@@ -52,7 +52,9 @@
 //!
 //! **One queue.** Posts, timers and signals share one time-ordered queue (`queue.rs`) (a
 //! 4-ary heap of small nodes over a slab, with lazy removal: set, cancel and re-time are
-//! O(log n) amortized); equal times are FIFO. Posts take "now", strictly after the
+//! O(log n) amortized; once the heap is large, new nodes wait unsorted beside it until the
+//! head is next needed, and a timeslice that finds many items due takes them out in one
+//! sorted batch); equal times are FIFO. Posts take "now", strictly after the
 //! snapshot of the batch being dispatched, so an event posted during a batch runs in the
 //! next timeslice, as under POE. A queue entry is 24 bytes: what ordering, cancelling and
 //! dispatching decide on (sequence, time, the destination's slab key, and the event, kind
