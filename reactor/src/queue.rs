@@ -322,6 +322,7 @@ impl<T> Queue<T> {
     }
 
     /// Removes the heap's top item.
+    #[inline]
     fn take_top(&mut self) -> (Time, ItemId, T) {
         let n = self.heap[0];
         self.pop_node();

@@ -112,6 +112,7 @@ impl Args {
 
     /// The arguments as a boxed slice, 16 bytes: how queued items keep them (one
     /// allocation unless there are none).
+    #[inline]
     pub(crate) fn into_boxed(mut self) -> Box<[Arg]> {
         // Lists from tuples are exactly as long as their allocation: no copy.
         if self.0.is_empty() {
