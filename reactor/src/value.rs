@@ -480,8 +480,11 @@ impl Value {
 /// let boxed: Box<dyn std::error::Error> = e.into();
 /// assert_eq!(boxed.to_string(), "disk on fire");
 /// ```
+///
+/// The failure is boxed: a handler's `Result<Value, HandlerError>` is three words, so every
+/// handler's return, successful or not, moves little.
 #[derive(Clone)]
-pub struct HandlerError(Failed);
+pub struct HandlerError(Box<Failed>);
 
 /// The error behind a [`HandlerError`]: its message, what it was made from, and where the
 /// kernel saw it.
@@ -515,11 +518,11 @@ impl std::error::Error for Failed {
 impl HandlerError {
     /// A failure with this message.
     pub fn new(message: impl Into<String>) -> Self {
-        HandlerError(Failed {
+        HandlerError(Box::new(Failed {
             message: message.into(),
             source: None,
             at: None,
-        })
+        }))
     }
 
     /// The message (POE's `$@`).
@@ -545,7 +548,7 @@ impl HandlerError {
     /// The failure as a boxed standard error (its source chain kept), e.g. to return it
     /// from a function whose error type is `Box<dyn Error + Send + Sync>`.
     pub fn into_boxed_error(self) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-        Box::new(self.0)
+        self.0
     }
 
     /// The same failure, located in `session`'s handler for `event`.
@@ -578,30 +581,30 @@ impl fmt::Display for HandlerError {
 impl std::ops::Deref for HandlerError {
     type Target = dyn std::error::Error + Send + Sync + 'static;
     fn deref(&self) -> &Self::Target {
-        &self.0
+        &*self.0
     }
 }
 
 impl AsRef<dyn std::error::Error + Send + Sync + 'static> for HandlerError {
     fn as_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &self.0
+        &*self.0
     }
 }
 
 impl From<HandlerError> for Box<dyn std::error::Error + 'static> {
     fn from(e: HandlerError) -> Self {
-        Box::new(e.0)
+        e.0
     }
 }
 
 impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for HandlerError {
     fn from(e: E) -> Self {
         let e: Box<dyn std::error::Error + Send + Sync> = e.into();
-        HandlerError(Failed {
+        HandlerError(Box::new(Failed {
             message: e.to_string(),
             source: Some(std::sync::Arc::from(e)),
             at: None,
-        })
+        }))
     }
 }
 
@@ -635,9 +638,16 @@ impl<T: Outcome, E: Into<HandlerError>> Outcome for Result<T, E> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Arg, ArgProblem, Args};
+    use super::{Arg, ArgProblem, Args, HandlerError, Value};
     use crate::ids::WheelId;
     use std::rc::Rc;
+
+    /// What every handler returns stays small: it is moved on every dispatch (see
+    /// docs/benchmarks.md).
+    #[test]
+    fn a_handler_result_is_three_words() {
+        assert!(std::mem::size_of::<Result<Value, HandlerError>>() <= 24);
+    }
 
     /// A wheel shares one id argument among its events: taking it copies it out, and
     /// leaves it for the other events; other shared values still cannot be taken.
