@@ -246,10 +246,55 @@ impl Kernel {
         None
     }
 
+    /// [`Kernel::dispatch`] for a queued event, whose handler's value and failure nobody
+    /// waits for: nothing comes back through memory on the way out of every post's
+    /// dispatch.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    pub(crate) fn dispatch_queued(
+        &mut self,
+        key: usize,
+        session: SessionId,
+        sender: SessionId,
+        ev: EventId,
+        args: Args,
+        caller_state: EventId,
+        caller: &'static Location<'static>,
+    ) {
+        let _ = self.dispatch_in(
+            key,
+            session,
+            sender,
+            ev,
+            args,
+            caller_state,
+            caller,
+            Kind::Normal,
+        );
+    }
+
     /// Runs one handler in a new frame. A failure is turned into a DIE signal or the kernel
     /// exception as POE does, and also returned.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     pub(crate) fn dispatch(
+        &mut self,
+        key: usize,
+        session: SessionId,
+        sender: SessionId,
+        ev: EventId,
+        args: Args,
+        caller_state: EventId,
+        caller: &'static Location<'static>,
+        kind: Kind,
+    ) -> std::result::Result<Value, HandlerError> {
+        self.dispatch_in(key, session, sender, ev, args, caller_state, caller, kind)
+    }
+
+    /// What [`Kernel::dispatch`] and [`Kernel::dispatch_queued`] do.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn dispatch_in(
         &mut self,
         key: usize,
         session: SessionId,

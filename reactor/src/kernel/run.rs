@@ -1,7 +1,7 @@
 //! The run loop: POE's timeslice.
 
 use super::session::KERNEL;
-use super::{ItemKind, Kernel, Kind, EV_IDLE, NO_KEY};
+use super::{ItemKind, Kernel, EV_IDLE, NO_KEY};
 use crate::clock::Time;
 use crate::error::{Error, Result};
 use crate::value::Args;
@@ -160,7 +160,7 @@ impl Kernel {
                             self.session_of_key(it.dest_key),
                             self.session_of_key(sender_key),
                         );
-                        let _ = self.dispatch(
+                        self.dispatch_queued(
                             key,
                             dest,
                             sender,
@@ -168,7 +168,6 @@ impl Kernel {
                             args,
                             caller_state,
                             caller,
-                            Kind::Normal,
                         );
                     }
                 }
