@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -456,23 +456,25 @@ fn check_quiet(taken: &mut [TakenBack]) {
         t.clean && t.stream.as_ref().is_some_and(|s| !s.is_tls())
     }
     let mut polled = false;
-    if taken.iter().filter(|t| pollable(t)).count() > 1 {
-        let flags = rustix::event::PollFlags::IN | rustix::event::PollFlags::RDHUP;
-        let mut fds: Vec<rustix::event::PollFd<'_>> = taken
+    let count = taken.iter().filter(|t| pollable(t)).count();
+    if count > 1 {
+        let fds = taken
             .iter()
             .filter(|t| pollable(t))
             .filter_map(|t| t.stream.as_ref())
-            .map(|s| rustix::event::PollFd::new(s, flags))
-            .collect();
-        let zero = rustix::event::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
+            .map(AsFd::as_fd);
+        let mut quiet = [false; POLL_BATCH];
+        let mut more = Vec::new();
+        let answers: &mut [bool] = if count <= POLL_BATCH {
+            &mut quiet[..count]
+        } else {
+            more.resize(count, false);
+            &mut more
         };
-        if rustix::event::poll(&mut fds, Some(&zero)).is_ok() {
-            let quiet: Vec<bool> = fds.iter().map(|f| f.revents().is_empty()).collect();
-            let mut answers = quiet.into_iter();
+        if poll_quiet(fds, answers) {
+            let mut answers = answers.iter();
             for t in taken.iter_mut().filter(|t| pollable(t)) {
-                if !answers.next().unwrap_or(false) {
+                if !answers.next().copied().unwrap_or(false) {
                     t.clean = false;
                     t.unread = true;
                 }
@@ -492,6 +494,47 @@ fn check_quiet(taken: &mut [TakenBack]) {
             t.unread = true;
         }
     }
+}
+
+/// How many sockets [`poll_quiet`] looks at from lists on the stack; more (more responses
+/// than that in one poll) take lists on the heap.
+const POLL_BATCH: usize = 16;
+
+/// One `poll` with no wait for the sockets `fds` (as many as `quiet` has room for):
+/// `quiet[i]` says whether the `i`th has nothing to report (no data, end-of-file or error).
+/// False if the system call failed.
+fn poll_quiet<'a>(fds: impl Iterator<Item = BorrowedFd<'a>>, quiet: &mut [bool]) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let flags = PollFlags::IN | PollFlags::RDHUP;
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let n = quiet.len();
+    let mut fds = fds.map(|fd| PollFd::from_borrowed_fd(fd, flags));
+    let answered = if n <= POLL_BATCH {
+        let Some(first) = fds.next() else {
+            return false;
+        };
+        // The places after the `n` sockets hold copies of the first, and are not polled.
+        let mut list: [PollFd<'a>; POLL_BATCH] = std::array::from_fn(|i| match i {
+            0 => first.clone(),
+            _ => fds.next().unwrap_or_else(|| first.clone()),
+        });
+        poll(&mut list[..n], Some(&zero)).is_ok().then(|| {
+            for (q, f) in quiet.iter_mut().zip(&list[..n]) {
+                *q = f.revents().is_empty();
+            }
+        })
+    } else {
+        let mut list: Vec<PollFd<'a>> = fds.take(n).collect();
+        poll(&mut list, Some(&zero)).is_ok().then(|| {
+            for (q, f) in quiet.iter_mut().zip(&list) {
+                *q = f.revents().is_empty();
+            }
+        })
+    };
+    answered.is_some()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -666,6 +709,8 @@ impl KeepaliveBuilder {
                 out: 0,
                 timer: None,
                 to_watch: Vec::new(),
+                spare_returns: Vec::new(),
+                spare_taken: Vec::new(),
                 refused: HashMap::new(),
                 lookup_hosts: HashMap::new(),
                 addrs: HashMap::new(),
@@ -808,6 +853,9 @@ struct Inner {
     timer: Option<(reactor::AlarmId, Duration)>,
     /// Idle sockets to watch, with when they were pooled.
     to_watch: Vec<(ConnId, Duration)>,
+    /// Empty lists kept for the next give-back (see [`Shared::drain_returns`]).
+    spare_returns: Vec<Returned>,
+    spare_taken: Vec<TakenBack>,
     /// Addresses that refused a connection: until when connects to them wait, and the
     /// pause that led there.
     refused: HashMap<SocketAddr, (Duration, Duration)>,
@@ -952,7 +1000,7 @@ fn manager_session(sh: Rc<Shared>) -> Session<()> {
             with(&sh, |sh, ctx| {
                 {
                     let mut inner = sh.inner.borrow_mut();
-                    sh.drain_returns(ctx.kernel(), &mut inner);
+                    sh.drain_returns(ctx.kernel(), &mut inner, None);
                 }
                 sh.housekeeping.set(false);
                 sh.watch_idle(ctx.kernel());
@@ -1029,8 +1077,9 @@ impl Shared {
     ) -> Result<RequestId, Error> {
         let mut guard = self.inner.borrow_mut();
         let inner = &mut *guard;
-        self.drain_returns(k, inner);
+        // One reading of the clock serves the give-back and the hand-out.
         let now = Self::now(inner, k);
+        self.drain_returns(k, inner, Some(now));
         let Request {
             key,
             event,
@@ -1060,7 +1109,7 @@ impl Shared {
             context,
             held: false,
         });
-        self.perform(k, inner, actions);
+        self.perform_at(k, inner, actions, Some(now));
         if let Some(Some(m)) = inner.reqs.get_mut(i) {
             if m.id == rid && !m.held {
                 m.held = true;
@@ -1089,7 +1138,7 @@ impl Shared {
     fn shutdown(self: &Rc<Self>, k: &mut Kernel) {
         let mut guard = self.inner.borrow_mut();
         let inner = &mut *guard;
-        self.drain_returns(k, inner);
+        self.drain_returns(k, inner, None);
         let now = Self::now(inner, k);
         let actions = inner.pool.shutdown(now);
         self.perform(k, inner, actions);
@@ -1110,21 +1159,29 @@ impl Shared {
         log::debug!("keepalive manager shut down");
     }
 
-    /// Takes back the sockets of dropped connections.
-    fn drain_returns(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner) {
+    /// Takes back the sockets of dropped connections. `now` is the caller's reading of the
+    /// clock, if it has one (else the clock is read once, if anything was given back).
+    fn drain_returns(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, now: Option<Duration>) {
         loop {
-            let batch = std::mem::take(&mut *self.returns.borrow_mut());
+            // The lists change hands instead of being allocated for each batch: the batch
+            // taken here leaves the empty one of the last batch for the next returns.
+            let mut batch = std::mem::take(&mut inner.spare_returns);
+            std::mem::swap(&mut batch, &mut *self.returns.borrow_mut());
             if batch.is_empty() {
+                inner.spare_returns = batch;
                 return;
             }
-            let mut taken: Vec<TakenBack> = batch
-                .into_iter()
-                .map(|r| Self::take_back(k, inner, r))
-                .collect();
-            check_quiet(&mut taken);
-            for t in taken {
-                self.reclaim(k, inner, t);
+            let now = now.unwrap_or_else(|| Self::now(inner, k));
+            let mut taken = std::mem::take(&mut inner.spare_taken);
+            for r in batch.drain(..) {
+                taken.push(Self::take_back(k, inner, r));
             }
+            inner.spare_returns = batch;
+            check_quiet(&mut taken);
+            for t in taken.drain(..) {
+                self.reclaim(k, inner, t, now);
+            }
+            inner.spare_taken = taken;
         }
     }
 
@@ -1176,7 +1233,7 @@ impl Shared {
 
     /// A returned socket, looked at (see [`check_quiet`]), goes back to the pool or is
     /// closed.
-    fn reclaim(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, t: TakenBack) {
+    fn reclaim(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, t: TakenBack, now: Duration) {
         let TakenBack {
             conn,
             parking,
@@ -1189,7 +1246,6 @@ impl Shared {
                 s.reset_on_close();
             }
         }
-        let now = Self::now(inner, k);
         log::trace!("{conn}: given back (reusable: {clean})");
         let fresh = look_mark(k);
         match inner.pool.free(conn, clean, now) {
@@ -1203,7 +1259,7 @@ impl Shared {
                         k.wheel_unpark(p);
                     }
                 }
-                self.perform(k, inner, actions);
+                self.perform_at(k, inner, actions, Some(now));
             }
             Err(e) => {
                 log::debug!("free of {conn}: {e}");
@@ -2018,7 +2074,19 @@ impl Shared {
     }
 
     /// Performs what the pool asked for, in order.
-    fn perform(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, mut actions: Vec<Action>) {
+    fn perform(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, actions: Vec<Action>) {
+        self.perform_at(k, inner, actions, None);
+    }
+
+    /// [`perform`](Shared::perform) with the caller's reading of the clock, if it has one
+    /// (else the clock is read when an action needs it, once).
+    fn perform_at(
+        self: &Rc<Self>,
+        k: &mut Kernel,
+        inner: &mut Inner,
+        mut actions: Vec<Action>,
+        mut now: Option<Duration>,
+    ) {
         for a in actions.drain(..) {
             match a {
                 Action::Resolve { lookup, host } => self.do_resolve(k, inner, lookup, &host),
@@ -2042,7 +2110,7 @@ impl Shared {
                         inner.socks.resize_with(i + 1, || None);
                     }
                     let addr = SocketAddr::new(ip, key.port);
-                    let now = Self::now(inner, k);
+                    let now = *now.get_or_insert_with(|| Self::now(inner, k));
                     match inner.refused.get(&addr) {
                         Some(&(until, _)) if until > now => {
                             // The address refused a moment ago: wait before trying again.
@@ -2086,7 +2154,7 @@ impl Shared {
                     if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                         if s.id == conn {
                             s.watch = Watch::IdlePending;
-                            let now = Self::now(inner, k);
+                            let now = *now.get_or_insert_with(|| Self::now(inner, k));
                             inner.to_watch.push((conn, now));
                             if !self.housekeeping.replace(true) {
                                 let _ = k.yield_("ka_housekeeping", ());
@@ -2367,6 +2435,32 @@ mod tests {
                 (false, false),
             ]
         );
+    }
+
+    /// Batches as large as the list on the stack and larger (the list on the heap): every
+    /// answer still goes to its own socket, the last ones included.
+    #[test]
+    fn large_batches_are_looked_at_with_answers_in_order() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        for size in [super::POLL_BATCH, super::POLL_BATCH + 5] {
+            let mut peers = Vec::new();
+            let mut batch = Vec::new();
+            for i in 0..size {
+                let (ours, mut theirs) = pair(&l);
+                // Every third socket, and the last, has unread data.
+                let busy = i % 3 == 1 || i == size - 1;
+                if busy {
+                    theirs.write_all(b"x").unwrap();
+                    arrived(&ours);
+                }
+                batch.push(taken(ours, true));
+                peers.push((theirs, busy));
+            }
+            check_quiet(&mut batch);
+            for (i, (t, (_, busy))) in batch.iter().zip(&peers).enumerate() {
+                assert_eq!((t.clean, t.unread), (!busy, *busy), "socket {i} of {size}");
+            }
+        }
     }
 
     /// A lone socket is peeked at, with the same verdicts.
