@@ -304,6 +304,8 @@ pub struct Connection {
     /// The poller registration the socket's last wheel left (see `Kernel::wheel_park`).
     parking: Option<Parking>,
     wheel: Option<WheelHandle>,
+    /// The wheel holds the socket as a bare `TcpStream` (see [`stream_of`]).
+    bare: bool,
     closed: bool,
     idle_limit: Option<Duration>,
     peer: Option<SocketAddr>,
@@ -323,14 +325,19 @@ impl Connection {
     ) -> Result<WheelId, reactor::Error> {
         if let Some(h) = self.wheel.take() {
             if let Some((rw, p)) = kernel.wheel_park::<ReadWrite>(h) {
-                self.stream = rw.into_handle::<Stream>();
+                self.stream = stream_of(rw, self.bare);
                 self.parking = Some(p);
             }
         }
         let Some(stream) = self.stream.take() else {
             return Err(reactor::Error::InvalidArgument("connection is closed"));
         };
-        let mut b = configure(ReadWrite::builder(stream));
+        let (mut b, bare) = match stream {
+            Stream::Tcp(tcp) => (configure(ReadWrite::builder(tcp)), true),
+            #[cfg(feature = "tls")]
+            tls @ Stream::Tls(_) => (configure(ReadWrite::builder(tls)), false),
+        };
+        self.bare = bare;
         if let Some(p) = self.parking.take() {
             b = b.parked(p);
         }
@@ -356,7 +363,7 @@ impl Connection {
         if let Some(h) = self.wheel.take() {
             self.stream = kernel
                 .wheel_take::<ReadWrite>(h)
-                .and_then(|rw| rw.into_handle::<Stream>());
+                .and_then(|rw| stream_of(rw, self.bare));
         }
         if let Some(mut s) = self.stream.take() {
             s.close_notify();
@@ -415,6 +422,7 @@ impl Drop for Connection {
             parking: self.parking.take(),
             stream: self.stream.take(),
             wheel: self.wheel.take(),
+            bare: self.bare,
             closed: self.closed,
             idle_limit: self.idle_limit,
         });
@@ -424,12 +432,24 @@ impl Drop for Connection {
     }
 }
 
+/// The socket back out of its wheel. A plain TCP socket is given to its wheel as the bare
+/// `TcpStream` (`bare`), which the wheel keeps inline: no box to allocate for each wheel
+/// and free at each give-back, no dynamic call for each read and write.
+fn stream_of(rw: ReadWrite, bare: bool) -> Option<Stream> {
+    if bare {
+        rw.into_handle::<mio::net::TcpStream>().map(Stream::Tcp)
+    } else {
+        rw.into_handle::<Stream>()
+    }
+}
+
 /// A connection given back, waiting for the manager to take its socket.
 struct Returned {
     conn: ConnId,
     parking: Option<Parking>,
     stream: Option<Stream>,
     wheel: Option<WheelHandle>,
+    bare: bool,
     closed: bool,
     idle_limit: Option<Duration>,
 }
@@ -1196,6 +1216,7 @@ impl Shared {
             mut parking,
             mut stream,
             wheel,
+            bare,
             closed,
             idle_limit,
         } = r;
@@ -1214,7 +1235,7 @@ impl Shared {
                     if unread || rw.is_shut_down() || rw.driver_out_octets() > 0 {
                         clean = false;
                     }
-                    stream = rw.into_handle::<Stream>();
+                    stream = stream_of(rw, bare);
                 }
                 None => clean = false,
             }
@@ -2284,6 +2305,7 @@ impl Shared {
                         stream,
                         parking,
                         wheel: None,
+                        bare: false,
                         closed: false,
                         idle_limit: None,
                         peer,
