@@ -1198,10 +1198,13 @@ impl Shared {
             }
             inner.spare_returns = batch;
             check_quiet(&mut taken);
+            // The frees of a batch share one list of actions, carried out once.
+            let mut actions = inner.pool.action_list();
             for t in taken.drain(..) {
-                self.reclaim(k, inner, t, now);
+                self.reclaim(k, inner, t, now, &mut actions);
             }
             inner.spare_taken = taken;
+            self.perform_at(k, inner, actions, Some(now));
         }
     }
 
@@ -1254,7 +1257,14 @@ impl Shared {
 
     /// A returned socket, looked at (see [`check_quiet`]), goes back to the pool or is
     /// closed.
-    fn reclaim(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, t: TakenBack, now: Duration) {
+    fn reclaim(
+        self: &Rc<Self>,
+        k: &mut Kernel,
+        inner: &mut Inner,
+        t: TakenBack,
+        now: Duration,
+        actions: &mut Vec<Action>,
+    ) {
         let TakenBack {
             conn,
             parking,
@@ -1269,8 +1279,8 @@ impl Shared {
         }
         log::trace!("{conn}: given back (reusable: {clean})");
         let fresh = look_mark(k);
-        match inner.pool.free(conn, clean, now) {
-            Ok(actions) => {
+        match inner.pool.free_into(conn, clean, now, actions) {
+            Ok(()) => {
                 if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                     if s.id == conn {
                         s.stream = stream;
@@ -1280,7 +1290,6 @@ impl Shared {
                         k.wheel_unpark(p);
                     }
                 }
-                self.perform_at(k, inner, actions, Some(now));
             }
             Err(e) => {
                 log::debug!("free of {conn}: {e}");

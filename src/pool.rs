@@ -1189,6 +1189,12 @@ impl Pool {
         })
     }
 
+    /// An empty list for [`free_into`](Self::free_into): the one last given back with
+    /// [`recycle`](Self::recycle), if any.
+    pub fn action_list(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.spare)
+    }
+
     /// Gives back a list of actions the caller has emptied, to carry a later answer.
     pub fn recycle(&mut self, mut actions: Vec<Action>) {
         actions.clear();
@@ -1466,12 +1472,32 @@ impl Pool {
     /// ([`Action::WatchIdle`]); any other is closed. If an older request of another key is
     /// waiting for room under `max_open`, that request goes first: the socket is evicted to
     /// make room for it. After shutdown every freed socket is closed.
+    #[cfg(test)]
     pub fn free(
         &mut self,
         conn: ConnId,
         reusable: bool,
         now: Duration,
     ) -> Result<Vec<Action>, CallError> {
+        let mut out = std::mem::take(&mut self.spare);
+        match self.free_into(conn, reusable, now, &mut out) {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                self.spare = out;
+                Err(e)
+            }
+        }
+    }
+
+    /// [`free`](Self::free), with the actions appended to `out`: sockets given back
+    /// together share one list. On an error nothing is appended.
+    pub fn free_into(
+        &mut self,
+        conn: ConnId,
+        reusable: bool,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) -> Result<(), CallError> {
         let c = self.conns.get(conn.0).ok_or(CallError::UnknownConn(conn))?;
         let h = c.host;
         if !matches!(c.state, CState::InUse) {
@@ -1483,7 +1509,6 @@ impl Pool {
         }
         let (uses, max_uses, expires) = (c.uses, c.max_uses, c.expires);
         let now = self.tick(now);
-        let mut out = std::mem::take(&mut self.spare);
         let worn = max_uses.is_some_and(|m| uses >= m) || expires.is_some_and(|e| now >= e);
         let retire = reusable && worn && !self.shut_down;
         let reusable = reusable && !worn;
@@ -1539,7 +1564,7 @@ impl Pool {
                 conn,
                 origin: Origin::Deferred,
             };
-            self.respond(rid, RequestStage::Queued, outcome, &mut out);
+            self.respond(rid, RequestStage::Queued, outcome, out);
         } else if !self.runnable.is_empty()
             && self.lru.is_empty()
             && self.open() + 1 >= self.settings.max_open
@@ -1553,10 +1578,10 @@ impl Pool {
                 reason: CloseReason::Evicted,
             });
         } else {
-            self.park(conn, now, &mut out);
+            self.park(conn, now, out);
         }
-        self.settle(h, now, &mut out);
-        Ok(out)
+        self.settle(h, now, out);
+        Ok(())
     }
 
     /// An idle socket turned readable (data, EOF, error): it is closed
