@@ -842,6 +842,9 @@ struct Sock {
     /// in meanwhile, and the look at free is as fresh as the one the hand-out would make,
     /// whose answer is itself used only after the `connected` event is dispatched.
     quiet_at: u64,
+    /// When the socket was last pooled (set with [`Watch::IdlePending`]): of the entries
+    /// `to_watch` may hold for it, only the one of this spell counts.
+    pooled_at: Duration,
 }
 
 /// A connect racing others to the same host (RFC 8305): the attempts after the first, one
@@ -1303,7 +1306,9 @@ impl Shared {
     /// Watches the sockets pooled at least [`WATCH_GRACE`] ago that are still idle; the
     /// others are looked at again when their grace is over. A socket handed out again
     /// within its grace (the usual case under load: the next request comes a moment after
-    /// the last response) costs no watch and unwatch, two system calls.
+    /// the last response) costs no watch and unwatch, two system calls. An entry of an
+    /// earlier idle spell (the socket was handed out and pooled again since) is dropped:
+    /// the grace runs from the last pooling, which has an entry of its own.
     fn watch_idle(self: &Rc<Self>, k: &mut Kernel) {
         let mut inner = self.inner.borrow_mut();
         let now = Self::now(&inner, k);
@@ -1312,7 +1317,7 @@ impl Shared {
         for (conn, since) in list {
             let still_idle = matches!(
                 inner.socks.get(conn.index()),
-                Some(Some(s)) if s.id == conn && s.watch == Watch::IdlePending
+                Some(Some(s)) if s.id == conn && s.watch == Watch::IdlePending && s.pooled_at == since
             );
             if !still_idle {
                 continue;
@@ -2017,6 +2022,7 @@ impl Shared {
                     race: None,
                     tunnel: Vec::new(),
                     quiet_at: 0,
+                    pooled_at: Duration::ZERO,
                 });
                 log::debug!("{conn}: connecting to {addr}");
             }
@@ -2031,6 +2037,7 @@ impl Shared {
                     race: None,
                     tunnel: Vec::new(),
                     quiet_at: 0,
+                    pooled_at: Duration::ZERO,
                 });
                 log::debug!("{conn}: connect to {addr} failed: {f}");
                 if f.errnum == Some(ECONNREFUSED) {
@@ -2158,6 +2165,7 @@ impl Shared {
                                 race: None,
                                 tunnel: Vec::new(),
                                 quiet_at: 0,
+                                pooled_at: Duration::ZERO,
                             });
                         }
                         _ => {
@@ -2181,10 +2189,11 @@ impl Shared {
                     }
                 }
                 Action::WatchIdle { conn } => {
+                    let now = *now.get_or_insert_with(|| Self::now(inner, k));
                     if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                         if s.id == conn {
                             s.watch = Watch::IdlePending;
-                            let now = *now.get_or_insert_with(|| Self::now(inner, k));
+                            s.pooled_at = now;
                             inner.to_watch.push((conn, now));
                             if !self.housekeeping.replace(true) {
                                 let _ = k.yield_("ka_housekeeping", ());
@@ -2492,6 +2501,62 @@ mod tests {
                 assert_eq!((t.clean, t.unread), (!busy, *busy), "socket {i} of {size}");
             }
         }
+    }
+
+    /// An idle socket is watched when the grace of its last pooling is over, not of an
+    /// earlier one: the list of sockets to watch may still hold the entry of an idle spell
+    /// that ended with a hand-out (under load, sockets are pooled and handed out many times
+    /// within one grace), and that entry must not start a watch on the socket pooled again.
+    #[test]
+    fn a_watch_waits_for_the_grace_of_the_last_pooling() {
+        use super::{Keepalive, Shared, Sock, Watch, WATCH_GRACE};
+        use std::os::fd::AsRawFd;
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut k = reactor::Kernel::new().unwrap();
+        let ka = Keepalive::new(&mut k).unwrap();
+        let conn = ConnId::test_new(0);
+        // `entries`: the list's entries, each of the earlier pooling (true: its grace is
+        // over) or of the last one (false: just now); `pooled_old`: when the socket was
+        // last pooled. Returns the socket's watch after the housekeeping's look.
+        let mut run = |entries: &[bool], pooled_old: bool| -> Watch {
+            let (stream, peer) = pair(&l);
+            let addr = peer.local_addr().unwrap();
+            ka.exec(&mut k, |k, sh| {
+                {
+                    let mut inner = sh.inner.borrow_mut();
+                    inner.origin -= 1_000_000_000; // a second of history
+                    let now = Shared::now(&inner, k);
+                    let at = |old: bool| if old { now - 2 * WATCH_GRACE } else { now };
+                    inner.socks = vec![Some(Sock {
+                        id: conn,
+                        stream: Some(stream),
+                        parking: None,
+                        watch: Watch::IdlePending,
+                        addr,
+                        deferred: None,
+                        race: None,
+                        tunnel: Vec::new(),
+                        quiet_at: 0,
+                        pooled_at: at(pooled_old),
+                    })];
+                    inner.to_watch = entries.iter().map(|&old| (conn, at(old))).collect();
+                }
+                sh.watch_idle(k);
+                let mut inner = sh.inner.borrow_mut();
+                let s = inner.socks[0].take().unwrap();
+                if let (Watch::Idle, Some(st)) = (s.watch, &s.stream) {
+                    let _ = k.select_read_clear(&st.as_raw_fd());
+                }
+                inner.to_watch.clear();
+                s.watch
+            })
+            .unwrap()
+        };
+        // Pooled again just now: the earlier entry does not count, the new one waits.
+        assert_eq!(run(&[true, false], false), Watch::IdlePending);
+        assert_eq!(run(&[true], false), Watch::IdlePending);
+        // Pooled long enough ago: watched.
+        assert_eq!(run(&[true], true), Watch::Idle);
     }
 
     /// A lone socket is peeked at, with the same verdicts.
