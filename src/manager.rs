@@ -870,7 +870,8 @@ struct Inner {
     resolver: Option<Resolver>,
     dns_held: bool,
     lookups: HashMap<u64, LookupId>,
-    /// Template of the postback each connection carries (held while connections are out).
+    /// Template of the postback each connection carries: held while connections are out
+    /// or the pool holds anything (see [`Shared::release_reclaim`]).
     reclaim: Option<Postback>,
     out: usize,
     timer: Option<(reactor::AlarmId, Duration)>,
@@ -1214,9 +1215,6 @@ impl Shared {
     /// A returned socket's first steps: its wheel parked, and what the wheel knows of it.
     fn take_back(k: &mut Kernel, inner: &mut Inner, r: Returned) -> TakenBack {
         inner.out = inner.out.saturating_sub(1);
-        if inner.out == 0 {
-            inner.reclaim = None;
-        }
         let Returned {
             conn,
             mut parking,
@@ -2210,6 +2208,21 @@ impl Shared {
             }
         }
         inner.pool.recycle(actions);
+        Self::release_reclaim(inner);
+    }
+
+    /// Lets the connections' postback template go when no connection is out and the pool
+    /// holds nothing: then nothing of the manager's keeps its session alive. While the pool
+    /// holds sockets its alarm keeps the session anyway, and keeping the template saves
+    /// making a new postback at the next hand-out (each time all connections are back at
+    /// once: one hand-out in nine at 8 in flight).
+    fn release_reclaim(inner: &mut Inner) {
+        if inner.out == 0 && inner.reclaim.is_some() {
+            let g = inner.pool.gauges();
+            if g.open() == 0 && g.queued == 0 && g.resolving == 0 {
+                inner.reclaim = None;
+            }
+        }
     }
 
     fn do_resolve(
