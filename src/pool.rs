@@ -1332,6 +1332,19 @@ impl Pool {
                 origin: Origin::Immediate,
             };
             self.respond(rid, RequestStage::Allocating, outcome, &mut out);
+            // A socket taken from the pool frees no room. Unless stale sockets were closed
+            // on the way (more actions than the answer) or requests wait for room, touching
+            // the key and pumping would do nothing: only the timer is reported.
+            let settled = out.len() == 1
+                && self.runnable.is_empty()
+                && self
+                    .hosts
+                    .get(h.0)
+                    .is_some_and(|host| host.waiters.is_empty() && host.runnable.is_none());
+            if settled {
+                self.report_timer(&mut out);
+                return Ok((rid, out));
+            }
         } else {
             let timer = self.arm(now.saturating_add(timeout), Timer::Request(rid));
             if let Some(req) = self.requests.get_mut(rid.0) {
