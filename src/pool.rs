@@ -18,7 +18,7 @@
 //! | the user cancels a request | [`Pool::deallocate`] |
 //! | a lookup answers | [`Pool::resolved`] / [`Pool::resolve_failed`] |
 //! | a connect (and TLS, if any) completes | [`Pool::connected`] / [`Pool::connect_failed`] |
-//! | the user drops a connection | [`Pool::free`] (saying whether the socket is clean) |
+//! | the user drops a connection | [`Pool::free_into`] (saying whether the socket is clean) |
 //! | an idle socket turns readable | [`Pool::idle_activity`] |
 //! | the timer set by [`Action::SetTimer`] fires | [`Pool::advance`] |
 //! | the manager shuts down | [`Pool::shutdown`] |
@@ -680,7 +680,7 @@ impl std::error::Error for Failure {}
 /// The answer to a request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
-    /// A socket, now in use by the requester until it calls [`Pool::free`].
+    /// A socket, now in use by the requester until it calls [`Pool::free_into`].
     Connected {
         /// The socket.
         conn: ConnId,
@@ -710,7 +710,7 @@ pub enum RequestStage {
 pub enum ConnState {
     /// Its connect is in flight, for one request.
     Connecting,
-    /// Handed out; the user gives it back with [`Pool::free`].
+    /// Handed out; the user gives it back with [`Pool::free_into`].
     InUse,
     /// Pooled, waiting to be reused or to expire.
     Idle,
@@ -1479,12 +1479,7 @@ impl Pool {
         Ok(())
     }
 
-    /// The user gave a socket back. `reusable` is the socket layer's verdict at free time
-    /// (open, nothing to read, no EOF, no error). A reusable socket goes to the oldest waiter
-    /// of its key ([`Origin::Deferred`]) or into the pool with its keep-alive restarted
-    /// ([`Action::WatchIdle`]); any other is closed. If an older request of another key is
-    /// waiting for room under `max_open`, that request goes first: the socket is evicted to
-    /// make room for it. After shutdown every freed socket is closed.
+    /// [`free_into`](Self::free_into) into a list of its own.
     #[cfg(test)]
     pub fn free(
         &mut self,
@@ -1502,8 +1497,15 @@ impl Pool {
         }
     }
 
-    /// [`free`](Self::free), with the actions appended to `out`: sockets given back
-    /// together share one list. On an error nothing is appended.
+    /// The user gave a socket back. `reusable` is the socket layer's verdict at free time
+    /// (open, nothing to read, no EOF, no error). A reusable socket goes to the oldest waiter
+    /// of its key ([`Origin::Deferred`]) or into the pool with its keep-alive restarted
+    /// ([`Action::WatchIdle`]); any other is closed. If an older request of another key is
+    /// waiting for room under `max_open`, that request goes first: the socket is evicted to
+    /// make room for it. After shutdown every freed socket is closed.
+    ///
+    /// The actions are appended to `out`: sockets given back together share one list. On
+    /// an error nothing is appended.
     pub fn free_into(
         &mut self,
         conn: ConnId,
