@@ -8,8 +8,8 @@ use crate::pool::{Failure, PoolKey, RequestId as KaRequestId, ETIMEDOUT};
 use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ::http::{Method, Request, Response, StatusCode, Uri, Version};
 use reactor::filter::Stream as StreamFilter;
-use reactor::wheel::{ReadWrite, WheelError};
-use reactor::{AlarmId, Arg, Args, Ctx, Kernel, Session, SessionId, WheelId};
+use reactor::wheel::{ReadWrite, RwEvent, WheelError};
+use reactor::{AlarmId, Arg, Args, Ctx, EventId, Kernel, Session, SessionId, WheelId};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
@@ -626,6 +626,9 @@ impl HttpClientBuilder {
                 timer: None,
                 held: Default::default(),
                 last_target: None,
+                conn_event: Rc::from("htc_conn"),
+                input_event: EventId::of("htc_input"),
+                error_event: EventId::of("htc_error"),
                 agent_values,
             }),
         });
@@ -819,6 +822,11 @@ struct Inner {
     held: rustc_hash::FxHashMap<SessionId, u32>,
     /// The last URI submitted without a proxy of its own, and where it goes.
     last_target: Option<(Uri, Target)>,
+    /// The client's own event names, made once: the manager's answer (shared by every
+    /// request for a connection) and the wheel's input and error (resolved).
+    conn_event: Rc<str>,
+    input_event: EventId,
+    error_event: EventId,
 }
 
 struct Slot {
@@ -1414,7 +1422,7 @@ impl Shared {
                 key
             }
         };
-        let mut req = KaRequest::for_key(key, Rc::from("htc_conn")).context(p.id);
+        let mut req = KaRequest::for_key(key, inner.conn_event.clone()).context(p.id);
         if fresh {
             req = req.fresh_connection();
         }
@@ -1491,10 +1499,11 @@ impl Shared {
             },
             None => HeaderValue::from_static("error: not connected"),
         };
+        let (input_event, error_event) = (inner.input_event, inner.error_event);
         let wheel = match conn.start(k, |b| {
             b.filter(StreamFilter::new())
-                .input_event("htc_input")
-                .error_event("htc_error")
+                .event_id(RwEvent::Input, input_event)
+                .event_id(RwEvent::Error, error_event)
         }) {
             Ok(w) => w,
             Err(e) => {

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -304,6 +304,8 @@ pub struct Connection {
     /// The poller registration the socket's last wheel left (see `Kernel::wheel_park`).
     parking: Option<Parking>,
     wheel: Option<WheelHandle>,
+    /// The wheel holds the socket as a bare `TcpStream` (see [`stream_of`]).
+    bare: bool,
     closed: bool,
     idle_limit: Option<Duration>,
     peer: Option<SocketAddr>,
@@ -323,14 +325,19 @@ impl Connection {
     ) -> Result<WheelId, reactor::Error> {
         if let Some(h) = self.wheel.take() {
             if let Some((rw, p)) = kernel.wheel_park::<ReadWrite>(h) {
-                self.stream = rw.into_handle::<Stream>();
+                self.stream = stream_of(rw, self.bare);
                 self.parking = Some(p);
             }
         }
         let Some(stream) = self.stream.take() else {
             return Err(reactor::Error::InvalidArgument("connection is closed"));
         };
-        let mut b = configure(ReadWrite::builder(stream));
+        let (mut b, bare) = match stream {
+            Stream::Tcp(tcp) => (configure(ReadWrite::builder(tcp)), true),
+            #[cfg(feature = "tls")]
+            tls @ Stream::Tls(_) => (configure(ReadWrite::builder(tls)), false),
+        };
+        self.bare = bare;
         if let Some(p) = self.parking.take() {
             b = b.parked(p);
         }
@@ -356,7 +363,7 @@ impl Connection {
         if let Some(h) = self.wheel.take() {
             self.stream = kernel
                 .wheel_take::<ReadWrite>(h)
-                .and_then(|rw| rw.into_handle::<Stream>());
+                .and_then(|rw| stream_of(rw, self.bare));
         }
         if let Some(mut s) = self.stream.take() {
             s.close_notify();
@@ -415,6 +422,7 @@ impl Drop for Connection {
             parking: self.parking.take(),
             stream: self.stream.take(),
             wheel: self.wheel.take(),
+            bare: self.bare,
             closed: self.closed,
             idle_limit: self.idle_limit,
         });
@@ -424,12 +432,24 @@ impl Drop for Connection {
     }
 }
 
+/// The socket back out of its wheel. A plain TCP socket is given to its wheel as the bare
+/// `TcpStream` (`bare`), which the wheel keeps inline: no box to allocate for each wheel
+/// and free at each give-back, no dynamic call for each read and write.
+fn stream_of(rw: ReadWrite, bare: bool) -> Option<Stream> {
+    if bare {
+        rw.into_handle::<mio::net::TcpStream>().map(Stream::Tcp)
+    } else {
+        rw.into_handle::<Stream>()
+    }
+}
+
 /// A connection given back, waiting for the manager to take its socket.
 struct Returned {
     conn: ConnId,
     parking: Option<Parking>,
     stream: Option<Stream>,
     wheel: Option<WheelHandle>,
+    bare: bool,
     closed: bool,
     idle_limit: Option<Duration>,
 }
@@ -456,23 +476,25 @@ fn check_quiet(taken: &mut [TakenBack]) {
         t.clean && t.stream.as_ref().is_some_and(|s| !s.is_tls())
     }
     let mut polled = false;
-    if taken.iter().filter(|t| pollable(t)).count() > 1 {
-        let flags = rustix::event::PollFlags::IN | rustix::event::PollFlags::RDHUP;
-        let mut fds: Vec<rustix::event::PollFd<'_>> = taken
+    let count = taken.iter().filter(|t| pollable(t)).count();
+    if count > 1 {
+        let fds = taken
             .iter()
             .filter(|t| pollable(t))
             .filter_map(|t| t.stream.as_ref())
-            .map(|s| rustix::event::PollFd::new(s, flags))
-            .collect();
-        let zero = rustix::event::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
+            .map(AsFd::as_fd);
+        let mut quiet = [false; POLL_BATCH];
+        let mut more = Vec::new();
+        let answers: &mut [bool] = if count <= POLL_BATCH {
+            &mut quiet[..count]
+        } else {
+            more.resize(count, false);
+            &mut more
         };
-        if rustix::event::poll(&mut fds, Some(&zero)).is_ok() {
-            let quiet: Vec<bool> = fds.iter().map(|f| f.revents().is_empty()).collect();
-            let mut answers = quiet.into_iter();
+        if poll_quiet(fds, answers) {
+            let mut answers = answers.iter();
             for t in taken.iter_mut().filter(|t| pollable(t)) {
-                if !answers.next().unwrap_or(false) {
+                if !answers.next().copied().unwrap_or(false) {
                     t.clean = false;
                     t.unread = true;
                 }
@@ -492,6 +514,47 @@ fn check_quiet(taken: &mut [TakenBack]) {
             t.unread = true;
         }
     }
+}
+
+/// How many sockets [`poll_quiet`] looks at from lists on the stack; more (more responses
+/// than that in one poll) take lists on the heap.
+const POLL_BATCH: usize = 16;
+
+/// One `poll` with no wait for the sockets `fds` (as many as `quiet` has room for):
+/// `quiet[i]` says whether the `i`th has nothing to report (no data, end-of-file or error).
+/// False if the system call failed.
+fn poll_quiet<'a>(fds: impl Iterator<Item = BorrowedFd<'a>>, quiet: &mut [bool]) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let flags = PollFlags::IN | PollFlags::RDHUP;
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let n = quiet.len();
+    let mut fds = fds.map(|fd| PollFd::from_borrowed_fd(fd, flags));
+    let answered = if n <= POLL_BATCH {
+        let Some(first) = fds.next() else {
+            return false;
+        };
+        // The places after the `n` sockets hold copies of the first, and are not polled.
+        let mut list: [PollFd<'a>; POLL_BATCH] = std::array::from_fn(|i| match i {
+            0 => first.clone(),
+            _ => fds.next().unwrap_or_else(|| first.clone()),
+        });
+        poll(&mut list[..n], Some(&zero)).is_ok().then(|| {
+            for (q, f) in quiet.iter_mut().zip(&list[..n]) {
+                *q = f.revents().is_empty();
+            }
+        })
+    } else {
+        let mut list: Vec<PollFd<'a>> = fds.take(n).collect();
+        poll(&mut list, Some(&zero)).is_ok().then(|| {
+            for (q, f) in quiet.iter_mut().zip(&list) {
+                *q = f.revents().is_empty();
+            }
+        })
+    };
+    answered.is_some()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -666,6 +729,8 @@ impl KeepaliveBuilder {
                 out: 0,
                 timer: None,
                 to_watch: Vec::new(),
+                spare_returns: Vec::new(),
+                spare_taken: Vec::new(),
                 refused: HashMap::new(),
                 lookup_hosts: HashMap::new(),
                 addrs: HashMap::new(),
@@ -777,6 +842,9 @@ struct Sock {
     /// in meanwhile, and the look at free is as fresh as the one the hand-out would make,
     /// whose answer is itself used only after the `connected` event is dispatched.
     quiet_at: u64,
+    /// When the socket was last pooled (set with [`Watch::IdlePending`]): of the entries
+    /// `to_watch` may hold for it, only the one of this spell counts.
+    pooled_at: Duration,
 }
 
 /// A connect racing others to the same host (RFC 8305): the attempts after the first, one
@@ -802,12 +870,16 @@ struct Inner {
     resolver: Option<Resolver>,
     dns_held: bool,
     lookups: HashMap<u64, LookupId>,
-    /// Template of the postback each connection carries (held while connections are out).
+    /// Template of the postback each connection carries: held while connections are out
+    /// or the pool holds anything (see [`Shared::release_reclaim`]).
     reclaim: Option<Postback>,
     out: usize,
     timer: Option<(reactor::AlarmId, Duration)>,
     /// Idle sockets to watch, with when they were pooled.
     to_watch: Vec<(ConnId, Duration)>,
+    /// Empty lists kept for the next give-back (see [`Shared::drain_returns`]).
+    spare_returns: Vec<Returned>,
+    spare_taken: Vec<TakenBack>,
     /// Addresses that refused a connection: until when connects to them wait, and the
     /// pause that led there.
     refused: HashMap<SocketAddr, (Duration, Duration)>,
@@ -952,7 +1024,7 @@ fn manager_session(sh: Rc<Shared>) -> Session<()> {
             with(&sh, |sh, ctx| {
                 {
                     let mut inner = sh.inner.borrow_mut();
-                    sh.drain_returns(ctx.kernel(), &mut inner);
+                    sh.drain_returns(ctx.kernel(), &mut inner, None);
                 }
                 sh.housekeeping.set(false);
                 sh.watch_idle(ctx.kernel());
@@ -1029,8 +1101,9 @@ impl Shared {
     ) -> Result<RequestId, Error> {
         let mut guard = self.inner.borrow_mut();
         let inner = &mut *guard;
-        self.drain_returns(k, inner);
+        // One reading of the clock serves the give-back and the hand-out.
         let now = Self::now(inner, k);
+        self.drain_returns(k, inner, Some(now));
         let Request {
             key,
             event,
@@ -1060,7 +1133,7 @@ impl Shared {
             context,
             held: false,
         });
-        self.perform(k, inner, actions);
+        self.perform_at(k, inner, actions, Some(now));
         if let Some(Some(m)) = inner.reqs.get_mut(i) {
             if m.id == rid && !m.held {
                 m.held = true;
@@ -1089,7 +1162,7 @@ impl Shared {
     fn shutdown(self: &Rc<Self>, k: &mut Kernel) {
         let mut guard = self.inner.borrow_mut();
         let inner = &mut *guard;
-        self.drain_returns(k, inner);
+        self.drain_returns(k, inner, None);
         let now = Self::now(inner, k);
         let actions = inner.pool.shutdown(now);
         self.perform(k, inner, actions);
@@ -1110,35 +1183,44 @@ impl Shared {
         log::debug!("keepalive manager shut down");
     }
 
-    /// Takes back the sockets of dropped connections.
-    fn drain_returns(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner) {
+    /// Takes back the sockets of dropped connections. `now` is the caller's reading of the
+    /// clock, if it has one (else the clock is read once, if anything was given back).
+    fn drain_returns(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, now: Option<Duration>) {
         loop {
-            let batch = std::mem::take(&mut *self.returns.borrow_mut());
+            // The lists change hands instead of being allocated for each batch: the batch
+            // taken here leaves the empty one of the last batch for the next returns.
+            let mut batch = std::mem::take(&mut inner.spare_returns);
+            std::mem::swap(&mut batch, &mut *self.returns.borrow_mut());
             if batch.is_empty() {
+                inner.spare_returns = batch;
                 return;
             }
-            let mut taken: Vec<TakenBack> = batch
-                .into_iter()
-                .map(|r| Self::take_back(k, inner, r))
-                .collect();
-            check_quiet(&mut taken);
-            for t in taken {
-                self.reclaim(k, inner, t);
+            let now = now.unwrap_or_else(|| Self::now(inner, k));
+            let mut taken = std::mem::take(&mut inner.spare_taken);
+            for r in batch.drain(..) {
+                taken.push(Self::take_back(k, inner, r));
             }
+            inner.spare_returns = batch;
+            check_quiet(&mut taken);
+            // The frees of a batch share one list of actions, carried out once.
+            let mut actions = inner.pool.action_list();
+            for t in taken.drain(..) {
+                self.reclaim(k, inner, t, now, &mut actions);
+            }
+            inner.spare_taken = taken;
+            self.perform_at(k, inner, actions, Some(now));
         }
     }
 
     /// A returned socket's first steps: its wheel parked, and what the wheel knows of it.
     fn take_back(k: &mut Kernel, inner: &mut Inner, r: Returned) -> TakenBack {
         inner.out = inner.out.saturating_sub(1);
-        if inner.out == 0 {
-            inner.reclaim = None;
-        }
         let Returned {
             conn,
             mut parking,
             mut stream,
             wheel,
+            bare,
             closed,
             idle_limit,
         } = r;
@@ -1157,7 +1239,7 @@ impl Shared {
                     if unread || rw.is_shut_down() || rw.driver_out_octets() > 0 {
                         clean = false;
                     }
-                    stream = rw.into_handle::<Stream>();
+                    stream = stream_of(rw, bare);
                 }
                 None => clean = false,
             }
@@ -1176,7 +1258,14 @@ impl Shared {
 
     /// A returned socket, looked at (see [`check_quiet`]), goes back to the pool or is
     /// closed.
-    fn reclaim(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, t: TakenBack) {
+    fn reclaim(
+        self: &Rc<Self>,
+        k: &mut Kernel,
+        inner: &mut Inner,
+        t: TakenBack,
+        now: Duration,
+        actions: &mut Vec<Action>,
+    ) {
         let TakenBack {
             conn,
             parking,
@@ -1189,11 +1278,10 @@ impl Shared {
                 s.reset_on_close();
             }
         }
-        let now = Self::now(inner, k);
         log::trace!("{conn}: given back (reusable: {clean})");
         let fresh = look_mark(k);
-        match inner.pool.free(conn, clean, now) {
-            Ok(actions) => {
+        match inner.pool.free_into(conn, clean, now, actions) {
+            Ok(()) => {
                 if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                     if s.id == conn {
                         s.stream = stream;
@@ -1203,7 +1291,6 @@ impl Shared {
                         k.wheel_unpark(p);
                     }
                 }
-                self.perform(k, inner, actions);
             }
             Err(e) => {
                 log::debug!("free of {conn}: {e}");
@@ -1217,7 +1304,9 @@ impl Shared {
     /// Watches the sockets pooled at least [`WATCH_GRACE`] ago that are still idle; the
     /// others are looked at again when their grace is over. A socket handed out again
     /// within its grace (the usual case under load: the next request comes a moment after
-    /// the last response) costs no watch and unwatch, two system calls.
+    /// the last response) costs no watch and unwatch, two system calls. An entry of an
+    /// earlier idle spell (the socket was handed out and pooled again since) is dropped:
+    /// the grace runs from the last pooling, which has an entry of its own.
     fn watch_idle(self: &Rc<Self>, k: &mut Kernel) {
         let mut inner = self.inner.borrow_mut();
         let now = Self::now(&inner, k);
@@ -1226,7 +1315,7 @@ impl Shared {
         for (conn, since) in list {
             let still_idle = matches!(
                 inner.socks.get(conn.index()),
-                Some(Some(s)) if s.id == conn && s.watch == Watch::IdlePending
+                Some(Some(s)) if s.id == conn && s.watch == Watch::IdlePending && s.pooled_at == since
             );
             if !still_idle {
                 continue;
@@ -1931,6 +2020,7 @@ impl Shared {
                     race: None,
                     tunnel: Vec::new(),
                     quiet_at: 0,
+                    pooled_at: Duration::ZERO,
                 });
                 log::debug!("{conn}: connecting to {addr}");
             }
@@ -1945,6 +2035,7 @@ impl Shared {
                     race: None,
                     tunnel: Vec::new(),
                     quiet_at: 0,
+                    pooled_at: Duration::ZERO,
                 });
                 log::debug!("{conn}: connect to {addr} failed: {f}");
                 if f.errnum == Some(ECONNREFUSED) {
@@ -2018,7 +2109,19 @@ impl Shared {
     }
 
     /// Performs what the pool asked for, in order.
-    fn perform(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, mut actions: Vec<Action>) {
+    fn perform(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, actions: Vec<Action>) {
+        self.perform_at(k, inner, actions, None);
+    }
+
+    /// [`perform`](Shared::perform) with the caller's reading of the clock, if it has one
+    /// (else the clock is read when an action needs it, once).
+    fn perform_at(
+        self: &Rc<Self>,
+        k: &mut Kernel,
+        inner: &mut Inner,
+        mut actions: Vec<Action>,
+        mut now: Option<Duration>,
+    ) {
         for a in actions.drain(..) {
             match a {
                 Action::Resolve { lookup, host } => self.do_resolve(k, inner, lookup, &host),
@@ -2042,7 +2145,7 @@ impl Shared {
                         inner.socks.resize_with(i + 1, || None);
                     }
                     let addr = SocketAddr::new(ip, key.port);
-                    let now = Self::now(inner, k);
+                    let now = *now.get_or_insert_with(|| Self::now(inner, k));
                     match inner.refused.get(&addr) {
                         Some(&(until, _)) if until > now => {
                             // The address refused a moment ago: wait before trying again.
@@ -2060,6 +2163,7 @@ impl Shared {
                                 race: None,
                                 tunnel: Vec::new(),
                                 quiet_at: 0,
+                                pooled_at: Duration::ZERO,
                             });
                         }
                         _ => {
@@ -2083,10 +2187,11 @@ impl Shared {
                     }
                 }
                 Action::WatchIdle { conn } => {
+                    let now = *now.get_or_insert_with(|| Self::now(inner, k));
                     if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
                         if s.id == conn {
                             s.watch = Watch::IdlePending;
-                            let now = Self::now(inner, k);
+                            s.pooled_at = now;
                             inner.to_watch.push((conn, now));
                             if !self.housekeeping.replace(true) {
                                 let _ = k.yield_("ka_housekeeping", ());
@@ -2103,6 +2208,21 @@ impl Shared {
             }
         }
         inner.pool.recycle(actions);
+        Self::release_reclaim(inner);
+    }
+
+    /// Lets the connections' postback template go when no connection is out and the pool
+    /// holds nothing: then nothing of the manager's keeps its session alive. While the pool
+    /// holds sockets its alarm keeps the session anyway, and keeping the template saves
+    /// making a new postback at the next hand-out (each time all connections are back at
+    /// once: one hand-out in nine at 8 in flight).
+    fn release_reclaim(inner: &mut Inner) {
+        if inner.out == 0 && inner.reclaim.is_some() {
+            let g = inner.pool.gauges();
+            if g.open() == 0 && g.queued == 0 && g.resolving == 0 {
+                inner.reclaim = None;
+            }
+        }
     }
 
     fn do_resolve(
@@ -2216,6 +2336,7 @@ impl Shared {
                         stream,
                         parking,
                         wheel: None,
+                        bare: false,
                         closed: false,
                         idle_limit: None,
                         peer,
@@ -2367,6 +2488,88 @@ mod tests {
                 (false, false),
             ]
         );
+    }
+
+    /// Batches as large as the list on the stack and larger (the list on the heap): every
+    /// answer still goes to its own socket, the last ones included.
+    #[test]
+    fn large_batches_are_looked_at_with_answers_in_order() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        for size in [super::POLL_BATCH, super::POLL_BATCH + 5] {
+            let mut peers = Vec::new();
+            let mut batch = Vec::new();
+            for i in 0..size {
+                let (ours, mut theirs) = pair(&l);
+                // Every third socket, and the last, has unread data.
+                let busy = i % 3 == 1 || i == size - 1;
+                if busy {
+                    theirs.write_all(b"x").unwrap();
+                    arrived(&ours);
+                }
+                batch.push(taken(ours, true));
+                peers.push((theirs, busy));
+            }
+            check_quiet(&mut batch);
+            for (i, (t, (_, busy))) in batch.iter().zip(&peers).enumerate() {
+                assert_eq!((t.clean, t.unread), (!busy, *busy), "socket {i} of {size}");
+            }
+        }
+    }
+
+    /// An idle socket is watched when the grace of its last pooling is over, not of an
+    /// earlier one: the list of sockets to watch may still hold the entry of an idle spell
+    /// that ended with a hand-out (under load, sockets are pooled and handed out many times
+    /// within one grace), and that entry must not start a watch on the socket pooled again.
+    #[test]
+    fn a_watch_waits_for_the_grace_of_the_last_pooling() {
+        use super::{Keepalive, Shared, Sock, Watch, WATCH_GRACE};
+        use std::os::fd::AsRawFd;
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut k = reactor::Kernel::new().unwrap();
+        let ka = Keepalive::new(&mut k).unwrap();
+        let conn = ConnId::test_new(0);
+        // `entries`: the list's entries, each of the earlier pooling (true: its grace is
+        // over) or of the last one (false: just now); `pooled_old`: when the socket was
+        // last pooled. Returns the socket's watch after the housekeeping's look.
+        let mut run = |entries: &[bool], pooled_old: bool| -> Watch {
+            let (stream, peer) = pair(&l);
+            let addr = peer.local_addr().unwrap();
+            ka.exec(&mut k, |k, sh| {
+                {
+                    let mut inner = sh.inner.borrow_mut();
+                    inner.origin -= 1_000_000_000; // a second of history
+                    let now = Shared::now(&inner, k);
+                    let at = |old: bool| if old { now - 2 * WATCH_GRACE } else { now };
+                    inner.socks = vec![Some(Sock {
+                        id: conn,
+                        stream: Some(stream),
+                        parking: None,
+                        watch: Watch::IdlePending,
+                        addr,
+                        deferred: None,
+                        race: None,
+                        tunnel: Vec::new(),
+                        quiet_at: 0,
+                        pooled_at: at(pooled_old),
+                    })];
+                    inner.to_watch = entries.iter().map(|&old| (conn, at(old))).collect();
+                }
+                sh.watch_idle(k);
+                let mut inner = sh.inner.borrow_mut();
+                let s = inner.socks[0].take().unwrap();
+                if let (Watch::Idle, Some(st)) = (s.watch, &s.stream) {
+                    let _ = k.select_read_clear(&st.as_raw_fd());
+                }
+                inner.to_watch.clear();
+                s.watch
+            })
+            .unwrap()
+        };
+        // Pooled again just now: the earlier entry does not count, the new one waits.
+        assert_eq!(run(&[true, false], false), Watch::IdlePending);
+        assert_eq!(run(&[true], false), Watch::IdlePending);
+        // Pooled long enough ago: watched.
+        assert_eq!(run(&[true], true), Watch::Idle);
     }
 
     /// A lone socket is peeked at, with the same verdicts.

@@ -18,7 +18,7 @@
 //! | the user cancels a request | [`Pool::deallocate`] |
 //! | a lookup answers | [`Pool::resolved`] / [`Pool::resolve_failed`] |
 //! | a connect (and TLS, if any) completes | [`Pool::connected`] / [`Pool::connect_failed`] |
-//! | the user drops a connection | [`Pool::free`] (saying whether the socket is clean) |
+//! | the user drops a connection | [`Pool::free_into`] (saying whether the socket is clean) |
 //! | an idle socket turns readable | [`Pool::idle_activity`] |
 //! | the timer set by [`Action::SetTimer`] fires | [`Pool::advance`] |
 //! | the manager shuts down | [`Pool::shutdown`] |
@@ -680,7 +680,7 @@ impl std::error::Error for Failure {}
 /// The answer to a request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
-    /// A socket, now in use by the requester until it calls [`Pool::free`].
+    /// A socket, now in use by the requester until it calls [`Pool::free_into`].
     Connected {
         /// The socket.
         conn: ConnId,
@@ -710,7 +710,7 @@ pub enum RequestStage {
 pub enum ConnState {
     /// Its connect is in flight, for one request.
     Connecting,
-    /// Handed out; the user gives it back with [`Pool::free`].
+    /// Handed out; the user gives it back with [`Pool::free_into`].
     InUse,
     /// Pooled, waiting to be reused or to expire.
     Idle,
@@ -1189,6 +1189,12 @@ impl Pool {
         })
     }
 
+    /// An empty list for [`free_into`](Self::free_into): the one last given back with
+    /// [`recycle`](Self::recycle), if any.
+    pub fn action_list(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.spare)
+    }
+
     /// Gives back a list of actions the caller has emptied, to carry a later answer.
     pub fn recycle(&mut self, mut actions: Vec<Action>) {
         actions.clear();
@@ -1326,6 +1332,19 @@ impl Pool {
                 origin: Origin::Immediate,
             };
             self.respond(rid, RequestStage::Allocating, outcome, &mut out);
+            // A socket taken from the pool frees no room. Unless stale sockets were closed
+            // on the way (more actions than the answer) or requests wait for room, touching
+            // the key and pumping would do nothing: only the timer is reported.
+            let settled = out.len() == 1
+                && self.runnable.is_empty()
+                && self
+                    .hosts
+                    .get(h.0)
+                    .is_some_and(|host| host.waiters.is_empty() && host.runnable.is_none());
+            if settled {
+                self.report_timer(&mut out);
+                return Ok((rid, out));
+            }
         } else {
             let timer = self.arm(now.saturating_add(timeout), Timer::Request(rid));
             if let Some(req) = self.requests.get_mut(rid.0) {
@@ -1460,18 +1479,40 @@ impl Pool {
         Ok(())
     }
 
-    /// The user gave a socket back. `reusable` is the socket layer's verdict at free time
-    /// (open, nothing to read, no EOF, no error). A reusable socket goes to the oldest waiter
-    /// of its key ([`Origin::Deferred`]) or into the pool with its keep-alive restarted
-    /// ([`Action::WatchIdle`]); any other is closed. If an older request of another key is
-    /// waiting for room under `max_open`, that request goes first: the socket is evicted to
-    /// make room for it. After shutdown every freed socket is closed.
+    /// [`free_into`](Self::free_into) into a list of its own.
+    #[cfg(test)]
     pub fn free(
         &mut self,
         conn: ConnId,
         reusable: bool,
         now: Duration,
     ) -> Result<Vec<Action>, CallError> {
+        let mut out = std::mem::take(&mut self.spare);
+        match self.free_into(conn, reusable, now, &mut out) {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                self.spare = out;
+                Err(e)
+            }
+        }
+    }
+
+    /// The user gave a socket back. `reusable` is the socket layer's verdict at free time
+    /// (open, nothing to read, no EOF, no error). A reusable socket goes to the oldest waiter
+    /// of its key ([`Origin::Deferred`]) or into the pool with its keep-alive restarted
+    /// ([`Action::WatchIdle`]); any other is closed. If an older request of another key is
+    /// waiting for room under `max_open`, that request goes first: the socket is evicted to
+    /// make room for it. After shutdown every freed socket is closed.
+    ///
+    /// The actions are appended to `out`: sockets given back together share one list. On
+    /// an error nothing is appended.
+    pub fn free_into(
+        &mut self,
+        conn: ConnId,
+        reusable: bool,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) -> Result<(), CallError> {
         let c = self.conns.get(conn.0).ok_or(CallError::UnknownConn(conn))?;
         let h = c.host;
         if !matches!(c.state, CState::InUse) {
@@ -1483,7 +1524,6 @@ impl Pool {
         }
         let (uses, max_uses, expires) = (c.uses, c.max_uses, c.expires);
         let now = self.tick(now);
-        let mut out = std::mem::take(&mut self.spare);
         let worn = max_uses.is_some_and(|m| uses >= m) || expires.is_some_and(|e| now >= e);
         let retire = reusable && worn && !self.shut_down;
         let reusable = reusable && !worn;
@@ -1539,7 +1579,7 @@ impl Pool {
                 conn,
                 origin: Origin::Deferred,
             };
-            self.respond(rid, RequestStage::Queued, outcome, &mut out);
+            self.respond(rid, RequestStage::Queued, outcome, out);
         } else if !self.runnable.is_empty()
             && self.lru.is_empty()
             && self.open() + 1 >= self.settings.max_open
@@ -1553,10 +1593,10 @@ impl Pool {
                 reason: CloseReason::Evicted,
             });
         } else {
-            self.park(conn, now, &mut out);
+            self.park(conn, now, out);
         }
-        self.settle(h, now, &mut out);
-        Ok(out)
+        self.settle(h, now, out);
+        Ok(())
     }
 
     /// An idle socket turned readable (data, EOF, error): it is closed

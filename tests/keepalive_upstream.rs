@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::ka::{describe, finish, label, start, v4_resolver, wait_for};
+use common::ka::{describe, finish, finish_then, label, start, v4_resolver, wait_for};
 use common::test_server::TestServer;
 use keepalive::reactor::errno::{ECONNREFUSED, ETIMEDOUT};
 use keepalive::reactor::wheel::ReadWrite;
@@ -1151,4 +1151,53 @@ fn t51_reiss_reuse() {
             "second-b request established",
         ]
     );
+}
+
+/// The manager's session ends on its own when its last idle socket expires and no
+/// connection is out: the postback the connections carry, kept while the pool holds
+/// sockets, is let go then, and nothing else of the manager's keeps the kernel running.
+#[test]
+fn the_manager_ends_when_its_last_idle_socket_expires() {
+    let (_run, fds, mut k) = start("manager_ends", 10);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ka = Keepalive::builder()
+        .keep_alive(Duration::from_millis(50))
+        .resolver(v4_resolver())
+        .build(&mut k)
+        .unwrap();
+    let out = log();
+    let o = out.clone();
+    k.create(
+        Session::new(())
+            .on("_start", {
+                let ka = ka.clone();
+                move |ctx| {
+                    let req = Request::new("http", "localhost", port, "got_conn").context("one");
+                    ka.allocate(ctx, req).unwrap();
+                }
+            })
+            // The connection goes back to the pool when the response is dropped.
+            .on("got_conn", move |ctx| {
+                let r: Response = ctx.take_arg(0).unwrap();
+                o.borrow_mut().push(describe(&r));
+            }),
+    )
+    .unwrap();
+    // The manager's state, read after the kernel has run to its end (the manager is
+    // dropped before the check for leaked descriptors).
+    let mut seen = None;
+    let seen_at = &mut seen;
+    finish_then(k, fds, move || {
+        let stats = ka.stats();
+        *seen_at = Some((
+            stats.counters.expired,
+            stats.total.idle,
+            ka.session().is_none(),
+        ));
+        drop(ka);
+        drop(listener);
+    });
+    assert_eq!(*out.borrow(), ["one conn from_cache=None"]);
+    assert_eq!(seen, Some((1, 0, true)));
 }

@@ -229,12 +229,18 @@ pub(crate) struct Wheels {
     /// [`Kernel::wheel_at_with_buffers`]): kept here, not in each wheel, so an idle wheel
     /// holds none.
     spares: Vec<Vec<u8>>,
+    /// Boxes of [`Parked`] left by wheels put into parkings, for the next parking: a
+    /// socket parked and taken up again per request allocates none.
+    parked_boxes: Vec<Box<dyn WheelObj>>,
 }
 
 /// The most written-out buffers the kernel keeps for reads: enough for as many
 /// connections with a message in flight, so that in steady request/response traffic
 /// every read finds one (at most 512 KiB).
 const SPARES_MAX: usize = 512;
+
+/// The most [`Parked`] boxes kept for reuse (they are empty: only the allocator's chunk).
+const PARKED_BOXES_MAX: usize = 64;
 
 /// The largest written-out buffer kept for a read: enough for the records of
 /// request/response protocols.
@@ -510,11 +516,21 @@ impl Kernel {
         let id = handle.id;
         std::mem::forget(handle);
         let key = self.wheels.key_of(id)?;
+        let readiness = self.wheels.slots[key].obj.readiness();
+        // Only `Parked` boxes are kept.
+        let parked: Box<dyn WheelObj> = match self.wheels.parked_boxes.pop() {
+            Some(mut b) => {
+                if let Some(p) = b.as_any_mut().downcast_mut::<Parked>() {
+                    p.0 = readiness;
+                }
+                b
+            }
+            None => Box::new(Parked(readiness)),
+        };
         let slot = &mut self.wheels.slots[key];
         // No id names the slot while it is parked.
         slot.id = WheelId::PARKED;
-        let readiness = slot.obj.readiness();
-        let obj = std::mem::replace(&mut slot.obj, Box::new(Parked(readiness)));
+        let obj = std::mem::replace(&mut slot.obj, parked);
         let (owner, holding, gen) = (slot.owner, slot.holding, slot.gen);
         slot.owner = super::session::KERNEL;
         slot.holding = false;
@@ -571,7 +587,10 @@ impl Kernel {
         let slot = &mut w.slots[key];
         slot.id = id;
         slot.owner = owner;
-        slot.obj = Box::new(wheel);
+        let parked = std::mem::replace(&mut slot.obj, Box::new(wheel));
+        if w.parked_boxes.len() < PARKED_BOXES_MAX {
+            w.parked_boxes.push(parked);
+        }
         Ok(self.wheel_enlist(key, id, owner))
     }
 

@@ -405,6 +405,13 @@ impl ReadWriteBuilder {
         self.events.set(which, Some(EventId::of(name)));
         self
     }
+    /// [`event`](Self::event) with the name already resolved by [`EventId::of`] (which
+    /// takes a process-wide lock): a program that builds a wheel per request or per
+    /// connection resolves its names once.
+    pub fn event_id(mut self, which: RwEvent, event: EventId) -> Self {
+        self.events.set(which, Some(event));
+        self
+    }
     /// `InputEvent`: `ARG0` is one record (`Vec<u8>` with the byte filters; take it with
     /// `ctx.take_arg::<Vec<u8>>(0)`), `ARG1` the [`WheelId`].
     ///
