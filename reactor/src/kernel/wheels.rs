@@ -64,6 +64,19 @@ pub trait Wheel: Any {
     /// Whether the wheel has work for a read dispatch and for a write dispatch now.
     fn pending(&self) -> (bool, bool);
 
+    /// Whether a dispatch in `mode` would do anything now; the table dispatches only
+    /// wheels that say so. By default what [`pending`](Wheel::pending) says for that
+    /// direction. A wheel that writes only what it was armed with ([`Wheel::arm`]) may
+    /// say no to a write pass it was not armed for: the output waits for the next poll
+    /// either way, and the table saves a call that would find nothing to do.
+    fn due(&self, mode: Mode) -> bool {
+        let (r, w) = self.pending();
+        match mode {
+            Mode::Read => r,
+            Mode::Write => w,
+        }
+    }
+
     /// A poll has just returned and the wheel is about to be dispatched. POE watches a
     /// handle for writing only while output waits, so output queued by now may be written
     /// in this timeslice's write pass, and output queued later (by this timeslice's
@@ -147,6 +160,7 @@ pub(crate) trait WheelObj {
     fn note_closed(&mut self, which: usize);
     fn holds_session(&self) -> bool;
     fn pending(&self) -> (bool, bool);
+    fn due(&self, mode: Mode) -> bool;
     fn arm(&mut self);
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn as_any(&self) -> &dyn Any;
@@ -174,6 +188,9 @@ impl<W: Wheel> WheelObj for W {
     }
     fn pending(&self) -> (bool, bool) {
         Wheel::pending(self)
+    }
+    fn due(&self, mode: Mode) -> bool {
+        Wheel::due(self, mode)
     }
     fn arm(&mut self) {
         Wheel::arm(self)
@@ -221,6 +238,9 @@ pub(crate) struct Wheels {
     next_gen: u32,
     /// Slab keys of wheels that may have work without a new poller event.
     active: Vec<usize>,
+    /// The list a dispatch walks, kept empty between dispatches so that its storage
+    /// serves the next one (see [`Kernel::wheels_dispatch`]).
+    visiting: Vec<usize>,
     /// Wheels that hold their session (and keep the kernel from being idle).
     holding: usize,
     /// The read buffer every wheel borrows for one read.
@@ -642,7 +662,10 @@ impl Kernel {
         if self.wheels.active.is_empty() {
             return;
         }
-        let list = std::mem::take(&mut self.wheels.active);
+        // The listed wheels are walked from here; new listings go to the other vector.
+        // Both keep their storage from one timeslice to the next.
+        let spare = std::mem::take(&mut self.wheels.visiting);
+        let mut list = std::mem::replace(&mut self.wheels.active, spare);
         self.wheels.arm(&list);
         for mode in [Mode::Read, Mode::Write] {
             if mode == Mode::Write && self.early_writes {
@@ -653,12 +676,7 @@ impl Kernel {
                 let Some(s) = self.wheels.slots.get(key) else {
                     continue;
                 };
-                let (r, w) = s.obj.pending();
-                let go = match mode {
-                    Mode::Read => r,
-                    Mode::Write => w,
-                };
-                if go {
+                if s.obj.due(mode) {
                     let (f, id) = (s.obj.dispatcher(), s.id);
                     f(self, id, mode);
                     self.wheel_release_if_idle(key);
@@ -666,7 +684,7 @@ impl Kernel {
             }
         }
         // Keep listing the wheels that still have work; the others wait for an edge.
-        for key in list {
+        for &key in &list {
             if let Some(s) = self.wheels.slots.get_mut(key) {
                 let (r, w) = s.obj.pending();
                 s.active = r || w;
@@ -675,6 +693,8 @@ impl Kernel {
                 }
             }
         }
+        list.clear();
+        self.wheels.visiting = list;
     }
 }
 

@@ -1207,6 +1207,15 @@ impl Wheel for ReadWrite {
         (reading, writing)
     }
 
+    fn due(&self, mode: Mode) -> bool {
+        let (r, w) = self.pending();
+        match mode {
+            Mode::Read => r,
+            // A write dispatch writes only what was queued before the poll.
+            Mode::Write => w && self.write_armed,
+        }
+    }
+
     fn arm(&mut self) {
         self.write_armed = !self.out.is_empty() || self.handle_unflushed;
     }
