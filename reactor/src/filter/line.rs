@@ -200,8 +200,9 @@ impl Line {
         Ok(())
     }
 
-    /// The next line, terminator removed; `None` when no whole line is buffered.
-    fn next_line(&mut self) -> Result<Option<Vec<u8>>, FilterError> {
+    /// The next line, terminator removed; `None` when no whole line is buffered. What
+    /// `get_one_with` gives its sink, for a wheel that holds the filter itself.
+    pub(crate) fn next_line(&mut self) -> Result<Option<Vec<u8>>, FilterError> {
         if self.buf.is_empty() {
             // The usual second look, after the one line a read brought.
             return Ok(None);
@@ -303,8 +304,9 @@ impl Line {
         }
     }
 
-    /// `line` with the output newline after it.
-    fn terminated(&self, mut line: Vec<u8>) -> Vec<u8> {
+    /// `line` with the output newline after it: what `put_one_with` gives its sink.
+    #[inline]
+    pub(crate) fn terminated(&self, mut line: Vec<u8>) -> Vec<u8> {
         line.extend_from_slice(self.output_literal());
         line
     }

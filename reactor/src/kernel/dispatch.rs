@@ -211,8 +211,16 @@ impl Kernel {
         args: Args,
     ) -> Option<(Handler, EventId, Args)> {
         let r = &self.sessions[key];
+        if let Some((table, last_ev, h)) = &self.last_handler {
+            // The same table (its `Rc`: a changed table is a copy) and the same event.
+            if *last_ev == ev && Rc::ptr_eq(table, &r.handlers) {
+                return Some((Rc::clone(h), ev, args));
+            }
+        }
         if let Some(h) = r.handlers.get(ev) {
-            return Some((Rc::clone(h), ev, args));
+            let h = Rc::clone(h);
+            self.last_handler = Some((Rc::clone(&r.handlers), ev, Rc::clone(&h)));
+            return Some((h, ev, args));
         }
         if let Some(h) = r.handlers.get(EV_DEFAULT) {
             let name = self.names.name(ev).to_owned();

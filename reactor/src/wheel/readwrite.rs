@@ -142,6 +142,33 @@ impl Handles {
             Handles::Split(rw) => rw.1.as_mut(),
         }
     }
+
+    /// One read: a direct call on a TCP stream, through the handle's trait otherwise.
+    #[inline]
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Handles::Tcp(t) => t.read(buf),
+            other => other.reader().read_some(buf),
+        }
+    }
+
+    /// One plain write, as [`Handles::read_some`] reads.
+    #[inline]
+    fn write_one(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Handles::Tcp(t) => t.write(buf),
+            other => other.writer().write_one(buf),
+        }
+    }
+
+    /// [`WriteHandle::flush_out`]; a TCP stream buffers nothing of its own.
+    #[inline]
+    fn flush_out(&mut self) -> io::Result<()> {
+        match self {
+            Handles::Tcp(_) => Ok(()),
+            other => other.writer().flush_out(),
+        }
+    }
 }
 
 /// The names of a ReadWrite wheel's events (POE's `InputEvent`, `ErrorEvent`, ...), for
@@ -600,7 +627,7 @@ impl ReadWrite {
             .unwrap_or(&mut self.in_filter);
         let (out, octets) = (&mut self.out, &mut self.out_octets);
         filter
-            .put_one_with(record.into(), &mut |c| queue_chunk(out, octets, c))
+            .put_one_with(record.into(), |c| queue_chunk(out, octets, c))
             .map_err(Error::Filter)?;
         Ok(self.after_put())
     }
@@ -854,7 +881,7 @@ impl ReadWrite {
             shared.resize(block, 0);
         }
         let buf = &mut shared[..block];
-        let failure = match self.handles.reader().read_some(buf) {
+        let failure = match self.handles.read_some(buf) {
             Ok(0) => Some(WheelError::eof()),
             Ok(n) => {
                 if n < buf.len() && !self.peer_closed && !self.in_unpollable {
@@ -910,7 +937,7 @@ impl ReadWrite {
             // slot on the stack, so the usual case needs no list.
             let mut first = None;
             let mut more = Vec::new();
-            let got = w.in_filter.get_one_with(&mut |rec| match first {
+            let got = w.in_filter.get_one_with(|rec| match first {
                 None => first = Some(rec),
                 Some(_) => more.push(rec),
             });
@@ -973,7 +1000,7 @@ impl ReadWrite {
         while !self.out.is_empty() {
             let (result, wanted) = if self.out.len() == 1 {
                 let chunk = self.out.front().expect("one chunk waits");
-                (self.handles.writer().write_one(chunk), chunk.len())
+                (self.handles.write_one(chunk), chunk.len())
             } else {
                 self.write_vectored()
             };
@@ -1040,7 +1067,7 @@ impl ReadWrite {
         if !self.output_open {
             return None;
         }
-        match self.handles.writer().flush_out() {
+        match self.handles.flush_out() {
             Ok(()) => {
                 self.handle_unflushed = false;
                 None
