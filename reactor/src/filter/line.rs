@@ -333,6 +333,10 @@ fn find_newline(hay: &[u8], from: usize) -> Option<usize> {
 /// Offset of the first `needle` in `hay` at or after `from` (`needle` is non-empty).
 fn find_literal(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
+    if rest.is_empty() {
+        // A one-byte newline ("\n"): one search.
+        return memchr::memchr(first, hay.get(from..)?).map(|i| i + from);
+    }
     let mut at = from;
     loop {
         let i = at + memchr::memchr(first, hay.get(at..)?)?;

@@ -980,6 +980,20 @@ impl ReadWrite {
 
     /// Moves queued output to the handle, as far as it takes it: the system calls of a write
     /// dispatch, without its events. Returns the error that closed the output, if any.
+    /// Work for a read dispatch: input to read, or records parsed and waiting.
+    #[inline]
+    fn read_pending(&self) -> bool {
+        (self.parse_pending || (self.read_ready && self.input_open && self.reading_allowed()))
+            && self.events.get(RwEvent::Input).is_some()
+    }
+
+    /// Work for a write dispatch: output (or the handle's own buffer) and a writable
+    /// handle.
+    #[inline]
+    fn write_pending(&self) -> bool {
+        self.write_ready && self.output_open && (!self.out.is_empty() || self.handle_unflushed)
+    }
+
     /// Whether input may be read now: not paused by the program, nor by backpressure
     /// while output can still drain.
     fn reading_allowed(&self) -> bool {
@@ -1125,6 +1139,11 @@ impl ReadWrite {
             w.event_id(RwEvent::Low),
             w.event_id(RwEvent::Flushed),
         );
+        // The usual write: no error and no mark crossed, and no one asked to hear of a
+        // flush.
+        if error.is_none() && !high && !low && (!emptied || names.3.is_none()) {
+            return;
+        }
         if let (Some(error), Some(ev)) = (error, names.0) {
             kernel.wheel_call(owner, ev, (error, id).into_args());
         }
@@ -1226,20 +1245,14 @@ impl Wheel for ReadWrite {
     }
 
     fn pending(&self) -> (bool, bool) {
-        let reading = self.events.get(RwEvent::Input).is_some()
-            && ((self.read_ready && self.input_open && self.reading_allowed())
-                || self.parse_pending);
-        let writing =
-            self.write_ready && self.output_open && (!self.out.is_empty() || self.handle_unflushed);
-        (reading, writing)
+        (self.read_pending(), self.write_pending())
     }
 
     fn due(&self, mode: Mode) -> bool {
-        let (r, w) = self.pending();
         match mode {
-            Mode::Read => r,
+            Mode::Read => self.read_pending(),
             // A write dispatch writes only what was queued before the poll.
-            Mode::Write => w && self.write_armed,
+            Mode::Write => self.write_armed && self.write_pending(),
         }
     }
 
