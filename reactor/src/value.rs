@@ -36,8 +36,9 @@ impl Args {
     }
 
     /// Gives the list to `pool`, empty, if it is one the pool keeps (see [`Args`]); the
-    /// boxes of byte records the handler took out ([`Args::take`] leaves the box, emptied)
-    /// go to `records`, for the next records.
+    /// box of a byte record the handler took out as `ARG0` (where wheels put their
+    /// records; [`Args::take`] leaves the box, emptied) goes to `records`, for the next
+    /// records.
     #[inline(never)]
     pub(crate) fn recycle_into(
         &mut self,
@@ -48,17 +49,18 @@ impl Args {
             return;
         }
         let mut v = std::mem::take(&mut self.0);
-        // Emptied from the back, one plain pop at a time (cheaper than a drain).
-        while let Some(a) = v.pop() {
-            // Only a box no one else holds can be reused; the type is asked last.
-            if Rc::strong_count(&a) == 1 && Rc::weak_count(&a) == 0 && records.len() < POOL_SIZE {
-                if let Ok(r) = a.downcast::<Vec<u8>>() {
-                    if r.capacity() == 0 {
-                        records.push(r);
-                    }
+        // Only a box no one else holds can be reused; its type is asked last.
+        if records.len() < POOL_SIZE
+            && v.first()
+                .is_some_and(|a| Rc::strong_count(a) == 1 && Rc::weak_count(a) == 0)
+        {
+            if let Ok(r) = v.swap_remove(0).downcast::<Vec<u8>>() {
+                if r.capacity() == 0 {
+                    records.push(r);
                 }
             }
         }
+        v.clear();
         pool.push(v);
     }
 }
@@ -482,10 +484,11 @@ impl Value {
 /// assert_eq!(boxed.to_string(), "disk on fire");
 /// ```
 #[derive(Clone)]
-pub struct HandlerError(Failed);
+pub struct HandlerError(Box<Failed>);
 
 /// The error behind a [`HandlerError`]: its message, what it was made from, and where the
-/// kernel saw it.
+/// kernel saw it. Boxed in the `HandlerError`, so that the `Result` every handler returns
+/// is a few words, cheap to pass up through the dispatch when all went well.
 #[derive(Clone)]
 struct Failed {
     message: String,
@@ -516,11 +519,11 @@ impl std::error::Error for Failed {
 impl HandlerError {
     /// A failure with this message.
     pub fn new(message: impl Into<String>) -> Self {
-        HandlerError(Failed {
+        HandlerError(Box::new(Failed {
             message: message.into(),
             source: None,
             at: None,
-        })
+        }))
     }
 
     /// The message (POE's `$@`).
@@ -546,7 +549,7 @@ impl HandlerError {
     /// The failure as a boxed standard error (its source chain kept), e.g. to return it
     /// from a function whose error type is `Box<dyn Error + Send + Sync>`.
     pub fn into_boxed_error(self) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-        Box::new(self.0)
+        self.0
     }
 
     /// The same failure, located in `session`'s handler for `event`.
@@ -566,43 +569,43 @@ impl Eq for HandlerError {}
 
 impl fmt::Debug for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+        fmt::Debug::fmt(&*self.0, f)
     }
 }
 
 impl fmt::Display for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        fmt::Display::fmt(&*self.0, f)
     }
 }
 
 impl std::ops::Deref for HandlerError {
     type Target = dyn std::error::Error + Send + Sync + 'static;
     fn deref(&self) -> &Self::Target {
-        &self.0
+        &*self.0
     }
 }
 
 impl AsRef<dyn std::error::Error + Send + Sync + 'static> for HandlerError {
     fn as_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &self.0
+        &*self.0
     }
 }
 
 impl From<HandlerError> for Box<dyn std::error::Error + 'static> {
     fn from(e: HandlerError) -> Self {
-        Box::new(e.0)
+        e.0
     }
 }
 
 impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for HandlerError {
     fn from(e: E) -> Self {
         let e: Box<dyn std::error::Error + Send + Sync> = e.into();
-        HandlerError(Failed {
+        HandlerError(Box::new(Failed {
             message: e.to_string(),
             source: Some(std::sync::Arc::from(e)),
             at: None,
-        })
+        }))
     }
 }
 

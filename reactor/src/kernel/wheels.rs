@@ -414,9 +414,14 @@ impl Kernel {
     /// The wheel `id` as a `W`, if it exists and is one. Changes made through it (a `put`,
     /// a resume) take effect at the next I/O phase.
     pub fn wheel_mut<W: Wheel>(&mut self, id: WheelId) -> Option<&mut W> {
-        let key = self.wheels.key_of(id)?;
-        self.wheel_activate(key);
-        self.wheels.slots[key].obj.as_any_mut().downcast_mut::<W>()
+        // One look-up: the slot is checked, activated and downcast in place.
+        let w = &mut self.wheels;
+        let s = w.slots.get_mut(id.key()).filter(|s| s.id == id)?;
+        if !s.active {
+            s.active = true;
+            w.active.push(id.key());
+        }
+        s.obj.as_any_mut().downcast_mut::<W>()
     }
 
     /// The wheel and the poller's registry at once, for wheels that hand a source over.
@@ -657,6 +662,19 @@ impl Kernel {
         self.wheel_activate(key);
     }
 
+    /// Dispatches the wheel in slot `key` in `mode` if it says that would do anything.
+    #[inline]
+    fn wheel_visit(&mut self, key: usize, mode: Mode) {
+        let Some(s) = self.wheels.slots.get(key) else {
+            return;
+        };
+        if s.obj.due(mode) {
+            let (f, id) = (s.obj.dispatcher(), s.id);
+            f(self, id, mode);
+            self.wheel_release_if_idle(key);
+        }
+    }
+
     /// Dispatches every wheel with pending work: reads, then writes.
     pub(crate) fn wheels_dispatch(&mut self) {
         if self.wheels.active.is_empty() {
@@ -667,24 +685,18 @@ impl Kernel {
         let spare = std::mem::take(&mut self.wheels.visiting);
         let mut list = std::mem::replace(&mut self.wheels.active, spare);
         self.wheels.arm(&list);
-        for mode in [Mode::Read, Mode::Write] {
-            if mode == Mode::Write && self.early_writes {
-                // What the read pass queued may leave now (KernelBuilder::early_writes).
-                self.wheels.arm(&list);
-            }
-            for &key in &list {
-                let Some(s) = self.wheels.slots.get(key) else {
-                    continue;
-                };
-                if s.obj.due(mode) {
-                    let (f, id) = (s.obj.dispatcher(), s.id);
-                    f(self, id, mode);
-                    self.wheel_release_if_idle(key);
-                }
-            }
-        }
-        // Keep listing the wheels that still have work; the others wait for an edge.
         for &key in &list {
+            self.wheel_visit(key, Mode::Read);
+        }
+        if self.early_writes {
+            // What the read pass queued may leave now (KernelBuilder::early_writes).
+            self.wheels.arm(&list);
+        }
+        for &key in &list {
+            self.wheel_visit(key, Mode::Write);
+            // The wheel's last visit of the timeslice: it stays listed while it has work;
+            // the others wait for an edge. A later handler that gives it work (a put from
+            // another wheel's event) lists it again (see `wheel_mut`).
             if let Some(s) = self.wheels.slots.get_mut(key) {
                 let (r, w) = s.obj.pending();
                 s.active = r || w;
