@@ -307,7 +307,11 @@ impl Line {
     /// `line` with the output newline after it: what `put_one_with` gives its sink.
     #[inline]
     pub(crate) fn terminated(&self, mut line: Vec<u8>) -> Vec<u8> {
-        line.extend_from_slice(self.output_literal());
+        match self.newlines.as_deref().and_then(|n| n.output.as_deref()) {
+            Some(newline) => line.extend_from_slice(newline),
+            // POE's CRLF: two bytes of known length, no copy loop.
+            None => line.extend_from_slice(CRLF),
+        }
         line
     }
 

@@ -161,6 +161,9 @@ pub(crate) trait WheelObj {
     fn holds_session(&self) -> bool;
     fn pending(&self) -> (bool, bool);
     fn due(&self, mode: Mode) -> bool;
+    /// For the write pass, in one call: whether a write dispatch is due, and if not,
+    /// whether the wheel still has work (stays listed).
+    fn write_due_or_listed(&self) -> (bool, bool);
     fn arm(&mut self);
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn as_any(&self) -> &dyn Any;
@@ -191,6 +194,14 @@ impl<W: Wheel> WheelObj for W {
     }
     fn due(&self, mode: Mode) -> bool {
         Wheel::due(self, mode)
+    }
+    fn write_due_or_listed(&self) -> (bool, bool) {
+        if Wheel::due(self, Mode::Write) {
+            (true, true)
+        } else {
+            let (r, w) = Wheel::pending(self);
+            (false, r || w)
+        }
     }
     fn arm(&mut self) {
         Wheel::arm(self)
@@ -693,14 +704,26 @@ impl Kernel {
             self.wheels.arm(&list);
         }
         for &key in &list {
-            self.wheel_visit(key, Mode::Write);
             // The wheel's last visit of the timeslice: it stays listed while it has work;
             // the others wait for an edge. A later handler that gives it work (a put from
             // another wheel's event) lists it again (see `wheel_mut`).
-            if let Some(s) = self.wheels.slots.get_mut(key) {
+            let Some(s) = self.wheels.slots.get_mut(key) else {
+                continue;
+            };
+            let (due, mut listed) = s.obj.write_due_or_listed();
+            if due {
+                let (f, id) = (s.obj.dispatcher(), s.id);
+                f(self, id, Mode::Write);
+                self.wheel_release_if_idle(key);
+                let Some(s) = self.wheels.slots.get(key) else {
+                    continue;
+                };
                 let (r, w) = s.obj.pending();
-                s.active = r || w;
-                if s.active {
+                listed = r || w;
+            }
+            if let Some(s) = self.wheels.slots.get_mut(key) {
+                s.active = listed;
+                if listed {
                     self.wheels.active.push(key);
                 }
             }
