@@ -228,11 +228,16 @@ impl<W: Wheel> WheelObj for W {
 pub(crate) struct WheelAt {
     key: usize,
     id: WheelId,
+    /// The owner's slot in the session table (see [`Kernel::wheel_call_at`]).
+    owner_key: u32,
 }
 
 pub(crate) struct WheelSlot {
     id: WheelId,
     owner: SessionId,
+    /// The owner's slot in the session table: the wheel's events reach it without a
+    /// look-up by id (checked against `owner` when used).
+    owner_key: u32,
     gen: u32,
     obj: Box<dyn WheelObj>,
     /// Listed in `Wheels::active` (may have pending work).
@@ -345,6 +350,7 @@ impl Kernel {
         if owner.is_kernel() {
             return Err(Error::NoActiveSession);
         }
+        let owner_key = self.active.key.map_or(u32::MAX, |k| k as u32);
         let w = &mut self.wheels;
         let entry = w.slots.vacant_entry();
         let key = entry.key();
@@ -358,6 +364,7 @@ impl Kernel {
         entry.insert(WheelSlot {
             id,
             owner,
+            owner_key,
             gen,
             obj: Box::new(wheel),
             active: false,
@@ -463,7 +470,15 @@ impl Kernel {
     /// reaches it without a lookup by id, and sees it gone if a handler dropped it.
     pub(crate) fn wheel_locate(&self, id: WheelId) -> Option<(WheelAt, SessionId)> {
         let key = self.wheels.key_of(id)?;
-        Some((WheelAt { key, id }, self.wheels.slots[key].owner))
+        let s = &self.wheels.slots[key];
+        Some((
+            WheelAt {
+                key,
+                id,
+                owner_key: s.owner_key,
+            },
+            s.owner,
+        ))
     }
 
     /// The wheel at a located slot, if it is still the same wheel.
@@ -607,6 +622,7 @@ impl Kernel {
         let slot = &mut w.slots[key];
         slot.id = id;
         slot.owner = owner;
+        slot.owner_key = self.active.key.map_or(u32::MAX, |k| k as u32);
         slot.obj = Box::new(wheel);
         Ok(self.wheel_enlist(key, id, owner))
     }
@@ -645,6 +661,37 @@ impl Kernel {
             args,
             caller_state,
             caller,
+            Kind::Call,
+        )
+        .unwrap_or_default()
+    }
+
+    /// [`Kernel::wheel_call`] for a located wheel: its owner is found by slot, not by id.
+    pub(crate) fn wheel_call_at(
+        &mut self,
+        at: WheelAt,
+        owner: SessionId,
+        ev: EventId,
+        args: Args,
+    ) -> Value {
+        let key = at.owner_key as usize;
+        if self.active.session == owner
+            || !self
+                .sessions
+                .get(key)
+                .is_some_and(|r| r.id == owner && !r.freed)
+        {
+            return self.wheel_call(owner, ev, args);
+        }
+        let caller_state = self.active.event;
+        self.dispatch(
+            key,
+            owner,
+            owner,
+            ev,
+            args,
+            caller_state,
+            Location::caller(),
             Kind::Call,
         )
         .unwrap_or_default()

@@ -957,7 +957,7 @@ impl ReadWrite {
                         let rec = kernel.record_arg(rec);
                         let id_arg = kernel.wheel_id_arg(id);
                         let args = kernel.pooled_args([rec, id_arg]);
-                        kernel.wheel_call(owner, ev, args);
+                        kernel.wheel_call_at(at, owner, ev, args);
                     }
                     if drained {
                         return;
