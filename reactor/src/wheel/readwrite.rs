@@ -956,7 +956,7 @@ impl ReadWrite {
                     for rec in first.into_iter().chain(more) {
                         let rec = kernel.record_arg(rec);
                         let id_arg = kernel.wheel_id_arg(id);
-                        let args = kernel.pooled_args([rec, id_arg]);
+                        let args = kernel.pooled_args2(rec, id_arg);
                         kernel.wheel_call_at(at, owner, ev, args);
                     }
                     if drained {
