@@ -64,6 +64,7 @@ pub use poster::{
     PostBatch, PostError, Poster, Recipient, RemoteEvent, POSTER_TAG, POSTS_PER_TIMESLICE,
 };
 pub use select::Mode;
+pub(crate) use session::{erase, Handler};
 pub use session::{
     Ctx, Designator, ObjectMethod, PackageMethod, Session, SessionId, SessionOptions, States,
     KERNEL,
