@@ -978,8 +978,6 @@ impl ReadWrite {
         }
     }
 
-    /// Moves queued output to the handle, as far as it takes it: the system calls of a write
-    /// dispatch, without its events. Returns the error that closed the output, if any.
     /// Work for a read dispatch: input to read, or records parsed and waiting.
     #[inline]
     fn read_pending(&self) -> bool {
