@@ -36,8 +36,9 @@ impl Args {
     }
 
     /// Gives the list to `pool`, empty, if it is one the pool keeps (see [`Args`]); the
-    /// boxes of byte records the handler took out ([`Args::take`] leaves the box, emptied)
-    /// go to `records`, for the next records.
+    /// box of a byte record the handler took out as `ARG0` (where wheels put their
+    /// records; [`Args::take`] leaves the box, emptied) goes to `records`, for the next
+    /// records.
     #[inline(never)]
     pub(crate) fn recycle_into(
         &mut self,
@@ -48,15 +49,18 @@ impl Args {
             return;
         }
         let mut v = std::mem::take(&mut self.0);
-        for a in v.drain(..) {
-            if records.len() < POOL_SIZE && Rc::strong_count(&a) == 1 && Rc::weak_count(&a) == 0 {
-                if let Ok(r) = a.downcast::<Vec<u8>>() {
-                    if r.capacity() == 0 {
-                        records.push(r);
-                    }
+        // Only a box no one else holds can be reused; its type is asked last.
+        if records.len() < POOL_SIZE
+            && v.first()
+                .is_some_and(|a| Rc::strong_count(a) == 1 && Rc::weak_count(a) == 0)
+        {
+            if let Ok(r) = v.swap_remove(0).downcast::<Vec<u8>>() {
+                if r.capacity() == 0 {
+                    records.push(r);
                 }
             }
         }
+        v.clear();
         pool.push(v);
     }
 }
@@ -487,7 +491,8 @@ impl Value {
 pub struct HandlerError(Box<Failed>);
 
 /// The error behind a [`HandlerError`]: its message, what it was made from, and where the
-/// kernel saw it.
+/// kernel saw it. Boxed in the `HandlerError`, so that the `Result` every handler returns
+/// is a few words, cheap to pass up through the dispatch when all went well.
 #[derive(Clone)]
 struct Failed {
     message: String,
@@ -568,13 +573,13 @@ impl Eq for HandlerError {}
 
 impl fmt::Debug for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+        fmt::Debug::fmt(&*self.0, f)
     }
 }
 
 impl fmt::Display for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        fmt::Display::fmt(&*self.0, f)
     }
 }
 

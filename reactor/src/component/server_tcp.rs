@@ -82,7 +82,8 @@
 use super::{callback, filter_factory, int_arg, run_cb, Callback, ComponentError, FilterFactory};
 use crate::errno::{ECONNABORTED, ECONNRESET, EMFILE, ENFILE, ENOBUFS, ENOMEM};
 use crate::filter::Filter;
-use crate::value::{Args, HandlerError, IntoArgs, Outcome};
+use crate::kernel::{erase, Handler};
+use crate::value::{Args, HandlerError, IntoArgs, Outcome, Value};
 use crate::wheel::{Domain, ReadWrite, RwEvent, SocketFactory, WheelError, WheelHandle, WheelId};
 use crate::Kernel;
 use crate::{Ctx, ObjectMethod, PackageMethod, Session, SessionId, States};
@@ -274,7 +275,10 @@ type PreConnect<U> = Rc<dyn Fn(&mut Ctx<'_, ConnHeap<U>>, TcpStream) -> Option<T
 
 /// Everything a connection session needs, shared by all of them.
 struct ConnConfig<U> {
-    input: Option<Callback<ConnHeap<U>>>,
+    /// `ClientInput`, made into the connection sessions' `tcp_server_got_input` handler
+    /// itself (the `shutdown` check and the program's closure in one handler), so a
+    /// record reaches the program's code through one dynamic call, not two.
+    input: Option<Handler>,
     connected: Option<Callback<ConnHeap<U>>>,
     disconnected: Option<Callback<ConnHeap<U>>>,
     error: Option<Callback<ConnHeap<U>>>,
@@ -568,7 +572,15 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
         mut self,
         f: impl Fn(&mut Ctx<'_, ConnHeap<U>>) -> R + 'static,
     ) -> Self {
-        self.conn.input = Some(callback(f));
+        self.conn.input = Some(erase::<ConnHeap<U>, _>(
+            move |ctx: &mut Ctx<'_, ConnHeap<U>>| -> Result<Value, HandlerError> {
+                // POE: `return if $heap->{shutdown};`
+                if ctx.heap().shutdown {
+                    return Ok(Value::none());
+                }
+                f(ctx).into_outcome()
+            },
+        ));
         self
     }
 
@@ -1143,13 +1155,9 @@ fn conn_states<U: Default + 'static>(
     let c = Rc::clone(conn);
     s = s.on("tcp_server_got_low", move |ctx| run_cb(&c.low, ctx));
     s = s.on("_child", |_: &mut Ctx<'_, ConnHeap<U>>| {});
-    let c = Rc::clone(conn);
-    s = s.on("tcp_server_got_input", move |ctx| {
-        if ctx.heap().shutdown {
-            return Ok(());
-        }
-        run_cb(&c.input, ctx)
-    });
+    if let Some(input) = &conn.input {
+        s = s.on_handler("tcp_server_got_input", Rc::clone(input));
+    }
     let c = Rc::clone(conn);
     s = s.on(
         "tcp_server_got_error",

@@ -200,8 +200,9 @@ impl Line {
         Ok(())
     }
 
-    /// The next line, terminator removed; `None` when no whole line is buffered.
-    fn next_line(&mut self) -> Result<Option<Vec<u8>>, FilterError> {
+    /// The next line, terminator removed; `None` when no whole line is buffered. What
+    /// `get_one_with` gives its sink, for a wheel that holds the filter itself.
+    pub(crate) fn next_line(&mut self) -> Result<Option<Vec<u8>>, FilterError> {
         if self.buf.is_empty() {
             // The usual second look, after the one line a read brought.
             return Ok(None);
@@ -303,9 +304,14 @@ impl Line {
         }
     }
 
-    /// `line` with the output newline after it.
-    fn terminated(&self, mut line: Vec<u8>) -> Vec<u8> {
-        line.extend_from_slice(self.output_literal());
+    /// `line` with the output newline after it: what `put_one_with` gives its sink.
+    #[inline]
+    pub(crate) fn terminated(&self, mut line: Vec<u8>) -> Vec<u8> {
+        match self.newlines.as_deref().and_then(|n| n.output.as_deref()) {
+            Some(newline) => line.extend_from_slice(newline),
+            // POE's CRLF: two bytes of known length, no copy loop.
+            None => line.extend_from_slice(CRLF),
+        }
         line
     }
 
@@ -331,6 +337,10 @@ fn find_newline(hay: &[u8], from: usize) -> Option<usize> {
 /// Offset of the first `needle` in `hay` at or after `from` (`needle` is non-empty).
 fn find_literal(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
+    if rest.is_empty() {
+        // A one-byte newline ("\n"): one search.
+        return memchr::memchr(first, hay.get(from..)?).map(|i| i + from);
+    }
     let mut at = from;
     loop {
         let i = at + memchr::memchr(first, hay.get(at..)?)?;

@@ -208,11 +208,23 @@ impl Kernel {
     /// The handler session `key` runs for `ev`, and the state it runs as: `ev`, or
     /// `_default` (whose arguments are then the event's name and its arguments:
     /// [`Kernel::handler_args`]). The arguments do not go through here: on the common path
-    /// they are moved once, into the invocation.
+    /// they are moved once, into the invocation. The handler found last is kept for the
+    /// next event of the same name to the same table (a changed table is a copy, so a kept
+    /// handler is never a stale one).
     #[inline]
-    fn find_handler(&self, key: usize, ev: EventId) -> Option<(Handler, EventId)> {
-        match self.sessions[key].handlers.get(ev) {
-            Some(h) => Some((Rc::clone(h), ev)),
+    fn find_handler(&mut self, key: usize, ev: EventId) -> Option<(Handler, EventId)> {
+        let r = &self.sessions[key];
+        if let Some((table, last_ev, h)) = &self.last_handler {
+            if *last_ev == ev && Rc::ptr_eq(table, &r.handlers) {
+                return Some((Rc::clone(h), ev));
+            }
+        }
+        match r.handlers.get(ev) {
+            Some(h) => {
+                let h = Rc::clone(h);
+                self.last_handler = Some((Rc::clone(&r.handlers), ev, Rc::clone(&h)));
+                Some((h, ev))
+            }
             None => self.find_default(key, ev),
         }
     }

@@ -229,6 +229,19 @@ impl Kernel {
         Args::from(v)
     }
 
+    /// [`Kernel::pooled_args`] for a wheel's record and id: two plain pushes (an array's
+    /// by-value iterator costs more than the two arguments).
+    #[inline]
+    pub(crate) fn pooled_args2(&mut self, a: crate::value::Arg, b: crate::value::Arg) -> Args {
+        let mut v = self
+            .arg_lists
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(crate::value::POOLED_CAPACITY));
+        v.push(a);
+        v.push(b);
+        Args::from(v)
+    }
+
     /// A byte record as an event argument, in a box a handler emptied before if there is
     /// one: a record that is delivered, taken and sent on costs no allocation.
     #[inline]

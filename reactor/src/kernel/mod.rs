@@ -64,6 +64,7 @@ pub use poster::{
     PostBatch, PostError, Poster, Recipient, RemoteEvent, POSTER_TAG, POSTS_PER_TIMESLICE,
 };
 pub use select::Mode;
+pub(crate) use session::{erase, Handler};
 pub use session::{
     Ctx, Designator, ObjectMethod, PackageMethod, Session, SessionId, SessionOptions, States,
     KERNEL,
@@ -192,6 +193,7 @@ impl KernelBuilder {
             arg_lists: Vec::new(),
             record_boxes: Vec::new(),
             id_box: None,
+            last_handler: None,
             last_fifo: Time::MIN,
             batch_prev: Time::MIN,
             timer_items: 0,
@@ -271,6 +273,10 @@ pub struct Kernel {
     /// The wheel id argument of the last wheel event, reused for the next one once the
     /// handler let go of it ([`Kernel::wheel_id_arg`]).
     pub(crate) id_box: Option<Rc<crate::ids::WheelId>>,
+    /// The handler found last, with the table and the event it was found for: the events
+    /// of a stream (a wheel's records, to one session or to sessions sharing
+    /// [`States`]) find it without a search. Cleared when a session is freed.
+    pub(crate) last_handler: Option<(Rc<sessions::Handlers>, EventId, session::Handler)>,
     pub(crate) last_fifo: Time,
     /// The snapshot of the last batch.
     pub(crate) batch_prev: Time,

@@ -339,15 +339,22 @@ impl Kernel {
             (e.token(), r, w, closed)
         }));
         let is_raw = |t: Token| matches!(token::decode(t), Target::Watcher { .. });
+        let mut any_raw = false;
         for &(t, r, w, closed) in &ready {
             match token::decode(t) {
                 Target::Signal(index) => self.os_signal_ready(index),
                 Target::Wheel { key, gen, which } => {
                     self.wheel_event(key, gen, which, r, w, closed)
                 }
-                Target::Watcher { .. } => {}
+                Target::Watcher { .. } => any_raw = true,
                 Target::Poster => self.drain_posts_woken(),
             }
+        }
+        if !any_raw {
+            // Only wheels (and signals, posts) were ready: no watcher passes.
+            self.io.ready = ready;
+            self.wheels_dispatch();
+            return Ok(());
         }
         for mode in [Mode::Read, Mode::Write] {
             for &(token, r, w, _) in ready.iter().filter(|e| is_raw(e.0)) {

@@ -199,11 +199,19 @@ impl<H: 'static> States<H> {
     /// Adds a handler for `event`, as [`Session::on`] does. Adding to states that a session
     /// was already created from gives new states; that session keeps the old ones.
     pub fn on<R: Outcome + 'static>(
-        mut self,
+        self,
         event: &str,
         handler: impl Fn(&mut Ctx<'_, H>) -> R + 'static,
     ) -> Self {
-        let h = erase::<H, R>(handler);
+        self.on_handler(event, erase::<H, R>(handler))
+    }
+}
+
+impl<H: 'static> States<H> {
+    /// Adds a handler already made into the kernel's form ([`erase`]), as
+    /// [`on`](States::on) does: for components that wrap a program's closure in a
+    /// handler of their own.
+    pub(crate) fn on_handler(mut self, event: &str, h: Handler) -> Self {
         match Rc::get_mut(&mut self.inner) {
             Some(inner) => {
                 inner.handlers.push((event.to_owned(), h));

@@ -447,6 +447,8 @@ impl Kernel {
             }
         }
         self.by_id.remove(&id.0);
+        // The handler cache must not keep a freed session's handlers (and what they hold).
+        self.last_handler = None;
         let r = &mut self.sessions[key];
         r.marked = false;
         r.freed = true;

@@ -64,6 +64,19 @@ pub trait Wheel: Any {
     /// Whether the wheel has work for a read dispatch and for a write dispatch now.
     fn pending(&self) -> (bool, bool);
 
+    /// Whether a dispatch in `mode` would do anything now; the table dispatches only
+    /// wheels that say so. By default what [`pending`](Wheel::pending) says for that
+    /// direction. A wheel that writes only what it was armed with ([`Wheel::arm`]) may
+    /// say no to a write pass it was not armed for: the output waits for the next poll
+    /// either way, and the table saves a call that would find nothing to do.
+    fn due(&self, mode: Mode) -> bool {
+        let (r, w) = self.pending();
+        match mode {
+            Mode::Read => r,
+            Mode::Write => w,
+        }
+    }
+
     /// A poll has just returned and the wheel is about to be dispatched. POE watches a
     /// handle for writing only while output waits, so output queued by now may be written
     /// in this timeslice's write pass, and output queued later (by this timeslice's
@@ -147,6 +160,10 @@ pub(crate) trait WheelObj {
     fn note_closed(&mut self, which: usize);
     fn holds_session(&self) -> bool;
     fn pending(&self) -> (bool, bool);
+    fn due(&self, mode: Mode) -> bool;
+    /// For the write pass, in one call: whether a write dispatch is due, and if not,
+    /// whether the wheel still has work (stays listed).
+    fn write_due_or_listed(&self) -> (bool, bool);
     fn arm(&mut self);
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn as_any(&self) -> &dyn Any;
@@ -175,6 +192,17 @@ impl<W: Wheel> WheelObj for W {
     fn pending(&self) -> (bool, bool) {
         Wheel::pending(self)
     }
+    fn due(&self, mode: Mode) -> bool {
+        Wheel::due(self, mode)
+    }
+    fn write_due_or_listed(&self) -> (bool, bool) {
+        if Wheel::due(self, Mode::Write) {
+            (true, true)
+        } else {
+            let (r, w) = Wheel::pending(self);
+            (false, r || w)
+        }
+    }
     fn arm(&mut self) {
         Wheel::arm(self)
     }
@@ -200,11 +228,16 @@ impl<W: Wheel> WheelObj for W {
 pub(crate) struct WheelAt {
     key: usize,
     id: WheelId,
+    /// The owner's slot in the session table (see [`Kernel::wheel_call_at`]).
+    owner_key: u32,
 }
 
 pub(crate) struct WheelSlot {
     id: WheelId,
     owner: SessionId,
+    /// The owner's slot in the session table: the wheel's events reach it without a
+    /// look-up by id (checked against `owner` when used).
+    owner_key: u32,
     gen: u32,
     obj: Box<dyn WheelObj>,
     /// Listed in `Wheels::active` (may have pending work).
@@ -221,6 +254,9 @@ pub(crate) struct Wheels {
     next_gen: u32,
     /// Slab keys of wheels that may have work without a new poller event.
     active: Vec<usize>,
+    /// The list a dispatch walks, kept empty between dispatches so that its storage
+    /// serves the next one (see [`Kernel::wheels_dispatch`]).
+    visiting: Vec<usize>,
     /// Wheels that hold their session (and keep the kernel from being idle).
     holding: usize,
     /// The read buffer every wheel borrows for one read.
@@ -320,6 +356,7 @@ impl Kernel {
         if owner.is_kernel() {
             return Err(Error::NoActiveSession);
         }
+        let owner_key = self.active.key.map_or(u32::MAX, |k| k as u32);
         let w = &mut self.wheels;
         let entry = w.slots.vacant_entry();
         let key = entry.key();
@@ -333,6 +370,7 @@ impl Kernel {
         entry.insert(WheelSlot {
             id,
             owner,
+            owner_key,
             gen,
             obj: Box::new(wheel),
             active: false,
@@ -400,9 +438,14 @@ impl Kernel {
     /// The wheel `id` as a `W`, if it exists and is one. Changes made through it (a `put`,
     /// a resume) take effect at the next I/O phase.
     pub fn wheel_mut<W: Wheel>(&mut self, id: WheelId) -> Option<&mut W> {
-        let key = self.wheels.key_of(id)?;
-        self.wheel_activate(key);
-        self.wheels.slots[key].obj.as_any_mut().downcast_mut::<W>()
+        // One look-up: the slot is checked, activated and downcast in place.
+        let w = &mut self.wheels;
+        let s = w.slots.get_mut(id.key()).filter(|s| s.id == id)?;
+        if !s.active {
+            s.active = true;
+            w.active.push(id.key());
+        }
+        s.obj.as_any_mut().downcast_mut::<W>()
     }
 
     /// The wheel and the poller's registry at once, for wheels that hand a source over.
@@ -433,7 +476,15 @@ impl Kernel {
     /// reaches it without a lookup by id, and sees it gone if a handler dropped it.
     pub(crate) fn wheel_locate(&self, id: WheelId) -> Option<(WheelAt, SessionId)> {
         let key = self.wheels.key_of(id)?;
-        Some((WheelAt { key, id }, self.wheels.slots[key].owner))
+        let s = &self.wheels.slots[key];
+        Some((
+            WheelAt {
+                key,
+                id,
+                owner_key: s.owner_key,
+            },
+            s.owner,
+        ))
     }
 
     /// The wheel at a located slot, if it is still the same wheel.
@@ -587,6 +638,7 @@ impl Kernel {
         let slot = &mut w.slots[key];
         slot.id = id;
         slot.owner = owner;
+        slot.owner_key = self.active.key.map_or(u32::MAX, |k| k as u32);
         let parked = std::mem::replace(&mut slot.obj, Box::new(wheel));
         if w.parked_boxes.len() < PARKED_BOXES_MAX {
             w.parked_boxes.push(parked);
@@ -633,6 +685,37 @@ impl Kernel {
         .unwrap_or_default()
     }
 
+    /// [`Kernel::wheel_call`] for a located wheel: its owner is found by slot, not by id.
+    pub(crate) fn wheel_call_at(
+        &mut self,
+        at: WheelAt,
+        owner: SessionId,
+        ev: EventId,
+        args: Args,
+    ) -> Value {
+        let key = at.owner_key as usize;
+        if self.active.session == owner
+            || !self
+                .sessions
+                .get(key)
+                .is_some_and(|r| r.id == owner && !r.freed)
+        {
+            return self.wheel_call(owner, ev, args);
+        }
+        let caller_state = self.active.event;
+        self.dispatch(
+            key,
+            owner,
+            owner,
+            ev,
+            args,
+            caller_state,
+            Location::caller(),
+            Kind::Call,
+        )
+        .unwrap_or_default()
+    }
+
     /// Readiness from the poller for source `which` of the wheel in slot `key`.
     pub(crate) fn wheel_event(
         &mut self,
@@ -656,44 +739,63 @@ impl Kernel {
         self.wheel_activate(key);
     }
 
+    /// Dispatches the wheel in slot `key` in `mode` if it says that would do anything.
+    #[inline]
+    fn wheel_visit(&mut self, key: usize, mode: Mode) {
+        let Some(s) = self.wheels.slots.get(key) else {
+            return;
+        };
+        if s.obj.due(mode) {
+            let (f, id) = (s.obj.dispatcher(), s.id);
+            f(self, id, mode);
+            self.wheel_release_if_idle(key);
+        }
+    }
+
     /// Dispatches every wheel with pending work: reads, then writes.
     pub(crate) fn wheels_dispatch(&mut self) {
         if self.wheels.active.is_empty() {
             return;
         }
-        let list = std::mem::take(&mut self.wheels.active);
+        // The listed wheels are walked from here; new listings go to the other vector.
+        // Both keep their storage from one timeslice to the next.
+        let spare = std::mem::take(&mut self.wheels.visiting);
+        let mut list = std::mem::replace(&mut self.wheels.active, spare);
         self.wheels.arm(&list);
-        for mode in [Mode::Read, Mode::Write] {
-            if mode == Mode::Write && self.early_writes {
-                // What the read pass queued may leave now (KernelBuilder::early_writes).
-                self.wheels.arm(&list);
-            }
-            for &key in &list {
+        for &key in &list {
+            self.wheel_visit(key, Mode::Read);
+        }
+        if self.early_writes {
+            // What the read pass queued may leave now (KernelBuilder::early_writes).
+            self.wheels.arm(&list);
+        }
+        for &key in &list {
+            // The wheel's last visit of the timeslice: it stays listed while it has work;
+            // the others wait for an edge. A later handler that gives it work (a put from
+            // another wheel's event) lists it again (see `wheel_mut`).
+            let Some(s) = self.wheels.slots.get_mut(key) else {
+                continue;
+            };
+            let (due, mut listed) = s.obj.write_due_or_listed();
+            if due {
+                let (f, id) = (s.obj.dispatcher(), s.id);
+                f(self, id, Mode::Write);
+                self.wheel_release_if_idle(key);
                 let Some(s) = self.wheels.slots.get(key) else {
                     continue;
                 };
                 let (r, w) = s.obj.pending();
-                let go = match mode {
-                    Mode::Read => r,
-                    Mode::Write => w,
-                };
-                if go {
-                    let (f, id) = (s.obj.dispatcher(), s.id);
-                    f(self, id, mode);
-                    self.wheel_release_if_idle(key);
-                }
+                listed = r || w;
             }
-        }
-        // Keep listing the wheels that still have work; the others wait for an edge.
-        for key in list {
             if let Some(s) = self.wheels.slots.get_mut(key) {
-                let (r, w) = s.obj.pending();
-                s.active = r || w;
-                if s.active {
+                s.active = listed;
+                if listed {
                     self.wheels.active.push(key);
                 }
             }
         }
+        list.clear();
+        self.wheels.visiting = list;
     }
 }
 

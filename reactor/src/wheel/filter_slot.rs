@@ -78,30 +78,40 @@ impl FilterSlot {
         }
     }
 
-    /// [`Filter::get_one_with`].
+    /// [`Filter::get_one_with`]; a `Line` hands its record to `sink` directly (no
+    /// dynamic call).
     #[inline]
     pub(crate) fn get_one_with(
         &mut self,
-        sink: &mut dyn FnMut(Vec<u8>),
+        mut sink: impl FnMut(Vec<u8>),
     ) -> Result<usize, FilterError> {
         match self {
-            FilterSlot::Line(f) => f.get_one_with(sink),
-            FilterSlot::Stream(f) => f.get_one_with(sink),
-            FilterSlot::Boxed(f) => f.get_one_with(sink),
+            FilterSlot::Line(f) => Ok(match f.next_line()? {
+                Some(line) => {
+                    sink(line);
+                    1
+                }
+                None => 0,
+            }),
+            FilterSlot::Stream(f) => f.get_one_with(&mut sink),
+            FilterSlot::Boxed(f) => f.get_one_with(&mut sink),
         }
     }
 
-    /// [`Filter::put_one_with`].
+    /// [`Filter::put_one_with`]; a `Line` hands its chunk to `sink` directly.
     #[inline]
     pub(crate) fn put_one_with(
         &mut self,
         record: Vec<u8>,
-        sink: &mut dyn FnMut(Vec<u8>),
+        mut sink: impl FnMut(Vec<u8>),
     ) -> Result<(), FilterError> {
         match self {
-            FilterSlot::Line(f) => f.put_one_with(record, sink),
-            FilterSlot::Stream(f) => f.put_one_with(record, sink),
-            FilterSlot::Boxed(f) => f.put_one_with(record, sink),
+            FilterSlot::Line(f) => {
+                sink(f.terminated(record));
+                Ok(())
+            }
+            FilterSlot::Stream(f) => f.put_one_with(record, &mut sink),
+            FilterSlot::Boxed(f) => f.put_one_with(record, &mut sink),
         }
     }
 

@@ -142,6 +142,33 @@ impl Handles {
             Handles::Split(rw) => rw.1.as_mut(),
         }
     }
+
+    /// One read: a direct call on a TCP stream, through the handle's trait otherwise.
+    #[inline]
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Handles::Tcp(t) => t.read(buf),
+            other => other.reader().read_some(buf),
+        }
+    }
+
+    /// One plain write, as [`Handles::read_some`] reads.
+    #[inline]
+    fn write_one(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Handles::Tcp(t) => t.write(buf),
+            other => other.writer().write_one(buf),
+        }
+    }
+
+    /// [`WriteHandle::flush_out`]; a TCP stream buffers nothing of its own.
+    #[inline]
+    fn flush_out(&mut self) -> io::Result<()> {
+        match self {
+            Handles::Tcp(_) => Ok(()),
+            other => other.writer().flush_out(),
+        }
+    }
 }
 
 /// The names of a ReadWrite wheel's events (POE's `InputEvent`, `ErrorEvent`, ...), for
@@ -607,7 +634,7 @@ impl ReadWrite {
             .unwrap_or(&mut self.in_filter);
         let (out, octets) = (&mut self.out, &mut self.out_octets);
         filter
-            .put_one_with(record.into(), &mut |c| queue_chunk(out, octets, c))
+            .put_one_with(record.into(), |c| queue_chunk(out, octets, c))
             .map_err(Error::Filter)?;
         Ok(self.after_put())
     }
@@ -861,7 +888,7 @@ impl ReadWrite {
             shared.resize(block, 0);
         }
         let buf = &mut shared[..block];
-        let failure = match self.handles.reader().read_some(buf) {
+        let failure = match self.handles.read_some(buf) {
             Ok(0) => Some(WheelError::eof()),
             Ok(n) => {
                 if n < buf.len() && !self.peer_closed && !self.in_unpollable {
@@ -917,7 +944,7 @@ impl ReadWrite {
             // slot on the stack, so the usual case needs no list.
             let mut first = None;
             let mut more = Vec::new();
-            let got = w.in_filter.get_one_with(&mut |rec| match first {
+            let got = w.in_filter.get_one_with(|rec| match first {
                 None => first = Some(rec),
                 Some(_) => more.push(rec),
             });
@@ -936,8 +963,8 @@ impl ReadWrite {
                     for rec in first.into_iter().chain(more) {
                         let rec = kernel.record_arg(rec);
                         let id_arg = kernel.wheel_id_arg(id);
-                        let args = kernel.pooled_args([rec, id_arg]);
-                        kernel.wheel_call(owner, ev, args);
+                        let args = kernel.pooled_args2(rec, id_arg);
+                        kernel.wheel_call_at(at, owner, ev, args);
                     }
                     if drained {
                         return;
@@ -958,8 +985,20 @@ impl ReadWrite {
         }
     }
 
-    /// Moves queued output to the handle, as far as it takes it: the system calls of a write
-    /// dispatch, without its events. Returns the error that closed the output, if any.
+    /// Work for a read dispatch: input to read, or records parsed and waiting.
+    #[inline]
+    fn read_pending(&self) -> bool {
+        (self.parse_pending || (self.read_ready && self.input_open && self.reading_allowed()))
+            && self.events.get(RwEvent::Input).is_some()
+    }
+
+    /// Work for a write dispatch: output (or the handle's own buffer) and a writable
+    /// handle.
+    #[inline]
+    fn write_pending(&self) -> bool {
+        self.write_ready && self.output_open && (!self.out.is_empty() || self.handle_unflushed)
+    }
+
     /// Whether input may be read now: not paused by the program, nor by backpressure
     /// while output can still drain.
     fn reading_allowed(&self) -> bool {
@@ -980,7 +1019,7 @@ impl ReadWrite {
         while !self.out.is_empty() {
             let (result, wanted) = if self.out.len() == 1 {
                 let chunk = self.out.front().expect("one chunk waits");
-                (self.handles.writer().write_one(chunk), chunk.len())
+                (self.handles.write_one(chunk), chunk.len())
             } else {
                 self.write_vectored()
             };
@@ -1047,7 +1086,7 @@ impl ReadWrite {
         if !self.output_open {
             return None;
         }
-        match self.handles.writer().flush_out() {
+        match self.handles.flush_out() {
             Ok(()) => {
                 self.handle_unflushed = false;
                 None
@@ -1105,6 +1144,11 @@ impl ReadWrite {
             w.event_id(RwEvent::Low),
             w.event_id(RwEvent::Flushed),
         );
+        // The usual write: no error and no mark crossed, and no one asked to hear of a
+        // flush.
+        if error.is_none() && !high && !low && (!emptied || names.3.is_none()) {
+            return;
+        }
         if let (Some(error), Some(ev)) = (error, names.0) {
             kernel.wheel_call(owner, ev, (error, id).into_args());
         }
@@ -1206,12 +1250,15 @@ impl Wheel for ReadWrite {
     }
 
     fn pending(&self) -> (bool, bool) {
-        let reading = self.events.get(RwEvent::Input).is_some()
-            && ((self.read_ready && self.input_open && self.reading_allowed())
-                || self.parse_pending);
-        let writing =
-            self.write_ready && self.output_open && (!self.out.is_empty() || self.handle_unflushed);
-        (reading, writing)
+        (self.read_pending(), self.write_pending())
+    }
+
+    fn due(&self, mode: Mode) -> bool {
+        match mode {
+            Mode::Read => self.read_pending(),
+            // A write dispatch writes only what was queued before the poll.
+            Mode::Write => self.write_armed && self.write_pending(),
+        }
     }
 
     fn arm(&mut self) {

@@ -377,6 +377,7 @@ fn callgrind(def: &ServerDef, lg_bin: &Path, conns: usize, count: u64) -> Res<f6
         "-q".into(),
         "--tool=callgrind".into(),
         "--instr-atstart=no".into(),
+        "--dump-instr=yes".into(),
         format!("--callgrind-out-file={}", out.display()),
     ];
     let cg_def = ServerDef {

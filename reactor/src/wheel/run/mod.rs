@@ -947,7 +947,7 @@ impl Run {
                 }
                 Ok(_) => {
                     for rec in got {
-                        let args = kernel.pooled_args([Rc::new(rec), Rc::clone(&id_arg)]);
+                        let args = kernel.pooled_args2(Rc::new(rec), Rc::clone(&id_arg));
                         kernel.wheel_call(owner, ev, args);
                     }
                 }

@@ -1,0 +1,95 @@
+//! `Wheel::due`: the wheel table dispatches a wheel in a pass only when the wheel says the
+//! dispatch would do something, and keeps listing it while `pending` says it has work.
+
+use mio::{Registry, Token};
+use reactor::wheel::{Wheel, WheelHandle, WheelId};
+use reactor::{Ctx, EventId, HandlerError, Kernel, Mode, Session};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+type Log = Rc<RefCell<Vec<String>>>;
+
+/// A wheel with one piece of read work that it holds back for `hold` polls: `pending`
+/// says yes all along, `due` only once `arm` (called after each poll) has counted the
+/// hold down.
+struct Held {
+    hold: u32,
+    done: bool,
+    log: Log,
+}
+
+impl Wheel for Held {
+    fn register(&mut self, _: &Registry, _: [Token; 2]) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn deregister(&mut self, _: &Registry) {}
+
+    fn note_ready(&mut self, _: usize, _: bool, _: bool) {}
+
+    fn holds_session(&self) -> bool {
+        !self.done
+    }
+
+    fn pending(&self) -> (bool, bool) {
+        (!self.done, false)
+    }
+
+    fn due(&self, mode: Mode) -> bool {
+        mode == Mode::Read && !self.done && self.hold == 0
+    }
+
+    fn arm(&mut self) {
+        self.log
+            .borrow_mut()
+            .push(format!("arm (hold {})", self.hold));
+        self.hold = self.hold.saturating_sub(1);
+    }
+
+    fn dispatch(kernel: &mut Kernel, id: WheelId, mode: Mode) {
+        let Some(owner) = kernel.wheel_owner(id) else {
+            return;
+        };
+        if let Some(w) = kernel.wheel_mut::<Held>(id) {
+            assert_eq!(mode, Mode::Read, "no write pass: due said no");
+            assert_eq!(w.hold, 0, "dispatched before it was due");
+            w.done = true;
+        }
+        let args = reactor::args![id];
+        kernel.wheel_call(owner, EventId::of("held_done"), args);
+    }
+}
+
+#[test]
+fn a_wheel_is_dispatched_only_when_due_and_stays_listed_while_pending() {
+    let log: Log = Rc::default();
+    let (l1, l2) = (Rc::clone(&log), Rc::clone(&log));
+    let mut k = Kernel::new().unwrap();
+    k.create(
+        Session::new(None::<WheelHandle>)
+            .on(
+                "_start",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    let w = ctx.wheel_insert(Held {
+                        hold: 2,
+                        done: false,
+                        log: Rc::clone(&l1),
+                    })?;
+                    *ctx.heap() = Some(w);
+                    Ok(())
+                },
+            )
+            .on(
+                "held_done",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    l2.borrow_mut().push("held_done".to_owned());
+                    *ctx.heap() = None;
+                    Ok(())
+                },
+            ),
+    )
+    .unwrap();
+    k.run().unwrap();
+    // Listed after each poll while pending, dispatched once, at the poll where it was due.
+    assert_eq!(*log.borrow(), ["arm (hold 2)", "arm (hold 1)", "held_done"]);
+}
