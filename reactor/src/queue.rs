@@ -614,6 +614,10 @@ impl<T> Queue<T> {
 mod due;
 mod pending;
 
+/// The model the randomized tests compare the queue with.
+#[cfg(test)]
+mod model_tests;
+
 /// POE's `t/10_units/06_queues/01_array.t`, and a comparison against a model.
 #[cfg(test)]
 mod array_tests;

@@ -2,7 +2,7 @@
 //! same handler table; these check that what runs is always the handler the session has
 //! at that moment, and that a session's handlers go when it does.
 
-use reactor::{Ctx, Error, Kernel, Session, States};
+use reactor::{Ctx, Error, Kernel, Session};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -39,44 +39,6 @@ fn a_handler_replaced_between_two_events_of_the_same_name_is_the_one_that_runs()
     .unwrap();
     k.run().unwrap();
     assert_eq!(*log.borrow(), ["old", "new", "default ping"]);
-}
-
-#[test]
-fn sessions_sharing_states_keep_their_own_handlers_in_any_order() {
-    let log: Log = Rc::default();
-    let l = Rc::clone(&log);
-    let states = States::new()
-        .on("_start", |_: &mut Ctx<'_, String>| {})
-        .on("ping", move |ctx: &mut Ctx<'_, String>| {
-            let who = ctx.heap().clone();
-            l.borrow_mut().push(format!("shared {who}"));
-        })
-        .on("rewire", |ctx: &mut Ctx<'_, String>| -> Result<(), Error> {
-            let l = ctx.arg::<Log>(0).cloned().expect("log");
-            ctx.state("ping", move |ctx: &mut Ctx<'_, String>| {
-                let who = ctx.heap().clone();
-                l.borrow_mut().push(format!("own {who}"));
-            })
-        });
-    let mut k = Kernel::new().unwrap();
-    let a = k
-        .create(Session::from_states("a".to_owned(), &states))
-        .unwrap();
-    let b = k
-        .create(Session::from_states("b".to_owned(), &states))
-        .unwrap();
-    // The same event to two sessions of one table, then one of them changes its handler
-    // (it gets a copy of the table) and both are called again.
-    k.call(b, "ping", ()).unwrap();
-    k.call(a, "ping", ()).unwrap();
-    k.call(a, "rewire", (Rc::clone(&log),)).unwrap();
-    k.call(a, "ping", ()).unwrap();
-    k.call(b, "ping", ()).unwrap();
-    k.call(a, "ping", ()).unwrap();
-    assert_eq!(
-        *log.borrow(),
-        ["shared b", "shared a", "own a", "shared b", "own a"]
-    );
 }
 
 #[test]

@@ -30,11 +30,11 @@ fn sessions_from_the_same_states_each_run_with_their_own_heap() {
     assert_eq!(*log.borrow(), ["ping a", "ping b", "ping c"]);
 }
 
-#[test]
-fn a_session_that_changes_its_handlers_leaves_the_others_alone() {
-    let log: Log = Rc::default();
-    let l = Rc::clone(&log);
-    let states = States::new()
+/// States whose `ping` logs "shared ping" and the heap's label, and whose `rewire` gives
+/// its session a `ping` of its own (logging "own ping") and then removes itself.
+fn rewiring(log: &Log) -> States<String> {
+    let l = Rc::clone(log);
+    States::new()
         .on("_start", |_: &mut Ctx<'_, String>| {})
         .on("ping", move |ctx: &mut Ctx<'_, String>| {
             let who = ctx.heap().clone();
@@ -47,7 +47,13 @@ fn a_session_that_changes_its_handlers_leaves_the_others_alone() {
                 l.borrow_mut().push(format!("own ping {who}"));
             })?;
             ctx.remove_state("rewire")
-        });
+        })
+}
+
+#[test]
+fn a_session_that_changes_its_handlers_leaves_the_others_alone() {
+    let log: Log = Rc::default();
+    let states = rewiring(&log);
     let mut k = Kernel::new().unwrap();
     let a = k
         .create(Session::from_states("a".to_owned(), &states))
@@ -198,4 +204,36 @@ fn object_and_package_states_can_be_added_at_run_time() {
         Some("Pkg::hit for h")
     );
     assert_eq!(*log.borrow(), ["counter hit h via hit"]);
+}
+
+#[test]
+fn sessions_sharing_states_keep_their_own_handlers_in_any_order() {
+    // The kernel keeps the handler it found last for the next event of the same name to
+    // the same table: the same event to two sessions of one table, then one of them
+    // changes its handler (it gets a copy of the table) and both are called again.
+    let log: Log = Rc::default();
+    let states = rewiring(&log);
+    let mut k = Kernel::new().unwrap();
+    let a = k
+        .create(Session::from_states("a".to_owned(), &states))
+        .unwrap();
+    let b = k
+        .create(Session::from_states("b".to_owned(), &states))
+        .unwrap();
+    k.call(b, "ping", ()).unwrap();
+    k.call(a, "ping", ()).unwrap();
+    k.call(a, "rewire", (Rc::clone(&log),)).unwrap();
+    k.call(a, "ping", ()).unwrap();
+    k.call(b, "ping", ()).unwrap();
+    k.call(a, "ping", ()).unwrap();
+    assert_eq!(
+        *log.borrow(),
+        [
+            "shared ping b",
+            "shared ping a",
+            "own ping a",
+            "shared ping b",
+            "own ping a"
+        ]
+    );
 }

@@ -671,6 +671,20 @@ impl Kernel {
         if self.active.session == owner {
             return self.call_id(owner, ev, args, caller).unwrap_or_default();
         }
+        self.wheel_call_key(key, owner, ev, args, caller)
+    }
+
+    /// A wheel's call into its owner at session slot `key`, from another session's frame:
+    /// the owner is its own sender, and the event that was being handled is the caller's.
+    #[inline]
+    fn wheel_call_key(
+        &mut self,
+        key: usize,
+        owner: SessionId,
+        ev: EventId,
+        args: Args,
+        caller: &'static Location<'static>,
+    ) -> Value {
         let caller_state = self.active.event;
         self.dispatch(
             key,
@@ -702,18 +716,7 @@ impl Kernel {
         {
             return self.wheel_call(owner, ev, args);
         }
-        let caller_state = self.active.event;
-        self.dispatch(
-            key,
-            owner,
-            owner,
-            ev,
-            args,
-            caller_state,
-            Location::caller(),
-            Kind::Call,
-        )
-        .unwrap_or_default()
+        self.wheel_call_key(key, owner, ev, args, Location::caller())
     }
 
     /// Readiness from the poller for source `which` of the wheel in slot `key`.

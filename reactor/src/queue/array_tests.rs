@@ -10,6 +10,7 @@
 //! limit: every call below matches at most the count upstream passes); `peek_items` is
 //! `iter` sorted by time; `adjust_priority`/`set_priority` are `retime_if`.
 
+use super::model_tests::Model;
 use super::{ItemId, Queue, QueueError};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -316,29 +317,6 @@ fn large_queue_priority_adjustments() {
 
 // ------------------------------------------------------------------ randomized model check
 
-/// A sorted-`Vec` model: entries ordered by `(time, order)`, where `order` is a counter
-/// bumped on every enqueue and every re-time (re-timed items go after those already
-/// waiting at the new time).
-#[derive(Default)]
-struct Model {
-    items: Vec<(i64, u64, u64, u32)>, // (time, order, seq, payload)
-    next_order: u64,
-    next_seq: u64,
-}
-
-impl Model {
-    fn insert(&mut self, time: i64, seq: u64, payload: u32) {
-        let order = self.next_order;
-        self.next_order += 1;
-        let e = (time, order, seq, payload);
-        let at = self.items.partition_point(|x| (x.0, x.1) < (e.0, e.1));
-        self.items.insert(at, e);
-    }
-    fn find(&self, seq: u64) -> Option<usize> {
-        self.items.iter().position(|x| x.2 == seq)
-    }
-}
-
 #[test]
 fn randomized_against_sorted_vec_model() {
     against_model(Queue::new());
@@ -458,18 +436,7 @@ fn against_model(mut q: Queue<u32>) {
             }
             _ => {}
         }
-        assert_eq!(q.len(), m.items.len(), "step {step}: len");
-        assert_eq!(
-            q.next_time(),
-            m.items.first().map(|e| e.0),
-            "step {step}: next_time"
-        );
-        let peek = q.peek().map(|(t, id, p)| (t, id.seq(), *p));
-        assert_eq!(
-            peek,
-            m.items.first().map(|e| (e.0, e.2, e.3)),
-            "step {step}: peek"
-        );
+        m.check(&mut q, step);
     }
 
     // Drain: the rest comes out in model order.

@@ -1,6 +1,7 @@
 //! [`Queue::gather_due`]'s batches: the order items come out in is the order without them,
 //! whatever is queued, removed or re-timed while a batch drains.
 
+use super::model_tests::Model;
 use super::{ItemId, Queue, QueueError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -151,25 +152,6 @@ fn due_nodes_are_counted_from_the_top() {
     }
 }
 
-/// `(time, order, seq, payload)`, kept sorted by `(time, order)`.
-#[derive(Default)]
-struct Model {
-    items: Vec<(i64, u64, u64, u32)>,
-    next_order: u64,
-}
-
-impl Model {
-    fn insert(&mut self, time: i64, seq: u64, payload: u32) {
-        let order = self.next_order;
-        self.next_order += 1;
-        let at = self.items.partition_point(|x| (x.0, x.1) < (time, order));
-        self.items.insert(at, (time, order, seq, payload));
-    }
-    fn find(&self, seq: u64) -> Option<usize> {
-        self.items.iter().position(|x| x.2 == seq)
-    }
-}
-
 #[test]
 fn batches_against_a_model() {
     against_model(small(), 1);
@@ -279,21 +261,10 @@ fn against_model(mut q: Queue<u32>, seed: u64) {
             }
             _ => {}
         }
-        assert_eq!(q.len(), m.items.len(), "step {step}: len");
         if !q.pending.is_empty() {
             pending += 1;
         }
-        assert_eq!(
-            q.next_time(),
-            m.items.first().map(|e| e.0),
-            "step {step}: next_time"
-        );
-        let peek = q.peek().map(|(t, id, p)| (t, id.seq(), *p));
-        assert_eq!(
-            peek,
-            m.items.first().map(|e| (e.0, e.2, e.3)),
-            "step {step}: peek"
-        );
+        m.check(&mut q, step);
     }
     assert!(batched > 100, "batches were made ({batched})");
     if q.pending_min < 100 {
