@@ -1,6 +1,6 @@
 //! `States`: handlers built once and shared by the sessions created from them.
 
-use reactor::{Ctx, Error, Kernel, Session, States, Value};
+use reactor::{Ctx, Error, Kernel, Session, SessionId, States, Value};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -50,17 +50,23 @@ fn rewiring(log: &Log) -> States<String> {
         })
 }
 
+/// A kernel with two sessions made from `states`, labelled "a" and "b".
+fn kernel_with_a_and_b(states: &States<String>) -> (Kernel, SessionId, SessionId) {
+    let mut k = Kernel::new().unwrap();
+    let a = k
+        .create(Session::from_states("a".to_owned(), states))
+        .unwrap();
+    let b = k
+        .create(Session::from_states("b".to_owned(), states))
+        .unwrap();
+    (k, a, b)
+}
+
 #[test]
 fn a_session_that_changes_its_handlers_leaves_the_others_alone() {
     let log: Log = Rc::default();
     let states = rewiring(&log);
-    let mut k = Kernel::new().unwrap();
-    let a = k
-        .create(Session::from_states("a".to_owned(), &states))
-        .unwrap();
-    let b = k
-        .create(Session::from_states("b".to_owned(), &states))
-        .unwrap();
+    let (mut k, a, b) = kernel_with_a_and_b(&states);
     k.call(a, "rewire", (Rc::clone(&log),)).unwrap();
     k.call(a, "ping", ()).unwrap();
     k.call(b, "ping", ()).unwrap();
@@ -213,13 +219,7 @@ fn sessions_sharing_states_keep_their_own_handlers_in_any_order() {
     // changes its handler (it gets a copy of the table) and both are called again.
     let log: Log = Rc::default();
     let states = rewiring(&log);
-    let mut k = Kernel::new().unwrap();
-    let a = k
-        .create(Session::from_states("a".to_owned(), &states))
-        .unwrap();
-    let b = k
-        .create(Session::from_states("b".to_owned(), &states))
-        .unwrap();
+    let (mut k, a, b) = kernel_with_a_and_b(&states);
     k.call(b, "ping", ()).unwrap();
     k.call(a, "ping", ()).unwrap();
     k.call(a, "rewire", (Rc::clone(&log),)).unwrap();
