@@ -532,7 +532,16 @@ fn poll_quiet<'a>(fds: impl Iterator<Item = BorrowedFd<'a>>, quiet: &mut [bool])
     };
     let n = quiet.len();
     let mut fds = fds.map(|fd| PollFd::from_borrowed_fd(fd, flags));
-    let answered = if n <= POLL_BATCH {
+    let mut answer = |list: &mut [PollFd<'a>]| -> bool {
+        if poll(list, Some(&zero)).is_err() {
+            return false;
+        }
+        for (q, f) in quiet.iter_mut().zip(list.iter()) {
+            *q = f.revents().is_empty();
+        }
+        true
+    };
+    if n <= POLL_BATCH {
         let Some(first) = fds.next() else {
             return false;
         };
@@ -541,20 +550,11 @@ fn poll_quiet<'a>(fds: impl Iterator<Item = BorrowedFd<'a>>, quiet: &mut [bool])
             0 => first.clone(),
             _ => fds.next().unwrap_or_else(|| first.clone()),
         });
-        poll(&mut list[..n], Some(&zero)).is_ok().then(|| {
-            for (q, f) in quiet.iter_mut().zip(&list[..n]) {
-                *q = f.revents().is_empty();
-            }
-        })
+        answer(&mut list[..n])
     } else {
         let mut list: Vec<PollFd<'a>> = fds.take(n).collect();
-        poll(&mut list, Some(&zero)).is_ok().then(|| {
-            for (q, f) in quiet.iter_mut().zip(&list) {
-                *q = f.revents().is_empty();
-            }
-        })
-    };
-    answered.is_some()
+        answer(&mut list)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

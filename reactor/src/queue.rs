@@ -83,6 +83,13 @@ impl Node {
     fn before(&self, other: &Node) -> bool {
         (self.time, self.order) < (other.time, other.order)
     }
+
+    /// Whether the node is its slot's live one (`orders`: [`Queue`]'s), not one left stale
+    /// by a removal or a re-time.
+    #[inline]
+    fn live_in(&self, orders: &[u32]) -> bool {
+        orders[self.slot as usize] == self.order
+    }
 }
 
 /// A waiting item. The sequence number is never zero, which gives the slab's entry a niche:
@@ -213,7 +220,7 @@ impl<T> Queue<T> {
         let orders = &self.orders;
         self.heap.append(&mut self.batch);
         self.heap.append(&mut self.pending);
-        self.heap.retain(|n| orders[n.slot as usize] == n.order);
+        self.heap.retain(|n| n.live_in(orders));
         self.heap.sort_unstable_by_key(Node::key);
         // A sorted array is a heap.
         for (i, n) in self.heap.iter_mut().enumerate() {
@@ -295,14 +302,10 @@ impl<T> Queue<T> {
     }
 
     /// Removes and returns the next item.
+    #[cfg(test)]
     pub fn dequeue(&mut self) -> Option<(Time, ItemId, T)> {
         self.settle();
-        match (self.heap.first(), self.batch.last()) {
-            (Some(h), Some(b)) if h.before(b) => Some(self.take_top()),
-            (_, Some(_)) => Some(self.take_batched()),
-            (Some(_), None) => Some(self.take_top()),
-            (None, None) => None,
-        }
+        self.take_next()
     }
 
     /// Removes and returns the next item if it is due at or before `now`.
@@ -311,7 +314,7 @@ impl<T> Queue<T> {
         self.settle();
         if !self.batch.is_empty() {
             return match self.head() {
-                Some(n) if n.time <= now => self.dequeue(),
+                Some(n) if n.time <= now => self.take_next(),
                 _ => None,
             };
         }
@@ -321,29 +324,42 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Removes the next item, from the heap's top or the batch, with no pending nodes. Out
+    /// of line: [`Queue::dequeue_due`] takes the heap's top itself while no batch waits.
+    #[inline(never)]
+    fn take_next(&mut self) -> Option<(Time, ItemId, T)> {
+        match (self.heap.first(), self.batch.last()) {
+            (Some(h), Some(b)) if h.before(b) => Some(self.take_top()),
+            (_, Some(_)) => Some(self.take_batched()),
+            (Some(_), None) => Some(self.take_top()),
+            (None, None) => None,
+        }
+    }
+
     /// Removes the heap's top item.
     #[inline]
     fn take_top(&mut self) -> (Time, ItemId, T) {
         let n = self.heap[0];
         self.pop_node();
-        let e = self.free(n.slot as usize);
+        let item = self.take_item(n);
         self.purge_heap();
-        (
-            n.time,
-            ItemId {
-                seq: e.seq.get(),
-                slot: n.slot,
-            },
-            e.payload,
-        )
+        item
     }
 
     /// Removes the batch's next item.
     fn take_batched(&mut self) -> (Time, ItemId, T) {
         let n = self.batch.pop().expect("take_batched on an empty batch");
         self.touch_ahead();
-        let e = self.free(n.slot as usize);
+        let item = self.take_item(n);
         self.purge_batch();
+        item
+    }
+
+    /// Frees the slot of live node `n`, just taken out of the heap or the batch, and
+    /// returns its item.
+    #[inline]
+    fn take_item(&mut self, n: Node) -> (Time, ItemId, T) {
+        let e = self.free(n.slot as usize);
         (
             n.time,
             ItemId {
@@ -487,7 +503,7 @@ impl<T> Queue<T> {
 
     #[inline]
     fn is_live(&self, n: &Node) -> bool {
-        self.orders[n.slot as usize] == n.order
+        n.live_in(&self.orders)
     }
 
     /// Drops stale nodes from the heap's top and the batch's end so that both heads are
@@ -547,9 +563,9 @@ impl<T> Queue<T> {
     #[inline(never)]
     fn rebuild(&mut self) {
         let orders = &self.orders;
-        self.heap.retain(|n| orders[n.slot as usize] == n.order);
-        self.batch.retain(|n| orders[n.slot as usize] == n.order);
-        self.pending.retain(|n| orders[n.slot as usize] == n.order);
+        self.heap.retain(|n| n.live_in(orders));
+        self.batch.retain(|n| n.live_in(orders));
+        self.pending.retain(|n| n.live_in(orders));
         self.heapify();
     }
 

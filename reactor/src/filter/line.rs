@@ -200,9 +200,24 @@ impl Line {
         Ok(())
     }
 
-    /// The next line, terminator removed; `None` when no whole line is buffered. What
-    /// `get_one_with` gives its sink, for a wheel that holds the filter itself.
-    pub(crate) fn next_line(&mut self) -> Result<Option<Vec<u8>>, FilterError> {
+    /// [`Filter::get_one_with`] with the sink's type known: a wheel that holds the filter
+    /// itself hands its record over with a direct call.
+    #[inline]
+    pub(crate) fn get_one_into(
+        &mut self,
+        mut sink: impl FnMut(Vec<u8>),
+    ) -> Result<usize, FilterError> {
+        Ok(match self.next_line()? {
+            Some(line) => {
+                sink(line);
+                1
+            }
+            None => 0,
+        })
+    }
+
+    /// The next line, terminator removed; `None` when no whole line is buffered.
+    fn next_line(&mut self) -> Result<Option<Vec<u8>>, FilterError> {
         if self.buf.is_empty() {
             // The usual second look, after the one line a read brought.
             return Ok(None);
@@ -382,13 +397,7 @@ impl Filter for Line {
     }
 
     fn get_one_with(&mut self, sink: &mut dyn FnMut(Vec<u8>)) -> Result<usize, FilterError> {
-        Ok(match self.next_line()? {
-            Some(line) => {
-                sink(line);
-                1
-            }
-            None => 0,
-        })
+        self.get_one_into(sink)
     }
 
     fn put_one_with(

@@ -221,10 +221,7 @@ impl Kernel {
     /// Arguments `args` in a list from the pool ([`Args`](crate::Args)).
     #[inline]
     pub(crate) fn pooled_args<const N: usize>(&mut self, args: [crate::value::Arg; N]) -> Args {
-        let mut v = self
-            .arg_lists
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(crate::value::POOLED_CAPACITY));
+        let mut v = self.arg_list();
         v.extend(args);
         Args::from(v)
     }
@@ -233,13 +230,18 @@ impl Kernel {
     /// by-value iterator costs more than the two arguments).
     #[inline]
     pub(crate) fn pooled_args2(&mut self, a: crate::value::Arg, b: crate::value::Arg) -> Args {
-        let mut v = self
-            .arg_lists
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(crate::value::POOLED_CAPACITY));
+        let mut v = self.arg_list();
         v.push(a);
         v.push(b);
         Args::from(v)
+    }
+
+    /// An empty argument list from the pool, or a new one of the pooled capacity.
+    #[inline]
+    fn arg_list(&mut self) -> Vec<crate::value::Arg> {
+        self.arg_lists
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(crate::value::POOLED_CAPACITY))
     }
 
     /// A byte record as an event argument, in a box a handler emptied before if there is

@@ -205,9 +205,7 @@ impl<H: 'static> States<H> {
     ) -> Self {
         self.on_handler(event, erase::<H, R>(handler))
     }
-}
 
-impl<H: 'static> States<H> {
     /// Adds a handler already made into the kernel's form ([`erase`]), as
     /// [`on`](States::on) does: for components that wrap a program's closure in a
     /// handler of their own.

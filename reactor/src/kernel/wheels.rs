@@ -246,6 +246,17 @@ pub(crate) struct WheelSlot {
     holding: bool,
 }
 
+impl WheelSlot {
+    /// Lists the wheel at slab key `key` in `active` (the wheels that may have work), once.
+    #[inline]
+    fn enlist(&mut self, key: usize, active: &mut Vec<usize>) {
+        if !self.active {
+            self.active = true;
+            active.push(key);
+        }
+    }
+}
+
 /// The kernel's wheel table.
 #[derive(Default)]
 pub(crate) struct Wheels {
@@ -356,7 +367,7 @@ impl Kernel {
         if owner.is_kernel() {
             return Err(Error::NoActiveSession);
         }
-        let owner_key = self.active.key.map_or(u32::MAX, |k| k as u32);
+        let owner_key = self.active_slot();
         let w = &mut self.wheels;
         let entry = w.slots.vacant_entry();
         let key = entry.key();
@@ -426,12 +437,15 @@ impl Kernel {
         }
     }
 
+    /// The active session's slot in the session table, as a wheel slot keeps its owner's
+    /// (`u32::MAX` for none).
+    fn active_slot(&self) -> u32 {
+        self.active.key.map_or(u32::MAX, |k| k as u32)
+    }
+
     fn wheel_activate(&mut self, key: usize) {
         if let Some(s) = self.wheels.slots.get_mut(key) {
-            if !s.active {
-                s.active = true;
-                self.wheels.active.push(key);
-            }
+            s.enlist(key, &mut self.wheels.active);
         }
     }
 
@@ -441,10 +455,7 @@ impl Kernel {
         // One look-up: the slot is checked, activated and downcast in place.
         let w = &mut self.wheels;
         let s = w.slots.get_mut(id.key()).filter(|s| s.id == id)?;
-        if !s.active {
-            s.active = true;
-            w.active.push(id.key());
-        }
+        s.enlist(id.key(), &mut w.active);
         s.obj.as_any_mut().downcast_mut::<W>()
     }
 
@@ -632,13 +643,14 @@ impl Kernel {
         let key = parking.key;
         let readiness = self.wheels.slots[key].obj.readiness();
         wheel.adopt_readiness(readiness);
+        let owner_key = self.active_slot();
         let w = &mut self.wheels;
         w.next_id += 1;
         let id = WheelId::new(w.next_id, key);
         let slot = &mut w.slots[key];
         slot.id = id;
         slot.owner = owner;
-        slot.owner_key = self.active.key.map_or(u32::MAX, |k| k as u32);
+        slot.owner_key = owner_key;
         let parked = std::mem::replace(&mut slot.obj, Box::new(wheel));
         if w.parked_boxes.len() < PARKED_BOXES_MAX {
             w.parked_boxes.push(parked);

@@ -46,7 +46,7 @@ impl<T> Queue<T> {
 
     fn settle_pending(&mut self) {
         let orders = &self.orders;
-        self.pending.retain(|n| orders[n.slot as usize] == n.order);
+        self.pending.retain(|n| n.live_in(orders));
         if self.pending.len() > self.heap.len() / 8 {
             // Many: one bottom-up rebuild, in memory order, instead of a push each.
             self.heap.append(&mut self.pending);
@@ -66,7 +66,7 @@ impl<T> Queue<T> {
     pub(super) fn next_time_pending(&self, head: Option<Time>) -> Option<Time> {
         self.pending
             .iter()
-            .filter(|n| self.orders[n.slot as usize] == n.order)
+            .filter(|n| n.live_in(&self.orders))
             .map(|n| n.time)
             .chain(head)
             .min()

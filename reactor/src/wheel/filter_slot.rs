@@ -86,13 +86,7 @@ impl FilterSlot {
         mut sink: impl FnMut(Vec<u8>),
     ) -> Result<usize, FilterError> {
         match self {
-            FilterSlot::Line(f) => Ok(match f.next_line()? {
-                Some(line) => {
-                    sink(line);
-                    1
-                }
-                None => 0,
-            }),
+            FilterSlot::Line(f) => f.get_one_into(sink),
             FilterSlot::Stream(f) => f.get_one_with(&mut sink),
             FilterSlot::Boxed(f) => f.get_one_with(&mut sink),
         }
