@@ -93,3 +93,69 @@ fn a_wheel_is_dispatched_only_when_due_and_stays_listed_while_pending() {
     // Listed after each poll while pending, dispatched once, at the poll where it was due.
     assert_eq!(*log.borrow(), ["arm (hold 2)", "arm (hold 1)", "held_done"]);
 }
+
+/// `ReadWrite`'s write in the table's write pass (`Wheel::write_visit`): a write that fails
+/// still raises the error event, with the failure of that write, and the wheel writes no
+/// more; the records written before the failure reached the peer.
+#[test]
+fn a_write_failure_in_the_write_pass_reaches_the_error_event() {
+    use reactor::wheel::{ReadWrite, WheelError};
+    use std::io::Read;
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let socket = std::cell::Cell::new(Some(mio::net::UnixStream::from_std(ours)));
+    let peer = RefCell::new(Some(theirs));
+    let errors: Rc<RefCell<Vec<(String, i32)>>> = Rc::default();
+    let e2 = Rc::clone(&errors);
+    let mut k = Kernel::new().unwrap();
+    k.create(
+        Session::new(None::<WheelHandle>)
+            .on(
+                "_start",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    let w = ReadWrite::builder(socket.take().ok_or("started twice")?)
+                        .error_event("failed")
+                        .build(ctx)?;
+                    let id = w.id();
+                    *ctx.heap() = Some(w);
+                    ctx.wheel_mut::<ReadWrite>(id)
+                        .ok_or("no wheel")?
+                        .put_one(b"first".to_vec())?;
+                    ctx.yield_("second", id)?;
+                    Ok(())
+                },
+            )
+            .on(
+                "second",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    // The first record was written in the write pass after the poll.
+                    let mut theirs = peer.borrow_mut().take().ok_or("second twice")?;
+                    let mut got = [0u8; 7];
+                    theirs.read_exact(&mut got)?;
+                    assert_eq!(&got, b"first\r\n");
+                    drop(theirs);
+                    let id = *ctx.arg::<WheelId>(0)?;
+                    ctx.wheel_mut::<ReadWrite>(id)
+                        .ok_or("no wheel")?
+                        .put_one(b"second".to_vec())?;
+                    Ok(())
+                },
+            )
+            .on(
+                "failed",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    let e = ctx.arg::<WheelError>(0)?;
+                    e2.borrow_mut().push((e.operation.to_string(), e.errno));
+                    *ctx.heap() = None;
+                    Ok(())
+                },
+            ),
+    )
+    .unwrap();
+    k.run().unwrap();
+    assert_eq!(
+        *errors.borrow(),
+        vec![("write".to_string(), 32)],
+        "one EPIPE from the write pass"
+    );
+}

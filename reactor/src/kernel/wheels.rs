@@ -28,6 +28,7 @@ use super::{EventId, Kernel, Kind};
 use crate::error::{Error, Result};
 pub use crate::ids::WheelId;
 use crate::value::{Args, Value};
+use crate::wheel::WheelError;
 use mio::{Registry, Token};
 use std::any::Any;
 use std::fmt;
@@ -74,6 +75,28 @@ pub trait Wheel: Any {
         match mode {
             Mode::Read => r,
             Mode::Write => w,
+        }
+    }
+
+    /// The write pass's visit of the wheel, for a wheel whose usual write needs nothing of
+    /// the kernel: `Ok(listed)` when the visit is done (the wheel wrote, if a write
+    /// dispatch was [`due`](Wheel::due); `listed`: it still has work, as
+    /// [`pending`](Wheel::pending) says); `Err(None)` when the kernel is to dispatch it
+    /// in [`Mode::Write`] (to raise an event, say); `Err(Some(failure))` when the write
+    /// failed: the kernel dispatches it in `Mode::Write` at once, and
+    /// [`Kernel::wheel_write_failure`] gives the failure back there. `written` holds
+    /// buffers written out, kept by the kernel for later reads: a wheel may leave there
+    /// the chunks it wrote. By default: `Err(None)` when due, else what `pending` says.
+    fn write_visit(
+        &mut self,
+        written: &mut Vec<Vec<u8>>,
+    ) -> std::result::Result<bool, Option<WheelError>> {
+        let _ = written;
+        if self.due(Mode::Write) {
+            Err(None)
+        } else {
+            let (r, w) = self.pending();
+            Ok(r || w)
         }
     }
 
@@ -161,9 +184,11 @@ pub(crate) trait WheelObj {
     fn holds_session(&self) -> bool;
     fn pending(&self) -> (bool, bool);
     fn due(&self, mode: Mode) -> bool;
-    /// For the write pass, in one call: whether a write dispatch is due, and if not,
-    /// whether the wheel still has work (stays listed).
-    fn write_due_or_listed(&self) -> (bool, bool);
+    /// [`Wheel::write_visit`].
+    fn write_visit(
+        &mut self,
+        written: &mut Vec<Vec<u8>>,
+    ) -> std::result::Result<bool, Option<WheelError>>;
     fn arm(&mut self);
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn as_any(&self) -> &dyn Any;
@@ -195,13 +220,11 @@ impl<W: Wheel> WheelObj for W {
     fn due(&self, mode: Mode) -> bool {
         Wheel::due(self, mode)
     }
-    fn write_due_or_listed(&self) -> (bool, bool) {
-        if Wheel::due(self, Mode::Write) {
-            (true, true)
-        } else {
-            let (r, w) = Wheel::pending(self);
-            (false, r || w)
-        }
+    fn write_visit(
+        &mut self,
+        written: &mut Vec<Vec<u8>>,
+    ) -> std::result::Result<bool, Option<WheelError>> {
+        Wheel::write_visit(self, written)
     }
     fn arm(&mut self) {
         Wheel::arm(self)
@@ -276,6 +299,9 @@ pub(crate) struct Wheels {
     /// [`Kernel::wheel_at_with_buffers`]): kept here, not in each wheel, so an idle wheel
     /// holds none.
     spares: Vec<Vec<u8>>,
+    /// The failure of a write made by a wheel's [`Wheel::write_visit`], for the write
+    /// dispatch that follows it ([`Kernel::wheel_write_failure`]).
+    write_failure: Option<WheelError>,
     /// Boxes of [`Parked`] left by wheels put into parkings, for the next parking: a
     /// socket parked and taken up again per request allocates none.
     parked_boxes: Vec<Box<dyn WheelObj>>,
@@ -470,6 +496,12 @@ impl Kernel {
             .as_any_mut()
             .downcast_mut::<W>()?;
         Some((w, self.io.registry()))
+    }
+
+    /// In a wheel's write dispatch that follows its [`Wheel::write_visit`]: the failure
+    /// of the write that visit made, once.
+    pub fn wheel_write_failure(&mut self) -> Option<WheelError> {
+        self.wheels.write_failure.take()
     }
 
     /// The read buffer wheels share: take it, read into it, put it back.
@@ -788,20 +820,26 @@ impl Kernel {
             // The wheel's last visit of the timeslice: it stays listed while it has work;
             // the others wait for an edge. A later handler that gives it work (a put from
             // another wheel's event) lists it again (see `wheel_mut`).
-            let Some(s) = self.wheels.slots.get_mut(key) else {
+            let Wheels { slots, spares, .. } = &mut self.wheels;
+            let Some(s) = slots.get_mut(key) else {
                 continue;
             };
-            let (due, mut listed) = s.obj.write_due_or_listed();
-            if due {
-                let (f, id) = (s.obj.dispatcher(), s.id);
-                f(self, id, Mode::Write);
-                self.wheel_release_if_idle(key);
-                let Some(s) = self.wheels.slots.get(key) else {
-                    continue;
-                };
-                let (r, w) = s.obj.pending();
-                listed = r || w;
-            }
+            // One dynamic call for the usual write; the kernel dispatches the rest.
+            let listed = match s.obj.write_visit(spares) {
+                Ok(listed) => listed,
+                Err(failure) => {
+                    let (f, id) = (s.obj.dispatcher(), s.id);
+                    self.wheels.write_failure = failure;
+                    f(self, id, Mode::Write);
+                    self.wheels.write_failure = None;
+                    self.wheel_release_if_idle(key);
+                    let Some(s) = self.wheels.slots.get(key) else {
+                        continue;
+                    };
+                    let (r, w) = s.obj.pending();
+                    r || w
+                }
+            };
             if let Some(s) = self.wheels.slots.get_mut(key) {
                 s.active = listed;
                 if listed {

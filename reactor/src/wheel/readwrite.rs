@@ -1104,10 +1104,40 @@ impl ReadWrite {
         }
     }
 
+    /// Whether the write pass may write this wheel's armed output without the kernel
+    /// ([`Wheel::write_visit`]): no one listens for a flush and no marks are set, so only
+    /// a failure raises an event.
+    #[inline]
+    fn writes_quietly(&self) -> bool {
+        self.events.get(RwEvent::Flushed).is_none() && (self.high_mark == 0 || self.low_mark == 0)
+    }
+
+    /// Writes the armed output, then the handle's own buffer once the wheel's is empty;
+    /// the failure that closed the output, if any.
+    #[inline]
+    fn write_armed_out(&mut self, spares: &mut Vec<Vec<u8>>) -> Option<WheelError> {
+        self.write_armed = false;
+        let mut error = self.write_out(spares);
+        if self.out.is_empty() && error.is_none() {
+            error = self.flush_handle();
+        }
+        error
+    }
+
     fn write_dispatch(kernel: &mut Kernel, id: WheelId) {
         let Some((at, owner)) = kernel.wheel_locate(id) else {
             return;
         };
+        if let Some(error) = kernel.wheel_write_failure() {
+            // The write of the table's write pass failed ([`Wheel::write_visit`]).
+            if let Some(ev) = kernel
+                .wheel_ref::<ReadWrite>(id)
+                .and_then(|w| w.event_id(RwEvent::Error))
+            {
+                kernel.wheel_call(owner, ev, (error, id).into_args());
+            }
+            return;
+        }
         // Chunks written out are kept in the kernel for later reads.
         let Some((w, _, spares)) = kernel.wheel_at_with_buffers::<ReadWrite>(at) else {
             return;
@@ -1115,11 +1145,7 @@ impl ReadWrite {
         if !w.write_armed || !w.output_open || (w.out.is_empty() && !w.handle_unflushed) {
             return;
         }
-        w.write_armed = false;
-        let mut error = w.write_out(spares);
-        if w.out.is_empty() && error.is_none() {
-            error = w.flush_handle();
-        }
+        let error = w.write_armed_out(spares);
         let (high, low, emptied) = {
             let mut high = false;
             let mut low = false;
@@ -1263,6 +1289,23 @@ impl Wheel for ReadWrite {
 
     fn arm(&mut self) {
         self.write_armed = !self.out.is_empty() || self.handle_unflushed;
+    }
+
+    fn write_visit(
+        &mut self,
+        written: &mut Vec<Vec<u8>>,
+    ) -> std::result::Result<bool, Option<WheelError>> {
+        if self.due(Mode::Write) {
+            if !self.writes_quietly() {
+                return Err(None);
+            }
+            if let Some(error) = self.write_armed_out(written) {
+                // The error event is raised by the write dispatch the kernel makes now.
+                return Err(Some(error));
+            }
+        }
+        let (r, w) = self.pending();
+        Ok(r || w)
     }
 
     fn dispatch(kernel: &mut Kernel, id: WheelId, mode: Mode) {
