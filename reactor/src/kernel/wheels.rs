@@ -176,7 +176,7 @@ impl Wheel for Parked {
 }
 
 /// The object-safe part of [`Wheel`], with a downcast.
-pub(crate) trait WheelObj {
+pub(crate) trait WheelObj: Any {
     fn register(&mut self, registry: &Registry, tokens: [Token; 2]) -> std::io::Result<()>;
     fn deregister(&mut self, registry: &Registry);
     fn note_ready(&mut self, which: usize, readable: bool, writable: bool);
@@ -190,12 +190,26 @@ pub(crate) trait WheelObj {
         written: &mut Vec<Vec<u8>>,
     ) -> std::result::Result<bool, Option<WheelError>>;
     fn arm(&mut self);
-    fn as_any_mut(&mut self) -> &mut dyn Any;
-    fn as_any(&self) -> &dyn Any;
-    fn into_any(self: Box<Self>) -> Box<dyn Any>;
     fn readiness(&self) -> Readiness;
     /// The wheel type's [`Wheel::dispatch`].
     fn dispatcher(&self) -> fn(&mut Kernel, WheelId, Mode);
+}
+
+/// A wheel object as `Any`, for downcasts: the object's `Any` vtable is found in its own
+/// (trait upcasting), with no call.
+impl dyn WheelObj {
+    #[inline]
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    #[inline]
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    #[inline]
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
 }
 
 impl<W: Wheel> WheelObj for W {
@@ -228,15 +242,6 @@ impl<W: Wheel> WheelObj for W {
     }
     fn arm(&mut self) {
         Wheel::arm(self)
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
     }
     fn readiness(&self) -> Readiness {
         Wheel::readiness(self)
