@@ -183,7 +183,9 @@ pub(crate) trait WheelObj: Any {
     fn note_closed(&mut self, which: usize);
     fn holds_session(&self) -> bool;
     fn pending(&self) -> (bool, bool);
-    fn due(&self, mode: Mode) -> bool;
+    /// The wheel type's [`Wheel::dispatch`] if a dispatch in `mode` is
+    /// [`due`](Wheel::due): the two in one dynamic call.
+    fn due_dispatcher(&self, mode: Mode) -> Option<fn(&mut Kernel, WheelId, Mode)>;
     /// [`Wheel::write_visit`].
     fn write_visit(
         &mut self,
@@ -231,8 +233,12 @@ impl<W: Wheel> WheelObj for W {
     fn pending(&self) -> (bool, bool) {
         Wheel::pending(self)
     }
-    fn due(&self, mode: Mode) -> bool {
-        Wheel::due(self, mode)
+    fn due_dispatcher(&self, mode: Mode) -> Option<fn(&mut Kernel, WheelId, Mode)> {
+        if Wheel::due(self, mode) {
+            Some(W::dispatch)
+        } else {
+            None
+        }
     }
     fn write_visit(
         &mut self,
@@ -797,8 +803,8 @@ impl Kernel {
         let Some(s) = self.wheels.slots.get(key) else {
             return;
         };
-        if s.obj.due(mode) {
-            let (f, id) = (s.obj.dispatcher(), s.id);
+        if let Some(f) = s.obj.due_dispatcher(mode) {
+            let id = s.id;
             f(self, id, mode);
             self.wheel_release_if_idle(key);
         }
