@@ -90,7 +90,7 @@ pub trait Wheel: Any {
     fn write_visit(
         &mut self,
         written: &mut Vec<Vec<u8>>,
-    ) -> std::result::Result<bool, Option<WheelError>> {
+    ) -> std::result::Result<bool, Option<Box<WheelError>>> {
         let _ = written;
         if self.due(Mode::Write) {
             Err(None)
@@ -190,7 +190,7 @@ pub(crate) trait WheelObj: Any {
     fn write_visit(
         &mut self,
         written: &mut Vec<Vec<u8>>,
-    ) -> std::result::Result<bool, Option<WheelError>>;
+    ) -> std::result::Result<bool, Option<Box<WheelError>>>;
     fn arm(&mut self);
     fn readiness(&self) -> Readiness;
     /// The wheel type's [`Wheel::dispatch`].
@@ -243,7 +243,7 @@ impl<W: Wheel> WheelObj for W {
     fn write_visit(
         &mut self,
         written: &mut Vec<Vec<u8>>,
-    ) -> std::result::Result<bool, Option<WheelError>> {
+    ) -> std::result::Result<bool, Option<Box<WheelError>>> {
         Wheel::write_visit(self, written)
     }
     fn arm(&mut self) {
@@ -312,7 +312,7 @@ pub(crate) struct Wheels {
     spares: Vec<Vec<u8>>,
     /// The failure of a write made by a wheel's [`Wheel::write_visit`], for the write
     /// dispatch that follows it ([`Kernel::wheel_write_failure`]).
-    write_failure: Option<WheelError>,
+    write_failure: Option<Box<WheelError>>,
     /// Boxes of [`Parked`] left by wheels put into parkings, for the next parking: a
     /// socket parked and taken up again per request allocates none.
     parked_boxes: Vec<Box<dyn WheelObj>>,
@@ -511,7 +511,7 @@ impl Kernel {
 
     /// In a wheel's write dispatch that follows its [`Wheel::write_visit`]: the failure
     /// of the write that visit made, once.
-    pub fn wheel_write_failure(&mut self) -> Option<WheelError> {
+    pub fn wheel_write_failure(&mut self) -> Option<Box<WheelError>> {
         self.wheels.write_failure.take()
     }
 

@@ -1014,7 +1014,7 @@ impl ReadWrite {
 
     /// Writes what the handle takes; the last small chunk written out goes to `spares`
     /// for a later read.
-    fn write_out(&mut self, spares: &mut Vec<Vec<u8>>) -> Option<WheelError> {
+    fn write_out(&mut self, spares: &mut Vec<Vec<u8>>) -> Option<io::Error> {
         let mut error = None;
         while !self.out.is_empty() {
             let (result, wanted) = if self.out.len() == 1 {
@@ -1051,7 +1051,7 @@ impl ReadWrite {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    error = Some(WheelError::io("write", &e));
+                    error = Some(e);
                     self.write_ready = false;
                     self.output_open = false;
                     break;
@@ -1082,7 +1082,7 @@ impl ReadWrite {
 
     /// Once the wheel's own buffer is empty, pushes out what the handle buffers
     /// ([`WriteHandle::flush_out`]); returns the error that closed the output, if any.
-    fn flush_handle(&mut self) -> Option<WheelError> {
+    fn flush_handle(&mut self) -> Option<io::Error> {
         if !self.output_open {
             return None;
         }
@@ -1099,7 +1099,7 @@ impl ReadWrite {
             Err(e) => {
                 self.handle_unflushed = false;
                 self.output_open = false;
-                Some(WheelError::io("write", &e))
+                Some(e)
             }
         }
     }
@@ -1113,9 +1113,10 @@ impl ReadWrite {
     }
 
     /// Writes the armed output, then the handle's own buffer once the wheel's is empty;
-    /// the failure that closed the output, if any.
+    /// the failure that closed the output, if any (an `io::Error`, a pointer, until it is
+    /// reported).
     #[inline]
-    fn write_armed_out(&mut self, spares: &mut Vec<Vec<u8>>) -> Option<WheelError> {
+    fn write_armed_out(&mut self, spares: &mut Vec<Vec<u8>>) -> Option<io::Error> {
         self.write_armed = false;
         let mut error = self.write_out(spares);
         if self.out.is_empty() && error.is_none() {
@@ -1134,7 +1135,7 @@ impl ReadWrite {
                 .wheel_ref::<ReadWrite>(id)
                 .and_then(|w| w.event_id(RwEvent::Error))
             {
-                kernel.wheel_call(owner, ev, (error, id).into_args());
+                kernel.wheel_call(owner, ev, (*error, id).into_args());
             }
             return;
         }
@@ -1176,6 +1177,7 @@ impl ReadWrite {
             return;
         }
         if let (Some(error), Some(ev)) = (error, names.0) {
+            let error = WheelError::io("write", &error);
             kernel.wheel_call(owner, ev, (error, id).into_args());
         }
         for (happened, name) in [(high, names.1), (low, names.2), (emptied, names.3)] {
@@ -1294,14 +1296,14 @@ impl Wheel for ReadWrite {
     fn write_visit(
         &mut self,
         written: &mut Vec<Vec<u8>>,
-    ) -> std::result::Result<bool, Option<WheelError>> {
+    ) -> std::result::Result<bool, Option<Box<WheelError>>> {
         if self.due(Mode::Write) {
             if !self.writes_quietly() {
                 return Err(None);
             }
             if let Some(error) = self.write_armed_out(written) {
                 // The error event is raised by the write dispatch the kernel makes now.
-                return Err(Some(error));
+                return Err(Some(Box::new(WheelError::io("write", &error))));
             }
         }
         let (r, w) = self.pending();
