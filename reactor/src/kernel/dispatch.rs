@@ -213,12 +213,32 @@ impl Kernel {
     /// handler is never a stale one).
     #[inline]
     fn find_handler(&mut self, key: usize, ev: EventId) -> Option<(Handler, EventId)> {
-        let r = &self.sessions[key];
-        if let Some((table, last_ev, h)) = &self.last_handler {
-            if *last_ev == ev && Rc::ptr_eq(table, &r.handlers) {
-                return Some((Rc::clone(h), ev));
-            }
+        if let Some(h) = self.cached_handler(key, ev) {
+            return Some((h, ev));
         }
+        self.search_handler(key, ev)
+    }
+
+    /// The handler kept by [`Kernel::find_handler`], if it is the one session `key` runs
+    /// for `ev`: a comparison of the event and of the table's address, inlined where
+    /// events are dispatched.
+    #[inline(always)]
+    fn cached_handler(&self, key: usize, ev: EventId) -> Option<Handler> {
+        match &self.last_handler {
+            Some((table, last_ev, h))
+                if *last_ev == ev && Rc::ptr_eq(table, &self.sessions[key].handlers) =>
+            {
+                Some(Rc::clone(h))
+            }
+            _ => None,
+        }
+    }
+
+    /// [`Kernel::find_handler`] past its cache: the table's search, which then keeps what
+    /// it found.
+    #[inline(never)]
+    fn search_handler(&mut self, key: usize, ev: EventId) -> Option<(Handler, EventId)> {
+        let r = &self.sessions[key];
         match r.handlers.get(ev) {
             Some(h) => {
                 let h = Rc::clone(h);
@@ -317,14 +337,25 @@ impl Kernel {
         caller: &'static Location<'static>,
         kind: Kind,
     ) -> std::result::Result<Value, HandlerError> {
-        if self.sessions[key].freed {
+        // One look at the session's record before the handler: whether it is gone, its
+        // trace option, and its depth, counted now (and given back if there is no
+        // handler).
+        let r = &mut self.sessions[key];
+        if r.freed {
             return Ok(Value::none());
         }
-        let Some((h, state)) = self.find_handler(key, ev) else {
+        let trace = r.options.trace;
+        r.depth += 1;
+        let found = match self.cached_handler(key, ev) {
+            Some(h) => Some((h, ev)),
+            None => self.search_handler(key, ev),
+        };
+        let Some((h, state)) = found else {
+            self.sessions[key].depth -= 1;
             return Ok(Value::none());
         };
         let args = self.handler_args(ev, state, args);
-        if self.sessions[key].options.trace {
+        if trace {
             log::info!(
                 "{} -> {} (from {}:{})",
                 session,
@@ -345,7 +376,6 @@ impl Kernel {
             key: Some(key),
             event: ev,
         };
-        self.sessions[key].depth += 1;
         let inv = Invocation {
             key,
             session,
