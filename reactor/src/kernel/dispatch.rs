@@ -80,7 +80,51 @@ impl Kernel {
         if me.is_kernel() {
             return Err(Error::NoActiveSession);
         }
-        self.post_from_active(me, event, args.into_args(), caller)
+        match self.active.key {
+            Some(key) if !self.releases.pending.get() => {
+                self.yield_keyed(key, event, args.into_args(), caller)
+            }
+            _ => self.post_from_active(me, event, args.into_args(), caller),
+        }
+    }
+
+    /// What [`Kernel::yield_`] does when the active session's slab key is known and no
+    /// postback waits to be queued first: [`Kernel::post_from_active`] and
+    /// [`Kernel::enqueue`] with the sender and the destination one record, looked at once
+    /// (is it stopped? its count of events taken), the same steps in the same order.
+    #[inline]
+    fn yield_keyed(
+        &mut self,
+        key: usize,
+        event: &str,
+        args: Args,
+        caller: &'static Location<'static>,
+    ) -> Result<()> {
+        if event.is_empty() {
+            return Err(Error::InvalidArgument("empty event name"));
+        }
+        let r = &mut self.sessions[key];
+        if r.freed {
+            return Ok(());
+        }
+        r.events_to += 1;
+        if r.events_to == 1 {
+            super::refcount::rec_ref_inc(r, key, &mut self.marked);
+        }
+        let ev = self.intern(event);
+        let t = self.now_fifo();
+        let caller_state = self.active.event;
+        self.queue_item(
+            t,
+            ItemKind::Post,
+            key as u32,
+            key as u32,
+            ev,
+            args.into_boxed(),
+            caller_state,
+            caller,
+        );
+        Ok(())
     }
 
     /// Queues `event` for `dest`, sent by the active session: what `post` and `yield` do

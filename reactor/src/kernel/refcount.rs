@@ -126,7 +126,7 @@ impl Kernel {
 /// A reference taken on session record `r` (slab key `key`), with the record already in
 /// hand: the counts of a queued item find their session once.
 #[inline]
-fn rec_ref_inc(r: &mut SessionRec, key: usize, marked: &mut Vec<(SessionId, usize)>) {
+pub(super) fn rec_ref_inc(r: &mut SessionRec, key: usize, marked: &mut Vec<(SessionId, usize)>) {
     r.refcount += 1;
     if r.refcount > 0 && r.marked {
         r.marked = false;
