@@ -82,7 +82,7 @@ impl Kernel {
         }
         match self.active.key {
             Some(key) if !self.releases.pending.get() => {
-                self.yield_keyed(key, event, args.into_args(), caller)
+                self.yield_keyed(key, event, args.into_args().into_boxed(), caller)
             }
             _ => self.post_from_active(me, event, args.into_args(), caller),
         }
@@ -97,7 +97,7 @@ impl Kernel {
         &mut self,
         key: usize,
         event: &str,
-        args: Args,
+        args: Box<[crate::value::Arg]>,
         caller: &'static Location<'static>,
     ) -> Result<()> {
         if event.is_empty() {
@@ -120,7 +120,7 @@ impl Kernel {
             key as u32,
             key as u32,
             ev,
-            args.into_boxed(),
+            args,
             caller_state,
             caller,
         );
@@ -324,7 +324,9 @@ impl Kernel {
 
     /// [`Kernel::dispatch`] for a queued event, whose handler's value and failure nobody
     /// waits for: nothing comes back through memory on the way out of every post's
-    /// dispatch.
+    /// dispatch. The arguments come as the queue kept them, a boxed slice: two words in
+    /// registers, where an `Args` (three) is passed through memory and read back wider
+    /// than it was written.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     pub(crate) fn dispatch_queued(
@@ -333,7 +335,7 @@ impl Kernel {
         session: SessionId,
         sender: SessionId,
         ev: EventId,
-        args: Args,
+        args: Box<[crate::value::Arg]>,
         caller_state: EventId,
         caller: &'static Location<'static>,
     ) {
@@ -342,7 +344,7 @@ impl Kernel {
             session,
             sender,
             ev,
-            args,
+            Args::from_boxed(args),
             caller_state,
             caller,
             Kind::Normal,
