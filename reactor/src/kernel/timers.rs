@@ -83,12 +83,19 @@ pub fn epoch_secs(t: SystemTime) -> f64 {
 }
 
 /// An alarm taken out of the queue: its name, due time and arguments.
+///
+/// The due time is the point on the kernel's monotonic timeline ([`Kernel::monotime`])
+/// the alarm was set for; [`Kernel::wall_at`] gives it as wall-clock time, as POE's
+/// `alarm_remove` does. It is not converted here because most removals (a timeout that
+/// did not expire) never look at it, and the conversion was about a fifth of a cancel's
+/// work (see docs/benchmarks.md, "Fifth pass").
 #[derive(Debug, Clone)]
 pub struct RemovedAlarm {
     /// The event name the alarm would have fired.
     pub name: EventName,
-    /// When it was due (wall clock).
-    pub time: SystemTime,
+    /// When it was due, on the kernel's timeline: `kernel.wall_at(due)` is the wall-clock
+    /// time.
+    pub due: Time,
     /// Its arguments.
     pub args: Args,
 }
@@ -226,7 +233,7 @@ impl Kernel {
         let args = self.take_args(id, it);
         Ok(RemovedAlarm {
             name: self.names.shared(it.event()),
-            time: self.wall_at(t),
+            due: t,
             args: Args::from_boxed(args),
         })
     }
@@ -240,7 +247,7 @@ impl Kernel {
             let args = self.item_left(id, it);
             out.push(RemovedAlarm {
                 name: self.names.shared(it.event()),
-                time: self.wall_at(t),
+                due: t,
                 args: Args::from_boxed(args),
             });
         }
