@@ -121,18 +121,21 @@ impl Kernel {
         }
     }
 
+    /// Queues a timer of the active session. The arguments come boxed, as the queue keeps
+    /// them: two words in registers, where an `Args` is passed through memory and read
+    /// back wider than it was written (a failed store forward on every timer set).
     fn add_timer(
         &mut self,
         ev: super::EventId,
         t: Time,
-        args: Args,
+        args: Box<[crate::value::Arg]>,
         caller: &'static Location<'static>,
     ) -> Result<AlarmId> {
         let me = self.require_active_session()?;
         if !self.sender_alive() {
             return Err(Error::NoActiveSession);
         }
-        Ok(self.enqueue(ItemKind::Timer, me, me, ev, args, t, caller))
+        Ok(self.enqueue_boxed(ItemKind::Timer, me, me, ev, args, t, caller))
     }
 
     /// Sets the alarm `name` to fire at `when`, clearing every other alarm of that name in
@@ -144,7 +147,8 @@ impl Kernel {
         let ev = self.timer_name(name)?;
         self.clear_named(me, ev);
         let t = self.time_of(when.system_time());
-        self.add_timer(ev, t, args.into_args(), caller).map(drop)
+        self.add_timer(ev, t, args.into_args().into_boxed(), caller)
+            .map(drop)
     }
 
     /// Clears every alarm named `name` in the active session (POE's `alarm(NAME)` and
@@ -174,7 +178,7 @@ impl Kernel {
         self.require_active_session()?;
         let ev = self.timer_name(name)?;
         let t = self.time_of(when.system_time());
-        self.add_timer(ev, t, args.into_args(), caller)
+        self.add_timer(ev, t, args.into_args().into_boxed(), caller)
     }
 
     /// Sets `name` to fire `secs` from now, clearing other alarms of that name (POE's
@@ -186,7 +190,8 @@ impl Kernel {
         let ev = self.timer_name(name)?;
         self.clear_named(me, ev);
         let t = self.timer_base().saturating_add(secs.nanos());
-        self.add_timer(ev, t, args.into_args(), caller).map(drop)
+        self.add_timer(ev, t, args.into_args().into_boxed(), caller)
+            .map(drop)
     }
 
     /// Adds a delayed event without clearing others of that name (POE's `delay_add`).
@@ -207,7 +212,7 @@ impl Kernel {
         self.require_active_session()?;
         let ev = self.timer_name(name)?;
         let t = self.timer_base().saturating_add(secs.nanos());
-        self.add_timer(ev, t, args.into_args(), caller)
+        self.add_timer(ev, t, args.into_args().into_boxed(), caller)
     }
 
     /// Removes one alarm of the active session and returns what it was (POE's
