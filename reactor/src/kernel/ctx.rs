@@ -62,7 +62,10 @@ pub(crate) type Handler =
 /// ```
 pub struct Ctx<'k, H> {
     pub(crate) kernel: &'k mut Kernel,
-    pub(crate) inv: Invocation,
+    /// The invocation the handler was called with, where the kernel put it: a copy into
+    /// the context would read back with wide loads what the kernel has just written field
+    /// by field, which the store buffer cannot forward.
+    pub(crate) inv: &'k mut Invocation,
     pub(crate) _heap: PhantomData<fn() -> H>,
 }
 
@@ -208,10 +211,10 @@ impl<H> DerefMut for Ctx<'_, H> {
 pub(crate) fn erase<H: 'static, R: Outcome + 'static>(
     f: impl Fn(&mut Ctx<'_, H>) -> R + 'static,
 ) -> Handler {
-    Rc::new(move |kernel: &mut Kernel, inv: Invocation| {
+    Rc::new(move |kernel: &mut Kernel, mut inv: Invocation| {
         let mut ctx = Ctx {
             kernel,
-            inv,
+            inv: &mut inv,
             _heap: PhantomData,
         };
         let out = f(&mut ctx).into_outcome();

@@ -80,7 +80,51 @@ impl Kernel {
         if me.is_kernel() {
             return Err(Error::NoActiveSession);
         }
-        self.post_from_active(me, event, args.into_args(), caller)
+        match self.active.key {
+            Some(key) if !self.releases.pending.get() => {
+                self.yield_keyed(key, event, args.into_args().into_boxed(), caller)
+            }
+            _ => self.post_from_active(me, event, args.into_args(), caller),
+        }
+    }
+
+    /// What [`Kernel::yield_`] does when the active session's slab key is known and no
+    /// postback waits to be queued first: [`Kernel::post_from_active`] and
+    /// [`Kernel::enqueue`] with the sender and the destination one record, looked at once
+    /// (is it stopped? its count of events taken), the same steps in the same order.
+    #[inline]
+    fn yield_keyed(
+        &mut self,
+        key: usize,
+        event: &str,
+        args: Box<[crate::value::Arg]>,
+        caller: &'static Location<'static>,
+    ) -> Result<()> {
+        if event.is_empty() {
+            return Err(Error::InvalidArgument("empty event name"));
+        }
+        let r = &mut self.sessions[key];
+        if r.freed {
+            return Ok(());
+        }
+        r.events_to += 1;
+        if r.events_to == 1 {
+            super::refcount::rec_ref_inc(r, key, &mut self.marked);
+        }
+        let ev = self.intern(event);
+        let t = self.now_fifo();
+        let caller_state = self.active.event;
+        self.queue_item(
+            t,
+            ItemKind::Post,
+            key as u32,
+            key as u32,
+            ev,
+            args,
+            caller_state,
+            caller,
+        );
+        Ok(())
     }
 
     /// Queues `event` for `dest`, sent by the active session: what `post` and `yield` do
@@ -213,12 +257,32 @@ impl Kernel {
     /// handler is never a stale one).
     #[inline]
     fn find_handler(&mut self, key: usize, ev: EventId) -> Option<(Handler, EventId)> {
-        let r = &self.sessions[key];
-        if let Some((table, last_ev, h)) = &self.last_handler {
-            if *last_ev == ev && Rc::ptr_eq(table, &r.handlers) {
-                return Some((Rc::clone(h), ev));
-            }
+        if let Some(h) = self.cached_handler(key, ev) {
+            return Some((h, ev));
         }
+        self.search_handler(key, ev)
+    }
+
+    /// The handler kept by [`Kernel::find_handler`], if it is the one session `key` runs
+    /// for `ev`: a comparison of the event and of the table's address, inlined where
+    /// events are dispatched.
+    #[inline(always)]
+    fn cached_handler(&self, key: usize, ev: EventId) -> Option<Handler> {
+        match &self.last_handler {
+            Some((table, last_ev, h))
+                if *last_ev == ev && Rc::ptr_eq(table, &self.sessions[key].handlers) =>
+            {
+                Some(Rc::clone(h))
+            }
+            _ => None,
+        }
+    }
+
+    /// [`Kernel::find_handler`] past its cache: the table's search, which then keeps what
+    /// it found.
+    #[inline(never)]
+    fn search_handler(&mut self, key: usize, ev: EventId) -> Option<(Handler, EventId)> {
+        let r = &self.sessions[key];
         match r.handlers.get(ev) {
             Some(h) => {
                 let h = Rc::clone(h);
@@ -260,7 +324,9 @@ impl Kernel {
 
     /// [`Kernel::dispatch`] for a queued event, whose handler's value and failure nobody
     /// waits for: nothing comes back through memory on the way out of every post's
-    /// dispatch.
+    /// dispatch. The arguments come as the queue kept them, a boxed slice: two words in
+    /// registers, where an `Args` (three) is passed through memory and read back wider
+    /// than it was written.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     pub(crate) fn dispatch_queued(
@@ -269,7 +335,7 @@ impl Kernel {
         session: SessionId,
         sender: SessionId,
         ev: EventId,
-        args: Args,
+        args: Box<[crate::value::Arg]>,
         caller_state: EventId,
         caller: &'static Location<'static>,
     ) {
@@ -278,7 +344,7 @@ impl Kernel {
             session,
             sender,
             ev,
-            args,
+            Args::from_boxed(args),
             caller_state,
             caller,
             Kind::Normal,
@@ -317,14 +383,25 @@ impl Kernel {
         caller: &'static Location<'static>,
         kind: Kind,
     ) -> std::result::Result<Value, HandlerError> {
-        if self.sessions[key].freed {
+        // One look at the session's record before the handler: whether it is gone, its
+        // trace option, and its depth, counted now (and given back if there is no
+        // handler).
+        let r = &mut self.sessions[key];
+        if r.freed {
             return Ok(Value::none());
         }
-        let Some((h, state)) = self.find_handler(key, ev) else {
+        let trace = r.options.trace;
+        r.depth += 1;
+        let found = match self.cached_handler(key, ev) {
+            Some(h) => Some((h, ev)),
+            None => self.search_handler(key, ev),
+        };
+        let Some((h, state)) = found else {
+            self.sessions[key].depth -= 1;
             return Ok(Value::none());
         };
         let args = self.handler_args(ev, state, args);
-        if self.sessions[key].options.trace {
+        if trace {
             log::info!(
                 "{} -> {} (from {}:{})",
                 session,
@@ -345,7 +422,6 @@ impl Kernel {
             key: Some(key),
             event: ev,
         };
-        self.sessions[key].depth += 1;
         let inv = Invocation {
             key,
             session,

@@ -123,6 +123,22 @@ impl Kernel {
         time: Time,
         caller: &'static Location<'static>,
     ) -> ItemId {
+        self.enqueue_boxed(kind, dest, sender, event, args.into_boxed(), time, caller)
+    }
+
+    /// [`Kernel::enqueue`] with the arguments already boxed as the queue keeps them.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn enqueue_boxed(
+        &mut self,
+        kind: ItemKind,
+        dest: SessionId,
+        sender: SessionId,
+        event: EventId,
+        args: Box<[crate::value::Arg]>,
+        time: Time,
+        caller: &'static Location<'static>,
+    ) -> ItemId {
         self.flush_postbacks();
         let dest_key = self.key_or_none(dest);
         // Yields and timers: a session sending to itself.
@@ -145,7 +161,7 @@ impl Kernel {
             dest_key,
             sender_key,
             event,
-            args.into_boxed(),
+            args,
             caller_state,
             caller,
         )

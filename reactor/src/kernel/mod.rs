@@ -369,9 +369,11 @@ impl Kernel {
         self.wall_at(self.clock.now())
     }
 
-    /// The wall-clock time of timeline point `t`.
+    /// The wall-clock time of point `t` on the kernel's timeline ([`Kernel::monotime`]):
+    /// for instance the due time of an alarm [`Kernel::alarm_remove`] took out
+    /// ([`RemovedAlarm::due`]).
     #[inline]
-    pub(crate) fn wall_at(&self, t: Time) -> std::time::SystemTime {
+    pub fn wall_at(&self, t: Time) -> std::time::SystemTime {
         crate::clock::wall_at(self.wall_origin, t)
     }
 

@@ -11,13 +11,13 @@
 //! from the kernel to its session, queued in the order the messages were pushed, so the
 //! posts of one thread arrive in the order that thread made them.
 //!
-//! Arguments cross threads as they were given (they must be `Send`) and become [`Args`]
-//! on the kernel's thread, where the reference counts of [`Args`] may live.
+//! Arguments cross threads as they were given (they must be `Send`) and become [`Args`](crate::Args)
+//! on the kernel's thread, where the reference counts of [`Args`](crate::Args) may live.
 
 use super::session::{Designator, SessionId, KERNEL};
 use super::{EventId, ItemKind, Kernel};
 use crate::error::{Error, Result};
-use crate::value::{Args, IntoArgs};
+use crate::value::IntoArgs;
 use mio::Waker;
 use std::collections::VecDeque;
 use std::fmt;
@@ -136,14 +136,17 @@ impl From<String> for RemoteEvent {
     }
 }
 
-/// Arguments on their way to the kernel's thread, not yet [`Args`].
+/// Arguments on their way to the kernel's thread, not yet [`Args`](crate::Args).
 trait SendArgs: Send {
-    fn into_args(self: Box<Self>) -> Args;
+    /// The arguments as the queue keeps them: a boxed slice comes back from the virtual
+    /// call in two registers, where an `Args` would come back through memory and be read
+    /// back wider than it was written on its way into the queue.
+    fn into_boxed_args(self: Box<Self>) -> Box<[crate::value::Arg]>;
 }
 
 impl<T: IntoArgs + Send + 'static> SendArgs for T {
-    fn into_args(self: Box<Self>) -> Args {
-        (*self).into_args()
+    fn into_boxed_args(self: Box<Self>) -> Box<[crate::value::Arg]> {
+        (*self).into_args().into_boxed()
     }
 }
 
@@ -595,7 +598,7 @@ impl Kernel {
                 event,
                 args,
                 caller,
-            } => self.deliver(dest, event, args.into_args(), caller),
+            } => self.deliver(dest, event, args.into_boxed_args(), caller),
             Message::Run(f) => {
                 f(self);
                 false
@@ -609,7 +612,7 @@ impl Kernel {
         &mut self,
         dest: Recipient,
         event: RemoteEvent,
-        args: Args,
+        args: Box<[crate::value::Arg]>,
         caller: &'static Location<'static>,
     ) -> bool {
         let to = match &dest {
@@ -632,7 +635,7 @@ impl Kernel {
                     self.posts.stamped = true;
                     self.now_fifo()
                 };
-                self.enqueue(ItemKind::Post, to, KERNEL, ev, args, t, caller);
+                self.enqueue_boxed(ItemKind::Post, to, KERNEL, ev, args, t, caller);
                 true
             }
             _ => {

@@ -2,7 +2,7 @@
 //! external references programs take (`refcount_increment`).
 
 use super::session::SessionId;
-use super::{Kernel, NO_KEY};
+use super::{Kernel, SessionRec, NO_KEY};
 use crate::error::{Error, Result};
 impl Kernel {
     // ----------------------------------------------------------------- reference counts
@@ -21,33 +21,12 @@ impl Kernel {
 
     #[inline]
     fn ref_inc_key(&mut self, key: usize) {
-        let r = &mut self.sessions[key];
-        r.refcount += 1;
-        if r.refcount > 0 && r.marked {
-            r.marked = false;
-            // A session that lost its last reference and got one back before the sweep
-            // (an event dispatched, then one posted by its handler) is usually the last
-            // mark: take it back, so the sweep has nothing to look at.
-            if self.marked.last() == Some(&(r.id, key)) {
-                self.marked.pop();
-            }
-        }
+        rec_ref_inc(&mut self.sessions[key], key, &mut self.marked);
     }
 
     #[inline]
     pub(crate) fn ref_dec_key(&mut self, key: usize) {
-        let r = &mut self.sessions[key];
-        r.refcount -= 1;
-        debug_assert!(
-            r.refcount >= 0,
-            "refcount of session {} went below zero",
-            r.id
-        );
-        if r.refcount < 1 && !r.freed {
-            r.marked = true;
-            let id = r.id;
-            self.marked.push((id, key));
-        }
+        rec_ref_dec(&mut self.sessions[key], key, &mut self.marked);
     }
 
     #[inline]
@@ -66,14 +45,14 @@ impl Kernel {
             let r = &mut self.sessions[dest_key as usize];
             r.events_to += 1;
             if r.events_to == 1 {
-                self.ref_inc_key(dest_key as usize);
+                rec_ref_inc(r, dest_key as usize, &mut self.marked);
             }
         }
         if sender_key != dest_key && sender_key != NO_KEY {
             let r = &mut self.sessions[sender_key as usize];
             r.posts_from += 1;
             if r.posts_from == 1 {
-                self.ref_inc_key(sender_key as usize);
+                rec_ref_inc(r, sender_key as usize, &mut self.marked);
             }
         }
     }
@@ -84,14 +63,14 @@ impl Kernel {
             let r = &mut self.sessions[dest_key as usize];
             r.events_to -= 1;
             if r.events_to == 0 {
-                self.ref_dec_key(dest_key as usize);
+                rec_ref_dec(r, dest_key as usize, &mut self.marked);
             }
         }
         if sender_key != dest_key && sender_key != NO_KEY {
             let r = &mut self.sessions[sender_key as usize];
             r.posts_from -= 1;
             if r.posts_from == 0 {
-                self.ref_dec_key(sender_key as usize);
+                rec_ref_dec(r, sender_key as usize, &mut self.marked);
             }
         }
     }
@@ -141,5 +120,37 @@ impl Kernel {
             self.ref_dec(id);
         }
         Ok(n)
+    }
+}
+
+/// A reference taken on session record `r` (slab key `key`), with the record already in
+/// hand: the counts of a queued item find their session once.
+#[inline]
+pub(super) fn rec_ref_inc(r: &mut SessionRec, key: usize, marked: &mut Vec<(SessionId, usize)>) {
+    r.refcount += 1;
+    if r.refcount > 0 && r.marked {
+        r.marked = false;
+        // A session that lost its last reference and got one back before the sweep
+        // (an event dispatched, then one posted by its handler) is usually the last
+        // mark: take it back, so the sweep has nothing to look at.
+        if marked.last() == Some(&(r.id, key)) {
+            marked.pop();
+        }
+    }
+}
+
+/// A reference let go on session record `r` (slab key `key`): at none left, the session
+/// is marked for the next sweep.
+#[inline]
+fn rec_ref_dec(r: &mut SessionRec, key: usize, marked: &mut Vec<(SessionId, usize)>) {
+    r.refcount -= 1;
+    debug_assert!(
+        r.refcount >= 0,
+        "refcount of session {} went below zero",
+        r.id
+    );
+    if r.refcount < 1 && !r.freed {
+        r.marked = true;
+        marked.push((r.id, key));
     }
 }

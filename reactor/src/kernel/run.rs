@@ -139,12 +139,12 @@ impl Kernel {
             // Read the rest of the item before anything can reuse its slot.
             let x = &self.extras[id.slot()];
             let (caller_state, caller, sender_key) = (x.caller_state, x.caller, x.sender_key);
-            let args = Args::from_boxed(self.item_left(id, it));
+            let args = self.item_left(id, it);
             match it.kind() {
                 ItemKind::Gc => {}
                 ItemKind::Signal => {
                     let dest = self.session_of_key(it.dest_key);
-                    self.dispatch_signal(dest, it.event(), args)
+                    self.dispatch_signal(dest, it.event(), Args::from_boxed(args))
                 }
                 ItemKind::Post | ItemKind::Timer => {
                     // Items to a session leave the queue when it is freed, so the key the
@@ -153,7 +153,7 @@ impl Kernel {
                     if it.dest_key == NO_KEY {
                         // A timer to the kernel is a wheel's wake-up (wakes.rs).
                         if it.kind() == ItemKind::Timer {
-                            self.wheel_wake_due(id, args);
+                            self.wheel_wake_due(id, Args::from_boxed(args));
                         }
                     } else {
                         let (dest, sender) = (

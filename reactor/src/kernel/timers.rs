@@ -83,12 +83,19 @@ pub fn epoch_secs(t: SystemTime) -> f64 {
 }
 
 /// An alarm taken out of the queue: its name, due time and arguments.
+///
+/// The due time is the point on the kernel's monotonic timeline ([`Kernel::monotime`])
+/// the alarm was set for; [`Kernel::wall_at`] gives it as wall-clock time, as POE's
+/// `alarm_remove` does. It is not converted here because most removals (a timeout that
+/// did not expire) never look at it, and the conversion was about a fifth of a cancel's
+/// work (see docs/benchmarks.md, "Fifth pass").
 #[derive(Debug, Clone)]
 pub struct RemovedAlarm {
     /// The event name the alarm would have fired.
     pub name: EventName,
-    /// When it was due (wall clock).
-    pub time: SystemTime,
+    /// When it was due, on the kernel's timeline: `kernel.wall_at(due)` is the wall-clock
+    /// time.
+    pub due: Time,
     /// Its arguments.
     pub args: Args,
 }
@@ -114,18 +121,21 @@ impl Kernel {
         }
     }
 
+    /// Queues a timer of the active session. The arguments come boxed, as the queue keeps
+    /// them: two words in registers, where an `Args` is passed through memory and read
+    /// back wider than it was written (a failed store forward on every timer set).
     fn add_timer(
         &mut self,
         ev: super::EventId,
         t: Time,
-        args: Args,
+        args: Box<[crate::value::Arg]>,
         caller: &'static Location<'static>,
     ) -> Result<AlarmId> {
         let me = self.require_active_session()?;
         if !self.sender_alive() {
             return Err(Error::NoActiveSession);
         }
-        Ok(self.enqueue(ItemKind::Timer, me, me, ev, args, t, caller))
+        Ok(self.enqueue_boxed(ItemKind::Timer, me, me, ev, args, t, caller))
     }
 
     /// Sets the alarm `name` to fire at `when`, clearing every other alarm of that name in
@@ -137,7 +147,8 @@ impl Kernel {
         let ev = self.timer_name(name)?;
         self.clear_named(me, ev);
         let t = self.time_of(when.system_time());
-        self.add_timer(ev, t, args.into_args(), caller).map(drop)
+        self.add_timer(ev, t, args.into_args().into_boxed(), caller)
+            .map(drop)
     }
 
     /// Clears every alarm named `name` in the active session (POE's `alarm(NAME)` and
@@ -167,7 +178,7 @@ impl Kernel {
         self.require_active_session()?;
         let ev = self.timer_name(name)?;
         let t = self.time_of(when.system_time());
-        self.add_timer(ev, t, args.into_args(), caller)
+        self.add_timer(ev, t, args.into_args().into_boxed(), caller)
     }
 
     /// Sets `name` to fire `secs` from now, clearing other alarms of that name (POE's
@@ -179,7 +190,8 @@ impl Kernel {
         let ev = self.timer_name(name)?;
         self.clear_named(me, ev);
         let t = self.timer_base().saturating_add(secs.nanos());
-        self.add_timer(ev, t, args.into_args(), caller).map(drop)
+        self.add_timer(ev, t, args.into_args().into_boxed(), caller)
+            .map(drop)
     }
 
     /// Adds a delayed event without clearing others of that name (POE's `delay_add`).
@@ -200,7 +212,7 @@ impl Kernel {
         self.require_active_session()?;
         let ev = self.timer_name(name)?;
         let t = self.timer_base().saturating_add(secs.nanos());
-        self.add_timer(ev, t, args.into_args(), caller)
+        self.add_timer(ev, t, args.into_args().into_boxed(), caller)
     }
 
     /// Removes one alarm of the active session and returns what it was (POE's
@@ -226,7 +238,7 @@ impl Kernel {
         let args = self.take_args(id, it);
         Ok(RemovedAlarm {
             name: self.names.shared(it.event()),
-            time: self.wall_at(t),
+            due: t,
             args: Args::from_boxed(args),
         })
     }
@@ -240,7 +252,7 @@ impl Kernel {
             let args = self.item_left(id, it);
             out.push(RemovedAlarm {
                 name: self.names.shared(it.event()),
-                time: self.wall_at(t),
+                due: t,
                 args: Args::from_boxed(args),
             });
         }
