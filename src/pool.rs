@@ -1594,6 +1594,18 @@ impl Pool {
             });
         } else {
             self.park(conn, now, out);
+            // Pooled, the socket freed room; unless requests wait for room (of any key),
+            // touching the key (which now has an idle socket) and pumping would do
+            // nothing: only the timer is reported.
+            let settled = self.runnable.is_empty()
+                && self
+                    .hosts
+                    .get(h.0)
+                    .is_some_and(|host| host.waiters.is_empty() && host.runnable.is_none());
+            if settled {
+                self.report_timer(out);
+                return Ok(());
+            }
         }
         self.settle(h, now, out);
         Ok(())
