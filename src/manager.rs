@@ -14,7 +14,7 @@ use crate::tls::{Handshake, TlsStream};
 use reactor::errno::EINPROGRESS;
 use reactor::wheel::ReadWrite;
 use reactor::wheel::{errstr, Parking, ReadWriteBuilder};
-use reactor::{Args, Ctx, Kernel, Postback, Session, SessionId, WheelHandle, WheelId};
+use reactor::{Args, Ctx, EventId, Kernel, Postback, Session, SessionId, WheelHandle, WheelId};
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -734,6 +734,7 @@ impl KeepaliveBuilder {
                 refused: HashMap::new(),
                 lookup_hosts: HashMap::new(),
                 addrs: HashMap::new(),
+                answer_event: None,
             }),
             returns: RefCell::new(Vec::new()),
             housekeeping: std::cell::Cell::new(false),
@@ -887,6 +888,11 @@ struct Inner {
     /// (the pool connects to the first; Happy Eyeballs races the others).
     lookup_hosts: HashMap<u64, String>,
     addrs: HashMap<String, Vec<IpAddr>>,
+    /// The event name of the last answer, and its id once the same name (the same shared
+    /// string, as a client that makes its requests with [`Request::for_key`] passes) came
+    /// twice in a row: answers then go by id ([`Kernel::post_event`]), with no name to
+    /// look up; a name seen once goes by name, through the kernel's own cache.
+    answer_event: Option<(Rc<str>, Option<EventId>)>,
 }
 
 fn lookup_key(l: LookupId) -> u64 {
@@ -2355,7 +2361,20 @@ impl Shared {
             origin,
             stage,
         };
-        if let Err(e) = k.post(meta.session, &meta.event, (response,)) {
+        let ev = match &mut inner.answer_event {
+            Some((name, id)) if Rc::ptr_eq(name, &meta.event) => {
+                Some(*id.get_or_insert_with(|| EventId::of(&meta.event)))
+            }
+            _ => {
+                inner.answer_event = Some((meta.event.clone(), None));
+                None
+            }
+        };
+        let posted = match ev {
+            Some(ev) => k.post_event(meta.session, ev, (response,)),
+            None => k.post(meta.session, &meta.event, (response,)),
+        };
+        if let Err(e) = posted {
             log::debug!("{request}: response not delivered: {e}");
         }
     }

@@ -1145,6 +1145,9 @@ pub struct Pool {
     /// Keys with waiters and room under `max_per_host`, by their oldest waiter's `seq`.
     runnable: BTreeMap<u64, HostId>,
     timers: BTreeMap<TimerKey, Timer>,
+    /// The first key of `timers`, kept beside it: every call that may have changed the
+    /// deadline reports it, and the map rarely changes on the hand-out's path.
+    first_timer: Option<TimerKey>,
     /// The deadline last reported with [`Action::SetTimer`].
     reported: Option<Duration>,
     in_use: usize,
@@ -1178,6 +1181,7 @@ impl Pool {
             lru: IdleList::default(),
             runnable: BTreeMap::new(),
             timers: BTreeMap::new(),
+            first_timer: None,
             reported: None,
             in_use: 0,
             connecting: 0,
@@ -1221,7 +1225,7 @@ impl Pool {
 
     /// The earliest pending deadline, if any (also reported by [`Action::SetTimer`]).
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.timers.keys().next().map(|k| k.0)
+        self.first_timer.map(|k| k.0)
     }
 
     /// The stage of a pending request; `None` once it is answered or deallocated.
@@ -1594,6 +1598,18 @@ impl Pool {
             });
         } else {
             self.park(conn, now, out);
+            // Pooled, the socket freed room; unless requests wait for room (of any key),
+            // touching the key (which now has an idle socket) and pumping would do
+            // nothing: only the timer is reported.
+            let settled = self.runnable.is_empty()
+                && self
+                    .hosts
+                    .get(h.0)
+                    .is_some_and(|host| host.waiters.is_empty() && host.runnable.is_none());
+            if settled {
+                self.report_timer(out);
+                return Ok(());
+            }
         }
         self.settle(h, now, out);
         Ok(())
@@ -1634,7 +1650,7 @@ impl Pool {
             if tk.0 > now {
                 break;
             }
-            self.timers.remove(&tk);
+            self.timer_remove(&tk);
             match timer {
                 Timer::Request(rid) => {
                     let due = self
@@ -1734,6 +1750,7 @@ impl Pool {
         }
         // Sockets still in use may hold the keep-alive timer of an earlier idle spell;
         // they will be closed when freed.
+        self.first_timer = None;
         for (_, timer) in std::mem::take(&mut self.timers) {
             if let Timer::Conn(conn) = timer {
                 if let Some(c) = self.conns.get_mut(conn.0) {
@@ -2022,6 +2039,12 @@ impl Pool {
             ensure!(ok, "orphan timer {timer:?}");
         }
         ensure!(
+            self.first_timer == self.timers.keys().next().copied(),
+            "first timer {:?} != {:?}",
+            self.first_timer,
+            self.timers.keys().next()
+        );
+        ensure!(
             self.reported == self.next_deadline(),
             "reported deadline {:?} != {:?}",
             self.reported,
@@ -2061,12 +2084,22 @@ impl Pool {
     fn arm(&mut self, at: Duration, timer: Timer) -> TimerKey {
         let key = (at, self.next_seq());
         self.timers.insert(key, timer);
+        if self.first_timer.is_none_or(|f| key < f) {
+            self.first_timer = Some(key);
+        }
         key
     }
 
     fn disarm(&mut self, key: Option<TimerKey>) {
         if let Some(key) = key {
-            self.timers.remove(&key);
+            self.timer_remove(&key);
+        }
+    }
+
+    /// Removes a timer, keeping [`first_timer`](Pool::first_timer) in step.
+    fn timer_remove(&mut self, key: &TimerKey) {
+        if self.timers.remove(key).is_some() && self.first_timer == Some(*key) {
+            self.first_timer = self.timers.keys().next().copied();
         }
     }
 
@@ -2313,7 +2346,7 @@ impl Pool {
             }
         };
         let Some(c) = self.conns.get_mut(conn.0) else {
-            self.timers.remove(&timer);
+            self.timer_remove(&timer);
             return;
         };
         c.state = CState::Idle(seq);

@@ -83,3 +83,42 @@ fn virtual_time_runs_a_long_timer_instantly_and_exactly() {
     assert_eq!(*fired.borrow(), vec![15_000_000_000]);
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }
+
+#[test]
+fn post_event_queues_as_post_does() {
+    // A post by resolved id takes its place in the same FIFO as posts by name, carries
+    // its argument, and fails for a session that does not exist.
+    let mut k = Kernel::builder().clock(ManualClock::new()).build().unwrap();
+    let log: Log = Rc::default();
+    let l = Rc::clone(&log);
+    let ev = reactor::EventId::of("by_id");
+    k.create(
+        Session::new(())
+            .on(
+                "_start",
+                move |ctx: &mut Ctx<'_, ()>| -> Result<(), Error> {
+                    let me = ctx.session();
+                    ctx.yield_("first", ())?;
+                    ctx.kernel().post_event(me, ev, 42u32)?;
+                    ctx.yield_("last", ())
+                },
+            )
+            .on("first", rec(&log))
+            .on("by_id", move |ctx: &mut Ctx<'_, ()>| {
+                let n = *ctx.arg::<u32>(0).unwrap();
+                l.borrow_mut().push(format!("{}:{n}", ctx.event()));
+            })
+            .on("last", rec(&log)),
+    )
+    .unwrap();
+    k.run().unwrap();
+    assert_eq!(*log.borrow(), vec!["first", "by_id:42", "last"]);
+    let gone = k
+        .create(Session::new(()).on("_start", |_: &mut Ctx<'_, ()>| {}))
+        .unwrap();
+    k.run().unwrap();
+    assert!(matches!(
+        k.post_event(gone, ev, ()),
+        Err(Error::NoSuchSession)
+    ));
+}

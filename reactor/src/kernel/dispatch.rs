@@ -71,6 +71,25 @@ impl Kernel {
         self.post_from_active(dest, event, args.into_args(), caller)
     }
 
+    /// [`post`](Kernel::post) to a session by id with the event already resolved
+    /// ([`EventId::of`]): for a component that answers with the same few events again and
+    /// again, no name to look up per post.
+    #[track_caller]
+    pub fn post_event(&mut self, dest: SessionId, ev: EventId, args: impl IntoArgs) -> Result<()> {
+        let caller = Location::caller();
+        if !self.session_exists(dest) {
+            return Err(Error::NoSuchSession);
+        }
+        if !self.sender_alive() {
+            return Ok(());
+        }
+        let args = args.into_args();
+        let t = self.now_fifo();
+        let sender = self.active.session;
+        self.enqueue(ItemKind::Post, dest, sender, ev, args, t, caller);
+        Ok(())
+    }
+
     /// Posts `event` to the active session (POE's `yield`).
     #[doc(alias = "yield")]
     #[track_caller]
