@@ -923,9 +923,19 @@ fn fakelogin_session(mut cmd: Command, port: Option<u16>, ends: bool) -> Vec<Str
         let mut socket = socket.expect("fakelogin accepts a connection");
         socket.set_read_timeout(Some(wait)).expect("timeout");
         for (send, want) in FAKELOGIN_DIALOGUE {
-            socket.write_all(send).expect("send");
+            socket.write_all(send).unwrap_or_else(|e| {
+                panic!(
+                    "session {session}: sending {:?}: {e}",
+                    String::from_utf8_lossy(send)
+                )
+            });
             let mut got = vec![0u8; want.len()];
-            socket.read_exact(&mut got).expect("the answer");
+            socket.read_exact(&mut got).unwrap_or_else(|e| {
+                panic!(
+                    "session {session}: the answer to {:?}: {e} (output so far: {out:?})",
+                    String::from_utf8_lossy(send)
+                )
+            });
             assert_eq!(
                 String::from_utf8_lossy(&got),
                 String::from_utf8_lossy(want),
