@@ -42,7 +42,10 @@
 //! same process therefore reads it one timeslice later, exactly as under POE. That next
 //! poll does not wait while output waits, so this adds no latency; it costs one poll that
 //! finds nothing when the process had nothing else to do. `tests/order_perl.rs` pins the
-//! order against the real POE.
+//! order against the real POE. A poll takes in at most 64 readiness events; more wait
+//! with the poller for the next timeslice's poll, so that a busy server writes a socket
+//! while its state from the read is still in the CPU's caches (POE's select loop takes
+//! every ready handle at once; the order differs only when more than 64 are ready).
 //!
 //! **Failures.** A handler that returns `Err` or panics is POE's `die`: with exception
 //! catching on (the default) it becomes a `DIE` signal to the failed session, its

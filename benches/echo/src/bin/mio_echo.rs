@@ -2,7 +2,11 @@
 //! (a short read means the socket is drained); every complete line read is written back
 //! at once, in one write per read; output that does not fit waits for a writable edge.
 //!
-//! Usage: `mio_echo --port P` (0 = any); prints `listening on ADDR` first.
+//! Usage: `mio_echo --port P [--events N] [--late-writes 1]` (0 = any port); prints
+//! `listening on ADDR` first. `--events` is the most events one poll takes in (1024).
+//! `--late-writes 1` writes with POE's timing instead: answers read in one poll's events
+//! are queued and written after the next poll returns (that poll does not wait), in the
+//! order they were read, as our kernel does; to see what the timing alone costs.
 
 use echo_bench::{announce, raise_nofile, Opts};
 use mio::net::{TcpListener, TcpStream};
@@ -17,6 +21,8 @@ struct Conn {
     partial: Vec<u8>,
     /// Output the socket did not take yet.
     out: Vec<u8>,
+    /// With late writes: listed for the write pass after the next poll.
+    listed: bool,
 }
 
 /// Writes `data` or queues what does not fit. Returns false on a fatal error.
@@ -53,7 +59,7 @@ fn flush(c: &mut Conn) -> bool {
 }
 
 /// Reads what is there and echoes complete lines. Returns false when the connection ends.
-fn on_readable(c: &mut Conn, buf: &mut [u8]) -> bool {
+fn on_readable(c: &mut Conn, buf: &mut [u8], late: bool) -> bool {
     loop {
         let n = match c.stream.read(buf) {
             Ok(0) => return false,
@@ -64,7 +70,13 @@ fn on_readable(c: &mut Conn, buf: &mut [u8]) -> bool {
         };
         let data = &buf[..n];
         if let Some(last) = data.iter().rposition(|&b| b == b'\n') {
-            let ok = if c.partial.is_empty() {
+            let ok = if late {
+                // Queued for the write pass after the next poll.
+                c.out.extend_from_slice(&c.partial);
+                c.partial.clear();
+                c.out.extend_from_slice(&data[..=last]);
+                true
+            } else if c.partial.is_empty() {
                 send(&mut c.stream, &mut c.out, &data[..=last])
             } else {
                 c.partial.extend_from_slice(&data[..=last]);
@@ -88,6 +100,8 @@ fn on_readable(c: &mut Conn, buf: &mut [u8]) -> bool {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let opts = Opts::from_env()?;
     let port: u16 = opts.get("port", 0)?;
+    let capacity: usize = opts.get("events", 1024)?;
+    let late = opts.get::<u8>("late-writes", 0)? != 0;
     raise_nofile();
     let mut poll = Poll::new()?;
     let mut listener = TcpListener::bind(([127, 0, 0, 1], port).into())?;
@@ -95,15 +109,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     announce(listener.local_addr()?);
     let mut conns: slab::Slab<Conn> = slab::Slab::new();
-    let mut events = Events::with_capacity(1024);
+    let mut events = Events::with_capacity(capacity);
     let mut buf = vec![0u8; 65536];
+    // With late writes: connections with answers read before the last poll, to write
+    // after it, and those read since.
+    let mut due: Vec<usize> = Vec::new();
+    let mut queued: Vec<usize> = Vec::new();
     loop {
-        if let Err(e) = poll.poll(&mut events, None) {
+        let timeout = (!queued.is_empty()).then_some(std::time::Duration::ZERO);
+        if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
             return Err(e.into());
         }
+        std::mem::swap(&mut due, &mut queued);
         for ev in events.iter() {
             if ev.token() == LISTENER {
                 loop {
@@ -120,6 +140,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                                 stream,
                                 partial: Vec::new(),
                                 out: Vec::new(),
+                                listed: false,
                             });
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -137,13 +158,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 continue;
             };
             let mut alive = true;
-            if ev.is_writable() && !c.out.is_empty() {
+            if ev.is_writable() && !c.out.is_empty() && !c.listed {
                 alive = flush(c);
             }
             if alive && (ev.is_readable() || ev.is_read_closed()) {
-                alive = on_readable(c, &mut buf);
+                alive = on_readable(c, &mut buf, late);
+                if late && !c.out.is_empty() && !c.listed {
+                    c.listed = true;
+                    queued.push(key);
+                }
             }
             if !alive || ev.is_error() {
+                let mut c = conns.remove(key);
+                let _ = poll.registry().deregister(&mut c.stream);
+            }
+        }
+        // The write pass: answers queued before this poll.
+        for key in due.drain(..) {
+            let Some(c) = conns.get_mut(key) else {
+                continue;
+            };
+            if !c.listed {
+                continue;
+            }
+            c.listed = false;
+            if !flush(c) {
                 let mut c = conns.remove(key);
                 let _ = poll.registry().deregister(&mut c.stream);
             }
