@@ -45,7 +45,8 @@
 //! order against the real POE. A poll takes in at most 64 readiness events; more wait
 //! with the poller for the next timeslice's poll, so that a busy server writes a socket
 //! while its state from the read is still in the CPU's caches (POE's select loop takes
-//! every ready handle at once; the order differs only when more than 64 are ready).
+//! every ready handle at once; the order differs only when more than 64 are ready, and
+//! [`KernelBuilder::events_per_poll`](crate::KernelBuilder::events_per_poll) sets the number).
 //!
 //! **Failures.** A handler that returns `Err` or panics is POE's `die`: with exception
 //! catching on (the default) it becomes a `DIE` signal to the failed session, its

@@ -60,14 +60,15 @@ impl FdRec {
     }
 }
 
-/// The most readiness events one poll takes in. More stay with the poller for the next
+/// The most readiness events one poll takes in by default
+/// ([`KernelBuilder::events_per_poll`](super::KernelBuilder::events_per_poll)). More stay with the poller for the next
 /// poll (epoll keeps them in its ready list, in order), after this timeslice's due events.
 /// Small on purpose: a wheel's answer leaves after the next poll (POE's write timing), so
 /// between a socket's read and its write the kernel reads and writes up to twice this many
 /// other sockets; with 1,024 a busy server's sockets went cold in the CPU's caches between
 /// the two system calls (about 1-2 µs of system time per message at 5,000 connections,
 /// see docs/benchmarks.md, "System calls per message at 5,000 connections").
-const POLL_EVENTS: usize = 64;
+pub(crate) const POLL_EVENTS: usize = 64;
 
 pub(crate) struct Io {
     poll: Poll,
@@ -83,10 +84,10 @@ pub(crate) struct Io {
 }
 
 impl Io {
-    pub(crate) fn new() -> Result<Io> {
+    pub(crate) fn new(events_per_poll: usize) -> Result<Io> {
         Ok(Io {
             poll: Poll::new()?,
-            events: Events::with_capacity(POLL_EVENTS),
+            events: Events::with_capacity(events_per_poll),
             fds: Slab::new(),
             by_fd: HashMap::new(),
             next_gen: 0,

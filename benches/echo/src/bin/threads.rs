@@ -20,7 +20,7 @@
 use echo_bench::Opts;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -191,16 +191,25 @@ fn count_syscalls(pid: u32, work: impl FnOnce() -> Res<(u64, f64)>) -> Res<(f64,
     ))
 }
 
-fn measure(
-    server: &PathBuf,
-    loadgen: &PathBuf,
-    kernels: usize,
+/// The load a measurement puts on the server: connections, load generators, and the
+/// warm-up, window length and number of windows.
+#[derive(Clone, Copy)]
+struct Load {
     conns: usize,
     gens: usize,
     warmup: f64,
     duration: f64,
     reps: usize,
-) -> Res<Window> {
+}
+
+fn measure(server: &Path, loadgen: &Path, kernels: usize, load: &Load) -> Res<Window> {
+    let Load {
+        conns,
+        gens,
+        warmup,
+        duration,
+        reps,
+    } = *load;
     let srv = Proc::spawn(
         &[
             server.display().to_string(),
@@ -252,16 +261,10 @@ fn measure(
         for _ in 0..reps.max(1) {
             let m0 = machine_busy()?;
             let t0 = thread_cpu(srv.pid())?;
-            let l0: f64 = lgs
-                .iter()
-                .map(|p| process_cpu(p.pid()))
-                .sum::<Res<f64>>()?;
+            let l0: f64 = lgs.iter().map(|p| process_cpu(p.pid())).sum::<Res<f64>>()?;
             let (msgs, secs) = window(&mut lgs, duration)?;
             let t1 = thread_cpu(srv.pid())?;
-            let l1: f64 = lgs
-                .iter()
-                .map(|p| process_cpu(p.pid()))
-                .sum::<Res<f64>>()?;
+            let l1: f64 = lgs.iter().map(|p| process_cpu(p.pid())).sum::<Res<f64>>()?;
             let m1 = machine_busy()?;
             let threads: Vec<(String, f64)> = t1
                 .iter()
@@ -343,9 +346,14 @@ fn main() -> Res<()> {
     let mut base = None;
     for &k in &kernels {
         eprintln!("kernels={k}");
-        let w = measure(
-            &server, &loadgen, k, conns, gens, warmup, duration, reps,
-        )?;
+        let load = Load {
+            conns,
+            gens,
+            warmup,
+            duration,
+            reps,
+        };
+        let w = measure(&server, &loadgen, k, &load)?;
         let total: f64 = w.threads.iter().map(|(_, c)| c).sum();
         let kernel_threads: Vec<String> = w
             .threads
