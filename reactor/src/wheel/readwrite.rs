@@ -961,9 +961,7 @@ impl ReadWrite {
                         w.parse_pending = false;
                     }
                     for rec in first.into_iter().chain(more) {
-                        let rec = kernel.record_arg(rec);
-                        let id_arg = kernel.wheel_id_arg(id);
-                        let args = kernel.pooled_args2(rec, id_arg);
+                        let args = kernel.wheel_input_args(rec, id);
                         kernel.wheel_call_at(at, owner, ev, args);
                     }
                     if drained {
