@@ -46,7 +46,10 @@ impl Args {
     ///
     /// A wheel's record-and-id list (capacity three, two arguments) goes back whole to
     /// `input`, if that is empty: its boxes serve the next record and id as they are.
-    #[inline(never)]
+    ///
+    /// The record-and-id list, a wheel's every record, is given back here, inlined where
+    /// handlers return; the pool's lists out of line.
+    #[inline]
     pub(crate) fn recycle_into(
         &mut self,
         pool: &mut Vec<Vec<Arg>>,
@@ -59,6 +62,12 @@ impl Args {
             }
             return;
         }
+        self.recycle_pooled(pool, records);
+    }
+
+    /// [`Args::recycle_into`] for a list of the pool's capacity.
+    #[inline(never)]
+    fn recycle_pooled(&mut self, pool: &mut Vec<Vec<Arg>>, records: &mut Vec<Rc<Vec<u8>>>) {
         if !self.pooled() || pool.len() >= POOL_SIZE {
             return;
         }
