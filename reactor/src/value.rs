@@ -202,7 +202,33 @@ impl Args {
     /// leaving `()` in its place (an empty `Vec<u8>` for a byte record, whose box serves
     /// the next record). Fails if it is missing, of another type, or shared (a shared
     /// [`WheelId`](crate::WheelId) is copied out instead, and stays in place).
+    #[inline]
     pub fn take<T: Any>(&mut self, i: usize) -> Result<T, ArgError> {
+        // The usual take, a wheel's record taken as bytes, inlined where it is asked for
+        // (the type test is decided when `take` is compiled for `T`); the rest out of
+        // line.
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<Vec<u8>>() {
+            if let Some(bytes) = self
+                .0
+                .get_mut(i)
+                .and_then(Rc::get_mut)
+                .and_then(|a| a.downcast_mut::<Vec<u8>>())
+            {
+                let mut out = Some(std::mem::take(bytes));
+                if let Some(t) = (&mut out as &mut dyn Any)
+                    .downcast_mut::<Option<T>>()
+                    .and_then(Option::take)
+                {
+                    return Ok(t);
+                }
+            }
+        }
+        self.take_any(i)
+    }
+
+    /// [`Args::take`] past its inlined case.
+    #[inline(never)]
+    fn take_any<T: Any>(&mut self, i: usize) -> Result<T, ArgError> {
         let err = |problem| ArgError {
             index: i,
             expected: type_name::<T>(),
