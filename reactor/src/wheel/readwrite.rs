@@ -627,6 +627,7 @@ impl ReadWrite {
     }
 
     /// Queues one record; see [`put`](ReadWrite::put).
+    #[inline]
     pub fn put_one(&mut self, record: impl Into<Vec<u8>>) -> Result<bool> {
         let filter = self
             .out_filter
