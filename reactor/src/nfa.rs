@@ -746,7 +746,7 @@ fn invoke<R: 'static>(
         let k = &mut *ctx.kernel;
         ctx.inv
             .args
-            .recycle_into(&mut k.arg_lists, &mut k.record_boxes);
+            .recycle_into(&mut k.arg_lists, &mut k.record_boxes, &mut k.input_args);
     }
     out
 }

@@ -15,6 +15,10 @@ pub type Arg = Rc<dyn Any>;
 
 /// Lists of at most this many arguments are recycled (see [`Args`]).
 pub(crate) const POOLED_CAPACITY: usize = 4;
+/// The capacity of the list a wheel's record and id are delivered in
+/// ([`Kernel::wheel_input_args`](crate::Kernel)): a list of two arguments with this
+/// capacity is only ever one of those, and is kept whole for the next record.
+pub(crate) const INPUT_CAPACITY: usize = 3;
 /// At most this many empty lists wait for reuse, per kernel.
 pub(crate) const POOL_SIZE: usize = 64;
 
@@ -29,22 +33,41 @@ pub struct Args(Vec<Arg>);
 
 impl Args {
     /// Whether the list is one the pool keeps (see [`Args`]): any list of capacity four,
-    /// the pool's own or not.
+    /// the pool's own or not, or a wheel's record-and-id list (capacity three).
     #[inline]
     pub(crate) fn pooled(&self) -> bool {
-        self.0.capacity() == POOLED_CAPACITY
+        self.0.capacity().wrapping_sub(INPUT_CAPACITY) <= POOLED_CAPACITY - INPUT_CAPACITY
     }
 
     /// Gives the list to `pool`, empty, if it is one the pool keeps (see [`Args`]); the
     /// box of a byte record the handler took out as `ARG0` (where wheels put their
     /// records; [`Args::take`] leaves the box, emptied) goes to `records`, for the next
     /// records.
-    #[inline(never)]
+    ///
+    /// A wheel's record-and-id list (capacity three, two arguments) goes back whole to
+    /// `input`, if that is empty: its boxes serve the next record and id as they are.
+    ///
+    /// The record-and-id list, a wheel's every record, is given back here, inlined where
+    /// handlers return; the pool's lists out of line.
+    #[inline]
     pub(crate) fn recycle_into(
         &mut self,
         pool: &mut Vec<Vec<Arg>>,
         records: &mut Vec<Rc<Vec<u8>>>,
+        input: &mut Vec<Arg>,
     ) {
+        if self.0.capacity() == INPUT_CAPACITY {
+            if self.0.len() == 2 && input.capacity() == 0 {
+                std::mem::swap(&mut self.0, input);
+            }
+            return;
+        }
+        self.recycle_pooled(pool, records);
+    }
+
+    /// [`Args::recycle_into`] for a list of the pool's capacity.
+    #[inline(never)]
+    fn recycle_pooled(&mut self, pool: &mut Vec<Vec<Arg>>, records: &mut Vec<Rc<Vec<u8>>>) {
         if !self.pooled() || pool.len() >= POOL_SIZE {
             return;
         }
@@ -179,7 +202,33 @@ impl Args {
     /// leaving `()` in its place (an empty `Vec<u8>` for a byte record, whose box serves
     /// the next record). Fails if it is missing, of another type, or shared (a shared
     /// [`WheelId`](crate::WheelId) is copied out instead, and stays in place).
+    #[inline]
     pub fn take<T: Any>(&mut self, i: usize) -> Result<T, ArgError> {
+        // The usual take, a wheel's record taken as bytes, inlined where it is asked for
+        // (the type test is decided when `take` is compiled for `T`); the rest out of
+        // line.
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<Vec<u8>>() {
+            if let Some(bytes) = self
+                .0
+                .get_mut(i)
+                .and_then(Rc::get_mut)
+                .and_then(|a| a.downcast_mut::<Vec<u8>>())
+            {
+                let mut out = Some(std::mem::take(bytes));
+                if let Some(t) = (&mut out as &mut dyn Any)
+                    .downcast_mut::<Option<T>>()
+                    .and_then(Option::take)
+                {
+                    return Ok(t);
+                }
+            }
+        }
+        self.take_any(i)
+    }
+
+    /// [`Args::take`] past its inlined case.
+    #[inline(never)]
+    fn take_any<T: Any>(&mut self, i: usize) -> Result<T, ArgError> {
         let err = |problem| ArgError {
             index: i,
             expected: type_name::<T>(),
@@ -643,7 +692,7 @@ impl<T: Outcome, E: Into<HandlerError>> Outcome for Result<T, E> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Arg, ArgProblem, Args, HandlerError, Value};
+    use super::{Arg, ArgProblem, Args, HandlerError, IntoArgs, Value};
     use crate::ids::WheelId;
     use std::rc::Rc;
 
@@ -677,14 +726,43 @@ mod tests {
         let mut a = Args::from(Vec::with_capacity(4));
         a.push(1u8);
         assert!(a.pooled());
-        a.recycle_into(&mut pool, &mut Vec::new());
+        a.recycle_into(&mut pool, &mut Vec::new(), &mut Vec::new());
         assert_eq!(pool.len(), 1);
         assert!(pool[0].is_empty() && pool[0].capacity() == 4);
         let mut b = Args::from(vec![Rc::new(1u8) as Arg]);
         assert!(!b.pooled());
         assert!(a.is_empty());
-        b.recycle_into(&mut pool, &mut Vec::new());
+        b.recycle_into(&mut pool, &mut Vec::new(), &mut Vec::new());
         assert_eq!((b.len(), pool.len()), (1, 1));
+    }
+
+    /// A wheel's record-and-id list (capacity three, two arguments) goes back whole, to
+    /// an empty slot only; other lists of capacity three are not kept.
+    #[test]
+    fn input_lists_are_kept_whole() {
+        let (mut pool, mut boxes, mut input) = (Vec::new(), Vec::new(), Vec::new());
+        let input_list = || {
+            let mut v: Vec<Arg> = Vec::with_capacity(super::INPUT_CAPACITY);
+            v.push(Rc::new(b"line".to_vec()));
+            v.push(Rc::new(WheelId(3)));
+            Args::from(v)
+        };
+        let mut a = input_list();
+        assert!(a.pooled());
+        a.recycle_into(&mut pool, &mut boxes, &mut input);
+        assert!(a.is_empty());
+        assert_eq!(input.len(), 2);
+        assert!(pool.is_empty() && boxes.is_empty());
+        // The slot is taken: a second one is dropped with its list.
+        let mut b = input_list();
+        b.recycle_into(&mut pool, &mut boxes, &mut input);
+        assert_eq!((b.len(), input.len(), pool.len()), (2, 2, 0));
+        // Three arguments in a list of capacity three: a tuple's list, not kept.
+        let mut c = (1u8, 2u8, 3u8).into_args();
+        input.clear();
+        input.shrink_to_fit();
+        c.recycle_into(&mut pool, &mut boxes, &mut input);
+        assert_eq!((c.len(), input.capacity(), pool.len()), (3, 0, 0));
     }
 }
 
@@ -711,14 +789,14 @@ mod record_box_tests {
         assert_eq!(args.take::<Vec<u8>>(0).unwrap(), b"line");
         assert!(args.get::<Vec<u8>>(0).unwrap().is_empty());
         let (mut lists, mut boxes) = (Vec::new(), Vec::new());
-        args.recycle_into(&mut lists, &mut boxes);
+        args.recycle_into(&mut lists, &mut boxes, &mut Vec::new());
         assert_eq!((lists.len(), boxes.len()), (1, 1));
         // A record still shared, or not taken, is not harvested.
         let kept = Rc::new(b"kept".to_vec()) as super::Arg;
         let mut v = Vec::with_capacity(POOLED_CAPACITY);
         v.push(Rc::clone(&kept));
         v.push(Rc::new(b"untaken".to_vec()) as super::Arg);
-        Args(v).recycle_into(&mut lists, &mut boxes);
+        Args(v).recycle_into(&mut lists, &mut boxes, &mut Vec::new());
         assert_eq!(boxes.len(), 1);
     }
 }

@@ -245,6 +245,7 @@ impl<U> ConnHeap<U> {
 impl<U: 'static> Ctx<'_, ConnHeap<U>> {
     /// The connection's wheel (`$_[HEAP]{client}`), to `put` records and so on; `None`
     /// once the connection is closed.
+    #[inline]
     pub fn client(&mut self) -> Option<&mut ReadWrite> {
         let id = self.heap().client_id()?;
         self.wheel_mut::<ReadWrite>(id)

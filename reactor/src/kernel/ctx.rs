@@ -222,7 +222,7 @@ pub(crate) fn erase<H: 'static, R: Outcome + 'static>(
             let k = &mut *ctx.kernel;
             ctx.inv
                 .args
-                .recycle_into(&mut k.arg_lists, &mut k.record_boxes);
+                .recycle_into(&mut k.arg_lists, &mut k.record_boxes, &mut k.input_args);
         }
         out
     })

@@ -627,6 +627,7 @@ impl ReadWrite {
     }
 
     /// Queues one record; see [`put`](ReadWrite::put).
+    #[inline]
     pub fn put_one(&mut self, record: impl Into<Vec<u8>>) -> Result<bool> {
         let filter = self
             .out_filter
@@ -961,9 +962,7 @@ impl ReadWrite {
                         w.parse_pending = false;
                     }
                     for rec in first.into_iter().chain(more) {
-                        let rec = kernel.record_arg(rec);
-                        let id_arg = kernel.wheel_id_arg(id);
-                        let args = kernel.pooled_args2(rec, id_arg);
+                        let args = kernel.wheel_input_args(rec, id);
                         kernel.wheel_call_at(at, owner, ev, args);
                     }
                     if drained {
