@@ -68,33 +68,30 @@ fn run(events_per_poll: usize) -> Vec<String> {
     out
 }
 
-/// Each line's kind: which of the ready handles one poll serves first is the poller's
-/// choice, not the program's.
-fn kinds(lines: &[String]) -> Vec<&str> {
-    lines
+/// Runs with room for `events_per_poll` events and checks each line's kind against
+/// `want`: which of the ready handles one poll serves first is the poller's choice, not the
+/// program's, so only the kinds are compared.
+fn run_expecting(events_per_poll: usize, want: [&str; 6]) -> Vec<String> {
+    let lines = run(events_per_poll);
+    let kinds: Vec<&str> = lines
         .iter()
         .map(|l| if l.starts_with("rd") { "rd" } else { "after" })
-        .collect()
+        .collect();
+    assert_eq!(kinds, want, "{lines:?}");
+    lines
 }
+
+const ONE_POLL: [&str; 6] = ["rd", "rd", "rd", "after", "after", "after"];
+const ONE_BY_ONE: [&str; 6] = ["rd", "after", "rd", "after", "rd", "after"];
 
 #[test]
 fn all_ready_handles_in_one_poll_run_before_the_events_they_yield() {
-    let lines = run(64);
-    assert_eq!(
-        kinds(&lines),
-        ["rd", "rd", "rd", "after", "after", "after"],
-        "{lines:?}"
-    );
+    run_expecting(64, ONE_POLL);
 }
 
 #[test]
 fn with_room_for_one_event_each_poll_serves_one_handle() {
-    let lines = run(1);
-    assert_eq!(
-        kinds(&lines),
-        ["rd", "after", "rd", "after", "rd", "after"],
-        "{lines:?}"
-    );
+    let lines = run_expecting(1, ONE_BY_ONE);
     // Each `after` follows its own handle's read.
     for pair in lines.chunks(2) {
         assert_eq!(pair[0][2..], pair[1][5..], "{lines:?}");
@@ -103,10 +100,5 @@ fn with_room_for_one_event_each_poll_serves_one_handle() {
 
 #[test]
 fn zero_is_taken_as_one() {
-    let lines = run(0);
-    assert_eq!(
-        kinds(&lines),
-        ["rd", "after", "rd", "after", "rd", "after"],
-        "{lines:?}"
-    );
+    run_expecting(0, ONE_BY_ONE);
 }
