@@ -1339,13 +1339,7 @@ impl Pool {
             // A socket taken from the pool frees no room. Unless stale sockets were closed
             // on the way (more actions than the answer) or requests wait for room, touching
             // the key and pumping would do nothing: only the timer is reported.
-            let settled = out.len() == 1
-                && self.runnable.is_empty()
-                && self
-                    .hosts
-                    .get(h.0)
-                    .is_some_and(|host| host.waiters.is_empty() && host.runnable.is_none());
-            if settled {
+            if out.len() == 1 && self.nothing_waits(h) {
                 self.report_timer(&mut out);
                 return Ok((rid, out));
             }
@@ -1601,12 +1595,7 @@ impl Pool {
             // Pooled, the socket freed room; unless requests wait for room (of any key),
             // touching the key (which now has an idle socket) and pumping would do
             // nothing: only the timer is reported.
-            let settled = self.runnable.is_empty()
-                && self
-                    .hosts
-                    .get(h.0)
-                    .is_some_and(|host| host.waiters.is_empty() && host.runnable.is_none());
-            if settled {
+            if self.nothing_waits(h) {
                 self.report_timer(out);
                 return Ok(());
             }
@@ -2210,6 +2199,16 @@ impl Pool {
                 self.host_by_key.remove(&*host.key);
             }
         }
+    }
+
+    /// Whether no request waits, of key `h` or for room under any key: then touching the
+    /// key and pumping ([`Pool::settle`]) would do nothing.
+    fn nothing_waits(&self, h: HostId) -> bool {
+        self.runnable.is_empty()
+            && self
+                .hosts
+                .get(h.0)
+                .is_some_and(|host| host.waiters.is_empty() && host.runnable.is_none())
     }
 
     /// The end of every call that may have freed room: touch the key, start what can
