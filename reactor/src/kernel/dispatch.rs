@@ -80,13 +80,7 @@ impl Kernel {
         if !self.session_exists(dest) {
             return Err(Error::NoSuchSession);
         }
-        if !self.sender_alive() {
-            return Ok(());
-        }
-        let args = args.into_args();
-        let t = self.now_fifo();
-        let sender = self.active.session;
-        self.enqueue(ItemKind::Post, dest, sender, ev, args, t, caller);
+        self.post_id_from_active(dest, ev, args.into_args(), caller);
         Ok(())
     }
 
@@ -126,10 +120,7 @@ impl Kernel {
         if r.freed {
             return Ok(());
         }
-        r.events_to += 1;
-        if r.events_to == 1 {
-            super::refcount::rec_ref_inc(r, key, &mut self.marked);
-        }
+        super::refcount::rec_event_to(r, key, &mut self.marked);
         let ev = self.intern(event);
         let t = self.now_fifo();
         let caller_state = self.active.event;
@@ -159,14 +150,27 @@ impl Kernel {
         if event.is_empty() {
             return Err(Error::InvalidArgument("empty event name"));
         }
-        if !self.sender_alive() {
-            return Ok(());
-        }
         let ev = self.intern(event);
+        self.post_id_from_active(dest, ev, args, caller);
+        Ok(())
+    }
+
+    /// [`Kernel::post_from_active`] with the event resolved: queues it unless the active
+    /// session is already stopped (which sends nothing).
+    #[inline]
+    fn post_id_from_active(
+        &mut self,
+        dest: SessionId,
+        ev: EventId,
+        args: Args,
+        caller: &'static Location<'static>,
+    ) {
+        if !self.sender_alive() {
+            return;
+        }
         let t = self.now_fifo();
         let sender = self.active.session;
         self.enqueue(ItemKind::Post, dest, sender, ev, args, t, caller);
-        Ok(())
     }
 
     /// Runs `f` with `session` as the active session, without an event: a component's
@@ -274,7 +278,7 @@ impl Kernel {
     /// they are moved once, into the invocation. The handler found last is kept for the
     /// next event of the same name to the same table (a changed table is a copy, so a kept
     /// handler is never a stale one).
-    #[inline]
+    #[inline(always)]
     fn find_handler(&mut self, key: usize, ev: EventId) -> Option<(Handler, EventId)> {
         if let Some(h) = self.cached_handler(key, ev) {
             return Some((h, ev));
@@ -411,11 +415,7 @@ impl Kernel {
         }
         let trace = r.options.trace;
         r.depth += 1;
-        let found = match self.cached_handler(key, ev) {
-            Some(h) => Some((h, ev)),
-            None => self.search_handler(key, ev),
-        };
-        let Some((h, state)) = found else {
+        let Some((h, state)) = self.find_handler(key, ev) else {
             self.sessions[key].depth -= 1;
             return Ok(Value::none());
         };

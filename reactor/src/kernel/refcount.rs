@@ -43,10 +43,7 @@ impl Kernel {
     pub(crate) fn ev_ref_inc(&mut self, dest_key: u32, sender_key: u32) {
         if dest_key != NO_KEY {
             let r = &mut self.sessions[dest_key as usize];
-            r.events_to += 1;
-            if r.events_to == 1 {
-                rec_ref_inc(r, dest_key as usize, &mut self.marked);
-            }
+            rec_event_to(r, dest_key as usize, &mut self.marked);
         }
         if sender_key != dest_key && sender_key != NO_KEY {
             let r = &mut self.sessions[sender_key as usize];
@@ -123,10 +120,20 @@ impl Kernel {
     }
 }
 
+/// One more queued event to session record `r` (slab key `key`): the first holds a
+/// reference on the session.
+#[inline]
+pub(super) fn rec_event_to(r: &mut SessionRec, key: usize, marked: &mut Vec<(SessionId, usize)>) {
+    r.events_to += 1;
+    if r.events_to == 1 {
+        rec_ref_inc(r, key, marked);
+    }
+}
+
 /// A reference taken on session record `r` (slab key `key`), with the record already in
 /// hand: the counts of a queued item find their session once.
 #[inline]
-pub(super) fn rec_ref_inc(r: &mut SessionRec, key: usize, marked: &mut Vec<(SessionId, usize)>) {
+fn rec_ref_inc(r: &mut SessionRec, key: usize, marked: &mut Vec<(SessionId, usize)>) {
     r.refcount += 1;
     if r.refcount > 0 && r.marked {
         r.marked = false;
