@@ -10,8 +10,8 @@ use ::http::{Method, Request, Response, StatusCode, Uri, Version};
 use reactor::filter::Stream as StreamFilter;
 use reactor::wheel::{ReadWrite, RwEvent, WheelError};
 use reactor::{AlarmId, Arg, Args, Ctx, EventId, Kernel, Session, SessionId, WheelId};
+use rustc_hash::FxHashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -617,7 +617,7 @@ impl HttpClientBuilder {
                 reqs: Vec::new(),
                 free: Vec::new(),
                 pending: 0,
-                by_wheel: HashMap::new(),
+                by_wheel: FxHashMap::default(),
                 next_agent: 0,
                 stats: ClientStats::default(),
                 last_key: None,
@@ -803,7 +803,9 @@ struct Inner {
     reqs: Vec<Slot>,
     free: Vec<u32>,
     pending: usize,
-    by_wheel: HashMap<WheelId, u32>,
+    /// The request each connection's wheel serves (a map keyed by a small integer: the
+    /// fast hash).
+    by_wheel: FxHashMap<WheelId, u32>,
     next_agent: usize,
     stats: ClientStats,
     /// The pool key of the last request: consecutive requests to one origin share it.
@@ -819,7 +821,7 @@ struct Inner {
     timer: Option<(AlarmId, reactor::Time)>,
     /// The sessions with requests pending, and how many each: a session is kept alive by
     /// one reference while it has any (see [`Shared::hold`]).
-    held: rustc_hash::FxHashMap<SessionId, u32>,
+    held: FxHashMap<SessionId, u32>,
     /// The last URI submitted without a proxy of its own, and where it goes.
     last_target: Option<(Uri, Target)>,
     /// The client's own event names, made once: the manager's answer (shared by every
@@ -1099,6 +1101,15 @@ fn error_code(e: &ClientError) -> u16 {
 }
 
 /// Works out where a request goes and the request-target of its request line.
+/// Whether two URIs are written alike, byte for byte: then their targets are the same.
+/// Cheaper than `Uri`'s `==` (which folds the case of the scheme and the authority); URIs
+/// equal only up to case are merely told apart, and their target is worked out again.
+fn same_bytes(a: &Uri, b: &Uri) -> bool {
+    a.scheme_str() == b.scheme_str()
+        && a.authority().map(|x| x.as_str()) == b.authority().map(|x| x.as_str())
+        && a.path_and_query().map(|x| x.as_str()) == b.path_and_query().map(|x| x.as_str())
+}
+
 fn target_of(uri: &Uri, proxy: Option<&Proxy>, no_proxy: &[String]) -> Result<Target, ClientError> {
     let scheme = uri.scheme_str().unwrap_or("");
     let https = if scheme.eq_ignore_ascii_case("http") {
@@ -2021,7 +2032,7 @@ impl Shared {
     /// once for a run of requests to the same URI (the last one is kept).
     fn target_for(inner: &mut Inner, uri: &Uri) -> Result<Target, ClientError> {
         if let Some((last, t)) = &inner.last_target {
-            if last == uri {
+            if same_bytes(last, uri) {
                 return Ok(t.clone());
             }
         }
