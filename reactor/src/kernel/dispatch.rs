@@ -77,10 +77,21 @@ impl Kernel {
     #[track_caller]
     pub fn post_event(&mut self, dest: SessionId, ev: EventId, args: impl IntoArgs) -> Result<()> {
         let caller = Location::caller();
-        if !self.session_exists(dest) {
-            return Err(Error::NoSuchSession);
+        let args = args.into_args();
+        // One lookup of the destination serves the check and the queueing.
+        let dest_key = if dest.is_kernel() {
+            super::NO_KEY
+        } else {
+            self.key_of(dest).ok_or(Error::NoSuchSession)? as u32
+        };
+        if !self.sender_alive() {
+            return Ok(());
         }
-        self.post_id_from_active(dest, ev, args.into_args(), caller);
+        let t = self.now_fifo();
+        let sender = self.active.session;
+        self.flush_postbacks();
+        let args = args.into_boxed();
+        self.enqueue_to_key(ItemKind::Post, dest, dest_key, sender, ev, args, t, caller);
         Ok(())
     }
 
