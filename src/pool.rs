@@ -113,6 +113,35 @@ impl<T> Arena<T> {
         }
     }
 
+    /// The key an [`insert`](Self::insert) would give, retired at once, as that insert
+    /// followed by a [`remove`](Self::remove) would leave the arena (the slot's generation
+    /// moved on, the slot vacant again, on top of the vacant ones): for an id that never
+    /// needs a value.
+    fn retire_next(&mut self) -> Key {
+        while let Some(&index) = self.vacant.last() {
+            match self.entries.get_mut(index) {
+                Some(entry) if entry.value.is_none() => {
+                    let generation = entry.generation;
+                    entry.generation = generation.wrapping_add(1);
+                    return Key { index, generation };
+                }
+                _ => {
+                    self.vacant.pop();
+                }
+            }
+        }
+        let index = self.entries.len();
+        self.entries.push(Entry {
+            generation: 1,
+            value: None,
+        });
+        self.vacant.push(index);
+        Key {
+            index,
+            generation: 0,
+        }
+    }
+
     fn get(&self, key: Key) -> Option<&T> {
         self.entries
             .get(key.index)
@@ -1314,13 +1343,6 @@ impl Pool {
         let h = self.intern(&spec.key);
         let seq = self.next_seq();
         let fresh = spec.fresh;
-        let rid = RequestId(self.requests.insert(Req {
-            seq,
-            host: h,
-            fresh,
-            stage: ReqStage::Allocating,
-            timer: None,
-        }));
         self.count(h, |c| c.requests += 1);
         let mut out = std::mem::take(&mut self.spare);
 
@@ -1329,13 +1351,20 @@ impl Pool {
         } else {
             self.take_idle(h, &mut check, &mut out)
         };
+        let rid;
         if let Some(conn) = idle {
+            // Answered at once: the request needs no record, only its id, retired as the
+            // record's insertion and removal would retire it.
+            rid = RequestId(self.requests.retire_next());
             self.count(h, |c| c.immediate += 1);
-            let outcome = Outcome::Connected {
-                conn,
-                origin: Origin::Immediate,
-            };
-            self.respond(rid, RequestStage::Allocating, outcome, &mut out);
+            out.push(Action::Respond {
+                request: rid,
+                stage: RequestStage::Allocating,
+                outcome: Outcome::Connected {
+                    conn,
+                    origin: Origin::Immediate,
+                },
+            });
             // A socket taken from the pool frees no room. Unless stale sockets were closed
             // on the way (more actions than the answer) or requests wait for room, touching
             // the key and pumping would do nothing: only the timer is reported.
@@ -1344,6 +1373,13 @@ impl Pool {
                 return Ok((rid, out));
             }
         } else {
+            rid = RequestId(self.requests.insert(Req {
+                seq,
+                host: h,
+                fresh,
+                stage: ReqStage::Allocating,
+                timer: None,
+            }));
             let timer = self.arm(now.saturating_add(timeout), Timer::Request(rid));
             if let Some(req) = self.requests.get_mut(rid.0) {
                 req.timer = Some(timer);

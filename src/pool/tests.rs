@@ -2221,3 +2221,42 @@ fn the_module_example() {
         }
     )));
 }
+
+/// An id retired without a record (a request answered at once) is the one the record's
+/// insertion and removal would give, and leaves the arena as they would: the same ids
+/// follow.
+#[test]
+fn a_retired_id_is_an_inserted_and_removed_one() {
+    use super::Arena;
+    let mut retired: Arena<u32> = Arena::new();
+    let mut inserted: Arena<u32> = Arena::new();
+    let mut live = Vec::new();
+    for step in 0..60u32 {
+        match step % 5 {
+            // Retire an id both ways.
+            0 | 3 => {
+                let a = retired.retire_next();
+                let b = inserted.insert(step);
+                assert_eq!(inserted.remove(b), Some(step));
+                assert_eq!(a, b, "step {step}");
+            }
+            // Keep a record, or let an old one go.
+            1 | 4 => {
+                let a = retired.insert(step);
+                let b = inserted.insert(step);
+                assert_eq!(a, b, "step {step}");
+                live.push(a);
+            }
+            _ => {
+                if let Some(k) = live.pop() {
+                    assert_eq!(retired.remove(k), inserted.remove(k));
+                }
+            }
+        }
+        assert_eq!(
+            format!("{retired:?}"),
+            format!("{inserted:?}"),
+            "step {step}"
+        );
+    }
+}
