@@ -937,13 +937,26 @@ impl Keepalive {
         if requester.is_kernel() {
             return Err(Error::NoRequester);
         }
-        if self.is_shut_down() {
-            return Err(AllocateError::ShutDown.into());
-        }
+        // One look at the manager's state: shut down, and its session if it has one.
+        let session = {
+            let inner = self.shared.inner.borrow();
+            if inner.pool.is_shut_down() {
+                return Err(AllocateError::ShutDown.into());
+            }
+            inner.session
+        };
         if request.event.is_empty() {
             return Err(Error::NoEvent);
         }
-        self.exec(kernel, move |k, sh| sh.allocate(k, requester, request))?
+        let sid = match session {
+            Some(sid) => sid,
+            None => self.ensure_session(kernel)?,
+        };
+        let f = move |k: &mut Kernel| self.shared.allocate(k, requester, request);
+        if kernel.active_session() == sid {
+            return f(kernel);
+        }
+        kernel.run_as(sid, f)?
     }
 
     /// Cancels a pending request in any stage (lookup, queue, connect): no response
@@ -1199,15 +1212,12 @@ impl Shared {
     /// Takes back the sockets of dropped connections. `now` is the caller's reading of the
     /// clock, if it has one (else the clock is read once, if anything was given back).
     fn drain_returns(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, now: Option<Duration>) {
-        loop {
+        // Until nothing more is given back; with nothing, the lists stay where they are.
+        while !self.returns.borrow().is_empty() {
             // The lists change hands instead of being allocated for each batch: the batch
             // taken here leaves the empty one of the last batch for the next returns.
             let mut batch = std::mem::take(&mut inner.spare_returns);
             std::mem::swap(&mut batch, &mut *self.returns.borrow_mut());
-            if batch.is_empty() {
-                inner.spare_returns = batch;
-                return;
-            }
             let now = now.unwrap_or_else(|| Self::now(inner, k));
             // Each socket is taken back in its place in the list, not moved to another.
             for t in &mut batch {

@@ -1343,7 +1343,6 @@ impl Pool {
         let h = self.intern(&spec.key);
         let seq = self.next_seq();
         let fresh = spec.fresh;
-        self.count(h, |c| c.requests += 1);
         let mut out = std::mem::take(&mut self.spare);
 
         let idle = if fresh {
@@ -1356,7 +1355,10 @@ impl Pool {
             // Answered at once: the request needs no record, only its id, retired as the
             // record's insertion and removal would retire it.
             rid = RequestId(self.requests.retire_next());
-            self.count(h, |c| c.immediate += 1);
+            self.count(h, |c| {
+                c.requests += 1;
+                c.immediate += 1;
+            });
             out.push(Action::Respond {
                 request: rid,
                 stage: RequestStage::Allocating,
@@ -1380,6 +1382,7 @@ impl Pool {
                 stage: ReqStage::Allocating,
                 timer: None,
             }));
+            self.count(h, |c| c.requests += 1);
             let timer = self.arm(now.saturating_add(timeout), Timer::Request(rid));
             if let Some(req) = self.requests.get_mut(rid.0) {
                 req.timer = Some(timer);
@@ -1569,7 +1572,7 @@ impl Pool {
         let oldest_runnable = self.runnable.keys().next().copied();
         let requests = &self.requests;
         let waiter = match self.hosts.get_mut(h.0) {
-            Some(host) if reusable && !self.shut_down => {
+            Some(host) if reusable && !self.shut_down && !host.waiters.is_empty() => {
                 let first = host
                     .waiters
                     .iter()
@@ -2352,40 +2355,36 @@ impl Pool {
     /// Pools a socket that was in use (its in-use count already released).
     fn park(&mut self, conn: ConnId, now: Duration, out: &mut Vec<Action>) {
         let seq = self.next_seq();
-        let (limit, expires) = self
-            .conns
-            .get(conn.0)
-            .map_or((None, None), |c| (c.idle_limit, c.expires));
-        let life = limit.map_or(self.settings.keep_alive, |l| {
-            l.min(self.settings.keep_alive)
-        });
+        let keep_alive = self.settings.keep_alive;
+        let Some(c) = self.conns.get_mut(conn.0) else {
+            // No socket: nothing to pool (the timer it would have had takes its number).
+            self.next_seq();
+            return;
+        };
+        let life = c.idle_limit.map_or(keep_alive, |l| l.min(keep_alive));
         let mut until = now.saturating_add(life);
-        if let Some(e) = expires {
+        if let Some(e) = c.expires {
             until = until.min(e.max(now));
         }
         // A socket handed out and given back within its keep-alive keeps the timer of its
         // last idle spell: it fires early, finds the socket idle until later, and is set
         // again then. A request served on a pooled socket so costs no timer operation (a
         // removal and an insertion in the timer map each time otherwise).
-        let lingering = self
-            .conns
-            .get(conn.0)
-            .and_then(|c| c.timer)
-            .filter(|tk| tk.0 <= until);
-        let timer = match lingering {
-            Some(tk) => tk,
-            None => {
-                let old = self.conns.get_mut(conn.0).and_then(|c| c.timer.take());
+        let c = match c.timer {
+            Some(tk) if tk.0 <= until => c,
+            old => {
+                c.timer = None;
                 self.disarm(old);
-                self.arm(until, Timer::Conn(conn))
+                let timer = self.arm(until, Timer::Conn(conn));
+                let Some(c) = self.conns.get_mut(conn.0) else {
+                    self.timer_remove(&timer);
+                    return;
+                };
+                c.timer = Some(timer);
+                c
             }
         };
-        let Some(c) = self.conns.get_mut(conn.0) else {
-            self.timer_remove(&timer);
-            return;
-        };
         c.state = CState::Idle(seq);
-        c.timer = Some(timer);
         c.idle_until = until;
         let h = c.host;
         self.lru.push_back(&mut self.conns, conn.0, lru_link);
