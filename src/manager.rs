@@ -4,8 +4,8 @@
 
 use crate::pool::ECONNREFUSED;
 use crate::pool::{
-    Action, AllocateError, CallError, ConnId, Failure, LookupId, Origin, Outcome, Pool, PoolKey,
-    RequestId, RequestSpec, RequestStage, Settings, SettingsError, Stats,
+    Action, AllocateError, Allocation, CallError, ConnId, Failure, LookupId, Origin, Outcome, Pool,
+    PoolKey, RequestId, RequestSpec, RequestStage, Settings, SettingsError, Stats,
 };
 use crate::resolver::{Resolver, ResolverKind};
 use crate::stream::Stream;
@@ -1134,7 +1134,37 @@ impl Shared {
         }
         let Inner { pool, socks, .. } = inner;
         let fresh = look_mark(k);
-        let (rid, actions) = pool.allocate(spec, now, |c| check_idle(socks, c, fresh))?;
+        let allocation = pool.request(spec, now, |c| check_idle(socks, c, fresh))?;
+        let (rid, actions) = match allocation {
+            Allocation::Immediate {
+                request: rid,
+                conn,
+                timer,
+            } => {
+                // A pooled socket handed out at once, and nothing else to do but maybe the
+                // timer: the answer, then the timer, as the pool's two actions would be.
+                let meta = ReqMeta {
+                    id: rid,
+                    key,
+                    session: requester,
+                    event,
+                    context,
+                    held: false,
+                };
+                let outcome = Outcome::Connected {
+                    conn,
+                    origin: Origin::Immediate,
+                };
+                self.respond(k, inner, rid, Some(meta), RequestStage::Allocating, outcome);
+                if let Some(at) = timer {
+                    self.set_timer(k, inner, at);
+                }
+                Self::release_reclaim(inner);
+                log::trace!("allocate {rid} for session {}", requester.get());
+                return Ok(rid);
+            }
+            Allocation::Actions(rid, actions) => (rid, actions),
+        };
         let meta = ReqMeta {
             id: rid,
             key,

@@ -706,6 +706,26 @@ impl fmt::Display for Failure {
 /// source: [`Failure::io_error`] rebuilds the `io::Error`.
 impl std::error::Error for Failure {}
 
+/// What [`Pool::request`] did with a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Allocation {
+    /// Answered at once with an idle socket of its key ([`Origin::Immediate`], stage
+    /// [`RequestStage::Allocating`]); the id is already retired. Nothing else was done
+    /// but, if `timer` is set, a change of the earliest deadline to report (what
+    /// [`Action::SetTimer`] carries). [`Pool::allocate`] gives the same as those two
+    /// actions.
+    Immediate {
+        /// The request.
+        request: RequestId,
+        /// The socket handed out, now in use.
+        conn: ConnId,
+        /// The earliest deadline, if it changed.
+        timer: Option<Option<Duration>>,
+    },
+    /// Anything else: the request's id and the actions, as [`Pool::allocate`] gives them.
+    Actions(RequestId, Vec<Action>),
+}
+
 /// The answer to a request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -1319,12 +1339,51 @@ impl Pool {
     /// (unless the address is an IP literal), then for a socket of its key, then for its
     /// connect. It gets exactly one [`Action::Respond`], unless it is
     /// [deallocated](Self::deallocate) first.
+    ///
+    /// The manager calls [`request`](Self::request), the same with its common answer
+    /// given as it is; the tests drive the pool through this one.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn allocate<F>(
         &mut self,
         spec: RequestSpec,
         now: Duration,
-        mut check: F,
+        check: F,
     ) -> Result<(RequestId, Vec<Action>), AllocateError>
+    where
+        F: FnMut(ConnId) -> bool,
+    {
+        match self.request(spec, now, check)? {
+            Allocation::Immediate {
+                request,
+                conn,
+                timer,
+            } => {
+                let mut out = std::mem::take(&mut self.spare);
+                out.push(Action::Respond {
+                    request,
+                    stage: RequestStage::Allocating,
+                    outcome: Outcome::Connected {
+                        conn,
+                        origin: Origin::Immediate,
+                    },
+                });
+                if let Some(at) = timer {
+                    out.push(Action::SetTimer { at });
+                }
+                Ok((request, out))
+            }
+            Allocation::Actions(request, out) => Ok((request, out)),
+        }
+    }
+
+    /// [`allocate`](Self::allocate), with the common answer, an idle socket handed out at
+    /// once, given as it is rather than as a list of actions.
+    pub fn request<F>(
+        &mut self,
+        spec: RequestSpec,
+        now: Duration,
+        mut check: F,
+    ) -> Result<Allocation, AllocateError>
     where
         F: FnMut(ConnId) -> bool,
     {
@@ -1343,14 +1402,15 @@ impl Pool {
         let h = self.intern(&spec.key);
         let seq = self.next_seq();
         let fresh = spec.fresh;
-        let mut out = std::mem::take(&mut self.spare);
-
+        // The actions start in the spare list, where `take_idle` puts its closes: a socket
+        // handed out at once with nothing else to do moves no list.
         let idle = if fresh {
             None
         } else {
-            self.take_idle(h, &mut check, &mut out)
+            self.take_idle(h, &mut check, None)
         };
         let rid;
+        let mut out;
         if let Some(conn) = idle {
             // Answered at once: the request needs no record, only its id, retired as the
             // record's insertion and removal would retire it.
@@ -1359,6 +1419,22 @@ impl Pool {
                 c.requests += 1;
                 c.immediate += 1;
             });
+            // A socket taken from the pool frees no room. Unless stale sockets were closed
+            // on the way (actions already) or requests wait for room, touching the key and
+            // pumping would do nothing: only the timer is reported.
+            if self.spare.is_empty() && self.nothing_waits(h) {
+                let next = self.next_deadline();
+                let timer = (next != self.reported).then(|| {
+                    self.reported = next;
+                    next
+                });
+                return Ok(Allocation::Immediate {
+                    request: rid,
+                    conn,
+                    timer,
+                });
+            }
+            out = std::mem::take(&mut self.spare);
             out.push(Action::Respond {
                 request: rid,
                 stage: RequestStage::Allocating,
@@ -1367,14 +1443,8 @@ impl Pool {
                     origin: Origin::Immediate,
                 },
             });
-            // A socket taken from the pool frees no room. Unless stale sockets were closed
-            // on the way (more actions than the answer) or requests wait for room, touching
-            // the key and pumping would do nothing: only the timer is reported.
-            if out.len() == 1 && self.nothing_waits(h) {
-                self.report_timer(&mut out);
-                return Ok((rid, out));
-            }
         } else {
+            out = std::mem::take(&mut self.spare);
             rid = RequestId(self.requests.insert(Req {
                 seq,
                 host: h,
@@ -1393,7 +1463,7 @@ impl Pool {
             }
         }
         self.settle(h, now, &mut out);
-        Ok((rid, out))
+        Ok(Allocation::Actions(rid, out))
     }
 
     /// Cancels a pending request in any stage. No response follows: a lookup nobody else
@@ -2267,12 +2337,13 @@ impl Pool {
     }
 
     /// Takes the most recently freed idle socket of the key that passes `check`, closing
-    /// those that fail it. The socket is returned in use.
+    /// those that fail it (their actions go to `out`, or to the spare list if `None`). The
+    /// socket is returned in use.
     fn take_idle(
         &mut self,
         h: HostId,
         check: &mut dyn FnMut(ConnId) -> bool,
-        out: &mut Vec<Action>,
+        mut out: Option<&mut Vec<Action>>,
     ) -> Option<ConnId> {
         loop {
             let conn = ConnId(self.hosts.get(h.0)?.idle.last()?);
@@ -2287,10 +2358,14 @@ impl Pool {
             }
             self.drop_conn(conn.0);
             self.count(h, |c| c.stale_discards += 1);
-            out.push(Action::Close {
+            let close = Action::Close {
                 conn,
                 reason: CloseReason::Stale,
-            });
+            };
+            match out.as_deref_mut() {
+                Some(out) => out.push(close),
+                None => self.spare.push(close),
+            }
         }
     }
 
@@ -2555,7 +2630,7 @@ impl Pool {
         let idle = if fresh {
             None
         } else {
-            self.take_idle(h, check, out)
+            self.take_idle(h, check, Some(out))
         };
         if let Some(conn) = idle {
             self.count(h, |c| c.deferred += 1);
