@@ -79,10 +79,14 @@ impl Kernel {
         let caller = Location::caller();
         let args = args.into_args();
         // One lookup of the destination serves the check and the queueing.
+        // (An error made only when needed: one made and dropped on the way costs a call.)
         let dest_key = if dest.is_kernel() {
             super::NO_KEY
         } else {
-            self.key_of(dest).ok_or(Error::NoSuchSession)? as u32
+            let Some(key) = self.key_of(dest) else {
+                return Err(Error::NoSuchSession);
+            };
+            key as u32
         };
         if !self.sender_alive() {
             return Ok(());
@@ -190,7 +194,9 @@ impl Kernel {
     /// `call` into it, without the cost of dispatching an event. Fails with
     /// [`Error::NoSuchSession`] if the session is gone.
     pub fn run_as<R>(&mut self, session: SessionId, f: impl FnOnce(&mut Kernel) -> R) -> Result<R> {
-        let key = self.key_of(session).ok_or(Error::NoSuchSession)?;
+        let Some(key) = self.key_of(session) else {
+            return Err(Error::NoSuchSession);
+        };
         if self.sessions[key].freed {
             return Err(Error::NoSuchSession);
         }
