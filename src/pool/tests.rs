@@ -2260,3 +2260,54 @@ fn a_retired_id_is_an_inserted_and_removed_one() {
         );
     }
 }
+
+/// `request`, which the manager calls, gives a socket handed out at once, with nothing else
+/// done on the way, as it is (`Allocation::Immediate`); a stale socket closed before it
+/// makes the answer a list of actions, the close first.
+#[test]
+fn request_gives_a_socket_handed_out_at_once_as_it_is() {
+    use crate::pool::Allocation;
+    let mut pool = Pool::new(Settings::default()).unwrap();
+    let now = Duration::ZERO;
+    let open = |pool: &mut Pool| {
+        let spec = RequestSpec::new(key(LOCAL, P));
+        let (_, a) = pool.allocate(spec, now, |_| true).unwrap();
+        let c = one_connect(&a);
+        pool.connected(c, now).unwrap();
+        c
+    };
+    let c1 = open(&mut pool);
+    let c2 = open(&mut pool);
+    pool.free(c1, true, now).unwrap();
+    pool.free(c2, true, now).unwrap();
+
+    // The last freed goes at once.
+    let spec = RequestSpec::new(key(LOCAL, P));
+    match pool.request(spec, now, |_| true).unwrap() {
+        Allocation::Immediate { conn, .. } => assert_eq!(conn, c2),
+        other => panic!("not at once: {other:?}"),
+    }
+    pool.check_invariants().unwrap();
+    pool.free(c2, true, now).unwrap();
+
+    // The last freed is found stale: its close, then the other socket.
+    let spec = RequestSpec::new(key(LOCAL, P));
+    match pool.request(spec, now, |c| c != c2).unwrap() {
+        Allocation::Actions(rid, a) => {
+            assert!(
+                matches!(a[0], Action::Close { conn, reason: CloseReason::Stale } if conn == c2),
+                "{a:?}"
+            );
+            assert!(
+                matches!(&a[1], Action::Respond {
+                    request,
+                    outcome: Outcome::Connected { conn, origin: Origin::Immediate },
+                    ..
+                } if *request == rid && *conn == c1),
+                "{a:?}"
+            );
+        }
+        other => panic!("no close: {other:?}"),
+    }
+    pool.check_invariants().unwrap();
+}
