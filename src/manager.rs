@@ -4,8 +4,8 @@
 
 use crate::pool::ECONNREFUSED;
 use crate::pool::{
-    Action, AllocateError, CallError, ConnId, Failure, LookupId, Origin, Outcome, Pool, PoolKey,
-    RequestId, RequestSpec, RequestStage, Settings, SettingsError, Stats,
+    Action, AllocateError, Allocation, CallError, ConnId, Failure, LookupId, Origin, Outcome, Pool,
+    PoolKey, RequestId, RequestSpec, RequestStage, Settings, SettingsError, Stats,
 };
 use crate::resolver::{Resolver, ResolverKind};
 use crate::stream::Stream;
@@ -417,14 +417,15 @@ impl fmt::Debug for Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        self.home.returns.borrow_mut().push(Returned {
+        self.home.returns.borrow_mut().push(TakenBack {
             conn: self.conn,
             parking: self.parking.take(),
             stream: self.stream.take(),
             wheel: self.wheel.take(),
             bare: self.bare,
-            closed: self.closed,
             idle_limit: self.idle_limit,
+            clean: !self.closed,
+            unread: false,
         });
         if !self.home.housekeeping.replace(true) {
             self.reclaim.post(());
@@ -443,23 +444,19 @@ fn stream_of(rw: ReadWrite, bare: bool) -> Option<Stream> {
     }
 }
 
-/// A connection given back, waiting for the manager to take its socket.
-struct Returned {
-    conn: ConnId,
-    parking: Option<Parking>,
-    stream: Option<Stream>,
-    wheel: Option<WheelHandle>,
-    bare: bool,
-    closed: bool,
-    idle_limit: Option<Duration>,
-}
-
-/// A returned socket between its wheel's parking and its free.
+/// A connection given back: what its drop leaves, then, in the same place, its socket out
+/// of its wheel and looked at, until the manager frees it (see
+/// [`Shared::drain_returns`]).
 struct TakenBack {
     conn: ConnId,
     parking: Option<Parking>,
     stream: Option<Stream>,
-    /// Fit for the pool so far.
+    /// The connection's wheel, until the give-back parks it.
+    wheel: Option<WheelHandle>,
+    /// The wheel holds the socket as a bare `TcpStream` (see [`stream_of`]).
+    bare: bool,
+    idle_limit: Option<Duration>,
+    /// Fit for the pool so far (not closed, to begin with).
     clean: bool,
     /// Data came that nobody read: the close resets.
     unread: bool,
@@ -730,7 +727,6 @@ impl KeepaliveBuilder {
                 timer: None,
                 to_watch: Vec::new(),
                 spare_returns: Vec::new(),
-                spare_taken: Vec::new(),
                 refused: HashMap::new(),
                 lookup_hosts: HashMap::new(),
                 addrs: HashMap::new(),
@@ -788,7 +784,7 @@ impl fmt::Debug for Keepalive {
 
 struct Shared {
     inner: RefCell<Inner>,
-    returns: RefCell<Vec<Returned>>,
+    returns: RefCell<Vec<TakenBack>>,
     /// A `ka_housekeeping` event is on its way (returns to take, idle sockets to watch).
     housekeeping: std::cell::Cell<bool>,
 }
@@ -879,8 +875,7 @@ struct Inner {
     /// Idle sockets to watch, with when they were pooled.
     to_watch: Vec<(ConnId, Duration)>,
     /// Empty lists kept for the next give-back (see [`Shared::drain_returns`]).
-    spare_returns: Vec<Returned>,
-    spare_taken: Vec<TakenBack>,
+    spare_returns: Vec<TakenBack>,
     /// Addresses that refused a connection: until when connects to them wait, and the
     /// pause that led there.
     refused: HashMap<SocketAddr, (Duration, Duration)>,
@@ -942,13 +937,26 @@ impl Keepalive {
         if requester.is_kernel() {
             return Err(Error::NoRequester);
         }
-        if self.is_shut_down() {
-            return Err(AllocateError::ShutDown.into());
-        }
+        // One look at the manager's state: shut down, and its session if it has one.
+        let session = {
+            let inner = self.shared.inner.borrow();
+            if inner.pool.is_shut_down() {
+                return Err(AllocateError::ShutDown.into());
+            }
+            inner.session
+        };
         if request.event.is_empty() {
             return Err(Error::NoEvent);
         }
-        self.exec(kernel, move |k, sh| sh.allocate(k, requester, request))?
+        let sid = match session {
+            Some(sid) => sid,
+            None => self.ensure_session(kernel)?,
+        };
+        let f = move |k: &mut Kernel| self.shared.allocate(k, requester, request);
+        if kernel.active_session() == sid {
+            return f(kernel);
+        }
+        kernel.run_as(sid, f)?
     }
 
     /// Cancels a pending request in any stage (lookup, queue, connect): no response
@@ -1126,19 +1134,61 @@ impl Shared {
         }
         let Inner { pool, socks, .. } = inner;
         let fresh = look_mark(k);
-        let (rid, actions) = pool.allocate(spec, now, |c| check_idle(socks, c, fresh))?;
-        let i = rid.index();
-        if inner.reqs.len() <= i {
-            inner.reqs.resize_with(i + 1, || None);
-        }
-        inner.reqs[i] = Some(ReqMeta {
+        let allocation = pool.request(spec, now, |c| check_idle(socks, c, fresh))?;
+        let (rid, actions) = match allocation {
+            Allocation::Immediate {
+                request: rid,
+                conn,
+                timer,
+            } => {
+                // A pooled socket handed out at once, and nothing else to do but maybe the
+                // timer: the answer, then the timer, as the pool's two actions would be.
+                let meta = ReqMeta {
+                    id: rid,
+                    key,
+                    session: requester,
+                    event,
+                    context,
+                    held: false,
+                };
+                let outcome = Outcome::Connected {
+                    conn,
+                    origin: Origin::Immediate,
+                };
+                self.respond(k, inner, rid, Some(meta), RequestStage::Allocating, outcome);
+                if let Some(at) = timer {
+                    self.set_timer(k, inner, at);
+                }
+                Self::release_reclaim(inner);
+                log::trace!("allocate {rid} for session {}", requester.get());
+                return Ok(rid);
+            }
+            Allocation::Actions(rid, actions) => (rid, actions),
+        };
+        let meta = ReqMeta {
             id: rid,
             key,
             session: requester,
             event,
             context,
             held: false,
-        });
+        };
+        // Answered among these actions (a pooled socket handed out at once): the answer
+        // takes the request's record from here, not stored and taken back. Otherwise the
+        // record waits for the answer where every later action finds it.
+        let answered = actions
+            .iter()
+            .any(|a| matches!(a, Action::Respond { request, .. } if *request == rid));
+        if answered {
+            self.perform_with(k, inner, actions, Some(now), Some(meta));
+            log::trace!("allocate {rid} for session {}", requester.get());
+            return Ok(rid);
+        }
+        let i = rid.index();
+        if inner.reqs.len() <= i {
+            inner.reqs.resize_with(i + 1, || None);
+        }
+        inner.reqs[i] = Some(meta);
         self.perform_at(k, inner, actions, Some(now));
         if let Some(Some(m)) = inner.reqs.get_mut(i) {
             if m.id == rid && !m.held {
@@ -1192,73 +1242,54 @@ impl Shared {
     /// Takes back the sockets of dropped connections. `now` is the caller's reading of the
     /// clock, if it has one (else the clock is read once, if anything was given back).
     fn drain_returns(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, now: Option<Duration>) {
-        loop {
+        // Until nothing more is given back; with nothing, the lists stay where they are.
+        while !self.returns.borrow().is_empty() {
             // The lists change hands instead of being allocated for each batch: the batch
             // taken here leaves the empty one of the last batch for the next returns.
             let mut batch = std::mem::take(&mut inner.spare_returns);
             std::mem::swap(&mut batch, &mut *self.returns.borrow_mut());
-            if batch.is_empty() {
-                inner.spare_returns = batch;
-                return;
-            }
             let now = now.unwrap_or_else(|| Self::now(inner, k));
-            let mut taken = std::mem::take(&mut inner.spare_taken);
-            for r in batch.drain(..) {
-                taken.push(Self::take_back(k, inner, r));
+            // Each socket is taken back in its place in the list, not moved to another.
+            for t in &mut batch {
+                Self::take_back(k, inner, t);
             }
-            inner.spare_returns = batch;
-            check_quiet(&mut taken);
+            check_quiet(&mut batch);
             // The frees of a batch share one list of actions, carried out once.
             let mut actions = inner.pool.action_list();
-            for t in taken.drain(..) {
+            for t in batch.drain(..) {
                 self.reclaim(k, inner, t, now, &mut actions);
             }
-            inner.spare_taken = taken;
+            inner.spare_returns = batch;
             self.perform_at(k, inner, actions, Some(now));
         }
     }
 
     /// A returned socket's first steps: its wheel parked, and what the wheel knows of it.
-    fn take_back(k: &mut Kernel, inner: &mut Inner, r: Returned) -> TakenBack {
+    fn take_back(k: &mut Kernel, inner: &mut Inner, t: &mut TakenBack) {
         inner.out = inner.out.saturating_sub(1);
-        let Returned {
-            conn,
-            mut parking,
-            mut stream,
-            wheel,
-            bare,
-            closed,
-            idle_limit,
-        } = r;
-        let mut clean = !closed && idle_limit != Some(Duration::ZERO);
-        if let Some(limit) = idle_limit {
-            let _ = inner.pool.set_idle_limit(conn, limit);
+        if let Some(limit) = t.idle_limit {
+            if limit.is_zero() {
+                t.clean = false;
+            }
+            let _ = inner.pool.set_idle_limit(t.conn, limit);
         }
-        let mut unread = false;
-        if let Some(h) = wheel {
+        if let Some(h) = t.wheel.take() {
             match k.wheel_park::<ReadWrite>(h) {
                 Some((rw, p)) => {
-                    parking = Some(p);
+                    t.parking = Some(p);
                     // Input the wheel read and did not deliver, a shut-down direction or
                     // unsent output make the socket unfit without a look at it.
-                    unread = rw.input_pending_octets() > 0;
-                    if unread || rw.is_shut_down() || rw.driver_out_octets() > 0 {
-                        clean = false;
+                    t.unread = rw.input_pending_octets() > 0;
+                    if t.unread || rw.is_shut_down() || rw.driver_out_octets() > 0 {
+                        t.clean = false;
                     }
-                    stream = stream_of(rw, bare);
+                    t.stream = stream_of(rw, t.bare);
                 }
-                None => clean = false,
+                None => t.clean = false,
             }
         }
-        if stream.is_none() {
-            clean = false;
-        }
-        TakenBack {
-            conn,
-            parking,
-            stream,
-            clean,
-            unread,
+        if t.stream.is_none() {
+            t.clean = false;
         }
     }
 
@@ -1278,6 +1309,7 @@ impl Shared {
             stream,
             clean,
             unread,
+            ..
         } = t;
         if unread {
             if let Some(s) = &stream {
@@ -1316,37 +1348,36 @@ impl Shared {
     fn watch_idle(self: &Rc<Self>, k: &mut Kernel) {
         let mut inner = self.inner.borrow_mut();
         let now = Self::now(&inner, k);
-        let list = std::mem::take(&mut inner.to_watch);
-        let mut later = Vec::new();
-        for (conn, since) in list {
-            let still_idle = matches!(
-                inner.socks.get(conn.index()),
-                Some(Some(s)) if s.id == conn && s.watch == Watch::IdlePending && s.pooled_at == since
-            );
+        // The entries that wait longer stay in the list, which keeps its capacity.
+        let mut list = std::mem::take(&mut inner.to_watch);
+        let socks = &mut inner.socks;
+        list.retain(|&(conn, since)| {
+            let Some(Some(s)) = socks.get_mut(conn.index()) else {
+                return false;
+            };
+            let still_idle = s.id == conn && s.watch == Watch::IdlePending && s.pooled_at == since;
             if !still_idle {
-                continue;
+                return false;
             }
             if now < since + WATCH_GRACE {
-                later.push((conn, since));
-                continue;
+                return true;
             }
-            if let Some(Some(s)) = inner.socks.get_mut(conn.index()) {
-                if s.id == conn && s.watch == Watch::IdlePending {
-                    if let Some(st) = &s.stream {
-                        // The watch takes the registration over.
-                        if let Some(p) = s.parking.take() {
-                            k.wheel_unpark(p);
-                        }
-                        log::trace!("{conn}: watched while idle");
-                        if k.select_read(&st.as_raw_fd(), "ka_idle", (conn,)).is_ok() {
-                            s.watch = Watch::Idle;
-                        }
-                    }
+            if let Some(st) = &s.stream {
+                // The watch takes the registration over.
+                if let Some(p) = s.parking.take() {
+                    k.wheel_unpark(p);
+                }
+                log::trace!("{conn}: watched while idle");
+                if k.select_read(&st.as_raw_fd(), "ka_idle", (conn,)).is_ok() {
+                    s.watch = Watch::Idle;
                 }
             }
-        }
-        if let Some(&(_, first)) = later.iter().min_by_key(|(_, t)| *t) {
-            inner.to_watch.extend(later);
+            false
+        });
+        let first = list.iter().map(|&(_, t)| t).min();
+        debug_assert!(inner.to_watch.is_empty());
+        inner.to_watch = list;
+        if let Some(first) = first {
             if !self.housekeeping.replace(true) {
                 let wait = (first + WATCH_GRACE).saturating_sub(now);
                 if k.delay_set("ka_housekeeping", wait, ()).is_err() {
@@ -2125,8 +2156,21 @@ impl Shared {
         self: &Rc<Self>,
         k: &mut Kernel,
         inner: &mut Inner,
+        actions: Vec<Action>,
+        now: Option<Duration>,
+    ) {
+        self.perform_with(k, inner, actions, now, None);
+    }
+
+    /// [`perform_at`](Shared::perform_at) with, in hand, the record of a request that the
+    /// actions answer (`answering`, not stored in `reqs`).
+    fn perform_with(
+        self: &Rc<Self>,
+        k: &mut Kernel,
+        inner: &mut Inner,
         mut actions: Vec<Action>,
         mut now: Option<Duration>,
+        mut answering: Option<ReqMeta>,
     ) {
         for a in actions.drain(..) {
             match a {
@@ -2210,7 +2254,20 @@ impl Shared {
                     request,
                     stage,
                     outcome,
-                } => self.respond(k, inner, request, stage, outcome),
+                } => {
+                    let meta = match answering.take() {
+                        Some(m) if m.id == request => Some(m),
+                        other => {
+                            answering = other;
+                            inner
+                                .reqs
+                                .get_mut(request.index())
+                                .and_then(Option::take)
+                                .filter(|m| m.id == request)
+                        }
+                    };
+                    self.respond(k, inner, request, meta, stage, outcome);
+                }
             }
         }
         inner.pool.recycle(actions);
@@ -2277,20 +2334,17 @@ impl Shared {
         log::debug!("resolving {host}");
     }
 
+    /// Delivers a request's answer; `meta` is its record, if it is still pending.
     fn respond(
         self: &Rc<Self>,
         k: &mut Kernel,
         inner: &mut Inner,
         request: RequestId,
+        meta: Option<ReqMeta>,
         stage: RequestStage,
         outcome: Outcome,
     ) {
-        let Some(meta) = inner
-            .reqs
-            .get_mut(request.index())
-            .and_then(Option::take)
-            .filter(|m| m.id == request)
-        else {
+        let Some(meta) = meta else {
             log::debug!("response to unknown {request} dropped");
             return;
         };
@@ -2455,6 +2509,9 @@ mod tests {
             conn: ConnId::test_new(0),
             parking: None,
             stream: Some(stream),
+            wheel: None,
+            bare: true,
+            idle_limit: None,
             clean,
             unread: false,
         }

@@ -113,6 +113,35 @@ impl<T> Arena<T> {
         }
     }
 
+    /// The key an [`insert`](Self::insert) would give, retired at once, as that insert
+    /// followed by a [`remove`](Self::remove) would leave the arena (the slot's generation
+    /// moved on, the slot vacant again, on top of the vacant ones): for an id that never
+    /// needs a value.
+    fn retire_next(&mut self) -> Key {
+        while let Some(&index) = self.vacant.last() {
+            match self.entries.get_mut(index) {
+                Some(entry) if entry.value.is_none() => {
+                    let generation = entry.generation;
+                    entry.generation = generation.wrapping_add(1);
+                    return Key { index, generation };
+                }
+                _ => {
+                    self.vacant.pop();
+                }
+            }
+        }
+        let index = self.entries.len();
+        self.entries.push(Entry {
+            generation: 1,
+            value: None,
+        });
+        self.vacant.push(index);
+        Key {
+            index,
+            generation: 0,
+        }
+    }
+
     fn get(&self, key: Key) -> Option<&T> {
         self.entries
             .get(key.index)
@@ -676,6 +705,26 @@ impl fmt::Display for Failure {
 /// `Result<_, HandlerError>` or `Box<dyn Error>`. Its `$!` is kept as a number, not as a
 /// source: [`Failure::io_error`] rebuilds the `io::Error`.
 impl std::error::Error for Failure {}
+
+/// What [`Pool::request`] did with a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Allocation {
+    /// Answered at once with an idle socket of its key ([`Origin::Immediate`], stage
+    /// [`RequestStage::Allocating`]); the id is already retired. Nothing else was done
+    /// but, if `timer` is set, a change of the earliest deadline to report (what
+    /// [`Action::SetTimer`] carries). [`Pool::allocate`] gives the same as those two
+    /// actions.
+    Immediate {
+        /// The request.
+        request: RequestId,
+        /// The socket handed out, now in use.
+        conn: ConnId,
+        /// The earliest deadline, if it changed.
+        timer: Option<Option<Duration>>,
+    },
+    /// Anything else: the request's id and the actions, as [`Pool::allocate`] gives them.
+    Actions(RequestId, Vec<Action>),
+}
 
 /// The answer to a request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -1290,12 +1339,51 @@ impl Pool {
     /// (unless the address is an IP literal), then for a socket of its key, then for its
     /// connect. It gets exactly one [`Action::Respond`], unless it is
     /// [deallocated](Self::deallocate) first.
+    ///
+    /// The manager calls [`request`](Self::request), the same with its common answer
+    /// given as it is; the tests drive the pool through this one.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn allocate<F>(
         &mut self,
         spec: RequestSpec,
         now: Duration,
-        mut check: F,
+        check: F,
     ) -> Result<(RequestId, Vec<Action>), AllocateError>
+    where
+        F: FnMut(ConnId) -> bool,
+    {
+        match self.request(spec, now, check)? {
+            Allocation::Immediate {
+                request,
+                conn,
+                timer,
+            } => {
+                let mut out = std::mem::take(&mut self.spare);
+                out.push(Action::Respond {
+                    request,
+                    stage: RequestStage::Allocating,
+                    outcome: Outcome::Connected {
+                        conn,
+                        origin: Origin::Immediate,
+                    },
+                });
+                if let Some(at) = timer {
+                    out.push(Action::SetTimer { at });
+                }
+                Ok((request, out))
+            }
+            Allocation::Actions(request, out) => Ok((request, out)),
+        }
+    }
+
+    /// [`allocate`](Self::allocate), with the common answer, an idle socket handed out at
+    /// once, given as it is rather than as a list of actions.
+    pub fn request<F>(
+        &mut self,
+        spec: RequestSpec,
+        now: Duration,
+        mut check: F,
+    ) -> Result<Allocation, AllocateError>
     where
         F: FnMut(ConnId) -> bool,
     {
@@ -1314,36 +1402,57 @@ impl Pool {
         let h = self.intern(&spec.key);
         let seq = self.next_seq();
         let fresh = spec.fresh;
-        let rid = RequestId(self.requests.insert(Req {
-            seq,
-            host: h,
-            fresh,
-            stage: ReqStage::Allocating,
-            timer: None,
-        }));
-        self.count(h, |c| c.requests += 1);
-        let mut out = std::mem::take(&mut self.spare);
-
+        // The actions start in the spare list, where `take_idle` puts its closes: a socket
+        // handed out at once with nothing else to do moves no list.
         let idle = if fresh {
             None
         } else {
-            self.take_idle(h, &mut check, &mut out)
+            self.take_idle(h, &mut check, None)
         };
+        let rid;
+        let mut out;
         if let Some(conn) = idle {
-            self.count(h, |c| c.immediate += 1);
-            let outcome = Outcome::Connected {
-                conn,
-                origin: Origin::Immediate,
-            };
-            self.respond(rid, RequestStage::Allocating, outcome, &mut out);
+            // Answered at once: the request needs no record, only its id, retired as the
+            // record's insertion and removal would retire it.
+            rid = RequestId(self.requests.retire_next());
+            self.count(h, |c| {
+                c.requests += 1;
+                c.immediate += 1;
+            });
             // A socket taken from the pool frees no room. Unless stale sockets were closed
-            // on the way (more actions than the answer) or requests wait for room, touching
-            // the key and pumping would do nothing: only the timer is reported.
-            if out.len() == 1 && self.nothing_waits(h) {
-                self.report_timer(&mut out);
-                return Ok((rid, out));
+            // on the way (actions already) or requests wait for room, touching the key and
+            // pumping would do nothing: only the timer is reported.
+            if self.spare.is_empty() && self.nothing_waits(h) {
+                let next = self.next_deadline();
+                let timer = (next != self.reported).then(|| {
+                    self.reported = next;
+                    next
+                });
+                return Ok(Allocation::Immediate {
+                    request: rid,
+                    conn,
+                    timer,
+                });
             }
+            out = std::mem::take(&mut self.spare);
+            out.push(Action::Respond {
+                request: rid,
+                stage: RequestStage::Allocating,
+                outcome: Outcome::Connected {
+                    conn,
+                    origin: Origin::Immediate,
+                },
+            });
         } else {
+            out = std::mem::take(&mut self.spare);
+            rid = RequestId(self.requests.insert(Req {
+                seq,
+                host: h,
+                fresh,
+                stage: ReqStage::Allocating,
+                timer: None,
+            }));
+            self.count(h, |c| c.requests += 1);
             let timer = self.arm(now.saturating_add(timeout), Timer::Request(rid));
             if let Some(req) = self.requests.get_mut(rid.0) {
                 req.timer = Some(timer);
@@ -1354,7 +1463,7 @@ impl Pool {
             }
         }
         self.settle(h, now, &mut out);
-        Ok((rid, out))
+        Ok(Allocation::Actions(rid, out))
     }
 
     /// Cancels a pending request in any stage. No response follows: a lookup nobody else
@@ -1533,7 +1642,7 @@ impl Pool {
         let oldest_runnable = self.runnable.keys().next().copied();
         let requests = &self.requests;
         let waiter = match self.hosts.get_mut(h.0) {
-            Some(host) if reusable && !self.shut_down => {
+            Some(host) if reusable && !self.shut_down && !host.waiters.is_empty() => {
                 let first = host
                     .waiters
                     .iter()
@@ -2228,12 +2337,13 @@ impl Pool {
     }
 
     /// Takes the most recently freed idle socket of the key that passes `check`, closing
-    /// those that fail it. The socket is returned in use.
+    /// those that fail it (their actions go to `out`, or to the spare list if `None`). The
+    /// socket is returned in use.
     fn take_idle(
         &mut self,
         h: HostId,
         check: &mut dyn FnMut(ConnId) -> bool,
-        out: &mut Vec<Action>,
+        mut out: Option<&mut Vec<Action>>,
     ) -> Option<ConnId> {
         loop {
             let conn = ConnId(self.hosts.get(h.0)?.idle.last()?);
@@ -2248,10 +2358,14 @@ impl Pool {
             }
             self.drop_conn(conn.0);
             self.count(h, |c| c.stale_discards += 1);
-            out.push(Action::Close {
+            let close = Action::Close {
                 conn,
                 reason: CloseReason::Stale,
-            });
+            };
+            match out.as_deref_mut() {
+                Some(out) => out.push(close),
+                None => self.spare.push(close),
+            }
         }
     }
 
@@ -2316,40 +2430,36 @@ impl Pool {
     /// Pools a socket that was in use (its in-use count already released).
     fn park(&mut self, conn: ConnId, now: Duration, out: &mut Vec<Action>) {
         let seq = self.next_seq();
-        let (limit, expires) = self
-            .conns
-            .get(conn.0)
-            .map_or((None, None), |c| (c.idle_limit, c.expires));
-        let life = limit.map_or(self.settings.keep_alive, |l| {
-            l.min(self.settings.keep_alive)
-        });
+        let keep_alive = self.settings.keep_alive;
+        let Some(c) = self.conns.get_mut(conn.0) else {
+            // No socket: nothing to pool (the timer it would have had takes its number).
+            self.next_seq();
+            return;
+        };
+        let life = c.idle_limit.map_or(keep_alive, |l| l.min(keep_alive));
         let mut until = now.saturating_add(life);
-        if let Some(e) = expires {
+        if let Some(e) = c.expires {
             until = until.min(e.max(now));
         }
         // A socket handed out and given back within its keep-alive keeps the timer of its
         // last idle spell: it fires early, finds the socket idle until later, and is set
         // again then. A request served on a pooled socket so costs no timer operation (a
         // removal and an insertion in the timer map each time otherwise).
-        let lingering = self
-            .conns
-            .get(conn.0)
-            .and_then(|c| c.timer)
-            .filter(|tk| tk.0 <= until);
-        let timer = match lingering {
-            Some(tk) => tk,
-            None => {
-                let old = self.conns.get_mut(conn.0).and_then(|c| c.timer.take());
+        let c = match c.timer {
+            Some(tk) if tk.0 <= until => c,
+            old => {
+                c.timer = None;
                 self.disarm(old);
-                self.arm(until, Timer::Conn(conn))
+                let timer = self.arm(until, Timer::Conn(conn));
+                let Some(c) = self.conns.get_mut(conn.0) else {
+                    self.timer_remove(&timer);
+                    return;
+                };
+                c.timer = Some(timer);
+                c
             }
         };
-        let Some(c) = self.conns.get_mut(conn.0) else {
-            self.timer_remove(&timer);
-            return;
-        };
         c.state = CState::Idle(seq);
-        c.timer = Some(timer);
         c.idle_until = until;
         let h = c.host;
         self.lru.push_back(&mut self.conns, conn.0, lru_link);
@@ -2520,7 +2630,7 @@ impl Pool {
         let idle = if fresh {
             None
         } else {
-            self.take_idle(h, check, out)
+            self.take_idle(h, check, Some(out))
         };
         if let Some(conn) = idle {
             self.count(h, |c| c.deferred += 1);

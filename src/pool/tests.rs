@@ -2221,3 +2221,93 @@ fn the_module_example() {
         }
     )));
 }
+
+/// An id retired without a record (a request answered at once) is the one the record's
+/// insertion and removal would give, and leaves the arena as they would: the same ids
+/// follow.
+#[test]
+fn a_retired_id_is_an_inserted_and_removed_one() {
+    use super::Arena;
+    let mut retired: Arena<u32> = Arena::new();
+    let mut inserted: Arena<u32> = Arena::new();
+    let mut live = Vec::new();
+    for step in 0..60u32 {
+        match step % 5 {
+            // Retire an id both ways.
+            0 | 3 => {
+                let a = retired.retire_next();
+                let b = inserted.insert(step);
+                assert_eq!(inserted.remove(b), Some(step));
+                assert_eq!(a, b, "step {step}");
+            }
+            // Keep a record, or let an old one go.
+            1 | 4 => {
+                let a = retired.insert(step);
+                let b = inserted.insert(step);
+                assert_eq!(a, b, "step {step}");
+                live.push(a);
+            }
+            _ => {
+                if let Some(k) = live.pop() {
+                    assert_eq!(retired.remove(k), inserted.remove(k));
+                }
+            }
+        }
+        assert_eq!(
+            format!("{retired:?}"),
+            format!("{inserted:?}"),
+            "step {step}"
+        );
+    }
+}
+
+/// `request`, which the manager calls, gives a socket handed out at once, with nothing else
+/// done on the way, as it is (`Allocation::Immediate`); a stale socket closed before it
+/// makes the answer a list of actions, the close first.
+#[test]
+fn request_gives_a_socket_handed_out_at_once_as_it_is() {
+    use crate::pool::Allocation;
+    let mut pool = Pool::new(Settings::default()).unwrap();
+    let now = Duration::ZERO;
+    let open = |pool: &mut Pool| {
+        let spec = RequestSpec::new(key(LOCAL, P));
+        let (_, a) = pool.allocate(spec, now, |_| true).unwrap();
+        let c = one_connect(&a);
+        pool.connected(c, now).unwrap();
+        c
+    };
+    let c1 = open(&mut pool);
+    let c2 = open(&mut pool);
+    pool.free(c1, true, now).unwrap();
+    pool.free(c2, true, now).unwrap();
+
+    // The last freed goes at once.
+    let spec = RequestSpec::new(key(LOCAL, P));
+    match pool.request(spec, now, |_| true).unwrap() {
+        Allocation::Immediate { conn, .. } => assert_eq!(conn, c2),
+        other => panic!("not at once: {other:?}"),
+    }
+    pool.check_invariants().unwrap();
+    pool.free(c2, true, now).unwrap();
+
+    // The last freed is found stale: its close, then the other socket.
+    let spec = RequestSpec::new(key(LOCAL, P));
+    match pool.request(spec, now, |c| c != c2).unwrap() {
+        Allocation::Actions(rid, a) => {
+            assert!(
+                matches!(a[0], Action::Close { conn, reason: CloseReason::Stale } if conn == c2),
+                "{a:?}"
+            );
+            assert!(
+                matches!(&a[1], Action::Respond {
+                    request,
+                    outcome: Outcome::Connected { conn, origin: Origin::Immediate },
+                    ..
+                } if *request == rid && *conn == c1),
+                "{a:?}"
+            );
+        }
+        other => panic!("no close: {other:?}"),
+    }
+    pool.check_invariants().unwrap();
+}

@@ -77,10 +77,25 @@ impl Kernel {
     #[track_caller]
     pub fn post_event(&mut self, dest: SessionId, ev: EventId, args: impl IntoArgs) -> Result<()> {
         let caller = Location::caller();
-        if !self.session_exists(dest) {
-            return Err(Error::NoSuchSession);
+        let args = args.into_args();
+        // One lookup of the destination serves the check and the queueing.
+        // (An error made only when needed: one made and dropped on the way costs a call.)
+        let dest_key = if dest.is_kernel() {
+            super::NO_KEY
+        } else {
+            let Some(key) = self.key_of(dest) else {
+                return Err(Error::NoSuchSession);
+            };
+            key as u32
+        };
+        if !self.sender_alive() {
+            return Ok(());
         }
-        self.post_id_from_active(dest, ev, args.into_args(), caller);
+        let t = self.now_fifo();
+        let sender = self.active.session;
+        self.flush_postbacks();
+        let args = args.into_boxed();
+        self.enqueue_to_key(ItemKind::Post, dest, dest_key, sender, ev, args, t, caller);
         Ok(())
     }
 
@@ -179,7 +194,9 @@ impl Kernel {
     /// `call` into it, without the cost of dispatching an event. Fails with
     /// [`Error::NoSuchSession`] if the session is gone.
     pub fn run_as<R>(&mut self, session: SessionId, f: impl FnOnce(&mut Kernel) -> R) -> Result<R> {
-        let key = self.key_of(session).ok_or(Error::NoSuchSession)?;
+        let Some(key) = self.key_of(session) else {
+            return Err(Error::NoSuchSession);
+        };
         if self.sessions[key].freed {
             return Err(Error::NoSuchSession);
         }

@@ -141,6 +141,24 @@ impl Kernel {
     ) -> ItemId {
         self.flush_postbacks();
         let dest_key = self.key_or_none(dest);
+        self.enqueue_to_key(kind, dest, dest_key, sender, event, args, time, caller)
+    }
+
+    /// [`Kernel::enqueue_boxed`] with the destination's key already looked up
+    /// ([`NO_KEY`] for none); postbacks already flushed.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn enqueue_to_key(
+        &mut self,
+        kind: ItemKind,
+        dest: SessionId,
+        dest_key: u32,
+        sender: SessionId,
+        event: EventId,
+        args: Box<[crate::value::Arg]>,
+        time: Time,
+        caller: &'static Location<'static>,
+    ) -> ItemId {
         // Yields and timers: a session sending to itself.
         let sender_key = if sender == dest {
             dest_key

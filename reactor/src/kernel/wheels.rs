@@ -636,21 +636,34 @@ impl Kernel {
         // No id names the slot while it is parked.
         slot.id = WheelId::PARKED;
         let obj = std::mem::replace(&mut slot.obj, parked);
-        let (owner, holding, gen) = (slot.owner, slot.holding, slot.gen);
+        let (owner, owner_key, holding, gen) = (slot.owner, slot.owner_key, slot.holding, slot.gen);
         slot.owner = super::session::KERNEL;
         slot.holding = false;
-        self.handles_add(owner, -1);
         if holding {
             self.wheels.holding -= 1;
-            self.ref_dec(owner);
+        }
+        // The owner's handle count, and the reference the wheel held: the owner found by
+        // the slot it had when the wheel was made (checked), else by id.
+        let live = |r: &super::sessions::SessionRec| r.id == owner && !r.freed;
+        let found = match self.sessions.get(owner_key as usize) {
+            Some(r) if live(r) => Some(owner_key as usize),
+            _ => self.key_of(owner),
+        };
+        if let Some(k) = found {
+            let h = &mut self.sessions[k].handles;
+            *h = h.saturating_sub(1);
+            if holding {
+                self.ref_dec_key(k);
+            }
         }
         log::trace!("wheel {id} parked");
-        let w = obj.into_any().downcast::<W>().ok().map(|b| *b);
-        if w.is_none() {
-            self.wheels.slots.remove(key);
-            return None;
+        match obj.into_any().downcast::<W>() {
+            Ok(w) => Some((*w, Parking { key, gen })),
+            Err(_) => {
+                self.wheels.slots.remove(key);
+                None
+            }
         }
-        w.map(|w| (w, Parking { key, gen }))
     }
 
     /// Forgets a parking (the handle is about to close, or is registered otherwise). A
