@@ -217,7 +217,7 @@ impl Line {
     }
 
     /// The next line, terminator removed; `None` when no whole line is buffered.
-    fn next_line(&mut self) -> Result<Option<Vec<u8>>, FilterError> {
+    pub(crate) fn next_line(&mut self) -> Result<Option<Vec<u8>>, FilterError> {
         if self.buf.is_empty() {
             // The usual second look, after the one line a read brought.
             return Ok(None);

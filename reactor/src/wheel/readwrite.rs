@@ -941,6 +941,29 @@ impl ReadWrite {
             let Some(ev) = w.event_id(RwEvent::Input) else {
                 return;
             };
+            // A `Line` gives one record at a time: it goes to the handler as it comes, with
+            // no list for more.
+            if let Some(line) = w.in_filter.as_line() {
+                match line.next_line() {
+                    Ok(Some(rec)) => {
+                        let drained = !line.may_have_record();
+                        if drained {
+                            w.parse_pending = false;
+                        }
+                        let args = kernel.wheel_input_args(rec, id);
+                        kernel.wheel_call_at(at, owner, ev, args);
+                        if drained {
+                            return;
+                        }
+                    }
+                    Ok(None) => {
+                        w.parse_pending = false;
+                        return;
+                    }
+                    Err(e) => return Self::parse_failed(kernel, at, id, owner, e),
+                }
+                continue;
+            }
             // Filters give one record at a time (Map may give more): the first goes in a
             // slot on the stack, so the usual case needs no list.
             let mut first = None;
@@ -969,18 +992,27 @@ impl ReadWrite {
                         return;
                     }
                 }
-                Err(e) => {
-                    w.parse_pending = false;
-                    if let Some(err) = w.event_id(RwEvent::Error) {
-                        kernel.wheel_call(
-                            owner,
-                            err,
-                            (WheelError::filter("read", e), id).into_args(),
-                        );
-                    }
-                    return;
-                }
+                Err(e) => return Self::parse_failed(kernel, at, id, owner, e),
             }
+        }
+    }
+
+    /// The input filter failed: nothing more is parsed until new input comes, and the
+    /// failure goes to the error event.
+    #[cold]
+    fn parse_failed(
+        kernel: &mut Kernel,
+        at: crate::kernel::wheels::WheelAt,
+        id: WheelId,
+        owner: crate::SessionId,
+        e: crate::filter::FilterError,
+    ) {
+        let Some(w) = kernel.wheel_at::<ReadWrite>(at) else {
+            return;
+        };
+        w.parse_pending = false;
+        if let Some(err) = w.event_id(RwEvent::Error) {
+            kernel.wheel_call(owner, err, (WheelError::filter("read", e), id).into_args());
         }
     }
 
