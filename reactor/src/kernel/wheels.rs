@@ -781,7 +781,7 @@ impl Kernel {
     }
 
     /// [`Kernel::wheel_call`] for a located wheel: its owner is found by slot, not by id.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn wheel_call_at(
         &mut self,
         at: WheelAt,
