@@ -1090,13 +1090,21 @@ impl ReadWrite {
     fn write_out(&mut self, spares: &mut Vec<Vec<u8>>) -> Option<io::Error> {
         let mut error = None;
         while !self.out.is_empty() {
-            let (result, wanted) = if self.out.len() == 1 {
+            let single = self.out.len() == 1;
+            let (result, wanted) = if single {
                 let chunk = self.out.front().expect("one chunk waits");
                 (self.handles.write_one(chunk), chunk.len())
             } else {
                 self.write_vectored()
             };
             match result {
+                // The usual write: the one chunk, taken whole.
+                Ok(written) if single && written == wanted => {
+                    self.out_octets -= written;
+                    if let Some(done) = self.out.pop_front() {
+                        keep_spare_buffer(spares, done);
+                    }
+                }
                 Ok(written) => {
                     let mut n = written;
                     self.out_octets -= n;
