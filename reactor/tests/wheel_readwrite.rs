@@ -1385,3 +1385,67 @@ fn set_filter_delivers_buffered_records_before_it_returns() {
         ["in one", "before set_filter", "in two", "after set_filter"]
     );
 }
+
+/// A line past the filter's `MaxLength` reaches the error event once, as the read's filter
+/// failure, after the line before it in the same read; a failed parse stops parsing until
+/// more input comes, and the line after the long one is delivered then.
+#[test]
+fn a_line_too_long_reaches_the_error_event_between_the_lines_around_it() {
+    let _guard = timeout(10, "line too long");
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    (&theirs).write_all(b"ok\ntoo long\nafter\n").unwrap();
+    let socket = std::cell::Cell::new(Some(UnixStream::from_std(ours)));
+    let log: Shared<Vec<String>> = Rc::default();
+    let (l_in, l_err) = (log.clone(), log.clone());
+    let theirs = std::cell::Cell::new(Some(theirs));
+    let mut k = Kernel::new().unwrap();
+    k.create(
+        Session::new(None::<WheelHandle>)
+            .on(
+                "_start",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    let line = Line::builder().max_length(5).build()?;
+                    let w = ReadWrite::builder(socket.take().ok_or("started twice")?)
+                        .filter(line)
+                        .input_event("got")
+                        .error_event("failed")
+                        .build(ctx)?;
+                    *ctx.heap() = Some(w);
+                    Ok(())
+                },
+            )
+            .on(
+                "got",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    l_in.borrow_mut().push(text(ctx)?);
+                    Ok(())
+                },
+            )
+            .on(
+                "failed",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    if ctx.arg::<WheelError>(0)?.is_eof() {
+                        *ctx.heap() = None;
+                        return Ok(());
+                    }
+                    let e = ctx.arg::<WheelError>(0)?;
+                    l_err
+                        .borrow_mut()
+                        .push(format!("{} {:?}", e.operation, e.filter.as_deref()));
+                    // More input, then the end: the line after the long one comes with it.
+                    if let Some(peer) = theirs.take() {
+                        (&peer).write_all(b"\n")?;
+                    }
+                    Ok(())
+                },
+            ),
+    )
+    .unwrap();
+    k.run().unwrap();
+    let log = log.borrow();
+    assert_eq!(log.len(), 4, "{log:?}");
+    assert_eq!(log[0], "ok");
+    assert!(log[1].starts_with("read Some(LineTooLong"), "{log:?}");
+    assert_eq!(log[2..], ["after", ""]);
+}

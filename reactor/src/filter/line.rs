@@ -217,7 +217,7 @@ impl Line {
     }
 
     /// The next line, terminator removed; `None` when no whole line is buffered.
-    fn next_line(&mut self) -> Result<Option<Vec<u8>>, FilterError> {
+    pub(crate) fn next_line(&mut self) -> Result<Option<Vec<u8>>, FilterError> {
         if self.buf.is_empty() {
             // The usual second look, after the one line a read brought.
             return Ok(None);
@@ -331,6 +331,7 @@ impl Line {
     }
 
     /// Takes the line ending at `end` and drops the `term_len` terminator bytes after it.
+    #[inline]
     fn emit(&mut self, end: usize, term_len: usize) -> Result<Option<Vec<u8>>, FilterError> {
         let line = self.buf.take_skip(end, term_len);
         self.buf.scan_from = 0;
@@ -346,7 +347,57 @@ impl Line {
 
 /// Offset of the first CR or LF at or after `from`.
 fn find_newline(hay: &[u8], from: usize) -> Option<usize> {
-    memchr::memchr2(CR, LF, hay.get(from..)?).map(|i| i + from)
+    search::cr_or_lf(hay.get(from..)?).map(|i| i + from)
+}
+
+/// The searches for the usual newlines, with memchr's AVX2 searchers built once where the
+/// CPU has AVX2: `memchr::memchr2` and `memchr::memchr` pick their routine through a
+/// function pointer and broadcast the needles again at every call, which for a line of
+/// a few dozen bytes is a good part of the search.
+mod search {
+    use super::{CR, LF};
+
+    #[cfg(target_arch = "x86_64")]
+    use memchr::arch::x86_64::avx2::memchr::{One, Two};
+    #[cfg(target_arch = "x86_64")]
+    use std::sync::OnceLock;
+
+    /// Offset of the first CR or LF in `hay`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    pub(super) fn cr_or_lf(hay: &[u8]) -> Option<usize> {
+        static SEARCHER: OnceLock<Option<Two>> = OnceLock::new();
+        match SEARCHER.get_or_init(|| Two::new(CR, LF)) {
+            Some(two) => two.find(hay),
+            None => memchr::memchr2(CR, LF, hay),
+        }
+    }
+
+    /// Offset of the first `byte` in `hay`: an LF (a `"\n"` literal newline) with a
+    /// searcher built once.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    pub(super) fn byte(byte: u8, hay: &[u8]) -> Option<usize> {
+        static SEARCHER: OnceLock<Option<One>> = OnceLock::new();
+        match SEARCHER.get_or_init(|| One::new(LF)) {
+            Some(one) if byte == LF => one.find(hay),
+            _ => memchr::memchr(byte, hay),
+        }
+    }
+
+    /// Offset of the first CR or LF in `hay`.
+    #[cfg(not(target_arch = "x86_64"))]
+    #[inline]
+    pub(super) fn cr_or_lf(hay: &[u8]) -> Option<usize> {
+        memchr::memchr2(CR, LF, hay)
+    }
+
+    /// Offset of the first `byte` in `hay`.
+    #[cfg(not(target_arch = "x86_64"))]
+    #[inline]
+    pub(super) fn byte(byte: u8, hay: &[u8]) -> Option<usize> {
+        memchr::memchr(byte, hay)
+    }
 }
 
 /// Offset of the first `needle` in `hay` at or after `from` (`needle` is non-empty).
@@ -354,7 +405,7 @@ fn find_literal(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
     if rest.is_empty() {
         // A one-byte newline ("\n"): one search.
-        return memchr::memchr(first, hay.get(from..)?).map(|i| i + from);
+        return search::byte(first, hay.get(from..)?).map(|i| i + from);
     }
     let mut at = from;
     loop {

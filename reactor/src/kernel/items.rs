@@ -301,7 +301,7 @@ impl Kernel {
     /// back.
     ///
     /// [`INPUT_CAPACITY`]: crate::value::INPUT_CAPACITY
-    #[inline]
+    #[inline(always)]
     pub(crate) fn wheel_input_args(&mut self, record: Vec<u8>, id: crate::WheelId) -> Args {
         let mut v = std::mem::take(&mut self.input_args);
         if let [r, i] = &mut v[..] {

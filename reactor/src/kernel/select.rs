@@ -154,6 +154,16 @@ pub(crate) fn register_fd(
     }
 }
 
+/// What a poll event says: (readable, writable, closed). A closed or failed handle is
+/// readable (a read then finds the end or the error).
+#[inline]
+fn readiness(e: &mio::event::Event) -> (bool, bool, bool) {
+    let closed = e.is_read_closed() || e.is_error();
+    let r = e.is_readable() || closed;
+    let w = e.is_writable() || e.is_write_closed() || e.is_error();
+    (r, w, closed)
+}
+
 impl Kernel {
     /// How many times this kernel has polled for I/O. Two equal readings bracket code
     /// during which no readiness was taken in and no I/O handler ran: what a program
@@ -342,13 +352,34 @@ impl Kernel {
             self.wheels_dispatch();
             return Ok(());
         }
+        // Wheels' readiness, what a poll reports almost always, is noted straight from the
+        // poll's list, in order, as long as only wheels are named: noting it touches the
+        // wheel table alone. From the first event of another kind on (a signal, a post from
+        // another thread, a raw watcher, whose handling may run handlers), the rest of the
+        // list is copied and handled below, in order.
+        let mut noted = 0;
+        let mut rest = false;
+        {
+            let Kernel { io, wheels, .. } = &mut *self;
+            for e in io.events.iter() {
+                let Target::Wheel { key, gen, which } = token::decode(e.token()) else {
+                    rest = true;
+                    break;
+                };
+                let (r, w, closed) = readiness(e);
+                wheels.note_event(key, gen, which, r, w, closed);
+                noted += 1;
+            }
+        }
+        if !rest {
+            self.wheels_dispatch();
+            return Ok(());
+        }
         // One reused list of (token, readable, writable, closed): no allocation per poll.
         let mut ready = std::mem::take(&mut self.io.ready);
         ready.clear();
-        ready.extend(self.io.events.iter().map(|e| {
-            let closed = e.is_read_closed() || e.is_error();
-            let r = e.is_readable() || closed;
-            let w = e.is_writable() || e.is_write_closed() || e.is_error();
+        ready.extend(self.io.events.iter().skip(noted).map(|e| {
+            let (r, w, closed) = readiness(e);
             (e.token(), r, w, closed)
         }));
         // Raw watchers' passes run only when one of them was ready.
@@ -371,7 +402,8 @@ impl Kernel {
         Ok(())
     }
 
-    /// The raw watchers' part of a poll's events: POE's read pass, then its write pass, then
+    /// The raw watchers' part of a poll's events (all of them are in `ready`: the list
+    /// starts at the first event that did not name a wheel): POE's read pass, then its write pass, then
     /// each watched handle's registration brought up to date.
     fn watchers_dispatch(&mut self, ready: &[(Token, bool, bool, bool)]) {
         let is_raw = |t: Token| matches!(token::decode(t), Target::Watcher { .. });

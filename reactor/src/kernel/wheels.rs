@@ -352,6 +352,32 @@ impl Wheels {
         self.slots.len()
     }
 
+    /// Readiness from the poller for source `which` of the wheel in slot `key` (of
+    /// generation `gen`: a later wheel in the slot ignores it): noted in the wheel, which
+    /// is listed.
+    #[inline]
+    pub(crate) fn note_event(
+        &mut self,
+        key: usize,
+        gen: u32,
+        which: usize,
+        readable: bool,
+        writable: bool,
+        closed: bool,
+    ) {
+        let Some(s) = self.slots.get_mut(key) else {
+            return;
+        };
+        if s.gen != gen {
+            return;
+        }
+        s.obj.note_ready(which, readable, writable);
+        if closed {
+            s.obj.note_closed(which);
+        }
+        s.enlist(key, &mut self.active);
+    }
+
     /// Wheels that still watch something.
     pub(crate) fn holding(&self) -> usize {
         self.holding
@@ -768,6 +794,7 @@ impl Kernel {
     }
 
     /// [`Kernel::wheel_call`] for a located wheel: its owner is found by slot, not by id.
+    #[inline(always)]
     pub(crate) fn wheel_call_at(
         &mut self,
         at: WheelAt,
@@ -797,17 +824,8 @@ impl Kernel {
         writable: bool,
         closed: bool,
     ) {
-        let Some(s) = self.wheels.slots.get_mut(key) else {
-            return;
-        };
-        if s.gen != gen {
-            return;
-        }
-        s.obj.note_ready(which, readable, writable);
-        if closed {
-            s.obj.note_closed(which);
-        }
-        self.wheel_activate(key);
+        self.wheels
+            .note_event(key, gen, which, readable, writable, closed);
     }
 
     /// Dispatches the wheel in slot `key` in `mode` if it says that would do anything.

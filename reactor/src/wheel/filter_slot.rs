@@ -92,6 +92,16 @@ impl FilterSlot {
         }
     }
 
+    /// The filter as a `Line`, if it is one: its records can be had one at a time
+    /// ([`Line::next_line`]), with no sink to hand them to.
+    #[inline]
+    pub(crate) fn as_line(&mut self) -> Option<&mut Line> {
+        match self {
+            FilterSlot::Line(f) => Some(f),
+            _ => None,
+        }
+    }
+
     /// [`Filter::put_one_with`]; a `Line` hands its chunk to `sink` directly.
     #[inline]
     pub(crate) fn put_one_with(

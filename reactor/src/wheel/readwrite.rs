@@ -171,6 +171,16 @@ impl Handles {
     }
 }
 
+/// What one parse of a `Line` input filter gave ([`ReadWrite::parse_line`]).
+enum LineParse {
+    /// A record, and whether the filter is drained (nothing left to parse).
+    Record(Vec<u8>, bool),
+    /// No whole record is buffered.
+    Done,
+    /// The filter refused its input.
+    Failed(crate::filter::FilterError),
+}
+
 /// The names of a ReadWrite wheel's events (POE's `InputEvent`, `ErrorEvent`, ...), for
 /// [`ReadWrite::event`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -866,18 +876,60 @@ impl ReadWrite {
         let Some((w, shared, spares)) = kernel.wheel_at_with_buffers::<ReadWrite>(at) else {
             return;
         };
-        if w.events.get(RwEvent::Input).is_none() {
+        let Some(input) = w.events.get(RwEvent::Input) else {
             return;
-        }
+        };
         if w.read_ready && w.input_open && w.reading_allowed() {
             if let Some(failure) = w.read_once(shared, spares) {
                 if let Some(ev) = w.event_id(RwEvent::Error) {
                     kernel.wheel_call(owner, ev, (failure, id).into_args());
                 }
-                // Records already parsed still go out below.
+                // Records already parsed still go out.
+                return Self::deliver_parsed(kernel, id, at, owner);
+            }
+        }
+        // A `Line`'s first record is parsed with the wheel at hand; the delivery loop
+        // finds the wheel again for the next ones (a handler may have changed or dropped
+        // it).
+        if w.parse_pending {
+            match w.parse_line() {
+                Some(LineParse::Record(rec, drained)) => {
+                    let args = kernel.wheel_input_args(rec, id);
+                    kernel.wheel_call_at(at, owner, input, args);
+                    if drained {
+                        return;
+                    }
+                }
+                Some(LineParse::Done) => return,
+                Some(LineParse::Failed(e)) => return Self::parse_failed(kernel, at, id, owner, e),
+                None => {}
             }
         }
         Self::deliver_parsed(kernel, id, at, owner);
+    }
+
+    /// One parse of the input filter if it is a `Line` (`None` otherwise), which gives one
+    /// record at a time: the record goes to the handler as it comes, with no list for
+    /// more. `parse_pending` is cleared when nothing is left to parse.
+    #[inline(always)]
+    fn parse_line(&mut self) -> Option<LineParse> {
+        let line = self.in_filter.as_line()?;
+        Some(match line.next_line() {
+            Ok(Some(rec)) => {
+                // With nothing left buffered, the next parse would find nothing: it is
+                // skipped. (A handler that switches filters sets this again.)
+                let drained = !line.may_have_record();
+                if drained {
+                    self.parse_pending = false;
+                }
+                LineParse::Record(rec, drained)
+            }
+            Ok(None) => {
+                self.parse_pending = false;
+                LineParse::Done
+            }
+            Err(e) => LineParse::Failed(e),
+        })
     }
 
     /// One read into `shared`; what it got is copied into a buffer of its size (from
@@ -941,6 +993,19 @@ impl ReadWrite {
             let Some(ev) = w.event_id(RwEvent::Input) else {
                 return;
             };
+            match w.parse_line() {
+                Some(LineParse::Record(rec, drained)) => {
+                    let args = kernel.wheel_input_args(rec, id);
+                    kernel.wheel_call_at(at, owner, ev, args);
+                    if drained {
+                        return;
+                    }
+                    continue;
+                }
+                Some(LineParse::Done) => return,
+                Some(LineParse::Failed(e)) => return Self::parse_failed(kernel, at, id, owner, e),
+                None => {}
+            }
             // Filters give one record at a time (Map may give more): the first goes in a
             // slot on the stack, so the usual case needs no list.
             let mut first = None;
@@ -969,18 +1034,27 @@ impl ReadWrite {
                         return;
                     }
                 }
-                Err(e) => {
-                    w.parse_pending = false;
-                    if let Some(err) = w.event_id(RwEvent::Error) {
-                        kernel.wheel_call(
-                            owner,
-                            err,
-                            (WheelError::filter("read", e), id).into_args(),
-                        );
-                    }
-                    return;
-                }
+                Err(e) => return Self::parse_failed(kernel, at, id, owner, e),
             }
+        }
+    }
+
+    /// The input filter failed: nothing more is parsed until new input comes, and the
+    /// failure goes to the error event.
+    #[cold]
+    fn parse_failed(
+        kernel: &mut Kernel,
+        at: crate::kernel::wheels::WheelAt,
+        id: WheelId,
+        owner: crate::SessionId,
+        e: crate::filter::FilterError,
+    ) {
+        let Some(w) = kernel.wheel_at::<ReadWrite>(at) else {
+            return;
+        };
+        w.parse_pending = false;
+        if let Some(err) = w.event_id(RwEvent::Error) {
+            kernel.wheel_call(owner, err, (WheelError::filter("read", e), id).into_args());
         }
     }
 
@@ -1016,13 +1090,21 @@ impl ReadWrite {
     fn write_out(&mut self, spares: &mut Vec<Vec<u8>>) -> Option<io::Error> {
         let mut error = None;
         while !self.out.is_empty() {
-            let (result, wanted) = if self.out.len() == 1 {
+            let single = self.out.len() == 1;
+            let (result, wanted) = if single {
                 let chunk = self.out.front().expect("one chunk waits");
                 (self.handles.write_one(chunk), chunk.len())
             } else {
                 self.write_vectored()
             };
             match result {
+                // The usual write: the one chunk, taken whole.
+                Ok(written) if single && written == wanted => {
+                    self.out_octets -= written;
+                    if let Some(done) = self.out.pop_front() {
+                        keep_spare_buffer(spares, done);
+                    }
+                }
                 Ok(written) => {
                     let mut n = written;
                     self.out_octets -= n;
