@@ -1135,22 +1135,21 @@ impl Shared {
         let Inner { pool, socks, .. } = inner;
         let fresh = look_mark(k);
         let allocation = pool.request(spec, now, |c| check_idle(socks, c, fresh))?;
-        let (rid, actions) = match allocation {
-            Allocation::Immediate {
-                request: rid,
-                conn,
-                timer,
-            } => {
+        let rid = match &allocation {
+            Allocation::Immediate { request, .. } | Allocation::Actions(request, _) => *request,
+        };
+        let meta = ReqMeta {
+            id: rid,
+            key,
+            session: requester,
+            event,
+            context,
+            held: false,
+        };
+        let actions = match allocation {
+            Allocation::Immediate { conn, timer, .. } => {
                 // A pooled socket handed out at once, and nothing else to do but maybe the
                 // timer: the answer, then the timer, as the pool's two actions would be.
-                let meta = ReqMeta {
-                    id: rid,
-                    key,
-                    session: requester,
-                    event,
-                    context,
-                    held: false,
-                };
                 let outcome = Outcome::Connected {
                     conn,
                     origin: Origin::Immediate,
@@ -1163,15 +1162,7 @@ impl Shared {
                 log::trace!("allocate {rid} for session {}", requester.get());
                 return Ok(rid);
             }
-            Allocation::Actions(rid, actions) => (rid, actions),
-        };
-        let meta = ReqMeta {
-            id: rid,
-            key,
-            session: requester,
-            event,
-            context,
-            held: false,
+            Allocation::Actions(_, actions) => actions,
         };
         // Answered among these actions (a pooled socket handed out at once): the answer
         // takes the request's record from here, not stored and taken back. Otherwise the
