@@ -28,6 +28,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
 use std::fmt;
 use std::io::Write;
+use std::mem::MaybeUninit;
 use std::time::Duration;
 
 /// A `GET` request for `path` on `host`:`port`, HTTP/1.1 with keep-alive.
@@ -560,14 +561,17 @@ fn parse_head(
     buf: &[u8],
     head_request: bool,
 ) -> Result<Option<(usize, Head, Framing, bool)>, HttpError> {
-    let mut raw = [httparse::EMPTY_HEADER; 64];
+    // httparse fills the list it is given from the start and hands back the part it
+    // filled: the list need not be set to empty headers first (64 of them, per head).
+    let mut raw = [MaybeUninit::<httparse::Header<'_>>::uninit(); 64];
     let mut big;
-    let mut resp = httparse::Response::new(&mut raw);
-    let status = match resp.parse(buf) {
+    let config = httparse::ParserConfig::default();
+    let mut resp = httparse::Response::new(&mut []);
+    let status = match config.parse_response_with_uninit_headers(&mut resp, buf, &mut raw) {
         Err(httparse::Error::TooManyHeaders) => {
-            big = vec![httparse::EMPTY_HEADER; 1024];
-            resp = httparse::Response::new(&mut big);
-            resp.parse(buf)
+            big = vec![MaybeUninit::uninit(); 1024];
+            resp = httparse::Response::new(&mut []);
+            config.parse_response_with_uninit_headers(&mut resp, buf, &mut big)
         }
         other => other,
     };
