@@ -833,7 +833,7 @@ struct Inner {
 
 struct Slot {
     generation: u32,
-    req: Option<Box<Pending>>,
+    req: Option<Pending>,
 }
 
 /// Where a request is to go this hop.
@@ -1280,7 +1280,7 @@ impl Shared {
         let deadline = k.monotime().saturating_add(timeout);
         Self::arm(k, inner, deadline);
         Self::hold(k, inner, requester);
-        let pending = Box::new(Pending {
+        let pending = Pending {
             id,
             requester,
             event,
@@ -1298,7 +1298,7 @@ impl Shared {
             deadline,
             retried: false,
             streamed: false,
-        });
+        };
         inner.reqs[index as usize].req = Some(pending);
         inner.pending += 1;
         self.connect(k, inner, index, false);
