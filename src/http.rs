@@ -24,7 +24,7 @@
 //! # Ok::<(), keepalive::http::HttpError>(())
 //! ```
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
 use std::fmt;
 use std::io::Write;
@@ -603,55 +603,77 @@ fn parse_head(
         Some(r) if Some(r) != status.canonical_reason() => r.to_owned(),
         _ => String::new(),
     };
-    let headers = header_map_shared(buf, used, resp.headers)?;
-
-    // The framing headers, read from httparse's list in one pass (no map lookups).
+    // The map and the framing headers in one pass over httparse's list: the framing is
+    // read from the names the map gets (no second comparison of each name). A bad
+    // `Content-Length` is reported after the whole map was built, as a bad header comes
+    // first.
+    let shared = bytes::Bytes::copy_from_slice(&buf[..used]);
+    let base = buf.as_ptr() as usize;
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
     let mut close = false;
     let mut keep = false;
     let mut chunked = false;
     let mut te = false;
     let mut length: Option<u64> = None;
+    let mut bad_length = false;
     let mut ka_hint = None;
     for h in resp.headers.iter() {
-        let name = h.name.as_bytes();
-        match name.len() {
-            10 if name.eq_ignore_ascii_case(b"connection") => {
-                for t in h.value.split(|&b| b == b',') {
-                    let t = trim(t);
-                    close |= t.eq_ignore_ascii_case(b"close");
-                    keep |= t.eq_ignore_ascii_case(b"keep-alive");
-                }
+        if h.name.is_empty() {
+            continue;
+        }
+        let raw_name = h.name.as_bytes();
+        let name = match common_name(raw_name) {
+            Some(n) => n,
+            None => HeaderName::from_bytes(raw_name).map_err(|_| HttpError::BadHeader)?,
+        };
+        // httparse's values lie in `buf`: a value whose bytes are within the head's first
+        // `used` bytes is those bytes of the copy (no comparison needed).
+        let start = (h.value.as_ptr() as usize).wrapping_sub(base);
+        let value = match start.checked_add(h.value.len()) {
+            Some(end) if end <= used => HeaderValue::from_maybe_shared(shared.slice(start..end)),
+            _ => HeaderValue::from_bytes(h.value),
+        }
+        .map_err(|_| HttpError::BadHeader)?;
+        if name == header::CONNECTION {
+            for t in h.value.split(|&b| b == b',') {
+                let t = trim(t);
+                close |= t.eq_ignore_ascii_case(b"close");
+                keep |= t.eq_ignore_ascii_case(b"keep-alive");
             }
-            10 if name.eq_ignore_ascii_case(b"keep-alive") => {
-                ka_hint = std::str::from_utf8(h.value)
-                    .ok()
-                    .and_then(keep_alive_timeout);
-            }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                te = true;
-                // Only the last coding counts: chunked must come last to frame the body.
-                chunked = h
-                    .value
-                    .split(|&b| b == b',')
-                    .map(trim)
-                    .rfind(|t| !t.is_empty())
-                    .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
-            }
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+        } else if name == header::CONTENT_LENGTH {
+            if !bad_length {
                 for t in h.value.split(|&b| b == b',') {
                     let t = trim(t);
                     if t.is_empty() || t.len() > 19 || !t.iter().all(u8::is_ascii_digit) {
-                        return Err(HttpError::BadContentLength);
+                        bad_length = true;
+                        break;
                     }
                     let n = t.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
                     if length.is_some_and(|l| l != n) {
-                        return Err(HttpError::BadContentLength);
+                        bad_length = true;
+                        break;
                     }
                     length = Some(n);
                 }
             }
-            _ => {}
+        } else if name == header::TRANSFER_ENCODING {
+            te = true;
+            // Only the last coding counts: chunked must come last to frame the body.
+            chunked = h
+                .value
+                .split(|&b| b == b',')
+                .map(trim)
+                .rfind(|t| !t.is_empty())
+                .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+        } else if raw_name.len() == 10 && name.as_str() == "keep-alive" {
+            ka_hint = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(keep_alive_timeout);
         }
+        headers.append(name, value);
+    }
+    if bad_length {
+        return Err(HttpError::BadContentLength);
     }
     let mut keep_alive = if version == Version::HTTP_10 {
         keep && !close
@@ -723,32 +745,23 @@ fn has_status_line(buf: &[u8]) -> bool {
     buf.len() >= 12 && buf.starts_with(b"HTTP/1.") && buf[8] == b' '
 }
 
-/// The headers of a head parsed from `buf` (its first `used` bytes): their values share
-/// one copy of the head rather than one allocation each.
-fn header_map_shared(
-    buf: &[u8],
-    used: usize,
-    parsed: &[httparse::Header<'_>],
-) -> Result<HeaderMap, HttpError> {
-    let shared = bytes::Bytes::copy_from_slice(&buf[..used]);
-    let base = buf.as_ptr() as usize;
-    let mut map = HeaderMap::with_capacity(parsed.len());
-    for h in parsed {
-        if h.name.is_empty() {
-            continue;
+/// The names servers send most, written as they send them (capitalised or lower case):
+/// found by a comparison or two instead of `HeaderName::from_bytes`'s lower-cased copy and
+/// search. Any other spelling goes the long way, to the same `HeaderName`.
+#[inline]
+fn common_name(name: &[u8]) -> Option<HeaderName> {
+    let n = match name.len() {
+        4 if name == b"Date" || name == b"date" => header::DATE,
+        6 if name == b"Server" || name == b"server" => header::SERVER,
+        10 if name == b"Connection" || name == b"connection" => header::CONNECTION,
+        12 if name == b"Content-Type" || name == b"content-type" => header::CONTENT_TYPE,
+        14 if name == b"Content-Length" || name == b"content-length" => header::CONTENT_LENGTH,
+        17 if name == b"Transfer-Encoding" || name == b"transfer-encoding" => {
+            header::TRANSFER_ENCODING
         }
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HttpError::BadHeader)?;
-        let start = (h.value.as_ptr() as usize).wrapping_sub(base);
-        let value = match shared.get(start..start + h.value.len()) {
-            Some(v) if v == h.value => {
-                HeaderValue::from_maybe_shared(shared.slice(start..start + h.value.len()))
-            }
-            _ => HeaderValue::from_bytes(h.value),
-        }
-        .map_err(|_| HttpError::BadHeader)?;
-        map.append(name, value);
-    }
-    Ok(map)
+        _ => return None,
+    };
+    Some(n)
 }
 
 fn header_map(parsed: &[httparse::Header<'_>]) -> Result<HeaderMap, HttpError> {
