@@ -1627,11 +1627,16 @@ impl Shared {
             keep_alive_timeout,
             ..
         } = head;
+        // The parser says which coding headers the head has: the map is searched for
+        // them only then.
+        let has = ex.parser.codings();
         // Transfer codings undone here leave the header (POE removes them).
-        if let Some(te) = headers
-            .get(header::TRANSFER_ENCODING)
-            .and_then(|v| v.to_str().ok())
-        {
+        let te = if has.transfer {
+            headers.get(header::TRANSFER_ENCODING)
+        } else {
+            None
+        };
+        if let Some(te) = te.and_then(|v| v.to_str().ok()) {
             let mut codings: Vec<&str> = te
                 .split(',')
                 .map(str::trim)
@@ -1674,7 +1679,7 @@ impl Shared {
                     return Err(ClientError::TooLarge { max_size: max });
                 }
             }
-            if config.decode_content && ex.total != Some(0) {
+            if config.decode_content && ex.total != Some(0) && has.content {
                 if let Some(coding) = headers
                     .get(header::CONTENT_ENCODING)
                     .and_then(|v| v.to_str().ok())

@@ -208,6 +208,18 @@ pub struct ResponseParser {
     /// Counted by [`feed`](ResponseParser::feed).
     status: u16,
     body_len: u64,
+    /// Which coding headers the final head has (see [`ResponseParser::codings`]).
+    codings: Codings,
+}
+
+/// Which coding headers a response head has: a client that undoes codings looks them up
+/// in the map only when they are there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Codings {
+    /// A `Transfer-Encoding` header.
+    pub(crate) transfer: bool,
+    /// A `Content-Encoding` header.
+    pub(crate) content: bool,
 }
 
 impl Default for ResponseParser {
@@ -230,6 +242,7 @@ impl ResponseParser {
             interim: 0,
             status: 0,
             body_len: 0,
+            codings: Codings::default(),
         }
     }
 
@@ -258,6 +271,12 @@ impl ResponseParser {
         self.interim = 0;
         self.status = 0;
         self.body_len = 0;
+        self.codings = Codings::default();
+    }
+
+    /// Which coding headers the final head has (none before it is read).
+    pub(crate) fn codings(&self) -> Codings {
+        self.codings
     }
 
     /// Whether any byte of the response has arrived.
@@ -499,6 +518,7 @@ impl ResponseParser {
                 // The carried bytes are body too.
                 self.state = State::Body(Framing::Close);
                 self.keep_alive = false;
+                self.codings = Codings::default();
                 return Ok(Some(Box::new(Head {
                     status: StatusCode::OK,
                     version: Version::HTTP_09,
@@ -515,7 +535,7 @@ impl ResponseParser {
                 self.buf.extend_from_slice(input);
                 parse_head(&self.buf, self.head_request)?
             };
-            let Some((used, head, framing, keep_alive)) = parsed else {
+            let Some((used, head, framing, keep_alive, codings)) = parsed else {
                 if carried == 0 {
                     self.buf.extend_from_slice(input);
                 }
@@ -535,6 +555,7 @@ impl ResponseParser {
             let mut head = head;
             head.interim = self.interim;
             self.keep_alive = keep_alive;
+            self.codings = codings;
             self.state = State::Body(framing);
             return Ok(Some(Box::new(head)));
         }
@@ -555,12 +576,13 @@ impl ResponseParser {
     }
 }
 
-/// Parses one head from the start of `buf`: `(length, head, framing, keep-alive)`, or
-/// `None` if it is not complete yet.
-fn parse_head(
-    buf: &[u8],
-    head_request: bool,
-) -> Result<Option<(usize, Head, Framing, bool)>, HttpError> {
+/// A head parsed: the bytes it took, the head, how its body is framed, whether the
+/// connection may be kept, which coding headers it has.
+type ParsedHead = (usize, Head, Framing, bool, Codings);
+
+/// Parses one head from the start of `buf`: `(length, head, framing, keep-alive,
+/// codings)`, or `None` if it is not complete yet.
+fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<ParsedHead>, HttpError> {
     // httparse fills the list it is given from the start and hands back the part it
     // filled: the list need not be set to empty headers first (64 of them, per head).
     let mut raw = [MaybeUninit::<httparse::Header<'_>>::uninit(); 64];
@@ -617,6 +639,7 @@ fn parse_head(
     let mut length: Option<u64> = None;
     let mut bad_length = false;
     let mut ka_hint = None;
+    let mut codings = Codings::default();
     for h in resp.headers.iter() {
         if h.name.is_empty() {
             continue;
@@ -658,6 +681,7 @@ fn parse_head(
             }
         } else if name == header::TRANSFER_ENCODING {
             te = true;
+            codings.transfer = true;
             // Only the last coding counts: chunked must come last to frame the body.
             chunked = h
                 .value
@@ -665,6 +689,8 @@ fn parse_head(
                 .map(trim)
                 .rfind(|t| !t.is_empty())
                 .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONTENT_ENCODING {
+            codings.content = true;
         } else if raw_name.len() == 10 && name.as_str() == "keep-alive" {
             ka_hint = std::str::from_utf8(h.value)
                 .ok()
@@ -725,7 +751,7 @@ fn parse_head(
         keep_alive_timeout,
         interim: 0,
     };
-    Ok(Some((used, head, framing, keep_alive)))
+    Ok(Some((used, head, framing, keep_alive, codings)))
 }
 
 /// `timeout=N` in a `Keep-Alive` header.
