@@ -1277,7 +1277,8 @@ impl Shared {
         };
         let request = Rc::new(request);
         let timeout = i64::try_from(inner.config.timeout.as_nanos()).unwrap_or(i64::MAX);
-        let deadline = k.monotime().saturating_add(timeout);
+        let now = k.monotime();
+        let deadline = now.saturating_add(timeout);
         Self::arm(k, inner, deadline);
         Self::hold(k, inner, requester);
         let pending = Pending {
@@ -1301,7 +1302,7 @@ impl Shared {
         };
         inner.reqs[index as usize].req = Some(pending);
         inner.pending += 1;
-        self.connect(k, inner, index, false);
+        self.connect(k, inner, index, false, Some(now));
         id
     }
 
@@ -1398,8 +1399,16 @@ impl Shared {
         jar.store_response_cookies(cookies, &url);
     }
 
-    /// Asks the manager for a connection for request `index`'s current hop.
-    fn connect(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, index: u32, fresh: bool) {
+    /// Asks the manager for a connection for request `index`'s current hop; `now`, the
+    /// clock if it was read in this handler, serves the manager too.
+    fn connect(
+        self: &Rc<Self>,
+        k: &mut Kernel,
+        inner: &mut Inner,
+        index: u32,
+        fresh: bool,
+        now: Option<reactor::Time>,
+    ) {
         let Some(p) = inner.reqs[index as usize].req.as_mut() else {
             return;
         };
@@ -1438,7 +1447,7 @@ impl Shared {
             req = req.fresh_connection();
         }
         req = req.timeout(inner.config.timeout);
-        match inner.manager.allocate(k, req) {
+        match inner.manager.allocate_at(k, req, now) {
             Ok(rid) => p.stage = Stage::Connecting(rid),
             Err(e) => {
                 let err = ClientError::Connect {
@@ -1900,7 +1909,7 @@ impl Shared {
         p.current = Rc::new(req);
         p.target = target;
         p.retried = false;
-        self.connect(k, inner, index, false);
+        self.connect(k, inner, index, false, None);
     }
 
     /// Posts the final response and forgets the request.
@@ -2009,7 +2018,7 @@ impl Shared {
             ex.conn.close(k);
             drop(ex);
             log::debug!("HTTP client: request {} retried on a new connection", p.id);
-            self.connect(k, inner, index, true);
+            self.connect(k, inner, index, true, None);
             return;
         }
         let err = if e.is_eof() {
