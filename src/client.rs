@@ -856,6 +856,9 @@ struct Pending {
     packet: RequestPacket,
     /// The request of this hop (differs from the packet's after a redirect).
     current: Rc<Request<Vec<u8>>>,
+    /// The current request says `Connection: close` (or is HTTP/1.0 without
+    /// keep-alive): worked out when it is prepared.
+    close_after: bool,
     target: Target,
     redirects: u32,
     history: Vec<Response<Vec<u8>>>,
@@ -1256,9 +1259,9 @@ impl Shared {
                 None => Self::target_for(inner, request.uri()),
             }
         };
-        let target = match target.and_then(|t| {
-            Self::prepare(inner, &mut request, &t)?;
-            Ok(t)
+        let (target, close_after) = match target.and_then(|t| {
+            let close_after = Self::prepare(inner, &mut request, &t)?;
+            Ok((t, close_after))
         }) {
             Ok(t) => t,
             Err(e) => {
@@ -1292,6 +1295,7 @@ impl Shared {
                 tag,
             },
             current: request,
+            close_after,
             target,
             redirects: 0,
             history: Vec::new(),
@@ -1307,19 +1311,24 @@ impl Shared {
     }
 
     /// Adds the headers POE adds: `Host`, `User-Agent`, `From`, `Content-Length`, the
-    /// cookies; and ours: `Accept-Encoding` when asked for.
+    /// cookies; and ours: `Accept-Encoding` when asked for. True if the request asks for
+    /// the connection to close after it (`Connection: close`, or HTTP/1.0 without
+    /// `Connection: keep-alive`).
     fn prepare(
         inner: &mut Inner,
         req: &mut Request<Vec<u8>>,
         t: &Target,
-    ) -> Result<(), ClientError> {
+    ) -> Result<bool, ClientError> {
+        // A request without headers of its own has none of those looked for below: the
+        // map is not searched for them.
+        let bare = req.headers().is_empty();
         if req.version() != Version::HTTP_10 && req.version() != Version::HTTP_11 {
             *req.version_mut() = inner.config.protocol;
         } else if inner.config.protocol == Version::HTTP_10 {
             *req.version_mut() = Version::HTTP_10;
         }
         let h = req.headers_mut();
-        if !h.contains_key(header::HOST) {
+        if bare || !h.contains_key(header::HOST) {
             let v = match &inner.last_host {
                 Some((https, host, port, v))
                     if *https == t.https && *port == t.port && **host == *t.host =>
@@ -1335,7 +1344,7 @@ impl Shared {
             };
             h.insert(header::HOST, v);
         }
-        if !h.contains_key(header::USER_AGENT) {
+        if bare || !h.contains_key(header::USER_AGENT) {
             if inner.agent_values.is_empty() {
                 return Err(ClientError::BadRequest("no valid agent".to_owned()));
             }
@@ -1345,13 +1354,13 @@ impl Shared {
         }
         let config = &inner.config;
         if let Some(from) = &config.from {
-            if !h.contains_key(header::FROM) {
+            if bare || !h.contains_key(header::FROM) {
                 let v = HeaderValue::from_str(from)
                     .map_err(|e| ClientError::BadRequest(e.to_string()))?;
                 h.insert(header::FROM, v);
             }
         }
-        if config.accept_encoding && !h.contains_key(header::ACCEPT_ENCODING) {
+        if config.accept_encoding && (bare || !h.contains_key(header::ACCEPT_ENCODING)) {
             h.insert(
                 header::ACCEPT_ENCODING,
                 HeaderValue::from_static("gzip, deflate"),
@@ -1361,8 +1370,9 @@ impl Shared {
         let needs_length = len > 0 || matches!(*req.method(), Method::POST | Method::PUT);
         let h = req.headers();
         if needs_length
-            && !h.contains_key(header::CONTENT_LENGTH)
-            && !h.contains_key(header::TRANSFER_ENCODING)
+            && (bare
+                || !h.contains_key(header::CONTENT_LENGTH)
+                    && !h.contains_key(header::TRANSFER_ENCODING))
         {
             req.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
@@ -1370,7 +1380,14 @@ impl Shared {
         if let Some(jar) = &config.cookie_jar {
             Self::add_cookies(jar, req);
         }
-        Ok(())
+        let v10 = req.version() == Version::HTTP_10;
+        Ok(if bare {
+            v10
+        } else {
+            let h = req.headers();
+            header_has_token(h, header::CONNECTION, "close")
+                || (v10 && !header_has_token(h, header::CONNECTION, "keep-alive"))
+        })
     }
 
     fn add_cookies(jar: &CookieJar, req: &mut Request<Vec<u8>>) {
@@ -1540,9 +1557,7 @@ impl Shared {
         let http09 = inner.config.http09;
         let p = inner.reqs[id.index as usize].req.as_mut().expect("live");
         let head = *p.current.method() == Method::HEAD;
-        let close_after = header_has_token(p.current.headers(), header::CONNECTION, "close")
-            || (p.current.version() == Version::HTTP_10
-                && !header_has_token(p.current.headers(), header::CONNECTION, "keep-alive"));
+        let close_after = p.close_after;
         let ex = Box::new(Exchange {
             conn,
             wheel,
@@ -1901,12 +1916,16 @@ impl Shared {
         if !target.host.eq_ignore_ascii_case(&old_host) {
             req.headers_mut().remove(header::AUTHORIZATION);
         }
-        if let Err(e) = Self::prepare(inner, &mut req, &target) {
-            self.fail(k, inner, index, e, None);
-            return;
-        }
+        let close_after = match Self::prepare(inner, &mut req, &target) {
+            Ok(c) => c,
+            Err(e) => {
+                self.fail(k, inner, index, e, None);
+                return;
+            }
+        };
         let p = inner.reqs[index as usize].req.as_mut().expect("live");
         p.current = Rc::new(req);
+        p.close_after = close_after;
         p.target = target;
         p.retried = false;
         self.connect(k, inner, index, false, None);
