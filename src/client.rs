@@ -629,6 +629,7 @@ impl HttpClientBuilder {
                 conn_event: Rc::from("htc_conn"),
                 input_event: EventId::of("htc_input"),
                 error_event: EventId::of("htc_error"),
+                answer_event: None,
                 agent_values,
             }),
         });
@@ -829,6 +830,11 @@ struct Inner {
     conn_event: Rc<str>,
     input_event: EventId,
     error_event: EventId,
+    /// The response event of the last request answered, and its id once the same name
+    /// (the same shared string, as [`Submit::with_event`] passes) came twice in a row:
+    /// responses then go by id ([`Kernel::post_event`]), with no name to look up; a name
+    /// seen once goes by name, through the kernel's own cache.
+    answer_event: Option<(Rc<str>, Option<EventId>)>,
 }
 
 struct Slot {
@@ -1969,12 +1975,25 @@ impl Shared {
                 .extensions_mut()
                 .insert(Redirects(std::mem::take(&mut p.history)));
         }
-        let result =
-            if inner.config.streaming && response.extensions().get::<ClientError>().is_none() {
-                k.post(p.requester, &p.event, (p.packet, response, None::<Vec<u8>>))
-            } else {
-                k.post(p.requester, &p.event, (p.packet, response))
-            };
+        let ev = match &mut inner.answer_event {
+            Some((name, id)) if Rc::ptr_eq(name, &p.event) => {
+                Some(*id.get_or_insert_with(|| EventId::of(&p.event)))
+            }
+            _ => {
+                inner.answer_event = Some((p.event.clone(), None));
+                None
+            }
+        };
+        let streaming =
+            inner.config.streaming && response.extensions().get::<ClientError>().is_none();
+        let result = match (ev, streaming) {
+            (Some(ev), true) => {
+                k.post_event(p.requester, ev, (p.packet, response, None::<Vec<u8>>))
+            }
+            (None, true) => k.post(p.requester, &p.event, (p.packet, response, None::<Vec<u8>>)),
+            (Some(ev), false) => k.post_event(p.requester, ev, (p.packet, response)),
+            (None, false) => k.post(p.requester, &p.event, (p.packet, response)),
+        };
         log::trace!("HTTP client: response to {} posted", p.id);
         if let Err(e) = result {
             log::debug!("HTTP client: response not delivered: {e}");
