@@ -629,6 +629,7 @@ impl HttpClientBuilder {
                 conn_event: Rc::from("htc_conn"),
                 input_event: EventId::of("htc_input"),
                 error_event: EventId::of("htc_error"),
+                answer_event: None,
                 agent_values,
             }),
         });
@@ -829,11 +830,16 @@ struct Inner {
     conn_event: Rc<str>,
     input_event: EventId,
     error_event: EventId,
+    /// The response event of the last request answered, and its id once the same name
+    /// (the same shared string, as [`Submit::with_event`] passes) came twice in a row:
+    /// responses then go by id ([`Kernel::post_event`]), with no name to look up; a name
+    /// seen once goes by name, through the kernel's own cache.
+    answer_event: Option<(Rc<str>, Option<EventId>)>,
 }
 
 struct Slot {
     generation: u32,
-    req: Option<Box<Pending>>,
+    req: Option<Pending>,
 }
 
 /// Where a request is to go this hop.
@@ -856,6 +862,9 @@ struct Pending {
     packet: RequestPacket,
     /// The request of this hop (differs from the packet's after a redirect).
     current: Rc<Request<Vec<u8>>>,
+    /// The current request says `Connection: close` (or is HTTP/1.0 without
+    /// keep-alive): worked out when it is prepared.
+    close_after: bool,
     target: Target,
     redirects: u32,
     history: Vec<Response<Vec<u8>>>,
@@ -1256,9 +1265,9 @@ impl Shared {
                 None => Self::target_for(inner, request.uri()),
             }
         };
-        let target = match target.and_then(|t| {
-            Self::prepare(inner, &mut request, &t)?;
-            Ok(t)
+        let (target, close_after) = match target.and_then(|t| {
+            let close_after = Self::prepare(inner, &mut request, &t)?;
+            Ok((t, close_after))
         }) {
             Ok(t) => t,
             Err(e) => {
@@ -1277,10 +1286,11 @@ impl Shared {
         };
         let request = Rc::new(request);
         let timeout = i64::try_from(inner.config.timeout.as_nanos()).unwrap_or(i64::MAX);
-        let deadline = k.monotime().saturating_add(timeout);
+        let now = k.monotime();
+        let deadline = now.saturating_add(timeout);
         Self::arm(k, inner, deadline);
         Self::hold(k, inner, requester);
-        let pending = Box::new(Pending {
+        let pending = Pending {
             id,
             requester,
             event,
@@ -1291,6 +1301,7 @@ impl Shared {
                 tag,
             },
             current: request,
+            close_after,
             target,
             redirects: 0,
             history: Vec::new(),
@@ -1298,27 +1309,32 @@ impl Shared {
             deadline,
             retried: false,
             streamed: false,
-        });
+        };
         inner.reqs[index as usize].req = Some(pending);
         inner.pending += 1;
-        self.connect(k, inner, index, false);
+        self.connect(k, inner, index, false, Some(now));
         id
     }
 
     /// Adds the headers POE adds: `Host`, `User-Agent`, `From`, `Content-Length`, the
-    /// cookies; and ours: `Accept-Encoding` when asked for.
+    /// cookies; and ours: `Accept-Encoding` when asked for. True if the request asks for
+    /// the connection to close after it (`Connection: close`, or HTTP/1.0 without
+    /// `Connection: keep-alive`).
     fn prepare(
         inner: &mut Inner,
         req: &mut Request<Vec<u8>>,
         t: &Target,
-    ) -> Result<(), ClientError> {
+    ) -> Result<bool, ClientError> {
+        // A request without headers of its own has none of those looked for below: the
+        // map is not searched for them.
+        let bare = req.headers().is_empty();
         if req.version() != Version::HTTP_10 && req.version() != Version::HTTP_11 {
             *req.version_mut() = inner.config.protocol;
         } else if inner.config.protocol == Version::HTTP_10 {
             *req.version_mut() = Version::HTTP_10;
         }
         let h = req.headers_mut();
-        if !h.contains_key(header::HOST) {
+        if bare || !h.contains_key(header::HOST) {
             let v = match &inner.last_host {
                 Some((https, host, port, v))
                     if *https == t.https && *port == t.port && **host == *t.host =>
@@ -1334,7 +1350,7 @@ impl Shared {
             };
             h.insert(header::HOST, v);
         }
-        if !h.contains_key(header::USER_AGENT) {
+        if bare || !h.contains_key(header::USER_AGENT) {
             if inner.agent_values.is_empty() {
                 return Err(ClientError::BadRequest("no valid agent".to_owned()));
             }
@@ -1344,13 +1360,13 @@ impl Shared {
         }
         let config = &inner.config;
         if let Some(from) = &config.from {
-            if !h.contains_key(header::FROM) {
+            if bare || !h.contains_key(header::FROM) {
                 let v = HeaderValue::from_str(from)
                     .map_err(|e| ClientError::BadRequest(e.to_string()))?;
                 h.insert(header::FROM, v);
             }
         }
-        if config.accept_encoding && !h.contains_key(header::ACCEPT_ENCODING) {
+        if config.accept_encoding && (bare || !h.contains_key(header::ACCEPT_ENCODING)) {
             h.insert(
                 header::ACCEPT_ENCODING,
                 HeaderValue::from_static("gzip, deflate"),
@@ -1360,8 +1376,9 @@ impl Shared {
         let needs_length = len > 0 || matches!(*req.method(), Method::POST | Method::PUT);
         let h = req.headers();
         if needs_length
-            && !h.contains_key(header::CONTENT_LENGTH)
-            && !h.contains_key(header::TRANSFER_ENCODING)
+            && (bare
+                || !h.contains_key(header::CONTENT_LENGTH)
+                    && !h.contains_key(header::TRANSFER_ENCODING))
         {
             req.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
@@ -1369,7 +1386,14 @@ impl Shared {
         if let Some(jar) = &config.cookie_jar {
             Self::add_cookies(jar, req);
         }
-        Ok(())
+        let v10 = req.version() == Version::HTTP_10;
+        Ok(if bare {
+            v10
+        } else {
+            let h = req.headers();
+            header_has_token(h, header::CONNECTION, "close")
+                || (v10 && !header_has_token(h, header::CONNECTION, "keep-alive"))
+        })
     }
 
     fn add_cookies(jar: &CookieJar, req: &mut Request<Vec<u8>>) {
@@ -1398,8 +1422,16 @@ impl Shared {
         jar.store_response_cookies(cookies, &url);
     }
 
-    /// Asks the manager for a connection for request `index`'s current hop.
-    fn connect(self: &Rc<Self>, k: &mut Kernel, inner: &mut Inner, index: u32, fresh: bool) {
+    /// Asks the manager for a connection for request `index`'s current hop; `now`, the
+    /// clock if it was read in this handler, serves the manager too.
+    fn connect(
+        self: &Rc<Self>,
+        k: &mut Kernel,
+        inner: &mut Inner,
+        index: u32,
+        fresh: bool,
+        now: Option<reactor::Time>,
+    ) {
         let Some(p) = inner.reqs[index as usize].req.as_mut() else {
             return;
         };
@@ -1438,7 +1470,7 @@ impl Shared {
             req = req.fresh_connection();
         }
         req = req.timeout(inner.config.timeout);
-        match inner.manager.allocate(k, req) {
+        match inner.manager.allocate_at(k, req, now) {
             Ok(rid) => p.stage = Stage::Connecting(rid),
             Err(e) => {
                 let err = ClientError::Connect {
@@ -1531,9 +1563,7 @@ impl Shared {
         let http09 = inner.config.http09;
         let p = inner.reqs[id.index as usize].req.as_mut().expect("live");
         let head = *p.current.method() == Method::HEAD;
-        let close_after = header_has_token(p.current.headers(), header::CONNECTION, "close")
-            || (p.current.version() == Version::HTTP_10
-                && !header_has_token(p.current.headers(), header::CONNECTION, "keep-alive"));
+        let close_after = p.close_after;
         let ex = Box::new(Exchange {
             conn,
             wheel,
@@ -1627,11 +1657,16 @@ impl Shared {
             keep_alive_timeout,
             ..
         } = head;
+        // The parser says which coding headers the head has: the map is searched for
+        // them only then.
+        let has = ex.parser.codings();
         // Transfer codings undone here leave the header (POE removes them).
-        if let Some(te) = headers
-            .get(header::TRANSFER_ENCODING)
-            .and_then(|v| v.to_str().ok())
-        {
+        let te = if has.transfer {
+            headers.get(header::TRANSFER_ENCODING)
+        } else {
+            None
+        };
+        if let Some(te) = te.and_then(|v| v.to_str().ok()) {
             let mut codings: Vec<&str> = te
                 .split(',')
                 .map(str::trim)
@@ -1674,7 +1709,7 @@ impl Shared {
                     return Err(ClientError::TooLarge { max_size: max });
                 }
             }
-            if config.decode_content && ex.total != Some(0) {
+            if config.decode_content && ex.total != Some(0) && has.content {
                 if let Some(coding) = headers
                     .get(header::CONTENT_ENCODING)
                     .and_then(|v| v.to_str().ok())
@@ -1887,15 +1922,19 @@ impl Shared {
         if !target.host.eq_ignore_ascii_case(&old_host) {
             req.headers_mut().remove(header::AUTHORIZATION);
         }
-        if let Err(e) = Self::prepare(inner, &mut req, &target) {
-            self.fail(k, inner, index, e, None);
-            return;
-        }
+        let close_after = match Self::prepare(inner, &mut req, &target) {
+            Ok(c) => c,
+            Err(e) => {
+                self.fail(k, inner, index, e, None);
+                return;
+            }
+        };
         let p = inner.reqs[index as usize].req.as_mut().expect("live");
         p.current = Rc::new(req);
+        p.close_after = close_after;
         p.target = target;
         p.retried = false;
-        self.connect(k, inner, index, false);
+        self.connect(k, inner, index, false, None);
     }
 
     /// Posts the final response and forgets the request.
@@ -1936,12 +1975,25 @@ impl Shared {
                 .extensions_mut()
                 .insert(Redirects(std::mem::take(&mut p.history)));
         }
-        let result =
-            if inner.config.streaming && response.extensions().get::<ClientError>().is_none() {
-                k.post(p.requester, &p.event, (p.packet, response, None::<Vec<u8>>))
-            } else {
-                k.post(p.requester, &p.event, (p.packet, response))
-            };
+        let ev = match &mut inner.answer_event {
+            Some((name, id)) if Rc::ptr_eq(name, &p.event) => {
+                Some(*id.get_or_insert_with(|| EventId::of(&p.event)))
+            }
+            _ => {
+                inner.answer_event = Some((p.event.clone(), None));
+                None
+            }
+        };
+        let streaming =
+            inner.config.streaming && response.extensions().get::<ClientError>().is_none();
+        let result = match (ev, streaming) {
+            (Some(ev), true) => {
+                k.post_event(p.requester, ev, (p.packet, response, None::<Vec<u8>>))
+            }
+            (None, true) => k.post(p.requester, &p.event, (p.packet, response, None::<Vec<u8>>)),
+            (Some(ev), false) => k.post_event(p.requester, ev, (p.packet, response)),
+            (None, false) => k.post(p.requester, &p.event, (p.packet, response)),
+        };
         log::trace!("HTTP client: response to {} posted", p.id);
         if let Err(e) = result {
             log::debug!("HTTP client: response not delivered: {e}");
@@ -2004,7 +2056,7 @@ impl Shared {
             ex.conn.close(k);
             drop(ex);
             log::debug!("HTTP client: request {} retried on a new connection", p.id);
-            self.connect(k, inner, index, true);
+            self.connect(k, inner, index, true, None);
             return;
         }
         let err = if e.is_eof() {

@@ -24,10 +24,11 @@
 //! # Ok::<(), keepalive::http::HttpError>(())
 //! ```
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
 use std::fmt;
 use std::io::Write;
+use std::mem::MaybeUninit;
 use std::time::Duration;
 
 /// A `GET` request for `path` on `host`:`port`, HTTP/1.1 with keep-alive.
@@ -207,6 +208,18 @@ pub struct ResponseParser {
     /// Counted by [`feed`](ResponseParser::feed).
     status: u16,
     body_len: u64,
+    /// Which coding headers the final head has (see [`ResponseParser::codings`]).
+    codings: Codings,
+}
+
+/// Which coding headers a response head has: a client that undoes codings looks them up
+/// in the map only when they are there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Codings {
+    /// A `Transfer-Encoding` header.
+    pub(crate) transfer: bool,
+    /// A `Content-Encoding` header.
+    pub(crate) content: bool,
 }
 
 impl Default for ResponseParser {
@@ -229,6 +242,7 @@ impl ResponseParser {
             interim: 0,
             status: 0,
             body_len: 0,
+            codings: Codings::default(),
         }
     }
 
@@ -257,6 +271,12 @@ impl ResponseParser {
         self.interim = 0;
         self.status = 0;
         self.body_len = 0;
+        self.codings = Codings::default();
+    }
+
+    /// Which coding headers the final head has (none before it is read).
+    pub(crate) fn codings(&self) -> Codings {
+        self.codings
     }
 
     /// Whether any byte of the response has arrived.
@@ -498,6 +518,7 @@ impl ResponseParser {
                 // The carried bytes are body too.
                 self.state = State::Body(Framing::Close);
                 self.keep_alive = false;
+                self.codings = Codings::default();
                 return Ok(Some(Box::new(Head {
                     status: StatusCode::OK,
                     version: Version::HTTP_09,
@@ -514,7 +535,7 @@ impl ResponseParser {
                 self.buf.extend_from_slice(input);
                 parse_head(&self.buf, self.head_request)?
             };
-            let Some((used, head, framing, keep_alive)) = parsed else {
+            let Some((used, head, framing, keep_alive, codings)) = parsed else {
                 if carried == 0 {
                     self.buf.extend_from_slice(input);
                 }
@@ -534,6 +555,7 @@ impl ResponseParser {
             let mut head = head;
             head.interim = self.interim;
             self.keep_alive = keep_alive;
+            self.codings = codings;
             self.state = State::Body(framing);
             return Ok(Some(Box::new(head)));
         }
@@ -554,20 +576,24 @@ impl ResponseParser {
     }
 }
 
-/// Parses one head from the start of `buf`: `(length, head, framing, keep-alive)`, or
-/// `None` if it is not complete yet.
-fn parse_head(
-    buf: &[u8],
-    head_request: bool,
-) -> Result<Option<(usize, Head, Framing, bool)>, HttpError> {
-    let mut raw = [httparse::EMPTY_HEADER; 64];
+/// A head parsed: the bytes it took, the head, how its body is framed, whether the
+/// connection may be kept, which coding headers it has.
+type ParsedHead = (usize, Head, Framing, bool, Codings);
+
+/// Parses one head from the start of `buf`: `(length, head, framing, keep-alive,
+/// codings)`, or `None` if it is not complete yet.
+fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<ParsedHead>, HttpError> {
+    // httparse fills the list it is given from the start and hands back the part it
+    // filled: the list need not be set to empty headers first (64 of them, per head).
+    let mut raw = [MaybeUninit::<httparse::Header<'_>>::uninit(); 64];
     let mut big;
-    let mut resp = httparse::Response::new(&mut raw);
-    let status = match resp.parse(buf) {
+    let config = httparse::ParserConfig::default();
+    let mut resp = httparse::Response::new(&mut []);
+    let status = match config.parse_response_with_uninit_headers(&mut resp, buf, &mut raw) {
         Err(httparse::Error::TooManyHeaders) => {
-            big = vec![httparse::EMPTY_HEADER; 1024];
-            resp = httparse::Response::new(&mut big);
-            resp.parse(buf)
+            big = vec![MaybeUninit::uninit(); 1024];
+            resp = httparse::Response::new(&mut []);
+            config.parse_response_with_uninit_headers(&mut resp, buf, &mut big)
         }
         other => other,
     };
@@ -599,55 +625,81 @@ fn parse_head(
         Some(r) if Some(r) != status.canonical_reason() => r.to_owned(),
         _ => String::new(),
     };
-    let headers = header_map_shared(buf, used, resp.headers)?;
-
-    // The framing headers, read from httparse's list in one pass (no map lookups).
+    // The map and the framing headers in one pass over httparse's list: the framing is
+    // read from the names the map gets (no second comparison of each name). A bad
+    // `Content-Length` is reported after the whole map was built, as a bad header comes
+    // first.
+    let shared = bytes::Bytes::copy_from_slice(&buf[..used]);
+    let base = buf.as_ptr() as usize;
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
     let mut close = false;
     let mut keep = false;
     let mut chunked = false;
     let mut te = false;
     let mut length: Option<u64> = None;
+    let mut bad_length = false;
     let mut ka_hint = None;
+    let mut codings = Codings::default();
     for h in resp.headers.iter() {
-        let name = h.name.as_bytes();
-        match name.len() {
-            10 if name.eq_ignore_ascii_case(b"connection") => {
-                for t in h.value.split(|&b| b == b',') {
-                    let t = trim(t);
-                    close |= t.eq_ignore_ascii_case(b"close");
-                    keep |= t.eq_ignore_ascii_case(b"keep-alive");
-                }
+        if h.name.is_empty() {
+            continue;
+        }
+        let raw_name = h.name.as_bytes();
+        let name = match common_name(raw_name) {
+            Some(n) => n,
+            None => HeaderName::from_bytes(raw_name).map_err(|_| HttpError::BadHeader)?,
+        };
+        // httparse's values lie in `buf`: a value whose bytes are within the head's first
+        // `used` bytes is those bytes of the copy (no comparison needed).
+        let start = (h.value.as_ptr() as usize).wrapping_sub(base);
+        let value = match start.checked_add(h.value.len()) {
+            Some(end) if end <= used => HeaderValue::from_maybe_shared(shared.slice(start..end)),
+            _ => HeaderValue::from_bytes(h.value),
+        }
+        .map_err(|_| HttpError::BadHeader)?;
+        if name == header::CONNECTION {
+            for t in h.value.split(|&b| b == b',') {
+                let t = trim(t);
+                close |= t.eq_ignore_ascii_case(b"close");
+                keep |= t.eq_ignore_ascii_case(b"keep-alive");
             }
-            10 if name.eq_ignore_ascii_case(b"keep-alive") => {
-                ka_hint = std::str::from_utf8(h.value)
-                    .ok()
-                    .and_then(keep_alive_timeout);
-            }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                te = true;
-                // Only the last coding counts: chunked must come last to frame the body.
-                chunked = h
-                    .value
-                    .split(|&b| b == b',')
-                    .map(trim)
-                    .rfind(|t| !t.is_empty())
-                    .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
-            }
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+        } else if name == header::CONTENT_LENGTH {
+            if !bad_length {
                 for t in h.value.split(|&b| b == b',') {
                     let t = trim(t);
                     if t.is_empty() || t.len() > 19 || !t.iter().all(u8::is_ascii_digit) {
-                        return Err(HttpError::BadContentLength);
+                        bad_length = true;
+                        break;
                     }
                     let n = t.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
                     if length.is_some_and(|l| l != n) {
-                        return Err(HttpError::BadContentLength);
+                        bad_length = true;
+                        break;
                     }
                     length = Some(n);
                 }
             }
-            _ => {}
+        } else if name == header::TRANSFER_ENCODING {
+            te = true;
+            codings.transfer = true;
+            // Only the last coding counts: chunked must come last to frame the body.
+            chunked = h
+                .value
+                .split(|&b| b == b',')
+                .map(trim)
+                .rfind(|t| !t.is_empty())
+                .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONTENT_ENCODING {
+            codings.content = true;
+        } else if raw_name.len() == 10 && name.as_str() == "keep-alive" {
+            ka_hint = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(keep_alive_timeout);
         }
+        headers.append(name, value);
+    }
+    if bad_length {
+        return Err(HttpError::BadContentLength);
     }
     let mut keep_alive = if version == Version::HTTP_10 {
         keep && !close
@@ -699,7 +751,7 @@ fn parse_head(
         keep_alive_timeout,
         interim: 0,
     };
-    Ok(Some((used, head, framing, keep_alive)))
+    Ok(Some((used, head, framing, keep_alive, codings)))
 }
 
 /// `timeout=N` in a `Keep-Alive` header.
@@ -719,32 +771,23 @@ fn has_status_line(buf: &[u8]) -> bool {
     buf.len() >= 12 && buf.starts_with(b"HTTP/1.") && buf[8] == b' '
 }
 
-/// The headers of a head parsed from `buf` (its first `used` bytes): their values share
-/// one copy of the head rather than one allocation each.
-fn header_map_shared(
-    buf: &[u8],
-    used: usize,
-    parsed: &[httparse::Header<'_>],
-) -> Result<HeaderMap, HttpError> {
-    let shared = bytes::Bytes::copy_from_slice(&buf[..used]);
-    let base = buf.as_ptr() as usize;
-    let mut map = HeaderMap::with_capacity(parsed.len());
-    for h in parsed {
-        if h.name.is_empty() {
-            continue;
+/// The names servers send most, written as they send them (capitalised or lower case):
+/// found by a comparison or two instead of `HeaderName::from_bytes`'s lower-cased copy and
+/// search. Any other spelling goes the long way, to the same `HeaderName`.
+#[inline]
+fn common_name(name: &[u8]) -> Option<HeaderName> {
+    let n = match name.len() {
+        4 if name == b"Date" || name == b"date" => header::DATE,
+        6 if name == b"Server" || name == b"server" => header::SERVER,
+        10 if name == b"Connection" || name == b"connection" => header::CONNECTION,
+        12 if name == b"Content-Type" || name == b"content-type" => header::CONTENT_TYPE,
+        14 if name == b"Content-Length" || name == b"content-length" => header::CONTENT_LENGTH,
+        17 if name == b"Transfer-Encoding" || name == b"transfer-encoding" => {
+            header::TRANSFER_ENCODING
         }
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HttpError::BadHeader)?;
-        let start = (h.value.as_ptr() as usize).wrapping_sub(base);
-        let value = match shared.get(start..start + h.value.len()) {
-            Some(v) if v == h.value => {
-                HeaderValue::from_maybe_shared(shared.slice(start..start + h.value.len()))
-            }
-            _ => HeaderValue::from_bytes(h.value),
-        }
-        .map_err(|_| HttpError::BadHeader)?;
-        map.append(name, value);
-    }
-    Ok(map)
+        _ => return None,
+    };
+    Some(n)
 }
 
 fn header_map(parsed: &[httparse::Header<'_>]) -> Result<HeaderMap, HttpError> {

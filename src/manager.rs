@@ -933,6 +933,18 @@ impl Keepalive {
     /// delivered as an event); otherwise the request waits for a lookup, a free slot or a
     /// connect. Returns the request's id.
     pub fn allocate(&self, kernel: &mut Kernel, request: Request) -> Result<RequestId, Error> {
+        self.allocate_at(kernel, request, None)
+    }
+
+    /// [`allocate`](Self::allocate) with the kernel's clock already read by the caller in
+    /// the same handler (`now`, from [`Kernel::monotime`]): the give-back and the hand-out
+    /// use that reading instead of taking another.
+    pub(crate) fn allocate_at(
+        &self,
+        kernel: &mut Kernel,
+        request: Request,
+        now: Option<reactor::Time>,
+    ) -> Result<RequestId, Error> {
         let requester = kernel.active_session();
         if requester.is_kernel() {
             return Err(Error::NoRequester);
@@ -952,7 +964,7 @@ impl Keepalive {
             Some(sid) => sid,
             None => self.ensure_session(kernel)?,
         };
-        let f = move |k: &mut Kernel| self.shared.allocate(k, requester, request);
+        let f = move |k: &mut Kernel| self.shared.allocate(k, requester, request, now);
         if kernel.active_session() == sid {
             return f(kernel);
         }
@@ -1087,7 +1099,12 @@ fn manager_session(sh: Rc<Shared>) -> Session<()> {
 
 impl Shared {
     fn now(inner: &Inner, k: &Kernel) -> Duration {
-        Duration::from_nanos(u64::try_from(k.monotime() - inner.origin).unwrap_or(0))
+        Self::since_origin(inner, k.monotime())
+    }
+
+    /// A reading of the kernel's clock as the manager counts time (from its origin).
+    fn since_origin(inner: &Inner, t: reactor::Time) -> Duration {
+        Duration::from_nanos(u64::try_from(t - inner.origin).unwrap_or(0))
     }
 
     fn stopped(&self, me: SessionId) {
@@ -1112,11 +1129,16 @@ impl Shared {
         k: &mut Kernel,
         requester: SessionId,
         request: Request,
+        now: Option<reactor::Time>,
     ) -> Result<RequestId, Error> {
         let mut guard = self.inner.borrow_mut();
         let inner = &mut *guard;
-        // One reading of the clock serves the give-back and the hand-out.
-        let now = Self::now(inner, k);
+        // One reading of the clock serves the give-back and the hand-out (the caller's,
+        // when it read the clock in the same handler).
+        let now = match now {
+            Some(t) => Self::since_origin(inner, t),
+            None => Self::now(inner, k),
+        };
         self.drain_returns(k, inner, Some(now));
         let Request {
             key,
