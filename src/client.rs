@@ -1,5 +1,6 @@
 //! The HTTP client ([`HttpClient`]): the port of `POE::Component::Client::HTTP`.
 
+use crate::answer_event::AnswerEvent;
 use crate::http::{ContentDecoder, End, Head, HttpError, ResponseParser, Step};
 use crate::manager::{
     Connection, Error as KaError, Keepalive, Request as KaRequest, Response as KaResponse,
@@ -629,7 +630,7 @@ impl HttpClientBuilder {
                 conn_event: Rc::from("htc_conn"),
                 input_event: EventId::of("htc_input"),
                 error_event: EventId::of("htc_error"),
-                answer_event: None,
+                answer_event: AnswerEvent::default(),
                 agent_values,
             }),
         });
@@ -830,11 +831,9 @@ struct Inner {
     conn_event: Rc<str>,
     input_event: EventId,
     error_event: EventId,
-    /// The response event of the last request answered, and its id once the same name
-    /// (the same shared string, as [`Submit::with_event`] passes) came twice in a row:
-    /// responses then go by id ([`Kernel::post_event`]), with no name to look up; a name
-    /// seen once goes by name, through the kernel's own cache.
-    answer_event: Option<(Rc<str>, Option<EventId>)>,
+    /// The response event of the last request answered, posted by id when the same
+    /// shared name (as [`Submit::with_event`] passes) comes again.
+    answer_event: AnswerEvent,
 }
 
 struct Slot {
@@ -1975,15 +1974,7 @@ impl Shared {
                 .extensions_mut()
                 .insert(Redirects(std::mem::take(&mut p.history)));
         }
-        let ev = match &mut inner.answer_event {
-            Some((name, id)) if Rc::ptr_eq(name, &p.event) => {
-                Some(*id.get_or_insert_with(|| EventId::of(&p.event)))
-            }
-            _ => {
-                inner.answer_event = Some((p.event.clone(), None));
-                None
-            }
-        };
+        let ev = inner.answer_event.id_for(&p.event);
         let streaming =
             inner.config.streaming && response.extensions().get::<ClientError>().is_none();
         let result = match (ev, streaming) {

@@ -139,6 +139,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod answer_event;
 mod client;
 pub mod design;
 pub mod http;

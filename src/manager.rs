@@ -2,6 +2,7 @@
 //! layer around the [`pool`](crate::pool) bookkeeping, running as a session in a
 //! [`reactor::Kernel`].
 
+use crate::answer_event::AnswerEvent;
 use crate::pool::ECONNREFUSED;
 use crate::pool::{
     Action, AllocateError, Allocation, CallError, ConnId, Failure, LookupId, Origin, Outcome, Pool,
@@ -14,7 +15,7 @@ use crate::tls::{Handshake, TlsStream};
 use reactor::errno::EINPROGRESS;
 use reactor::wheel::ReadWrite;
 use reactor::wheel::{errstr, Parking, ReadWriteBuilder};
-use reactor::{Args, Ctx, EventId, Kernel, Postback, Session, SessionId, WheelHandle, WheelId};
+use reactor::{Args, Ctx, Kernel, Postback, Session, SessionId, WheelHandle, WheelId};
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -730,7 +731,7 @@ impl KeepaliveBuilder {
                 refused: HashMap::new(),
                 lookup_hosts: HashMap::new(),
                 addrs: HashMap::new(),
-                answer_event: None,
+                answer_event: AnswerEvent::default(),
             }),
             returns: RefCell::new(Vec::new()),
             housekeeping: std::cell::Cell::new(false),
@@ -883,11 +884,9 @@ struct Inner {
     /// (the pool connects to the first; Happy Eyeballs races the others).
     lookup_hosts: HashMap<u64, String>,
     addrs: HashMap<String, Vec<IpAddr>>,
-    /// The event name of the last answer, and its id once the same name (the same shared
-    /// string, as a client that makes its requests with [`Request::for_key`] passes) came
-    /// twice in a row: answers then go by id ([`Kernel::post_event`]), with no name to
-    /// look up; a name seen once goes by name, through the kernel's own cache.
-    answer_event: Option<(Rc<str>, Option<EventId>)>,
+    /// The event of the last answer, posted by id when the same shared name (as a
+    /// client that makes its requests with [`Request::for_key`] passes) comes again.
+    answer_event: AnswerEvent,
 }
 
 fn lookup_key(l: LookupId) -> u64 {
@@ -2428,15 +2427,7 @@ impl Shared {
             origin,
             stage,
         };
-        let ev = match &mut inner.answer_event {
-            Some((name, id)) if Rc::ptr_eq(name, &meta.event) => {
-                Some(*id.get_or_insert_with(|| EventId::of(&meta.event)))
-            }
-            _ => {
-                inner.answer_event = Some((meta.event.clone(), None));
-                None
-            }
-        };
+        let ev = inner.answer_event.id_for(&meta.event);
         let posted = match ev {
             Some(ev) => k.post_event(meta.session, ev, (response,)),
             None => k.post(meta.session, &meta.event, (response,)),
