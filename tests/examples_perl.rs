@@ -26,9 +26,26 @@ const EXAMPLES: &str = "/usr/share/doc/libpoe-perl/examples";
 /// unbuffered (so a test can read it line by line as it comes); when `$EXAMPLE_RAND` is
 /// set, with `rand` replaced, before the example is compiled, by a cycle through the
 /// fractions listed there; when `$EXAMPLE_PORT` is set, with that port in place of the
-/// example's fixed 32100; when `$EXAMPLE_DEBUG` is set, with its `DEBUG` constant on.
+/// example's fixed 32100; when `$EXAMPLE_DEBUG` is set, with its `DEBUG` constant on;
+/// when `$EXAMPLE_REPORT_PORT` is set, with each listening socket's address written to
+/// standard error as the ports write theirs (`listening on 127.0.0.1:PORT`), so a program
+/// told to listen on port 0 says where it listens.
 const PERL_WRAPPER: &str = r#"
 BEGIN {
+  if (defined $ENV{EXAMPLE_REPORT_PORT}) {
+    require Socket;
+    require Symbol;
+    *CORE::GLOBAL::listen = sub (*$) {
+      my ($fh, $queue) = @_;
+      $fh = Symbol::qualify_to_ref($fh, scalar caller) unless ref $fh;
+      my $ok = CORE::listen($fh, $queue);
+      if ($ok) {
+        my ($port) = Socket::unpack_sockaddr_in(getsockname($fh));
+        print STDERR "listening on 127.0.0.1:$port\n";
+      }
+      return $ok;
+    };
+  }
   if (defined $ENV{EXAMPLE_RAND}) {
     my @u = split /,/, $ENV{EXAMPLE_RAND};
     my $i = 0;
@@ -871,10 +888,9 @@ const FAKELOGIN_DIALOGUE: [(&[u8], &[u8]); 6] = [
 ];
 
 /// Runs [`FAKELOGIN_DIALOGUE`] twice, on two connections one after the other, against a
-/// `fakelogin` listening on 127.0.0.1 `port` (`None`: the port it names on standard
-/// error); returns its standard output up to the second session's end. With `ends`, the
+/// `fakelogin` listening on 127.0.0.1 at the port it names on standard error; returns its standard output up to the second session's end. With `ends`, the
 /// program must then end by itself, successfully, printing nothing more.
-fn fakelogin_session(mut cmd: Command, port: Option<u16>, ends: bool) -> Vec<String> {
+fn fakelogin_session(mut cmd: Command, ends: bool) -> Vec<String> {
     use std::io::{Read, Write};
     let wait = Duration::from_secs(30);
     let mut child = cmd
@@ -899,28 +915,19 @@ fn fakelogin_session(mut cmd: Command, port: Option<u16>, ends: bool) -> Vec<Str
             rx
         },
     };
-    let port = port.unwrap_or_else(|| {
+    let port: u16 = {
         let mut line = String::new();
         stderr.read_line(&mut line).expect("the address on stderr");
         line.trim_end()
             .strip_prefix("listening on 127.0.0.1:")
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"))
-    });
+    };
     let mut out = Vec::new();
     for session in ["2", "3"] {
-        // The Perl program prints nothing once it listens: try for a while.
-        let mut socket = None;
-        for _ in 0..400 {
-            match std::net::TcpStream::connect(("127.0.0.1", port)) {
-                Ok(s) => {
-                    socket = Some(s);
-                    break;
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(25)),
-            }
-        }
-        let mut socket = socket.expect("fakelogin accepts a connection");
+        // It names its port once it listens: the connection is accepted at once.
+        let mut socket =
+            std::net::TcpStream::connect(("127.0.0.1", port)).expect("fakelogin accepts");
         socket.set_read_timeout(Some(wait)).expect("timeout");
         for (send, want) in FAKELOGIN_DIALOGUE {
             socket.write_all(send).unwrap_or_else(|e| {
@@ -970,12 +977,13 @@ fn fakelogin_session(mut cmd: Command, port: Option<u16>, ends: bool) -> Vec<Str
 fn fakelogin() {
     let _t = common::timeout(120, "fakelogin");
     let mut perl_cmd = perl("fakelogin", None);
-    let port = free_port();
-    perl_cmd.arg(port.to_string());
-    let want = fakelogin_session(perl_cmd, Some(port), false);
+    // Port 0, and the port it got read from its standard error: no port is picked for it
+    // that another program could take first.
+    perl_cmd.arg("0").env("EXAMPLE_REPORT_PORT", "1");
+    let want = fakelogin_session(perl_cmd, false);
     let mut port_cmd = self::port("fakelogin");
     port_cmd.args(["--port", "0", "--sessions", "2"]);
-    let got = fakelogin_session(port_cmd, None, true);
+    let got = fakelogin_session(port_cmd, true);
     assert_eq!(got, want);
 }
 
