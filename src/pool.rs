@@ -726,6 +726,19 @@ pub enum Allocation {
     Actions(RequestId, Vec<Action>),
 }
 
+/// The answer of a request given an idle socket at once ([`Allocation::Immediate`] as an
+/// action).
+fn immediate_answer(request: RequestId, conn: ConnId) -> Action {
+    Action::Respond {
+        request,
+        stage: RequestStage::Allocating,
+        outcome: Outcome::Connected {
+            conn,
+            origin: Origin::Immediate,
+        },
+    }
+}
+
 /// The answer to a request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -1359,14 +1372,7 @@ impl Pool {
                 timer,
             } => {
                 let mut out = std::mem::take(&mut self.spare);
-                out.push(Action::Respond {
-                    request,
-                    stage: RequestStage::Allocating,
-                    outcome: Outcome::Connected {
-                        conn,
-                        origin: Origin::Immediate,
-                    },
-                });
+                out.push(immediate_answer(request, conn));
                 if let Some(at) = timer {
                     out.push(Action::SetTimer { at });
                 }
@@ -1423,26 +1429,14 @@ impl Pool {
             // on the way (actions already) or requests wait for room, touching the key and
             // pumping would do nothing: only the timer is reported.
             if self.spare.is_empty() && self.nothing_waits(h) {
-                let next = self.next_deadline();
-                let timer = (next != self.reported).then(|| {
-                    self.reported = next;
-                    next
-                });
                 return Ok(Allocation::Immediate {
                     request: rid,
                     conn,
-                    timer,
+                    timer: self.timer_change(),
                 });
             }
             out = std::mem::take(&mut self.spare);
-            out.push(Action::Respond {
-                request: rid,
-                stage: RequestStage::Allocating,
-                outcome: Outcome::Connected {
-                    conn,
-                    origin: Origin::Immediate,
-                },
-            });
+            out.push(immediate_answer(rid, conn));
         } else {
             out = std::mem::take(&mut self.spare);
             rid = RequestId(self.requests.insert(Req {
@@ -2329,11 +2323,18 @@ impl Pool {
     }
 
     fn report_timer(&mut self, out: &mut Vec<Action>) {
-        let next = self.next_deadline();
-        if next != self.reported {
-            self.reported = next;
-            out.push(Action::SetTimer { at: next });
+        if let Some(at) = self.timer_change() {
+            out.push(Action::SetTimer { at });
         }
+    }
+
+    /// The earliest deadline, if it differs from the one last reported (which it now is).
+    fn timer_change(&mut self) -> Option<Option<Duration>> {
+        let next = self.next_deadline();
+        (next != self.reported).then(|| {
+            self.reported = next;
+            next
+        })
     }
 
     /// Takes the most recently freed idle socket of the key that passes `check`, closing
