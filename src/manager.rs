@@ -959,15 +959,9 @@ impl Keepalive {
         if request.event.is_empty() {
             return Err(Error::NoEvent);
         }
-        let sid = match session {
-            Some(sid) => sid,
-            None => self.ensure_session(kernel)?,
-        };
-        let f = move |k: &mut Kernel| self.shared.allocate(k, requester, request, now);
-        if kernel.active_session() == sid {
-            return f(kernel);
-        }
-        kernel.run_as(sid, f)?
+        self.exec_in(kernel, session, move |k| {
+            self.shared.allocate(k, requester, request, now)
+        })?
     }
 
     /// Cancels a pending request in any stage (lookup, queue, connect): no response
@@ -988,11 +982,28 @@ impl Keepalive {
     }
 
     fn ensure_session(&self, kernel: &mut Kernel) -> Result<SessionId, Error> {
-        if let Some(sid) = self.shared.inner.borrow().session {
-            return Ok(sid);
+        let session = self.shared.inner.borrow().session;
+        self.session_or_new(kernel, session)
+    }
+
+    /// `session` (the manager's, as last looked at), or a new one if it has none.
+    #[inline]
+    fn session_or_new(
+        &self,
+        kernel: &mut Kernel,
+        session: Option<SessionId>,
+    ) -> Result<SessionId, Error> {
+        match session {
+            Some(sid) => Ok(sid),
+            None => self.new_session(kernel),
         }
-        let sid = kernel.create(manager_session(self.shared.clone()))?;
-        Ok(sid)
+    }
+
+    /// The manager's session, created (at the first call that needs it, and again after
+    /// it ended).
+    #[cold]
+    fn new_session(&self, kernel: &mut Kernel) -> Result<SessionId, Error> {
+        Ok(kernel.create(manager_session(self.shared.clone()))?)
     }
 
     /// Runs `f` as the manager's session (as POE components `call` into their session).
@@ -1001,11 +1012,23 @@ impl Keepalive {
         kernel: &mut Kernel,
         f: impl FnOnce(&mut Kernel, &Rc<Shared>) -> R,
     ) -> Result<R, Error> {
-        let sid = self.ensure_session(kernel)?;
+        let session = self.shared.inner.borrow().session;
+        self.exec_in(kernel, session, |k| f(k, &self.shared))
+    }
+
+    /// [`exec`](Self::exec) with the manager's session already looked at (`session`).
+    #[inline]
+    fn exec_in<R>(
+        &self,
+        kernel: &mut Kernel,
+        session: Option<SessionId>,
+        f: impl FnOnce(&mut Kernel) -> R,
+    ) -> Result<R, Error> {
+        let sid = self.session_or_new(kernel, session)?;
         if kernel.active_session() == sid {
-            return Ok(f(kernel, &self.shared));
+            return Ok(f(kernel));
         }
-        Ok(kernel.run_as(sid, |k| f(k, &self.shared))?)
+        Ok(kernel.run_as(sid, f)?)
     }
 }
 
