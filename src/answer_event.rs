@@ -1,7 +1,7 @@
 //! [`AnswerEvent`]: the id of an answer event whose name comes as the same shared string
 //! request after request.
 
-use reactor::EventId;
+use reactor::{EventId, IntoArgs, Kernel, SessionId};
 use std::rc::Rc;
 
 /// The event name of the last answer, and its id once the same name (the same shared
@@ -25,6 +25,23 @@ impl AnswerEvent {
                 self.0 = Some((name.clone(), None));
                 None
             }
+        }
+    }
+
+    /// Posts the answer named `name` to `dest`: by id when [`id_for`](Self::id_for) gives
+    /// one, else by name.
+    #[inline]
+    #[track_caller]
+    pub(crate) fn post(
+        &mut self,
+        k: &mut Kernel,
+        dest: SessionId,
+        name: &Rc<str>,
+        args: impl IntoArgs,
+    ) -> reactor::Result<()> {
+        match self.id_for(name) {
+            Some(ev) => k.post_event(dest, ev, args),
+            None => k.post(dest, name, args),
         }
     }
 }

@@ -1108,7 +1108,6 @@ fn error_code(e: &ClientError) -> u16 {
     }
 }
 
-/// Works out where a request goes and the request-target of its request line.
 /// Whether two URIs are written alike, byte for byte: then their targets are the same.
 /// Cheaper than `Uri`'s `==` (which folds the case of the scheme and the authority); URIs
 /// equal only up to case are merely told apart, and their target is worked out again.
@@ -1118,6 +1117,7 @@ fn same_bytes(a: &Uri, b: &Uri) -> bool {
         && a.path_and_query().map(|x| x.as_str()) == b.path_and_query().map(|x| x.as_str())
 }
 
+/// Works out where a request goes and the request-target of its request line.
 fn target_of(uri: &Uri, proxy: Option<&Proxy>, no_proxy: &[String]) -> Result<Target, ClientError> {
     let scheme = uri.scheme_str().unwrap_or("");
     let https = if scheme.eq_ignore_ascii_case("http") {
@@ -1974,16 +1974,14 @@ impl Shared {
                 .extensions_mut()
                 .insert(Redirects(std::mem::take(&mut p.history)));
         }
-        let ev = inner.answer_event.id_for(&p.event);
         let streaming =
             inner.config.streaming && response.extensions().get::<ClientError>().is_none();
-        let result = match (ev, streaming) {
-            (Some(ev), true) => {
-                k.post_event(p.requester, ev, (p.packet, response, None::<Vec<u8>>))
-            }
-            (None, true) => k.post(p.requester, &p.event, (p.packet, response, None::<Vec<u8>>)),
-            (Some(ev), false) => k.post_event(p.requester, ev, (p.packet, response)),
-            (None, false) => k.post(p.requester, &p.event, (p.packet, response)),
+        let answer = &mut inner.answer_event;
+        let result = if streaming {
+            let args = (p.packet, response, None::<Vec<u8>>);
+            answer.post(k, p.requester, &p.event, args)
+        } else {
+            answer.post(k, p.requester, &p.event, (p.packet, response))
         };
         log::trace!("HTTP client: response to {} posted", p.id);
         if let Err(e) = result {

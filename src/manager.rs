@@ -2450,11 +2450,9 @@ impl Shared {
             origin,
             stage,
         };
-        let ev = inner.answer_event.id_for(&meta.event);
-        let posted = match ev {
-            Some(ev) => k.post_event(meta.session, ev, (response,)),
-            None => k.post(meta.session, &meta.event, (response,)),
-        };
+        let posted = inner
+            .answer_event
+            .post(k, meta.session, &meta.event, (response,));
         if let Err(e) = posted {
             log::debug!("{request}: response not delivered: {e}");
         }
