@@ -635,7 +635,6 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<ParsedHead>, Http
     let mut close = false;
     let mut keep = false;
     let mut chunked = false;
-    let mut te = false;
     let mut length: Option<u64> = None;
     let mut bad_length = false;
     let mut ka_hint = None;
@@ -680,7 +679,6 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<ParsedHead>, Http
                 }
             }
         } else if name == header::TRANSFER_ENCODING {
-            te = true;
             codings.transfer = true;
             // Only the last coding counts: chunked must come last to frame the body.
             chunked = h
@@ -715,7 +713,7 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<ParsedHead>, Http
             keep_alive = false;
         }
         Framing::None
-    } else if te {
+    } else if codings.transfer {
         if length.is_some() {
             // Both: Transfer-Encoding wins and the connection is not trusted again.
             keep_alive = false;
