@@ -388,7 +388,7 @@ impl Kernel {
             match token::decode(t) {
                 Target::Signal(index) => self.os_signal_ready(index),
                 Target::Wheel { key, gen, which } => {
-                    self.wheel_event(key, gen, which, r, w, closed)
+                    self.wheels.note_event(key, gen, which, r, w, closed)
                 }
                 Target::Watcher { .. } => any_raw = true,
                 Target::Poster => self.drain_posts_woken(),

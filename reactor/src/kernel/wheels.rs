@@ -670,10 +670,10 @@ impl Kernel {
         }
         // The owner's handle count, and the reference the wheel held: the owner found by
         // the slot it had when the wheel was made (checked), else by id.
-        let live = |r: &super::sessions::SessionRec| r.id == owner && !r.freed;
-        let found = match self.sessions.get(owner_key as usize) {
-            Some(r) if live(r) => Some(owner_key as usize),
-            _ => self.key_of(owner),
+        let found = if self.owner_at(owner_key, owner) {
+            Some(owner_key as usize)
+        } else {
+            self.key_of(owner)
         };
         if let Some(k) = found {
             let h = &mut self.sessions[k].handles;
@@ -802,30 +802,19 @@ impl Kernel {
         ev: EventId,
         args: Args,
     ) -> Value {
-        let key = at.owner_key as usize;
-        if self.active.session == owner
-            || !self
-                .sessions
-                .get(key)
-                .is_some_and(|r| r.id == owner && !r.freed)
-        {
+        if self.active.session == owner || !self.owner_at(at.owner_key, owner) {
             return self.wheel_call(owner, ev, args);
         }
-        self.wheel_call_key(key, owner, ev, args, Location::caller())
+        self.wheel_call_key(at.owner_key as usize, owner, ev, args, Location::caller())
     }
 
-    /// Readiness from the poller for source `which` of the wheel in slot `key`.
-    pub(crate) fn wheel_event(
-        &mut self,
-        key: usize,
-        gen: u32,
-        which: usize,
-        readable: bool,
-        writable: bool,
-        closed: bool,
-    ) {
-        self.wheels
-            .note_event(key, gen, which, readable, writable, closed);
+    /// Whether the session in slot `key` (the one a wheel recorded when it was made) is
+    /// still its owner `owner`, alive: then the owner is found without a look-up by id.
+    #[inline(always)]
+    fn owner_at(&self, key: u32, owner: SessionId) -> bool {
+        self.sessions
+            .get(key as usize)
+            .is_some_and(|r| r.id == owner && !r.freed)
     }
 
     /// Dispatches the wheel in slot `key` in `mode` if it says that would do anything.
