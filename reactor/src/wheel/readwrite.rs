@@ -17,6 +17,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use std::any::Any;
 use std::io::{self, IoSlice, Read, Write};
+use std::ops::ControlFlow;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 /// Spare capacity of the copy of each read: room for a line terminator (CRLF) when the
@@ -892,20 +893,43 @@ impl ReadWrite {
         // finds the wheel again for the next ones (a handler may have changed or dropped
         // it).
         if w.parse_pending {
-            match w.parse_line() {
-                Some(LineParse::Record(rec, drained)) => {
-                    let args = kernel.wheel_input_args(rec, id);
-                    kernel.wheel_call_at(at, owner, input, args);
-                    if drained {
-                        return;
-                    }
+            if let Some(parsed) = w.parse_line() {
+                if Self::deliver_line(kernel, at, id, owner, input, parsed).is_break() {
+                    return;
                 }
-                Some(LineParse::Done) => return,
-                Some(LineParse::Failed(e)) => return Self::parse_failed(kernel, at, id, owner, e),
-                None => {}
             }
         }
         Self::deliver_parsed(kernel, id, at, owner);
+    }
+
+    /// Hands on what one [`parse_line`](Self::parse_line) gave: a record to the input
+    /// event, a failure to the error event. `Break` when delivery is over until new input
+    /// comes; `Continue` after a record with more buffered.
+    #[inline(always)]
+    fn deliver_line(
+        kernel: &mut Kernel,
+        at: crate::kernel::wheels::WheelAt,
+        id: WheelId,
+        owner: crate::SessionId,
+        ev: EventId,
+        parsed: LineParse,
+    ) -> ControlFlow<()> {
+        match parsed {
+            LineParse::Record(rec, drained) => {
+                let args = kernel.wheel_input_args(rec, id);
+                kernel.wheel_call_at(at, owner, ev, args);
+                if drained {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            }
+            LineParse::Done => ControlFlow::Break(()),
+            LineParse::Failed(e) => {
+                Self::parse_failed(kernel, at, id, owner, e);
+                ControlFlow::Break(())
+            }
+        }
     }
 
     /// One parse of the input filter if it is a `Line` (`None` otherwise), which gives one
@@ -993,18 +1017,11 @@ impl ReadWrite {
             let Some(ev) = w.event_id(RwEvent::Input) else {
                 return;
             };
-            match w.parse_line() {
-                Some(LineParse::Record(rec, drained)) => {
-                    let args = kernel.wheel_input_args(rec, id);
-                    kernel.wheel_call_at(at, owner, ev, args);
-                    if drained {
-                        return;
-                    }
-                    continue;
+            if let Some(parsed) = w.parse_line() {
+                if Self::deliver_line(kernel, at, id, owner, ev, parsed).is_break() {
+                    return;
                 }
-                Some(LineParse::Done) => return,
-                Some(LineParse::Failed(e)) => return Self::parse_failed(kernel, at, id, owner, e),
-                None => {}
+                continue;
             }
             // Filters give one record at a time (Map may give more): the first goes in a
             // slot on the stack, so the usual case needs no list.
