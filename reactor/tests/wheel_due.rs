@@ -159,3 +159,104 @@ fn a_write_failure_in_the_write_pass_reaches_the_error_event() {
         "one EPIPE from the write pass"
     );
 }
+
+/// A wheel with one piece of read work, due at once, that counts its arms.
+struct Probe {
+    name: &'static str,
+    arms: u32,
+    done: bool,
+    log: Log,
+}
+
+impl Wheel for Probe {
+    fn register(&mut self, _: &Registry, _: [Token; 2]) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn deregister(&mut self, _: &Registry) {}
+
+    fn note_ready(&mut self, _: usize, _: bool, _: bool) {}
+
+    fn holds_session(&self) -> bool {
+        !self.done
+    }
+
+    fn pending(&self) -> (bool, bool) {
+        (!self.done, false)
+    }
+
+    fn arm(&mut self) {
+        self.arms += 1;
+        self.log.borrow_mut().push(format!("arm {}", self.name));
+    }
+
+    fn dispatch(kernel: &mut Kernel, id: WheelId, _: Mode) {
+        let Some(owner) = kernel.wheel_owner(id) else {
+            return;
+        };
+        let Some(w) = kernel.wheel_mut::<Probe>(id) else {
+            return;
+        };
+        w.done = true;
+        let (name, arms) = (w.name, w.arms);
+        w.log
+            .borrow_mut()
+            .push(format!("dispatch {name} (armed {arms}x)"));
+        kernel.wheel_call(owner, EventId::of("probed"), reactor::args![name, id]);
+    }
+}
+
+/// Each listed wheel is armed once per poll, before any handler of that poll's read pass
+/// reaches it through the kernel: here wheel A's handler reaches B, listed after A, before
+/// B's own visit.
+#[test]
+fn a_wheel_is_armed_once_per_poll_before_a_handler_reaches_it() {
+    type Heap = Vec<WheelHandle>;
+    let log: Log = Rc::default();
+    let (l1, l2) = (Rc::clone(&log), Rc::clone(&log));
+    let mut k = Kernel::new().unwrap();
+    k.create(
+        Session::new(Heap::new())
+            .on(
+                "_start",
+                move |ctx: &mut Ctx<'_, Heap>| -> Result<(), HandlerError> {
+                    for name in ["A", "B"] {
+                        let w = ctx.wheel_insert(Probe {
+                            name,
+                            arms: 0,
+                            done: false,
+                            log: Rc::clone(&l1),
+                        })?;
+                        ctx.heap().push(w);
+                    }
+                    Ok(())
+                },
+            )
+            .on(
+                "probed",
+                move |ctx: &mut Ctx<'_, Heap>| -> Result<(), HandlerError> {
+                    if *ctx.arg::<&str>(0)? == "A" {
+                        let b = ctx.heap()[1].id();
+                        let arms = ctx.wheel_mut::<Probe>(b).ok_or("no B")?.arms;
+                        l2.borrow_mut()
+                            .push(format!("A's handler reached B (armed {arms}x)"));
+                    } else {
+                        ctx.heap().clear();
+                    }
+                    Ok(())
+                },
+            ),
+    )
+    .unwrap();
+    k.run().unwrap();
+    assert_eq!(
+        *log.borrow(),
+        [
+            "arm A",
+            "dispatch A (armed 1x)",
+            "arm B",
+            "A's handler reached B (armed 1x)",
+            "dispatch B (armed 1x)",
+        ]
+    );
+}

@@ -100,9 +100,12 @@ pub trait Wheel: Any {
         }
     }
 
-    /// A poll has just returned and the wheel is about to be dispatched. POE watches a
-    /// handle for writing only while output waits, so output queued by now may be written
-    /// in this timeslice's write pass, and output queued later (by this timeslice's
+    /// A poll has just returned and the wheel is about to be dispatched: called once per
+    /// timeslice for a listed wheel, at its read visit or, if that comes first, when a
+    /// handler of the read pass reaches it through the kernel ([`Kernel::wheel_mut`]),
+    /// so before any of this timeslice's handlers can change it. POE watches a handle
+    /// for writing only while output waits, so output queued by now may be written in
+    /// this timeslice's write pass, and output queued later (by this timeslice's
     /// handlers) waits for the next poll: a wheel that writes remembers here what it may
     /// write.
     fn arm(&mut self) {}
@@ -183,9 +186,10 @@ pub(crate) trait WheelObj: Any {
     fn note_closed(&mut self, which: usize);
     fn holds_session(&self) -> bool;
     fn pending(&self) -> (bool, bool);
-    /// The wheel type's [`Wheel::dispatch`] if a dispatch in `mode` is
-    /// [`due`](Wheel::due): the two in one dynamic call.
-    fn due_dispatcher(&self, mode: Mode) -> Option<fn(&mut Kernel, WheelId, Mode)>;
+    /// The read pass's visit: [`Wheel::arm`] first if `arm`, then the wheel type's
+    /// [`Wheel::dispatch`] if a read dispatch is [`due`](Wheel::due): all in one dynamic
+    /// call.
+    fn read_visit(&mut self, arm: bool) -> Option<fn(&mut Kernel, WheelId, Mode)>;
     /// [`Wheel::write_visit`].
     fn write_visit(
         &mut self,
@@ -233,8 +237,11 @@ impl<W: Wheel> WheelObj for W {
     fn pending(&self) -> (bool, bool) {
         Wheel::pending(self)
     }
-    fn due_dispatcher(&self, mode: Mode) -> Option<fn(&mut Kernel, WheelId, Mode)> {
-        if Wheel::due(self, mode) {
+    fn read_visit(&mut self, arm: bool) -> Option<fn(&mut Kernel, WheelId, Mode)> {
+        if arm {
+            Wheel::arm(self);
+        }
+        if Wheel::due(self, Mode::Read) {
             Some(W::dispatch)
         } else {
             None
@@ -278,9 +285,25 @@ pub(crate) struct WheelSlot {
     active: bool,
     /// Holds a reference on its owner (see [`Wheel::holds_session`]).
     holding: bool,
+    /// The table's dispatch ([`Wheels::epoch`]) in which the wheel was last armed
+    /// ([`Wheel::arm`]), or in which it was put in the slot (it is first armed in the
+    /// dispatch after that one).
+    armed: u32,
 }
 
 impl WheelSlot {
+    /// Arms the wheel if the read pass of dispatch `epoch` is under way (`epoch` is not
+    /// 0) and has not armed it yet: before a handler of that pass reaches the wheel, so
+    /// that the wheel is armed with what it held at the poll, as if every listed wheel
+    /// had been armed before the pass.
+    #[inline(always)]
+    fn arm_before_use(&mut self, epoch: u32) {
+        if epoch != 0 && self.armed != epoch {
+            self.armed = epoch;
+            self.obj.arm();
+        }
+    }
+
     /// Lists the wheel at slab key `key` in `active` (the wheels that may have work), once.
     #[inline]
     fn enlist(&mut self, key: usize, active: &mut Vec<usize>) {
@@ -304,6 +327,14 @@ pub(crate) struct Wheels {
     visiting: Vec<usize>,
     /// Wheels that hold their session (and keep the kernel from being idle).
     holding: usize,
+    /// The count of dispatches ([`Kernel::wheels_dispatch`]; 0 before the first, and
+    /// then never 0 again, see [`Kernel::wheels_next_epoch`]): a wheel is armed
+    /// at its read visit, or when it is reached by a handler of the read pass before
+    /// that visit, once per dispatch (see [`WheelSlot::armed`]).
+    epoch: u32,
+    /// `epoch` while the read pass runs, else 0: while it is not 0, a wheel reached
+    /// through the kernel is armed first if this dispatch has not armed it yet.
+    arming: u32,
     /// The read buffer every wheel borrows for one read.
     read_buf: Vec<u8>,
     /// Small buffers written out, for the copies of the next reads (see
@@ -449,6 +480,7 @@ impl Kernel {
             obj: Box::new(wheel),
             active: false,
             holding: false,
+            armed: w.epoch,
         });
         let tokens = [
             super::token::wheel(key, gen, 0),
@@ -515,9 +547,11 @@ impl Kernel {
     /// The wheel `id` as a `W`, if it exists and is one. Changes made through it (a `put`,
     /// a resume) take effect at the next I/O phase.
     pub fn wheel_mut<W: Wheel>(&mut self, id: WheelId) -> Option<&mut W> {
-        // One look-up: the slot is checked, activated and downcast in place.
+        // One look-up: the slot is checked, armed if need be, activated and downcast in
+        // place.
         let w = &mut self.wheels;
         let s = w.slots.get_mut(id.key()).filter(|s| s.id == id)?;
+        s.arm_before_use(w.arming);
         s.enlist(id.key(), &mut w.active);
         s.obj.as_any_mut().downcast_mut::<W>()
     }
@@ -528,10 +562,9 @@ impl Kernel {
         id: WheelId,
     ) -> Option<(&mut W, &Registry)> {
         let key = self.wheels.key_of(id)?;
-        let w = self.wheels.slots[key]
-            .obj
-            .as_any_mut()
-            .downcast_mut::<W>()?;
+        let s = &mut self.wheels.slots[key];
+        s.arm_before_use(self.wheels.arming);
+        let w = s.obj.as_any_mut().downcast_mut::<W>()?;
         Some((w, self.io.registry()))
     }
 
@@ -569,11 +602,9 @@ impl Kernel {
 
     /// The wheel at a located slot, if it is still the same wheel.
     pub(crate) fn wheel_at<W: Wheel>(&mut self, at: WheelAt) -> Option<&mut W> {
-        let s = self
-            .wheels
-            .slots
-            .get_mut(at.key)
-            .filter(|s| s.id == at.id)?;
+        let w = &mut self.wheels;
+        let s = w.slots.get_mut(at.key).filter(|s| s.id == at.id)?;
+        s.arm_before_use(w.arming);
         s.obj.as_any_mut().downcast_mut::<W>()
     }
 
@@ -589,9 +620,11 @@ impl Kernel {
             slots,
             read_buf,
             spares,
+            arming,
             ..
         } = &mut self.wheels;
         let s = slots.get_mut(at.key).filter(|s| s.id == at.id)?;
+        s.arm_before_use(*arming);
         let w = s.obj.as_any_mut().downcast_mut::<W>()?;
         Some((w, read_buf, spares))
     }
@@ -615,6 +648,7 @@ impl Kernel {
         let key = self.wheels.key_of(id)?;
         self.wheel_wake_clear(id);
         let mut slot = self.wheels.slots.remove(key);
+        slot.arm_before_use(self.wheels.arming);
         slot.obj.deregister(self.io.registry());
         self.handles_add(slot.owner, -1);
         if slot.holding {
@@ -647,6 +681,7 @@ impl Kernel {
         let id = handle.id;
         std::mem::forget(handle);
         let key = self.wheels.key_of(id)?;
+        self.wheels.slots[key].arm_before_use(self.wheels.arming);
         let readiness = self.wheels.slots[key].obj.readiness();
         // Only `Parked` boxes are kept.
         let parked: Box<dyn WheelObj> = match self.wheels.parked_boxes.pop() {
@@ -733,6 +768,7 @@ impl Kernel {
         slot.id = id;
         slot.owner = owner;
         slot.owner_key = owner_key;
+        slot.armed = w.epoch;
         let parked = std::mem::replace(&mut slot.obj, Box::new(wheel));
         if w.parked_boxes.len() < PARKED_BOXES_MAX {
             w.parked_boxes.push(parked);
@@ -817,17 +853,36 @@ impl Kernel {
             .is_some_and(|r| r.id == owner && !r.freed)
     }
 
-    /// Dispatches the wheel in slot `key` in `mode` if it says that would do anything.
+    /// The read pass's visit of the wheel in slot `key`: armed if this dispatch has not
+    /// armed it yet, and dispatched in [`Mode::Read`] if it says that would do anything.
     #[inline]
-    fn wheel_visit(&mut self, key: usize, mode: Mode) {
-        let Some(s) = self.wheels.slots.get(key) else {
+    fn wheel_visit(&mut self, key: usize) {
+        let epoch = self.wheels.epoch;
+        let Some(s) = self.wheels.slots.get_mut(key) else {
             return;
         };
-        if let Some(f) = s.obj.due_dispatcher(mode) {
+        let arm = s.armed != epoch;
+        s.armed = epoch;
+        if let Some(f) = s.obj.read_visit(arm) {
             let id = s.id;
-            f(self, id, mode);
+            f(self, id, Mode::Read);
             self.wheel_release_if_idle(key);
         }
+    }
+
+    /// The next dispatch's number ([`Wheels::epoch`]). At the wrap every slot is marked
+    /// armed in dispatch 0, which no dispatch is: each is armed in the next one, as if it
+    /// had been armed before.
+    fn wheels_next_epoch(&mut self) -> u32 {
+        let w = &mut self.wheels;
+        w.epoch = w.epoch.wrapping_add(1);
+        if w.epoch == 0 {
+            w.epoch = 1;
+            for (_, s) in w.slots.iter_mut() {
+                s.armed = 0;
+            }
+        }
+        w.epoch
     }
 
     /// Dispatches every wheel with pending work: reads, then writes.
@@ -839,10 +894,15 @@ impl Kernel {
         // Both keep their storage from one timeslice to the next.
         let spare = std::mem::take(&mut self.wheels.visiting);
         let mut list = std::mem::replace(&mut self.wheels.active, spare);
-        self.wheels.arm(&list);
+        // POE writes in this dispatch only what was queued before the poll: each listed
+        // wheel is armed (`Wheel::arm`) at its read visit, or before a handler of the
+        // read pass reaches it if that comes first (`WheelSlot::arm_before_use`); a
+        // wheel put in a slot during the pass is not armed in it.
+        self.wheels.arming = self.wheels_next_epoch();
         for &key in &list {
-            self.wheel_visit(key, Mode::Read);
+            self.wheel_visit(key);
         }
+        self.wheels.arming = 0;
         if self.early_writes {
             // What the read pass queued may leave now (KernelBuilder::early_writes).
             self.wheels.arm(&list);
