@@ -297,21 +297,36 @@ impl Kernel {
     /// handler is never a stale one).
     #[inline(always)]
     fn find_handler(&mut self, key: usize, ev: EventId) -> Option<(Handler, EventId)> {
-        if let Some(h) = self.cached_handler(key, ev) {
+        let table = Rc::as_ptr(&self.sessions[key].handlers);
+        self.find_handler_in(key, table, ev)
+    }
+
+    /// [`Kernel::find_handler`] with the address of session `key`'s table already read
+    /// (by a caller that has the session's record at hand).
+    #[inline(always)]
+    fn find_handler_in(
+        &mut self,
+        key: usize,
+        table: *const super::sessions::Handlers,
+        ev: EventId,
+    ) -> Option<(Handler, EventId)> {
+        if let Some(h) = self.cached_handler(table, ev) {
             return Some((h, ev));
         }
         self.search_handler(key, ev)
     }
 
-    /// The handler kept by [`Kernel::find_handler`], if it is the one session `key` runs
-    /// for `ev`: a comparison of the event and of the table's address, inlined where
-    /// events are dispatched.
+    /// The handler kept by [`Kernel::find_handler`], if it is the one the table at
+    /// `table` runs for `ev`: a comparison of the event and of the table's address,
+    /// inlined where events are dispatched.
     #[inline(always)]
-    fn cached_handler(&self, key: usize, ev: EventId) -> Option<Handler> {
+    fn cached_handler(
+        &self,
+        table: *const super::sessions::Handlers,
+        ev: EventId,
+    ) -> Option<Handler> {
         match &self.last_handler {
-            Some((table, last_ev, h))
-                if *last_ev == ev && Rc::ptr_eq(table, &self.sessions[key].handlers) =>
-            {
+            Some((kept, last_ev, h)) if *last_ev == ev && std::ptr::eq(Rc::as_ptr(kept), table) => {
                 Some(Rc::clone(h))
             }
             _ => None,
@@ -432,7 +447,8 @@ impl Kernel {
         }
         let trace = r.options.trace;
         r.depth += 1;
-        let Some((h, state)) = self.find_handler(key, ev) else {
+        let table = Rc::as_ptr(&r.handlers);
+        let Some((h, state)) = self.find_handler_in(key, table, ev) else {
             self.sessions[key].depth -= 1;
             return Ok(Value::none());
         };
