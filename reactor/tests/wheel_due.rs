@@ -260,3 +260,59 @@ fn a_wheel_is_armed_once_per_poll_before_a_handler_reaches_it() {
         ]
     );
 }
+
+/// `ReadWrite::flush` in an input handler with nothing buffered arms the wheel: a record
+/// put after it in the same handler goes out in that poll's write pass, before the
+/// events the handler yielded run, as before the write pass passed read wheels by.
+#[test]
+fn a_put_after_an_empty_flush_goes_out_in_the_same_write_pass() {
+    use reactor::wheel::ReadWrite;
+    use std::io::{Read, Write};
+    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    theirs.set_nonblocking(true).unwrap();
+    theirs.write_all(b"ping\n").unwrap();
+    let socket = std::cell::Cell::new(Some(mio::net::UnixStream::from_std(ours)));
+    let seen: Rc<RefCell<Vec<u8>>> = Rc::default();
+    let seen2 = Rc::clone(&seen);
+    let peer = RefCell::new(theirs);
+    let mut k = Kernel::new().unwrap();
+    k.create(
+        Session::new(None::<WheelHandle>)
+            .on(
+                "_start",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    let w = ReadWrite::builder(socket.take().ok_or("started twice")?)
+                        .input_event("input")
+                        .build(ctx)?;
+                    *ctx.heap() = Some(w);
+                    Ok(())
+                },
+            )
+            .on(
+                "input",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    let id = *ctx.arg::<WheelId>(1)?;
+                    ReadWrite::flush(ctx, id);
+                    ctx.wheel_mut::<ReadWrite>(id)
+                        .ok_or("no wheel")?
+                        .put_one(b"pong".to_vec())?;
+                    ctx.yield_("check", ())?;
+                    Ok(())
+                },
+            )
+            .on(
+                "check",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    let mut buf = [0u8; 16];
+                    let n = peer.borrow_mut().read(&mut buf).unwrap_or(0);
+                    seen2.borrow_mut().extend_from_slice(&buf[..n]);
+                    *ctx.heap() = None;
+                    Ok(())
+                },
+            ),
+    )
+    .unwrap();
+    k.run().unwrap();
+    assert_eq!(&*seen.borrow(), b"pong\r\n");
+}
