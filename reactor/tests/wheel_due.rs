@@ -263,7 +263,7 @@ fn a_wheel_is_armed_once_per_poll_before_a_handler_reaches_it() {
 
 /// `ReadWrite::flush` in an input handler with nothing buffered arms the wheel: a record
 /// put after it in the same handler goes out in that poll's write pass, before the
-/// events the handler yielded run, as before the write pass passed read wheels by.
+/// events the handler yielded run.
 #[test]
 fn a_put_after_an_empty_flush_goes_out_in_the_same_write_pass() {
     use reactor::wheel::ReadWrite;

@@ -178,9 +178,6 @@ impl Wheel for Parked {
     fn dispatch(_: &mut Kernel, _: WheelId, _: Mode) {}
 }
 
-/// A wheel type's [`Wheel::dispatch`].
-type Dispatcher = fn(&mut Kernel, WheelId, Mode);
-
 /// The object-safe part of [`Wheel`], with a downcast.
 pub(crate) trait WheelObj: Any {
     fn register(&mut self, registry: &Registry, tokens: [Token; 2]) -> std::io::Result<()>;
@@ -190,10 +187,9 @@ pub(crate) trait WheelObj: Any {
     fn holds_session(&self) -> bool;
     fn pending(&self) -> (bool, bool);
     /// The read pass's visit: [`Wheel::arm`] first if `arm`, then the wheel type's
-    /// [`Wheel::dispatch`] if a read dispatch is [`due`](Wheel::due), and whether the
-    /// wheel's write is quiet (see [`ReadWrite::write_quiet`](crate::wheel::ReadWrite)):
-    /// all in one dynamic call.
-    fn read_visit(&mut self, arm: bool) -> (Option<Dispatcher>, bool);
+    /// [`Wheel::dispatch`] if a read dispatch is [`due`](Wheel::due): all in one dynamic
+    /// call.
+    fn read_visit(&mut self, arm: bool) -> Option<fn(&mut Kernel, WheelId, Mode)>;
     /// [`Wheel::write_visit`].
     fn write_visit(
         &mut self,
@@ -241,18 +237,14 @@ impl<W: Wheel> WheelObj for W {
     fn pending(&self) -> (bool, bool) {
         Wheel::pending(self)
     }
-    fn read_visit(&mut self, arm: bool) -> (Option<Dispatcher>, bool) {
+    fn read_visit(&mut self, arm: bool) -> Option<fn(&mut Kernel, WheelId, Mode)> {
         if arm {
             Wheel::arm(self);
         }
         if Wheel::due(self, Mode::Read) {
-            // Only `ReadWrite` says (the test is decided when this is compiled for `W`).
-            let quiet = (self as &dyn Any)
-                .downcast_ref::<crate::wheel::ReadWrite>()
-                .is_some_and(crate::wheel::ReadWrite::write_quiet);
-            (Some(W::dispatch), quiet)
+            Some(W::dispatch)
         } else {
-            (None, false)
+            None
         }
     }
     fn write_visit(
@@ -297,12 +289,6 @@ pub(crate) struct WheelSlot {
     /// ([`Wheel::arm`]), or in which it was put in the slot (it is first armed in the
     /// dispatch after that one).
     armed: u32,
-    /// The write pass of the dispatch under way passes the wheel by, keeping it listed:
-    /// it was dispatched in the read pass, and its write is quiet (its write visit
-    /// would write nothing and raise nothing: see
-    /// [`ReadWrite::write_quiet`](crate::wheel::ReadWrite)). Its visit in the next
-    /// dispatch finds out whether it has work.
-    write_kept: bool,
 }
 
 impl WheelSlot {
@@ -495,7 +481,6 @@ impl Kernel {
             active: false,
             holding: false,
             armed: w.epoch,
-            write_kept: false,
         });
         let tokens = [
             super::token::wheel(key, gen, 0),
@@ -711,7 +696,6 @@ impl Kernel {
         let slot = &mut self.wheels.slots[key];
         // No id names the slot while it is parked.
         slot.id = WheelId::PARKED;
-        slot.write_kept = false;
         let obj = std::mem::replace(&mut slot.obj, parked);
         let (owner, owner_key, holding, gen) = (slot.owner, slot.owner_key, slot.holding, slot.gen);
         slot.owner = super::session::KERNEL;
@@ -785,7 +769,6 @@ impl Kernel {
         slot.owner = owner;
         slot.owner_key = owner_key;
         slot.armed = w.epoch;
-        slot.write_kept = false;
         let parked = std::mem::replace(&mut slot.obj, Box::new(wheel));
         if w.parked_boxes.len() < PARKED_BOXES_MAX {
             w.parked_boxes.push(parked);
@@ -880,22 +863,10 @@ impl Kernel {
         };
         let arm = s.armed != epoch;
         s.armed = epoch;
-        let (dispatch, quiet) = s.obj.read_visit(arm);
-        // With early writes the write pass writes what the read pass queued: every wheel
-        // is visited.
-        s.write_kept = quiet && !self.early_writes;
-        if let Some(f) = dispatch {
+        if let Some(f) = s.obj.read_visit(arm) {
             let id = s.id;
             f(self, id, Mode::Read);
             self.wheel_release_if_idle(key);
-        }
-    }
-
-    /// [`ReadWrite::flush`](crate::wheel::ReadWrite::flush) armed wheel `id`: the write
-    /// pass visits it (see [`WheelSlot::write_kept`]).
-    pub(crate) fn wheel_write_unquiet(&mut self, id: WheelId) {
-        if let Some(key) = self.wheels.key_of(id) {
-            self.wheels.slots[key].write_kept = false;
         }
     }
 
@@ -940,21 +911,10 @@ impl Kernel {
             // The wheel's last visit of the timeslice: it stays listed while it has work;
             // the others wait for an edge. A later handler that gives it work (a put from
             // another wheel's event) lists it again (see `wheel_mut`).
-            let Wheels {
-                slots,
-                spares,
-                active,
-                ..
-            } = &mut self.wheels;
+            let Wheels { slots, spares, .. } = &mut self.wheels;
             let Some(s) = slots.get_mut(key) else {
                 continue;
             };
-            if s.write_kept {
-                // Nothing to write; listed (see `WheelSlot::write_kept`).
-                s.write_kept = false;
-                active.push(key);
-                continue;
-            }
             // One dynamic call for the usual write; the kernel dispatches the rest.
             let listed = match s.obj.write_visit(spares) {
                 Ok(listed) => listed,
@@ -1009,7 +969,7 @@ pub(crate) fn keep_spare_buffer(spares: &mut Vec<Vec<u8>>, mut done: Vec<u8>) {
 #[cfg(test)]
 mod size_tests {
     /// A wheel's slot in the table: what an idle connection pays besides its wheel. The
-    /// arming's dispatch number and the write pass's flag live in what was padding.
+    /// arming's dispatch number lives in what was padding.
     #[test]
     fn a_wheel_slot_stays_48_bytes() {
         assert_eq!(std::mem::size_of::<super::WheelSlot>(), 48);

@@ -860,23 +860,12 @@ impl ReadWrite {
         if let Some(w) = kernel.wheel_mut::<ReadWrite>(id) {
             w.write_ready = true;
             w.write_armed = true;
-            kernel.wheel_write_unquiet(id);
         }
         <ReadWrite as Wheel>::dispatch(kernel, id, Mode::Write);
     }
 
     fn event_id(&self, which: RwEvent) -> Option<EventId> {
         self.events.get(which)
-    }
-
-    /// Whether this dispatch's write pass would find nothing to do here: not armed, and
-    /// no share of an output budget (whose release by other wheels' writes may let a
-    /// held-back reader read). Asked at the read visit, after [`Wheel::arm`]; only
-    /// [`flush`](Self::flush) arms the wheel again before the write pass, and it tells
-    /// the kernel.
-    #[inline]
-    pub(crate) fn write_quiet(&self) -> bool {
-        !self.write_armed && self.budget.is_none()
     }
 
     fn read_dispatch(kernel: &mut Kernel, id: WheelId) {
