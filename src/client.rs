@@ -1,7 +1,7 @@
 //! The HTTP client ([`HttpClient`]): the port of `POE::Component::Client::HTTP`.
 
 use crate::answer_event::AnswerEvent;
-use crate::http::{ContentDecoder, End, Head, HttpError, ResponseParser, Step};
+use crate::http::{Advance, ContentDecoder, End, Head, HttpError, ResponseParser};
 use crate::manager::{
     Connection, Error as KaError, Keepalive, Request as KaRequest, Response as KaResponse,
 };
@@ -1606,7 +1606,7 @@ impl Shared {
                 Stage::Exchange(ex) if ex.wheel == wheel => ex,
                 _ => return,
             };
-            let step = match ex.parser.step(&mut data) {
+            let step = match ex.parser.advance(&mut data) {
                 Ok(s) => s,
                 Err(e) => {
                     self.fail(k, inner, index, ClientError::Malformed(e), None);
@@ -1614,20 +1614,20 @@ impl Shared {
                 }
             };
             match step {
-                Step::NeedMore => return,
-                Step::Head(head) => {
-                    if let Err(e) = self.on_head(k, inner, index, *head) {
+                Advance::NeedMore => return,
+                Advance::Head(head) => {
+                    if let Err(e) = self.on_head(k, inner, index, head) {
                         self.fail(k, inner, index, e, None);
                         return;
                     }
                 }
-                Step::Data(d) => {
+                Advance::Data(d) => {
                     if let Err(e) = self.on_data(k, inner, index, d) {
                         self.fail(k, inner, index, e, None);
                         return;
                     }
                 }
-                Step::End(end) => {
+                Advance::End(end) => {
                     let extra = !data.is_empty();
                     self.on_end(k, inner, index, end, extra);
                     return;

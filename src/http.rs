@@ -145,6 +145,19 @@ pub enum Step<'a> {
     End(End),
 }
 
+/// [`Step`] with the head as it is (see [`ResponseParser::advance`]).
+#[derive(Debug)]
+pub(crate) enum Advance<'a> {
+    /// The input is used up: feed more.
+    NeedMore,
+    /// The final response's head.
+    Head(Head),
+    /// Some of the body (after de-chunking), borrowed from the input.
+    Data(&'a [u8]),
+    /// The response is complete; what remains of the input came after it.
+    End(End),
+}
+
 /// The result of [`ResponseParser::feed`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Parse {
@@ -296,15 +309,26 @@ impl ResponseParser {
 
     /// Reads from the front of `input` (which it advances) up to the next thing to report.
     pub fn step<'a>(&mut self, input: &mut &'a [u8]) -> Result<Step<'a>, HttpError> {
+        Ok(match self.advance(input)? {
+            Advance::NeedMore => Step::NeedMore,
+            Advance::Head(head) => Step::Head(Box::new(head)),
+            Advance::Data(data) => Step::Data(data),
+            Advance::End(end) => Step::End(end),
+        })
+    }
+
+    /// [`ResponseParser::step`] with the head handed over as it is, without a box of its
+    /// own: for a caller that takes the head apart at once.
+    pub(crate) fn advance<'a>(&mut self, input: &mut &'a [u8]) -> Result<Advance<'a>, HttpError> {
         if !input.is_empty() {
             self.seen = true;
         }
         loop {
             match self.state {
-                State::Done => return Ok(Step::NeedMore),
+                State::Done => return Ok(Advance::NeedMore),
                 State::Head => match self.take_head(input)? {
-                    Some(head) => return Ok(Step::Head(head)),
-                    None if self.state == State::Head => return Ok(Step::NeedMore),
+                    Some(head) => return Ok(Advance::Head(head)),
+                    None if self.state == State::Head => return Ok(Advance::NeedMore),
                     None => {}
                 },
                 State::Body(f) => {
@@ -315,12 +339,12 @@ impl ResponseParser {
                         Framing::Close => State::UntilClose,
                     };
                     if self.state == State::Done {
-                        return Ok(Step::End(self.end(None)));
+                        return Ok(Advance::End(self.end(None)));
                     }
                 }
                 State::Fixed(left) => {
                     if input.is_empty() {
-                        return Ok(Step::NeedMore);
+                        return Ok(Advance::NeedMore);
                     }
                     let n = left.min(input.len() as u64) as usize;
                     let (data, rest) = input.split_at(n);
@@ -330,18 +354,18 @@ impl ResponseParser {
                     } else {
                         State::Fixed(left - n as u64)
                     };
-                    return Ok(Step::Data(data));
+                    return Ok(Advance::Data(data));
                 }
                 State::UntilClose => {
                     if input.is_empty() {
-                        return Ok(Step::NeedMore);
+                        return Ok(Advance::NeedMore);
                     }
                     let data = std::mem::take(input);
-                    return Ok(Step::Data(data));
+                    return Ok(Advance::Data(data));
                 }
                 State::ChunkSize => {
                     let Some(line) = self.take_line(input)? else {
-                        return Ok(Step::NeedMore);
+                        return Ok(Advance::NeedMore);
                     };
                     let size = chunk_size(&line)?;
                     self.state = if size == 0 {
@@ -352,7 +376,7 @@ impl ResponseParser {
                 }
                 State::ChunkData(left) => {
                     if input.is_empty() {
-                        return Ok(Step::NeedMore);
+                        return Ok(Advance::NeedMore);
                     }
                     let n = left.min(input.len() as u64) as usize;
                     let (data, rest) = input.split_at(n);
@@ -362,11 +386,11 @@ impl ResponseParser {
                     } else {
                         State::ChunkData(left - n as u64)
                     };
-                    return Ok(Step::Data(data));
+                    return Ok(Advance::Data(data));
                 }
                 State::ChunkEnd => {
                     let Some(line) = self.take_line(input)? else {
-                        return Ok(Step::NeedMore);
+                        return Ok(Advance::NeedMore);
                     };
                     if !line.is_empty() {
                         return Err(HttpError::BadChunk);
@@ -375,10 +399,10 @@ impl ResponseParser {
                 }
                 State::Trailers => {
                     let Some(trailers) = self.take_trailers(input)? else {
-                        return Ok(Step::NeedMore);
+                        return Ok(Advance::NeedMore);
                     };
                     self.state = State::Done;
-                    return Ok(Step::End(self.end(trailers)));
+                    return Ok(Advance::End(self.end(trailers)));
                 }
             }
         }
@@ -500,7 +524,7 @@ impl ResponseParser {
 
     /// Reads heads until a final one; `None` if more bytes are needed (or an interim one
     /// was skipped and the input is used up).
-    fn take_head(&mut self, input: &mut &[u8]) -> Result<Option<Box<Head>>, HttpError> {
+    fn take_head(&mut self, input: &mut &[u8]) -> Result<Option<Head>, HttpError> {
         loop {
             if input.is_empty() {
                 return Ok(None);
@@ -519,7 +543,7 @@ impl ResponseParser {
                 self.state = State::Body(Framing::Close);
                 self.keep_alive = false;
                 self.codings = Codings::default();
-                return Ok(Some(Box::new(Head {
+                return Ok(Some(Head {
                     status: StatusCode::OK,
                     version: Version::HTTP_09,
                     reason: "OK".to_owned(),
@@ -527,7 +551,7 @@ impl ResponseParser {
                     content_length: None,
                     keep_alive_timeout: None,
                     interim: 0,
-                })));
+                }));
             }
             let parsed = if carried == 0 {
                 parse_head(input, self.head_request)?
@@ -557,7 +581,7 @@ impl ResponseParser {
             self.keep_alive = keep_alive;
             self.codings = codings;
             self.state = State::Body(framing);
-            return Ok(Some(Box::new(head)));
+            return Ok(Some(head));
         }
     }
 }
