@@ -600,6 +600,39 @@ impl ResponseParser {
     }
 }
 
+/// The bytes of a head of at most `N` bytes, kept in the allocation that the shared copy
+/// ([`shared_copy`]) makes for its count of owners.
+struct InlineHead<const N: usize> {
+    len: usize,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> AsRef<[u8]> for InlineHead<N> {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// The head's bytes as one shared copy, which the map's values are slices of: a head of
+/// up to 1,024 bytes (nearly every one) in one allocation, its bytes beside its count of
+/// owners (`Bytes::copy_from_slice` takes two: the bytes, then the count at the first
+/// slice).
+fn shared_copy(head: &[u8]) -> bytes::Bytes {
+    fn inline<const N: usize>(head: &[u8]) -> bytes::Bytes {
+        let mut h = InlineHead {
+            len: head.len(),
+            bytes: [0; N],
+        };
+        h.bytes[..head.len()].copy_from_slice(head);
+        bytes::Bytes::from_owner(h)
+    }
+    match head.len() {
+        0..=256 => inline::<256>(head),
+        257..=1024 => inline::<1024>(head),
+        _ => bytes::Bytes::copy_from_slice(head),
+    }
+}
+
 /// A head parsed: the bytes it took, the head, how its body is framed, whether the
 /// connection may be kept, which coding headers it has.
 type ParsedHead = (usize, Head, Framing, bool, Codings);
@@ -653,7 +686,7 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<ParsedHead>, Http
     // read from the names the map gets (no second comparison of each name). A bad
     // `Content-Length` is reported after the whole map was built, as a bad header comes
     // first.
-    let shared = bytes::Bytes::copy_from_slice(&buf[..used]);
+    let shared = shared_copy(&buf[..used]);
     let base = buf.as_ptr() as usize;
     let mut headers = HeaderMap::with_capacity(resp.headers.len());
     let mut close = false;
