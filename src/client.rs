@@ -1,7 +1,7 @@
 //! The HTTP client ([`HttpClient`]): the port of `POE::Component::Client::HTTP`.
 
 use crate::answer_event::AnswerEvent;
-use crate::http::{Advance, ContentDecoder, End, Head, HttpError, ResponseParser};
+use crate::http::{Advance, ContentDecoder, End, Head, HeadCache, HttpError, ResponseParser};
 use crate::manager::{
     Connection, Error as KaError, Keepalive, Request as KaRequest, Response as KaResponse,
 };
@@ -631,6 +631,7 @@ impl HttpClientBuilder {
                 input_event: EventId::of("htc_input"),
                 error_event: EventId::of("htc_error"),
                 answer_event: AnswerEvent::default(),
+                head_cache: HeadCache::default(),
                 agent_values,
             }),
         });
@@ -834,6 +835,9 @@ struct Inner {
     /// The response event of the last request answered, posted by id when the same
     /// shared name (as [`Submit::with_event`] passes) comes again.
     answer_event: AnswerEvent,
+    /// The last response head's names and map, from which the next head with the same
+    /// names gets its map.
+    head_cache: HeadCache,
 }
 
 struct Slot {
@@ -1606,7 +1610,7 @@ impl Shared {
                 Stage::Exchange(ex) if ex.wheel == wheel => ex,
                 _ => return,
             };
-            let step = match ex.parser.advance(&mut data) {
+            let step = match ex.parser.advance(&mut data, Some(&mut inner.head_cache)) {
                 Ok(s) => s,
                 Err(e) => {
                     self.fail(k, inner, index, ClientError::Malformed(e), None);
