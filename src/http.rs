@@ -645,7 +645,7 @@ fn shared_copy(head: &[u8]) -> bytes::Bytes {
 
 /// What a head's headers say of its framing and of the connection, noted header by header
 /// ([`Framer::note`]) as the map is built.
-#[derive(Default)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Framer {
     close: bool,
     keep: bool,
@@ -764,6 +764,8 @@ pub(crate) struct HeadCache {
     /// The last head's map (its values updated to the latest head's), with one header
     /// more at the end ([`HeadCache::SPARE`]).
     map: HeaderMap,
+    /// What the map's headers say of the framing.
+    frame: Framer,
 }
 
 impl HeadCache {
@@ -793,7 +795,7 @@ impl HeadCache {
 
     /// The map of `list` (which [`same_names`](Self::same_names) accepted), from the head
     /// `buf` of `used` bytes: a copy of the kept map, with the values that differ replaced
-    /// (in the kept map too), the framing noted in `frame`.
+    /// (in the kept map too), the framing in `frame` (the kept one when no value differs).
     fn copy_map(
         &mut self,
         buf: &[u8],
@@ -804,26 +806,43 @@ impl HeadCache {
         let mut headers = self.map.clone();
         headers.remove(Self::SPARE);
         let mut shared = None;
-        let mut start = 0;
-        for ((h, (name, value)), (kept, &end)) in list
+        let mut changed = false;
+        for ((h, value), kept) in list
             .iter()
-            .zip(headers.iter_mut())
-            .zip(self.map.values_mut().zip(&self.ends))
+            .zip(headers.values_mut())
+            .zip(self.map.values_mut())
         {
             if h.value != value.as_bytes() {
-                let v = value_of(buf, used, &mut shared, h.value)?;
+                let v = match value_of(buf, used, &mut shared, h.value) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        // The kept map now has some of this head's values: not kept.
+                        self.ends.clear();
+                        return Err(e);
+                    }
+                };
                 kept.clone_from(&v);
                 *value = v;
+                changed = true;
             }
-            frame.note(name, end - start, h.value);
-            start = end;
         }
+        if changed {
+            let mut f = Framer::default();
+            let mut start = 0;
+            for ((h, name), &end) in list.iter().zip(headers.keys()).zip(&self.ends) {
+                f.note(name, end - start, h.value);
+                start = end;
+            }
+            self.frame = f;
+        }
+        *frame = self.frame;
         Ok(headers)
     }
 
-    /// Keeps `list`'s names and its map `headers` for the next head, or nothing (the next
-    /// head's map is built anew) if a name comes twice or there are many.
-    fn keep(&mut self, list: &[httparse::Header<'_>], headers: &HeaderMap) {
+    /// Keeps `list`'s names, its map `headers` and its framing `frame` for the next head,
+    /// or nothing (the next head's map is built anew) if a name comes twice or there are
+    /// many.
+    fn keep(&mut self, list: &[httparse::Header<'_>], headers: &HeaderMap, frame: &Framer) {
         self.raw.clear();
         self.ends.clear();
         if list.len() > Self::MAX_HEADERS
@@ -839,6 +858,7 @@ impl HeadCache {
         }
         self.map.clone_from(headers);
         self.map.append(Self::SPARE, HeaderValue::from_static(""));
+        self.frame = *frame;
     }
 }
 
@@ -906,7 +926,7 @@ fn parse_head(
         cache => {
             let headers = new_map(buf, used, resp.headers, &mut frame)?;
             if let Some(cache) = cache {
-                cache.keep(resp.headers, &headers);
+                cache.keep(resp.headers, &headers, &frame);
             }
             headers
         }
