@@ -1,7 +1,7 @@
 //! The HTTP client ([`HttpClient`]): the port of `POE::Component::Client::HTTP`.
 
 use crate::answer_event::AnswerEvent;
-use crate::http::{ContentDecoder, End, Head, HttpError, ResponseParser, Step};
+use crate::http::{Advance, ContentDecoder, End, Head, HeadCache, HttpError, ResponseParser};
 use crate::manager::{
     Connection, Error as KaError, Keepalive, Request as KaRequest, Response as KaResponse,
 };
@@ -631,6 +631,8 @@ impl HttpClientBuilder {
                 input_event: EventId::of("htc_input"),
                 error_event: EventId::of("htc_error"),
                 answer_event: AnswerEvent::default(),
+                head_cache: HeadCache::default(),
+                bare_headers: None,
                 agent_values,
             }),
         });
@@ -834,6 +836,13 @@ struct Inner {
     /// The response event of the last request answered, posted by id when the same
     /// shared name (as [`Submit::with_event`] passes) comes again.
     answer_event: AnswerEvent,
+    /// The last response head's names and map, from which the next head with the same
+    /// names gets its map.
+    head_cache: HeadCache,
+    /// The agent's place among `agent_values` and the map of the last request prepared
+    /// without headers of its own (see [`Shared::prepare_bare`]), made with the `Host`
+    /// value in `last_host`.
+    bare_headers: Option<(usize, HeaderMap)>,
 }
 
 struct Slot {
@@ -1332,22 +1341,19 @@ impl Shared {
         } else if inner.config.protocol == Version::HTTP_10 {
             *req.version_mut() = Version::HTTP_10;
         }
+        let len = req.body().len();
+        let needs_length = len > 0 || matches!(*req.method(), Method::POST | Method::PUT);
+        if bare
+            && !needs_length
+            && inner.config.from.is_none()
+            && inner.config.cookie_jar.is_none()
+            && !inner.agent_values.is_empty()
+        {
+            return Self::prepare_bare(inner, req, t);
+        }
         let h = req.headers_mut();
         if bare || !h.contains_key(header::HOST) {
-            let v = match &inner.last_host {
-                Some((https, host, port, v))
-                    if *https == t.https && *port == t.port && **host == *t.host =>
-                {
-                    v.clone()
-                }
-                _ => {
-                    let v = HeaderValue::from_str(&host_header(t))
-                        .map_err(|e| ClientError::BadRequest(e.to_string()))?;
-                    inner.last_host = Some((t.https, t.host.to_string(), t.port, v.clone()));
-                    v
-                }
-            };
-            h.insert(header::HOST, v);
+            h.insert(header::HOST, Self::host_value(inner, t)?);
         }
         if bare || !h.contains_key(header::USER_AGENT) {
             if inner.agent_values.is_empty() {
@@ -1371,8 +1377,6 @@ impl Shared {
                 HeaderValue::from_static("gzip, deflate"),
             );
         }
-        let len = req.body().len();
-        let needs_length = len > 0 || matches!(*req.method(), Method::POST | Method::PUT);
         let h = req.headers();
         if needs_length
             && (bare
@@ -1393,6 +1397,58 @@ impl Shared {
             header_has_token(h, header::CONNECTION, "close")
                 || (v10 && !header_has_token(h, header::CONNECTION, "keep-alive"))
         })
+    }
+
+    /// Whether the last `Host` value made is `t`'s.
+    fn same_host(inner: &Inner, t: &Target) -> bool {
+        matches!(&inner.last_host, Some((https, host, port, _))
+            if *https == t.https && *port == t.port && **host == *t.host)
+    }
+
+    /// The `Host` header's value for `t` (the last one's again for the same target).
+    fn host_value(inner: &mut Inner, t: &Target) -> Result<HeaderValue, ClientError> {
+        if let (true, Some((.., v))) = (Self::same_host(inner, t), &inner.last_host) {
+            return Ok(v.clone());
+        }
+        let v = HeaderValue::from_str(&host_header(t))
+            .map_err(|e| ClientError::BadRequest(e.to_string()))?;
+        inner.last_host = Some((t.https, t.host.to_string(), t.port, v.clone()));
+        // The map kept was made with the last value.
+        inner.bare_headers = None;
+        Ok(v)
+    }
+
+    /// [`Shared::prepare`] for a request without headers or body of its own, which gets
+    /// `Host`, `User-Agent` and, if the client asks for them, `Accept-Encoding` (no `From`,
+    /// no cookie jar), in that order: the same map as the last such request's when the
+    /// `Host` value and the agent are the same, so a copy of that map (built as `prepare`
+    /// builds it, kept in `bare_headers`).
+    fn prepare_bare(
+        inner: &mut Inner,
+        req: &mut Request<Vec<u8>>,
+        t: &Target,
+    ) -> Result<bool, ClientError> {
+        let agent = inner.next_agent % inner.agent_values.len();
+        if let (true, Some((a, map))) = (Self::same_host(inner, t), &inner.bare_headers) {
+            if *a == agent {
+                inner.next_agent = inner.next_agent.wrapping_add(1);
+                *req.headers_mut() = map.clone();
+                return Ok(req.version() == Version::HTTP_10);
+            }
+        }
+        let host = Self::host_value(inner, t)?;
+        inner.next_agent = inner.next_agent.wrapping_add(1);
+        let h = req.headers_mut();
+        h.insert(header::HOST, host);
+        h.insert(header::USER_AGENT, inner.agent_values[agent].clone());
+        if inner.config.accept_encoding {
+            h.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("gzip, deflate"),
+            );
+        }
+        inner.bare_headers = Some((agent, h.clone()));
+        Ok(req.version() == Version::HTTP_10)
     }
 
     fn add_cookies(jar: &CookieJar, req: &mut Request<Vec<u8>>) {
@@ -1606,7 +1662,7 @@ impl Shared {
                 Stage::Exchange(ex) if ex.wheel == wheel => ex,
                 _ => return,
             };
-            let step = match ex.parser.step(&mut data) {
+            let step = match ex.parser.advance(&mut data, Some(&mut inner.head_cache)) {
                 Ok(s) => s,
                 Err(e) => {
                     self.fail(k, inner, index, ClientError::Malformed(e), None);
@@ -1614,20 +1670,20 @@ impl Shared {
                 }
             };
             match step {
-                Step::NeedMore => return,
-                Step::Head(head) => {
-                    if let Err(e) = self.on_head(k, inner, index, *head) {
+                Advance::NeedMore => return,
+                Advance::Head(head) => {
+                    if let Err(e) = self.on_head(k, inner, index, head) {
                         self.fail(k, inner, index, e, None);
                         return;
                     }
                 }
-                Step::Data(d) => {
+                Advance::Data(d) => {
                     if let Err(e) = self.on_data(k, inner, index, d) {
                         self.fail(k, inner, index, e, None);
                         return;
                     }
                 }
-                Step::End(end) => {
+                Advance::End(end) => {
                     let extra = !data.is_empty();
                     self.on_end(k, inner, index, end, extra);
                     return;

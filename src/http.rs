@@ -145,6 +145,19 @@ pub enum Step<'a> {
     End(End),
 }
 
+/// [`Step`] with the head as it is (see [`ResponseParser::advance`]).
+#[derive(Debug)]
+pub(crate) enum Advance<'a> {
+    /// The input is used up: feed more.
+    NeedMore,
+    /// The final response's head.
+    Head(Head),
+    /// Some of the body (after de-chunking), borrowed from the input.
+    Data(&'a [u8]),
+    /// The response is complete; what remains of the input came after it.
+    End(End),
+}
+
 /// The result of [`ResponseParser::feed`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Parse {
@@ -296,15 +309,32 @@ impl ResponseParser {
 
     /// Reads from the front of `input` (which it advances) up to the next thing to report.
     pub fn step<'a>(&mut self, input: &mut &'a [u8]) -> Result<Step<'a>, HttpError> {
+        Ok(match self.advance(input, None)? {
+            Advance::NeedMore => Step::NeedMore,
+            Advance::Head(head) => Step::Head(Box::new(head)),
+            Advance::Data(data) => Step::Data(data),
+            Advance::End(end) => Step::End(end),
+        })
+    }
+
+    /// [`ResponseParser::step`] with the head handed over as it is, without a box of its
+    /// own: for a caller that takes the head apart at once. With `cache`, a head with the
+    /// same names as the last one read through it is built from that one's map (see
+    /// [`HeadCache`]).
+    pub(crate) fn advance<'a>(
+        &mut self,
+        input: &mut &'a [u8],
+        mut cache: Option<&mut HeadCache>,
+    ) -> Result<Advance<'a>, HttpError> {
         if !input.is_empty() {
             self.seen = true;
         }
         loop {
             match self.state {
-                State::Done => return Ok(Step::NeedMore),
-                State::Head => match self.take_head(input)? {
-                    Some(head) => return Ok(Step::Head(head)),
-                    None if self.state == State::Head => return Ok(Step::NeedMore),
+                State::Done => return Ok(Advance::NeedMore),
+                State::Head => match self.take_head(input, cache.as_deref_mut())? {
+                    Some(head) => return Ok(Advance::Head(head)),
+                    None if self.state == State::Head => return Ok(Advance::NeedMore),
                     None => {}
                 },
                 State::Body(f) => {
@@ -315,12 +345,12 @@ impl ResponseParser {
                         Framing::Close => State::UntilClose,
                     };
                     if self.state == State::Done {
-                        return Ok(Step::End(self.end(None)));
+                        return Ok(Advance::End(self.end(None)));
                     }
                 }
                 State::Fixed(left) => {
                     if input.is_empty() {
-                        return Ok(Step::NeedMore);
+                        return Ok(Advance::NeedMore);
                     }
                     let n = left.min(input.len() as u64) as usize;
                     let (data, rest) = input.split_at(n);
@@ -330,18 +360,18 @@ impl ResponseParser {
                     } else {
                         State::Fixed(left - n as u64)
                     };
-                    return Ok(Step::Data(data));
+                    return Ok(Advance::Data(data));
                 }
                 State::UntilClose => {
                     if input.is_empty() {
-                        return Ok(Step::NeedMore);
+                        return Ok(Advance::NeedMore);
                     }
                     let data = std::mem::take(input);
-                    return Ok(Step::Data(data));
+                    return Ok(Advance::Data(data));
                 }
                 State::ChunkSize => {
                     let Some(line) = self.take_line(input)? else {
-                        return Ok(Step::NeedMore);
+                        return Ok(Advance::NeedMore);
                     };
                     let size = chunk_size(&line)?;
                     self.state = if size == 0 {
@@ -352,7 +382,7 @@ impl ResponseParser {
                 }
                 State::ChunkData(left) => {
                     if input.is_empty() {
-                        return Ok(Step::NeedMore);
+                        return Ok(Advance::NeedMore);
                     }
                     let n = left.min(input.len() as u64) as usize;
                     let (data, rest) = input.split_at(n);
@@ -362,11 +392,11 @@ impl ResponseParser {
                     } else {
                         State::ChunkData(left - n as u64)
                     };
-                    return Ok(Step::Data(data));
+                    return Ok(Advance::Data(data));
                 }
                 State::ChunkEnd => {
                     let Some(line) = self.take_line(input)? else {
-                        return Ok(Step::NeedMore);
+                        return Ok(Advance::NeedMore);
                     };
                     if !line.is_empty() {
                         return Err(HttpError::BadChunk);
@@ -375,10 +405,10 @@ impl ResponseParser {
                 }
                 State::Trailers => {
                     let Some(trailers) = self.take_trailers(input)? else {
-                        return Ok(Step::NeedMore);
+                        return Ok(Advance::NeedMore);
                     };
                     self.state = State::Done;
-                    return Ok(Step::End(self.end(trailers)));
+                    return Ok(Advance::End(self.end(trailers)));
                 }
             }
         }
@@ -500,7 +530,11 @@ impl ResponseParser {
 
     /// Reads heads until a final one; `None` if more bytes are needed (or an interim one
     /// was skipped and the input is used up).
-    fn take_head(&mut self, input: &mut &[u8]) -> Result<Option<Box<Head>>, HttpError> {
+    fn take_head(
+        &mut self,
+        input: &mut &[u8],
+        mut cache: Option<&mut HeadCache>,
+    ) -> Result<Option<Head>, HttpError> {
         loop {
             if input.is_empty() {
                 return Ok(None);
@@ -519,7 +553,7 @@ impl ResponseParser {
                 self.state = State::Body(Framing::Close);
                 self.keep_alive = false;
                 self.codings = Codings::default();
-                return Ok(Some(Box::new(Head {
+                return Ok(Some(Head {
                     status: StatusCode::OK,
                     version: Version::HTTP_09,
                     reason: "OK".to_owned(),
@@ -527,13 +561,13 @@ impl ResponseParser {
                     content_length: None,
                     keep_alive_timeout: None,
                     interim: 0,
-                })));
+                }));
             }
             let parsed = if carried == 0 {
-                parse_head(input, self.head_request)?
+                parse_head(input, self.head_request, cache.as_deref_mut())?
             } else {
                 self.buf.extend_from_slice(input);
-                parse_head(&self.buf, self.head_request)?
+                parse_head(&self.buf, self.head_request, cache.as_deref_mut())?
             };
             let Some((used, head, framing, keep_alive, codings)) = parsed else {
                 if carried == 0 {
@@ -557,7 +591,7 @@ impl ResponseParser {
             self.keep_alive = keep_alive;
             self.codings = codings;
             self.state = State::Body(framing);
-            return Ok(Some(Box::new(head)));
+            return Ok(Some(head));
         }
     }
 }
@@ -576,13 +610,296 @@ impl ResponseParser {
     }
 }
 
+/// The bytes of a head of at most `N` bytes, kept in the allocation that the shared copy
+/// ([`shared_copy`]) makes for its count of owners.
+struct InlineHead<const N: usize> {
+    len: usize,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> AsRef<[u8]> for InlineHead<N> {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// The head's bytes as one shared copy, which the map's values are slices of: a head of
+/// up to 1,024 bytes (nearly every one) in one allocation, its bytes beside its count of
+/// owners (`Bytes::copy_from_slice` takes two: the bytes, then the count at the first
+/// slice).
+fn shared_copy(head: &[u8]) -> bytes::Bytes {
+    fn inline<const N: usize>(head: &[u8]) -> bytes::Bytes {
+        let mut h = InlineHead {
+            len: head.len(),
+            bytes: [0; N],
+        };
+        h.bytes[..head.len()].copy_from_slice(head);
+        bytes::Bytes::from_owner(h)
+    }
+    match head.len() {
+        0..=256 => inline::<256>(head),
+        257..=1024 => inline::<1024>(head),
+        _ => bytes::Bytes::copy_from_slice(head),
+    }
+}
+
+/// What a head's headers say of its framing and of the connection, noted header by header
+/// ([`Framer::note`]) as the map is built.
+#[derive(Clone, Copy, Debug, Default)]
+struct Framer {
+    close: bool,
+    keep: bool,
+    chunked: bool,
+    length: Option<u64>,
+    bad_length: bool,
+    ka_hint: Option<Duration>,
+    codings: Codings,
+}
+
+impl Framer {
+    /// Notes the header `name` (sent as `raw_len` bytes) with the value `value`.
+    #[inline(always)]
+    fn note(&mut self, name: &HeaderName, raw_len: usize, value: &[u8]) {
+        if name == header::CONNECTION {
+            for t in value.split(|&b| b == b',') {
+                let t = trim(t);
+                self.close |= t.eq_ignore_ascii_case(b"close");
+                self.keep |= t.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name == header::CONTENT_LENGTH {
+            if !self.bad_length {
+                for t in value.split(|&b| b == b',') {
+                    let t = trim(t);
+                    if t.is_empty() || t.len() > 19 || !t.iter().all(u8::is_ascii_digit) {
+                        self.bad_length = true;
+                        break;
+                    }
+                    let n = t.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+                    if self.length.is_some_and(|l| l != n) {
+                        self.bad_length = true;
+                        break;
+                    }
+                    self.length = Some(n);
+                }
+            }
+        } else if name == header::TRANSFER_ENCODING {
+            self.codings.transfer = true;
+            // Only the last coding counts: chunked must come last to frame the body.
+            self.chunked = value
+                .split(|&b| b == b',')
+                .map(trim)
+                .rfind(|t| !t.is_empty())
+                .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONTENT_ENCODING {
+            self.codings.content = true;
+        } else if raw_len == 10 && name.as_str() == "keep-alive" {
+            self.ka_hint = std::str::from_utf8(value).ok().and_then(keep_alive_timeout);
+        }
+    }
+}
+
+/// A header's value: the bytes of `shared` (the copy of the head `buf`'s first `used`
+/// bytes, made at the first call) where httparse found it.
+#[inline]
+fn value_of(
+    buf: &[u8],
+    used: usize,
+    shared: &mut Option<bytes::Bytes>,
+    value: &[u8],
+) -> Result<HeaderValue, HttpError> {
+    // httparse's values lie in `buf`: a value whose bytes are within the head's first
+    // `used` bytes is those bytes of the copy (no comparison needed).
+    let start = (value.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+    match start.checked_add(value.len()) {
+        Some(end) if end <= used => {
+            let shared = shared.get_or_insert_with(|| shared_copy(&buf[..used]));
+            HeaderValue::from_maybe_shared(shared.slice(start..end))
+        }
+        _ => HeaderValue::from_bytes(value),
+    }
+    .map_err(|_| HttpError::BadHeader)
+}
+
+/// The map of httparse's `list` of headers, read from the head `buf` (of `used` bytes),
+/// its framing noted in `frame`: the map and the framing headers in one pass over the
+/// list, the framing read from the names the map gets (no second comparison of each
+/// name). A bad `Content-Length` is reported after the whole map was built (by the
+/// caller), as a bad header comes first.
+fn new_map(
+    buf: &[u8],
+    used: usize,
+    list: &[httparse::Header<'_>],
+    frame: &mut Framer,
+) -> Result<HeaderMap, HttpError> {
+    let mut shared = None;
+    let mut headers = HeaderMap::with_capacity(list.len());
+    for h in list {
+        if h.name.is_empty() {
+            continue;
+        }
+        let raw_name = h.name.as_bytes();
+        let name = match common_name(raw_name) {
+            Some(n) => n,
+            None => HeaderName::from_bytes(raw_name).map_err(|_| HttpError::BadHeader)?,
+        };
+        let value = value_of(buf, used, &mut shared, h.value)?;
+        frame.note(&name, raw_name.len(), h.value);
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// Whether `a` and `b` are the same bytes: for a head's short names and values, compared
+/// in place a word at a time (the last word overlapping the one before) instead of by a
+/// call to `memcmp`.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n >= 8 {
+        let word = |s: &[u8], i: usize| u64::from_ne_bytes(s[i..i + 8].try_into().unwrap());
+        let mut i = 0;
+        while i + 8 < n {
+            if word(a, i) != word(b, i) {
+                return false;
+            }
+            i += 8;
+        }
+        word(a, n - 8) == word(b, n - 8)
+    } else if n >= 4 {
+        let word = |s: &[u8], i: usize| u32::from_ne_bytes(s[i..i + 4].try_into().unwrap());
+        word(a, 0) == word(b, 0) && word(a, n - 4) == word(b, n - 4)
+    } else {
+        a.iter().zip(b).all(|(x, y)| x == y)
+    }
+}
+
+/// The names (as sent) and the map of the last head read with it (one without a name
+/// twice), from which a head with the same names in the same order, as a server's
+/// responses mostly have, gets its map by a copy: only the values that differ from the
+/// last head's are checked and copied ([`HeadCache::copy_map`]), the names not at all.
+/// The map is the same as the one built header by header: the same names and values, in
+/// the same order.
+#[derive(Debug, Default)]
+pub(crate) struct HeadCache {
+    /// The names as sent, one after another.
+    raw: Vec<u8>,
+    /// Where each name ends in `raw`.
+    ends: Vec<usize>,
+    /// The last head's map (its values updated to the latest head's), with one header
+    /// more at the end ([`HeadCache::SPARE`]).
+    map: HeaderMap,
+    /// What the map's headers say of the framing.
+    frame: Framer,
+}
+
+impl HeadCache {
+    /// Heads of more headers than this are not kept.
+    const MAX_HEADERS: usize = 32;
+    /// A header no response has, at the end of the kept map: a copy of the map
+    /// (`HeaderMap::clone`, whose list of entries has no room to spare) takes it out
+    /// again, which leaves room for one more header, as the client adds (`X-PCCH-Peer`),
+    /// without moving the list elsewhere. Heads with it are not kept.
+    const SPARE: HeaderName = header::MAX_FORWARDS;
+
+    /// Whether `list` has the names of the kept head, in the same order, as sent.
+    #[inline]
+    fn same_names(&self, list: &[httparse::Header<'_>]) -> bool {
+        if list.len() != self.ends.len() || list.is_empty() {
+            return false;
+        }
+        let mut start = 0;
+        for (h, &end) in list.iter().zip(&self.ends) {
+            if !same_bytes(h.name.as_bytes(), &self.raw[start..end]) {
+                return false;
+            }
+            start = end;
+        }
+        true
+    }
+
+    /// The map of `list` (which [`same_names`](Self::same_names) accepted), from the head
+    /// `buf` of `used` bytes: a copy of the kept map, with the values that differ replaced
+    /// (in the kept map too), the framing in `frame` (the kept one when no value differs).
+    fn copy_map(
+        &mut self,
+        buf: &[u8],
+        used: usize,
+        list: &[httparse::Header<'_>],
+        frame: &mut Framer,
+    ) -> Result<HeaderMap, HttpError> {
+        let mut headers = self.map.clone();
+        headers.remove(Self::SPARE);
+        let mut shared = None;
+        let mut changed = false;
+        for ((h, value), kept) in list
+            .iter()
+            .zip(headers.values_mut())
+            .zip(self.map.values_mut())
+        {
+            if !same_bytes(h.value, value.as_bytes()) {
+                let v = match value_of(buf, used, &mut shared, h.value) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        // The kept map now has some of this head's values: not kept.
+                        self.ends.clear();
+                        return Err(e);
+                    }
+                };
+                kept.clone_from(&v);
+                *value = v;
+                changed = true;
+            }
+        }
+        if changed {
+            let mut f = Framer::default();
+            let mut start = 0;
+            for ((h, name), &end) in list.iter().zip(headers.keys()).zip(&self.ends) {
+                f.note(name, end - start, h.value);
+                start = end;
+            }
+            self.frame = f;
+        }
+        *frame = self.frame;
+        Ok(headers)
+    }
+
+    /// Keeps `list`'s names, its map `headers` and its framing `frame` for the next head,
+    /// or nothing (the next head's map is built anew) if a name comes twice or there are
+    /// many.
+    fn keep(&mut self, list: &[httparse::Header<'_>], headers: &HeaderMap, frame: &Framer) {
+        self.raw.clear();
+        self.ends.clear();
+        if list.len() > Self::MAX_HEADERS
+            || headers.len() != list.len()
+            || headers.keys_len() != list.len()
+            || headers.contains_key(Self::SPARE)
+        {
+            return;
+        }
+        for h in list {
+            self.raw.extend_from_slice(h.name.as_bytes());
+            self.ends.push(self.raw.len());
+        }
+        self.map.clone_from(headers);
+        self.map.append(Self::SPARE, HeaderValue::from_static(""));
+        self.frame = *frame;
+    }
+}
+
 /// A head parsed: the bytes it took, the head, how its body is framed, whether the
 /// connection may be kept, which coding headers it has.
 type ParsedHead = (usize, Head, Framing, bool, Codings);
 
 /// Parses one head from the start of `buf`: `(length, head, framing, keep-alive,
 /// codings)`, or `None` if it is not complete yet.
-fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<ParsedHead>, HttpError> {
+fn parse_head(
+    buf: &[u8],
+    head_request: bool,
+    cache: Option<&mut HeadCache>,
+) -> Result<Option<ParsedHead>, HttpError> {
     // httparse fills the list it is given from the start and hands back the part it
     // filled: the list need not be set to empty headers first (64 of them, per head).
     let mut raw = [MaybeUninit::<httparse::Header<'_>>::uninit(); 64];
@@ -625,77 +942,31 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<ParsedHead>, Http
         Some(r) if Some(r) != status.canonical_reason() => r.to_owned(),
         _ => String::new(),
     };
-    // The map and the framing headers in one pass over httparse's list: the framing is
-    // read from the names the map gets (no second comparison of each name). A bad
-    // `Content-Length` is reported after the whole map was built, as a bad header comes
-    // first.
-    let shared = bytes::Bytes::copy_from_slice(&buf[..used]);
-    let base = buf.as_ptr() as usize;
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
-    let mut close = false;
-    let mut keep = false;
-    let mut chunked = false;
-    let mut length: Option<u64> = None;
-    let mut bad_length = false;
-    let mut ka_hint = None;
-    let mut codings = Codings::default();
-    for h in resp.headers.iter() {
-        if h.name.is_empty() {
-            continue;
+    // The map and the framing in one pass over httparse's list (a copy of the last
+    // head's map if `cache` has its names); a bad `Content-Length` is reported after the
+    // whole map was built, as a bad header comes first.
+    let mut frame = Framer::default();
+    let headers = match cache {
+        Some(cache) if cache.same_names(resp.headers) => {
+            cache.copy_map(buf, used, resp.headers, &mut frame)?
         }
-        let raw_name = h.name.as_bytes();
-        let name = match common_name(raw_name) {
-            Some(n) => n,
-            None => HeaderName::from_bytes(raw_name).map_err(|_| HttpError::BadHeader)?,
-        };
-        // httparse's values lie in `buf`: a value whose bytes are within the head's first
-        // `used` bytes is those bytes of the copy (no comparison needed).
-        let start = (h.value.as_ptr() as usize).wrapping_sub(base);
-        let value = match start.checked_add(h.value.len()) {
-            Some(end) if end <= used => HeaderValue::from_maybe_shared(shared.slice(start..end)),
-            _ => HeaderValue::from_bytes(h.value),
-        }
-        .map_err(|_| HttpError::BadHeader)?;
-        if name == header::CONNECTION {
-            for t in h.value.split(|&b| b == b',') {
-                let t = trim(t);
-                close |= t.eq_ignore_ascii_case(b"close");
-                keep |= t.eq_ignore_ascii_case(b"keep-alive");
+        cache => {
+            let headers = new_map(buf, used, resp.headers, &mut frame)?;
+            if let Some(cache) = cache {
+                cache.keep(resp.headers, &headers, &frame);
             }
-        } else if name == header::CONTENT_LENGTH {
-            if !bad_length {
-                for t in h.value.split(|&b| b == b',') {
-                    let t = trim(t);
-                    if t.is_empty() || t.len() > 19 || !t.iter().all(u8::is_ascii_digit) {
-                        bad_length = true;
-                        break;
-                    }
-                    let n = t.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-                    if length.is_some_and(|l| l != n) {
-                        bad_length = true;
-                        break;
-                    }
-                    length = Some(n);
-                }
-            }
-        } else if name == header::TRANSFER_ENCODING {
-            codings.transfer = true;
-            // Only the last coding counts: chunked must come last to frame the body.
-            chunked = h
-                .value
-                .split(|&b| b == b',')
-                .map(trim)
-                .rfind(|t| !t.is_empty())
-                .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
-        } else if name == header::CONTENT_ENCODING {
-            codings.content = true;
-        } else if raw_name.len() == 10 && name.as_str() == "keep-alive" {
-            ka_hint = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(keep_alive_timeout);
+            headers
         }
-        headers.append(name, value);
-    }
+    };
+    let Framer {
+        close,
+        keep,
+        chunked,
+        length,
+        bad_length,
+        ka_hint,
+        codings,
+    } = frame;
     if bad_length {
         return Err(HttpError::BadContentLength);
     }
@@ -1076,6 +1347,99 @@ mod tests {
         match p.feed(data).unwrap() {
             Parse::Done(i) => i,
             Parse::Incomplete => panic!("incomplete"),
+        }
+    }
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let text = b"Content-Length: 12345678901234567890 keep-alive";
+        for i in 0..text.len() {
+            for j in i..=text.len() {
+                let a = &text[i..j];
+                let copy = a.to_vec();
+                assert!(same_bytes(a, &copy));
+                for k in 0..a.len() {
+                    let mut b = a.to_vec();
+                    b[k] ^= 0x20;
+                    assert!(!same_bytes(a, &b));
+                }
+                if j < text.len() {
+                    assert!(!same_bytes(a, &text[i..=j]));
+                }
+            }
+        }
+    }
+
+    /// The headers of a map in order, as text.
+    fn listed(map: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+        map.iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn a_head_with_the_last_heads_names_gets_the_map_built_anew() {
+        let heads: [&[u8]; 9] = [
+            b"HTTP/1.1 200 OK\r\nServer: a\r\nDate: 1\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n",
+            // The same names: values that differ, a framing that differs.
+            b"HTTP/1.1 200 OK\r\nServer: a\r\nDate: 2\r\nContent-Length: 7\r\nConnection: close\r\n\r\n",
+            b"HTTP/1.1 404 Not Found\r\nServer: a\r\nDate: 2\r\nContent-Length: 7\r\nConnection: close\r\n\r\n",
+            // The same names in another case, then in another order.
+            b"HTTP/1.1 200 OK\r\nserver: a\r\nDate: 2\r\nContent-Length: 7\r\nConnection: close\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nDate: 2\r\nserver: a\r\nContent-Length: 7\r\nConnection: close\r\n\r\n",
+            // A name twice: not kept, built anew each time.
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: x\r\nSet-Cookie: y\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: x\r\nSet-Cookie: y\r\nTransfer-Encoding: chunked\r\n\r\n",
+            // The header kept at the end of the cache's map, sent: not kept.
+            b"HTTP/1.1 200 OK\r\nMax-Forwards: 1\r\nKeep-Alive: timeout=5\r\nContent-Encoding: gzip\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nMax-Forwards: 1\r\nKeep-Alive: timeout=5\r\nContent-Encoding: gzip\r\n\r\n",
+        ];
+        let mut cache = HeadCache::default();
+        for _ in 0..2 {
+            for h in heads {
+                let (n, fresh, framing, keep, codings) =
+                    parse_head(h, false, None).unwrap().unwrap();
+                let (m, copied, framing2, keep2, codings2) =
+                    parse_head(h, false, Some(&mut cache)).unwrap().unwrap();
+                assert_eq!((n, framing, keep, codings), (m, framing2, keep2, codings2));
+                assert_eq!(fresh.status, copied.status);
+                assert_eq!(fresh.reason, copied.reason);
+                assert_eq!(fresh.content_length, copied.content_length);
+                assert_eq!(fresh.keep_alive_timeout, copied.keep_alive_timeout);
+                assert_eq!(listed(&fresh.headers), listed(&copied.headers));
+                // A header added keeps the same order.
+                let (mut a, mut b) = (fresh.headers, copied.headers);
+                a.insert("x-pcch-peer", HeaderValue::from_static("p"));
+                b.insert("x-pcch-peer", HeaderValue::from_static("p"));
+                assert_eq!(listed(&a), listed(&b));
+            }
+        }
+        // A bad length and a bad value among the same names are reported as before.
+        let bad: [(&[u8], HttpError); 2] = [
+            (
+                b"HTTP/1.1 200 OK\r\nServer: a\r\nDate: 1\r\nContent-Length: x\r\nConnection: close\r\n\r\n",
+                HttpError::BadContentLength,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nServer: a\r\nDate: \x7f\r\nContent-Length: 1\r\nConnection: close\r\n\r\n",
+                HttpError::BadHeader,
+            ),
+        ];
+        for (h, e) in bad {
+            parse_head(heads[0], false, Some(&mut cache))
+                .unwrap()
+                .unwrap();
+            assert_eq!(parse_head(h, false, None).unwrap_err(), e);
+            assert_eq!(parse_head(h, false, Some(&mut cache)).unwrap_err(), e);
+            // And the next head is read as before.
+            for next in [heads[1], heads[0]] {
+                let (n, fresh, framing, keep, _) = parse_head(next, false, None).unwrap().unwrap();
+                let (m, copied, framing2, keep2, _) =
+                    parse_head(next, false, Some(&mut cache)).unwrap().unwrap();
+                assert_eq!((n, framing, keep), (m, framing2, keep2));
+                assert_eq!(fresh.content_length, copied.content_length);
+                assert_eq!(listed(&fresh.headers), listed(&copied.headers));
+            }
         }
     }
 

@@ -911,3 +911,55 @@ fn bind_addr_sets_the_local_address() {
     );
     assert_eq!(got.responses[0].1.body(), b"127.0.0.2");
 }
+
+/// Requests without headers of their own get `Host`, `User-Agent` and `Accept-Encoding`,
+/// in that order, each its own agent in turn and its own server's `Host`, however many
+/// come one after another (the client keeps the last such map to copy).
+#[test]
+fn bare_requests_get_the_headers_the_client_adds_in_order() {
+    let _w = common::timeout(20, "bare_requests_get_the_headers_the_client_adds_in_order");
+    let _serial = common::ka::serial();
+    let a = Server::answering(|_| ok("a"));
+    let b = Server::answering(|_| ok("b"));
+    // Several agents in turn, and one agent (the same map again and again).
+    for agent_list in [&["one/1", "two/2", "three/3"][..], &["one/1"][..]] {
+        let mut submits = Vec::new();
+        for i in 0..8 {
+            let server = if i < 3 || i == 5 { &a } else { &b };
+            submits.push(Submit::new("response", get(&server.url("/"))));
+        }
+        // One with a header of its own among them: built as before.
+        let mut own = get(&a.url("/"));
+        own.headers_mut()
+            .insert("x-own", http::HeaderValue::from_static("1"));
+        submits.insert(4, Submit::new("response", own));
+        let got = run_serial(
+            client()
+                .agents(agent_list.iter().copied())
+                .accept_encoding(true),
+            submits,
+        );
+        assert_eq!(got.responses.len(), 9);
+        let mut agents = Vec::new();
+        for (packet, _) in &got.responses {
+            let req = packet.request();
+            let port = req.uri().port_u16().unwrap();
+            let names: Vec<&str> = req.headers().keys().map(|n| n.as_str()).collect();
+            if req.headers().contains_key("x-own") {
+                assert_eq!(names, ["x-own", "host", "user-agent", "accept-encoding"]);
+            } else {
+                assert_eq!(names, ["host", "user-agent", "accept-encoding"]);
+            }
+            assert_eq!(req.headers()["host"], format!("127.0.0.1:{port}").as_str());
+            assert_eq!(req.headers()["accept-encoding"], "gzip, deflate");
+            agents.push(req.headers()["user-agent"].to_str().unwrap().to_owned());
+        }
+        let turn: Vec<String> = agent_list
+            .iter()
+            .cycle()
+            .take(9)
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(agents, turn);
+    }
+}
