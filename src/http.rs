@@ -782,6 +782,13 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// last head's are checked and copied ([`HeadCache::copy_map`]), the names not at all.
 /// The map is the same as the one built header by header: the same names and values, in
 /// the same order.
+///
+/// A head with other names replaces the kept one only if the head before it had other
+/// names too (or nothing is kept): a client whose responses alternate between two kinds
+/// of heads (two servers, or an interim `100 Continue` before each final head) keeps
+/// copying the one it has instead of paying for a copy of the map kept at every head; a
+/// client that moved to another server keeps the new server's head from its second
+/// response on.
 #[derive(Debug, Default)]
 pub(crate) struct HeadCache {
     /// The names as sent, one after another.
@@ -793,6 +800,8 @@ pub(crate) struct HeadCache {
     map: HeaderMap,
     /// What the map's headers say of the framing.
     frame: Framer,
+    /// The last head read had other names than the kept one's.
+    missed: bool,
 }
 
 impl HeadCache {
@@ -830,6 +839,7 @@ impl HeadCache {
         list: &[httparse::Header<'_>],
         frame: &mut Framer,
     ) -> Result<HeaderMap, HttpError> {
+        self.missed = false;
         let mut headers = self.map.clone();
         headers.remove(Self::SPARE);
         let mut shared = None;
@@ -868,8 +878,14 @@ impl HeadCache {
 
     /// Keeps `list`'s names, its map `headers` and its framing `frame` for the next head,
     /// or nothing (the next head's map is built anew) if a name comes twice or there are
-    /// many.
+    /// many; called for a head whose names are not the kept ones, it keeps them only if
+    /// the head before had other names too, or nothing is kept.
     fn keep(&mut self, list: &[httparse::Header<'_>], headers: &HeaderMap, frame: &Framer) {
+        if !self.ends.is_empty() && !self.missed {
+            self.missed = true;
+            return;
+        }
+        self.missed = false;
         self.raw.clear();
         self.ends.clear();
         if list.len() > Self::MAX_HEADERS
@@ -1441,6 +1457,31 @@ mod tests {
                 assert_eq!(listed(&fresh.headers), listed(&copied.headers));
             }
         }
+    }
+
+    #[test]
+    fn a_head_with_other_names_is_kept_from_the_second_in_a_row() {
+        let a: &[u8] = b"HTTP/1.1 200 OK\r\nServer: a\r\nContent-Length: 0\r\n\r\n";
+        let b: &[u8] = b"HTTP/1.1 200 OK\r\nDate: 1\r\nServer: b\r\nContent-Length: 0\r\n\r\n";
+        let mut cache = HeadCache::default();
+        let kept = |c: &HeadCache| c.raw.clone();
+        parse_head(a, false, Some(&mut cache)).unwrap().unwrap();
+        assert_eq!(kept(&cache), b"ServerContent-Length");
+        // Alternating heads: `a` stays kept.
+        for _ in 0..3 {
+            let (_, h, ..) = parse_head(b, false, Some(&mut cache)).unwrap().unwrap();
+            assert_eq!(h.headers["server"], "b");
+            assert_eq!(kept(&cache), b"ServerContent-Length");
+            let (_, h, ..) = parse_head(a, false, Some(&mut cache)).unwrap().unwrap();
+            assert_eq!(h.headers["server"], "a");
+        }
+        // `b` twice in a row: kept from the second on.
+        parse_head(b, false, Some(&mut cache)).unwrap().unwrap();
+        assert_eq!(kept(&cache), b"ServerContent-Length");
+        parse_head(b, false, Some(&mut cache)).unwrap().unwrap();
+        assert_eq!(kept(&cache), b"DateServerContent-Length");
+        let (_, h, ..) = parse_head(b, false, Some(&mut cache)).unwrap().unwrap();
+        assert_eq!(listed(&h.headers).len(), 3);
     }
 
     /// Reads a whole response: (head, body, end, bytes left over).
