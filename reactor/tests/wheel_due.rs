@@ -9,6 +9,28 @@ use std::rc::Rc;
 
 type Log = Rc<RefCell<Vec<String>>>;
 
+/// The `Wheel` methods of a test wheel with no handle and one piece of read work, not
+/// `done` yet: it holds its session and has work until then.
+macro_rules! one_piece_of_read_work {
+    () => {
+        fn register(&mut self, _: &Registry, _: [Token; 2]) -> std::io::Result<()> {
+            Ok(())
+        }
+
+        fn deregister(&mut self, _: &Registry) {}
+
+        fn note_ready(&mut self, _: usize, _: bool, _: bool) {}
+
+        fn holds_session(&self) -> bool {
+            !self.done
+        }
+
+        fn pending(&self) -> (bool, bool) {
+            (!self.done, false)
+        }
+    };
+}
+
 /// A wheel with one piece of read work that it holds back for `hold` polls: `pending`
 /// says yes all along, `due` only once `arm` (called after each poll) has counted the
 /// hold down.
@@ -19,21 +41,7 @@ struct Held {
 }
 
 impl Wheel for Held {
-    fn register(&mut self, _: &Registry, _: [Token; 2]) -> std::io::Result<()> {
-        Ok(())
-    }
-
-    fn deregister(&mut self, _: &Registry) {}
-
-    fn note_ready(&mut self, _: usize, _: bool, _: bool) {}
-
-    fn holds_session(&self) -> bool {
-        !self.done
-    }
-
-    fn pending(&self) -> (bool, bool) {
-        (!self.done, false)
-    }
+    one_piece_of_read_work!();
 
     fn due(&self, mode: Mode) -> bool {
         mode == Mode::Read && !self.done && self.hold == 0
@@ -169,21 +177,7 @@ struct Probe {
 }
 
 impl Wheel for Probe {
-    fn register(&mut self, _: &Registry, _: [Token; 2]) -> std::io::Result<()> {
-        Ok(())
-    }
-
-    fn deregister(&mut self, _: &Registry) {}
-
-    fn note_ready(&mut self, _: usize, _: bool, _: bool) {}
-
-    fn holds_session(&self) -> bool {
-        !self.done
-    }
-
-    fn pending(&self) -> (bool, bool) {
-        (!self.done, false)
-    }
+    one_piece_of_read_work!();
 
     fn arm(&mut self) {
         self.arms += 1;
