@@ -32,7 +32,7 @@ impl OutQueue {
     }
 
     /// Queues a chunk; empty chunks are not queued.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_back(&mut self, chunk: Vec<u8>) {
         if chunk.is_empty() {
             return;
@@ -41,8 +41,14 @@ impl OutQueue {
             // The old head's capacity goes with it: an idle wheel keeps nothing here.
             self.head = chunk;
         } else {
-            self.rest.get_or_insert_with(Box::default).push_back(chunk);
+            self.push_rest(chunk);
         }
+    }
+
+    /// [`OutQueue::push_back`] behind a first chunk, out of line.
+    #[inline(never)]
+    fn push_rest(&mut self, chunk: Vec<u8>) {
+        self.rest.get_or_insert_with(Box::default).push_back(chunk);
     }
 
     /// The first chunk, if any.

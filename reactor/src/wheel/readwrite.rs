@@ -25,6 +25,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 const READ_SLACK: usize = 8;
 
 /// Queues a chunk of filtered output (empty ones are dropped) and counts its octets.
+#[inline]
 fn queue_chunk(out: &mut OutQueue, octets: &mut usize, chunk: Vec<u8>) {
     *octets += chunk.len();
     out.push_back(chunk);
@@ -620,6 +621,7 @@ impl ReadWrite {
 
     /// What follows queueing output: AutoFlush, backpressure, and the high-water flag
     /// `put` returns.
+    #[inline]
     fn after_put(&mut self) -> bool {
         if self.auto_flush {
             self.write_ready = true;
@@ -645,9 +647,14 @@ impl ReadWrite {
             .as_deref_mut()
             .unwrap_or(&mut self.in_filter);
         let (out, octets) = (&mut self.out, &mut self.out_octets);
-        filter
-            .put_one_with(record.into(), |c| queue_chunk(out, octets, c))
-            .map_err(Error::Filter)?;
+        // A `Line`'s chunk is queued here, with no sink to hand it to.
+        if let Some(line) = filter.as_line() {
+            queue_chunk(out, octets, line.terminated(record.into()));
+        } else {
+            filter
+                .put_one_with(record.into(), |c| queue_chunk(out, octets, c))
+                .map_err(Error::Filter)?;
+        }
         Ok(self.after_put())
     }
 
@@ -1096,6 +1103,7 @@ impl ReadWrite {
     }
 
     /// Tells the kernel's output budget what this wheel's output holds now.
+    #[inline]
     fn sync_budget(&mut self) {
         if let Some(share) = &mut self.budget {
             share.hold(self.out_octets);
