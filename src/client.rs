@@ -840,8 +840,8 @@ struct Inner {
     /// names gets its map.
     head_cache: HeadCache,
     /// The agent's place among `agent_values` and the map of the last request prepared
-    /// without headers of its own (see [`Shared::prepare_bare`]), made with the `Host`
-    /// value in `last_host`.
+    /// without headers of its own (see [`Shared::prepare`]), made with the `Host` value
+    /// in `last_host`.
     bare_headers: Option<(usize, HeaderMap)>,
 }
 
@@ -1120,7 +1120,7 @@ fn error_code(e: &ClientError) -> u16 {
 /// Whether two URIs are written alike, byte for byte: then their targets are the same.
 /// Cheaper than `Uri`'s `==` (which folds the case of the scheme and the authority); URIs
 /// equal only up to case are merely told apart, and their target is worked out again.
-fn same_bytes(a: &Uri, b: &Uri) -> bool {
+fn written_alike(a: &Uri, b: &Uri) -> bool {
     a.scheme_str() == b.scheme_str()
         && a.authority().map(|x| x.as_str()) == b.authority().map(|x| x.as_str())
         && a.path_and_query().map(|x| x.as_str()) == b.path_and_query().map(|x| x.as_str())
@@ -1343,13 +1343,24 @@ impl Shared {
         }
         let len = req.body().len();
         let needs_length = len > 0 || matches!(*req.method(), Method::POST | Method::PUT);
-        if bare
+        // A request without headers or body of its own gets `Host`, `User-Agent` and, if
+        // the client asks for them, `Accept-Encoding` (no `From`, no cookie jar): the
+        // same map as the last such request's when the `Host` value and the agent are the
+        // same, so a copy of it (kept in `bare_headers`). `reuse`: the agent it gets.
+        let reuse = (bare
             && !needs_length
             && inner.config.from.is_none()
             && inner.config.cookie_jar.is_none()
-            && !inner.agent_values.is_empty()
-        {
-            return Self::prepare_bare(inner, req, t);
+            && !inner.agent_values.is_empty())
+        .then(|| inner.next_agent % inner.agent_values.len());
+        if let Some(agent) = reuse {
+            if let (true, Some((a, map))) = (Self::same_host(inner, t), &inner.bare_headers) {
+                if *a == agent {
+                    inner.next_agent = inner.next_agent.wrapping_add(1);
+                    *req.headers_mut() = map.clone();
+                    return Ok(req.version() == Version::HTTP_10);
+                }
+            }
         }
         let h = req.headers_mut();
         if bare || !h.contains_key(header::HOST) {
@@ -1389,6 +1400,9 @@ impl Shared {
         if let Some(jar) = &config.cookie_jar {
             Self::add_cookies(jar, req);
         }
+        if let Some(agent) = reuse {
+            inner.bare_headers = Some((agent, req.headers().clone()));
+        }
         let v10 = req.version() == Version::HTTP_10;
         Ok(if bare {
             v10
@@ -1416,39 +1430,6 @@ impl Shared {
         // The map kept was made with the last value.
         inner.bare_headers = None;
         Ok(v)
-    }
-
-    /// [`Shared::prepare`] for a request without headers or body of its own, which gets
-    /// `Host`, `User-Agent` and, if the client asks for them, `Accept-Encoding` (no `From`,
-    /// no cookie jar), in that order: the same map as the last such request's when the
-    /// `Host` value and the agent are the same, so a copy of that map (built as `prepare`
-    /// builds it, kept in `bare_headers`).
-    fn prepare_bare(
-        inner: &mut Inner,
-        req: &mut Request<Vec<u8>>,
-        t: &Target,
-    ) -> Result<bool, ClientError> {
-        let agent = inner.next_agent % inner.agent_values.len();
-        if let (true, Some((a, map))) = (Self::same_host(inner, t), &inner.bare_headers) {
-            if *a == agent {
-                inner.next_agent = inner.next_agent.wrapping_add(1);
-                *req.headers_mut() = map.clone();
-                return Ok(req.version() == Version::HTTP_10);
-            }
-        }
-        let host = Self::host_value(inner, t)?;
-        inner.next_agent = inner.next_agent.wrapping_add(1);
-        let h = req.headers_mut();
-        h.insert(header::HOST, host);
-        h.insert(header::USER_AGENT, inner.agent_values[agent].clone());
-        if inner.config.accept_encoding {
-            h.insert(
-                header::ACCEPT_ENCODING,
-                HeaderValue::from_static("gzip, deflate"),
-            );
-        }
-        inner.bare_headers = Some((agent, h.clone()));
-        Ok(req.version() == Version::HTTP_10)
     }
 
     fn add_cookies(jar: &CookieJar, req: &mut Request<Vec<u8>>) {
@@ -2129,7 +2110,7 @@ impl Shared {
     /// once for a run of requests to the same URI (the last one is kept).
     fn target_for(inner: &mut Inner, uri: &Uri) -> Result<Target, ClientError> {
         if let Some((last, t)) = &inner.last_target {
-            if same_bytes(last, uri) {
+            if written_alike(last, uri) {
                 return Ok(t.clone());
             }
         }
