@@ -5,8 +5,9 @@
 //! Typed accessors fail with an [`ArgError`] that names the position and both types.
 
 use crate::ids::SessionId;
+use crate::ids::WheelId;
 use crate::kernel::EventName;
-use std::any::{type_name, Any};
+use std::any::{type_name, Any, TypeId};
 use std::fmt;
 use std::rc::Rc;
 
@@ -15,10 +16,6 @@ pub type Arg = Rc<dyn Any>;
 
 /// Lists of at most this many arguments are recycled (see [`Args`]).
 pub(crate) const POOLED_CAPACITY: usize = 4;
-/// The capacity of the list a wheel's record and id are delivered in
-/// ([`Kernel::wheel_input_args`](crate::Kernel)): a list of two arguments with this
-/// capacity is only ever one of those, and is kept whole for the next record.
-pub(crate) const INPUT_CAPACITY: usize = 3;
 /// At most this many empty lists wait for reuse, per kernel.
 pub(crate) const POOL_SIZE: usize = 64;
 
@@ -28,15 +25,86 @@ pub(crate) const POOL_SIZE: usize = 64;
 /// back to it when the handler returns: the events a wheel hands its session, one after
 /// another, cost no allocation for their argument list. An `Args` is as small as a `Vec`,
 /// which matters where many wait or are returned in a hurry (timers, `alarm_remove`).
+///
+/// A byte record and its wheel's id (a `ReadWrite` wheel's `InputEvent`) come as they
+/// are, in a box the kernel keeps for the next record: `ARG0` and `ARG1` are read or
+/// taken with the same calls as any argument, and with no type test at run time when
+/// asked for as `Vec<u8>` and [`WheelId`](crate::WheelId). Asked for as shared
+/// arguments ([`Args::arg`], [`Args::iter`]), the two are made into such then.
 #[derive(Clone, Default)]
-pub struct Args(Vec<Arg>);
+pub struct Args(Repr);
+
+/// What an [`Args`] holds.
+#[derive(Clone)]
+enum Repr {
+    /// Any arguments, each shared.
+    List(Vec<Arg>),
+    /// A wheel's record and id.
+    Input(Box<WheelInput>),
+}
+
+impl Default for Repr {
+    fn default() -> Self {
+        Repr::List(Vec::new())
+    }
+}
+
+/// A wheel's record (`ARG0`) and id (`ARG1`) as its input handler gets them
+/// ([`Args`]). The kernel keeps the box of the last one for the next record.
+#[derive(Clone)]
+pub(crate) struct WheelInput {
+    record: Vec<u8>,
+    id: WheelId,
+    /// The two as shared arguments, made the first time they are asked for as such by
+    /// reference; from then on the list is what `&mut` calls work on.
+    shared: std::cell::OnceCell<Vec<Arg>>,
+}
+
+impl WheelInput {
+    /// The two as shared arguments: the list made before, or a new one.
+    fn into_list(self) -> Vec<Arg> {
+        let WheelInput { record, id, shared } = self;
+        shared
+            .into_inner()
+            .unwrap_or_else(|| vec![Rc::new(record) as Arg, Rc::new(id) as Arg])
+    }
+
+    /// The two as shared arguments, made now if not yet.
+    fn shared(&self) -> &[Arg] {
+        self.shared
+            .get_or_init(|| vec![Rc::new(self.record.clone()) as Arg, Rc::new(self.id)])
+    }
+}
 
 impl Args {
-    /// Whether the list is one the pool keeps (see [`Args`]): any list of capacity four,
-    /// the pool's own or not, or a wheel's record-and-id list (capacity three).
+    /// A wheel's record and id as an input event's arguments (`ARG0`, `ARG1`), in `kept`
+    /// (the box the last record came in) if there is one.
+    #[inline]
+    pub(crate) fn wheel_input(kept: Option<Box<WheelInput>>, record: Vec<u8>, id: WheelId) -> Args {
+        let b = match kept {
+            Some(mut b) => {
+                b.record = record;
+                b.id = id;
+                b
+            }
+            None => Box::new(WheelInput {
+                record,
+                id,
+                shared: std::cell::OnceCell::new(),
+            }),
+        };
+        Args(Repr::Input(b))
+    }
+
+    /// Whether the list is one the kernel keeps when its handler returns (see
+    /// [`Args`]): a wheel's record and id, or any list of capacity four, the pool's own
+    /// or not.
     #[inline]
     pub(crate) fn pooled(&self) -> bool {
-        self.0.capacity().wrapping_sub(INPUT_CAPACITY) <= POOLED_CAPACITY - INPUT_CAPACITY
+        match &self.0 {
+            Repr::List(v) => v.capacity() == POOLED_CAPACITY,
+            Repr::Input(_) => true,
+        }
     }
 
     /// Gives the list to `pool`, empty, if it is one the pool keeps (see [`Args`]); the
@@ -44,21 +112,24 @@ impl Args {
     /// records; [`Args::take`] leaves the box, emptied) goes to `records`, for the next
     /// records.
     ///
-    /// A wheel's record-and-id list (capacity three, two arguments) goes back whole to
-    /// `input`, if that is empty: its boxes serve the next record and id as they are.
+    /// A wheel's record and id go back in their box to `input`, if that is empty: the
+    /// next record and id are written into it.
     ///
-    /// The record-and-id list, a wheel's every record, is given back here, inlined where
+    /// The record and id, a wheel's every record, are given back here, inlined where
     /// handlers return; the pool's lists out of line.
     #[inline]
     pub(crate) fn recycle_into(
         &mut self,
         pool: &mut Vec<Vec<Arg>>,
         records: &mut Vec<Rc<Vec<u8>>>,
-        input: &mut Vec<Arg>,
+        input: &mut Option<Box<WheelInput>>,
     ) {
-        if self.0.capacity() == INPUT_CAPACITY {
-            if self.0.len() == 2 && input.capacity() == 0 {
-                std::mem::swap(&mut self.0, input);
+        if let Repr::Input(_) = &self.0 {
+            if input.is_none() {
+                if let Repr::Input(mut b) = std::mem::take(&mut self.0) {
+                    b.shared.take();
+                    *input = Some(b);
+                }
             }
             return;
         }
@@ -71,7 +142,9 @@ impl Args {
         if !self.pooled() || pool.len() >= POOL_SIZE {
             return;
         }
-        let mut v = std::mem::take(&mut self.0);
+        let Repr::List(mut v) = std::mem::take(&mut self.0) else {
+            return;
+        };
         // Only a box no one else holds can be reused; its type is asked last.
         if records.len() < POOL_SIZE
             && v.first()
@@ -86,11 +159,45 @@ impl Args {
         v.clear();
         pool.push(v);
     }
+
+    /// Runs `f` on the arguments as shared ones, in place: a wheel's record and id
+    /// become a list first.
+    fn with_list<R>(&mut self, f: impl FnOnce(&mut Vec<Arg>) -> R) -> R {
+        if let Repr::List(v) = &mut self.0 {
+            return f(v);
+        }
+        let mut v = match std::mem::take(&mut self.0) {
+            Repr::List(v) => v,
+            Repr::Input(b) => b.into_list(),
+        };
+        let r = f(&mut v);
+        self.0 = Repr::List(v);
+        r
+    }
+
+    /// The arguments as shared ones, by reference: a wheel's record and id are made into
+    /// such the first time.
+    fn as_list(&self) -> &[Arg] {
+        match &self.0 {
+            Repr::List(v) => v,
+            Repr::Input(b) => b.shared(),
+        }
+    }
+
+    /// A wheel's record and id, if that is what this holds and they have not been made
+    /// into shared arguments (see [`WheelInput::shared`]).
+    #[inline(always)]
+    fn input_mut(&mut self) -> Option<&mut WheelInput> {
+        match &mut self.0 {
+            Repr::Input(b) if b.shared.get().is_none() => Some(b),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Debug for Args {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Args(len={})", self.0.len())
+        write!(f, "Args(len={})", self.len())
     }
 }
 
@@ -134,18 +241,18 @@ impl Args {
     /// No arguments.
     #[inline]
     pub fn new() -> Self {
-        Args(Vec::new())
+        Args(Repr::List(Vec::new()))
     }
 
     /// The arguments as a boxed slice, 16 bytes: how queued items keep them (one
     /// allocation unless there are none).
     #[inline]
-    pub(crate) fn into_boxed(mut self) -> Box<[Arg]> {
-        // Lists from tuples are exactly as long as their allocation: no copy.
-        if self.0.is_empty() {
-            Box::default()
-        } else {
-            std::mem::take(&mut self.0).into_boxed_slice()
+    pub(crate) fn into_boxed(self) -> Box<[Arg]> {
+        match self.0 {
+            // Lists from tuples are exactly as long as their allocation: no copy.
+            Repr::List(v) if v.is_empty() => Box::default(),
+            Repr::List(v) => v.into_boxed_slice(),
+            Repr::Input(b) => b.into_list().into_boxed_slice(),
         }
     }
 
@@ -155,47 +262,50 @@ impl Args {
         if args.is_empty() {
             Args::new()
         } else {
-            Args(args.into_vec())
+            Args(Repr::List(args.into_vec()))
         }
     }
 
     /// Appends a value.
     pub fn push<T: Any>(&mut self, v: T) {
-        self.0.push(Rc::new(v));
+        self.push_arg(Rc::new(v));
     }
 
     /// Appends an already shared argument.
     pub fn push_arg(&mut self, a: Arg) {
-        self.0.push(a);
+        self.with_list(|v| v.push(a));
     }
 
     /// Appends every argument of `other`.
     pub fn extend(&mut self, other: &Args) {
-        self.0.extend(other.0.iter().cloned());
+        let more = other.as_list();
+        self.with_list(|v| v.extend(more.iter().cloned()));
     }
 
     /// Number of arguments.
     pub fn len(&self) -> usize {
-        self.0.len()
+        match &self.0 {
+            Repr::List(v) => v.len(),
+            Repr::Input(_) => 2,
+        }
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
     /// Argument `i` as a `T`.
     pub fn get<T: Any>(&self, i: usize) -> Result<&T, ArgError> {
-        let a = self.0.get(i).ok_or(ArgError {
+        let err = |problem| ArgError {
             index: i,
             expected: type_name::<T>(),
-            problem: ArgProblem::Missing,
-        })?;
-        a.downcast_ref::<T>().ok_or(ArgError {
-            index: i,
-            expected: type_name::<T>(),
-            problem: ArgProblem::WrongType,
-        })
+            problem,
+        };
+        if i >= self.len() {
+            return Err(err(ArgProblem::Missing));
+        }
+        self.opt::<T>(i).ok_or(err(ArgProblem::WrongType))
     }
 
     /// Takes argument `i` out as an owned `T` (a socket handed over in an event, say),
@@ -204,17 +314,12 @@ impl Args {
     /// [`WheelId`](crate::WheelId) is copied out instead, and stays in place).
     #[inline]
     pub fn take<T: Any>(&mut self, i: usize) -> Result<T, ArgError> {
-        // The usual take, a wheel's record taken as bytes, inlined where it is asked for
-        // (the type test is decided when `take` is compiled for `T`); the rest out of
-        // line.
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<Vec<u8>>() {
-            if let Some(bytes) = self
-                .0
-                .get_mut(i)
-                .and_then(Rc::get_mut)
-                .and_then(|a| a.downcast_mut::<Vec<u8>>())
-            {
-                let mut out = Some(std::mem::take(bytes));
+        // The usual takes, a wheel's record as bytes and its id, inlined where they are
+        // asked for: the type tests are decided when `take` is compiled for `T`. The
+        // rest out of line.
+        if let Some(w) = self.input_mut() {
+            if i == 0 && TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
+                let mut out = Some(std::mem::take(&mut w.record));
                 if let Some(t) = (&mut out as &mut dyn Any)
                     .downcast_mut::<Option<T>>()
                     .and_then(Option::take)
@@ -222,11 +327,36 @@ impl Args {
                     return Ok(t);
                 }
             }
+            if i == 1 && TypeId::of::<T>() == TypeId::of::<WheelId>() {
+                let mut out = Some(w.id);
+                if let Some(t) = (&mut out as &mut dyn Any)
+                    .downcast_mut::<Option<T>>()
+                    .and_then(Option::take)
+                {
+                    return Ok(t);
+                }
+            }
+        } else if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
+            if let Repr::List(v) = &mut self.0 {
+                if let Some(bytes) = v
+                    .get_mut(i)
+                    .and_then(Rc::get_mut)
+                    .and_then(|a| a.downcast_mut::<Vec<u8>>())
+                {
+                    let mut out = Some(std::mem::take(bytes));
+                    if let Some(t) = (&mut out as &mut dyn Any)
+                        .downcast_mut::<Option<T>>()
+                        .and_then(Option::take)
+                    {
+                        return Ok(t);
+                    }
+                }
+            }
         }
         self.take_any(i)
     }
 
-    /// [`Args::take`] past its inlined case.
+    /// [`Args::take`] past its inlined cases.
     #[inline(never)]
     fn take_any<T: Any>(&mut self, i: usize) -> Result<T, ArgError> {
         let err = |problem| ArgError {
@@ -234,54 +364,70 @@ impl Args {
             expected: type_name::<T>(),
             problem,
         };
-        let slot = self.0.get_mut(i).ok_or(err(ArgProblem::Missing))?;
-        if let Some(bytes) = Rc::get_mut(slot).and_then(|a| a.downcast_mut::<Vec<u8>>()) {
-            // A record: its bytes leave, its box stays for the next one.
-            let mut out = Some(std::mem::take(bytes));
-            if let Some(t) = (&mut out as &mut dyn Any).downcast_mut::<Option<T>>() {
-                if let Some(t) = t.take() {
-                    return Ok(t);
+        if self.input_mut().is_some() {
+            // A record or id asked for as another type, or a missing argument.
+            return Err(err(match i {
+                0 | 1 => ArgProblem::WrongType,
+                _ => ArgProblem::Missing,
+            }));
+        }
+        self.with_list(|v| {
+            let slot = v.get_mut(i).ok_or(err(ArgProblem::Missing))?;
+            if let Some(bytes) = Rc::get_mut(slot).and_then(|a| a.downcast_mut::<Vec<u8>>()) {
+                // A record: its bytes leave, its box stays for the next one.
+                let mut out = Some(std::mem::take(bytes));
+                if let Some(t) = (&mut out as &mut dyn Any).downcast_mut::<Option<T>>() {
+                    if let Some(t) = t.take() {
+                        return Ok(t);
+                    }
+                }
+                // Not asked for as bytes: put them back and fail below.
+                if let (Some(b), Some(back)) = (
+                    out,
+                    Rc::get_mut(slot).and_then(|a| a.downcast_mut::<Vec<u8>>()),
+                ) {
+                    *back = b;
                 }
             }
-            // Not asked for as bytes: put them back and fail below.
-            if let (Some(b), Some(back)) = (
-                out,
-                Rc::get_mut(slot).and_then(|a| a.downcast_mut::<Vec<u8>>()),
-            ) {
-                *back = b;
+            if !slot.is::<T>() {
+                return Err(err(ArgProblem::WrongType));
             }
-        }
-        if !slot.is::<T>() {
-            return Err(err(ArgProblem::WrongType));
-        }
-        let rc = std::mem::replace(slot, placeholder());
-        let typed = rc.downcast::<T>().map_err(|_| err(ArgProblem::WrongType))?;
-        match Rc::try_unwrap(typed) {
-            Ok(v) => Ok(v),
-            Err(shared) => {
-                // A wheel shares one id argument among all its events: ids are plain
-                // values, so taking one copies it out.
-                let copied = (&*shared as &dyn Any)
-                    .downcast_ref::<crate::ids::WheelId>()
-                    .map(|&id| Box::new(id) as Box<dyn Any>)
-                    .and_then(|b| b.downcast::<T>().ok());
-                *slot = shared;
-                match copied {
-                    Some(v) => Ok(*v),
-                    None => Err(err(ArgProblem::Shared)),
+            let rc = std::mem::replace(slot, placeholder());
+            let typed = rc.downcast::<T>().map_err(|_| err(ArgProblem::WrongType))?;
+            match Rc::try_unwrap(typed) {
+                Ok(v) => Ok(v),
+                Err(shared) => {
+                    // A wheel shares one id argument among all its events: ids are plain
+                    // values, so taking one copies it out.
+                    let copied = (&*shared as &dyn Any)
+                        .downcast_ref::<WheelId>()
+                        .map(|&id| Box::new(id) as Box<dyn Any>)
+                        .and_then(|b| b.downcast::<T>().ok());
+                    *slot = shared;
+                    match copied {
+                        Some(v) => Ok(*v),
+                        None => Err(err(ArgProblem::Shared)),
+                    }
                 }
             }
-        }
+        })
     }
 
     /// Argument `i` as a `T`, or `None` if missing or of another type.
     pub fn opt<T: Any>(&self, i: usize) -> Option<&T> {
-        self.0.get(i)?.downcast_ref::<T>()
+        match &self.0 {
+            Repr::List(v) => v.get(i)?.downcast_ref::<T>(),
+            Repr::Input(b) => match i {
+                0 => (&b.record as &dyn Any).downcast_ref::<T>(),
+                1 => (&b.id as &dyn Any).downcast_ref::<T>(),
+                _ => None,
+            },
+        }
     }
 
     /// The shared argument `i` itself.
     pub fn arg(&self, i: usize) -> Option<&Arg> {
-        self.0.get(i)
+        self.as_list().get(i)
     }
 
     /// Whether argument `i` exists and is a `T`.
@@ -291,18 +437,23 @@ impl Args {
 
     /// Iterates over the shared arguments.
     pub fn iter(&self) -> std::slice::Iter<'_, Arg> {
-        self.0.iter()
+        self.as_list().iter()
     }
 
     /// The arguments from position `from` on.
     pub fn tail(&self, from: usize) -> Args {
-        Args(self.0.get(from..).map(<[Arg]>::to_vec).unwrap_or_default())
+        Args(Repr::List(
+            self.as_list()
+                .get(from..)
+                .map(<[Arg]>::to_vec)
+                .unwrap_or_default(),
+        ))
     }
 }
 
 impl From<Vec<Arg>> for Args {
     fn from(v: Vec<Arg>) -> Self {
-        Args(v)
+        Args(Repr::List(v))
     }
 }
 
@@ -361,7 +512,7 @@ macro_rules! tuple_args {
             #[allow(non_snake_case)]
             fn into_args(self) -> Args {
                 let ($($name,)+) = self;
-                Args(vec![$(Rc::new($name) as Arg),+])
+                Args(Repr::List(vec![$(Rc::new($name) as Arg),+]))
             }
         }
     };
@@ -399,7 +550,7 @@ macro_rules! single_args {
         $(
             impl IntoArgs for $t {
                 fn into_args(self) -> Args {
-                    Args(vec![Rc::new(self) as Arg])
+                    Args(Repr::List(vec![Rc::new(self) as Arg]))
                 }
             }
         )+
@@ -435,19 +586,19 @@ single_args!(
 
 impl<T: Any> IntoArgs for Vec<T> {
     fn into_args(self) -> Args {
-        Args(vec![Rc::new(self) as Arg])
+        Args(Repr::List(vec![Rc::new(self) as Arg]))
     }
 }
 
 impl<T: Any> IntoArgs for Option<T> {
     fn into_args(self) -> Args {
-        Args(vec![Rc::new(self) as Arg])
+        Args(Repr::List(vec![Rc::new(self) as Arg]))
     }
 }
 
 impl<T: Any> IntoArgs for Box<T> {
     fn into_args(self) -> Args {
-        Args(vec![Rc::new(self) as Arg])
+        Args(Repr::List(vec![Rc::new(self) as Arg]))
     }
 }
 
@@ -692,7 +843,7 @@ impl<T: Outcome, E: Into<HandlerError>> Outcome for Result<T, E> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Arg, ArgProblem, Args, HandlerError, IntoArgs, Value};
+    use super::{Arg, ArgProblem, Args, HandlerError, Value};
     use crate::ids::WheelId;
     use std::rc::Rc;
 
@@ -726,43 +877,100 @@ mod tests {
         let mut a = Args::from(Vec::with_capacity(4));
         a.push(1u8);
         assert!(a.pooled());
-        a.recycle_into(&mut pool, &mut Vec::new(), &mut Vec::new());
+        a.recycle_into(&mut pool, &mut Vec::new(), &mut None);
         assert_eq!(pool.len(), 1);
         assert!(pool[0].is_empty() && pool[0].capacity() == 4);
         let mut b = Args::from(vec![Rc::new(1u8) as Arg]);
         assert!(!b.pooled());
         assert!(a.is_empty());
-        b.recycle_into(&mut pool, &mut Vec::new(), &mut Vec::new());
+        b.recycle_into(&mut pool, &mut Vec::new(), &mut None);
         assert_eq!((b.len(), pool.len()), (1, 1));
     }
 
-    /// A wheel's record-and-id list (capacity three, two arguments) goes back whole, to
-    /// an empty slot only; other lists of capacity three are not kept.
+    /// A wheel's record and id go back in their box, to an empty slot only, and are read
+    /// and taken as any arguments.
     #[test]
-    fn input_lists_are_kept_whole() {
-        let (mut pool, mut boxes, mut input) = (Vec::new(), Vec::new(), Vec::new());
-        let input_list = || {
-            let mut v: Vec<Arg> = Vec::with_capacity(super::INPUT_CAPACITY);
-            v.push(Rc::new(b"line".to_vec()));
-            v.push(Rc::new(WheelId(3)));
-            Args::from(v)
-        };
-        let mut a = input_list();
+    fn input_boxes_are_kept_whole() {
+        let (mut pool, mut boxes, mut input) = (Vec::new(), Vec::new(), None);
+        let mut a = Args::wheel_input(None, b"line".to_vec(), WheelId(3));
         assert!(a.pooled());
+        assert_eq!((a.len(), a.is_empty()), (2, false));
+        assert_eq!(a.get::<Vec<u8>>(0).unwrap(), b"line");
+        assert_eq!(*a.get::<WheelId>(1).unwrap(), WheelId(3));
+        assert_eq!(
+            a.get::<String>(0).unwrap_err().problem,
+            ArgProblem::WrongType
+        );
+        assert_eq!(a.get::<u8>(2).unwrap_err().problem, ArgProblem::Missing);
+        assert_eq!(
+            a.take::<String>(0).unwrap_err().problem,
+            ArgProblem::WrongType
+        );
+        assert_eq!(a.take::<u8>(2).unwrap_err().problem, ArgProblem::Missing);
+        assert_eq!(a.take::<Vec<u8>>(0).unwrap(), b"line");
+        assert!(a.get::<Vec<u8>>(0).unwrap().is_empty());
+        // An id is copied out and stays.
+        assert_eq!(a.take::<WheelId>(1).unwrap(), WheelId(3));
+        assert_eq!(*a.get::<WheelId>(1).unwrap(), WheelId(3));
         a.recycle_into(&mut pool, &mut boxes, &mut input);
         assert!(a.is_empty());
-        assert_eq!(input.len(), 2);
-        assert!(pool.is_empty() && boxes.is_empty());
-        // The slot is taken: a second one is dropped with its list.
-        let mut b = input_list();
+        assert!(input.is_some() && pool.is_empty() && boxes.is_empty());
+        // The slot is taken: a second one is dropped.
+        let mut b = Args::wheel_input(None, b"two".to_vec(), WheelId(4));
         b.recycle_into(&mut pool, &mut boxes, &mut input);
-        assert_eq!((b.len(), input.len(), pool.len()), (2, 2, 0));
-        // Three arguments in a list of capacity three: a tuple's list, not kept.
-        let mut c = (1u8, 2u8, 3u8).into_args();
-        input.clear();
-        input.shrink_to_fit();
-        c.recycle_into(&mut pool, &mut boxes, &mut input);
-        assert_eq!((c.len(), input.capacity(), pool.len()), (3, 0, 0));
+        assert_eq!(b.len(), 2);
+        // The kept box carries the next record and id.
+        let c = Args::wheel_input(input.take(), b"three".to_vec(), WheelId(5));
+        assert_eq!(c.get::<Vec<u8>>(0).unwrap(), b"three");
+        assert_eq!(*c.get::<WheelId>(1).unwrap(), WheelId(5));
+    }
+
+    /// A record and id asked for as shared arguments become a list: what is read, taken,
+    /// cloned, extended or queued after that is the same two values.
+    #[test]
+    fn input_args_serve_as_shared_arguments() {
+        let mut a = Args::wheel_input(None, b"line".to_vec(), WheelId(9));
+        assert_eq!(a.iter().count(), 2);
+        assert_eq!(
+            a.arg(0).and_then(|r| r.downcast_ref::<Vec<u8>>()).unwrap(),
+            b"line"
+        );
+        // Shared by a copy, as any list's arguments: the bytes cannot be taken.
+        let copy = a.clone();
+        assert_eq!(
+            a.take::<Vec<u8>>(0).unwrap_err().problem,
+            ArgProblem::Shared
+        );
+        assert_eq!(a.take::<WheelId>(1).unwrap(), WheelId(9));
+        assert_eq!(copy.get::<Vec<u8>>(0).unwrap(), b"line");
+        drop(copy);
+        let copy = a.clone();
+        let mut d = Args::wheel_input(None, b"own".to_vec(), WheelId(8));
+        assert_eq!(d.iter().count(), 2);
+        assert_eq!(d.take::<Vec<u8>>(0).unwrap(), b"own");
+        assert!(d.get::<Vec<u8>>(0).unwrap().is_empty());
+        let tail = copy.tail(1);
+        assert_eq!(
+            (tail.len(), *tail.get::<WheelId>(0).unwrap()),
+            (1, WheelId(9))
+        );
+        let mut b = Args::wheel_input(None, b"x".to_vec(), WheelId(1));
+        b.push(7u32);
+        assert_eq!((b.len(), *b.get::<u32>(2).unwrap()), (3, 7));
+        assert_eq!(b.get::<Vec<u8>>(0).unwrap(), b"x");
+        let mut c = Args::new();
+        c.extend(&copy);
+        assert_eq!(c.get::<Vec<u8>>(0).unwrap(), b"line");
+        let boxed = Args::wheel_input(None, b"q".to_vec(), WheelId(2)).into_boxed();
+        let back = Args::from_boxed(boxed);
+        assert_eq!(back.get::<Vec<u8>>(0).unwrap(), b"q");
+        assert_eq!(*back.get::<WheelId>(1).unwrap(), WheelId(2));
+    }
+
+    /// An `Args` stays the size of a `Vec`.
+    #[test]
+    fn args_are_three_words() {
+        assert_eq!(std::mem::size_of::<Args>(), 24);
     }
 }
 
@@ -776,7 +984,7 @@ mod record_box_tests {
         let mut v = Vec::with_capacity(POOLED_CAPACITY);
         v.push(Rc::new(b"line".to_vec()) as super::Arg);
         v.push(Rc::new(7u32) as super::Arg);
-        let mut args = Args(v);
+        let mut args = Args::from(v);
         assert_eq!(
             args.take::<u32>(0).unwrap_err().problem,
             ArgProblem::WrongType
@@ -789,14 +997,14 @@ mod record_box_tests {
         assert_eq!(args.take::<Vec<u8>>(0).unwrap(), b"line");
         assert!(args.get::<Vec<u8>>(0).unwrap().is_empty());
         let (mut lists, mut boxes) = (Vec::new(), Vec::new());
-        args.recycle_into(&mut lists, &mut boxes, &mut Vec::new());
+        args.recycle_into(&mut lists, &mut boxes, &mut None);
         assert_eq!((lists.len(), boxes.len()), (1, 1));
         // A record still shared, or not taken, is not harvested.
         let kept = Rc::new(b"kept".to_vec()) as super::Arg;
         let mut v = Vec::with_capacity(POOLED_CAPACITY);
         v.push(Rc::clone(&kept));
         v.push(Rc::new(b"untaken".to_vec()) as super::Arg);
-        Args(v).recycle_into(&mut lists, &mut boxes, &mut Vec::new());
+        Args::from(v).recycle_into(&mut lists, &mut boxes, &mut None);
         assert_eq!(boxes.len(), 1);
     }
 }

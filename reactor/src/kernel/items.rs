@@ -295,42 +295,12 @@ impl Kernel {
     }
 
     /// A wheel's record and its id as an input event's arguments (`ARG0`, `ARG1`), in the
-    /// list the last record came in if its handler gave it back with both boxes its own
-    /// alone: the two are written in place, nothing is built. Else a new list of the
-    /// capacity that marks it as such a list ([`INPUT_CAPACITY`]), kept when it comes
-    /// back.
-    ///
-    /// [`INPUT_CAPACITY`]: crate::value::INPUT_CAPACITY
+    /// box the last record came in if its handler gave it back: the two are written in
+    /// place, nothing is built, and the handler reads them with no type test at run
+    /// time (see [`Args`]).
     #[inline(always)]
     pub(crate) fn wheel_input_args(&mut self, record: Vec<u8>, id: crate::WheelId) -> Args {
-        let mut v = std::mem::take(&mut self.input_args);
-        if let [r, i] = &mut v[..] {
-            let r = std::rc::Rc::get_mut(r).and_then(|a| a.downcast_mut::<Vec<u8>>());
-            let i = std::rc::Rc::get_mut(i).and_then(|a| a.downcast_mut::<crate::WheelId>());
-            if let (Some(r), Some(i)) = (r, i) {
-                *r = record;
-                *i = id;
-                return Args::from(v);
-            }
-        }
-        self.wheel_input_args_new(v, record, id)
-    }
-
-    /// [`Kernel::wheel_input_args`] without a list to reuse.
-    #[inline(never)]
-    fn wheel_input_args_new(
-        &mut self,
-        mut v: Vec<crate::value::Arg>,
-        record: Vec<u8>,
-        id: crate::WheelId,
-    ) -> Args {
-        v.clear();
-        if v.capacity() != crate::value::INPUT_CAPACITY {
-            v = Vec::with_capacity(crate::value::INPUT_CAPACITY);
-        }
-        v.push(self.record_arg(record));
-        v.push(std::rc::Rc::new(id));
-        Args::from(v)
+        Args::wheel_input(self.input_args.take(), record, id)
     }
 
     /// A wheel id as an event argument. The kernel keeps the box of the last one and

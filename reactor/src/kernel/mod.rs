@@ -211,7 +211,7 @@ impl KernelBuilder {
             arg_lists: Vec::new(),
             record_boxes: Vec::new(),
             id_box: None,
-            input_args: Vec::new(),
+            input_args: None,
             last_handler: None,
             last_fifo: Time::MIN,
             batch_prev: Time::MIN,
@@ -292,10 +292,10 @@ pub struct Kernel {
     /// The wheel id argument of the last wheel event, reused for the next one once the
     /// handler let go of it ([`Kernel::wheel_id_arg`]).
     pub(crate) id_box: Option<Rc<crate::ids::WheelId>>,
-    /// The list the last record a wheel delivered came in (`[record, wheel id]`), given
-    /// back whole by its handler: the next record and id are written into its boxes
-    /// ([`Kernel::wheel_input_args`]). Empty while a handler holds it.
-    pub(crate) input_args: Vec<crate::value::Arg>,
+    /// The box the last record a wheel delivered came in, with its wheel id, given back
+    /// by its handler: the next record and id are written into it
+    /// ([`Kernel::wheel_input_args`]). `None` while a handler holds it.
+    pub(crate) input_args: Option<Box<crate::value::WheelInput>>,
     /// The handler found last, with the table and the event it was found for: the events
     /// of a stream (a wheel's records, to one session or to sessions sharing
     /// [`States`]) find it without a search. Cleared when a session is freed.
