@@ -406,6 +406,31 @@ impl Kernel {
         );
     }
 
+    /// [`Kernel::dispatch`] for a wheel's call into its owner (the session is its own
+    /// sender) whose value the wheel does not use: nothing comes back through memory.
+    /// A failure is handled as for any call.
+    #[inline(never)]
+    pub(crate) fn dispatch_unanswered(
+        &mut self,
+        key: usize,
+        session: SessionId,
+        ev: EventId,
+        args: Args,
+        caller_state: EventId,
+        caller: &'static Location<'static>,
+    ) {
+        let _ = self.dispatch_in(
+            key,
+            session,
+            session,
+            ev,
+            args,
+            caller_state,
+            caller,
+            Kind::Call,
+        );
+    }
+
     /// Runs one handler in a new frame. A failure is turned into a DIE signal or the kernel
     /// exception as POE does, and also returned.
     #[allow(clippy::too_many_arguments)]

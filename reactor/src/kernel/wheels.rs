@@ -830,18 +830,23 @@ impl Kernel {
     }
 
     /// [`Kernel::wheel_call`] for a located wheel: its owner is found by slot, not by id.
+    /// The handler's value is not asked for (a wheel's input event), so nothing comes
+    /// back from the frame.
     #[inline(always)]
-    pub(crate) fn wheel_call_at(
-        &mut self,
-        at: WheelAt,
-        owner: SessionId,
-        ev: EventId,
-        args: Args,
-    ) -> Value {
+    pub(crate) fn wheel_call_at(&mut self, at: WheelAt, owner: SessionId, ev: EventId, args: Args) {
         if self.active.session == owner || !self.owner_at(at.owner_key, owner) {
-            return self.wheel_call(owner, ev, args);
+            self.wheel_call(owner, ev, args);
+            return;
         }
-        self.wheel_call_key(at.owner_key as usize, owner, ev, args, Location::caller())
+        let caller_state = self.active.event;
+        self.dispatch_unanswered(
+            at.owner_key as usize,
+            owner,
+            ev,
+            args,
+            caller_state,
+            Location::caller(),
+        );
     }
 
     /// Whether the session in slot `key` (the one a wheel recorded when it was made) is
