@@ -216,6 +216,63 @@ impl Line {
         })
     }
 
+    /// `get_one_start` with `bytes` then one `get_one`, for bytes just read while nothing
+    /// is buffered, in POE's default newline mode or with a literal newline: the bytes
+    /// are searched where they lie, the first line is copied out into a buffer that
+    /// `alloc` gives (it is called with the line's length), and only what follows the
+    /// line is buffered. The outcome is the same as going through the buffer (`MaxLength`
+    /// refuses the line and keeps what follows it).
+    ///
+    /// `None` when the filter cannot take this way (bytes buffered, another newline mode,
+    /// or more bytes than `MaxBuffer`): nothing was done, and the bytes go the usual way.
+    #[inline]
+    pub(crate) fn first_line_of(
+        &mut self,
+        bytes: &[u8],
+        alloc: impl FnOnce(usize) -> Vec<u8>,
+    ) -> Option<Result<Option<Vec<u8>>, FilterError>> {
+        if !self.buf.is_empty() || bytes.len() > self.max_buffer as usize {
+            return None;
+        }
+        let found = match self.newlines.as_deref() {
+            None => find_newline(bytes, 0).map(|i| (i, default_term_len(bytes, i))),
+            Some(Newlines {
+                input: Input::Literal(lit),
+                ..
+            }) => match find_literal(bytes, lit, 0) {
+                Some(i) => Some((i, lit.len())),
+                None => {
+                    // As `next_line` waits: a split literal may end in the last bytes.
+                    let from = bytes.len().saturating_sub(lit.len().saturating_sub(1));
+                    self.buf.append_one(bytes.to_vec());
+                    self.buf.scan_from = offset32(from);
+                    return Some(Ok(None));
+                }
+            },
+            Some(_) => return None,
+        };
+        let Some((end, term)) = found else {
+            self.buf.append_one(bytes.to_vec());
+            self.buf.scan_from = offset32(bytes.len());
+            return Some(Ok(None));
+        };
+        let rest = bytes.get(end + term..).unwrap_or(&[]);
+        if !rest.is_empty() {
+            self.buf.append_one(rest.to_vec());
+            self.buf.scan_from = 0;
+        }
+        let line = bytes.get(..end).unwrap_or(&[]);
+        if line.len() > self.max_length as usize {
+            return Some(Err(FilterError::LineTooLong {
+                length: line.len(),
+                max: self.max_length as usize,
+            }));
+        }
+        let mut record = alloc(line.len());
+        record.extend_from_slice(line);
+        Some(Ok(Some(record)))
+    }
+
     /// The next line, terminator removed; `None` when no whole line is buffered.
     pub(crate) fn next_line(&mut self) -> Result<Option<Vec<u8>>, FilterError> {
         if self.buf.is_empty() {
@@ -342,6 +399,18 @@ impl Line {
             });
         }
         Ok(Some(line))
+    }
+}
+
+/// The length of the default-mode terminator that begins at `i` (a CR or LF): 2 when the
+/// complementary character follows it (CRLF, LFCR), else 1.
+#[inline]
+fn default_term_len(hay: &[u8], i: usize) -> usize {
+    let c = hay.get(i).copied().unwrap_or(CR);
+    if hay.get(i + 1) == Some(&complement(c)) {
+        2
+    } else {
+        1
     }
 }
 
