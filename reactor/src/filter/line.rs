@@ -235,11 +235,15 @@ impl Line {
             return None;
         }
         let found = match self.newlines.as_deref() {
-            None => find_newline(bytes, 0).map(|i| (i, default_term_len(bytes, i))),
+            None => search::cr_or_lf(bytes).map(|i| (i, default_term_len(bytes, i))),
             Some(Newlines {
                 input: Input::Literal(lit),
                 ..
-            }) => match find_literal(bytes, lit, 0) {
+            }) => match match lit[..] {
+                // A one-byte newline ("\n"): one search, here.
+                [byte] => search::byte(byte, bytes),
+                _ => find_literal(bytes, lit, 0),
+            } {
                 Some(i) => Some((i, lit.len())),
                 None => {
                     // As `next_line` waits: a split literal may end in the last bytes.
@@ -731,5 +735,152 @@ mod size_tests {
     #[test]
     fn a_line_filter_stays_small() {
         assert_eq!(std::mem::size_of::<super::Line>(), 48);
+    }
+}
+
+#[cfg(test)]
+mod first_line_tests {
+    use super::{Line, LineBuilder};
+    use crate::filter::Filter;
+
+    /// What a filter gives for `reads`, each read parsed until no record is left: records
+    /// (or failures, as text), then what stays buffered. `shortcut`: reads taken by
+    /// [`Line::first_line_of`] where it can, as a wheel does.
+    fn run(mut f: Line, reads: &[&[u8]], shortcut: bool) -> (Vec<String>, Option<Vec<u8>>) {
+        let mut out = Vec::new();
+        let note =
+            |out: &mut Vec<String>, r: Result<Option<Vec<u8>>, crate::filter::FilterError>| match r
+            {
+                Ok(Some(rec)) => {
+                    out.push(String::from_utf8_lossy(&rec).into_owned());
+                    true
+                }
+                Ok(None) => false,
+                Err(e) => {
+                    out.push(format!("{e:?}"));
+                    true
+                }
+            };
+        for read in reads {
+            let first = if shortcut {
+                f.first_line_of(read, |len| Vec::with_capacity(len + 8))
+            } else {
+                None
+            };
+            let go_on = match first {
+                Some(r) => note(&mut out, r),
+                None => {
+                    if let Err(e) = f.get_one_start_chunk(read.to_vec()) {
+                        out.push(format!("{e:?}"));
+                        continue;
+                    }
+                    true
+                }
+            };
+            if go_on {
+                while note(&mut out, f.next_line()) {}
+            }
+        }
+        let pending = f.get_pending().map(|p| p.concat());
+        (out, pending)
+    }
+
+    fn filters() -> Vec<(&'static str, fn() -> Line)> {
+        vec![
+            ("default", Line::new),
+            ("lf", || Line::with_literal("\n").unwrap()),
+            ("crlf", || Line::with_literal("\r\n").unwrap()),
+            ("ab", || Line::with_literal("ab").unwrap()),
+            ("max_length 1", || {
+                LineBuilder::default().max_length(1).build().unwrap()
+            }),
+            ("lf, max_length 1", || {
+                LineBuilder::default()
+                    .literal("\n")
+                    .max_length(1)
+                    .build()
+                    .unwrap()
+            }),
+            ("max_buffer 3", || {
+                LineBuilder::default()
+                    .max_length(2)
+                    .max_buffer(3)
+                    .build()
+                    .unwrap()
+            }),
+            ("autodetect", || {
+                Line::builder().autodetect().build().unwrap()
+            }),
+        ]
+    }
+
+    /// Every string of up to 6 bytes over `a`, `b`, CR and LF, cut into one, two or three
+    /// reads at every place: the bytes taken where they lie give the records, failures
+    /// and buffered rest that the buffer gives (a CR at a read's end, several lines in
+    /// one read, a line split over reads, lines too long, a buffer too large).
+    #[test]
+    fn taking_a_read_where_it_lies_parses_as_the_buffer_does() {
+        const ALPHABET: &[u8] = b"ab\r\n";
+        let mut inputs = vec![Vec::new()];
+        let mut all = Vec::new();
+        for _ in 0..6 {
+            let mut next = Vec::new();
+            for s in &inputs {
+                for &c in ALPHABET {
+                    let mut t: Vec<u8> = s.clone();
+                    t.push(c);
+                    next.push(t);
+                }
+            }
+            all.extend(next.iter().cloned());
+            inputs = next;
+        }
+        let mut shortcuts = 0;
+        for (name, make) in filters() {
+            for s in &all {
+                for i in 1..=s.len() {
+                    for j in i..=s.len() {
+                        let (a, rest) = s.split_at(i);
+                        let (b, c) = rest.split_at(j - i);
+                        let reads: Vec<&[u8]> =
+                            [a, b, c].into_iter().filter(|r| !r.is_empty()).collect();
+                        let want = run(make(), &reads, false);
+                        let got = run(make(), &reads, true);
+                        assert_eq!(got, want, "{name}: {reads:?}");
+                        if make().first_line_of(a, Vec::with_capacity).is_some() {
+                            shortcuts += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(shortcuts > 0);
+    }
+
+    #[test]
+    fn the_first_line_is_copied_out_and_the_rest_kept() {
+        let mut f = Line::new();
+        let got = f.first_line_of(b"one\r\ntwo\rthree", |len| Vec::with_capacity(len + 8));
+        let line = got.unwrap().unwrap().unwrap();
+        assert_eq!(line, b"one");
+        assert!(
+            line.capacity() >= 3 + 8,
+            "the line keeps room for its newline"
+        );
+        assert_eq!(f.get_pending(), Some(vec![b"two\rthree".to_vec()]));
+        // Bytes buffered: the usual way.
+        assert!(f.first_line_of(b"\n", Vec::with_capacity).is_none());
+        assert_eq!(f.next_line().unwrap().unwrap(), b"two");
+        assert_eq!(f.next_line().unwrap(), None);
+        // A lone CR at the end of a read ends the line at once.
+        let mut f = Line::new();
+        let got = f.first_line_of(b"x\r", Vec::with_capacity).unwrap();
+        assert_eq!(got.unwrap().unwrap(), b"x");
+        assert!(!f.may_have_record());
+        let got = f.first_line_of(b"\n", Vec::with_capacity).unwrap();
+        assert_eq!(got.unwrap().unwrap(), b"");
+        // Autodetection and matchers go the usual way.
+        let mut f = Line::builder().autodetect().build().unwrap();
+        assert!(f.first_line_of(b"x\n", Vec::with_capacity).is_none());
     }
 }
