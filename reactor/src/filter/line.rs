@@ -260,12 +260,12 @@ impl Line {
             self.buf.scan_from = offset32(bytes.len());
             return Some(Ok(None));
         };
-        let rest = bytes.get(end + term..).unwrap_or(&[]);
-        if !rest.is_empty() {
-            self.buf.append_one(rest.to_vec());
+        let (line, after) = bytes.split_at_checked(end).unwrap_or((bytes, &[]));
+        if after.len() > term {
+            // More after the line: kept for the next parse.
+            self.buf.append_one(after.get(term..).unwrap_or(&[]).to_vec());
             self.buf.scan_from = 0;
         }
-        let line = bytes.get(..end).unwrap_or(&[]);
         if line.len() > self.max_length as usize {
             return Some(Err(FilterError::LineTooLong {
                 length: line.len(),
