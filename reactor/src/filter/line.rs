@@ -263,7 +263,8 @@ impl Line {
         let (line, after) = bytes.split_at_checked(end).unwrap_or((bytes, &[]));
         if after.len() > term {
             // More after the line: kept for the next parse.
-            self.buf.append_one(after.get(term..).unwrap_or(&[]).to_vec());
+            self.buf
+                .append_one(after.get(term..).unwrap_or(&[]).to_vec());
             self.buf.scan_from = 0;
         }
         if line.len() > self.max_length as usize {
@@ -785,7 +786,10 @@ mod first_line_tests {
         (out, pending)
     }
 
-    fn filters() -> Vec<(&'static str, fn() -> Line)> {
+    /// A named way to build a filter.
+    type Make = (&'static str, fn() -> Line);
+
+    fn filters() -> Vec<Make> {
         vec![
             ("default", Line::new),
             ("lf", || Line::with_literal("\n").unwrap()),
