@@ -1449,3 +1449,75 @@ fn a_line_too_long_reaches_the_error_event_between_the_lines_around_it() {
     assert!(log[1].starts_with("read Some(LineTooLong"), "{log:?}");
     assert_eq!(log[2..], ["after", ""]);
 }
+
+/// Lines over several reads with POE's default newlines: a CR that ends a read ends its
+/// line at once and the LF that starts the next read gives an empty line (as POE), a read
+/// with several lines gives them all (LFCR is one newline, an LF after it another), and a
+/// line split over reads comes out whole. The
+/// peer writes the next piece from the handler of the last line it waits for, so each
+/// piece is a read of its own.
+#[test]
+fn lines_across_reads_with_the_default_newlines() {
+    let _guard = timeout(10, "lines across reads");
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    (&theirs).write_all(b"one\r").unwrap();
+    let socket = std::cell::Cell::new(Some(UnixStream::from_std(ours)));
+    let log: Shared<Vec<String>> = Rc::default();
+    let l_in = log.clone();
+    let theirs = std::cell::Cell::new(Some(theirs));
+    let mut k = Kernel::new().unwrap();
+    k.create(
+        Session::new(None::<WheelHandle>)
+            .on(
+                "_start",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    let w = ReadWrite::builder(socket.take().ok_or("started twice")?)
+                        .input_event("got")
+                        .error_event("failed")
+                        .build(ctx)?;
+                    *ctx.heap() = Some(w);
+                    Ok(())
+                },
+            )
+            .on(
+                "got",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    let line = text(ctx)?;
+                    let next: &[u8] = match line.as_str() {
+                        "one" => b"\ntwo\n\r\nthree\r\nfo",
+                        "three" => b"ur",
+                        _ => b"",
+                    };
+                    l_in.borrow_mut().push(line);
+                    if let Some(peer) = theirs.take() {
+                        if !next.is_empty() {
+                            (&peer).write_all(next)?;
+                            if next == b"ur" {
+                                (&peer).write_all(b"\n\n")?;
+                                drop(peer); // the end
+                                return Ok(());
+                            }
+                        }
+                        theirs.set(Some(peer));
+                    }
+                    Ok(())
+                },
+            )
+            .on(
+                "failed",
+                move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
+                    assert!(ctx.arg::<WheelError>(0)?.is_eof());
+                    *ctx.heap() = None;
+                    Ok(())
+                },
+            ),
+    )
+    .unwrap();
+    k.run().unwrap();
+    assert_eq!(
+        *log.borrow(),
+        ["one", "", "two", "", "three", "four", ""],
+        "CR then LF in the next read: an extra empty line"
+    );
+}

@@ -216,6 +216,68 @@ impl Line {
         })
     }
 
+    /// `get_one_start` with `bytes` then one `get_one`, for bytes just read while nothing
+    /// is buffered, in POE's default newline mode or with a literal newline: the bytes
+    /// are searched where they lie, the first line is copied out into a buffer that
+    /// `alloc` gives (it is called with the line's length), and only what follows the
+    /// line is buffered. The outcome is the same as going through the buffer (`MaxLength`
+    /// refuses the line and keeps what follows it).
+    ///
+    /// `None` when the filter cannot take this way (bytes buffered, another newline mode,
+    /// or more bytes than `MaxBuffer`): nothing was done, and the bytes go the usual way.
+    #[inline]
+    pub(crate) fn first_line_of(
+        &mut self,
+        bytes: &[u8],
+        alloc: impl FnOnce(usize) -> Vec<u8>,
+    ) -> Option<Result<Option<Vec<u8>>, FilterError>> {
+        if !self.buf.is_empty() || bytes.len() > self.max_buffer as usize {
+            return None;
+        }
+        let found = match self.newlines.as_deref() {
+            None => search::cr_or_lf(bytes).map(|i| (i, default_term_len(bytes, i))),
+            Some(Newlines {
+                input: Input::Literal(lit),
+                ..
+            }) => match match lit[..] {
+                // A one-byte newline ("\n"): one search, here.
+                [byte] => search::byte(byte, bytes),
+                _ => find_literal(bytes, lit, 0),
+            } {
+                Some(i) => Some((i, lit.len())),
+                None => {
+                    // As `next_line` waits: a split literal may end in the last bytes.
+                    let from = bytes.len().saturating_sub(lit.len().saturating_sub(1));
+                    self.buf.append_one(bytes.to_vec());
+                    self.buf.scan_from = offset32(from);
+                    return Some(Ok(None));
+                }
+            },
+            Some(_) => return None,
+        };
+        let Some((end, term)) = found else {
+            self.buf.append_one(bytes.to_vec());
+            self.buf.scan_from = offset32(bytes.len());
+            return Some(Ok(None));
+        };
+        let (line, after) = bytes.split_at_checked(end).unwrap_or((bytes, &[]));
+        if after.len() > term {
+            // More after the line: kept for the next parse.
+            self.buf
+                .append_one(after.get(term..).unwrap_or(&[]).to_vec());
+            self.buf.scan_from = 0;
+        }
+        if line.len() > self.max_length as usize {
+            return Some(Err(FilterError::LineTooLong {
+                length: line.len(),
+                max: self.max_length as usize,
+            }));
+        }
+        let mut record = alloc(line.len());
+        record.extend_from_slice(line);
+        Some(Ok(Some(record)))
+    }
+
     /// The next line, terminator removed; `None` when no whole line is buffered.
     pub(crate) fn next_line(&mut self) -> Result<Option<Vec<u8>>, FilterError> {
         if self.buf.is_empty() {
@@ -342,6 +404,18 @@ impl Line {
             });
         }
         Ok(Some(line))
+    }
+}
+
+/// The length of the default-mode terminator that begins at `i` (a CR or LF): 2 when the
+/// complementary character follows it (CRLF, LFCR), else 1.
+#[inline]
+fn default_term_len(hay: &[u8], i: usize) -> usize {
+    let c = hay.get(i).copied().unwrap_or(CR);
+    if hay.get(i + 1) == Some(&complement(c)) {
+        2
+    } else {
+        1
     }
 }
 
@@ -662,5 +736,155 @@ mod size_tests {
     #[test]
     fn a_line_filter_stays_small() {
         assert_eq!(std::mem::size_of::<super::Line>(), 48);
+    }
+}
+
+#[cfg(test)]
+mod first_line_tests {
+    use super::{Line, LineBuilder};
+    use crate::filter::Filter;
+
+    /// What a filter gives for `reads`, each read parsed until no record is left: records
+    /// (or failures, as text), then what stays buffered. `shortcut`: reads taken by
+    /// [`Line::first_line_of`] where it can, as a wheel does.
+    fn run(mut f: Line, reads: &[&[u8]], shortcut: bool) -> (Vec<String>, Option<Vec<u8>>) {
+        let mut out = Vec::new();
+        let note =
+            |out: &mut Vec<String>, r: Result<Option<Vec<u8>>, crate::filter::FilterError>| match r
+            {
+                Ok(Some(rec)) => {
+                    out.push(String::from_utf8_lossy(&rec).into_owned());
+                    true
+                }
+                Ok(None) => false,
+                Err(e) => {
+                    out.push(format!("{e:?}"));
+                    true
+                }
+            };
+        for read in reads {
+            let first = if shortcut {
+                f.first_line_of(read, |len| Vec::with_capacity(len + 8))
+            } else {
+                None
+            };
+            let go_on = match first {
+                Some(r) => note(&mut out, r),
+                None => {
+                    if let Err(e) = f.get_one_start_chunk(read.to_vec()) {
+                        out.push(format!("{e:?}"));
+                        continue;
+                    }
+                    true
+                }
+            };
+            if go_on {
+                while note(&mut out, f.next_line()) {}
+            }
+        }
+        let pending = f.get_pending().map(|p| p.concat());
+        (out, pending)
+    }
+
+    /// A named way to build a filter.
+    type Make = (&'static str, fn() -> Line);
+
+    fn filters() -> Vec<Make> {
+        vec![
+            ("default", Line::new),
+            ("lf", || Line::with_literal("\n").unwrap()),
+            ("crlf", || Line::with_literal("\r\n").unwrap()),
+            ("ab", || Line::with_literal("ab").unwrap()),
+            ("max_length 1", || {
+                LineBuilder::default().max_length(1).build().unwrap()
+            }),
+            ("lf, max_length 1", || {
+                LineBuilder::default()
+                    .literal("\n")
+                    .max_length(1)
+                    .build()
+                    .unwrap()
+            }),
+            ("max_buffer 3", || {
+                LineBuilder::default()
+                    .max_length(2)
+                    .max_buffer(3)
+                    .build()
+                    .unwrap()
+            }),
+            ("autodetect", || {
+                Line::builder().autodetect().build().unwrap()
+            }),
+        ]
+    }
+
+    /// Every string of up to 6 bytes over `a`, `b`, CR and LF, cut into one, two or three
+    /// reads at every place: the bytes taken where they lie give the records, failures
+    /// and buffered rest that the buffer gives (a CR at a read's end, several lines in
+    /// one read, a line split over reads, lines too long, a buffer too large).
+    #[test]
+    fn taking_a_read_where_it_lies_parses_as_the_buffer_does() {
+        const ALPHABET: &[u8] = b"ab\r\n";
+        let mut inputs = vec![Vec::new()];
+        let mut all = Vec::new();
+        for _ in 0..6 {
+            let mut next = Vec::new();
+            for s in &inputs {
+                for &c in ALPHABET {
+                    let mut t: Vec<u8> = s.clone();
+                    t.push(c);
+                    next.push(t);
+                }
+            }
+            all.extend(next.iter().cloned());
+            inputs = next;
+        }
+        let mut shortcuts = 0;
+        for (name, make) in filters() {
+            for s in &all {
+                for i in 1..=s.len() {
+                    for j in i..=s.len() {
+                        let (a, rest) = s.split_at(i);
+                        let (b, c) = rest.split_at(j - i);
+                        let reads: Vec<&[u8]> =
+                            [a, b, c].into_iter().filter(|r| !r.is_empty()).collect();
+                        let want = run(make(), &reads, false);
+                        let got = run(make(), &reads, true);
+                        assert_eq!(got, want, "{name}: {reads:?}");
+                        if make().first_line_of(a, Vec::with_capacity).is_some() {
+                            shortcuts += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(shortcuts > 0);
+    }
+
+    #[test]
+    fn the_first_line_is_copied_out_and_the_rest_kept() {
+        let mut f = Line::new();
+        let got = f.first_line_of(b"one\r\ntwo\rthree", |len| Vec::with_capacity(len + 8));
+        let line = got.unwrap().unwrap().unwrap();
+        assert_eq!(line, b"one");
+        assert!(
+            line.capacity() >= 3 + 8,
+            "the line keeps room for its newline"
+        );
+        assert_eq!(f.get_pending(), Some(vec![b"two\rthree".to_vec()]));
+        // Bytes buffered: the usual way.
+        assert!(f.first_line_of(b"\n", Vec::with_capacity).is_none());
+        assert_eq!(f.next_line().unwrap().unwrap(), b"two");
+        assert_eq!(f.next_line().unwrap(), None);
+        // A lone CR at the end of a read ends the line at once.
+        let mut f = Line::new();
+        let got = f.first_line_of(b"x\r", Vec::with_capacity).unwrap();
+        assert_eq!(got.unwrap().unwrap(), b"x");
+        assert!(!f.may_have_record());
+        let got = f.first_line_of(b"\n", Vec::with_capacity).unwrap();
+        assert_eq!(got.unwrap().unwrap(), b"");
+        // Autodetection and matchers go the usual way.
+        let mut f = Line::builder().autodetect().build().unwrap();
+        assert!(f.first_line_of(b"x\n", Vec::with_capacity).is_none());
     }
 }

@@ -887,23 +887,28 @@ impl ReadWrite {
         let Some(input) = w.events.get(RwEvent::Input) else {
             return;
         };
+        let mut first = None;
         if w.read_ready && w.input_open && w.reading_allowed() {
-            if let Some(failure) = w.read_once(shared, spares) {
-                if let Some(ev) = w.event_id(RwEvent::Error) {
-                    kernel.wheel_call(owner, ev, (failure, id).into_args());
+            match w.read_once(shared, spares) {
+                Ok(parsed) => first = parsed,
+                Err(failure) => {
+                    if let Some(ev) = w.event_id(RwEvent::Error) {
+                        kernel.wheel_call(owner, ev, (failure, id).into_args());
+                    }
+                    // Records already parsed still go out.
+                    return Self::deliver_parsed(kernel, id, at, owner);
                 }
-                // Records already parsed still go out.
-                return Self::deliver_parsed(kernel, id, at, owner);
             }
         }
-        // A `Line`'s first record is parsed with the wheel at hand; the delivery loop
-        // finds the wheel again for the next ones (a handler may have changed or dropped
-        // it).
-        if w.parse_pending {
-            if let Some(parsed) = w.parse_line() {
-                if Self::deliver_line(kernel, at, id, owner, input, parsed).is_break() {
-                    return;
-                }
+        // A `Line`'s first record is parsed with the wheel at hand (by the read itself
+        // when the filter had nothing buffered); the delivery loop finds the wheel again
+        // for the next ones (a handler may have changed or dropped it).
+        if first.is_none() && w.parse_pending {
+            first = w.parse_line();
+        }
+        if let Some(parsed) = first {
+            if Self::deliver_line(kernel, at, id, owner, input, parsed).is_break() {
+                return;
             }
         }
         Self::deliver_parsed(kernel, id, at, owner);
@@ -945,65 +950,90 @@ impl ReadWrite {
     #[inline(always)]
     fn parse_line(&mut self) -> Option<LineParse> {
         let line = self.in_filter.as_line()?;
-        Some(match line.next_line() {
+        let parsed = line.next_line();
+        let more = line.may_have_record();
+        Some(self.line_parsed(parsed, more))
+    }
+
+    /// What a `Line` parse gave, as [`LineParse`]; `more`: bytes are still buffered.
+    /// `parse_pending` is cleared when nothing is left to parse.
+    #[inline(always)]
+    fn line_parsed(
+        &mut self,
+        parsed: std::result::Result<Option<Vec<u8>>, crate::filter::FilterError>,
+        more: bool,
+    ) -> LineParse {
+        match parsed {
             Ok(Some(rec)) => {
                 // With nothing left buffered, the next parse would find nothing: it is
                 // skipped. (A handler that switches filters sets this again.)
-                let drained = !line.may_have_record();
-                if drained {
-                    self.parse_pending = false;
-                }
-                LineParse::Record(rec, drained)
+                self.parse_pending = more;
+                LineParse::Record(rec, !more)
             }
             Ok(None) => {
                 self.parse_pending = false;
                 LineParse::Done
             }
-            Err(e) => LineParse::Failed(e),
-        })
+            Err(e) => {
+                self.parse_pending = true;
+                LineParse::Failed(e)
+            }
+        }
     }
 
     /// One read into `shared`; what it got is copied into a buffer of its size (from
-    /// `spares` if one fits) and handed to the input filter. Returns the failure that
-    /// closed the input, if any.
-    fn read_once(&mut self, shared: &mut Vec<u8>, spares: &mut Vec<Vec<u8>>) -> Option<WheelError> {
+    /// `spares` if one fits) and handed to the input filter. A `Line` with nothing
+    /// buffered takes the bytes where they lie instead: its first line is copied out and
+    /// parsed at once (`Ok(Some(_))`), and only what follows it is kept. `Err`: the
+    /// failure that closed the input.
+    fn read_once(
+        &mut self,
+        shared: &mut Vec<u8>,
+        spares: &mut Vec<Vec<u8>>,
+    ) -> std::result::Result<Option<LineParse>, WheelError> {
         let block = self.block_size as usize;
         if shared.len() < block {
             shared.resize(block, 0);
         }
         let buf = &mut shared[..block];
         let failure = match self.handles.read_some(buf) {
-            Ok(0) => Some(WheelError::eof()),
+            Ok(0) => WheelError::eof(),
             Ok(n) => {
                 if n < buf.len() && !self.peer_closed && !self.in_unpollable {
                     // Drained: the next arrival raises a new edge. Once the peer has
                     // closed there is no edge to come: read on to end-of-file.
                     self.read_ready = false;
                 }
-                // The copy keeps a few spare bytes: a line handed back for output
+                let bytes = &buf[..n];
+                // The copies keep a few spare bytes: a line handed back for output
                 // gets its terminator without reallocating.
+                if let Some(line) = self.in_filter.as_line() {
+                    let alloc = |len| spare_buffer_for(spares, len + READ_SLACK);
+                    if let Some(parsed) = line.first_line_of(bytes, alloc) {
+                        let more = line.may_have_record();
+                        return Ok(Some(self.line_parsed(parsed, more)));
+                    }
+                }
                 let mut chunk = spare_buffer_for(spares, n + READ_SLACK);
-                chunk.extend_from_slice(&buf[..n]);
+                chunk.extend_from_slice(bytes);
                 match self.in_filter.get_one_start_chunk(chunk) {
                     Ok(()) => {
                         self.parse_pending = true;
-                        None
+                        return Ok(None);
                     }
-                    Err(e) => Some(WheelError::filter("read", e)),
+                    Err(e) => WheelError::filter("read", e),
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.read_ready = false;
-                None
+                return Ok(None);
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
-            Err(e) => Some(WheelError::io("read", &e)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(None),
+            Err(e) => WheelError::io("read", &e),
         };
-        if failure.is_some() {
-            self.read_ready = false;
-            self.input_open = false;
-        }
-        failure
+        self.read_ready = false;
+        self.input_open = false;
+        Err(failure)
     }
 
     /// Delivers the records parsed and waiting in the input filter, one at a time: a
