@@ -885,6 +885,30 @@ impl Kernel {
         w.epoch
     }
 
+    /// The write pass's dispatch of the wheel in slot `key` in [`Mode::Write`], which its
+    /// [`Wheel::write_visit`] asked for (with the failure of the write it made, if any);
+    /// it stays listed while it has work.
+    #[inline(never)]
+    fn wheel_write_dispatch(&mut self, key: usize, failure: Option<Box<WheelError>>) {
+        let Some(s) = self.wheels.slots.get(key) else {
+            return;
+        };
+        let (f, id) = (s.obj.dispatcher(), s.id);
+        self.wheels.write_failure = failure;
+        f(self, id, Mode::Write);
+        self.wheels.write_failure = None;
+        self.wheel_release_if_idle(key);
+        let w = &mut self.wheels;
+        // Unless a handler dropped the wheel (and another took its slot).
+        if let Some(s) = w.slots.get_mut(key).filter(|s| s.id == id) {
+            let (r, wr) = s.obj.pending();
+            s.active = r || wr;
+            if s.active {
+                w.active.push(key);
+            }
+        }
+    }
+
     /// Dispatches every wheel with pending work: reads, then writes.
     pub(crate) fn wheels_dispatch(&mut self) {
         if self.wheels.active.is_empty() {
@@ -911,31 +935,24 @@ impl Kernel {
             // The wheel's last visit of the timeslice: it stays listed while it has work;
             // the others wait for an edge. A later handler that gives it work (a put from
             // another wheel's event) lists it again (see `wheel_mut`).
-            let Wheels { slots, spares, .. } = &mut self.wheels;
+            let Wheels {
+                slots,
+                spares,
+                active,
+                ..
+            } = &mut self.wheels;
             let Some(s) = slots.get_mut(key) else {
                 continue;
             };
             // One dynamic call for the usual write; the kernel dispatches the rest.
-            let listed = match s.obj.write_visit(spares) {
-                Ok(listed) => listed,
-                Err(failure) => {
-                    let (f, id) = (s.obj.dispatcher(), s.id);
-                    self.wheels.write_failure = failure;
-                    f(self, id, Mode::Write);
-                    self.wheels.write_failure = None;
-                    self.wheel_release_if_idle(key);
-                    let Some(s) = self.wheels.slots.get(key) else {
-                        continue;
-                    };
-                    let (r, w) = s.obj.pending();
-                    r || w
+            match s.obj.write_visit(spares) {
+                Ok(listed) => {
+                    s.active = listed;
+                    if listed {
+                        active.push(key);
+                    }
                 }
-            };
-            if let Some(s) = self.wheels.slots.get_mut(key) {
-                s.active = listed;
-                if listed {
-                    self.wheels.active.push(key);
-                }
+                Err(failure) => self.wheel_write_dispatch(key, failure),
             }
         }
         list.clear();
