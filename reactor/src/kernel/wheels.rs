@@ -79,24 +79,20 @@ pub trait Wheel: Any {
     }
 
     /// The write pass's visit of the wheel, for a wheel whose usual write needs nothing of
-    /// the kernel: `Ok(listed)` when the visit is done (the wheel wrote, if a write
-    /// dispatch was [`due`](Wheel::due); `listed`: it still has work, as
-    /// [`pending`](Wheel::pending) says); `Err(None)` when the kernel is to dispatch it
-    /// in [`Mode::Write`] (to raise an event, say); `Err(Some(failure))` when the write
-    /// failed: the kernel dispatches it in `Mode::Write` at once, and
-    /// [`Kernel::wheel_write_failure`] gives the failure back there. `written` holds
-    /// buffers written out, kept by the kernel for later reads: a wheel may leave there
-    /// the chunks it wrote. By default: `Err(None)` when due, else what `pending` says.
-    fn write_visit(
-        &mut self,
-        written: &mut Vec<Vec<u8>>,
-    ) -> std::result::Result<bool, Option<Box<WheelError>>> {
-        let _ = written;
+    /// the kernel: [`WriteVisit::Done`] or [`WriteVisit::Listed`] when the visit is done
+    /// (the wheel wrote, if a write dispatch was [`due`](Wheel::due)), as it has no work
+    /// left or still has some ([`pending`](Wheel::pending)); [`WriteVisit::Dispatch`]
+    /// when the kernel is to dispatch it in [`Mode::Write`] (to raise an event, say), at
+    /// once. A write that failed is handed to that dispatch with [`WriteOut::fail`].
+    /// `out` also keeps buffers written out, for later reads ([`WriteOut::keep`]). By
+    /// default: `Dispatch` when due, else what `pending` says.
+    fn write_visit(&mut self, out: &mut WriteOut) -> WriteVisit {
+        let _ = out;
         if self.due(Mode::Write) {
-            Err(None)
+            WriteVisit::Dispatch
         } else {
             let (r, w) = self.pending();
-            Ok(r || w)
+            WriteVisit::listed(r || w)
         }
     }
 
@@ -128,6 +124,73 @@ pub trait Wheel: Any {
     fn dispatch(kernel: &mut Kernel, id: WheelId, mode: Mode)
     where
         Self: Sized;
+}
+
+/// What a wheel's [`Wheel::write_visit`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteVisit {
+    /// The visit is done, and the wheel has no work left: it waits for an edge.
+    Done,
+    /// The visit is done, and the wheel still has work: it stays listed.
+    Listed,
+    /// The kernel is to dispatch the wheel in [`Mode::Write`] now.
+    Dispatch,
+}
+
+impl WriteVisit {
+    /// `Listed` if `work`, else `Done`.
+    #[inline]
+    pub fn listed(work: bool) -> WriteVisit {
+        if work {
+            WriteVisit::Listed
+        } else {
+            WriteVisit::Done
+        }
+    }
+}
+
+/// What the write pass lends a wheel's [`Wheel::write_visit`]: room for buffers written
+/// out, which the kernel keeps for later reads, and for the failure of a write.
+#[derive(Default)]
+pub struct WriteOut {
+    /// Small buffers written out, for the copies of the next reads: kept here, not in
+    /// each wheel, so an idle wheel holds none.
+    spares: Vec<Vec<u8>>,
+    /// The failure of a write, for the write dispatch that follows the visit
+    /// ([`Kernel::wheel_write_failure`]).
+    failure: Option<Box<WheelError>>,
+}
+
+impl fmt::Debug for WriteOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteOut")
+            .field("spares", &self.spares.len())
+            .field("failure", &self.failure)
+            .finish()
+    }
+}
+
+impl WriteOut {
+    /// Keeps a buffer written out for a later read, if it is small and there is room.
+    #[inline]
+    pub fn keep(&mut self, done: Vec<u8>) {
+        keep_spare_buffer(&mut self.spares, done);
+    }
+
+    /// Hands the failure of the visit's write to the write dispatch that the returned
+    /// [`WriteVisit::Dispatch`] asks for: [`Kernel::wheel_write_failure`] gives it back
+    /// there.
+    #[cold]
+    pub fn fail(&mut self, failure: WheelError) -> WriteVisit {
+        self.failure = Some(Box::new(failure));
+        WriteVisit::Dispatch
+    }
+
+    /// The buffers kept.
+    #[inline]
+    pub(crate) fn spares(&mut self) -> &mut Vec<Vec<u8>> {
+        &mut self.spares
+    }
 }
 
 /// Readiness a wheel has seen and not used up.
@@ -191,10 +254,7 @@ pub(crate) trait WheelObj: Any {
     /// call.
     fn read_visit(&mut self, arm: bool) -> Option<fn(&mut Kernel, WheelId, Mode)>;
     /// [`Wheel::write_visit`].
-    fn write_visit(
-        &mut self,
-        written: &mut Vec<Vec<u8>>,
-    ) -> std::result::Result<bool, Option<Box<WheelError>>>;
+    fn write_visit(&mut self, out: &mut WriteOut) -> WriteVisit;
     fn arm(&mut self);
     fn readiness(&self) -> Readiness;
     /// The wheel type's [`Wheel::dispatch`].
@@ -247,11 +307,8 @@ impl<W: Wheel> WheelObj for W {
             None
         }
     }
-    fn write_visit(
-        &mut self,
-        written: &mut Vec<Vec<u8>>,
-    ) -> std::result::Result<bool, Option<Box<WheelError>>> {
-        Wheel::write_visit(self, written)
+    fn write_visit(&mut self, out: &mut WriteOut) -> WriteVisit {
+        Wheel::write_visit(self, out)
     }
     fn arm(&mut self) {
         Wheel::arm(self)
@@ -337,11 +394,10 @@ pub(crate) struct Wheels {
     arming: u32,
     /// The read buffer every wheel borrows for one read.
     read_buf: Vec<u8>,
-    /// Small buffers written out, for the copies of the next reads (see
-    /// [`Kernel::wheel_at_with_buffers`]): kept here, not in each wheel, so an idle wheel
-    /// holds none.
-    spares: Vec<Vec<u8>>,
-    /// The failure of a write made by a wheel's [`Wheel::write_visit`], for the write
+    /// What the write pass lends the wheels' [`Wheel::write_visit`]: the buffers they
+    /// wrote out, kept for reads, and the failure of a write.
+    out: WriteOut,
+    /// The failure of a write made by a wheel's [`Wheel::write_visit`], in the write
     /// dispatch that follows it ([`Kernel::wheel_write_failure`]).
     write_failure: Option<Box<WheelError>>,
     /// Boxes of [`Parked`] left by wheels put into parkings, for the next parking: a
@@ -619,14 +675,14 @@ impl Kernel {
         let Wheels {
             slots,
             read_buf,
-            spares,
+            out,
             arming,
             ..
         } = &mut self.wheels;
         let s = slots.get_mut(at.key).filter(|s| s.id == at.id)?;
         s.arm_before_use(*arming);
         let w = s.obj.as_any_mut().downcast_mut::<W>()?;
-        Some((w, read_buf, spares))
+        Some((w, read_buf, &mut out.spares))
     }
 
     /// The session that owns wheel `id`.
@@ -890,6 +946,31 @@ impl Kernel {
         w.epoch
     }
 
+    /// The write pass's dispatch of the wheel in slot `key` in [`Mode::Write`], which its
+    /// [`Wheel::write_visit`] asked for (with the failure of the write it made, if any,
+    /// see [`WriteOut::fail`]); it stays listed while it has work.
+    #[inline(never)]
+    fn wheel_write_dispatch(&mut self, key: usize) {
+        let failure = self.wheels.out.failure.take();
+        let Some(s) = self.wheels.slots.get(key) else {
+            return;
+        };
+        let (f, id) = (s.obj.dispatcher(), s.id);
+        self.wheels.write_failure = failure;
+        f(self, id, Mode::Write);
+        self.wheels.write_failure = None;
+        self.wheel_release_if_idle(key);
+        let w = &mut self.wheels;
+        // Unless a handler dropped the wheel (and another took its slot).
+        if let Some(s) = w.slots.get_mut(key).filter(|s| s.id == id) {
+            let (r, wr) = s.obj.pending();
+            s.active = r || wr;
+            if s.active {
+                w.active.push(key);
+            }
+        }
+    }
+
     /// Dispatches every wheel with pending work: reads, then writes.
     pub(crate) fn wheels_dispatch(&mut self) {
         if self.wheels.active.is_empty() {
@@ -916,31 +997,20 @@ impl Kernel {
             // The wheel's last visit of the timeslice: it stays listed while it has work;
             // the others wait for an edge. A later handler that gives it work (a put from
             // another wheel's event) lists it again (see `wheel_mut`).
-            let Wheels { slots, spares, .. } = &mut self.wheels;
+            let Wheels {
+                slots, out, active, ..
+            } = &mut self.wheels;
             let Some(s) = slots.get_mut(key) else {
                 continue;
             };
             // One dynamic call for the usual write; the kernel dispatches the rest.
-            let listed = match s.obj.write_visit(spares) {
-                Ok(listed) => listed,
-                Err(failure) => {
-                    let (f, id) = (s.obj.dispatcher(), s.id);
-                    self.wheels.write_failure = failure;
-                    f(self, id, Mode::Write);
-                    self.wheels.write_failure = None;
-                    self.wheel_release_if_idle(key);
-                    let Some(s) = self.wheels.slots.get(key) else {
-                        continue;
-                    };
-                    let (r, w) = s.obj.pending();
-                    r || w
+            match s.obj.write_visit(out) {
+                WriteVisit::Done => s.active = false,
+                WriteVisit::Listed => {
+                    s.active = true;
+                    active.push(key);
                 }
-            };
-            if let Some(s) = self.wheels.slots.get_mut(key) {
-                s.active = listed;
-                if listed {
-                    self.wheels.active.push(key);
-                }
+                WriteVisit::Dispatch => self.wheel_write_dispatch(key),
             }
         }
         list.clear();

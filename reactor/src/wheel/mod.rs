@@ -16,7 +16,9 @@ mod socketfactory;
 mod udp;
 
 pub use crate::kernel::wakes::WakeFn;
-pub use crate::kernel::wheels::{Parking, Readiness, Wheel, WheelHandle, WheelId};
+pub use crate::kernel::wheels::{
+    Parking, Readiness, Wheel, WheelHandle, WheelId, WriteOut, WriteVisit,
+};
 pub use error::WheelError;
 pub use followtail::{FollowTail, FollowTailBuilder, TailEvent, TailWatch};
 pub use readwrite::RwEvent;

@@ -3,7 +3,7 @@
 
 use super::filter_slot::FilterSlot;
 use super::out_queue::OutQueue;
-use super::{Parking, Readiness, Wheel, WheelError, WheelHandle, WheelId};
+use super::{Parking, Readiness, Wheel, WheelError, WheelHandle, WheelId, WriteOut, WriteVisit};
 use crate::errno::EPERM;
 use crate::error::{Error, Result};
 use crate::filter::{Filter, Line};
@@ -1429,21 +1429,18 @@ impl Wheel for ReadWrite {
         self.write_armed = !self.out.is_empty() || self.handle_unflushed;
     }
 
-    fn write_visit(
-        &mut self,
-        written: &mut Vec<Vec<u8>>,
-    ) -> std::result::Result<bool, Option<Box<WheelError>>> {
+    #[inline]
+    fn write_visit(&mut self, out: &mut WriteOut) -> WriteVisit {
         if self.due(Mode::Write) {
             if !self.writes_quietly() {
-                return Err(None);
+                return WriteVisit::Dispatch;
             }
-            if let Some(error) = self.write_armed_out(written) {
+            if let Some(error) = self.write_armed_out(out.spares()) {
                 // The error event is raised by the write dispatch the kernel makes now.
-                return Err(Some(Box::new(WheelError::io("write", &error))));
+                return out.fail(WheelError::io("write", &error));
             }
         }
-        let (r, w) = self.pending();
-        Ok(r || w)
+        WriteVisit::listed(self.write_pending() || self.read_pending())
     }
 
     fn dispatch(kernel: &mut Kernel, id: WheelId, mode: Mode) {
