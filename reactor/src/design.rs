@@ -19,7 +19,12 @@
 //! compares integers, while `_default` and messages still see the names. Arguments are
 //! `Rc<dyn Any>` values with typed accessors ([`Args::get`](crate::Args::get)) that fail with an
 //! [`ArgError`](crate::ArgError) naming the position and type; one signal's arguments reach every watcher
-//! without copies. Handler return values are [`Value`](crate::Value)s.
+//! without copies. A wheel's record and id (`ARG0`, `ARG1` of a `ReadWrite`'s input
+//! event) are the exception: they reach the handler as they are, in a box the kernel keeps
+//! for the next record, and `take_arg::<Vec<u8>>(0)` and `arg::<WheelId>(1)` read them
+//! with no type test at run time; only a handler that asks for them as shared values
+//! ([`Args::arg`](crate::Args::arg), [`Args::iter`](crate::Args::iter)) has them made
+//! into such. Handler return values are [`Value`](crate::Value)s.
 //!
 //! **Shared handler tables.** Each session's handlers are a small table sorted by event id,
 //! behind an `Rc`: sessions created from the same [`States`](crate::States) (a server's per-connection
