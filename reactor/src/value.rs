@@ -79,7 +79,7 @@ impl WheelInput {
 impl Args {
     /// A wheel's record and id as an input event's arguments (`ARG0`, `ARG1`), in `kept`
     /// (the box the last record came in) if there is one.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn wheel_input(kept: Option<Box<WheelInput>>, record: Vec<u8>, id: WheelId) -> Args {
         let b = match kept {
             Some(mut b) => {
