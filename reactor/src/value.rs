@@ -124,16 +124,19 @@ impl Args {
         records: &mut Vec<Rc<Vec<u8>>>,
         input: &mut Option<Box<WheelInput>>,
     ) {
-        if let Repr::Input(_) = &self.0 {
-            if input.is_none() {
-                if let Repr::Input(mut b) = std::mem::take(&mut self.0) {
-                    b.shared.take();
-                    *input = Some(b);
+        match &mut self.0 {
+            Repr::Input(b) => {
+                if input.is_none() {
+                    if b.shared.get().is_some() {
+                        b.shared = std::cell::OnceCell::new();
+                    }
+                    if let Repr::Input(b) = std::mem::take(&mut self.0) {
+                        *input = Some(b);
+                    }
                 }
             }
-            return;
+            Repr::List(_) => self.recycle_pooled(pool, records),
         }
-        self.recycle_pooled(pool, records);
     }
 
     /// [`Args::recycle_into`] for a list of the pool's capacity.
