@@ -51,6 +51,20 @@ impl OutQueue {
         self.rest.get_or_insert_with(Box::default).push_back(chunk);
     }
 
+    /// The one chunk waiting, if exactly one does.
+    #[inline]
+    pub(crate) fn single(&self) -> Option<&Vec<u8>> {
+        (!self.head.is_empty() && self.rest.as_ref().is_none_or(|r| r.is_empty()))
+            .then_some(&self.head)
+    }
+
+    /// Takes out the one chunk that [`OutQueue::single`] found.
+    #[inline]
+    pub(crate) fn take_single(&mut self) -> Vec<u8> {
+        debug_assert!(self.rest.as_ref().is_none_or(|r| r.is_empty()));
+        std::mem::take(&mut self.head)
+    }
+
     /// The first chunk, if any.
     #[inline]
     pub(crate) fn front(&self) -> Option<&Vec<u8>> {

@@ -1141,16 +1141,22 @@ impl ReadWrite {
     }
 
     /// Writes what the handle takes; the last small chunk written out goes to `spares`
-    /// for a later read.
-    fn write_out(&mut self, spares: &mut Vec<Vec<u8>>) -> Option<io::Error> {
+    /// for a later read. `first`: the result of a write of the one chunk waiting already
+    /// made, and the chunk's length.
+    fn write_out(
+        &mut self,
+        mut first: Option<(io::Result<usize>, usize)>,
+        spares: &mut Vec<Vec<u8>>,
+    ) -> Option<io::Error> {
         let mut error = None;
-        while !self.out.is_empty() {
-            let single = self.out.len() == 1;
-            let (result, wanted) = if single {
-                let chunk = self.out.front().expect("one chunk waits");
-                (self.handles.write_one(chunk), chunk.len())
-            } else {
-                self.write_vectored()
+        while first.is_some() || !self.out.is_empty() {
+            let (single, (result, wanted)) = match first.take() {
+                Some(made) => (true, made),
+                None if self.out.len() == 1 => {
+                    let chunk = self.out.front().expect("one chunk waits");
+                    (true, (self.handles.write_one(chunk), chunk.len()))
+                }
+                None => (false, self.write_vectored()),
             };
             match result {
                 // The usual write: the one chunk, taken whole.
@@ -1194,11 +1200,17 @@ impl ReadWrite {
                 }
             }
         }
+        self.written_out();
+        error
+    }
+
+    /// After a write: input paused by backpressure resumes once the output is down to the
+    /// low mark, and the output budget hears what the wheel holds now.
+    fn written_out(&mut self) {
         if self.pressure_paused && self.out_octets <= self.backpressure.1 as usize {
             self.pressure_paused = false;
         }
         self.sync_budget();
-        error
     }
 
     /// Up to 64 queued chunks in one `writev`, from a stack array: (result, bytes offered).
@@ -1254,7 +1266,34 @@ impl ReadWrite {
     #[inline]
     fn write_armed_out(&mut self, spares: &mut Vec<Vec<u8>>) -> Option<io::Error> {
         self.write_armed = false;
-        let mut error = self.write_out(spares);
+        // The usual write: the one chunk waiting, to a TCP stream, taken whole.
+        let mut first = None;
+        if let (Handles::Tcp(t), Some(chunk)) = (&mut self.handles, self.out.single()) {
+            let wanted = chunk.len();
+            let result = t.write(chunk);
+            if matches!(result, Ok(n) if n == wanted) {
+                self.out_octets -= wanted;
+                keep_spare_buffer(spares, self.out.take_single());
+                if self.pressure_paused || self.budget.is_some() {
+                    self.written_out();
+                }
+                // A TCP stream buffers nothing of its own (see `flush_handle`).
+                self.handle_unflushed = false;
+                return None;
+            }
+            first = Some((result, wanted));
+        }
+        self.write_armed_rest(first, spares)
+    }
+
+    /// [`ReadWrite::write_armed_out`] past its usual write.
+    #[inline(never)]
+    fn write_armed_rest(
+        &mut self,
+        first: Option<(io::Result<usize>, usize)>,
+        spares: &mut Vec<Vec<u8>>,
+    ) -> Option<io::Error> {
+        let mut error = self.write_out(first, spares);
         if self.out.is_empty() && error.is_none() {
             error = self.flush_handle();
         }
