@@ -310,3 +310,80 @@ fn a_put_after_an_empty_flush_goes_out_in_the_same_write_pass() {
     k.run().unwrap();
     assert_eq!(&*seen.borrow(), b"pong\r\n");
 }
+
+/// The same from another wheel's handler, after this wheel's own read dispatch left it
+/// nothing to write in this pass (so the write pass was to pass it by): a `flush` arms it
+/// again, and what is put after it goes out in the same write pass, as from its own
+/// handler.
+#[test]
+fn a_put_after_a_flush_from_another_wheels_handler_goes_out_in_the_same_write_pass() {
+    use reactor::wheel::ReadWrite;
+    use std::io::{Read, Write};
+    let pair = || {
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        theirs.write_all(b"ping\n").unwrap();
+        (mio::net::UnixStream::from_std(ours), theirs)
+    };
+    // Both handles are readable when their wheels are made: the poll reports them in the
+    // order they were registered, so B's read dispatch comes first.
+    let ((b_ours, b_peer), (a_ours, _a_peer)) = (pair(), pair());
+    let sockets = RefCell::new(Some((b_ours, a_ours)));
+    let b_seen = Rc::new(std::cell::Cell::new(false));
+    let (b_seen2, b_seen3) = (Rc::clone(&b_seen), Rc::clone(&b_seen));
+    let seen: Rc<RefCell<Vec<u8>>> = Rc::default();
+    let seen2 = Rc::clone(&seen);
+    let b_peer = RefCell::new(b_peer);
+    type Heap = Vec<WheelHandle>;
+    let mut k = Kernel::new().unwrap();
+    k.create(
+        Session::new(Heap::new())
+            .on(
+                "_start",
+                move |ctx: &mut Ctx<'_, Heap>| -> Result<(), HandlerError> {
+                    let (b, a) = sockets.borrow_mut().take().ok_or("started twice")?;
+                    let b = ReadWrite::builder(b).input_event("b_input").build(ctx)?;
+                    let a = ReadWrite::builder(a).input_event("a_input").build(ctx)?;
+                    ctx.heap().extend([b, a]);
+                    Ok(())
+                },
+            )
+            .on(
+                "b_input",
+                move |_: &mut Ctx<'_, Heap>| -> Result<(), HandlerError> {
+                    b_seen2.set(true);
+                    Ok(())
+                },
+            )
+            .on(
+                "a_input",
+                move |ctx: &mut Ctx<'_, Heap>| -> Result<(), HandlerError> {
+                    if !b_seen3.get() {
+                        return Err("B's read dispatch was to come first".into());
+                    }
+                    let b = ctx.heap()[0].id();
+                    ReadWrite::flush(ctx, b);
+                    ctx.wheel_mut::<ReadWrite>(b)
+                        .ok_or("no wheel")?
+                        .put_one(b"pong".to_vec())?;
+                    ctx.yield_("check", ())?;
+                    Ok(())
+                },
+            )
+            .on(
+                "check",
+                move |ctx: &mut Ctx<'_, Heap>| -> Result<(), HandlerError> {
+                    let mut buf = [0u8; 16];
+                    let n = b_peer.borrow_mut().read(&mut buf).unwrap_or(0);
+                    seen2.borrow_mut().extend_from_slice(&buf[..n]);
+                    ctx.heap().clear();
+                    Ok(())
+                },
+            ),
+    )
+    .unwrap();
+    k.run().unwrap();
+    assert!(b_seen.get());
+    assert_eq!(&*seen.borrow(), b"pong\r\n");
+}

@@ -248,6 +248,9 @@ pub(crate) trait WheelObj: Any {
     fn note_ready(&mut self, which: usize, readable: bool, writable: bool);
     fn note_closed(&mut self, which: usize);
     fn holds_session(&self) -> bool;
+    /// After a read dispatch, in one dynamic call: [`Wheel::holds_session`], and whether a
+    /// write dispatch is [`due`](Wheel::due) now.
+    fn after_read(&self) -> (bool, bool);
     fn pending(&self) -> (bool, bool);
     /// The read pass's visit: [`Wheel::arm`] first if `arm`, then the wheel type's
     /// [`Wheel::dispatch`] if a read dispatch is [`due`](Wheel::due): all in one dynamic
@@ -293,6 +296,9 @@ impl<W: Wheel> WheelObj for W {
     }
     fn holds_session(&self) -> bool {
         Wheel::holds_session(self)
+    }
+    fn after_read(&self) -> (bool, bool) {
+        (Wheel::holds_session(self), Wheel::due(self, Mode::Write))
     }
     fn pending(&self) -> (bool, bool) {
         Wheel::pending(self)
@@ -346,6 +352,11 @@ pub(crate) struct WheelSlot {
     /// ([`Wheel::arm`]), or in which it was put in the slot (it is first armed in the
     /// dispatch after that one).
     armed: u32,
+    /// This dispatch's write pass passes the wheel by, keeping it listed: its read
+    /// dispatch left it nothing to write in this pass ([`Wheel::due`] in
+    /// [`Mode::Write`] said no), so the visit would only have said it is still listed.
+    /// Cleared by [`Kernel::wheel_rearmed`] and by the pass.
+    write_quiet: bool,
 }
 
 impl WheelSlot {
@@ -431,6 +442,7 @@ impl Wheels {
         for &key in keys {
             if let Some(s) = self.slots.get_mut(key) {
                 s.obj.arm();
+                s.write_quiet = false;
             }
         }
     }
@@ -537,6 +549,7 @@ impl Kernel {
             active: false,
             holding: false,
             armed: w.epoch,
+            write_quiet: false,
         });
         let tokens = [
             super::token::wheel(key, gen, 0),
@@ -927,7 +940,36 @@ impl Kernel {
         if let Some(f) = s.obj.read_visit(arm) {
             let id = s.id;
             f(self, id, Mode::Read);
-            self.wheel_release_if_idle(key);
+            self.wheel_after_read(key, id);
+        }
+    }
+
+    /// After wheel `id`'s read dispatch: [`Kernel::wheel_release_if_idle`] for the wheel
+    /// in slot `key`, and, if it is still `id` and has no write due, the write pass
+    /// passes it by (see [`WheelSlot::write_quiet`]).
+    #[inline]
+    fn wheel_after_read(&mut self, key: usize, id: WheelId) {
+        let Some(s) = self.wheels.slots.get_mut(key) else {
+            return;
+        };
+        let (holds, write_due) = s.obj.after_read();
+        s.write_quiet = s.id == id && !write_due;
+        if s.holding && !holds {
+            s.holding = false;
+            let owner = s.owner;
+            self.wheels.holding -= 1;
+            self.ref_dec(owner);
+        }
+    }
+
+    /// Wheel `id` was armed again during the read pass, after its read dispatch may have
+    /// found no write due (as [`ReadWrite::flush`](crate::wheel::ReadWrite::flush) does):
+    /// this dispatch's write pass visits it. A wheel whose [`Wheel::due`] can turn true
+    /// in [`Mode::Write`] between its read dispatch and the write pass, other than by a
+    /// poll, calls this when it does.
+    pub fn wheel_rearmed(&mut self, id: WheelId) {
+        if let Some(s) = self.wheels.slots.get_mut(id.key()).filter(|s| s.id == id) {
+            s.write_quiet = false;
         }
     }
 
@@ -1003,6 +1045,14 @@ impl Kernel {
             let Some(s) = slots.get_mut(key) else {
                 continue;
             };
+            if s.write_quiet {
+                // Its read dispatch left it nothing to write in this pass: it stays
+                // listed, and its next read visit arms it with what it queued.
+                s.write_quiet = false;
+                s.active = true;
+                active.push(key);
+                continue;
+            }
             // One dynamic call for the usual write; the kernel dispatches the rest.
             match s.obj.write_visit(out) {
                 WriteVisit::Done => s.active = false,

@@ -868,6 +868,8 @@ impl ReadWrite {
             w.write_ready = true;
             w.write_armed = true;
         }
+        // Armed again: what is put after this goes out in this dispatch's write pass.
+        kernel.wheel_rearmed(id);
         <ReadWrite as Wheel>::dispatch(kernel, id, Mode::Write);
     }
 
