@@ -106,10 +106,64 @@ impl<T: ReadHandle + WriteHandle> DuplexHandle for T {
     }
 }
 
+/// A TCP stream as a wheel keeps it: the standard library's stream, registered with the
+/// poller by descriptor, so its reads and writes are the system calls' own wrappers with
+/// no mio layer around them. It goes back to a mio stream when the wheel hands it back
+/// ([`ReadWrite::into_handle`]).
+struct Tcp(std::net::TcpStream);
+
+impl Read for Tcp {
+    #[inline]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.0).read(buf)
+    }
+}
+
+impl Write for Tcp {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&self.0).write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&self.0).write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for Tcp {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl Source for Tcp {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        SourceFd(&self.0.as_raw_fd()).register(registry, token, interests)
+    }
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        SourceFd(&self.0.as_raw_fd()).reregister(registry, token, interests)
+    }
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        SourceFd(&self.0.as_raw_fd()).deregister(registry)
+    }
+}
+
 /// The wheel's handles. A TCP stream, what most wheels hold, is kept inline: no
 /// allocation of its own, and its reads and writes are direct calls.
 enum Handles {
-    Tcp(mio::net::TcpStream),
+    Tcp(Tcp),
     Duplex(Box<dyn DuplexHandle>),
     Split(Box<(Box<dyn ReadHandle>, Box<dyn WriteHandle>)>),
 }
@@ -121,7 +175,7 @@ impl Handles {
         if let Some(tcp) = (&mut slot as &mut dyn Any).downcast_mut::<Option<mio::net::TcpStream>>()
         {
             if let Some(tcp) = tcp.take() {
-                return Handles::Tcp(tcp);
+                return Handles::Tcp(Tcp(tcp.into()));
             }
         }
         match slot {
@@ -1518,7 +1572,7 @@ impl ReadWrite {
     pub fn into_handle<H: 'static>(self) -> Option<H> {
         match self.handles {
             Handles::Tcp(t) => {
-                let mut slot = Some(t);
+                let mut slot = Some(mio::net::TcpStream::from_std(t.0));
                 (&mut slot as &mut dyn Any)
                     .downcast_mut::<Option<H>>()
                     .and_then(Option::take)
