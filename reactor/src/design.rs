@@ -47,7 +47,11 @@
 //! same process therefore reads it one timeslice later, exactly as under POE. That next
 //! poll does not wait while output waits, so this adds no latency; it costs one poll that
 //! finds nothing when the process had nothing else to do. `tests/order_perl.rs` pins the
-//! order against the real POE. A poll takes in at most 64 readiness events; more wait
+//! order against the real POE. The wheel table visits each listed wheel once in the read
+//! pass (arming it with what it held at the poll, and dispatching it if it has input) and
+//! once in the write pass; a wheel whose read dispatch left it no write due is passed by
+//! there and stays listed, so a message costs one dynamic call per pass and wheel, not
+//! more. A poll takes in at most 64 readiness events; more wait
 //! with the poller for the next timeslice's poll, so that a busy server writes a socket
 //! while its state from the read is still in the CPU's caches (POE's select loop takes
 //! every ready handle at once; the order differs only when more than 64 are ready, and
