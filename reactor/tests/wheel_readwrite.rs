@@ -1521,3 +1521,54 @@ fn lines_across_reads_with_the_default_newlines() {
         "CR then LF in the next read: an extra empty line"
     );
 }
+
+/// A wheel's handle dropped by the program between timeslices, outside any handler, takes
+/// the wheel out at the next timeslice even when no handler runs in it: its socket is
+/// closed and what it held is given back then, not after some later handler.
+#[test]
+fn a_handle_dropped_between_timeslices_removes_its_wheel_at_the_next_one() {
+    use reactor::wheel::ReadWrite;
+    use reactor::{Kernel, Session, WheelHandle};
+    use std::cell::RefCell;
+    use std::io::{Read, Write};
+    use std::rc::Rc;
+    let _guard = common::timeout(10, "handle dropped between timeslices");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (ours, _) = listener.accept().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let ours = RefCell::new(Some(mio::net::TcpStream::from_std(ours)));
+    let handle: Rc<RefCell<Option<WheelHandle>>> = Rc::default();
+    let h = Rc::clone(&handle);
+    let mut k = Kernel::new().unwrap();
+    k.create(Session::new(()).on(
+        "_start",
+        move |ctx: &mut Ctx<'_, ()>| -> Result<(), HandlerError> {
+            // No input event: the wheel's readiness runs no handler.
+            let w = ReadWrite::builder(ours.take().ok_or("twice")?).build(ctx)?;
+            *h.borrow_mut() = Some(w);
+            Ok(())
+        },
+    ))
+    .unwrap();
+    let id = handle.borrow().as_ref().expect("the wheel").id();
+    assert!(k.wheel_ref::<ReadWrite>(id).is_some());
+    drop(handle.borrow_mut().take());
+    // Readiness for the poll to report, so that the timeslice does not wait.
+    peer.write_all(b"x").unwrap();
+    k.run_one_timeslice().unwrap();
+    assert!(
+        k.wheel_ref::<ReadWrite>(id).is_none(),
+        "the wheel is still there"
+    );
+    // Its socket is closed: the peer reads end-of-file, or a reset (the byte it sent was
+    // never read).
+    peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 8];
+    match peer.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the socket is still open: {other:?}"),
+    }
+}

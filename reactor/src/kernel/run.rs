@@ -66,6 +66,10 @@ impl Kernel {
 
     fn timeslice(&mut self) -> Result<()> {
         self.flush_postbacks();
+        // What was let go outside any handler (a wheel's handle dropped by the program
+        // between timeslices, say) is released now, not after the next handler, which may
+        // be long in coming.
+        self.drain_releases();
         self.drain_posts();
         // 1. Nothing can make new events: tell everyone.
         if self.is_idle() {
