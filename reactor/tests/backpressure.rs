@@ -13,7 +13,7 @@ use reactor::filter::Line;
 use reactor::wheel::ReadWrite;
 use reactor::{Ctx, HandlerError, Kernel, ManualClock, Session, WheelHandle};
 use std::cell::{Cell, RefCell};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::rc::Rc;
 
 /// A peer that never reads: its end, the rest of a line it is sending, the server's wheel.
@@ -106,16 +106,9 @@ fn send_until_full(peer: &mut UnixStream, pending: &mut Vec<u8>) -> usize {
 
 /// Reads what `peer` has, counting newlines.
 fn read_available(peer: &mut UnixStream) -> usize {
-    let mut buf = [0u8; 65536];
-    let mut lines = 0;
-    loop {
-        match peer.read(&mut buf) {
-            Ok(0) => return lines,
-            Ok(n) => lines += buf[..n].iter().filter(|&&b| b == b'\n').count(),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return lines,
-            Err(e) => panic!("peer read: {e}"),
-        }
-    }
+    let mut got = Vec::new();
+    common::read_available(peer, &mut got);
+    got.iter().filter(|&&b| b == b'\n').count()
 }
 
 #[test]

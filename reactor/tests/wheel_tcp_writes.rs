@@ -8,7 +8,7 @@ use mio::net::TcpStream;
 use reactor::wheel::ReadWrite;
 use reactor::{Ctx, HandlerError, Kernel, ManualClock, Session, WheelHandle, WheelId};
 use std::cell::RefCell;
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::rc::Rc;
 
 /// A connected TCP pair, neither end blocking: the server's end, the peer's.
@@ -87,19 +87,6 @@ fn echo(
     wheel
 }
 
-/// Reads what `peer` has into `got`; whether it saw the end.
-fn read_available(peer: &mut std::net::TcpStream, got: &mut Vec<u8>) -> bool {
-    let mut buf = [0u8; 65536];
-    loop {
-        match peer.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-            Err(e) => panic!("peer read: {e}"),
-        }
-    }
-}
-
 #[test]
 fn a_chunk_the_socket_takes_in_part_goes_out_whole() {
     let _guard = common::timeout(20, "a big chunk over TCP");
@@ -115,7 +102,7 @@ fn a_chunk_the_socket_takes_in_part_goes_out_whole() {
         if got.len() >= big.len() + 2 {
             break;
         }
-        read_available(&mut peer, &mut got);
+        common::read_available(&mut peer, &mut got);
         assert!(k.run_one_timeslice().unwrap());
     }
     assert_eq!(got.len(), big.len() + 2, "the chunk did not go out whole");
@@ -128,7 +115,7 @@ fn a_chunk_the_socket_takes_in_part_goes_out_whole() {
         if got.len() >= 6 {
             break;
         }
-        read_available(&mut peer, &mut got);
+        common::read_available(&mut peer, &mut got);
         assert!(k.run_one_timeslice().unwrap());
     }
     assert_eq!(got, b"ping\r\n");
@@ -158,7 +145,7 @@ fn the_output_budget_hears_of_each_usual_write() {
             if got.ends_with(b"\r\n") {
                 break;
             }
-            read_available(&mut peer, &mut got);
+            common::read_available(&mut peer, &mut got);
             assert!(k.run_one_timeslice().unwrap());
         }
         assert_eq!(got, format!("line {i}\r\n").as_bytes());

@@ -38,3 +38,17 @@ pub fn bounded(what: &'static str, body: fn() -> Result<(), Box<dyn std::error::
         Err(p) => std::panic::resume_unwind(p),
     }
 }
+
+/// Reads what a non-blocking `peer` has into `got`, without waiting; whether it saw the
+/// end of the stream.
+pub fn read_available(peer: &mut impl std::io::Read, got: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 65536];
+    loop {
+        match peer.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) => panic!("peer read: {e}"),
+        }
+    }
+}
