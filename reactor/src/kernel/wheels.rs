@@ -408,9 +408,6 @@ pub(crate) struct Wheels {
     /// What the write pass lends the wheels' [`Wheel::write_visit`]: the buffers they
     /// wrote out, kept for reads, and the failure of a write.
     out: WriteOut,
-    /// The failure of a write made by a wheel's [`Wheel::write_visit`], in the write
-    /// dispatch that follows it ([`Kernel::wheel_write_failure`]).
-    write_failure: Option<Box<WheelError>>,
     /// Boxes of [`Parked`] left by wheels put into parkings, for the next parking: a
     /// socket parked and taken up again per request allocates none.
     parked_boxes: Vec<Box<dyn WheelObj>>,
@@ -582,10 +579,17 @@ impl Kernel {
 
     /// Drops the session reference of a wheel that no longer watches anything.
     fn wheel_release_if_idle(&mut self, key: usize) {
-        let Some(s) = self.wheels.slots.get_mut(key) else {
-            return;
-        };
-        if s.holding && !s.obj.holds_session() {
+        if let Some(s) = self.wheels.slots.get(key) {
+            if s.holding && !s.obj.holds_session() {
+                self.wheel_release(key);
+            }
+        }
+    }
+
+    /// The wheel in slot `key` lets its session go: it no longer holds a reference on
+    /// its owner.
+    fn wheel_release(&mut self, key: usize) {
+        if let Some(s) = self.wheels.slots.get_mut(key) {
             s.holding = false;
             let owner = s.owner;
             self.wheels.holding -= 1;
@@ -640,7 +644,7 @@ impl Kernel {
     /// In a wheel's write dispatch that follows its [`Wheel::write_visit`]: the failure
     /// of the write that visit made, once.
     pub fn wheel_write_failure(&mut self) -> Option<Box<WheelError>> {
-        self.wheels.write_failure.take()
+        self.wheels.out.failure.take()
     }
 
     /// The read buffer wheels share: take it, read into it, put it back.
@@ -955,10 +959,7 @@ impl Kernel {
         let (holds, write_due) = s.obj.after_read();
         s.write_quiet = s.id == id && !write_due;
         if s.holding && !holds {
-            s.holding = false;
-            let owner = s.owner;
-            self.wheels.holding -= 1;
-            self.ref_dec(owner);
+            self.wheel_release(key);
         }
     }
 
@@ -993,14 +994,14 @@ impl Kernel {
     /// see [`WriteOut::fail`]); it stays listed while it has work.
     #[inline(never)]
     fn wheel_write_dispatch(&mut self, key: usize) {
-        let failure = self.wheels.out.failure.take();
         let Some(s) = self.wheels.slots.get(key) else {
+            self.wheels.out.failure = None;
             return;
         };
         let (f, id) = (s.obj.dispatcher(), s.id);
-        self.wheels.write_failure = failure;
         f(self, id, Mode::Write);
-        self.wheels.write_failure = None;
+        // The failure is for this dispatch alone.
+        self.wheels.out.failure = None;
         self.wheel_release_if_idle(key);
         let w = &mut self.wheels;
         // Unless a handler dropped the wheel (and another took its slot).
