@@ -247,9 +247,8 @@ impl Line {
                 Some(i) => Some((i, lit.len())),
                 None => {
                     // As `next_line` waits: a split literal may end in the last bytes.
-                    let from = bytes.len().saturating_sub(lit.len().saturating_sub(1));
                     self.buf.append_one(bytes.to_vec());
-                    self.buf.scan_from = offset32(from);
+                    self.buf.scan_from = offset32(literal_wait(bytes.len(), lit));
                     return Some(Ok(None));
                 }
             },
@@ -294,27 +293,19 @@ impl Line {
                         self.buf.scan_from = offset32(hay.len());
                         Ok(None)
                     }
-                    Some(i) => {
-                        let c = hay.get(i).copied().unwrap_or(CR);
-                        let two = hay.get(i + 1) == Some(&complement(c));
-                        self.emit(i, if two { 2 } else { 1 })
-                    }
+                    Some(i) => self.emit(i, default_term_len(hay, i)),
                 };
             };
             let step = match &newlines.input {
                 Input::Default => match find_newline(hay, scan_from) {
                     None => Step::Wait(hay.len()),
-                    Some(i) => {
-                        let c = hay.get(i).copied().unwrap_or(CR);
-                        let two = hay.get(i + 1) == Some(&complement(c));
-                        Step::Emit {
-                            end: i,
-                            term: if two { 2 } else { 1 },
-                        }
-                    }
+                    Some(i) => Step::Emit {
+                        end: i,
+                        term: default_term_len(hay, i),
+                    },
                 },
                 Input::Literal(lit) => match find_literal(hay, lit, scan_from) {
-                    None => Step::Wait(hay.len().saturating_sub(lit.len().saturating_sub(1))),
+                    None => Step::Wait(literal_wait(hay.len(), lit)),
                     Some(i) => Step::Emit {
                         end: i,
                         term: lit.len(),
@@ -417,6 +408,13 @@ fn default_term_len(hay: &[u8], i: usize) -> usize {
     } else {
         1
     }
+}
+
+/// Where the next search for literal newline `lit` starts in `len` buffered bytes that
+/// hold none: its first bytes may be the last ones buffered.
+#[inline]
+fn literal_wait(len: usize, lit: &[u8]) -> usize {
+    len.saturating_sub(lit.len().saturating_sub(1))
 }
 
 /// Offset of the first CR or LF at or after `from`.
