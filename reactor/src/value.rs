@@ -322,20 +322,12 @@ impl Args {
         // rest out of line.
         if let Some(w) = self.input_mut() {
             if i == 0 && TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
-                let mut out = Some(std::mem::take(&mut w.record));
-                if let Some(t) = (&mut out as &mut dyn Any)
-                    .downcast_mut::<Option<T>>()
-                    .and_then(Option::take)
-                {
+                if let Some(t) = cast_value(std::mem::take(&mut w.record)) {
                     return Ok(t);
                 }
             }
             if i == 1 && TypeId::of::<T>() == TypeId::of::<WheelId>() {
-                let mut out = Some(w.id);
-                if let Some(t) = (&mut out as &mut dyn Any)
-                    .downcast_mut::<Option<T>>()
-                    .and_then(Option::take)
-                {
+                if let Some(t) = cast_value(w.id) {
                     return Ok(t);
                 }
             }
@@ -346,11 +338,7 @@ impl Args {
                     .and_then(Rc::get_mut)
                     .and_then(|a| a.downcast_mut::<Vec<u8>>())
                 {
-                    let mut out = Some(std::mem::take(bytes));
-                    if let Some(t) = (&mut out as &mut dyn Any)
-                        .downcast_mut::<Option<T>>()
-                        .and_then(Option::take)
-                    {
+                    if let Some(t) = cast_value(std::mem::take(bytes)) {
                         return Ok(t);
                     }
                 }
@@ -452,6 +440,17 @@ impl Args {
                 .unwrap_or_default(),
         ))
     }
+}
+
+/// `v` as a `T`, when `V` is `T` (decided when this is compiled for the two types, so it
+/// costs nothing); `None`, with `v` dropped, when it is not. For a `V` already known to be
+/// a `T`.
+#[inline(always)]
+pub(crate) fn cast_value<T: Any, V: Any>(v: V) -> Option<T> {
+    let mut slot = Some(v);
+    (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<T>>()
+        .and_then(Option::take)
 }
 
 impl From<Vec<Arg>> for Args {

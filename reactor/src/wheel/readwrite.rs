@@ -1571,12 +1571,7 @@ impl ReadWrite {
     /// `None` for a split wheel or a handle of another type.
     pub fn into_handle<H: 'static>(self) -> Option<H> {
         match self.handles {
-            Handles::Tcp(t) => {
-                let mut slot = Some(mio::net::TcpStream::from_std(t.0));
-                (&mut slot as &mut dyn Any)
-                    .downcast_mut::<Option<H>>()
-                    .and_then(Option::take)
-            }
+            Handles::Tcp(t) => crate::value::cast_value(mio::net::TcpStream::from_std(t.0)),
             Handles::Duplex(h) => h.into_any().downcast::<H>().ok().map(|b| *b),
             Handles::Split(..) => None,
         }
