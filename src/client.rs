@@ -1354,8 +1354,8 @@ impl Shared {
             && !inner.agent_values.is_empty())
         .then(|| inner.next_agent % inner.agent_values.len());
         if let Some(agent) = reuse {
-            if let (true, Some((a, map))) = (Self::same_host(inner, t), &inner.bare_headers) {
-                if *a == agent {
+            if let Some((a, map)) = &inner.bare_headers {
+                if *a == agent && Self::kept_host(inner, t).is_some() {
                     inner.next_agent = inner.next_agent.wrapping_add(1);
                     *req.headers_mut() = map.clone();
                     return Ok(req.version() == Version::HTTP_10);
@@ -1413,15 +1413,21 @@ impl Shared {
         })
     }
 
-    /// Whether the last `Host` value made is `t`'s.
-    fn same_host(inner: &Inner, t: &Target) -> bool {
-        matches!(&inner.last_host, Some((https, host, port, _))
-            if *https == t.https && *port == t.port && **host == *t.host)
+    /// The last `Host` value made, if it is `t`'s.
+    fn kept_host<'a>(inner: &'a Inner, t: &Target) -> Option<&'a HeaderValue> {
+        match &inner.last_host {
+            Some((https, host, port, v))
+                if *https == t.https && *port == t.port && **host == *t.host =>
+            {
+                Some(v)
+            }
+            _ => None,
+        }
     }
 
     /// The `Host` header's value for `t` (the last one's again for the same target).
     fn host_value(inner: &mut Inner, t: &Target) -> Result<HeaderValue, ClientError> {
-        if let (true, Some((.., v))) = (Self::same_host(inner, t), &inner.last_host) {
+        if let Some(v) = Self::kept_host(inner, t) {
             return Ok(v.clone());
         }
         let v = HeaderValue::from_str(&host_header(t))
