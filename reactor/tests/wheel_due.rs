@@ -255,18 +255,37 @@ fn a_wheel_is_armed_once_per_poll_before_a_handler_reaches_it() {
     );
 }
 
+/// A socket pair, both ends non-blocking, whose far end has sent a line: the near end,
+/// for a wheel, and the far end.
+fn pinged_pair() -> (mio::net::UnixStream, std::os::unix::net::UnixStream) {
+    use std::io::Write;
+    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    theirs.set_nonblocking(true).unwrap();
+    theirs.write_all(b"ping\n").unwrap();
+    (mio::net::UnixStream::from_std(ours), theirs)
+}
+
+/// `ReadWrite::flush` of wheel `id`, then "pong" put to it, then `check` yielded.
+fn flush_then_put_pong<H: 'static>(ctx: &mut Ctx<'_, H>, id: WheelId) -> Result<(), HandlerError> {
+    use reactor::wheel::ReadWrite;
+    ReadWrite::flush(ctx, id);
+    ctx.wheel_mut::<ReadWrite>(id)
+        .ok_or("no wheel")?
+        .put_one(b"pong".to_vec())?;
+    ctx.yield_("check", ())?;
+    Ok(())
+}
+
 /// `ReadWrite::flush` in an input handler with nothing buffered arms the wheel: a record
 /// put after it in the same handler goes out in that poll's write pass, before the
 /// events the handler yielded run.
 #[test]
 fn a_put_after_an_empty_flush_goes_out_in_the_same_write_pass() {
     use reactor::wheel::ReadWrite;
-    use std::io::{Read, Write};
-    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-    ours.set_nonblocking(true).unwrap();
-    theirs.set_nonblocking(true).unwrap();
-    theirs.write_all(b"ping\n").unwrap();
-    let socket = std::cell::Cell::new(Some(mio::net::UnixStream::from_std(ours)));
+    use std::io::Read;
+    let (ours, theirs) = pinged_pair();
+    let socket = std::cell::Cell::new(Some(ours));
     let seen: Rc<RefCell<Vec<u8>>> = Rc::default();
     let seen2 = Rc::clone(&seen);
     let peer = RefCell::new(theirs);
@@ -287,12 +306,7 @@ fn a_put_after_an_empty_flush_goes_out_in_the_same_write_pass() {
                 "input",
                 move |ctx: &mut Ctx<'_, Option<WheelHandle>>| -> Result<(), HandlerError> {
                     let id = *ctx.arg::<WheelId>(1)?;
-                    ReadWrite::flush(ctx, id);
-                    ctx.wheel_mut::<ReadWrite>(id)
-                        .ok_or("no wheel")?
-                        .put_one(b"pong".to_vec())?;
-                    ctx.yield_("check", ())?;
-                    Ok(())
+                    flush_then_put_pong(ctx, id)
                 },
             )
             .on(
@@ -318,17 +332,10 @@ fn a_put_after_an_empty_flush_goes_out_in_the_same_write_pass() {
 #[test]
 fn a_put_after_a_flush_from_another_wheels_handler_goes_out_in_the_same_write_pass() {
     use reactor::wheel::ReadWrite;
-    use std::io::{Read, Write};
-    let pair = || {
-        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-        ours.set_nonblocking(true).unwrap();
-        theirs.set_nonblocking(true).unwrap();
-        theirs.write_all(b"ping\n").unwrap();
-        (mio::net::UnixStream::from_std(ours), theirs)
-    };
+    use std::io::Read;
     // Both handles are readable when their wheels are made: the poll reports them in the
     // order they were registered, so B's read dispatch comes first.
-    let ((b_ours, b_peer), (a_ours, _a_peer)) = (pair(), pair());
+    let ((b_ours, b_peer), (a_ours, _a_peer)) = (pinged_pair(), pinged_pair());
     let sockets = RefCell::new(Some((b_ours, a_ours)));
     let b_seen = Rc::new(std::cell::Cell::new(false));
     let (b_seen2, b_seen3) = (Rc::clone(&b_seen), Rc::clone(&b_seen));
@@ -363,12 +370,7 @@ fn a_put_after_a_flush_from_another_wheels_handler_goes_out_in_the_same_write_pa
                         return Err("B's read dispatch was to come first".into());
                     }
                     let b = ctx.heap()[0].id();
-                    ReadWrite::flush(ctx, b);
-                    ctx.wheel_mut::<ReadWrite>(b)
-                        .ok_or("no wheel")?
-                        .put_one(b"pong".to_vec())?;
-                    ctx.yield_("check", ())?;
-                    Ok(())
+                    flush_then_put_pong(ctx, b)
                 },
             )
             .on(

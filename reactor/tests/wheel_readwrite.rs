@@ -1533,11 +1533,9 @@ fn a_handle_dropped_between_timeslices_removes_its_wheel_at_the_next_one() {
     use std::io::{Read, Write};
     use std::rc::Rc;
     let _guard = common::timeout(10, "handle dropped between timeslices");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (ours, _) = listener.accept().unwrap();
-    ours.set_nonblocking(true).unwrap();
-    let ours = RefCell::new(Some(mio::net::TcpStream::from_std(ours)));
+    let (ours, mut peer) = common::tcp_pair();
+    peer.set_nonblocking(false).unwrap();
+    let ours = RefCell::new(Some(ours));
     let handle: Rc<RefCell<Option<WheelHandle>>> = Rc::default();
     let h = Rc::clone(&handle);
     let mut k = Kernel::new().unwrap();

@@ -11,16 +11,6 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
 
-/// A connected TCP pair, neither end blocking: the server's end, the peer's.
-fn tcp_pair() -> (TcpStream, std::net::TcpStream) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server, _) = listener.accept().unwrap();
-    server.set_nonblocking(true).unwrap();
-    peer.set_nonblocking(true).unwrap();
-    (TcpStream::from_std(server), peer)
-}
-
 /// A session with a line echo on `end`, which puts `first` when it starts.
 fn echo(
     kernel: &mut Kernel,
@@ -93,7 +83,7 @@ fn a_chunk_the_socket_takes_in_part_goes_out_whole() {
     let clock = ManualClock::new();
     clock.set_auto_advance(true);
     let mut k = Kernel::builder().clock(clock).build().unwrap();
-    let (server_end, mut peer) = tcp_pair();
+    let (server_end, mut peer) = common::tcp_pair();
     // More than any socket buffer takes at once.
     let big: Vec<u8> = (0..16 << 20).map(|i: u32| b'a' + (i % 26) as u8).collect();
     let wheel = echo(&mut k, server_end, Some(big.clone()));
@@ -135,7 +125,7 @@ fn the_output_budget_hears_of_each_usual_write() {
         .build()
         .unwrap();
     let budget = k.output_budget().expect("a budget");
-    let (server_end, mut peer) = tcp_pair();
+    let (server_end, mut peer) = common::tcp_pair();
     let wheel = echo(&mut k, server_end, None);
     for i in 0..10 {
         let line = format!("line {i}\n");

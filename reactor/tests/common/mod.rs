@@ -52,3 +52,14 @@ pub fn read_available(peer: &mut impl std::io::Read, got: &mut Vec<u8>) -> bool 
         }
     }
 }
+
+/// A TCP connection over 127.0.0.1, both ends non-blocking: the accepted end as a mio
+/// stream, for a wheel, and the connecting end, the peer.
+pub fn tcp_pair() -> (mio::net::TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    server.set_nonblocking(true).unwrap();
+    peer.set_nonblocking(true).unwrap();
+    (mio::net::TcpStream::from_std(server), peer)
+}
