@@ -117,7 +117,7 @@ impl Args {
     ///
     /// The record and id, a wheel's every record, are given back here, inlined where
     /// handlers return; the pool's lists out of line.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn recycle_into(
         &mut self,
         pool: &mut Vec<Vec<Arg>>,

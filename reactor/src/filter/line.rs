@@ -376,9 +376,9 @@ impl Line {
     #[inline]
     pub(crate) fn terminated(&self, mut line: Vec<u8>) -> Vec<u8> {
         match self.newlines.as_deref().and_then(|n| n.output.as_deref()) {
-            Some(newline) => line.extend_from_slice(newline),
             // POE's CRLF: two bytes of known length, no copy loop.
             None => line.extend_from_slice(CRLF),
+            Some(newline) => push_newline(&mut line, newline),
         }
         line
     }
@@ -395,6 +395,16 @@ impl Line {
             });
         }
         Ok(Some(line))
+    }
+}
+
+/// Appends a literal output newline: one byte (a literal `"\n"`) is pushed, with no
+/// call to copy it.
+#[inline]
+fn push_newline(line: &mut Vec<u8>, newline: &[u8]) {
+    match newline {
+        [byte] => line.push(*byte),
+        _ => line.extend_from_slice(newline),
     }
 }
 
