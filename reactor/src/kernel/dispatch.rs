@@ -56,7 +56,7 @@ impl Kernel {
     /// already ran) sends nothing, as in POE where its queued events are discarded.
     #[inline]
     pub(crate) fn sender_alive(&self) -> bool {
-        match self.active.key {
+        match self.active.key() {
             None => true,
             Some(k) => !self.sessions[k].freed,
         }
@@ -108,7 +108,7 @@ impl Kernel {
         if me.is_kernel() {
             return Err(Error::NoActiveSession);
         }
-        match self.active.key {
+        match self.active.key() {
             Some(key) if !self.releases.pending.get() => {
                 self.yield_keyed(key, event, args.into_args().into_boxed(), caller)
             }
@@ -201,11 +201,7 @@ impl Kernel {
             return Err(Error::NoSuchSession);
         }
         let saved = self.active;
-        self.active = Frame {
-            session,
-            key: Some(key),
-            event: saved.event,
-        };
+        self.active = Frame::new(session, key, saved.event);
         self.sessions[key].depth += 1;
         let r = f(self);
         self.active = saved;
@@ -494,11 +490,7 @@ impl Kernel {
             sender
         );
         let saved = self.active;
-        self.active = Frame {
-            session,
-            key: Some(key),
-            event: ev,
-        };
+        self.active = Frame::new(session, key, ev);
         let inv = Invocation {
             key,
             session,

@@ -89,18 +89,44 @@ fn next_kernel_serial() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The running handler's session, its slot and event: saved and restored around every
+/// handler, so kept in 16 bytes (the slot as a `u32`, [`NO_KEY`] for none).
 #[derive(Clone, Copy)]
 pub(crate) struct Frame {
     pub(crate) session: SessionId,
-    pub(crate) key: Option<usize>,
+    slot: u32,
     pub(crate) event: EventId,
+}
+
+impl Frame {
+    /// A frame of `session` at slot `key`, handling `event`.
+    #[inline]
+    pub(crate) fn new(session: SessionId, key: usize, event: EventId) -> Frame {
+        Frame {
+            session,
+            slot: key as u32,
+            event,
+        }
+    }
+
+    /// The session's slot in the session table; `None` outside handlers.
+    #[inline]
+    pub(crate) fn key(&self) -> Option<usize> {
+        (self.slot != NO_KEY).then_some(self.slot as usize)
+    }
+
+    /// [`Frame::key`] as a `u32`, [`NO_KEY`] for none.
+    #[inline]
+    pub(crate) fn slot(&self) -> u32 {
+        self.slot
+    }
 }
 
 pub(crate) const NO_KEY: u32 = u32::MAX;
 
 const KERNEL_FRAME: Frame = Frame {
     session: KERNEL,
-    key: None,
+    slot: NO_KEY,
     event: EV_NONE,
 };
 
@@ -423,7 +449,7 @@ impl Kernel {
 
     /// The active session's slab key, as queued items carry it.
     pub(super) fn active_key(&self) -> Result<u32> {
-        match self.active.key {
+        match self.active.key() {
             Some(k) if !self.active.session.is_kernel() => Ok(k as u32),
             _ => Err(Error::NoActiveSession),
         }

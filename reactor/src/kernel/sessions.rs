@@ -342,13 +342,13 @@ impl Kernel {
     /// Gets or sets a session option of the active session (POE's `$session->option`);
     /// returns the previous options.
     pub fn set_options(&mut self, options: SessionOptions) -> Result<SessionOptions> {
-        let key = self.active.key.ok_or(Error::NoActiveSession)?;
+        let key = self.active.key().ok_or(Error::NoActiveSession)?;
         Ok(std::mem::replace(&mut self.sessions[key].options, options))
     }
 
     /// The options of the active session.
     pub fn options(&self) -> Result<SessionOptions> {
-        let key = self.active.key.ok_or(Error::NoActiveSession)?;
+        let key = self.active.key().ok_or(Error::NoActiveSession)?;
         Ok(self.sessions[key].options)
     }
 }

@@ -608,7 +608,7 @@ impl Kernel {
     /// The active session's slot in the session table, as a wheel slot keeps its owner's
     /// (`u32::MAX` for none).
     fn active_slot(&self) -> u32 {
-        self.active.key.map_or(u32::MAX, |k| k as u32)
+        self.active.slot()
     }
 
     fn wheel_activate(&mut self, key: usize) {
