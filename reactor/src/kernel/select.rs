@@ -159,7 +159,7 @@ pub(crate) fn register_fd(
 /// is told in a few tests; the others are read out of line.
 #[inline]
 fn readiness(e: &mio::event::Event) -> (bool, bool, bool) {
-    if e.is_read_closed() || e.is_error() {
+    if e.is_error() || e.is_read_closed() {
         return closed_readiness(e);
     }
     (
