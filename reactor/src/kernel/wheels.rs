@@ -450,7 +450,8 @@ impl Wheels {
 
     /// Readiness from the poller for source `which` of the wheel in slot `key` (of
     /// generation `gen`: a later wheel in the slot ignores it): noted in the wheel, which
-    /// is listed.
+    /// is listed. `closed`: the poller saw the peer close, or an error
+    /// ([`Wheel::note_closed`]), which is noted out of line.
     #[inline]
     pub(crate) fn note_event(
         &mut self,
@@ -461,6 +462,9 @@ impl Wheels {
         writable: bool,
         closed: bool,
     ) {
+        if closed {
+            return self.note_closed_event(key, gen, which, readable, writable);
+        }
         let Some(s) = self.slots.get_mut(key) else {
             return;
         };
@@ -468,9 +472,25 @@ impl Wheels {
             return;
         }
         s.obj.note_ready(which, readable, writable);
-        if closed {
-            s.obj.note_closed(which);
-        }
+        s.enlist(key, &mut self.active);
+    }
+
+    /// [`Wheels::note_event`] for a source the peer closed, or that failed.
+    #[cold]
+    #[inline(never)]
+    fn note_closed_event(
+        &mut self,
+        key: usize,
+        gen: u32,
+        which: usize,
+        readable: bool,
+        writable: bool,
+    ) {
+        let Some(s) = self.slots.get_mut(key).filter(|s| s.gen == gen) else {
+            return;
+        };
+        s.obj.note_ready(which, readable, writable);
+        s.obj.note_closed(which);
         s.enlist(key, &mut self.active);
     }
 
