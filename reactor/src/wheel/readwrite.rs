@@ -237,6 +237,17 @@ enum LineParse {
     Failed(crate::filter::FilterError),
 }
 
+/// What one write of a wheel's armed output did ([`ReadWrite::write_armed_out`]).
+enum Wrote {
+    /// The one chunk waiting went out whole (the usual write): nothing is left to write.
+    All,
+    /// What the handle took went out; output may still wait.
+    Some,
+    /// The failure that closed the output (an `io::Error`, a pointer, until it is
+    /// reported).
+    Failed(io::Error),
+}
+
 /// The names of a ReadWrite wheel's events (POE's `InputEvent`, `ErrorEvent`, ...), for
 /// [`ReadWrite::event`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1316,11 +1327,9 @@ impl ReadWrite {
         self.events.get(RwEvent::Flushed).is_none() && (self.high_mark == 0 || self.low_mark == 0)
     }
 
-    /// Writes the armed output, then the handle's own buffer once the wheel's is empty;
-    /// the failure that closed the output, if any (an `io::Error`, a pointer, until it is
-    /// reported).
+    /// Writes the armed output, then the handle's own buffer once the wheel's is empty.
     #[inline]
-    fn write_armed_out(&mut self, spares: &mut Vec<Vec<u8>>) -> Option<io::Error> {
+    fn write_armed_out(&mut self, spares: &mut Vec<Vec<u8>>) -> Wrote {
         self.write_armed = false;
         // The usual write: the one chunk waiting, to a TCP stream, taken whole.
         let mut first = None;
@@ -1335,11 +1344,14 @@ impl ReadWrite {
                 }
                 // A TCP stream buffers nothing of its own (see `flush_handle`).
                 self.handle_unflushed = false;
-                return None;
+                return Wrote::All;
             }
             first = Some((result, wanted));
         }
-        self.write_armed_rest(first, spares)
+        match self.write_armed_rest(first, spares) {
+            Some(error) => Wrote::Failed(error),
+            None => Wrote::Some,
+        }
     }
 
     /// [`ReadWrite::write_armed_out`] past its usual write.
@@ -1377,7 +1389,10 @@ impl ReadWrite {
         if !w.write_armed || !w.output_open || (w.out.is_empty() && !w.handle_unflushed) {
             return;
         }
-        let error = w.write_armed_out(spares);
+        let error = match w.write_armed_out(spares) {
+            Wrote::Failed(error) => Some(error),
+            Wrote::All | Wrote::Some => None,
+        };
         let (high, low, emptied) = {
             let mut high = false;
             let mut low = false;
@@ -1530,9 +1545,12 @@ impl Wheel for ReadWrite {
             if !self.writes_quietly() {
                 return WriteVisit::Dispatch;
             }
-            if let Some(error) = self.write_armed_out(out.spares()) {
+            match self.write_armed_out(out.spares()) {
+                // Nothing waits to be written now: no need to look again.
+                Wrote::All => return WriteVisit::listed(self.read_pending()),
+                Wrote::Some => {}
                 // The error event is raised by the write dispatch the kernel makes now.
-                return out.fail(WheelError::io("write", &error));
+                Wrote::Failed(error) => return out.fail(WheelError::io("write", &error)),
             }
         }
         WriteVisit::listed(self.write_pending() || self.read_pending())
