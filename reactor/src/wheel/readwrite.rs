@@ -369,6 +369,11 @@ pub struct ReadWrite {
     pressure_paused: bool,
     input_open: bool,
     output_open: bool,
+    /// Input may be read once the handle is ready: open, paused neither by the program
+    /// nor by backpressure (while output can drain), and with an input event to deliver
+    /// to. One flag for the read pass's tests, set again wherever one of these changes
+    /// ([`ReadWrite::regate`]); the output budget is asked at each test.
+    read_gate: bool,
     /// The handle reported buffered output of its own (see [`WriteHandle::flush_out`]).
     handle_unflushed: bool,
     out: OutQueue,
@@ -628,7 +633,7 @@ impl ReadWriteBuilder {
             (None, None, None) => (FilterSlot::Line(Line::new()), None),
         };
         let out_filter = out_filter.map(Box::new);
-        let w = ReadWrite {
+        let mut w = ReadWrite {
             handles: self.handles,
             in_filter,
             out_filter,
@@ -646,6 +651,7 @@ impl ReadWriteBuilder {
             pressure_paused: false,
             input_open: true,
             output_open: true,
+            read_gate: false,
             handle_unflushed: false,
             out: OutQueue::default(),
             write_armed: false,
@@ -660,6 +666,7 @@ impl ReadWriteBuilder {
             registered: self.registered,
             block_size: octets32(self.block_size),
         };
+        w.regate();
         match self.parking {
             Some(p) => kernel.wheel_insert_parked(w, p),
             None => kernel.wheel_insert(w),
@@ -695,6 +702,7 @@ impl ReadWrite {
         let (high, _) = self.backpressure;
         if high > 0 && self.out_octets >= high as usize {
             self.pressure_paused = true;
+            self.regate();
         }
         if self.high_mark > 0 {
             self.high_state = self.out_octets >= self.high_mark as usize;
@@ -726,11 +734,13 @@ impl ReadWrite {
     /// Stops reading (POE's `pause_input`).
     pub fn pause_input(&mut self) {
         self.input_paused = true;
+        self.regate();
     }
 
     /// Reads again (POE's `resume_input`).
     pub fn resume_input(&mut self) {
         self.input_paused = false;
+        self.regate();
     }
 
     /// Whether input is paused.
@@ -751,6 +761,7 @@ impl ReadWrite {
     pub fn shutdown_input(&mut self) {
         let _ = rustix::net::shutdown(self.handles.reader().read_fd(), rustix::net::Shutdown::Read);
         self.input_open = false;
+        self.regate();
     }
 
     /// Shuts the write side down (`shutdown(fd, SHUT_WR)`) and stops writing.
@@ -760,6 +771,7 @@ impl ReadWrite {
             rustix::net::Shutdown::Write,
         );
         self.output_open = false;
+        self.regate();
     }
 
     /// Moves the high-water mark (POE's `set_high_mark`): it must stay above the low mark,
@@ -805,6 +817,7 @@ impl ReadWrite {
     /// input event stops reading.
     pub fn event(&mut self, which: RwEvent, name: Option<&str>) {
         self.events.set(which, name.map(EventId::of));
+        self.regate();
     }
 
     /// Replaces both filters; input buffered in the old input filter is parsed again by the
@@ -955,7 +968,7 @@ impl ReadWrite {
             return;
         };
         let mut first = None;
-        if w.read_ready && w.input_open && w.reading_allowed() {
+        if w.read_ready && w.reading_allowed() {
             match w.read_once(shared, spares) {
                 Ok(parsed) => first = parsed,
                 Err(failure) => {
@@ -1100,6 +1113,7 @@ impl ReadWrite {
         };
         self.read_ready = false;
         self.input_open = false;
+        self.regate();
         Err(failure)
     }
 
@@ -1182,8 +1196,8 @@ impl ReadWrite {
     /// Work for a read dispatch: input to read, or records parsed and waiting.
     #[inline]
     fn read_pending(&self) -> bool {
-        (self.parse_pending || (self.read_ready && self.input_open && self.reading_allowed()))
-            && self.events.get(RwEvent::Input).is_some()
+        (self.parse_pending && self.events.get(RwEvent::Input).is_some())
+            || (self.read_ready && self.reading_allowed())
     }
 
     /// Work for a write dispatch: output (or the handle's own buffer) and a writable
@@ -1193,10 +1207,22 @@ impl ReadWrite {
         self.write_ready && self.output_open && (!self.out.is_empty() || self.handle_unflushed)
     }
 
-    /// Whether input may be read now: not paused by the program, nor by backpressure
-    /// while output can still drain.
+    /// Whether input may be read now, the handle aside: `read_gate`, and the output
+    /// budget does not hold this wheel back (as [`ReadWrite::is_held_back`] tells).
+    #[inline]
     fn reading_allowed(&self) -> bool {
-        !self.input_paused && !self.is_held_back()
+        self.read_gate
+            && !(self.out_octets > 0
+                && self.output_open
+                && self.budget.as_deref().is_some_and(crate::Share::over))
+    }
+
+    /// Sets `read_gate` again from the flags it sums up.
+    fn regate(&mut self) {
+        self.read_gate = self.input_open
+            && !self.input_paused
+            && !(self.output_open && self.pressure_paused)
+            && self.events.get(RwEvent::Input).is_some();
     }
 
     /// Tells the kernel's output budget what this wheel's output holds now.
@@ -1263,6 +1289,7 @@ impl ReadWrite {
                     error = Some(e);
                     self.write_ready = false;
                     self.output_open = false;
+                    self.regate();
                     break;
                 }
             }
@@ -1276,6 +1303,7 @@ impl ReadWrite {
     fn written_out(&mut self) {
         if self.pressure_paused && self.out_octets <= self.backpressure.1 as usize {
             self.pressure_paused = false;
+            self.regate();
         }
         self.sync_budget();
     }
@@ -1314,6 +1342,7 @@ impl ReadWrite {
             Err(e) => {
                 self.handle_unflushed = false;
                 self.output_open = false;
+                self.regate();
                 Some(e)
             }
         }
