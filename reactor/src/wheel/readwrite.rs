@@ -1193,11 +1193,13 @@ impl ReadWrite {
         }
     }
 
-    /// Work for a read dispatch: input to read, or records parsed and waiting.
+    /// Work for a read dispatch: input to read, or records parsed and waiting. Readiness
+    /// is asked first: it is the usual work, and the usual answer to a wheel that has
+    /// none.
     #[inline]
     fn read_pending(&self) -> bool {
-        (self.parse_pending && self.events.get(RwEvent::Input).is_some())
-            || (self.read_ready && self.reading_allowed())
+        (self.read_ready && self.reading_allowed())
+            || (self.parse_pending && self.events.get(RwEvent::Input).is_some())
     }
 
     /// Work for a write dispatch: output (or the handle's own buffer) and a writable
