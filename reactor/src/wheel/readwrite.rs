@@ -967,10 +967,17 @@ impl ReadWrite {
         let Some(input) = w.events.get(RwEvent::Input) else {
             return;
         };
-        let mut first = None;
         if w.read_ready && w.reading_allowed() {
             match w.read_once(shared, spares) {
-                Ok(parsed) => first = parsed,
+                // A `Line`'s first record, parsed by the read itself (the filter had
+                // nothing buffered): handed on here, with no second look at the filter.
+                Ok(Some(parsed)) => {
+                    if Self::deliver_line(kernel, at, id, owner, input, parsed).is_continue() {
+                        Self::deliver_parsed(kernel, id, at, owner);
+                    }
+                    return;
+                }
+                Ok(None) => {}
                 Err(failure) => {
                     if let Some(ev) = w.event_id(RwEvent::Error) {
                         kernel.wheel_call(owner, ev, (failure, id).into_args());
@@ -980,15 +987,14 @@ impl ReadWrite {
                 }
             }
         }
-        // A `Line`'s first record is parsed with the wheel at hand (by the read itself
-        // when the filter had nothing buffered); the delivery loop finds the wheel again
-        // for the next ones (a handler may have changed or dropped it).
-        if first.is_none() && w.parse_pending {
-            first = w.parse_line();
-        }
-        if let Some(parsed) = first {
-            if Self::deliver_line(kernel, at, id, owner, input, parsed).is_break() {
-                return;
+        // A `Line`'s first record is parsed with the wheel at hand; the delivery loop
+        // finds the wheel again for the next ones (a handler may have changed or dropped
+        // it).
+        if w.parse_pending {
+            if let Some(parsed) = w.parse_line() {
+                if Self::deliver_line(kernel, at, id, owner, input, parsed).is_break() {
+                    return;
+                }
             }
         }
         Self::deliver_parsed(kernel, id, at, owner);
