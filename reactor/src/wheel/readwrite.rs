@@ -1078,10 +1078,13 @@ impl ReadWrite {
         spares: &mut Vec<Vec<u8>>,
     ) -> std::result::Result<Option<LineParse>, WheelError> {
         let block = self.block_size as usize;
-        if shared.len() < block {
+        // Grown to exactly `block` if short: either way the slice needs no bounds check.
+        let buf: &mut [u8] = if shared.len() >= block {
+            &mut shared[..block]
+        } else {
             shared.resize(block, 0);
-        }
-        let buf = &mut shared[..block];
+            shared
+        };
         let failure = match self.handles.read_some(buf) {
             Ok(0) => WheelError::eof(),
             Ok(n) => {
