@@ -356,9 +356,9 @@ pub struct ReadWrite {
     write_ready: bool,
     /// The poller saw the peer close: read until end-of-file.
     peer_closed: bool,
-    /// Input or output that the poller refused (a regular file): always ready.
+    /// Input that the poller refused (a regular file): always ready, and read until
+    /// end-of-file. (Output the poller refuses is just writable from the start.)
     in_unpollable: bool,
-    out_unpollable: bool,
     /// Records may wait in the input filter (after a filter switch).
     parse_pending: bool,
     input_paused: bool,
@@ -374,6 +374,10 @@ pub struct ReadWrite {
     /// to. One flag for the read pass's tests, set again wherever one of these changes
     /// ([`ReadWrite::regate`]); the output budget is asked at each test.
     read_gate: bool,
+    /// The write pass may write this wheel's armed output without the kernel
+    /// ([`Wheel::write_visit`]): output open, no one listens for a flush and no marks are
+    /// set, so only a failure raises an event. Set again with `read_gate`.
+    quiet_out: bool,
     /// The handle reported buffered output of its own (see [`WriteHandle::flush_out`]).
     handle_unflushed: bool,
     out: OutQueue,
@@ -642,7 +646,6 @@ impl ReadWriteBuilder {
             write_ready: false,
             peer_closed: false,
             in_unpollable: false,
-            out_unpollable: false,
             parse_pending: false,
             input_paused: false,
             backpressure: self
@@ -652,6 +655,7 @@ impl ReadWriteBuilder {
             input_open: true,
             output_open: true,
             read_gate: false,
+            quiet_out: false,
             handle_unflushed: false,
             out: OutQueue::default(),
             write_armed: false,
@@ -780,6 +784,7 @@ impl ReadWrite {
         match self.low_mark {
             low if low > 0 && octets > low as usize => {
                 self.high_mark = octets32(octets);
+                self.regate();
                 Ok(())
             }
             _ => Err(Error::InvalidArgument(
@@ -793,6 +798,7 @@ impl ReadWrite {
         match self.high_mark {
             high if octets > 0 && octets < high as usize => {
                 self.low_mark = octets32(octets);
+                self.regate();
                 Ok(())
             }
             _ => Err(Error::InvalidArgument(
@@ -1228,12 +1234,15 @@ impl ReadWrite {
                 && self.budget.as_deref().is_some_and(crate::Share::over))
     }
 
-    /// Sets `read_gate` again from the flags it sums up.
+    /// Sets `read_gate` and `quiet_out` again from the flags they sum up.
     fn regate(&mut self) {
         self.read_gate = self.input_open
             && !self.input_paused
             && !(self.output_open && self.pressure_paused)
             && self.events.get(RwEvent::Input).is_some();
+        self.quiet_out = self.output_open
+            && self.events.get(RwEvent::Flushed).is_none()
+            && (self.high_mark == 0 || self.low_mark == 0);
     }
 
     /// Tells the kernel's output budget what this wheel's output holds now.
@@ -1359,14 +1368,6 @@ impl ReadWrite {
         }
     }
 
-    /// Whether the write pass may write this wheel's armed output without the kernel
-    /// ([`Wheel::write_visit`]): no one listens for a flush and no marks are set, so only
-    /// a failure raises an event.
-    #[inline]
-    fn writes_quietly(&self) -> bool {
-        self.events.get(RwEvent::Flushed).is_none() && (self.high_mark == 0 || self.low_mark == 0)
-    }
-
     /// Writes the armed output, then the handle's own buffer once the wheel's is empty.
     #[inline]
     fn write_armed_out(&mut self, spares: &mut Vec<Vec<u8>>) -> Wrote {
@@ -1485,6 +1486,7 @@ impl Wheel for ReadWrite {
             Err(e) => Err(e),
             Ok(()) => Ok(false),
         };
+        let mut out_unpollable = false;
         match &mut self.handles {
             Handles::Tcp(_) | Handles::Duplex(_) => {
                 // By descriptor, so a registration left by an earlier wheel on the same
@@ -1499,19 +1501,19 @@ impl Wheel for ReadWrite {
                 );
                 if unpollable(r)? {
                     self.in_unpollable = true;
-                    self.out_unpollable = true;
+                    out_unpollable = true;
                 }
             }
             Handles::Split(rw) => {
                 let (r, w) = &mut **rw;
                 self.in_unpollable =
                     unpollable(registry.register(r.read_source(), tokens[0], Interest::READABLE))?;
-                self.out_unpollable =
+                out_unpollable =
                     unpollable(registry.register(w.write_source(), tokens[1], Interest::WRITABLE))?;
             }
         }
         self.read_ready |= self.in_unpollable;
-        self.write_ready |= self.out_unpollable;
+        self.write_ready |= out_unpollable;
         Ok(())
     }
 
@@ -1581,16 +1583,18 @@ impl Wheel for ReadWrite {
 
     #[inline]
     fn write_visit(&mut self, out: &mut WriteOut) -> WriteVisit {
-        if self.due(Mode::Write) {
-            if !self.writes_quietly() {
+        // `due(Mode::Write)`, with `quiet_out` asked before the open output it implies.
+        if self.write_armed && self.write_ready && (!self.out.is_empty() || self.handle_unflushed) {
+            if self.quiet_out {
+                match self.write_armed_out(out.spares()) {
+                    // Nothing waits to be written now: no need to look again.
+                    Wrote::All => return WriteVisit::listed(self.read_pending()),
+                    Wrote::Some => {}
+                    // The error event is raised by the write dispatch the kernel makes now.
+                    Wrote::Failed(error) => return out.fail(WheelError::io("write", &error)),
+                }
+            } else if self.output_open {
                 return WriteVisit::Dispatch;
-            }
-            match self.write_armed_out(out.spares()) {
-                // Nothing waits to be written now: no need to look again.
-                Wrote::All => return WriteVisit::listed(self.read_pending()),
-                Wrote::Some => {}
-                // The error event is raised by the write dispatch the kernel makes now.
-                Wrote::Failed(error) => return out.fail(WheelError::io("write", &error)),
             }
         }
         WriteVisit::listed(self.write_pending() || self.read_pending())
