@@ -356,9 +356,10 @@ pub struct ReadWrite {
     write_ready: bool,
     /// The poller saw the peer close: read until end-of-file.
     peer_closed: bool,
-    /// Input that the poller refused (a regular file): always ready, and read until
-    /// end-of-file. (Output the poller refuses is just writable from the start.)
-    in_unpollable: bool,
+    /// Reads go on to end-of-file, with no edge to wait for: the peer has closed, or the
+    /// poller refused the input (a regular file, always ready). (Output the poller
+    /// refuses is just writable from the start.)
+    reads_to_eof: bool,
     /// Records may wait in the input filter (after a filter switch).
     parse_pending: bool,
     input_paused: bool,
@@ -645,7 +646,7 @@ impl ReadWriteBuilder {
             read_ready: false,
             write_ready: false,
             peer_closed: false,
-            in_unpollable: false,
+            reads_to_eof: false,
             parse_pending: false,
             input_paused: false,
             backpressure: self
@@ -1094,7 +1095,7 @@ impl ReadWrite {
         let failure = match self.handles.read_some(buf) {
             Ok(0) => WheelError::eof(),
             Ok(n) => {
-                if n < buf.len() && !self.peer_closed && !self.in_unpollable {
+                if n < buf.len() && !self.reads_to_eof {
                     // Drained: the next arrival raises a new edge. Once the peer has
                     // closed there is no edge to come: read on to end-of-file.
                     self.read_ready = false;
@@ -1486,7 +1487,7 @@ impl Wheel for ReadWrite {
             Err(e) => Err(e),
             Ok(()) => Ok(false),
         };
-        let mut out_unpollable = false;
+        let (mut in_unpollable, mut out_unpollable) = (false, false);
         match &mut self.handles {
             Handles::Tcp(_) | Handles::Duplex(_) => {
                 // By descriptor, so a registration left by an earlier wheel on the same
@@ -1500,19 +1501,20 @@ impl Wheel for ReadWrite {
                     self.registered,
                 );
                 if unpollable(r)? {
-                    self.in_unpollable = true;
+                    in_unpollable = true;
                     out_unpollable = true;
                 }
             }
             Handles::Split(rw) => {
                 let (r, w) = &mut **rw;
-                self.in_unpollable =
+                in_unpollable =
                     unpollable(registry.register(r.read_source(), tokens[0], Interest::READABLE))?;
                 out_unpollable =
                     unpollable(registry.register(w.write_source(), tokens[1], Interest::WRITABLE))?;
             }
         }
-        self.read_ready |= self.in_unpollable;
+        self.reads_to_eof |= in_unpollable;
+        self.read_ready |= in_unpollable;
         self.write_ready |= out_unpollable;
         Ok(())
     }
@@ -1545,6 +1547,7 @@ impl Wheel for ReadWrite {
     fn note_closed(&mut self, which: usize) {
         if which == 0 {
             self.peer_closed = true;
+            self.reads_to_eof = true;
             self.read_ready = true;
         }
     }
@@ -1562,6 +1565,7 @@ impl Wheel for ReadWrite {
             self.read_ready |= r.readable;
             self.write_ready |= r.writable;
             self.peer_closed |= r.closed;
+            self.reads_to_eof |= r.closed;
         }
     }
 
