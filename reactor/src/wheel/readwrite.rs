@@ -1584,7 +1584,8 @@ impl Wheel for ReadWrite {
     }
 
     fn arm(&mut self) {
-        self.write_armed = !self.out.is_empty() || self.handle_unflushed;
+        // Both are plain loads: `|` tests them with no branch.
+        self.write_armed = !self.out.is_empty() | self.handle_unflushed;
     }
 
     #[inline]
