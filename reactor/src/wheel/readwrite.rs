@@ -1590,8 +1590,9 @@ impl Wheel for ReadWrite {
 
     #[inline]
     fn write_visit(&mut self, out: &mut WriteOut) -> WriteVisit {
-        // `due(Mode::Write)`, with `quiet_out` asked before the open output it implies.
-        if self.write_armed && self.write_ready && (!self.out.is_empty() || self.handle_unflushed) {
+        // `due(Mode::Write)`, with `quiet_out` asked before the open output it implies;
+        // the flags are plain loads, ANDed with one branch.
+        if self.write_armed & self.write_ready & (!self.out.is_empty() | self.handle_unflushed) {
             if self.quiet_out {
                 match self.write_armed_out(out.spares()) {
                     // Nothing waits to be written now: no need to look again.
