@@ -237,6 +237,17 @@ enum LineParse {
     Failed(crate::filter::FilterError),
 }
 
+/// What one write of a wheel's armed output did ([`ReadWrite::write_armed_out`]).
+enum Wrote {
+    /// The one chunk waiting went out whole (the usual write): nothing is left to write.
+    All,
+    /// What the handle took went out; output may still wait.
+    Some,
+    /// The failure that closed the output (an `io::Error`, a pointer, until it is
+    /// reported).
+    Failed(io::Error),
+}
+
 /// The names of a ReadWrite wheel's events (POE's `InputEvent`, `ErrorEvent`, ...), for
 /// [`ReadWrite::event`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -345,9 +356,10 @@ pub struct ReadWrite {
     write_ready: bool,
     /// The poller saw the peer close: read until end-of-file.
     peer_closed: bool,
-    /// Input or output that the poller refused (a regular file): always ready.
-    in_unpollable: bool,
-    out_unpollable: bool,
+    /// Reads go on to end-of-file, with no edge to wait for: the peer has closed, or the
+    /// poller refused the input (a regular file, always ready). (Output the poller
+    /// refuses is just writable from the start.)
+    reads_to_eof: bool,
     /// Records may wait in the input filter (after a filter switch).
     parse_pending: bool,
     input_paused: bool,
@@ -358,6 +370,15 @@ pub struct ReadWrite {
     pressure_paused: bool,
     input_open: bool,
     output_open: bool,
+    /// Input may be read once the handle is ready: open, paused neither by the program
+    /// nor by backpressure (while output can drain), and with an input event to deliver
+    /// to. One flag for the read pass's tests, set again wherever one of these changes
+    /// ([`ReadWrite::regate`]); the output budget is asked at each test.
+    read_gate: bool,
+    /// The write pass may write this wheel's armed output without the kernel
+    /// ([`Wheel::write_visit`]): output open, no one listens for a flush and no marks are
+    /// set, so only a failure raises an event. Set again with `read_gate`.
+    quiet_out: bool,
     /// The handle reported buffered output of its own (see [`WriteHandle::flush_out`]).
     handle_unflushed: bool,
     out: OutQueue,
@@ -617,7 +638,7 @@ impl ReadWriteBuilder {
             (None, None, None) => (FilterSlot::Line(Line::new()), None),
         };
         let out_filter = out_filter.map(Box::new);
-        let w = ReadWrite {
+        let mut w = ReadWrite {
             handles: self.handles,
             in_filter,
             out_filter,
@@ -625,8 +646,7 @@ impl ReadWriteBuilder {
             read_ready: false,
             write_ready: false,
             peer_closed: false,
-            in_unpollable: false,
-            out_unpollable: false,
+            reads_to_eof: false,
             parse_pending: false,
             input_paused: false,
             backpressure: self
@@ -635,6 +655,8 @@ impl ReadWriteBuilder {
             pressure_paused: false,
             input_open: true,
             output_open: true,
+            read_gate: false,
+            quiet_out: false,
             handle_unflushed: false,
             out: OutQueue::default(),
             write_armed: false,
@@ -649,6 +671,7 @@ impl ReadWriteBuilder {
             registered: self.registered,
             block_size: octets32(self.block_size),
         };
+        w.regate();
         match self.parking {
             Some(p) => kernel.wheel_insert_parked(w, p),
             None => kernel.wheel_insert(w),
@@ -684,6 +707,7 @@ impl ReadWrite {
         let (high, _) = self.backpressure;
         if high > 0 && self.out_octets >= high as usize {
             self.pressure_paused = true;
+            self.regate();
         }
         if self.high_mark > 0 {
             self.high_state = self.out_octets >= self.high_mark as usize;
@@ -715,11 +739,13 @@ impl ReadWrite {
     /// Stops reading (POE's `pause_input`).
     pub fn pause_input(&mut self) {
         self.input_paused = true;
+        self.regate();
     }
 
     /// Reads again (POE's `resume_input`).
     pub fn resume_input(&mut self) {
         self.input_paused = false;
+        self.regate();
     }
 
     /// Whether input is paused.
@@ -740,6 +766,7 @@ impl ReadWrite {
     pub fn shutdown_input(&mut self) {
         let _ = rustix::net::shutdown(self.handles.reader().read_fd(), rustix::net::Shutdown::Read);
         self.input_open = false;
+        self.regate();
     }
 
     /// Shuts the write side down (`shutdown(fd, SHUT_WR)`) and stops writing.
@@ -749,6 +776,7 @@ impl ReadWrite {
             rustix::net::Shutdown::Write,
         );
         self.output_open = false;
+        self.regate();
     }
 
     /// Moves the high-water mark (POE's `set_high_mark`): it must stay above the low mark,
@@ -757,6 +785,7 @@ impl ReadWrite {
         match self.low_mark {
             low if low > 0 && octets > low as usize => {
                 self.high_mark = octets32(octets);
+                self.regate();
                 Ok(())
             }
             _ => Err(Error::InvalidArgument(
@@ -770,6 +799,7 @@ impl ReadWrite {
         match self.high_mark {
             high if octets > 0 && octets < high as usize => {
                 self.low_mark = octets32(octets);
+                self.regate();
                 Ok(())
             }
             _ => Err(Error::InvalidArgument(
@@ -794,6 +824,7 @@ impl ReadWrite {
     /// input event stops reading.
     pub fn event(&mut self, which: RwEvent, name: Option<&str>) {
         self.events.set(which, name.map(EventId::of));
+        self.regate();
     }
 
     /// Replaces both filters; input buffered in the old input filter is parsed again by the
@@ -943,10 +974,17 @@ impl ReadWrite {
         let Some(input) = w.events.get(RwEvent::Input) else {
             return;
         };
-        let mut first = None;
-        if w.read_ready && w.input_open && w.reading_allowed() {
+        if w.read_ready && w.reading_allowed() {
             match w.read_once(shared, spares) {
-                Ok(parsed) => first = parsed,
+                // A `Line`'s first record, parsed by the read itself (the filter had
+                // nothing buffered): handed on here, with no second look at the filter.
+                Ok(Some(parsed)) => {
+                    if Self::deliver_line(kernel, at, id, owner, input, parsed).is_continue() {
+                        Self::deliver_parsed(kernel, id, at, owner);
+                    }
+                    return;
+                }
+                Ok(None) => {}
                 Err(failure) => {
                     if let Some(ev) = w.event_id(RwEvent::Error) {
                         kernel.wheel_call(owner, ev, (failure, id).into_args());
@@ -956,15 +994,14 @@ impl ReadWrite {
                 }
             }
         }
-        // A `Line`'s first record is parsed with the wheel at hand (by the read itself
-        // when the filter had nothing buffered); the delivery loop finds the wheel again
-        // for the next ones (a handler may have changed or dropped it).
-        if first.is_none() && w.parse_pending {
-            first = w.parse_line();
-        }
-        if let Some(parsed) = first {
-            if Self::deliver_line(kernel, at, id, owner, input, parsed).is_break() {
-                return;
+        // A `Line`'s first record is parsed with the wheel at hand; the delivery loop
+        // finds the wheel again for the next ones (a handler may have changed or dropped
+        // it).
+        if w.parse_pending {
+            if let Some(parsed) = w.parse_line() {
+                if Self::deliver_line(kernel, at, id, owner, input, parsed).is_break() {
+                    return;
+                }
             }
         }
         Self::deliver_parsed(kernel, id, at, owner);
@@ -1048,14 +1085,17 @@ impl ReadWrite {
         spares: &mut Vec<Vec<u8>>,
     ) -> std::result::Result<Option<LineParse>, WheelError> {
         let block = self.block_size as usize;
-        if shared.len() < block {
+        // Grown to exactly `block` if short: either way the slice needs no bounds check.
+        let buf: &mut [u8] = if shared.len() >= block {
+            &mut shared[..block]
+        } else {
             shared.resize(block, 0);
-        }
-        let buf = &mut shared[..block];
+            shared
+        };
         let failure = match self.handles.read_some(buf) {
             Ok(0) => WheelError::eof(),
             Ok(n) => {
-                if n < buf.len() && !self.peer_closed && !self.in_unpollable {
+                if n < buf.len() && !self.reads_to_eof {
                     // Drained: the next arrival raises a new edge. Once the peer has
                     // closed there is no edge to come: read on to end-of-file.
                     self.read_ready = false;
@@ -1089,6 +1129,7 @@ impl ReadWrite {
         };
         self.read_ready = false;
         self.input_open = false;
+        self.regate();
         Err(failure)
     }
 
@@ -1168,11 +1209,13 @@ impl ReadWrite {
         }
     }
 
-    /// Work for a read dispatch: input to read, or records parsed and waiting.
+    /// Work for a read dispatch: input to read, or records parsed and waiting. Readiness
+    /// is asked first: it is the usual work, and the usual answer to a wheel that has
+    /// none.
     #[inline]
     fn read_pending(&self) -> bool {
-        (self.parse_pending || (self.read_ready && self.input_open && self.reading_allowed()))
-            && self.events.get(RwEvent::Input).is_some()
+        (self.read_ready && self.reading_allowed())
+            || (self.parse_pending && self.events.get(RwEvent::Input).is_some())
     }
 
     /// Work for a write dispatch: output (or the handle's own buffer) and a writable
@@ -1182,10 +1225,25 @@ impl ReadWrite {
         self.write_ready && self.output_open && (!self.out.is_empty() || self.handle_unflushed)
     }
 
-    /// Whether input may be read now: not paused by the program, nor by backpressure
-    /// while output can still drain.
+    /// Whether input may be read now, the handle aside: `read_gate`, and the output
+    /// budget does not hold this wheel back (as [`ReadWrite::is_held_back`] tells).
+    #[inline]
     fn reading_allowed(&self) -> bool {
-        !self.input_paused && !self.is_held_back()
+        self.read_gate
+            && !(self.out_octets > 0
+                && self.output_open
+                && self.budget.as_deref().is_some_and(crate::Share::over))
+    }
+
+    /// Sets `read_gate` and `quiet_out` again from the flags they sum up.
+    fn regate(&mut self) {
+        self.read_gate = self.input_open
+            && !self.input_paused
+            && !(self.output_open && self.pressure_paused)
+            && self.events.get(RwEvent::Input).is_some();
+        self.quiet_out = self.output_open
+            && self.events.get(RwEvent::Flushed).is_none()
+            && (self.high_mark == 0 || self.low_mark == 0);
     }
 
     /// Tells the kernel's output budget what this wheel's output holds now.
@@ -1252,6 +1310,7 @@ impl ReadWrite {
                     error = Some(e);
                     self.write_ready = false;
                     self.output_open = false;
+                    self.regate();
                     break;
                 }
             }
@@ -1265,6 +1324,7 @@ impl ReadWrite {
     fn written_out(&mut self) {
         if self.pressure_paused && self.out_octets <= self.backpressure.1 as usize {
             self.pressure_paused = false;
+            self.regate();
         }
         self.sync_budget();
     }
@@ -1303,24 +1363,17 @@ impl ReadWrite {
             Err(e) => {
                 self.handle_unflushed = false;
                 self.output_open = false;
+                self.regate();
                 Some(e)
             }
         }
     }
 
-    /// Whether the write pass may write this wheel's armed output without the kernel
-    /// ([`Wheel::write_visit`]): no one listens for a flush and no marks are set, so only
-    /// a failure raises an event.
-    #[inline]
-    fn writes_quietly(&self) -> bool {
-        self.events.get(RwEvent::Flushed).is_none() && (self.high_mark == 0 || self.low_mark == 0)
-    }
-
-    /// Writes the armed output, then the handle's own buffer once the wheel's is empty;
-    /// the failure that closed the output, if any (an `io::Error`, a pointer, until it is
-    /// reported).
-    #[inline]
-    fn write_armed_out(&mut self, spares: &mut Vec<Vec<u8>>) -> Option<io::Error> {
+    /// Writes the armed output, then the handle's own buffer once the wheel's is empty.
+    /// Always inlined: in the write visit, its usual caller, a call's saving of registers
+    /// costs more than the code it would share.
+    #[inline(always)]
+    fn write_armed_out(&mut self, spares: &mut Vec<Vec<u8>>) -> Wrote {
         self.write_armed = false;
         // The usual write: the one chunk waiting, to a TCP stream, taken whole.
         let mut first = None;
@@ -1335,11 +1388,14 @@ impl ReadWrite {
                 }
                 // A TCP stream buffers nothing of its own (see `flush_handle`).
                 self.handle_unflushed = false;
-                return None;
+                return Wrote::All;
             }
             first = Some((result, wanted));
         }
-        self.write_armed_rest(first, spares)
+        match self.write_armed_rest(first, spares) {
+            Some(error) => Wrote::Failed(error),
+            None => Wrote::Some,
+        }
     }
 
     /// [`ReadWrite::write_armed_out`] past its usual write.
@@ -1377,7 +1433,10 @@ impl ReadWrite {
         if !w.write_armed || !w.output_open || (w.out.is_empty() && !w.handle_unflushed) {
             return;
         }
-        let error = w.write_armed_out(spares);
+        let error = match w.write_armed_out(spares) {
+            Wrote::Failed(error) => Some(error),
+            Wrote::All | Wrote::Some => None,
+        };
         let (high, low, emptied) = {
             let mut high = false;
             let mut low = false;
@@ -1430,6 +1489,7 @@ impl Wheel for ReadWrite {
             Err(e) => Err(e),
             Ok(()) => Ok(false),
         };
+        let (mut in_unpollable, mut out_unpollable) = (false, false);
         match &mut self.handles {
             Handles::Tcp(_) | Handles::Duplex(_) => {
                 // By descriptor, so a registration left by an earlier wheel on the same
@@ -1443,20 +1503,21 @@ impl Wheel for ReadWrite {
                     self.registered,
                 );
                 if unpollable(r)? {
-                    self.in_unpollable = true;
-                    self.out_unpollable = true;
+                    in_unpollable = true;
+                    out_unpollable = true;
                 }
             }
             Handles::Split(rw) => {
                 let (r, w) = &mut **rw;
-                self.in_unpollable =
+                in_unpollable =
                     unpollable(registry.register(r.read_source(), tokens[0], Interest::READABLE))?;
-                self.out_unpollable =
+                out_unpollable =
                     unpollable(registry.register(w.write_source(), tokens[1], Interest::WRITABLE))?;
             }
         }
-        self.read_ready |= self.in_unpollable;
-        self.write_ready |= self.out_unpollable;
+        self.reads_to_eof |= in_unpollable;
+        self.read_ready |= in_unpollable;
+        self.write_ready |= out_unpollable;
         Ok(())
     }
 
@@ -1488,6 +1549,7 @@ impl Wheel for ReadWrite {
     fn note_closed(&mut self, which: usize) {
         if which == 0 {
             self.peer_closed = true;
+            self.reads_to_eof = true;
             self.read_ready = true;
         }
     }
@@ -1505,6 +1567,7 @@ impl Wheel for ReadWrite {
             self.read_ready |= r.readable;
             self.write_ready |= r.writable;
             self.peer_closed |= r.closed;
+            self.reads_to_eof |= r.closed;
         }
     }
 
@@ -1521,18 +1584,25 @@ impl Wheel for ReadWrite {
     }
 
     fn arm(&mut self) {
-        self.write_armed = !self.out.is_empty() || self.handle_unflushed;
+        // Both are plain loads: `|` tests them with no branch.
+        self.write_armed = !self.out.is_empty() | self.handle_unflushed;
     }
 
     #[inline]
     fn write_visit(&mut self, out: &mut WriteOut) -> WriteVisit {
-        if self.due(Mode::Write) {
-            if !self.writes_quietly() {
+        // `due(Mode::Write)`, with `quiet_out` asked before the open output it implies;
+        // the flags are plain loads, ANDed with one branch.
+        if self.write_armed & self.write_ready & (!self.out.is_empty() | self.handle_unflushed) {
+            if self.quiet_out {
+                match self.write_armed_out(out.spares()) {
+                    // Nothing waits to be written now: no need to look again.
+                    Wrote::All => return WriteVisit::listed(self.read_pending()),
+                    Wrote::Some => {}
+                    // The error event is raised by the write dispatch the kernel makes now.
+                    Wrote::Failed(error) => return out.fail(WheelError::io("write", &error)),
+                }
+            } else if self.output_open {
                 return WriteVisit::Dispatch;
-            }
-            if let Some(error) = self.write_armed_out(out.spares()) {
-                // The error event is raised by the write dispatch the kernel makes now.
-                return out.fail(WheelError::io("write", &error));
             }
         }
         WriteVisit::listed(self.write_pending() || self.read_pending())
