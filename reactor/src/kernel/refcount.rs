@@ -31,10 +31,8 @@ impl Kernel {
 
     #[inline]
     pub(crate) fn key_or_none(&self, id: SessionId) -> u32 {
-        if id == self.active.session {
-            if self.active.key().is_some() {
-                return self.active.slot();
-            }
+        if id == self.active.session && self.active.key().is_some() {
+            return self.active.slot();
         }
         self.key_of(id).map_or(NO_KEY, |k| k as u32)
     }
