@@ -213,17 +213,15 @@ pub(crate) fn erase<H: 'static, R: Outcome + 'static>(
 ) -> Handler {
     Rc::new(move |kernel: &mut Kernel, mut inv: Invocation| {
         let mut ctx = Ctx {
-            kernel,
+            kernel: &mut *kernel,
             inv: &mut inv,
             _heap: PhantomData,
         };
         let out = f(&mut ctx).into_outcome();
-        if ctx.inv.args.pooled() {
-            let k = &mut *ctx.kernel;
-            ctx.inv
-                .args
-                .recycle_into(&mut k.arg_lists, &mut k.record_boxes, &mut k.input_args);
-        }
+        // The arguments are done with: moved out to be kept or dropped in one place.
+        let k = kernel;
+        inv.args
+            .recycle(&mut k.arg_lists, &mut k.record_boxes, &mut k.input_args);
         out
     })
 }
