@@ -336,8 +336,11 @@ impl Args {
         // rest out of line.
         if let Some(w) = self.input_mut() {
             if i == 0 && TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
-                if let Some(t) = cast_value(std::mem::take(&mut w.record)) {
-                    return Ok(t);
+                // Moved out where it lies, an empty vector put back: a cast of the moved
+                // vector would test it on the way (whether the cast made something).
+                let record = (&mut w.record as &mut dyn Any).downcast_mut::<T>();
+                if let (Some(record), Some(empty)) = (record, cast_value(Vec::<u8>::new())) {
+                    return Ok(std::mem::replace(record, empty));
                 }
             }
             if i == 1 && TypeId::of::<T>() == TypeId::of::<WheelId>() {

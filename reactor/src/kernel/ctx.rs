@@ -227,11 +227,12 @@ pub(crate) fn erase<H: 'static, R: Outcome + 'static>(
             own_wheel: None,
             _heap: PhantomData,
         };
-        let out = f(&mut ctx).into_outcome();
-        // The arguments are done with: moved out to be kept or dropped in one place.
+        let out = f(&mut ctx);
+        // The arguments are done with: moved out to be kept or dropped in one place. The
+        // handler's value is converted after, straight into the kernel's form.
         let k = kernel;
         inv.args
             .recycle(&mut k.arg_lists, &mut k.record_boxes, &mut k.input_args);
-        out
+        out.into_outcome()
     })
 }
