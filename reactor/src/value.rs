@@ -139,28 +139,42 @@ impl Args {
         }
     }
 
+    /// [`Args::recycle_into`] for arguments no one will look at again, as a handler's
+    /// are when it returns: taken by value, so what is kept is moved out once and nothing
+    /// is written back (an emptied list) to be read again when the rest is dropped.
+    #[inline(always)]
+    pub(crate) fn recycle(
+        self,
+        pool: &mut Vec<Vec<Arg>>,
+        records: &mut Vec<Rc<Vec<u8>>>,
+        input: &mut Option<Box<WheelInput>>,
+    ) {
+        match self.0 {
+            Repr::Input(mut b) => {
+                if input.is_none() {
+                    if b.shared.get().is_some() {
+                        b.shared = std::cell::OnceCell::new();
+                    }
+                    *input = Some(b);
+                }
+            }
+            Repr::List(v) => {
+                if v.capacity() == POOLED_CAPACITY {
+                    recycle_list(v, pool, records);
+                }
+            }
+        }
+    }
+
     /// [`Args::recycle_into`] for a list of the pool's capacity.
     #[inline(never)]
     fn recycle_pooled(&mut self, pool: &mut Vec<Vec<Arg>>, records: &mut Vec<Rc<Vec<u8>>>) {
         if !self.pooled() || pool.len() >= POOL_SIZE {
             return;
         }
-        let Repr::List(mut v) = std::mem::take(&mut self.0) else {
-            return;
-        };
-        // Only a box no one else holds can be reused; its type is asked last.
-        if records.len() < POOL_SIZE
-            && v.first()
-                .is_some_and(|a| Rc::strong_count(a) == 1 && Rc::weak_count(a) == 0)
-        {
-            if let Ok(r) = v.swap_remove(0).downcast::<Vec<u8>>() {
-                if r.capacity() == 0 {
-                    records.push(r);
-                }
-            }
+        if let Repr::List(v) = std::mem::take(&mut self.0) {
+            recycle_list(v, pool, records);
         }
-        v.clear();
-        pool.push(v);
     }
 
     /// Runs `f` on the arguments as shared ones, in place: a wheel's record and id
@@ -322,8 +336,11 @@ impl Args {
         // rest out of line.
         if let Some(w) = self.input_mut() {
             if i == 0 && TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
-                if let Some(t) = cast_value(std::mem::take(&mut w.record)) {
-                    return Ok(t);
+                // Moved out where it lies, an empty vector put back: a cast of the moved
+                // vector would test it on the way (whether the cast made something).
+                let record = (&mut w.record as &mut dyn Any).downcast_mut::<T>();
+                if let (Some(record), Some(empty)) = (record, cast_value(Vec::<u8>::new())) {
+                    return Ok(std::mem::replace(record, empty));
                 }
             }
             if i == 1 && TypeId::of::<T>() == TypeId::of::<WheelId>() {
@@ -440,6 +457,28 @@ impl Args {
                 .unwrap_or_default(),
         ))
     }
+}
+
+/// A list of the pool's capacity, given back ([`Args::recycle_into`]): to `pool`, empty,
+/// unless it is full; a byte record taken out as `ARG0` leaves its box to `records`.
+#[inline(never)]
+fn recycle_list(mut v: Vec<Arg>, pool: &mut Vec<Vec<Arg>>, records: &mut Vec<Rc<Vec<u8>>>) {
+    if pool.len() >= POOL_SIZE {
+        return;
+    }
+    // Only a box no one else holds can be reused; its type is asked last.
+    if records.len() < POOL_SIZE
+        && v.first()
+            .is_some_and(|a| Rc::strong_count(a) == 1 && Rc::weak_count(a) == 0)
+    {
+        if let Ok(r) = v.swap_remove(0).downcast::<Vec<u8>>() {
+            if r.capacity() == 0 {
+                records.push(r);
+            }
+        }
+    }
+    v.clear();
+    pool.push(v);
 }
 
 /// `v` as a `T`, when `V` is `T` (decided when this is compiled for the two types, so it

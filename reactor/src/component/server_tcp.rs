@@ -247,8 +247,13 @@ impl<U: 'static> Ctx<'_, ConnHeap<U>> {
     /// once the connection is closed.
     #[inline]
     pub fn client(&mut self) -> Option<&mut ReadWrite> {
-        let id = self.heap().client_id()?;
-        self.wheel_mut::<ReadWrite>(id)
+        // In the input handler, the wheel read with `shutdown` if the heap was not handed
+        // out since.
+        let id = match self.own_wheel {
+            Some(id) => id,
+            None => self.heap().client_id()?,
+        };
+        self.kernel.wheel_mut::<ReadWrite>(id)
     }
 }
 
@@ -575,10 +580,13 @@ impl<U: Default + 'static> ServerTcpBuilder<U> {
     ) -> Self {
         self.conn.input = Some(erase::<ConnHeap<U>, _>(
             move |ctx: &mut Ctx<'_, ConnHeap<U>>| -> Result<Value, HandlerError> {
-                // POE: `return if $heap->{shutdown};`
-                if ctx.heap().shutdown {
+                // POE: `return if $heap->{shutdown};`. The wheel is read in the same look,
+                // for `ctx.client()`.
+                let heap = ctx.heap();
+                if heap.shutdown {
                     return Ok(Value::none());
                 }
+                ctx.own_wheel = heap.client_id();
                 f(ctx).into_outcome()
             },
         ));

@@ -4,6 +4,7 @@
 use super::session::{ObjectMethod, PackageMethod, SessionId};
 use super::{EventId, Kernel};
 use crate::error::Result;
+use crate::ids::WheelId;
 use crate::value::{ArgError, Args, HandlerError, IntoArgs, Outcome, Value};
 use std::any::Any;
 use std::marker::PhantomData;
@@ -66,6 +67,11 @@ pub struct Ctx<'k, H> {
     /// the context would read back with wide loads what the kernel has just written field
     /// by field, which the store buffer cannot forward.
     pub(crate) inv: &'k mut Invocation,
+    /// The wheel the heap named as the session's own when last looked at for that (a
+    /// `ServerTcp` connection's `client`, read with its `shutdown` before the program's
+    /// input handler runs), while that look holds: whatever hands out the heap or the
+    /// kernel mutably forgets it. `Ctx::client` then needs no second look at the heap.
+    pub(crate) own_wheel: Option<WheelId>,
     pub(crate) _heap: PhantomData<fn() -> H>,
 }
 
@@ -82,11 +88,13 @@ impl<H> std::fmt::Debug for Ctx<'_, H> {
 impl<H: 'static> Ctx<'_, H> {
     /// The session's heap (POE's `HEAP`).
     pub fn heap(&mut self) -> &mut H {
+        self.own_wheel = None;
         self.kernel.heap_of::<H>(self.inv.key)
     }
 
     /// The kernel (POE's `KERNEL`); the context also dereferences to it.
     pub fn kernel(&mut self) -> &mut Kernel {
+        self.own_wheel = None;
         self.kernel
     }
 
@@ -204,6 +212,7 @@ impl<H> Deref for Ctx<'_, H> {
 
 impl<H> DerefMut for Ctx<'_, H> {
     fn deref_mut(&mut self) -> &mut Kernel {
+        self.own_wheel = None;
         self.kernel
     }
 }
@@ -213,17 +222,17 @@ pub(crate) fn erase<H: 'static, R: Outcome + 'static>(
 ) -> Handler {
     Rc::new(move |kernel: &mut Kernel, mut inv: Invocation| {
         let mut ctx = Ctx {
-            kernel,
+            kernel: &mut *kernel,
             inv: &mut inv,
+            own_wheel: None,
             _heap: PhantomData,
         };
-        let out = f(&mut ctx).into_outcome();
-        if ctx.inv.args.pooled() {
-            let k = &mut *ctx.kernel;
-            ctx.inv
-                .args
-                .recycle_into(&mut k.arg_lists, &mut k.record_boxes, &mut k.input_args);
-        }
-        out
+        let out = f(&mut ctx);
+        // The arguments are done with: moved out to be kept or dropped in one place. The
+        // handler's value is converted after, straight into the kernel's form.
+        let k = kernel;
+        inv.args
+            .recycle(&mut k.arg_lists, &mut k.record_boxes, &mut k.input_args);
+        out.into_outcome()
     })
 }

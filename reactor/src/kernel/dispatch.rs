@@ -354,6 +354,13 @@ impl Kernel {
         }
     }
 
+    /// [`Kernel::handler_args`] in place, for `_default`: the event's name, then `args`.
+    #[cold]
+    #[inline(never)]
+    fn default_args(&self, ev: EventId, args: &mut Args) {
+        *args = args_of((self.names.name(ev).to_owned(), std::mem::take(args)));
+    }
+
     #[cold]
     #[inline(never)]
     fn find_default(&self, key: usize, ev: EventId) -> Option<(Handler, EventId)> {
@@ -473,7 +480,12 @@ impl Kernel {
             self.sessions[key].depth -= 1;
             return Ok(Value::none());
         };
-        let args = self.handler_args(ev, state, args);
+        // `_default`'s arguments are made in place: the arguments are moved once, into
+        // the invocation.
+        let mut args = args;
+        if state != ev {
+            self.default_args(ev, &mut args);
+        }
         if trace {
             log::info!(
                 "{} -> {} (from {}:{})",
