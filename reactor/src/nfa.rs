@@ -742,12 +742,9 @@ fn invoke<R: 'static>(
     }
     let mut ctx = NfaCtx { kernel, inv, core };
     let out = h(&mut ctx);
-    if ctx.inv.args.pooled() {
-        let k = &mut *ctx.kernel;
-        ctx.inv
-            .args
-            .recycle_into(&mut k.arg_lists, &mut k.record_boxes, &mut k.input_args);
-    }
+    let NfaCtx { kernel: k, inv, .. } = ctx;
+    inv.args
+        .recycle(&mut k.arg_lists, &mut k.record_boxes, &mut k.input_args);
     out
 }
 

@@ -99,49 +99,24 @@ impl Args {
     /// Whether the list is one the kernel keeps when its handler returns (see
     /// [`Args`]): a wheel's record and id, or any list of capacity four, the pool's own
     /// or not.
-    #[inline]
-    pub(crate) fn pooled(&self) -> bool {
+    #[cfg(test)]
+    fn pooled(&self) -> bool {
         match &self.0 {
             Repr::List(v) => v.capacity() == POOLED_CAPACITY,
             Repr::Input(_) => true,
         }
     }
 
-    /// Gives the list to `pool`, empty, if it is one the pool keeps (see [`Args`]); the
-    /// box of a byte record the handler took out as `ARG0` (where wheels put their
-    /// records; [`Args::take`] leaves the box, emptied) goes to `records`, for the next
-    /// records.
+    /// Gives the arguments back when their handler has returned: a list of the pool's
+    /// capacity (see [`Args`]) to `pool`, empty; the box of a byte record the handler
+    /// took out as `ARG0` (where wheels put their records; [`Args::take`] leaves the
+    /// box, emptied) to `records`, for the next records; a wheel's record and id in
+    /// their box to `input`, if that is empty: the next record and id are written into
+    /// it. Anything else is dropped.
     ///
-    /// A wheel's record and id go back in their box to `input`, if that is empty: the
-    /// next record and id are written into it.
-    ///
-    /// The record and id, a wheel's every record, are given back here, inlined where
-    /// handlers return; the pool's lists out of line.
-    #[inline(always)]
-    pub(crate) fn recycle_into(
-        &mut self,
-        pool: &mut Vec<Vec<Arg>>,
-        records: &mut Vec<Rc<Vec<u8>>>,
-        input: &mut Option<Box<WheelInput>>,
-    ) {
-        match &mut self.0 {
-            Repr::Input(b) => {
-                if input.is_none() {
-                    if b.shared.get().is_some() {
-                        b.shared = std::cell::OnceCell::new();
-                    }
-                    if let Repr::Input(b) = std::mem::take(&mut self.0) {
-                        *input = Some(b);
-                    }
-                }
-            }
-            Repr::List(_) => self.recycle_pooled(pool, records),
-        }
-    }
-
-    /// [`Args::recycle_into`] for arguments no one will look at again, as a handler's
-    /// are when it returns: taken by value, so what is kept is moved out once and nothing
-    /// is written back (an emptied list) to be read again when the rest is dropped.
+    /// Taken by value, so what is kept is moved out once and nothing is written back to
+    /// be read again when the rest is dropped. The record and id, a wheel's every record,
+    /// are given back inlined where handlers return; the pool's lists out of line.
     #[inline(always)]
     pub(crate) fn recycle(
         self,
@@ -163,17 +138,6 @@ impl Args {
                     recycle_list(v, pool, records);
                 }
             }
-        }
-    }
-
-    /// [`Args::recycle_into`] for a list of the pool's capacity.
-    #[inline(never)]
-    fn recycle_pooled(&mut self, pool: &mut Vec<Vec<Arg>>, records: &mut Vec<Rc<Vec<u8>>>) {
-        if !self.pooled() || pool.len() >= POOL_SIZE {
-            return;
-        }
-        if let Repr::List(v) = std::mem::take(&mut self.0) {
-            recycle_list(v, pool, records);
         }
     }
 
@@ -459,7 +423,7 @@ impl Args {
     }
 }
 
-/// A list of the pool's capacity, given back ([`Args::recycle_into`]): to `pool`, empty,
+/// A list of the pool's capacity, given back ([`Args::recycle`]): to `pool`, empty,
 /// unless it is full; a byte record taken out as `ARG0` leaves its box to `records`.
 #[inline(never)]
 fn recycle_list(mut v: Vec<Arg>, pool: &mut Vec<Vec<Arg>>, records: &mut Vec<Rc<Vec<u8>>>) {
@@ -918,14 +882,13 @@ mod tests {
         let mut a = Args::from(Vec::with_capacity(4));
         a.push(1u8);
         assert!(a.pooled());
-        a.recycle_into(&mut pool, &mut Vec::new(), &mut None);
+        a.recycle(&mut pool, &mut Vec::new(), &mut None);
         assert_eq!(pool.len(), 1);
         assert!(pool[0].is_empty() && pool[0].capacity() == 4);
-        let mut b = Args::from(vec![Rc::new(1u8) as Arg]);
+        let b = Args::from(vec![Rc::new(1u8) as Arg]);
         assert!(!b.pooled());
-        assert!(a.is_empty());
-        b.recycle_into(&mut pool, &mut Vec::new(), &mut None);
-        assert_eq!((b.len(), pool.len()), (1, 1));
+        b.recycle(&mut pool, &mut Vec::new(), &mut None);
+        assert_eq!(pool.len(), 1);
     }
 
     /// A wheel's record and id go back in their box, to an empty slot only, and are read
@@ -953,13 +916,12 @@ mod tests {
         // An id is copied out and stays.
         assert_eq!(a.take::<WheelId>(1).unwrap(), WheelId(3));
         assert_eq!(*a.get::<WheelId>(1).unwrap(), WheelId(3));
-        a.recycle_into(&mut pool, &mut boxes, &mut input);
-        assert!(a.is_empty());
+        a.recycle(&mut pool, &mut boxes, &mut input);
         assert!(input.is_some() && pool.is_empty() && boxes.is_empty());
-        // The slot is taken: a second one is dropped.
-        let mut b = Args::wheel_input(None, b"two".to_vec(), WheelId(4));
-        b.recycle_into(&mut pool, &mut boxes, &mut input);
-        assert_eq!(b.len(), 2);
+        // The slot is taken: a second one is dropped, the first stays.
+        let b = Args::wheel_input(None, b"two".to_vec(), WheelId(4));
+        b.recycle(&mut pool, &mut boxes, &mut input);
+        assert_eq!(input.as_ref().map(|b| b.id), Some(WheelId(3)));
         // The kept box carries the next record and id.
         let c = Args::wheel_input(input.take(), b"three".to_vec(), WheelId(5));
         assert_eq!(c.get::<Vec<u8>>(0).unwrap(), b"three");
@@ -1038,14 +1000,14 @@ mod record_box_tests {
         assert_eq!(args.take::<Vec<u8>>(0).unwrap(), b"line");
         assert!(args.get::<Vec<u8>>(0).unwrap().is_empty());
         let (mut lists, mut boxes) = (Vec::new(), Vec::new());
-        args.recycle_into(&mut lists, &mut boxes, &mut None);
+        args.recycle(&mut lists, &mut boxes, &mut None);
         assert_eq!((lists.len(), boxes.len()), (1, 1));
         // A record still shared, or not taken, is not harvested.
         let kept = Rc::new(b"kept".to_vec()) as super::Arg;
         let mut v = Vec::with_capacity(POOLED_CAPACITY);
         v.push(Rc::clone(&kept));
         v.push(Rc::new(b"untaken".to_vec()) as super::Arg);
-        Args::from(v).recycle_into(&mut lists, &mut boxes, &mut None);
+        Args::from(v).recycle(&mut lists, &mut boxes, &mut None);
         assert_eq!(boxes.len(), 1);
     }
 }

@@ -346,12 +346,11 @@ impl Kernel {
 
     /// The arguments a handler found by [`Kernel::find_handler`] gets for `ev`.
     #[inline]
-    fn handler_args(&self, ev: EventId, state: EventId, args: Args) -> Args {
-        if state == ev {
-            args
-        } else {
-            args_of((self.names.name(ev).to_owned(), args))
+    fn handler_args(&self, ev: EventId, state: EventId, mut args: Args) -> Args {
+        if state != ev {
+            self.default_args(ev, &mut args);
         }
+        args
     }
 
     /// [`Kernel::handler_args`] in place, for `_default`: the event's name, then `args`.
@@ -481,7 +480,7 @@ impl Kernel {
             return Ok(Value::none());
         };
         // `_default`'s arguments are made in place: the arguments are moved once, into
-        // the invocation.
+        // the invocation (`handler_args`, which returns them, costs a move more here).
         let mut args = args;
         if state != ev {
             self.default_args(ev, &mut args);

@@ -757,9 +757,21 @@ impl ReadWrite {
     /// ([`ReadWriteBuilder::backpressure`]), or the kernel's while this wheel holds some
     /// ([`KernelBuilder::output_budget`](crate::KernelBuilder::output_budget)).
     pub fn is_held_back(&self) -> bool {
-        self.output_open
-            && (self.pressure_paused
-                || (self.out_octets > 0 && self.budget.as_deref().is_some_and(crate::Share::over)))
+        self.output_open && (self.pressure_paused || self.budget_holds_back())
+    }
+
+    /// The kernel's output budget is spent and this wheel holds some of it (the budget's
+    /// part of [`ReadWrite::is_held_back`]).
+    #[inline]
+    fn budget_holds_back(&self) -> bool {
+        self.out_octets > 0 && self.budget.as_deref().is_some_and(crate::Share::over)
+    }
+
+    /// Output waits: the wheel's own, or the handle's buffer. Plain loads, tested with no
+    /// branch.
+    #[inline]
+    fn output_waits(&self) -> bool {
+        !self.out.is_empty() | self.handle_unflushed
     }
 
     /// Shuts the read side down (`shutdown(fd, SHUT_RD)`) and stops reading.
@@ -1222,17 +1234,14 @@ impl ReadWrite {
     /// handle.
     #[inline]
     fn write_pending(&self) -> bool {
-        self.write_ready && self.output_open && (!self.out.is_empty() || self.handle_unflushed)
+        self.write_ready && self.output_open && self.output_waits()
     }
 
     /// Whether input may be read now, the handle aside: `read_gate`, and the output
     /// budget does not hold this wheel back (as [`ReadWrite::is_held_back`] tells).
     #[inline]
     fn reading_allowed(&self) -> bool {
-        self.read_gate
-            && !(self.out_octets > 0
-                && self.output_open
-                && self.budget.as_deref().is_some_and(crate::Share::over))
+        self.read_gate && !(self.budget_holds_back() && self.output_open)
     }
 
     /// Sets `read_gate` and `quiet_out` again from the flags they sum up.
@@ -1430,7 +1439,7 @@ impl ReadWrite {
         let Some((w, _, spares)) = kernel.wheel_at_with_buffers::<ReadWrite>(at) else {
             return;
         };
-        if !w.write_armed || !w.output_open || (w.out.is_empty() && !w.handle_unflushed) {
+        if !w.write_armed || !w.output_open || !w.output_waits() {
             return;
         }
         let error = match w.write_armed_out(spares) {
@@ -1449,11 +1458,7 @@ impl ReadWrite {
                     low = true;
                 }
             }
-            (
-                high,
-                low,
-                w.out.is_empty() && !w.handle_unflushed && error.is_none(),
-            )
+            (high, low, !w.output_waits() && error.is_none())
         };
         let names = (
             w.event_id(RwEvent::Error),
@@ -1584,15 +1589,14 @@ impl Wheel for ReadWrite {
     }
 
     fn arm(&mut self) {
-        // Both are plain loads: `|` tests them with no branch.
-        self.write_armed = !self.out.is_empty() | self.handle_unflushed;
+        self.write_armed = self.output_waits();
     }
 
     #[inline]
     fn write_visit(&mut self, out: &mut WriteOut) -> WriteVisit {
         // `due(Mode::Write)`, with `quiet_out` asked before the open output it implies;
         // the flags are plain loads, ANDed with one branch.
-        if self.write_armed & self.write_ready & (!self.out.is_empty() | self.handle_unflushed) {
+        if self.write_armed & self.write_ready & self.output_waits() {
             if self.quiet_out {
                 match self.write_armed_out(out.spares()) {
                     // Nothing waits to be written now: no need to look again.
